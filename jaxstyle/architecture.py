@@ -1,0 +1,38 @@
+"""The VGG19 layer table: names, order and convolution shapes.
+
+VGG19 has five blocks of 3x3 convolutions (2, 2, 4, 4, 4 of them) with 64,
+128, 256, 512, 512 output channels; each convolution is followed by a ReLU and
+each block by a 2x2 stride-2 pooling. Layers are named as in the literature:
+``conv{block}_{i}``, ``relu{block}_{i}``, ``pool{block}``.
+"""
+
+from __future__ import annotations
+
+_BLOCKS = ((2, 64), (2, 128), (4, 256), (4, 512), (4, 512))
+
+
+def _layer_table() -> tuple[tuple[str, ...], dict[str, tuple[int, int]]]:
+    names: list[str] = []
+    conv_shapes: dict[str, tuple[int, int]] = {}
+    channels_in = 3
+    for block, (n_convs, channels) in enumerate(_BLOCKS, start=1):
+        for i in range(1, n_convs + 1):
+            conv_shapes[f"conv{block}_{i}"] = (channels_in, channels)
+            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
+            channels_in = channels
+        names.append(f"pool{block}")
+    return tuple(names), conv_shapes
+
+
+LAYER_NAMES, CONV_SHAPES = _layer_table()
+"""All 37 layer names in network order; {conv name: (in channels, out channels)}."""
+
+CONV_NAMES = tuple(CONV_SHAPES)
+"""The 16 convolutions in network order."""
+
+LAYER_INDEX = {name: i for i, name in enumerate(LAYER_NAMES)}
+
+
+def deepest(layers) -> str:
+    """The layer of ``layers`` that comes last in the network."""
+    return max(layers, key=LAYER_INDEX.__getitem__)

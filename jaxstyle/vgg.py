@@ -1,0 +1,94 @@
+"""The VGG19 feature extractor as a Flax module, and ``vgg_features``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import partial
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxstyle.architecture import CONV_SHAPES, LAYER_INDEX, LAYER_NAMES, deepest
+from jaxstyle.errors import JaxstyleError
+from jaxstyle.weights import Preprocessing, VGG19Weights
+
+POOLINGS = ("max", "avg")
+
+
+class VGG19(nn.Module):
+    """VGG19's convolutional part, NHWC, run up to ``last_layer`` only.
+
+    Input is already preprocessed (see :func:`preprocess`); the output maps
+    every layer name up to and including ``last_layer`` to its activation.
+    """
+
+    last_layer: str = "pool5"
+    pooling: str = "max"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
+        pool = nn.max_pool if self.pooling == "max" else nn.avg_pool
+        out = {}
+        for name in LAYER_NAMES[: LAYER_INDEX[self.last_layer] + 1]:
+            if name.startswith("conv"):
+                x = nn.Conv(CONV_SHAPES[name][1], (3, 3), padding="SAME", name=name)(x)
+            elif name.startswith("relu"):
+                x = nn.relu(x)
+            else:
+                x = pool(x, (2, 2), strides=(2, 2))
+            out[name] = x
+        return out
+
+
+def preprocess(images: jax.Array, preprocessing: Preprocessing) -> jax.Array:
+    """RGB images in [0, 1], (..., H, W, 3) -> network input of the same shape."""
+    x = images[..., ::-1] if preprocessing.bgr else images
+    mean = jnp.asarray(preprocessing.mean, x.dtype)
+    std = jnp.asarray(preprocessing.std, x.dtype)
+    return (x * preprocessing.scale - mean) / std
+
+
+def check_layers(layers: Iterable[str]) -> tuple[str, ...]:
+    """The layer names as a tuple; a clear error for unknown ones."""
+    layers = tuple(layers)
+    unknown = [name for name in layers if name not in LAYER_INDEX]
+    if unknown:
+        raise JaxstyleError(
+            f"unknown VGG19 layer {', '.join(unknown)}; known layers are "
+            f"conv1_1..conv5_4, relu1_1..relu5_4, pool1..pool5"
+        )
+    if not layers:
+        raise JaxstyleError("no VGG19 layers requested")
+    return layers
+
+
+@partial(jax.jit, static_argnames=("layers", "pooling"))
+def _features(params: VGG19Weights, images, layers, pooling):
+    model = VGG19(last_layer=deepest(layers), pooling=pooling)
+    x = preprocess(images.astype(jnp.float32), params.preprocessing)
+    out = model.apply({"params": params.params}, x)
+    return {name: out[name] for name in layers}
+
+
+def vgg_features(
+    params: VGG19Weights,
+    images: jax.Array,
+    layers: Iterable[str],
+    *,
+    pooling: str = "max",
+) -> dict[str, jax.Array]:
+    """VGG19 activations of RGB images.
+
+    Args:
+      params: weights from :func:`jaxstyle.load_vgg19`.
+      images: float (N, H, W, 3), RGB in [0, 1].
+      layers: names such as ``"relu4_2"``; only layers up to the deepest are run.
+      pooling: ``"max"`` (as trained) or ``"avg"`` (Gatys et al.'s choice).
+
+    Returns:
+      ``{name: float32 (N, h, w, C)}``, h and w halved after each pool.
+    """
+    if pooling not in POOLINGS:
+        raise JaxstyleError(f"pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
+    return _features(params, jnp.asarray(images), check_layers(layers), pooling)

