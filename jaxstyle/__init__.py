@@ -1,8 +1,34 @@
-"""jaxstyle: neural style transfer (Gatys et al.) in JAX."""
+"""jaxstyle: neural style transfer (Gatys et al.) in JAX.
+
+The whole public API is re-exported here.
+"""
 
 from jaxstyle.errors import JaxstyleError as JaxstyleError
+from jaxstyle.losses import content_loss as content_loss
+from jaxstyle.losses import gram_matrix as gram_matrix
+from jaxstyle.losses import style_layer_loss as style_layer_loss
+from jaxstyle.losses import style_loss as style_loss
+from jaxstyle.losses import total_variation_loss as total_variation_loss
+from jaxstyle.objective import LossWeights as LossWeights
+from jaxstyle.objective import Objective as Objective
+from jaxstyle.objective import Targets as Targets
+from jaxstyle.objective import compute_targets as compute_targets
+from jaxstyle.objective import loss_terms as loss_terms
+from jaxstyle.objective import total_loss as total_loss
+from jaxstyle.optimize import OptimizerConfig as OptimizerConfig
+from jaxstyle.presets import PRESETS as PRESETS
+from jaxstyle.presets import Preset as Preset
+from jaxstyle.stylize import StylizeResult as StylizeResult
+from jaxstyle.stylize import stylize as stylize
 from jaxstyle.vgg import vgg_features as vgg_features
 from jaxstyle.weights import VGG19Weights as VGG19Weights
 from jaxstyle.weights import load_vgg19 as load_vgg19
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "JaxstyleError", "LossWeights", "Objective", "OptimizerConfig", "PRESETS", "Preset",
+    "StylizeResult", "Targets", "VGG19Weights", "compute_targets", "content_loss",
+    "gram_matrix", "load_vgg19", "loss_terms", "style_layer_loss", "style_loss", "stylize",
+    "total_loss", "total_variation_loss", "vgg_features",
+]

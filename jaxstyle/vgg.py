@@ -64,7 +64,8 @@ def check_layers(layers: Iterable[str]) -> tuple[str, ...]:
 
 
 @partial(jax.jit, static_argnames=("layers", "pooling"))
-def _features(params: VGG19Weights, images, layers, pooling):
+def features(params: VGG19Weights, images: jax.Array, layers: tuple[str, ...], pooling: str):
+    """Unchecked core of :func:`vgg_features`, for use inside traced code."""
     model = VGG19(last_layer=deepest(layers), pooling=pooling)
     x = preprocess(images.astype(jnp.float32), params.preprocessing)
     out = model.apply({"params": params.params}, x)
@@ -91,4 +92,4 @@ def vgg_features(
     """
     if pooling not in POOLINGS:
         raise JaxstyleError(f"pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
-    return _features(params, jnp.asarray(images), check_layers(layers), pooling)
+    return features(params, jnp.asarray(images), check_layers(layers), pooling)

@@ -1,0 +1,178 @@
+"""The style-transfer objective J(x) = α·content + β·Σ_l w_l·style_l + γ·TV.
+
+Three pieces, split by how they vary:
+  * :class:`Objective` — static settings (layers, normalisations): they shape
+    the compiled program.
+  * :class:`LossWeights` — α, β, γ and the per-layer w_l as arrays: a pytree,
+    so a grid of them can be vmapped through one compiled program.
+  * :class:`Targets` — content features and style Grams, computed once per run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+
+from jaxstyle import losses
+from jaxstyle.architecture import LAYER_INDEX
+from jaxstyle.errors import JaxstyleError
+from jaxstyle.presets import Preset
+from jaxstyle.vgg import POOLINGS, check_layers, features
+from jaxstyle.weights import VGG19Weights
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    """Static definition of the loss (hashable; a jit static argument)."""
+
+    content_layers: tuple[str, ...]
+    style_layers: tuple[str, ...]
+    pooling: str = "max"
+    gram_normalize: str = "chw"
+    content_reduction: str = "mean"
+    style_reduction: str = "mean"
+    tv_power: int = 2
+    tv_reduction: str = "sum"
+    tv_pixel_scale: float = 1.0
+
+    def __post_init__(self):
+        check_layers(self.content_layers + self.style_layers)
+        if self.pooling not in POOLINGS:
+            raise JaxstyleError(f"pooling must be one of {', '.join(POOLINGS)}, not {self.pooling!r}")
+
+    @classmethod
+    def from_preset(cls, preset: Preset, **overrides) -> Objective:
+        """The preset's objective, with any field replaced by a non-None override."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values = {name: getattr(preset, name) for name in fields}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """Every layer the objective reads, in network order."""
+        return tuple(sorted(set(self.content_layers + self.style_layers), key=LAYER_INDEX.get))
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class LossWeights:
+    """Sweepable loss weights, each a float32 array.
+
+    Attributes:
+      content: () α. style: () β. tv: () γ.
+      style_layers: (L,) w_l, in the order of ``Objective.style_layers``.
+    """
+
+    content: jax.Array
+    style: jax.Array
+    tv: jax.Array
+    style_layers: jax.Array
+
+    @classmethod
+    def create(cls, *, content, style, tv, style_layers) -> LossWeights:
+        """Weights from numbers; negative values are refused."""
+        values = dict(content=content, style=style, tv=tv, style_layers=style_layers)
+        for name, value in values.items():
+            if jnp.any(jnp.asarray(value) < 0) or not jnp.all(jnp.isfinite(jnp.asarray(value))):
+                raise JaxstyleError(f"{name.replace('_', ' ')} weight must be finite and >= 0")
+        return cls(**{k: jnp.asarray(v, jnp.float32) for k, v in values.items()})
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Targets:
+    """What the image is pulled towards.
+
+    Attributes:
+      content: {layer: (h, w, C)} content features.
+      style: {layer: (C, C)} style Gram matrices (blended over style images).
+    """
+
+    content: dict
+    style: dict
+
+
+def compute_targets(
+    params: VGG19Weights,
+    objective: Objective,
+    content: jax.Array | None,
+    styles: Sequence[jax.Array],
+    *,
+    blend: Sequence[float] | None = None,
+    content_shape: tuple[int, int] | None = None,
+) -> Targets:
+    """Content features and blended style Grams, computed once per run.
+
+    Args:
+      params: VGG19 weights.
+      objective: which layers and Gram normalisation.
+      content: (H, W, 3) RGB in [0, 1], or None for texture synthesis (then
+        the content targets are zeros of ``content_shape``'s features and the
+        content weight should be 0).
+      styles: one or more (H', W', 3) style images (sizes may differ).
+      blend: weights of the style images' Grams (default equal, sum 1).
+    """
+    if content is not None:
+        content_features = features(params, content[None], objective.content_layers, objective.pooling)
+        content_targets = {k: v[0] for k, v in content_features.items()}
+    else:
+        shape = jax.ShapeDtypeStruct((1, *content_shape, 3), jnp.float32)
+        abstract = jax.eval_shape(
+            lambda x: features(params, x, objective.content_layers, objective.pooling), shape
+        )
+        content_targets = {k: jnp.zeros(v.shape[1:], v.dtype) for k, v in abstract.items()}
+    blend = [1.0 / len(styles)] * len(styles) if blend is None else list(blend)
+    total = sum(blend)
+    if len(blend) != len(styles) or total <= 0 or min(blend) < 0:
+        raise JaxstyleError("style blend weights must be >= 0, sum > 0, one per style image")
+    grams: dict = {}
+    for style, b in zip(styles, blend):
+        style_features = features(params, style[None], objective.style_layers, objective.pooling)
+        for name, f in style_features.items():
+            g = (b / total) * losses.gram_matrix(f[0], normalize=objective.gram_normalize)
+            grams[name] = grams[name] + g if name in grams else g
+    return Targets(content=content_targets, style=grams)
+
+
+def loss_terms(
+    image: jax.Array,
+    params: VGG19Weights,
+    targets: Targets,
+    weights: LossWeights,
+    objective: Objective,
+) -> dict[str, jax.Array]:
+    """The weighted terms of J for one image.
+
+    Args:
+      image: (H, W, 3) RGB in [0, 1].
+
+    Returns:
+      {"content": α·L_c, "style": β·Σ w_l E_l, "tv": γ·TV}, float32 scalars;
+      J is their sum.
+    """
+    acts = features(params, image[None], objective.layers, objective.pooling)
+    content = sum(
+        losses.content_loss(acts[name][0], targets.content[name], reduction=objective.content_reduction)
+        for name in objective.content_layers
+    )
+    style = losses.style_loss(
+        {name: acts[name][0] for name in objective.style_layers},
+        targets.style,
+        layer_weights=dict(zip(objective.style_layers, weights.style_layers)),
+        normalize=objective.gram_normalize,
+        reduction=objective.style_reduction,
+    )
+    tv = losses.total_variation_loss(
+        image * objective.tv_pixel_scale, power=objective.tv_power, reduction=objective.tv_reduction
+    )
+    return {"content": weights.content * content, "style": weights.style * style, "tv": weights.tv * tv}
+
+
+def total_loss(image, params, targets, weights, objective) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """(J, terms) for one (H, W, 3) image; see :func:`loss_terms`."""
+    terms = loss_terms(image, params, targets, weights, objective)
+    return terms["content"] + terms["style"] + terms["tv"], terms

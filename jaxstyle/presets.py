@@ -1,0 +1,135 @@
+"""Named loss settings that reproduce published defaults.
+
+Gram normalisations, reductions and pixel ranges differ between tools by
+orders of magnitude, so α/β numbers never transfer between them; a preset
+fixes all of them together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from jaxstyle.errors import JaxstyleError
+
+_RELU_X_1 = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """Loss definition and defaults of one published implementation.
+
+    Static settings (layers, normalisations) shape the compiled program; the
+    weights are defaults for the sweepable :class:`~jaxstyle.objective.LossWeights`.
+    """
+
+    name: str
+    source: str
+    content_layers: tuple[str, ...]
+    style_layers: tuple[str, ...]
+    style_layer_weights: tuple[float, ...]
+    content_weight: float
+    style_weight: float
+    tv_weight: float
+    pooling: str = "max"
+    gram_normalize: str = "chw"
+    content_reduction: str = "mean"
+    style_reduction: str = "mean"
+    tv_power: int = 2
+    tv_reduction: str = "sum"
+    tv_pixel_scale: float = 1.0
+    optimizer: str = "lbfgs"
+    learning_rate: float = 0.02
+    adam_b1: float = 0.9
+    adam_eps: float = 1e-8
+    steps: int = 500
+    init: str = "content"
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset(
+            name="gatys",
+            source="Gatys, Ecker & Bethge, 'A Neural Algorithm of Artistic Style' (2015/16): "
+            "L_content = 1/2 Σ(F-P)² on relu4_2, E_l = Σ(G-A)²/(4N²M²) with w_l = 1/5 on "
+            "relu1_1..relu5_1, α/β = 1e-3, average pooling, L-BFGS from white noise",
+            content_layers=("relu4_2",),
+            style_layers=_RELU_X_1,
+            style_layer_weights=(0.2,) * 5,
+            content_weight=1.0,
+            style_weight=1e3,
+            tv_weight=0.0,
+            pooling="avg",
+            gram_normalize="none",
+            content_reduction="half_sum",
+            style_reduction="gatys",
+            steps=500,
+            init="noise",
+        ),
+        Preset(
+            name="jcjohnson",
+            source="jcjohnson/neural-style defaults: content relu4_2, style relu1_1..relu5_1, "
+            "Gram/(C·H·W), mean squared errors, content 5, style 100, TV 1e-3 on squared "
+            "differences of 0..255 pixels (½Σ), L-BFGS, 1000 iterations",
+            content_layers=("relu4_2",),
+            style_layers=_RELU_X_1,
+            style_layer_weights=(1.0,) * 5,
+            content_weight=5.0,
+            style_weight=100.0,
+            tv_weight=1e-3,
+            tv_reduction="half_sum",
+            tv_pixel_scale=255.0,
+            learning_rate=10.0 / 255.0,
+            steps=1000,
+            init="noise",
+        ),
+        Preset(
+            name="pytorch-tutorial",
+            source="PyTorch 'Neural Transfer Using PyTorch' tutorial: content conv_4 (= conv2_2), "
+            "style conv_1..conv_5 (= conv1_1, conv1_2, conv2_1, conv2_2, conv3_1), "
+            "Gram/(N·C·H·W), MSE, content 1, style 1e6, L-BFGS, 300 steps from the content "
+            "image (published with torchvision's VGG19 weights)",
+            content_layers=("conv2_2",),
+            style_layers=("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1"),
+            style_layer_weights=(1.0,) * 5,
+            content_weight=1.0,
+            style_weight=1e6,
+            tv_weight=0.0,
+            steps=300,
+            init="content",
+        ),
+        Preset(
+            name="tf-tutorial",
+            source="TensorFlow 'Neural style transfer' tutorial: content block5_conv2 (= relu5_2), "
+            "style block1..5_conv1 (= relu1_1..relu5_1) weighted 1/5, Gram/(H·W), MSE, "
+            "content 1e4, style 1e-2, TV 30 (tf.image.total_variation: Σ|d|), "
+            "Adam(0.02, β1=0.99, ε=0.1), 1000 steps from the content image",
+            content_layers=("relu5_2",),
+            style_layers=_RELU_X_1,
+            style_layer_weights=(0.2,) * 5,
+            content_weight=1e4,
+            style_weight=1e-2,
+            tv_weight=30.0,
+            gram_normalize="hw",
+            tv_power=1,
+            optimizer="adam",
+            learning_rate=0.02,
+            adam_b1=0.99,
+            adam_eps=0.1,
+            steps=1000,
+            init="content",
+        ),
+    )
+}
+
+DEFAULT_PRESET = "jcjohnson"
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name``; a clear error listing the known ones."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise JaxstyleError(
+            f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}"
+        ) from None

@@ -1,0 +1,291 @@
+"""``stylize``: the one-call Python API for a single image."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxstyle import images as image_io
+from jaxstyle.errors import JaxstyleError
+from jaxstyle.objective import LossWeights, Objective, Targets, compute_targets, total_loss
+from jaxstyle.optimize import OptimizerConfig, final_image, make_init, make_step, run
+from jaxstyle.presets import DEFAULT_PRESET, Preset, get_preset
+from jaxstyle.weights import VGG19Weights, load_vgg19
+
+ImageLike = Union[str, os.PathLike, np.ndarray, jax.Array]
+"""A path to an image file, or an (H, W, 3) RGB array in [0, 1]."""
+
+INITS = ("content", "noise")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Every resolved setting of a run (JSON-able via ``dataclasses.asdict``)."""
+
+    preset: str
+    size: int | None
+    steps: int
+    optimizer: str
+    learning_rate: float
+    content_weight: float
+    style_weight: float
+    tv_weight: float
+    content_layers: tuple[str, ...]
+    style_layers: tuple[str, ...]
+    style_layer_weights: tuple[float, ...]
+    pooling: str
+    init: str
+    seed: int
+    style_scale: float
+    style_blend: tuple[float, ...] | None
+
+    def objective(self, preset: Preset) -> Objective:
+        return Objective.from_preset(
+            preset, content_layers=self.content_layers, style_layers=self.style_layers,
+            pooling=self.pooling,
+        )
+
+    def optimizer_config(self, preset: Preset) -> OptimizerConfig:
+        return OptimizerConfig(
+            name=self.optimizer, learning_rate=self.learning_rate,
+            adam_b1=preset.adam_b1, adam_eps=preset.adam_eps,
+        )
+
+    def loss_weights(self) -> LossWeights:
+        return LossWeights.create(
+            content=self.content_weight, style=self.style_weight, tv=self.tv_weight,
+            style_layers=self.style_layer_weights,
+        )
+
+
+def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings:
+    """The preset's defaults with every non-None override applied and checked."""
+    p = get_preset(preset)
+    values = dict(
+        preset=p.name, size=None, steps=p.steps, optimizer=p.optimizer,
+        learning_rate=p.learning_rate, content_weight=p.content_weight,
+        style_weight=p.style_weight, tv_weight=p.tv_weight, content_layers=p.content_layers,
+        style_layers=p.style_layers, style_layer_weights=None, pooling=p.pooling, init=p.init,
+        seed=0, style_scale=1.0, style_blend=None,
+    )
+    unknown = set(overrides) - set(values)
+    if unknown:
+        raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    values["content_layers"] = tuple(values["content_layers"])
+    values["style_layers"] = tuple(values["style_layers"])
+    if values["style_layer_weights"] is None:
+        same_layers = values["style_layers"] == p.style_layers
+        n = len(values["style_layers"])
+        values["style_layer_weights"] = p.style_layer_weights if same_layers else (1.0,) * n
+    values["style_layer_weights"] = tuple(float(w) for w in values["style_layer_weights"])
+    if values["style_blend"] is not None:
+        values["style_blend"] = tuple(float(b) for b in values["style_blend"])
+    settings = Settings(**values)
+    _check(settings)
+    return settings
+
+
+def _check(s: Settings) -> None:
+    if s.steps < 0:
+        raise JaxstyleError(f"steps must be >= 0, not {s.steps}")
+    if s.size is not None and s.size < 16:
+        raise JaxstyleError(f"size must be at least 16 pixels, not {s.size}")
+    if len(s.style_layer_weights) != len(s.style_layers):
+        raise JaxstyleError(
+            f"{len(s.style_layer_weights)} style layer weights given for "
+            f"{len(s.style_layers)} style layers"
+        )
+    if not s.style_scale > 0:
+        raise JaxstyleError("style scale must be > 0")
+    Objective.from_preset(get_preset(s.preset), content_layers=s.content_layers,
+                          style_layers=s.style_layers, pooling=s.pooling)
+    s.loss_weights()
+    OptimizerConfig(name=s.optimizer, learning_rate=s.learning_rate)
+
+
+def as_image(image: ImageLike) -> np.ndarray:
+    """An (H, W, 3) float32 array in [0, 1] from a path or an array."""
+    if isinstance(image, (str, os.PathLike)):
+        return image_io.load_image(Path(image))
+    array = np.asarray(image, np.float32)
+    if array.ndim != 3 or array.shape[-1] != 3 or min(array.shape[:2]) < 1:
+        raise JaxstyleError(f"images must be (H, W, 3) RGB arrays, not shape {array.shape}")
+    return np.clip(array, 0.0, 1.0)
+
+
+def initial_image(init: str | ImageLike, content: np.ndarray | None, shape, seed: int) -> jax.Array:
+    """The starting iterate (H, W, 3): the content, seeded uniform noise, or an image."""
+    if isinstance(init, str) and init == "content":
+        if content is None:
+            raise JaxstyleError("init 'content' needs a content image")
+        return jnp.asarray(content)
+    if isinstance(init, str) and init == "noise":
+        return jax.random.uniform(jax.random.key(seed), (*shape, 3), jnp.float32)
+    start = as_image(init)
+    return jnp.asarray(image_io.resize_to(start, shape))
+
+
+@dataclasses.dataclass
+class StylizeResult:
+    """What :func:`stylize` returns.
+
+    Attributes:
+      image: (H, W, 3) float32 RGB in [0, 1].
+      history: {"total", "content", "style", "tv": (steps,) float32}, the
+        weighted losses of the image entering each step.
+      final: the same four losses of the returned image.
+      settings: every resolved setting.
+      timings: seconds: "load", "targets", "compile", "optimize", and "ms_per_step".
+    """
+
+    image: np.ndarray
+    history: dict[str, np.ndarray]
+    final: dict[str, float]
+    settings: Settings
+    timings: dict[str, float]
+
+
+def prepare_images(
+    content: ImageLike | None, style: ImageLike | Sequence[ImageLike], settings: Settings
+) -> tuple[np.ndarray | None, list[np.ndarray]]:
+    """Load and resize the content (longest side ``size``) and style images."""
+    styles = list(style) if isinstance(style, (list, tuple)) else [style]
+    if not styles:
+        raise JaxstyleError("at least one style image is needed")
+    content_img = None if content is None else as_image(content)
+    if content_img is not None and settings.size:
+        content_img = image_io.resize_longest(content_img, settings.size)
+    reference = settings.size or (max(content_img.shape[:2]) if content_img is not None else None)
+    style_imgs = []
+    for s in styles:
+        img = as_image(s)
+        side = reference or max(img.shape[:2])
+        style_imgs.append(image_io.resize_longest(img, max(16, round(side * settings.style_scale))))
+    return content_img, style_imgs
+
+
+def make_loss_fn(params: VGG19Weights, objective: Objective):
+    """``loss_fn(image, (targets, weights)) -> (J, terms)`` with the weights as constants.
+
+    Closing over the VGG weights (rather than passing them as arguments) was
+    measured faster on XLA:CPU; see scripts/bench_driver.py.
+    """
+
+    def loss_fn(image, args):
+        targets, weights = args
+        return total_loss(image, params, targets, weights, objective)
+
+    return loss_fn
+
+
+def stylize(
+    content: ImageLike | None,
+    style: ImageLike | Sequence[ImageLike],
+    *,
+    preset: str = DEFAULT_PRESET,
+    weights: VGG19Weights | str | os.PathLike | None = None,
+    driver: str = "auto",
+    progress: bool = False,
+    callback: Callable[[int, dict, np.ndarray], None] | None = None,
+    callback_every: int = 0,
+    **settings: Any,
+) -> StylizeResult:
+    """Paint ``content`` in the style of ``style`` (Gatys et al.).
+
+    Args:
+      content: the photograph (path or (H, W, 3) array in [0, 1]); None for
+        texture synthesis (content weight 0, output the style's size).
+      style: one style image or a list of them (Grams blended by ``style_blend``).
+      preset: loss definition and defaults: ``gatys``, ``jcjohnson``,
+        ``pytorch-tutorial``, ``tf-tutorial``.
+      weights: VGG19 weights, a weight set directory, or None for the default.
+      driver: loop driver, ``auto``/``python``/``device`` (see optimize.choose_driver).
+      progress: show a progress bar with the step and the losses.
+      callback: called as ``callback(step, losses, image)`` every
+        ``callback_every`` steps (e.g. to save intermediate images).
+      **settings: overrides of the preset: ``size`` (longest side, pixels),
+        ``steps``, ``optimizer`` (adam|lbfgs), ``learning_rate``,
+        ``content_weight``, ``style_weight``, ``tv_weight``, ``content_layers``,
+        ``style_layers``, ``style_layer_weights``, ``pooling`` (max|avg),
+        ``init`` ("content", "noise", a path or an array), ``seed``,
+        ``style_scale``, ``style_blend``.
+
+    Returns:
+      A :class:`StylizeResult` with the image and the loss history.
+    """
+    init = settings.pop("init", None)
+    if content is None:
+        settings["content_weight"] = 0.0
+        init = "noise" if init in (None, "content") else init
+    init_label = init if isinstance(init, str) or init is None else "image"
+    s = resolve_settings(preset, init=init_label, **settings)
+    p = get_preset(s.preset)
+    objective = s.objective(p)
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    params = weights if isinstance(weights, VGG19Weights) else load_vgg19(weights)
+    content_img, style_imgs = prepare_images(content, style, s)
+    shape = content_img.shape[:2] if content_img is not None else style_imgs[0].shape[:2]
+    x0 = initial_image(s.init if init_label != "image" else init, content_img, shape, s.seed)
+    timings["load"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    targets = compute_targets(
+        params, objective, None if content_img is None else jnp.asarray(content_img),
+        [jnp.asarray(img) for img in style_imgs], blend=s.style_blend, content_shape=shape,
+    )
+    targets = jax.block_until_ready(targets)
+    timings["targets"] = time.perf_counter() - t
+
+    args = (targets, s.loss_weights())
+    result = optimize_image(params, objective, s.optimizer_config(p), x0, args, s.steps,
+                            driver=driver, progress=progress, callback=callback,
+                            callback_every=callback_every)
+    image, history, run_result = result
+    final = final_losses(params, objective, image, args)
+    timings.update(compile=run_result.compile_seconds, optimize=run_result.run_seconds,
+                   ms_per_step=1e3 * run_result.run_seconds / max(1, s.steps))
+    return StylizeResult(np.asarray(image), history, final, s, timings)
+
+
+def optimize_image(params, objective, config, x0, args, steps, *, driver="auto",
+                   progress=False, callback=None, callback_every=0):
+    """Run the optimiser on one image; returns (image, history, RunResult)."""
+    from tqdm.auto import tqdm
+
+    loss_fn = make_loss_fn(params, objective)
+    carry = jax.jit(make_init(loss_fn, config))(x0, args)
+    step = make_step(loss_fn, config)
+    bar = tqdm(total=steps, desc="stylize", unit="step", disable=not progress, leave=False)
+    every = callback_every if callback and callback_every > 0 else 1
+
+    def on_progress(done, record, get_carry):
+        bar.set_postfix({k: f"{float(v):.3g}" for k, v in record.items()}, refresh=False)
+        bar.update(done - bar.n)
+        if callback and callback_every > 0 and (done % callback_every == 0 or done == steps):
+            callback(done, {k: float(v) for k, v in record.items()},
+                     np.asarray(final_image(get_carry())))
+
+    with bar:
+        result = run(step, carry, args, steps, driver=driver, on_progress=on_progress,
+                     progress_every=every if callback else 1)
+    history = {k: np.asarray(v) for k, v in result.history.items()}
+    if not history:
+        history = {k: np.zeros((0,), np.float32) for k in ("total", "content", "style", "tv")}
+    return final_image(result.carry), history, result
+
+
+def final_losses(params: VGG19Weights, objective: Objective, image, args: tuple[Targets, LossWeights]) -> dict[str, float]:
+    """The weighted loss terms and total of the finished (H, W, 3) image."""
+    loss_fn = make_loss_fn(params, objective)
+    total, terms = jax.jit(loss_fn)(image, args)
+    return {"total": float(total), **{k: float(v) for k, v in terms.items()}}
