@@ -27,8 +27,24 @@ from jaxstyle.weights import load_vgg19 as load_vgg19
 __version__ = "0.1.0"
 
 __all__ = [
-    "JaxstyleError", "LossWeights", "Objective", "OptimizerConfig", "PRESETS", "Preset",
-    "StylizeResult", "Targets", "VGG19Weights", "compute_targets", "content_loss",
-    "gram_matrix", "load_vgg19", "loss_terms", "style_layer_loss", "style_loss", "stylize",
-    "total_loss", "total_variation_loss", "vgg_features",
+    "JaxstyleError",
+    "LossWeights",
+    "Objective",
+    "OptimizerConfig",
+    "PRESETS",
+    "Preset",
+    "StylizeResult",
+    "Targets",
+    "VGG19Weights",
+    "compute_targets",
+    "content_loss",
+    "gram_matrix",
+    "load_vgg19",
+    "loss_terms",
+    "style_layer_loss",
+    "style_loss",
+    "stylize",
+    "total_loss",
+    "total_variation_loss",
+    "vgg_features",
 ]

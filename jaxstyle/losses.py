@@ -122,9 +122,7 @@ def style_loss(
     return total
 
 
-def total_variation_loss(
-    images: jax.Array, *, power: int = 2, reduction: str = "sum"
-) -> jax.Array:
+def total_variation_loss(images: jax.Array, *, power: int = 2, reduction: str = "sum") -> jax.Array:
     """Total variation: differences of vertically and horizontally adjacent pixels.
 
     Args:

@@ -41,7 +41,9 @@ class Objective:
     def __post_init__(self):
         check_layers(self.content_layers + self.style_layers)
         if self.pooling not in POOLINGS:
-            raise JaxstyleError(f"pooling must be one of {', '.join(POOLINGS)}, not {self.pooling!r}")
+            raise JaxstyleError(
+                f"pooling must be one of {', '.join(POOLINGS)}, not {self.pooling!r}"
+            )
 
     @classmethod
     def from_preset(cls, preset: Preset, **overrides) -> Objective:
@@ -117,7 +119,9 @@ def compute_targets(
       blend: weights of the style images' Grams (default equal, sum 1).
     """
     if content is not None:
-        content_features = features(params, content[None], objective.content_layers, objective.pooling)
+        content_features = features(
+            params, content[None], objective.content_layers, objective.pooling
+        )
         content_targets = {k: v[0] for k, v in content_features.items()}
     else:
         shape = jax.ShapeDtypeStruct((1, *content_shape, 3), jnp.float32)
@@ -130,7 +134,7 @@ def compute_targets(
     if len(blend) != len(styles) or total <= 0 or min(blend) < 0:
         raise JaxstyleError("style blend weights must be >= 0, sum > 0, one per style image")
     grams: dict = {}
-    for style, b in zip(styles, blend):
+    for style, b in zip(styles, blend, strict=True):
         style_features = features(params, style[None], objective.style_layers, objective.pooling)
         for name, f in style_features.items():
             g = (b / total) * losses.gram_matrix(f[0], normalize=objective.gram_normalize)
@@ -156,23 +160,31 @@ def loss_terms(
     """
     acts = features(params, image[None], objective.layers, objective.pooling)
     content = sum(
-        losses.content_loss(acts[name][0], targets.content[name], reduction=objective.content_reduction)
+        losses.content_loss(
+            acts[name][0], targets.content[name], reduction=objective.content_reduction
+        )
         for name in objective.content_layers
     )
     style = losses.style_loss(
         {name: acts[name][0] for name in objective.style_layers},
         targets.style,
-        layer_weights=dict(zip(objective.style_layers, weights.style_layers)),
+        layer_weights=dict(zip(objective.style_layers, weights.style_layers, strict=True)),
         normalize=objective.gram_normalize,
         reduction=objective.style_reduction,
     )
     tv = losses.total_variation_loss(
         image * objective.tv_pixel_scale, power=objective.tv_power, reduction=objective.tv_reduction
     )
-    return {"content": weights.content * content, "style": weights.style * style, "tv": weights.tv * tv}
+    return {
+        "content": weights.content * content,
+        "style": weights.style * style,
+        "tv": weights.tv * tv,
+    }
 
 
-def total_loss(image, params, targets, weights, objective) -> tuple[jax.Array, dict[str, jax.Array]]:
+def total_loss(
+    image, params, targets, weights, objective
+) -> tuple[jax.Array, dict[str, jax.Array]]:
     """(J, terms) for one (H, W, 3) image; see :func:`loss_terms`."""
     terms = loss_terms(image, params, targets, weights, objective)
     return terms["content"] + terms["style"] + terms["tv"], terms

@@ -13,6 +13,7 @@ consistent and the saved image clip(x) is the one whose loss is reported.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -47,13 +48,17 @@ class OptimizerConfig:
 
     def __post_init__(self):
         if self.name not in OPTIMIZERS:
-            raise JaxstyleError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.name!r}")
+            raise JaxstyleError(
+                f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.name!r}"
+            )
         if not self.learning_rate > 0:
             raise JaxstyleError("learning rate must be > 0")
 
     def build(self) -> optax.GradientTransformationExtraArgs:
         if self.name == "adam":
-            return optax.adam(self.learning_rate, b1=self.adam_b1, b2=self.adam_b2, eps=self.adam_eps)
+            return optax.adam(
+                self.learning_rate, b1=self.adam_b1, b2=self.adam_b2, eps=self.adam_eps
+            )
         return optax.lbfgs(
             memory_size=self.lbfgs_memory,
             linesearch=optax.scale_by_zoom_linesearch(
@@ -76,6 +81,7 @@ def _clipped(loss_fn: LossFn) -> LossFn:
     return lambda x, args: loss_fn(jnp.clip(x, 0.0, 1.0), args)
 
 
+@functools.cache
 def make_init(loss_fn: LossFn, config: OptimizerConfig) -> Callable[[jax.Array, Any], Carry]:
     """``init(image, args) -> Carry``; for L-BFGS it stores J and ∇J at the start."""
     opt = config.build()
@@ -90,7 +96,10 @@ def make_init(loss_fn: LossFn, config: OptimizerConfig) -> Callable[[jax.Array, 
     return init
 
 
-def make_step(loss_fn: LossFn, config: OptimizerConfig) -> Callable[[Carry, Any], tuple[Carry, dict]]:
+@functools.cache
+def make_step(
+    loss_fn: LossFn, config: OptimizerConfig
+) -> Callable[[Carry, Any], tuple[Carry, dict]]:
     """``step(carry, args) -> (carry, record)``: one optimiser step, pure.
 
     ``record`` holds the weighted loss terms and ``total`` of the image that
@@ -115,10 +124,17 @@ def make_step(loss_fn: LossFn, config: OptimizerConfig) -> Callable[[Carry, Any]
         grad = optax.tree.get(carry.opt_state, "grad")
         terms = value_fn(carry.image, args)[1]
         updates, opt_state = opt.update(
-            grad, carry.opt_state, carry.image,
-            value=value, grad=grad, value_fn=lambda x: value_fn(x, args)[0],
+            grad,
+            carry.opt_state,
+            carry.image,
+            value=value,
+            grad=grad,
+            value_fn=lambda x: value_fn(x, args)[0],
         )
-        return Carry(optax.apply_updates(carry.image, updates), opt_state), {"total": value, **terms}
+        return Carry(optax.apply_updates(carry.image, updates), opt_state), {
+            "total": value,
+            **terms,
+        }
 
     return lbfgs_step
 
@@ -142,6 +158,39 @@ def choose_driver(driver: str) -> str:
     if driver == "auto":
         return "python" if jax.default_backend() == "cpu" else "device"
     return driver
+
+
+@functools.cache
+def device_loop(step: Callable[[Carry, Any], tuple[Carry, dict]]) -> Callable:
+    """``loop(carry, history, args, start, stop)``: steps start..stop-1 in a
+    ``fori_loop``, writing each step's record into the preallocated history."""
+
+    def loop(carry, history, args, start, stop):
+        def body(i, state):
+            c, h = state
+            c, record = step(c, args)
+            return c, {k: h[k].at[i].set(v) for k, v in record.items()}
+
+        return jax.lax.fori_loop(start, stop, body, (carry, history))
+
+    return loop
+
+
+@functools.lru_cache(maxsize=16)
+def _compile(fn: Callable, donate: tuple[int, ...], treedef, leaves: tuple) -> Any:
+    abstract = jax.tree.unflatten(treedef, leaves)
+    return jax.jit(fn, donate_argnums=donate).lower(*abstract).compile()
+
+
+def compile_once(fn: Callable, *example: Any, donate: tuple[int, ...] = ()) -> Any:
+    """``jax.jit(fn).lower(*example).compile()``, cached per function and input shapes.
+
+    A second run of the same step on same-shaped inputs reuses the executable
+    (no retrace, no recompile); the persistent cache covers new processes.
+    """
+    leaves, treedef = jax.tree.flatten(example)
+    abstract = tuple(jax.ShapeDtypeStruct(np.shape(x), jnp.result_type(x)) for x in leaves)
+    return _compile(fn, donate, treedef, abstract)
 
 
 @dataclasses.dataclass
@@ -177,8 +226,7 @@ def run(
     driver = choose_driver(driver)
     t0 = time.perf_counter()
     if driver == "python":
-        jitted = jax.jit(step, donate_argnums=0)
-        compiled = jitted.lower(carry, args).compile()
+        compiled = compile_once(step, carry, args, donate=(0,))
         compile_seconds = time.perf_counter() - t0
         t1 = time.perf_counter()
         records = []
@@ -188,27 +236,22 @@ def run(
             done = i + 1
             if on_progress and (done % progress_every == 0 or done == steps):
                 on_progress(done, jax.device_get(record), lambda c=carry: c)
-        history = {k: np.asarray(jnp.stack([r[k] for r in records])) for k in records[0]} if records else {}
+        history = (
+            {k: np.asarray(jnp.stack([r[k] for r in records])) for k in records[0]}
+            if records
+            else {}
+        )
     else:
-        def loop(carry, history, start, stop):
-            def body(i, state):
-                c, h = state
-                c, record = step(c, args)
-                return c, {k: h[k].at[i].set(v) for k, v in record.items()}
-
-            return jax.lax.fori_loop(start, stop, body, (carry, history))
-
         record_shape = jax.eval_shape(step, carry, args)[1]
         history = {k: jnp.zeros((steps, *v.shape), v.dtype) for k, v in record_shape.items()}
-        jitted = jax.jit(loop, donate_argnums=(0, 1))
-        compiled = jitted.lower(carry, history, 0, 0).compile()
+        compiled = compile_once(device_loop(step), carry, history, args, 0, 0, donate=(0, 1))
         compile_seconds = time.perf_counter() - t0
         t1 = time.perf_counter()
         every = max(1, min(chunk, progress_every)) if on_progress else max(1, chunk)
         done = 0
         while done < steps:
             stop = min(steps, done + every)
-            carry, history = compiled(carry, history, done, stop)
+            carry, history = compiled(carry, history, args, done, stop)
             done = stop
             if on_progress:
                 last = jax.device_get({k: v[done - 1] for k, v in history.items()})

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -16,11 +17,18 @@ import numpy as np
 from jaxstyle import images as image_io
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.objective import LossWeights, Objective, Targets, compute_targets, total_loss
-from jaxstyle.optimize import OptimizerConfig, final_image, make_init, make_step, run
+from jaxstyle.optimize import (
+    OptimizerConfig,
+    compile_once,
+    final_image,
+    make_init,
+    make_step,
+    run,
+)
 from jaxstyle.presets import DEFAULT_PRESET, Preset, get_preset
 from jaxstyle.weights import VGG19Weights, load_vgg19
 
-ImageLike = Union[str, os.PathLike, np.ndarray, jax.Array]
+ImageLike = str | os.PathLike | np.ndarray | jax.Array
 """A path to an image file, or an (H, W, 3) RGB array in [0, 1]."""
 
 INITS = ("content", "noise")
@@ -49,19 +57,25 @@ class Settings:
 
     def objective(self, preset: Preset) -> Objective:
         return Objective.from_preset(
-            preset, content_layers=self.content_layers, style_layers=self.style_layers,
+            preset,
+            content_layers=self.content_layers,
+            style_layers=self.style_layers,
             pooling=self.pooling,
         )
 
     def optimizer_config(self, preset: Preset) -> OptimizerConfig:
         return OptimizerConfig(
-            name=self.optimizer, learning_rate=self.learning_rate,
-            adam_b1=preset.adam_b1, adam_eps=preset.adam_eps,
+            name=self.optimizer,
+            learning_rate=self.learning_rate,
+            adam_b1=preset.adam_b1,
+            adam_eps=preset.adam_eps,
         )
 
     def loss_weights(self) -> LossWeights:
         return LossWeights.create(
-            content=self.content_weight, style=self.style_weight, tv=self.tv_weight,
+            content=self.content_weight,
+            style=self.style_weight,
+            tv=self.tv_weight,
             style_layers=self.style_layer_weights,
         )
 
@@ -70,11 +84,22 @@ def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings
     """The preset's defaults with every non-None override applied and checked."""
     p = get_preset(preset)
     values = dict(
-        preset=p.name, size=None, steps=p.steps, optimizer=p.optimizer,
-        learning_rate=p.learning_rate, content_weight=p.content_weight,
-        style_weight=p.style_weight, tv_weight=p.tv_weight, content_layers=p.content_layers,
-        style_layers=p.style_layers, style_layer_weights=None, pooling=p.pooling, init=p.init,
-        seed=0, style_scale=1.0, style_blend=None,
+        preset=p.name,
+        size=None,
+        steps=p.steps,
+        optimizer=p.optimizer,
+        learning_rate=p.learning_rate,
+        content_weight=p.content_weight,
+        style_weight=p.style_weight,
+        tv_weight=p.tv_weight,
+        content_layers=p.content_layers,
+        style_layers=p.style_layers,
+        style_layer_weights=None,
+        pooling=p.pooling,
+        init=p.init,
+        seed=0,
+        style_scale=1.0,
+        style_blend=None,
     )
     unknown = set(overrides) - set(values)
     if unknown:
@@ -106,8 +131,12 @@ def _check(s: Settings) -> None:
         )
     if not s.style_scale > 0:
         raise JaxstyleError("style scale must be > 0")
-    Objective.from_preset(get_preset(s.preset), content_layers=s.content_layers,
-                          style_layers=s.style_layers, pooling=s.pooling)
+    Objective.from_preset(
+        get_preset(s.preset),
+        content_layers=s.content_layers,
+        style_layers=s.style_layers,
+        pooling=s.pooling,
+    )
     s.loss_weights()
     OptimizerConfig(name=s.optimizer, learning_rate=s.learning_rate)
 
@@ -173,11 +202,13 @@ def prepare_images(
     return content_img, style_imgs
 
 
+@functools.lru_cache(maxsize=8)
 def make_loss_fn(params: VGG19Weights, objective: Objective):
     """``loss_fn(image, (targets, weights)) -> (J, terms)`` with the weights as constants.
 
     Closing over the VGG weights (rather than passing them as arguments) was
-    measured faster on XLA:CPU; see scripts/bench_driver.py.
+    measured faster on XLA:CPU; see scripts/bench_driver.py. Cached, so that
+    runs with the same weights and objective reuse their compiled steps.
     """
 
     def loss_fn(image, args):
@@ -240,30 +271,57 @@ def stylize(
 
     t = time.perf_counter()
     targets = compute_targets(
-        params, objective, None if content_img is None else jnp.asarray(content_img),
-        [jnp.asarray(img) for img in style_imgs], blend=s.style_blend, content_shape=shape,
+        params,
+        objective,
+        None if content_img is None else jnp.asarray(content_img),
+        [jnp.asarray(img) for img in style_imgs],
+        blend=s.style_blend,
+        content_shape=shape,
     )
     targets = jax.block_until_ready(targets)
     timings["targets"] = time.perf_counter() - t
 
     args = (targets, s.loss_weights())
-    result = optimize_image(params, objective, s.optimizer_config(p), x0, args, s.steps,
-                            driver=driver, progress=progress, callback=callback,
-                            callback_every=callback_every)
+    result = optimize_image(
+        params,
+        objective,
+        s.optimizer_config(p),
+        x0,
+        args,
+        s.steps,
+        driver=driver,
+        progress=progress,
+        callback=callback,
+        callback_every=callback_every,
+    )
     image, history, run_result = result
     final = final_losses(params, objective, image, args)
-    timings.update(compile=run_result.compile_seconds, optimize=run_result.run_seconds,
-                   ms_per_step=1e3 * run_result.run_seconds / max(1, s.steps))
+    timings.update(
+        compile=run_result.compile_seconds,
+        optimize=run_result.run_seconds,
+        ms_per_step=1e3 * run_result.run_seconds / max(1, s.steps),
+    )
     return StylizeResult(np.asarray(image), history, final, s, timings)
 
 
-def optimize_image(params, objective, config, x0, args, steps, *, driver="auto",
-                   progress=False, callback=None, callback_every=0):
+def optimize_image(
+    params,
+    objective,
+    config,
+    x0,
+    args,
+    steps,
+    *,
+    driver="auto",
+    progress=False,
+    callback=None,
+    callback_every=0,
+):
     """Run the optimiser on one image; returns (image, history, RunResult)."""
     from tqdm.auto import tqdm
 
     loss_fn = make_loss_fn(params, objective)
-    carry = jax.jit(make_init(loss_fn, config))(x0, args)
+    carry = compile_once(make_init(loss_fn, config), x0, args)(x0, args)
     step = make_step(loss_fn, config)
     bar = tqdm(total=steps, desc="stylize", unit="step", disable=not progress, leave=False)
     every = callback_every if callback and callback_every > 0 else 1
@@ -272,20 +330,30 @@ def optimize_image(params, objective, config, x0, args, steps, *, driver="auto",
         bar.set_postfix({k: f"{float(v):.3g}" for k, v in record.items()}, refresh=False)
         bar.update(done - bar.n)
         if callback and callback_every > 0 and (done % callback_every == 0 or done == steps):
-            callback(done, {k: float(v) for k, v in record.items()},
-                     np.asarray(final_image(get_carry())))
+            callback(
+                done, {k: float(v) for k, v in record.items()}, np.asarray(final_image(get_carry()))
+            )
 
     with bar:
-        result = run(step, carry, args, steps, driver=driver, on_progress=on_progress,
-                     progress_every=every if callback else 1)
+        result = run(
+            step,
+            carry,
+            args,
+            steps,
+            driver=driver,
+            on_progress=on_progress,
+            progress_every=every if callback else 1,
+        )
     history = {k: np.asarray(v) for k, v in result.history.items()}
     if not history:
         history = {k: np.zeros((0,), np.float32) for k in ("total", "content", "style", "tv")}
     return final_image(result.carry), history, result
 
 
-def final_losses(params: VGG19Weights, objective: Objective, image, args: tuple[Targets, LossWeights]) -> dict[str, float]:
+def final_losses(
+    params: VGG19Weights, objective: Objective, image, args: tuple[Targets, LossWeights]
+) -> dict[str, float]:
     """The weighted loss terms and total of the finished (H, W, 3) image."""
     loss_fn = make_loss_fn(params, objective)
-    total, terms = jax.jit(loss_fn)(image, args)
+    total, terms = compile_once(loss_fn, image, args)(image, args)
     return {"total": float(total), **{k: float(v) for k, v in terms.items()}}

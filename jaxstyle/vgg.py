@@ -44,8 +44,9 @@ class VGG19(nn.Module):
 def preprocess(images: jax.Array, preprocessing: Preprocessing) -> jax.Array:
     """RGB images in [0, 1], (..., H, W, 3) -> network input of the same shape."""
     x = images[..., ::-1] if preprocessing.bgr else images
-    mean = jnp.asarray(preprocessing.mean, x.dtype)
-    std = jnp.asarray(preprocessing.std, x.dtype)
+    channel = (1,) * (x.ndim - 1) + (3,)
+    mean = jnp.asarray(preprocessing.mean, x.dtype).reshape(channel)
+    std = jnp.asarray(preprocessing.std, x.dtype).reshape(channel)
     return (x * preprocessing.scale - mean) / std
 
 
@@ -88,8 +89,11 @@ def vgg_features(
       pooling: ``"max"`` (as trained) or ``"avg"`` (Gatys et al.'s choice).
 
     Returns:
-      ``{name: float32 (N, h, w, C)}``, h and w halved after each pool.
+      ``{name: float32 (N, h, w, C)}`` in the order of ``layers``, h and w halved
+      after each pool.
     """
     if pooling not in POOLINGS:
         raise JaxstyleError(f"pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
-    return features(params, jnp.asarray(images), check_layers(layers), pooling)
+    layers = check_layers(layers)
+    out = features(params, jnp.asarray(images), layers, pooling)
+    return {name: out[name] for name in layers}  # jit returns dicts with sorted keys

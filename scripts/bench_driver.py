@@ -53,15 +53,18 @@ def main() -> None:
         "constants": (make_loss_fn(params, objective), (targets, weights)),
         "arguments": (as_argument, (targets, weights, params)),
     }
-    print(f"backend {jax.default_backend()}, {a.size}px, {a.optimizer}, {a.steps} steps x {a.repeats}")
+    print(
+        f"backend {jax.default_backend()}, {a.size}px, {a.optimizer}, {a.steps} steps x {a.repeats}"
+    )
     print(f"{'weights':>10} {'driver':>8} {'ms/step':>9} {'compile s':>10}")
     for name, (loss_fn, args) in variants.items():
         for driver in ("python", "device"):
             times, compile_s = [], 0.0
             for _ in range(a.repeats):
                 carry = jax.jit(make_init(loss_fn, config))(content, args)
-                r = run(make_step(loss_fn, config), carry, args, a.steps, driver=driver,
-                        chunk=a.steps)
+                r = run(
+                    make_step(loss_fn, config), carry, args, a.steps, driver=driver, chunk=a.steps
+                )
                 times.append(1e3 * r.run_seconds / a.steps)
                 compile_s = r.compile_seconds
             print(f"{name:>10} {driver:>8} {statistics.median(times):9.1f} {compile_s:10.1f}")

@@ -11,7 +11,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_IMAGES = ROOT.parent / "shared" / "images"
 
-jax.config.update("jax_compilation_cache_dir", str(ROOT / ".cache" / "jax"))
+CACHE = ROOT / ".cache" / "jax"
+os.environ["JAXSTYLE_CACHE"] = str(CACHE)  # the CLI's cache: the same directory
+jax.config.update("jax_compilation_cache_dir", str(CACHE))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 jax.config.update("jax_numpy_rank_promotion", "raise")
 

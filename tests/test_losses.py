@@ -31,8 +31,11 @@ def test_gram_matrix(normalize):
 
 @pytest.mark.parametrize(
     "reduction,ref",
-    [("sum", lambda d: (d**2).sum()), ("half_sum", lambda d: 0.5 * (d**2).sum()),
-     ("mean", lambda d: (d**2).mean())],
+    [
+        ("sum", lambda d: (d**2).sum()),
+        ("half_sum", lambda d: 0.5 * (d**2).sum()),
+        ("mean", lambda d: (d**2).mean()),
+    ],
 )
 def test_content_loss(reduction, ref):
     got = jax.jit(lambda f, p: losses.content_loss(f, p, reduction=reduction))(F, P)
@@ -44,8 +47,11 @@ def test_style_loss_gatys_formula():
     feats = {"a": F, "b": F[:, :3, :4, :]}
     targets = {"a": np_gram(P, "none"), "b": np_gram(P[:3, :4], "none")}
     weights = {"a": 0.25, "b": 2.0}
-    got = jax.jit(lambda f: losses.style_loss(
-        f, targets, layer_weights=weights, normalize="none", reduction="gatys"))(feats)
+    got = jax.jit(
+        lambda f: losses.style_loss(
+            f, targets, layer_weights=weights, normalize="none", reduction="gatys"
+        )
+    )(feats)
     want = []
     for n in range(2):
         total = 0.0
@@ -71,8 +77,11 @@ def test_total_variation(power, reduction):
     got = jax.jit(lambda x: losses.total_variation_loss(x, power=power, reduction=reduction))(x)
     dy = np.abs(x[:, 1:] - x[:, :-1]) ** power
     dx = np.abs(x[:, :, 1:] - x[:, :, :-1]) ** power
-    red = {"sum": lambda a: a.sum((1, 2, 3)), "half_sum": lambda a: 0.5 * a.sum((1, 2, 3)),
-           "mean": lambda a: a.mean((1, 2, 3))}[reduction]
+    red = {
+        "sum": lambda a: a.sum((1, 2, 3)),
+        "half_sum": lambda a: 0.5 * a.sum((1, 2, 3)),
+        "mean": lambda a: a.mean((1, 2, 3)),
+    }[reduction]
     np.testing.assert_allclose(got, red(dy) + red(dx), rtol=1e-5)
 
 

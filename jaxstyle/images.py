@@ -1,0 +1,322 @@
+"""Image files: reading, resizing and (atomically) writing RGB images.
+
+Images in memory are (H, W, 3) float32 RGB arrays in [0, 1]. Every problem
+with a user's file is raised as a one-line :class:`JaxstyleError` naming it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from jaxstyle.errors import JaxstyleError
+
+MAX_PIXELS = 12_000 * 12_000
+"""Hard limit: larger images (decompression bombs, giant scans) are refused.
+
+Below Pillow's own error threshold (2 * ``Image.MAX_IMAGE_PIXELS``), so this is the
+limit users meet."""
+
+MAX_SIDE = 4096
+"""Soft limit: images whose longest side is larger are downscaled to it on load."""
+
+FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
+"""Output suffix -> Pillow format."""
+
+_SAVE_OPTIONS = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"quality": 95}}
+_ORIENTATION = 0x0112  # EXIF tag
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _fail(path: Path, reason: object) -> JaxstyleError:
+    return JaxstyleError(_one_line(f"cannot read {path}: {reason}"))
+
+
+# ---------------------------------------------------------------- reading
+
+
+def load_image(path: Path) -> np.ndarray:
+    """Read an image file as (H, W, 3) float32 RGB in [0, 1].
+
+    EXIF orientation is applied; transparency is composited onto white; 16-bit
+    grayscale keeps its precision (32-bit integer images are read on the same
+    0..65535 scale; float images already in [0, 1] as they are, larger float
+    ranges as 0..255 or 0..65535). Images whose longest side exceeds
+    :data:`MAX_SIDE` are downscaled (with a note on stderr); images over
+    :data:`MAX_PIXELS` are refused. The file is opened read-only.
+    """
+    path = Path(path)
+    try:
+        file = open(path, "rb")  # closed below
+    except FileNotFoundError:
+        raise _fail(path, "no such file") from None
+    except IsADirectoryError:
+        raise _fail(path, "it is a directory, not an image") from None
+    except PermissionError:
+        raise _fail(path, "permission denied") from None
+    except OSError as e:
+        raise _fail(path, e.strerror or e) from None
+    with file:
+        if os.fstat(file.fileno()).st_size == 0:
+            raise _fail(path, "the file is empty")
+        image, original = _decode(path, file)
+    if image.size != original:
+        print(
+            f"jaxstyle: note: {path} is {original[0]}x{original[1]}; resized to "
+            f"{image.width}x{image.height} (longest side limit {MAX_SIDE})",
+            file=sys.stderr,
+        )
+    return _to_array(image)
+
+
+def _decode(path: Path, file: IO[bytes]) -> tuple[Image.Image, tuple[int, int]]:
+    """Fully decode ``file``: (normalized-mode image, original oriented (W, H))."""
+    truncated_ok = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never padded
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS rules
+            image = Image.open(file)
+        width, height = image.size
+        if width < 1 or height < 1:
+            raise _fail(path, f"the image has zero size ({width}x{height})")
+        if width * height > MAX_PIXELS:
+            raise _too_big(path, width, height)
+        orientation = image.getexif().get(_ORIENTATION, 1)
+        original = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+        if max(width, height) > MAX_SIDE and image.format == "JPEG":
+            scale = MAX_SIDE / max(width, height)
+            image.draft(image.mode, (round(width * scale), round(height * scale)))
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        image = _normalize_mode(image)
+        if max(image.size) > MAX_SIDE:
+            image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+        return image, original
+    except JaxstyleError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise _fail(path, f"the image is too large to load safely ({e})") from None
+    except UnidentifiedImageError:
+        raise _fail(path, "not an image file, or a format Pillow cannot decode") from None
+    except Exception as e:  # Pillow raises many types for truncated/corrupt data
+        raise _fail(path, f"the image data is truncated or corrupt ({e})") from None
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = truncated_ok
+
+
+def _too_big(path: Path, width: int, height: int) -> JaxstyleError:
+    return _fail(
+        path,
+        f"the image is {width}x{height} = {width * height / 1e6:.4g} megapixels, over "
+        f"jaxstyle's limit of {MAX_PIXELS / 1e6:.4g}; downscale it first",
+    )
+
+
+def _normalize_mode(image: Image.Image) -> Image.Image:
+    """Convert to one of L, LA, RGB, RGBA, I (16-bit range) or F."""
+    mode = image.mode
+    if mode in ("L", "LA", "RGB", "RGBA", "I", "F"):
+        return image
+    if mode == "1":
+        return image.convert("L")
+    if mode.startswith("I;16"):
+        return image.convert("I")
+    if mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in image.info
+        return image.convert("RGBA" if has_alpha else "RGB")
+    if mode in ("La", "RGBa"):
+        return image.convert(mode.upper())
+    return image.convert("RGB")  # CMYK, YCbCr, RGBX, HSV, ...
+
+
+def _to_array(image: Image.Image) -> np.ndarray:
+    """A normalized-mode image -> (H, W, 3) float32 in [0, 1], alpha over white."""
+    mode = image.mode
+    data = np.asarray(image)
+    if mode == "I":
+        pixels = data.astype(np.float32) / 65535.0
+    elif mode == "F":
+        pixels = np.nan_to_num(data.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+        peak = float(pixels.max(initial=0.0))
+        pixels = pixels / (1.0 if peak <= 1.0 else 255.0 if peak <= 255.0 else 65535.0)
+    else:
+        pixels = data.astype(np.float32) / 255.0
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    if mode in ("LA", "RGBA"):
+        color, alpha = pixels[..., :-1], pixels[..., -1:]
+        pixels = color * alpha + (1.0 - alpha)
+    if pixels.shape[-1] == 1:
+        pixels = np.repeat(pixels, 3, axis=-1)
+    return np.ascontiguousarray(np.clip(pixels, 0.0, 1.0), dtype=np.float32)
+
+
+# --------------------------------------------------------------- resizing
+
+
+def resize_longest(image: np.ndarray, side: int) -> np.ndarray:
+    """Resize (H, W, 3) so its longest side is ``side``, keeping the aspect ratio."""
+    if side < 1:
+        raise JaxstyleError(f"image size must be at least 1 pixel, not {side}")
+    height, width = image.shape[:2]
+    scale = side / max(height, width)
+    shape = (max(1, round(height * scale)), max(1, round(width * scale)))
+    return image if shape == (height, width) else resize_to(image, shape)
+
+
+def resize_to(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resize (H, W, 3) float32 to exactly ``shape`` = (H', W'): Lanczos, clipped to [0, 1]."""
+    height, width = int(shape[0]), int(shape[1])
+    image = np.asarray(image, np.float32)
+    if image.shape[:2] == (height, width):
+        return image
+    channels = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(image[..., c])).resize(
+                (width, height), Image.Resampling.LANCZOS
+            )
+        )
+        for c in range(image.shape[-1])
+    ]
+    return np.clip(np.stack(channels, axis=-1), 0.0, 1.0).astype(np.float32)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Float image in [0, 1] -> uint8 of the same shape (rounded, clipped; NaN -> 0)."""
+    pixels = np.nan_to_num(np.asarray(image, np.float32), nan=0.0)
+    return np.clip(np.rint(pixels * 255.0), 0, 255).astype(np.uint8)
+
+
+def _format(path: Path) -> str:
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        supported = ", ".join(FORMATS)
+        raise JaxstyleError(
+            f"cannot write {path}: unsupported file type {path.suffix or '(no suffix)'!r}; "
+            f"use one of {supported}"
+        )
+    return fmt
+
+
+def save_image(path: Path, image: np.ndarray) -> None:
+    """Write (H, W, 3) float [0, 1] as PNG/JPEG/WebP/TIFF (by suffix), atomically.
+
+    Parent directories are created; an existing file is replaced only once the
+    new one is completely written.
+    """
+    path = Path(path)
+    fmt = _format(path)
+    pixels = to_uint8(image)
+    if pixels.ndim != 3 or pixels.shape[-1] != 3 or min(pixels.shape[:2]) < 1:
+        raise JaxstyleError(f"cannot write {path}: not an (H, W, 3) image: shape {pixels.shape}")
+    try:
+        with _atomic_write(path, "wb") as file:
+            Image.fromarray(pixels).save(file, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
+    except (ValueError, KeyError) as e:
+        raise JaxstyleError(_one_line(f"cannot write {path}: {e}")) from None
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write UTF-8 ``text`` to ``path`` atomically (parent directories are created)."""
+    with _atomic_write(Path(path), "w") as file:
+        file.write(text)
+
+
+@contextlib.contextmanager
+def _atomic_write(path: Path, mode: str) -> Iterator[IO]:
+    """Yield a file that replaces ``path`` when the block succeeds (temp file + fsync + rename).
+
+    On any failure the temporary file is removed and ``path`` is left as it was;
+    OSErrors become a one-line JaxstyleError.
+    """
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; give the usual mode
+        encoding = None if "b" in mode else "utf-8"
+        with os.fdopen(fd, mode, encoding=encoding) as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as e:
+        reason = "it is a directory" if path.is_dir() else (e.strerror or e)
+        raise JaxstyleError(_one_line(f"cannot write {path}: {reason}")) from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# ---------------------------------------------------------- output checks
+
+
+def check_output_path(output: Path, inputs: list[Path]) -> None:
+    """Refuse an output that cannot be written or would overwrite an input.
+
+    Checks: ``output`` is not a directory, has a supported suffix, lies under a
+    directory (existing or to be created) that is writable, and neither it nor
+    its JSON record (``output.with_suffix(".json")``) is one of ``inputs``.
+    """
+    output = Path(output)
+    if output.is_dir():
+        raise JaxstyleError(
+            f"output {output} is a directory; give a file name such as {output / 'out.png'}"
+        )
+    _format(output)
+    ancestor = output.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if ancestor.exists() and not ancestor.is_dir():
+        raise JaxstyleError(f"cannot write {output}: {ancestor} is a file, not a directory")
+    if ancestor.is_dir() and not os.access(ancestor, os.W_OK | os.X_OK):
+        raise JaxstyleError(f"cannot write {output}: the directory {ancestor} is not writable")
+    record = output.with_suffix(".json")
+    for source in inputs:
+        if _same_file(output, Path(source)):
+            raise JaxstyleError(
+                f"output {output} is the input {source}; choose another output file"
+            )
+        if _same_file(record, Path(source)):
+            raise JaxstyleError(
+                f"the run record {record} written beside output {output} would overwrite "
+                f"the input {source}; choose another output name"
+            )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    with contextlib.suppress(OSError):
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()

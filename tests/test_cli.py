@@ -1,0 +1,121 @@
+"""The command line end to end on tiny images: outputs, records, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxstyle.cli import main
+
+SMALL = ["--size", "64", "--steps", "3", "--optimizer", "adam", "-q"]
+
+
+@pytest.fixture(scope="module")
+def pair(shared_image):
+    return str(shared_image("tubingen.jpg")), str(shared_image("starry_night.jpg"))
+
+
+def stylize(*args: str) -> int:
+    return main(["stylize", *map(str, args)])
+
+
+def test_stylize_writes_image_and_record(pair, tmp_path, capsys):
+    out = tmp_path / "result" / "out.png"
+    assert stylize(*pair, "-o", out, *SMALL, "--seed", "3", "--save-every", "2") == 0
+    image = np.asarray(Image.open(out))
+    assert image.shape == (48, 64, 3) and image.dtype == np.uint8
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["settings"]["steps"] == 3 and record["settings"]["seed"] == 3
+    assert record["settings"]["optimizer"] == "adam" and record["settings"]["preset"] == "jcjohnson"
+    assert record["inputs"]["content"] == pair[0] and record["inputs"]["styles"] == [pair[1]]
+    assert len(record["history"]["style"]) == 3 and record["timings"]["ms_per_step"] > 0
+    assert {"jax", "flax", "optax", "jaxstyle"} <= set(record["versions"])
+    assert sorted(p.name for p in out.parent.glob("out.step*.png")) == [
+        "out.step00002.png",
+        "out.step00003.png",
+    ]
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_same_arguments_same_image(pair, tmp_path):
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    args = [*SMALL, "--init", "noise", "--seed", "5"]
+    assert stylize(*pair, "-o", a, *args) == 0 and stylize(*pair, "-o", b, *args) == 0
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_texture_mode_and_init_from_image(pair, tmp_path):
+    out = tmp_path / "texture.png"
+    assert stylize("--texture", pair[1], "-o", out, *SMALL) == 0
+    assert json.loads(out.with_suffix(".json").read_text())["settings"]["content_weight"] == 0.0
+    out2 = tmp_path / "init.png"
+    assert stylize(*pair, "-o", out2, *SMALL, "--init", pair[1]) == 0
+
+
+def bad_cases(pair, tmp_path):
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    ok = ["-o", tmp_path / "o.png", *SMALL]
+    return {
+        "missing file": ([tmp_path / "nope.jpg", pair[1], *ok], "nope.jpg"),
+        "not an image": ([pair[0], text, *ok], "notes.jpg"),
+        "output is a directory": ([*pair, "-o", tmp_path, *SMALL], "directory"),
+        "output is an input": ([*pair, "-o", pair[0], *SMALL], "input"),
+        "unknown layer": ([*pair, *ok, "--style-layers", "relu9_9"], "relu9_9"),
+        "negative weight": ([*pair, *ok, "--style-weight", "-1"], "weight"),
+        "negative steps": ([*pair, "-o", tmp_path / "o.png", "--steps", "-2"], "steps"),
+        "one image only": ([pair[0], *ok], "STYLE"),
+        "bad number": ([*pair, *ok, "--size", "big"], "size"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing file",
+        "not an image",
+        "output is a directory",
+        "output is an input",
+        "unknown layer",
+        "negative weight",
+        "negative steps",
+        "one image only",
+        "bad number",
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(pair, tmp_path, capsys, case):
+    args, needle = bad_cases(pair, tmp_path)[case]
+    before = {p: p.stat().st_mtime_ns for p in map(__import__("pathlib").Path, pair)}
+    assert stylize(*args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("jaxstyle: error: ") and "\n" not in err, err
+    assert needle.lower() in err.lower(), err
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_installed_command_prints_no_traceback(tmp_path):
+    """The real entry point, in a fresh process: one line, exit status 2."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jaxstyle",
+            "stylize",
+            str(tmp_path / "missing.jpg"),
+            str(tmp_path / "style.jpg"),
+            "-o",
+            str(tmp_path / "out.png"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+    assert "missing.jpg" in proc.stderr

@@ -1,0 +1,396 @@
+"""Image file I/O (jaxstyle.images) and the built-in examples (jaxstyle.examples)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFile
+
+from jaxstyle import examples, images
+from jaxstyle.errors import JaxstyleError
+
+
+def write(path: Path, image: Image.Image, **options) -> Path:
+    image.save(path, **options)
+    return path
+
+
+def gradient(width: int = 40, height: int = 30) -> Image.Image:
+    y, x = np.mgrid[0:height, 0:width]
+    rgb = np.stack([x * 255 // width, y * 255 // height, (x + y) % 256], axis=-1)
+    return Image.fromarray(rgb.astype(np.uint8))
+
+
+def load_error(path: Path) -> str:
+    """The message of the JaxstyleError that loading ``path`` raises (checked one line)."""
+    with pytest.raises(JaxstyleError) as info:
+        images.load_image(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert path.name in message
+    return message
+
+
+# ------------------------------------------------------------ bad inputs
+
+
+def test_missing_file(tmp_path):
+    assert "no such file" in load_error(tmp_path / "nothing.png")
+
+
+def test_directory(tmp_path):
+    (tmp_path / "folder.jpg").mkdir()
+    assert "directory" in load_error(tmp_path / "folder.jpg")
+
+
+def test_empty_file(tmp_path):
+    (tmp_path / "empty.png").write_bytes(b"")
+    assert "empty" in load_error(tmp_path / "empty.png")
+
+
+def test_text_file_named_jpg(tmp_path):
+    (tmp_path / "notes.jpg").write_text("these are not pixels\n")
+    assert "not an image" in load_error(tmp_path / "notes.jpg")
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_truncated_file(tmp_path, suffix):
+    path = write(tmp_path / f"whole{suffix}", gradient(200, 150))
+    data = path.read_bytes()
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(data[: len(data) // 2])
+    assert "truncated" in load_error(cut)
+
+
+def test_truncated_file_even_if_pillow_is_told_to_pad(tmp_path, monkeypatch):
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    data = write(tmp_path / "whole.jpg", gradient(200, 150)).read_bytes()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(data[: len(data) // 2])
+    load_error(cut)
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # the caller's setting is restored
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+def test_unreadable_file(tmp_path):
+    path = write(tmp_path / "secret.png", gradient())
+    path.chmod(0)
+    try:
+        assert "permission denied" in load_error(path)
+    finally:
+        path.chmod(0o644)
+
+
+def test_over_pixel_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(images, "MAX_PIXELS", 1000)
+    message = load_error(write(tmp_path / "bomb.png", gradient(40, 30)))
+    assert "40x30" in message and "limit" in message
+
+
+def test_pillow_decompression_bomb_error(tmp_path, monkeypatch):
+    path = write(tmp_path / "bomb.png", gradient(40, 30))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    assert "too large" in load_error(path)
+
+
+def test_zero_size_image(tmp_path, monkeypatch):
+    path = write(tmp_path / "flat.png", gradient())
+    open_image = Image.open
+    monkeypatch.setattr(Image, "open", lambda f: open_image(f).crop((0, 0, 0, 30)))
+    assert "zero size" in load_error(path)
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_large_image_is_downscaled_with_a_note(tmp_path, monkeypatch, capsys, suffix):
+    monkeypatch.setattr(images, "MAX_SIDE", 50)
+    path = write(tmp_path / f"big{suffix}", gradient(200, 100))
+    image = images.load_image(path)
+    assert image.shape == (25, 50, 3)
+    note = capsys.readouterr().err
+    assert note.count("\n") == 1 and note.startswith("jaxstyle: note: ")
+    assert path.name in note and "200x100" in note and "50x25" in note
+
+
+def test_small_image_loads_without_a_note(tmp_path, capsys):
+    images.load_image(write(tmp_path / "small.png", gradient()))
+    assert capsys.readouterr().err == ""
+
+
+# ----------------------------------------------------------------- modes
+
+
+def test_rgb_png_exact(tmp_path):
+    source = gradient()
+    image = images.load_image(write(tmp_path / "rgb.png", source))
+    assert image.dtype == np.float32 and image.shape == (30, 40, 3)
+    np.testing.assert_array_equal(images.to_uint8(image), np.asarray(source))
+
+
+def test_grayscale(tmp_path):
+    image = images.load_image(write(tmp_path / "gray.png", Image.new("L", (3, 2), 128)))
+    np.testing.assert_allclose(image, 128 / 255, rtol=1e-6)
+    assert image.shape == (2, 3, 3)
+
+
+def test_one_bit(tmp_path):
+    bits = Image.new("1", (4, 2), 0)
+    bits.putpixel((1, 0), 1)
+    image = images.load_image(write(tmp_path / "bits.png", bits))
+    np.testing.assert_array_equal(image[0, 1], [1, 1, 1])
+    np.testing.assert_array_equal(image[0, 0], [0, 0, 0])
+
+
+def test_palette_with_transparency(tmp_path):
+    palette = Image.new("P", (2, 1), 0)
+    palette.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    palette.putpixel((1, 0), 1)
+    image = images.load_image(write(tmp_path / "pal.png", palette, transparency=0))
+    np.testing.assert_array_equal(image[0, 0], [1, 1, 1])  # transparent -> white
+    np.testing.assert_array_equal(image[0, 1], [1, 0, 0])
+
+
+def test_rgba_over_white(tmp_path):
+    rgba = Image.new("RGBA", (3, 1), (0, 0, 0, 0))
+    rgba.putpixel((1, 0), (255, 0, 0, 255))
+    rgba.putpixel((2, 0), (0, 0, 0, 128))
+    image = images.load_image(write(tmp_path / "rgba.png", rgba))
+    np.testing.assert_array_equal(image[0, 0], [1, 1, 1])
+    np.testing.assert_array_equal(image[0, 1], [1, 0, 0])
+    np.testing.assert_allclose(image[0, 2], 1 - 128 / 255, atol=1e-6)
+
+
+def test_la_over_white(tmp_path):
+    la = Image.new("LA", (2, 1), (0, 0))
+    la.putpixel((1, 0), (50, 255))
+    image = images.load_image(write(tmp_path / "la.png", la))
+    np.testing.assert_array_equal(image[0, 0], [1, 1, 1])
+    np.testing.assert_allclose(image[0, 1], 50 / 255, rtol=1e-6)
+
+
+def test_sixteen_bit_grayscale(tmp_path):
+    deep = Image.fromarray(np.array([[65535, 32768, 0]], np.uint16))
+    assert deep.mode == "I;16"
+    image = images.load_image(write(tmp_path / "deep.png", deep))
+    np.testing.assert_allclose(image[0, :, 0], [1.0, 32768 / 65535, 0.0], atol=1e-6)
+    assert image.max() <= 1.0
+
+
+def test_float_tiff(tmp_path):
+    data = np.array([[0.0, 0.25, 1.0]], np.float32)
+    image = images.load_image(write(tmp_path / "float.tif", Image.fromarray(data)))
+    np.testing.assert_allclose(image[0, :, 1], data[0])
+
+
+def test_cmyk_jpeg(tmp_path):
+    cyan = Image.new("CMYK", (16, 16), (255, 0, 0, 0))
+    image = images.load_image(write(tmp_path / "cyan.jpg", cyan, quality=95))
+    np.testing.assert_allclose(image[8, 8], [0, 1, 1], atol=0.05)
+
+
+def test_ycbcr_jpeg(tmp_path):
+    ycbcr = Image.new("RGB", (16, 16), (255, 0, 0)).convert("YCbCr")
+    image = images.load_image(write(tmp_path / "red.jpg", ycbcr, quality=95))
+    np.testing.assert_allclose(image[8, 8], [1, 0, 0], atol=0.05)
+
+
+@pytest.mark.parametrize("orientation", [6, 8])
+def test_exif_orientation(tmp_path, orientation):
+    stored = Image.new("RGB", (4, 2), (0, 0, 0))
+    stored.putpixel((0, 0), (255, 0, 0))  # stored top-left: red
+    stored.putpixel((0, 1), (0, 0, 255))  # stored bottom-left: blue
+    stored.putpixel((3, 0), (0, 255, 0))  # stored top-right: green
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    image = images.load_image(write(tmp_path / "turned.png", stored, exif=exif))
+    assert image.shape == (4, 2, 3)
+    # 6: turn 90 degrees clockwise to display; 8: counter-clockwise.
+    expected_top_left = [0, 0, 1] if orientation == 6 else [0, 1, 0]
+    np.testing.assert_array_equal(image[0, 0], expected_top_left)
+
+
+def test_loading_leaves_the_file_untouched(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = write(tmp_path / "keep.jpg", gradient(), exif=exif)
+    before = (path.read_bytes(), path.stat().st_mtime_ns)
+    images.load_image(path)
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+
+
+# -------------------------------------------------------------- resizing
+
+
+def test_resize_longest():
+    image = np.random.default_rng(0).random((30, 60, 3), dtype=np.float32)
+    small = images.resize_longest(image, 20)
+    assert small.shape == (10, 20, 3) and small.dtype == np.float32
+    assert 0.0 <= small.min() and small.max() <= 1.0
+    big = images.resize_longest(image, 120)
+    assert big.shape == (60, 120, 3) and 0.0 <= big.min() and big.max() <= 1.0
+    assert images.resize_longest(image, 60) is image
+    assert images.resize_longest(np.zeros((1, 100, 3), np.float32), 10).shape == (1, 10, 3)
+    assert images.resize_longest(np.zeros((100, 3, 3), np.float32), 10).shape == (10, 1, 3)
+
+
+def test_resize_keeps_flat_colour():
+    image = np.full((17, 23, 3), [0.2, 0.5, 0.9], np.float32)
+    np.testing.assert_allclose(
+        images.resize_to(image, (40, 9)), np.broadcast_to(image[0, 0], (40, 9, 3)), atol=1e-5
+    )
+    assert images.resize_to(image, (5, 31)).shape == (5, 31, 3)
+
+
+# --------------------------------------------------------------- writing
+
+
+def test_to_uint8():
+    out = images.to_uint8(np.array([[[-0.5, 0.0, 0.5], [1.0, 2.0, np.nan]]], np.float32))
+    np.testing.assert_array_equal(out, [[[0, 0, 128], [255, 255, 0]]])
+    assert out.dtype == np.uint8
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".jpeg", ".webp", ".tif", ".TIFF"])
+def test_save_round_trip(tmp_path, suffix):
+    image = np.asarray(gradient(), np.float32) / 255
+    path = tmp_path / "results" / "deeper" / f"out{suffix}"  # parents are created
+    images.save_image(path, image)
+    loaded = images.load_image(path)
+    if suffix == ".png":
+        np.testing.assert_array_equal(images.to_uint8(loaded), images.to_uint8(image))
+    else:
+        assert np.abs(loaded - image).mean() < 0.03
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temp files
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_save_replaces_only_after_success(tmp_path, monkeypatch):
+    path = tmp_path / "out.png"
+    images.save_image(path, np.zeros((4, 4, 3), np.float32))
+    before = path.read_bytes()
+
+    def broken(*args, **kwargs):
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(Image.Image, "save", broken)
+    with pytest.raises(JaxstyleError) as info:
+        images.save_image(path, np.ones((4, 4, 3), np.float32))
+    assert "\n" not in str(info.value) and "out.png" in str(info.value)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
+
+
+def test_save_cleans_up_after_unexpected_errors(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(Image.Image, "save", broken)
+    with pytest.raises(RuntimeError):
+        images.save_image(tmp_path / "out.png", np.ones((4, 4, 3), np.float32))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_unsupported_suffix(tmp_path):
+    with pytest.raises(JaxstyleError) as info:
+        images.save_image(tmp_path / "out.bmpx", np.zeros((2, 2, 3), np.float32))
+    message = str(info.value)
+    assert "\n" not in message and "out.bmpx" in message and ".png" in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_into_a_file_as_directory(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(JaxstyleError) as info:
+        images.save_image(tmp_path / "file" / "out.png", np.zeros((2, 2, 3), np.float32))
+    assert "\n" not in str(info.value) and "out.png" in str(info.value)
+
+
+def test_write_text_atomic(tmp_path):
+    path = tmp_path / "runs" / "out.json"
+    images.write_text_atomic(path, "{}\n")
+    images.write_text_atomic(path, '{"a": "\u00e9"}\n')
+    assert path.read_text(encoding="utf-8") == '{"a": "\u00e9"}\n'
+    assert [p.name for p in path.parent.iterdir()] == ["out.json"]
+
+
+# --------------------------------------------------------- output checks
+
+
+def output_error(output: Path, inputs: list[Path]) -> str:
+    with pytest.raises(JaxstyleError) as info:
+        images.check_output_path(output, inputs)
+    message = str(info.value)
+    assert "\n" not in message and output.name in message
+    return message
+
+
+def test_check_output_path_accepts_new_and_previous_outputs(tmp_path):
+    content = write(tmp_path / "content.jpg", gradient())
+    images.check_output_path(tmp_path / "new" / "out.png", [content])
+    (tmp_path / "out.png").write_bytes(b"an earlier result")
+    images.check_output_path(tmp_path / "out.png", [content])
+
+
+def test_check_output_path_refuses(tmp_path, monkeypatch):
+    content = write(tmp_path / "content.png", gradient())
+    (tmp_path / "dir.png").mkdir()
+    assert "directory" in output_error(tmp_path / "dir.png", [content])
+    assert ".png" in output_error(tmp_path / "out.gif", [content])
+    (tmp_path / "file").write_text("x")
+    assert "not a directory" in output_error(tmp_path / "file" / "out.png", [content])
+
+
+def test_check_output_path_refuses_an_input(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    content = write(tmp_path / "content.png", gradient())
+    assert "input" in output_error(Path("sub/../content.png"), [Path("content.png")])
+    assert "input" in output_error(tmp_path / "content.png", [Path("./content.png")])
+    link = tmp_path / "sub" / "link.png"
+    link.symlink_to(content)
+    assert "input" in output_error(link, [content])
+    assert "input" in output_error(tmp_path / "content.png", [link])
+    # Not existing yet: compared by resolved path.
+    assert "input" in output_error(Path("late.png"), [tmp_path / "late.png"])
+
+
+def test_check_output_path_refuses_a_record_over_an_input(tmp_path):
+    style = tmp_path / "style.json"
+    style.write_text("{}")
+    message = output_error(tmp_path / "style.png", [style])
+    assert "style.json" in message
+
+
+# --------------------------------------------------------------- examples
+
+
+def test_example_content():
+    path = examples.example_content()
+    assert isinstance(path, Path) and path.is_file()
+    image = images.load_image(path)
+    assert image.ndim == 3 and image.shape[-1] == 3 and min(image.shape[:2]) >= 256
+
+
+@pytest.fixture(scope="module")
+def painting():
+    return examples.example_style()
+
+
+def test_example_style(painting):
+    assert painting.shape == (512, 512, 3) and painting.dtype == np.float32
+    assert 0.0 <= painting.min() and painting.max() <= 1.0
+    assert painting.std() > 0.1
+    r, g, b = np.moveaxis(painting, -1, 0)
+    blue = (b > r + 0.15) & (b > g)
+    yellow = (r > 0.7) & (g > 0.6) & (b < 0.5)
+    assert blue.mean() > 0.4 and 0.01 < yellow.mean() < 0.3
+
+
+def test_example_style_is_deterministic(painting):
+    np.testing.assert_array_equal(examples.example_style(), painting)
+    small = examples.example_style(64)
+    assert small.shape == (64, 64, 3) and small.std() > 0.1

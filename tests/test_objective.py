@@ -1,0 +1,110 @@
+"""The objective against the primitives, presets' definitions, and vmap over weights."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxstyle
+from jaxstyle.objective import LossWeights, Objective, compute_targets, total_loss
+from jaxstyle.presets import PRESETS, get_preset
+
+RNG = np.random.default_rng(1)
+CONTENT = jnp.asarray(RNG.uniform(size=(32, 48, 3)), jnp.float32)
+STYLE = jnp.asarray(RNG.uniform(size=(40, 40, 3)), jnp.float32)
+IMAGE = jnp.asarray(RNG.uniform(size=(32, 48, 3)), jnp.float32)
+
+
+def weights_of(preset):
+    return LossWeights.create(
+        content=preset.content_weight,
+        style=preset.style_weight,
+        tv=preset.tv_weight,
+        style_layers=preset.style_layer_weights,
+    )
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_total_loss_is_weighted_sum_of_primitives(vgg_weights, name):
+    preset = get_preset(name)
+    objective = Objective.from_preset(preset)
+    targets = compute_targets(vgg_weights, objective, CONTENT, [STYLE])
+    total, terms = jax.jit(total_loss, static_argnums=4)(
+        IMAGE, vgg_weights, targets, weights_of(preset), objective
+    )
+
+    feats = jaxstyle.vgg_features(
+        vgg_weights, IMAGE[None], objective.layers, pooling=preset.pooling
+    )
+    cfeats = jaxstyle.vgg_features(
+        vgg_weights, CONTENT[None], preset.content_layers, pooling=preset.pooling
+    )
+    sfeats = jaxstyle.vgg_features(
+        vgg_weights, STYLE[None], preset.style_layers, pooling=preset.pooling
+    )
+    content = sum(
+        jaxstyle.content_loss(feats[k][0], cfeats[k][0], reduction=preset.content_reduction)
+        for k in preset.content_layers
+    )
+    grams = {
+        k: jaxstyle.gram_matrix(v[0], normalize=preset.gram_normalize) for k, v in sfeats.items()
+    }
+    style = jaxstyle.style_loss(
+        {k: feats[k][0] for k in preset.style_layers},
+        grams,
+        layer_weights=dict(zip(preset.style_layers, preset.style_layer_weights, strict=True)),
+        normalize=preset.gram_normalize,
+        reduction=preset.style_reduction,
+    )
+    tv = jaxstyle.total_variation_loss(
+        IMAGE * preset.tv_pixel_scale, power=preset.tv_power, reduction=preset.tv_reduction
+    )
+    np.testing.assert_allclose(terms["content"], preset.content_weight * content, rtol=1e-4)
+    np.testing.assert_allclose(terms["style"], preset.style_weight * style, rtol=1e-4)
+    np.testing.assert_allclose(terms["tv"], preset.tv_weight * tv, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(total, terms["content"] + terms["style"] + terms["tv"], rtol=1e-6)
+    assert float(terms["content"]) > 0 and float(terms["style"]) > 0
+
+
+def test_content_target_gives_zero_content_loss(vgg_weights):
+    objective = Objective.from_preset(get_preset("jcjohnson"))
+    targets = compute_targets(vgg_weights, objective, CONTENT, [STYLE])
+    _, terms = total_loss(
+        CONTENT, vgg_weights, targets, weights_of(get_preset("jcjohnson")), objective
+    )
+    assert float(terms["content"]) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_style_blend_is_weighted_gram_average(vgg_weights):
+    objective = Objective.from_preset(get_preset("jcjohnson"))
+    a = compute_targets(vgg_weights, objective, CONTENT, [STYLE])
+    b = compute_targets(vgg_weights, objective, CONTENT, [CONTENT])
+    mixed = compute_targets(vgg_weights, objective, CONTENT, [STYLE, CONTENT], blend=[3, 1])
+    for k in objective.style_layers:
+        np.testing.assert_allclose(mixed.style[k], 0.75 * a.style[k] + 0.25 * b.style[k], rtol=1e-5)
+
+
+def test_vmap_over_loss_weights_equals_loop(vgg_weights):
+    preset = get_preset("jcjohnson")
+    objective = Objective.from_preset(preset)
+    targets = compute_targets(vgg_weights, objective, CONTENT, [STYLE])
+    grid = [
+        LossWeights.create(content=c, style=s, tv=1e-3, style_layers=(1.0,) * 5)
+        for c, s in [(1.0, 10.0), (5.0, 100.0), (0.0, 1e3)]
+    ]
+    stacked = jax.tree.map(lambda *x: jnp.stack(x), *grid)
+    f = lambda w: total_loss(IMAGE, vgg_weights, targets, w, objective)[0]  # noqa: E731
+    batched = jax.jit(jax.vmap(f))(stacked)
+    looped = [jax.jit(f)(w) for w in grid]
+    np.testing.assert_allclose(batched, looped, rtol=1e-5)
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(jaxstyle.JaxstyleError, match="unknown VGG19 layer relu9_9"):
+        Objective(content_layers=("relu9_9",), style_layers=("relu1_1",))
+    with pytest.raises(jaxstyle.JaxstyleError, match="style weight"):
+        LossWeights.create(content=1.0, style=-1.0, tv=0.0, style_layers=(1.0,))
+    with pytest.raises(jaxstyle.JaxstyleError, match="unknown preset"):
+        get_preset("picasso")
