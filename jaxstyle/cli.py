@@ -34,42 +34,15 @@ def _csv(kind):
     return parse
 
 
+def _tuples(kind):
+    """``"1,1;0.5,1"`` -> ``((1.0, 1.0), (0.5, 1.0))``: comma lists separated by ``;``."""
+    row = _csv(kind)
+    return lambda text: tuple(row(part) for part in text.split(";") if part.strip())
+
+
 def _stylize_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "images",
-        nargs="*",
-        metavar="IMAGE",
-        help="CONTENT STYLE [STYLE ...]; none: the built-in example photo and painting",
-    )
-    p.add_argument("-o", "--output", required=True, type=Path, help="output PNG/JPEG path")
-    p.add_argument(
-        "--texture",
-        action="store_true",
-        help="texture synthesis: every IMAGE is a style, no content",
-    )
-    p.add_argument(
-        "--preset", default=None, help="gatys, jcjohnson (default), pytorch-tutorial, tf-tutorial"
-    )
-    p.add_argument(
-        "--size", type=int, default=512, help="longest side of the output in pixels (512)"
-    )
-    p.add_argument("--steps", type=int, help="optimisation steps (preset's default)")
-    p.add_argument("--optimizer", choices=("adam", "lbfgs"), help="(preset's default)")
-    p.add_argument(
-        "--lr", type=float, dest="learning_rate", help="Adam learning rate, [0,1] pixels"
-    )
-    p.add_argument("--content-weight", type=float)
-    p.add_argument("--style-weight", type=float)
-    p.add_argument("--tv-weight", type=float)
-    p.add_argument("--content-layers", type=_csv(str), help="e.g. relu4_2")
-    p.add_argument("--style-layers", type=_csv(str), help="e.g. relu1_1,relu2_1,relu3_1")
-    p.add_argument("--style-layer-weights", type=_csv(float), help="one per style layer")
-    p.add_argument("--style-scale", type=float, help="style image size relative to --size (1)")
-    p.add_argument("--style-blend", type=_csv(float), help="weights of several style images")
-    p.add_argument("--pooling", choices=("max", "avg"))
-    p.add_argument("--init", help="content, noise, or an image PATH")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--weights", type=Path, help="weight set directory (default: fetched)")
+    _image_arguments(p, output="output PNG/JPEG path")
+    _setting_arguments(p)
     p.add_argument(
         "--save-every",
         type=int,
@@ -77,6 +50,68 @@ def _stylize_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="also write OUT.stepN.png every N steps",
     )
+
+
+def _sweep_arguments(p: argparse.ArgumentParser) -> None:
+    _image_arguments(
+        p, output="output DIRECTORY (created): a PNG per cell, grid.png, sweep.json, sweep.csv"
+    )
+    _setting_arguments(p, sweep=True)
+
+
+def _image_arguments(p: argparse.ArgumentParser, *, output: str) -> None:
+    """IMAGE..., -o and --texture, for stylize and sweep."""
+    p.add_argument(
+        "images",
+        nargs="*",
+        metavar="IMAGE",
+        help="CONTENT STYLE [STYLE ...]; none: the built-in example photo and painting",
+    )
+    p.add_argument("-o", "--output", required=True, type=Path, help=output)
+    p.add_argument(
+        "--texture",
+        action="store_true",
+        help="texture synthesis: every IMAGE is a style, no content",
+    )
+
+
+def _setting_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
+    """The settings of stylize and sweep; in a sweep the sweepable ones take lists (axes)."""
+    number = _csv(float) if sweep else float
+    axis = "comma list: the values of a sweep axis" if sweep else None
+    p.add_argument(
+        "--preset",
+        default=None,
+        help="jaxstyle (default), jcjohnson, gatys, pytorch-tutorial, tf-tutorial",
+    )
+    p.add_argument(
+        "--size",
+        type=int,
+        help="longest side of the output in pixels (default: 512 on a GPU/TPU, 256 on a CPU)",
+    )
+    p.add_argument("--steps", type=int, help="optimisation steps (preset's default)")
+    p.add_argument("--optimizer", choices=("adam", "lbfgs"), help="(preset's default)")
+    p.add_argument(
+        "--lr", type=float, dest="learning_rate", help="Adam learning rate, [0,1] pixels"
+    )
+    p.add_argument("--content-weight", type=number, help=axis)
+    p.add_argument("--style-weight", type=number, help=axis)
+    p.add_argument("--tv-weight", type=number, help=axis)
+    p.add_argument("--content-layers", type=_csv(str), help="e.g. relu4_2")
+    p.add_argument("--style-layers", type=_csv(str), help="e.g. relu1_1,relu2_1,relu3_1")
+    p.add_argument(
+        "--style-layer-weights",
+        type=_tuples(float) if sweep else _csv(float),
+        help="one per style layer" + ("; a sweep axis: tuples separated by ';'" if sweep else ""),
+    )
+    p.add_argument("--style-scale", type=float, help="style image size relative to --size (1)")
+    p.add_argument("--style-blend", type=_csv(float), help="weights of several style images")
+    p.add_argument("--pooling", choices=("max", "avg"))
+    p.add_argument("--init", help="content, noise, or an image PATH")
+    p.add_argument(
+        "--seed", type=_csv(int) if sweep else int, default=None if sweep else 0, help=axis
+    )
+    p.add_argument("--weights", type=Path, help="weight set directory (default: fetched)")
     p.add_argument("--driver", choices=("auto", "python", "device"), default="auto")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -85,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="jaxstyle", description="Neural style transfer in JAX.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _stylize_arguments(sub.add_parser("stylize", help="paint an image in the style of others"))
+    _sweep_arguments(
+        sub.add_parser("sweep", help="a grid of loss weights and seeds in one vmapped run")
+    )
     weights = sub.add_parser("weights", help="get or import VGG19 weights")
     wsub = weights.add_subparsers(dest="weights_command", required=True, parser_class=_Parser)
     fetch = wsub.add_parser(
@@ -111,6 +149,14 @@ def enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 
+def default_size() -> int:
+    """The CLI's default longest side: 512 px on accelerators, 256 px on a CPU (where a
+    512 px L-BFGS step takes several seconds)."""
+    import jax
+
+    return 256 if jax.default_backend() == "cpu" else 512
+
+
 def run_metadata() -> dict:
     import jax
 
@@ -130,55 +176,91 @@ def run_metadata() -> dict:
     }
 
 
+SETTINGS = (
+    "size",
+    "steps",
+    "optimizer",
+    "learning_rate",
+    "content_weight",
+    "style_weight",
+    "tv_weight",
+    "content_layers",
+    "style_layers",
+    "style_layer_weights",
+    "pooling",
+    "seed",
+    "style_scale",
+    "style_blend",
+)
+"""The parsed options passed to the API as setting overrides."""
+
+
+@dataclasses.dataclass
+class _Inputs:
+    """The images of a run from IMAGE..., --texture and --init (None: the built-in example)."""
+
+    paths: list[Path]
+    content: Path | None
+    styles: list[Path | None]
+    init: str | Path | None
+    files: list[Path]  # every input file, for the output checks
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> _Inputs:
+        paths = [Path(p) for p in args.images]
+        if args.texture:
+            content, styles = None, paths or [None]
+        elif len(paths) == 1:
+            raise JaxstyleError(
+                "give CONTENT and at least one STYLE image (or none for the example)"
+            )
+        else:
+            content, styles = (paths[0], paths[1:]) if paths else (None, [None])
+        init = args.init
+        files = [p for p in [content, *styles] if p is not None]
+        if init not in (None, "content", "noise"):
+            files.append(Path(init))
+            init = Path(init)
+        return cls(paths, content, styles, init, files)
+
+    def images(self) -> tuple:
+        """(content, styles) with the built-in example images in place of None."""
+        from jaxstyle import examples
+
+        content = self.content
+        if not self.paths:
+            print(
+                "jaxstyle: no images given: painting matplotlib's sample photo (Grace Hopper) "
+                "in jaxstyle's built-in swirl painting",
+                file=sys.stderr,
+            )
+            content = examples.example_content()
+        return content, [examples.example_style() if s is None else s for s in self.styles]
+
+    def record(self, init: str) -> dict:
+        """The inputs as JSON; ``init`` is the resolved init setting."""
+        example = "example photo" if not self.paths else None
+        return {
+            "content": str(self.content) if self.content is not None else example,
+            "styles": [str(s) if s is not None else "example painting" for s in self.styles],
+            "init": str(self.init) if self.init is not None else init,
+        }
+
+
 def cmd_stylize(args: argparse.Namespace) -> int:
-    from jaxstyle import examples
     from jaxstyle import images as image_io
     from jaxstyle.presets import DEFAULT_PRESET
     from jaxstyle.stylize import resolve_settings, stylize
 
+    if args.size is None:
+        args.size = default_size()
     if args.save_every < 0:
         raise JaxstyleError("--save-every must be >= 0")
-    paths = [Path(p) for p in args.images]
-    if args.texture:
-        content, styles = None, paths or [None]
-    elif len(paths) == 1:
-        raise JaxstyleError("give CONTENT and at least one STYLE image (or none for the example)")
-    else:
-        content, styles = (paths[0], paths[1:]) if paths else (None, [None])
-    init = args.init
-    inputs = [p for p in [content, *styles] if p is not None]
-    if init not in (None, "content", "noise"):
-        inputs.append(Path(init))
-        init = Path(init)
-    image_io.check_output_path(args.output, inputs)
-    overrides = {
-        k: getattr(args, k)
-        for k in (
-            "size",
-            "steps",
-            "optimizer",
-            "learning_rate",
-            "content_weight",
-            "style_weight",
-            "tv_weight",
-            "content_layers",
-            "style_layers",
-            "style_layer_weights",
-            "pooling",
-            "seed",
-            "style_scale",
-            "style_blend",
-        )
-    }
+    inputs = _Inputs.from_args(args)
+    image_io.check_output_path(args.output, inputs.files)
+    overrides = {k: getattr(args, k) for k in SETTINGS}
     resolve_settings(args.preset or DEFAULT_PRESET, **overrides)  # fail fast on bad settings
-    if not paths:
-        print(
-            "jaxstyle: no images given: painting matplotlib's sample photo (Grace Hopper) "
-            "in jaxstyle's built-in swirl painting",
-            file=sys.stderr,
-        )
-        content = examples.example_content()
-    style_images = [examples.example_style() if s is None else s for s in styles]
+    content, style_images = inputs.images()
 
     stem = args.output.with_suffix("")
 
@@ -195,7 +277,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         weights=weights,
         driver=args.driver,
         progress=not args.quiet,
-        init=init,
+        init=inputs.init,
         callback=save_intermediate if args.save_every else None,
         callback_every=args.save_every,
         **overrides,
@@ -203,13 +285,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     image_io.save_image(args.output, result.image)
     record = {
         "output": str(args.output),
-        "inputs": {
-            "content": str(content)
-            if isinstance(content, Path)
-            else ("example photo" if content is not None else None),
-            "styles": [str(s) if s is not None else "example painting" for s in styles],
-            "init": str(init) if init is not None else result.settings.init,
-        },
+        "inputs": inputs.record(result.settings.init),
         "settings": dataclasses.asdict(result.settings),
         "weights": weights.name,
         "final_losses": result.final,
@@ -225,6 +301,45 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         f"wrote {args.output} ({result.image.shape[1]}x{result.image.shape[0]}, "
         f"{result.settings.steps} steps, {result.timings['ms_per_step']:.0f} ms/step; "
         f"losses: content {f['content']:.4g}, style {f['style']:.4g}, tv {f['tv']:.4g})"
+    )
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from jaxstyle import images as image_io
+    from jaxstyle.presets import DEFAULT_PRESET
+    from jaxstyle.sweep import plan_sweep
+    from jaxstyle.sweep_output import cell_files, write_sweep
+
+    if args.size is None:
+        args.size = default_size()
+    out = args.output
+    if out.exists() and not out.is_dir():
+        raise JaxstyleError(f"output {out} is a file; a sweep writes a directory")
+    inputs = _Inputs.from_args(args)
+    content, style_images = inputs.images()
+    plan = plan_sweep(
+        content,
+        style_images,
+        preset=args.preset or DEFAULT_PRESET,
+        weights=args.weights,
+        init=inputs.init,
+        **{k: getattr(args, k) for k in SETTINGS},
+    )
+    for name in [*cell_files(plan.cells, plan.axes), "grid.png"]:
+        image_io.check_output_path(out / name, inputs.files)
+    result = plan.run(driver=args.driver, progress=not args.quiet)
+    record = {
+        "output": str(out),
+        "inputs": inputs.record(result.settings.init),
+        "weights": plan.params.name,
+    }
+    write_sweep(result, out, record=record)
+    h, w = result.images.shape[1:3]
+    print(
+        f"wrote {len(result.cells)} cells, grid.png, sweep.json and sweep.csv to {out} "
+        f"({w}x{h}, {result.settings.steps} steps, {result.timings['ms_per_step']:.0f} ms/step "
+        f"for all cells on {len(result.devices)} device(s))"
     )
     return 0
 
@@ -252,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
         enable_compilation_cache()
         if args.command == "stylize":
             return cmd_stylize(args)
+        if args.command == "sweep":
+            return cmd_sweep(args)
         return cmd_weights(args)
     except JaxstyleError as err:
         print(f"jaxstyle: error: {err}", file=sys.stderr)

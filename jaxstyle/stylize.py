@@ -236,7 +236,7 @@ def stylize(
       content: the photograph (path or (H, W, 3) array in [0, 1]); None for
         texture synthesis (content weight 0, output the style's size).
       style: one style image or a list of them (Grams blended by ``style_blend``).
-      preset: loss definition and defaults: ``gatys``, ``jcjohnson``,
+      preset: loss definition and defaults: ``jaxstyle`` (default), ``jcjohnson``, ``gatys``,
         ``pytorch-tutorial``, ``tf-tutorial``.
       weights: VGG19 weights, a weight set directory, or None for the default.
       driver: loop driver, ``auto``/``python``/``device`` (see optimize.choose_driver).

@@ -31,7 +31,7 @@ def test_stylize_writes_image_and_record(pair, tmp_path, capsys):
     assert image.shape == (48, 64, 3) and image.dtype == np.uint8
     record = json.loads(out.with_suffix(".json").read_text())
     assert record["settings"]["steps"] == 3 and record["settings"]["seed"] == 3
-    assert record["settings"]["optimizer"] == "adam" and record["settings"]["preset"] == "jcjohnson"
+    assert record["settings"]["optimizer"] == "adam" and record["settings"]["preset"] == "jaxstyle"
     assert record["inputs"]["content"] == pair[0] and record["inputs"]["styles"] == [pair[1]]
     assert len(record["history"]["style"]) == 3 and record["timings"]["ms_per_step"] > 0
     assert {"jax", "flax", "optax", "jaxstyle"} <= set(record["versions"])

@@ -1,0 +1,49 @@
+"""The README's examples run as written, only smaller (size and steps shrunk)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import numpy as np
+
+from jaxstyle.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+SHRINK = {"size": 64, "steps": 3}  # the README's numbers are for real use; tests stay tiny
+
+
+def blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+
+
+def test_python_api_example(monkeypatch):
+    (code,) = blocks("python")
+    for name, value in SHRINK.items():
+        code, n = re.subn(rf"\b{name}=\d+", f"{name}={value}", code)
+        assert n == 1, f"the README's API example no longer sets {name}="
+    monkeypatch.chdir(ROOT)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    result, gram = namespace["result"], namespace["gram"]
+    assert max(result.image.shape[:2]) == 64 and len(result.history["style"]) == 3
+    assert gram.shape == (1, 64, 64) and np.isfinite(np.asarray(gram)).all()
+
+
+def test_shell_commands(tmp_path, monkeypatch):
+    """Every ``jaxstyle`` command of the README, in a scratch directory."""
+    monkeypatch.chdir(tmp_path)
+    commands = [
+        shlex.split(line.split("#")[0])
+        for block in blocks("sh")
+        for line in block.splitlines()
+        if line.startswith("jaxstyle ")
+    ]
+    assert [c[:2] for c in commands] == [["jaxstyle", "stylize"], ["jaxstyle", "stylize"]]
+    for argv in commands:
+        argv = [a.replace("../shared", str(ROOT.parent / "shared")) for a in argv[1:]]
+        shrink = [f"--{k}={v}" for k, v in SHRINK.items()]
+        assert main([*argv, *shrink, "-q"]) == 0, argv
+        assert (tmp_path / "out.png").exists() and (tmp_path / "out.json").exists()
