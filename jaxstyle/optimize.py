@@ -36,6 +36,8 @@ class OptimizerConfig:
     Adam (defaults as in Kingma & Ba, the learning rate in [0, 1]-pixel units)
     or L-BFGS (``optax.lbfgs`` with its zoom line search; ``learning_rate``
     is ignored since the line search picks the step).
+    ``first_trial_outside_loop`` (L-BFGS): see :func:`first_trial_outside_loop`;
+    same iterates, up to 3x faster on XLA:CPU; turn it off under ``vmap``.
     """
 
     name: str = "lbfgs"
@@ -45,6 +47,7 @@ class OptimizerConfig:
     adam_eps: float = 1e-8
     lbfgs_memory: int = 10
     linesearch_steps: int = 20
+    first_trial_outside_loop: bool = True
 
     def __post_init__(self):
         if self.name not in OPTIMIZERS:
@@ -59,12 +62,58 @@ class OptimizerConfig:
             return optax.adam(
                 self.learning_rate, b1=self.adam_b1, b2=self.adam_b2, eps=self.adam_eps
             )
-        return optax.lbfgs(
-            memory_size=self.lbfgs_memory,
-            linesearch=optax.scale_by_zoom_linesearch(
-                max_linesearch_steps=self.linesearch_steps, initial_guess_strategy="one"
+        zoom = optax.scale_by_zoom_linesearch(
+            max_linesearch_steps=self.linesearch_steps, initial_guess_strategy="one"
+        )
+        if self.first_trial_outside_loop:
+            zoom = first_trial_outside_loop(zoom)
+        return optax.lbfgs(memory_size=self.lbfgs_memory, linesearch=zoom)
+
+
+def first_trial_outside_loop(
+    zoom: optax.GradientTransformationExtraArgs, *, slope_rtol: float = 1e-4, curv_rtol: float = 0.9
+) -> optax.GradientTransformationExtraArgs:
+    """Optax's zoom line search, with its first trial (step size 1) evaluated up front.
+
+    XLA:CPU runs a loss and gradient inside ``while_loop``/``cond`` 3-4x slower
+    than at top level (VGG19 at 128 px: 1.6 s vs 0.4 s, measured). The first
+    trial is accepted by almost every L-BFGS step, so it is evaluated outside
+    any control flow; only when it fails the strong Wolfe conditions (the same
+    ones the zoom line search checks, with the same constants) does the zoom
+    search run, from scratch, giving exactly its usual result. Under ``vmap``
+    the ``cond`` becomes a select that runs both branches, so batched runs
+    should use the plain line search.
+    """
+
+    def update(updates, state, params, *, value, grad, value_fn, **extra):
+        trial_value, trial_grad = jax.value_and_grad(value_fn)(
+            optax.apply_updates(params, updates), **extra
+        )
+        slope = optax.tree.vdot(updates, grad)
+        trial_slope = optax.tree.vdot(updates, trial_grad)
+        accept = (trial_value <= value + slope_rtol * slope) & (
+            jnp.abs(trial_slope) <= curv_rtol * jnp.abs(slope)
+        )
+        info = state.info._replace(
+            num_linesearch_steps=jnp.ones_like(state.info.num_linesearch_steps),
+            decrease_error=jnp.zeros_like(state.info.decrease_error),
+            curvature_error=jnp.zeros_like(state.info.curvature_error),
+        )
+        accepted = state._replace(
+            learning_rate=jnp.ones_like(state.learning_rate),
+            value=trial_value,
+            grad=trial_grad,
+            info=info,
+        )
+        return jax.lax.cond(
+            accept,
+            lambda: (updates, optax.tree.cast_like(accepted, other_tree=state)),
+            lambda: zoom.update(
+                updates, state, params, value=value, grad=grad, value_fn=value_fn, **extra
             ),
         )
+
+    return optax.GradientTransformationExtraArgs(zoom.init, update)
 
 
 class Carry(NamedTuple):
@@ -187,10 +236,16 @@ def compile_once(fn: Callable, *example: Any, donate: tuple[int, ...] = ()) -> A
 
     A second run of the same step on same-shaped inputs reuses the executable
     (no retrace, no recompile); the persistent cache covers new processes.
+    Committed jax Arrays (placed with ``jax.device_put``, e.g. sharded over a
+    mesh) are compiled for their sharding, which is part of the cache key.
     """
     leaves, treedef = jax.tree.flatten(example)
-    abstract = tuple(jax.ShapeDtypeStruct(np.shape(x), jnp.result_type(x)) for x in leaves)
-    return _compile(fn, donate, treedef, abstract)
+    return _compile(fn, donate, treedef, tuple(_abstract(x) for x in leaves))
+
+
+def _abstract(x: Any) -> jax.ShapeDtypeStruct:
+    sharding = x.sharding if isinstance(x, jax.Array) and x.committed else None
+    return jax.ShapeDtypeStruct(np.shape(x), jnp.result_type(x), sharding=sharding)
 
 
 @dataclasses.dataclass
