@@ -20,6 +20,8 @@ from jaxstyle.presets import PRESETS as PRESETS
 from jaxstyle.presets import Preset as Preset
 from jaxstyle.stylize import StylizeResult as StylizeResult
 from jaxstyle.stylize import stylize as stylize
+from jaxstyle.sweep import SweepResult as SweepResult
+from jaxstyle.sweep import sweep as sweep
 from jaxstyle.vgg import vgg_features as vgg_features
 from jaxstyle.weights import VGG19Weights as VGG19Weights
 from jaxstyle.weights import load_vgg19 as load_vgg19
@@ -34,6 +36,7 @@ __all__ = [
     "PRESETS",
     "Preset",
     "StylizeResult",
+    "SweepResult",
     "Targets",
     "VGG19Weights",
     "compute_targets",
@@ -44,6 +47,7 @@ __all__ = [
     "style_layer_loss",
     "style_loss",
     "stylize",
+    "sweep",
     "total_loss",
     "total_variation_loss",
     "vgg_features",

@@ -1,0 +1,153 @@
+"""Writing a sweep: one PNG per cell, a labelled contact sheet, ``sweep.json``, ``sweep.csv``."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from jaxstyle import images as image_io
+from jaxstyle.errors import JaxstyleError
+from jaxstyle.sweep import AXES, SweepResult
+
+SHORT = {
+    "content_weight": "content",
+    "style_weight": "style",
+    "tv_weight": "tv",
+    "style_layer_weights": "layers",
+    "seed": "seed",
+}
+"""Each axis's short name, used in file names and grid labels."""
+
+SUMMARY_FILES = ("grid.png", "sweep.json", "sweep.csv")
+LOSSES = ("content", "style", "tv", "total")
+
+
+def format_value(value: Any, sep: str = ",") -> str:
+    """A number as ``%g`` (5, 1000, 0.001, 1e+06); a tuple joined by ``sep``."""
+    if isinstance(value, tuple):
+        return sep.join(format_value(v) for v in value)
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+def cell_files(cells: list[dict], axes: dict) -> list[str]:
+    """One PNG name per cell from its settings, e.g. ``content5_style1000_tv0.001_seed0.png``.
+
+    Content, style, TV weights and seed always appear; the style layer weights
+    (``layers1-0.5-1-1-1``) only when swept. Names are stable and filesystem-safe
+    (digits, letters, ``.+-_``); if two cells' values print the same, every
+    name gets its cell index as a prefix (``cell003_...``).
+    """
+    names = [
+        "_".join(
+            f"{SHORT[name]}{format_value(cell[name], '-')}"
+            for name in AXES
+            if name != "style_layer_weights" or name in axes
+        )
+        for cell in cells
+    ]
+    if len(set(names)) < len(names):
+        names = [f"cell{i:03d}_{name}" for i, name in enumerate(names)]
+    return [f"{name}.png" for name in names]
+
+
+def _label(cell: dict, names: list[str]) -> str:
+    return ", ".join(f"{SHORT[name]} {format_value(cell[name])}" for name in names)
+
+
+def contact_sheet(images: np.ndarray, cells: list[dict], axes: dict, *, pad: int = 4) -> np.ndarray:
+    """A labelled grid of the cells' (N, H, W, 3) images, (H', W', 3) uint8.
+
+    Columns are the last swept axis, rows the product of the other swept axes
+    (cell i sits in row i // columns, column i % columns); the row and column
+    labels name the values.
+    """
+    swept = list(axes)
+    columns = len(axes[swept[-1]]) if swept else 1
+    rows = len(cells) // columns
+    col_labels = [_label(cells[c], swept[-1:]) for c in range(columns)]
+    row_labels = [_label(cells[r * columns], swept[:-1]) for r in range(rows)]
+    font = ImageFont.load_default()
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+
+    def size(text: str) -> tuple[int, int]:
+        left, top, right, bottom = measure.textbbox((0, 0), text, font=font)
+        return right - left, bottom - top
+
+    h, w = images.shape[1:3]
+    text_h = max(size(label)[1] for label in ["Ag", *col_labels])
+    col_w = max([w, *(size(label)[0] for label in col_labels)]) + pad
+    left = max([0, *(size(label)[0] for label in row_labels)]) + 2 * pad
+    top = text_h + 2 * pad if swept else pad
+    sheet = Image.new("RGB", (left + columns * col_w + pad, top + rows * (h + pad)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for c, label in enumerate(col_labels):
+        x = left + c * col_w + (col_w - size(label)[0]) // 2
+        draw.text((x, pad), label, fill="black", font=font)
+    for r, label in enumerate(row_labels):
+        y = top + r * (h + pad)
+        draw.text((pad, y + (h - text_h) // 2), label, fill="black", font=font)
+        for c in range(columns):
+            tile = Image.fromarray(image_io.to_uint8(images[r * columns + c]))
+            sheet.paste(tile, (left + c * col_w + (col_w - w) // 2, y))
+    return np.asarray(sheet)
+
+
+def write_sweep(result: SweepResult, directory: Path, *, record: dict | None = None) -> list[Path]:
+    """Write a sweep's outputs (atomically) into ``directory`` (created); returns the paths.
+
+    Files: one PNG per cell (see :func:`cell_files`), ``grid.png`` (see
+    :func:`contact_sheet`), ``sweep.json`` (shared settings, axes, each cell's
+    settings, file, final losses and loss history, timings, versions; plus
+    ``record``) and ``sweep.csv`` (a row per cell: its settings, file and final
+    content/style/tv/total losses).
+    """
+    from jaxstyle.cli import run_metadata
+
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise JaxstyleError(f"output {directory} is a file; a sweep writes a directory")
+    files = cell_files(result.cells, result.axes)
+    for name, image in zip(files, result.images, strict=True):
+        image_io.save_image(directory / name, image)
+    sheet = contact_sheet(result.images, result.cells, result.axes)
+    image_io.save_image(directory / "grid.png", sheet.astype(np.float32) / 255.0)
+
+    cells = [
+        {
+            "index": i,
+            "file": name,
+            **cell,
+            "final": {k: float(result.final[k][i]) for k in LOSSES},
+            "history": {k: v[i].tolist() for k, v in result.history.items()},
+        }
+        for i, (name, cell) in enumerate(zip(files, result.cells, strict=True))
+    ]
+    shared = {k: v for k, v in dataclasses.asdict(result.settings).items() if k not in result.axes}
+    summary = {
+        **(record or {}),
+        "settings": shared,
+        "axes": result.axes,
+        "cell_order": "Cartesian product of the axes in this order, the last fastest: "
+        + ", ".join(AXES),
+        "cells": cells,
+        "timings": result.timings,
+        "sharded_over": result.devices,
+        **run_metadata(),
+    }
+    image_io.write_text_atomic(directory / "sweep.json", json.dumps(summary, indent=1) + "\n")
+
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(["index", "file", *AXES, *LOSSES])
+    for cell in cells:
+        values = [format_value(v) if isinstance(v, tuple) else v for v in map(cell.get, AXES)]
+        writer.writerow([cell["index"], cell["file"], *values, *map(cell["final"].get, LOSSES)])
+    image_io.write_text_atomic(directory / "sweep.csv", table.getvalue())
+    return [directory / name for name in (*files, *SUMMARY_FILES)]

@@ -1,0 +1,260 @@
+"""Sweeps: cell i == a single stylize run, per-cell L-BFGS, outputs, CLI, sharding.
+
+Tolerances. A cell runs the same program as a single run but through a
+batched convolution, so results may differ by float32 rounding: images atol
+1e-5 (in [0, 1]) and losses rtol 1e-4 (they are ~1e5..1e10). Observed on
+XLA:CPU: Adam images within 2e-6, L-BFGS bit-identical. Sharded vs unsharded
+(4 vs 1 CPU devices): the same tolerances, observed within 2e-6.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import optax
+import pytest
+from PIL import Image
+
+import jaxstyle
+from jaxstyle.cli import main
+from jaxstyle.sweep import AXES, plan_sweep
+from jaxstyle.sweep_output import cell_files, write_sweep
+
+SIZE = 64  # tubingen at 64 px: 48 x 64, the shape of the other tests
+IMAGE_ATOL = 1e-5
+LOSS_RTOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def pair(shared_image):
+    return str(shared_image("tubingen.jpg")), str(shared_image("starry_night.jpg"))
+
+
+@pytest.fixture(scope="module")
+def adam_grid(vgg_weights, pair):
+    """A 2 x 2 Adam sweep, 3 steps (4 cells: the batch shape the Adam tests share)."""
+    return jaxstyle.sweep(
+        *pair,
+        weights=vgg_weights,
+        size=SIZE,
+        steps=3,
+        optimizer="adam",
+        content_weight=[1.0, 5.0],
+        style_weight=[1e2, 1e3],
+    )
+
+
+def assert_cell_equals_single_run(result, i, single):
+    np.testing.assert_allclose(result.images[i], single.image, rtol=0, atol=IMAGE_ATOL)
+    for name in ("total", "content", "style", "tv"):
+        np.testing.assert_allclose(result.final[name][i], single.final[name], rtol=LOSS_RTOL)
+        np.testing.assert_allclose(result.history[name][i], single.history[name], rtol=LOSS_RTOL)
+
+
+def single_run(vgg_weights, pair, settings):
+    """``stylize`` with every sweepable setting of a cell (the rest: the sweep's)."""
+    return jaxstyle.stylize(
+        *pair,
+        weights=vgg_weights,
+        size=settings.size,
+        steps=settings.steps,
+        optimizer=settings.optimizer,
+        init=settings.init,
+        **{name: getattr(settings, name) for name in AXES},
+    )
+
+
+def test_adam_cells_in_product_order_equal_single_runs(vgg_weights, pair, adam_grid):
+    r = adam_grid
+    assert [(c["content_weight"], c["style_weight"]) for c in r.cells] == [
+        (1.0, 1e2),
+        (1.0, 1e3),
+        (5.0, 1e2),
+        (5.0, 1e3),
+    ]
+    assert r.axes == {"content_weight": [1.0, 5.0], "style_weight": [1e2, 1e3]}
+    assert r.images.shape == (4, 48, 64, 3) and r.images.dtype == np.float32
+    assert all(v.shape == (4, 3) for v in r.history.values())
+    assert all(v.shape == (4,) for v in r.final.values())
+    assert r.settings.tv_weight == r.cells[0]["tv_weight"] and r.settings.optimizer == "adam"
+    for i in range(4):
+        assert_cell_equals_single_run(r, i, single_run(vgg_weights, pair, r.cell_settings(i)))
+
+
+LBFGS = dict(size=32, steps=4, optimizer="lbfgs", style_weight=[1e1, 1e2, 1e4])
+
+
+@pytest.fixture(scope="module")
+def lbfgs_grid(vgg_weights, pair):
+    """3 L-BFGS cells on one device, run as 2 + 2 steps through a host copy of the carry
+    (what a checkpoint would hold); returns the result and each cell's J in its state."""
+    plan = plan_sweep(*pair, weights=vgg_weights, devices=jax.devices()[:1], **LBFGS)
+    first = plan.advance(plan.init(), 2)
+    second = plan.advance(plan.place(jax.device_get(first.carry)), plan.steps - 2)
+    history = {k: np.concatenate([first.history[k], second.history[k]]) for k in first.history}
+    state_values = np.asarray(optax.tree.get(second.carry.opt_state, "value"))
+    return plan.finish(second.carry, history), state_values
+
+
+def test_lbfgs_cells_keep_their_own_line_search_and_resume(vgg_weights, pair, lbfgs_grid):
+    """Style weights 1e1..1e4 (losses 1000x apart): each cell must match its own single
+    run, which a line search shared by the batch would not."""
+    result, state_values = lbfgs_grid
+    np.testing.assert_allclose(state_values, result.final["total"], rtol=LOSS_RTOL)
+    for i in range(3):
+        assert_cell_equals_single_run(
+            result, i, single_run(vgg_weights, pair, result.cell_settings(i))
+        )
+
+
+def test_seed_axis_starts_each_cell_from_its_own_noise(vgg_weights, pair):
+    r = jaxstyle.sweep(
+        *pair,
+        weights=vgg_weights,
+        size=SIZE,
+        steps=3,
+        optimizer="adam",
+        init="noise",
+        style_weight=[1e2, 1e3],
+        seed=[0, 1],
+    )
+    assert [c["seed"] for c in r.cells] == [0, 1, 0, 1]
+    assert np.abs(r.images[0] - r.images[1]).mean() > 1e-2
+    assert_cell_equals_single_run(r, 3, single_run(vgg_weights, pair, r.cell_settings(3)))
+
+
+def test_write_sweep_files_grid_json_csv(adam_grid, tmp_path):
+    r = adam_grid
+    out = tmp_path / "sweep"
+    paths = write_sweep(r, out)
+    files = cell_files(r.cells, r.axes)
+    assert files[1] == "content1_style1000_tv0.001_seed0.png"
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [*files, "grid.png", "sweep.json", "sweep.csv"]
+    )
+    assert {p.name for p in paths} == {p.name for p in out.iterdir()}
+    saved = np.asarray(Image.open(out / files[2]), np.float32) / 255
+    np.testing.assert_allclose(saved, r.images[2], atol=0.5 / 255 + 1e-6)
+
+    grid = np.asarray(Image.open(out / "grid.png").convert("L"))
+    assert grid.shape[0] > 2 * 48 and grid.shape[1] > 2 * 64  # 2 x 2 tiles and labels
+    top, left = grid[: grid.shape[0] - 2 * 48 - 8], grid[:, : grid.shape[1] - 2 * 64 - 8]
+    assert top.min() < 128 and left.min() < 128, "no column or row labels drawn"
+
+    record = json.loads((out / "sweep.json").read_text())
+    assert record["axes"] == {"content_weight": [1.0, 5.0], "style_weight": [100.0, 1000.0]}
+    assert "content_weight" not in record["settings"] and record["settings"]["steps"] == 3
+    assert [c["file"] for c in record["cells"]] == files
+    assert record["cells"][3]["final"]["style"] == pytest.approx(float(r.final["style"][3]))
+    assert len(record["cells"][0]["history"]["total"]) == 3 and "jax" in record["versions"]
+
+    rows = list(csv.DictReader((out / "sweep.csv").open()))
+    assert [row["file"] for row in rows] == files
+    assert float(rows[2]["content_weight"]) == 5.0 and rows[2]["style_layer_weights"] == "1,1,1,1,1"
+    assert float(rows[1]["total"]) == pytest.approx(float(r.final["total"][1]))
+
+
+def test_cli_sweep_writes_a_directory(pair, tmp_path, capsys):
+    out = tmp_path / "new" / "grid"
+    args = ["--size", "64", "--steps", "3", "--optimizer", "adam", "-q", "--init", "noise"]
+    axes = ["--style-weight", "1e2,1e3", "--seed", "0,1"]  # the 4-cell shape: no new compile
+    assert main(["sweep", *pair, "-o", str(out), *args, *axes]) == 0
+    record = json.loads((out / "sweep.json").read_text())
+    assert record["axes"] == {"style_weight": [100.0, 1000.0], "seed": [0, 1]}
+    assert record["inputs"]["content"] == pair[0] and record["settings"]["init"] == "noise"
+    files = [c["file"] for c in record["cells"]]
+    assert files[1].endswith("_style100_tv0.001_seed1.png") and len(files) == 4
+    assert all((out / f).is_file() for f in [*files, "grid.png", "sweep.csv"])
+    assert "wrote 4 cells" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "extra,needle",
+    [
+        (["--style-weight", "1e2,-1"], "style weight"),
+        (["--style-weight", "1e2,1e2"], "repeat"),
+        (["--seed", "0,x"], "comma-separated"),
+        (["--style-layer-weights", "1,1,1,1,1;1,1"], "style layer weights"),
+        (["-o", "FILE"], "is a file"),
+    ],
+)
+def test_cli_sweep_errors_are_one_line_exit_2(pair, tmp_path, capsys, extra, needle):
+    target = tmp_path / "taken.png"
+    target.write_bytes(b"x")
+    extra = [str(target) if a == "FILE" else a for a in extra]
+    args = ["sweep", *pair, "-o", str(tmp_path / "out"), "--size", "64", "-q", *extra]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("jaxstyle: error: ") and "\n" not in err, err
+    assert needle in err, err
+    assert not (tmp_path / "out").exists() and target.read_bytes() == b"x"
+
+
+def test_api_errors(vgg_weights, pair):
+    with pytest.raises(jaxstyle.JaxstyleError, match="no style weight values"):
+        jaxstyle.sweep(*pair, weights=vgg_weights, style_weight=[])
+    with pytest.raises(jaxstyle.JaxstyleError, match="content weight"):
+        jaxstyle.sweep(None, pair[1], weights=vgg_weights, content_weight=[1.0, 2.0])
+    with pytest.raises(jaxstyle.JaxstyleError, match="tv weight"):
+        jaxstyle.sweep(*pair, weights=vgg_weights, tv_weight=[0.0, -1e-3])
+    with pytest.raises(jaxstyle.JaxstyleError, match="integers"):
+        jaxstyle.sweep(*pair, weights=vgg_weights, seed=[0, 1.5])
+
+
+SHARDED = textwrap.dedent(
+    """
+    import json, os, sys
+    import jax
+    jax.config.update("jax_compilation_cache_dir", os.environ["JAXSTYLE_CACHE"])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    import numpy as np
+    import jaxstyle
+    from jaxstyle.sweep import plan_sweep
+
+    content, style, settings, out = sys.argv[1:]
+    plan = plan_sweep(content, style, weights=jaxstyle.load_vgg19(), **json.loads(settings))
+    run = plan.advance(plan.init(), plan.steps)
+    result = plan.finish(run.carry, run.history)
+    np.savez(
+        out,
+        device_count=jax.device_count(),
+        padded=plan.padded,
+        x0_devices=len(plan.x0.sharding.device_set),
+        carry_devices=len(run.carry.image.sharding.device_set),
+        shard_rows=[s.data.shape[0] for s in run.carry.image.addressable_shards],
+        result_devices=len(result.devices),
+        images=result.images,
+        **{"final_" + k: v for k, v in result.final.items()},
+    )
+    """
+)
+
+
+def test_sharded_over_4_cpu_devices_equals_unsharded(pair, lbfgs_grid, tmp_path):
+    """The 3 L-BFGS cells (not divisible by 4) on 4 host devices, in a subprocess,
+    against the 1-device run of this process."""
+    single, _ = lbfgs_grid
+    out = tmp_path / "sharded.npz"
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    proc = subprocess.run(
+        [sys.executable, "-c", SHARDED, *pair, json.dumps(LBFGS), str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = np.load(out)
+    assert r["device_count"] == 4 and r["padded"] == 4 and r["result_devices"] == 4
+    assert r["x0_devices"] == 4 and r["carry_devices"] == 4 and list(r["shard_rows"]) == [1] * 4
+    assert r["images"].shape == single.images.shape
+    np.testing.assert_allclose(r["images"], single.images, rtol=0, atol=IMAGE_ATOL)
+    for name, values in single.final.items():
+        np.testing.assert_allclose(r["final_" + name], values, rtol=LOSS_RTOL)
