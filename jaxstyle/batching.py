@@ -21,11 +21,12 @@ MESH_AXIS = "cells"
 def batched(fn: Callable, mesh: Mesh) -> Callable:
     """``fn(x, (targets, weights))`` vmapped over ``x`` and the weights (targets shared).
 
-    Every output keeps a leading cell axis sharded over ``mesh``'s cell axis, so
-    a step's output carry has its input's sharding. Cached: one wrapper (and so
-    one compilation) per function and mesh.
+    The vmapped axis is named :data:`MESH_AXIS` (for collectives, such as the
+    L-BFGS ``OptimizerConfig.batch_axis``). Every output keeps a leading cell
+    axis sharded over ``mesh``, so a step's output carry has its input's
+    sharding. Cached: one wrapper (and so one compilation) per function and mesh.
     """
-    vmapped = jax.vmap(fn, in_axes=(0, (None, 0)))
+    vmapped = jax.vmap(fn, in_axes=(0, (None, 0)), axis_name=MESH_AXIS)
     cells = NamedSharding(mesh, P(MESH_AXIS))
 
     def run_cells(x, args):

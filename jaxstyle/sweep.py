@@ -5,7 +5,10 @@ axis varying fastest (``itertools.product``). Each cell keeps its own iterate
 and optimiser state: the solver is vmapped, so with L-BFGS each cell runs its
 own line search (optax's zoom ``while_loop`` becomes a batched loop that stops
 when every cell's search has). Content and style targets are computed once and
-shared by all cells (not batched).
+shared by all cells (not batched); J and ∇J come from
+:func:`jaxstyle.batching.shared_loss_fn`, which keeps the VGG weights and targets
+unbatched even inside optax's per-cell ``lax.cond`` (which vmap turns into a
+select that evaluates both branches).
 
 The cell axis is padded to a multiple of the device count (repeating the last
 cell) and sharded over a one-axis mesh of the local devices with
@@ -155,12 +158,11 @@ class SweepPlan:
 
     def init(self) -> Carry:
         """The batched starting carry (for L-BFGS with each cell's J and ∇J)."""
-        t = time.perf_counter()
-        init = compile_once(
-            batched(make_init(self.loss_fn, self.config), self.mesh), self.x0, self.args
-        )
-        self.timings["compile"] = self.timings.get("compile", 0.0) + time.perf_counter() - t
-        return init(self.x0, self.args)
+        return self._compiled_init()(self.x0, self.args)
+
+    def _compiled_init(self) -> Callable:
+        init = batched(make_init(self.loss_fn, self.config), self.mesh)
+        return compile_once(init, self.x0, self.args)
 
     def advance(
         self,
@@ -174,8 +176,11 @@ class SweepPlan:
         step = batched(make_step(self.loss_fn, self.config), self.mesh)
         return run(step, carry, self.args, steps, driver=driver, on_progress=on_progress)
 
-    def finish(self, carry: Carry, history: dict[str, np.ndarray]) -> SweepResult:
-        """The result of the cells (padding dropped) from the last carry and the history."""
+    def finish(
+        self, carry: Carry, history: dict[str, np.ndarray], timings: dict | None = None
+    ) -> SweepResult:
+        """The result of the cells (padding dropped) from the last carry and the history
+        (leaves (steps, padded)); ``timings`` are added to the plan's (load, targets)."""
         n = len(self.cells)
         images = final_image(carry)
         final_fn = compile_once(batched(self.loss_fn, self.mesh), images, self.args)
@@ -187,8 +192,9 @@ class SweepPlan:
             history = {k: np.zeros((n, 0), np.float32) for k in final}
         devices = [str(d) for d in self.mesh.devices.flat]
         images = np.asarray(images)[:n]
+        timings = {**self.timings, **(timings or {})}
         return SweepResult(
-            self.cells, self.axes, self.settings, images, history, final, self.timings, devices
+            self.cells, self.axes, self.settings, images, history, final, timings, devices
         )
 
     def run(self, *, driver: str = "auto", progress: bool = False) -> SweepResult:
@@ -196,7 +202,10 @@ class SweepPlan:
         from tqdm.auto import tqdm
 
         n = len(self.cells)
-        carry = self.init()
+        t = time.perf_counter()
+        init = self._compiled_init()
+        compile_seconds = time.perf_counter() - t
+        carry = init(self.x0, self.args)
         bar = tqdm(total=self.steps, desc="sweep", unit="step", disable=not progress, leave=False)
 
         def on_progress(done, record, get_carry):
@@ -206,12 +215,12 @@ class SweepPlan:
 
         with bar:
             result = self.advance(carry, self.steps, driver=driver, on_progress=on_progress)
-        self.timings.update(
-            compile=self.timings.get("compile", 0.0) + result.compile_seconds,
+        timings = dict(
+            compile=compile_seconds + result.compile_seconds,
             optimize=result.run_seconds,
             ms_per_step=1e3 * result.run_seconds / max(1, self.steps),
         )
-        return self.finish(result.carry, result.history)
+        return self.finish(result.carry, result.history, timings)
 
 
 def plan_sweep(
@@ -290,7 +299,7 @@ def plan_sweep(
         s,
         params,
         objective,
-        s.optimizer_config(p),
+        dataclasses.replace(s.optimizer_config(p), batch_axis=MESH_AXIS),
         mesh,
         x0,
         (targets, loss_weights),

@@ -17,6 +17,7 @@ import sys
 import textwrap
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
@@ -112,6 +113,42 @@ def test_lbfgs_cells_keep_their_own_line_search_and_resume(vgg_weights, pair, lb
         assert_cell_equals_single_run(
             result, i, single_run(vgg_weights, pair, result.cell_settings(i))
         )
+
+
+def test_vmapped_lbfgs_mixes_first_trials_and_zoom_searches_per_cell():
+    """(x - t)² from x = 0.9: L-BFGS's first trial moves x by -1, which is accepted for a
+    far target (t = 0.2) and overshoots a near one (t = 0.85), so in one batched step
+    some cells take the trial and the rest run the zoom search; each must equal its own
+    unbatched run."""
+    from jax.sharding import Mesh
+
+    from jaxstyle.batching import MESH_AXIS, batched
+    from jaxstyle.optimize import OptimizerConfig, make_init, make_step
+
+    def loss_fn(x, args):
+        _, target = args
+        j = jnp.sum((x - target) ** 2)
+        return j, {"j": j}
+
+    targets = jnp.asarray([0.2, 0.85, 0.3, 0.8])
+    x0 = jnp.full((4, 1), 0.9)
+    mesh = Mesh(np.array(jax.devices()[:1]), (MESH_AXIS,))
+    config = OptimizerConfig(name="lbfgs", batch_axis=MESH_AXIS)
+    args = (jnp.float32(0), targets)
+    carry = jax.jit(batched(make_init(loss_fn, config), mesh))(x0, args)
+    step = jax.jit(batched(make_step(loss_fn, config), mesh))
+    one = OptimizerConfig(name="lbfgs")
+    single_step = jax.jit(make_step(loss_fn, one))
+    singles = [jax.jit(make_init(loss_fn, one))(x0[i], (0, t)) for i, t in enumerate(targets)]
+    searches = []
+    for _ in range(3):
+        carry, _ = step(carry, args)
+        singles = [single_step(c, (0, t))[0] for c, t in zip(singles, targets, strict=True)]
+        searches.append(np.asarray(optax.tree.get(carry.opt_state, "num_linesearch_steps")))
+        for i, single in enumerate(singles):
+            np.testing.assert_allclose(carry.image[i], single.image, rtol=1e-6, atol=1e-7)
+            assert int(optax.tree.get(single.opt_state, "num_linesearch_steps")) == searches[-1][i]
+    assert any(min(n) == 1 and max(n) > 1 for n in searches), searches  # a mixed step
 
 
 def test_seed_axis_starts_each_cell_from_its_own_noise(vgg_weights, pair):
