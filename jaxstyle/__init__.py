@@ -3,12 +3,18 @@
 The whole public API is re-exported here.
 """
 
+from jaxstyle.batch import BatchReport as BatchReport
+from jaxstyle.batch import batch as batch
+from jaxstyle.cells import CellsResult as CellsResult
+from jaxstyle.errors import Interrupted as Interrupted
 from jaxstyle.errors import JaxstyleError as JaxstyleError
 from jaxstyle.losses import content_loss as content_loss
 from jaxstyle.losses import gram_matrix as gram_matrix
 from jaxstyle.losses import style_layer_loss as style_layer_loss
 from jaxstyle.losses import style_loss as style_loss
 from jaxstyle.losses import total_variation_loss as total_variation_loss
+from jaxstyle.manifest import Job as Job
+from jaxstyle.manifest import read_manifest as read_manifest
 from jaxstyle.objective import LossWeights as LossWeights
 from jaxstyle.objective import Objective as Objective
 from jaxstyle.objective import Targets as Targets
@@ -29,6 +35,10 @@ from jaxstyle.weights import load_vgg19 as load_vgg19
 __version__ = "0.1.0"
 
 __all__ = [
+    "BatchReport",
+    "CellsResult",
+    "Interrupted",
+    "Job",
     "JaxstyleError",
     "LossWeights",
     "Objective",
@@ -42,8 +52,10 @@ __all__ = [
     "compute_targets",
     "content_loss",
     "gram_matrix",
+    "batch",
     "load_vgg19",
     "loss_terms",
+    "read_manifest",
     "style_layer_loss",
     "style_loss",
     "stylize",

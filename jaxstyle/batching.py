@@ -18,15 +18,18 @@ MESH_AXIS = "cells"
 
 
 @lru_cache(maxsize=32)
-def batched(fn: Callable, mesh: Mesh) -> Callable:
-    """``fn(x, (targets, weights))`` vmapped over ``x`` and the weights (targets shared).
+def batched(fn: Callable, mesh: Mesh, per_cell_targets: bool = False) -> Callable:
+    """``fn(x, (targets, weights))`` vmapped over ``x`` and the weights, and over the
+    targets too when ``per_cell_targets`` (a batch of jobs); otherwise the targets are
+    shared (a sweep).
 
     The vmapped axis is named :data:`MESH_AXIS` (for collectives, such as the
     L-BFGS ``OptimizerConfig.batch_axis``). Every output keeps a leading cell
     axis sharded over ``mesh``, so a step's output carry has its input's
     sharding. Cached: one wrapper (and so one compilation) per function and mesh.
     """
-    vmapped = jax.vmap(fn, in_axes=(0, (None, 0)), axis_name=MESH_AXIS)
+    targets_axis = 0 if per_cell_targets else None
+    vmapped = jax.vmap(fn, in_axes=(0, (targets_axis, 0)), axis_name=MESH_AXIS)
     cells = NamedSharding(mesh, P(MESH_AXIS))
 
     def run_cells(x, args):
@@ -36,9 +39,12 @@ def batched(fn: Callable, mesh: Mesh) -> Callable:
 
 
 @lru_cache(maxsize=8)
-def shared_loss_fn(params: VGG19Weights, objective: Objective) -> Callable:
+def shared_loss_fn(
+    params: VGG19Weights, objective: Objective, per_cell_targets: bool = False
+) -> Callable:
     """``loss_fn(image, (targets, weights)) -> (J, terms)`` for one (H, W, 3) image, built
-    to be vmapped over cells (the same values as ``stylize.make_loss_fn``).
+    to be vmapped over cells (the same values as ``stylize.make_loss_fn``); the targets
+    are shared by the cells, or with ``per_cell_targets`` each cell's own.
 
     Under ``vmap``, a ``lax.cond`` whose predicate differs per cell becomes a
     select, and JAX then broadcasts every operand of the cond to the batch,
@@ -49,8 +55,8 @@ def shared_loss_fn(params: VGG19Weights, objective: Objective) -> Callable:
     Here J, its terms and ∇J come from a ``custom_vmap`` function whose batching
     rule takes cell 0's VGG weights and targets (identical in every cell by
     construction: they are never swept) and vmaps over the image and loss
-    weights only; a ``custom_vjp`` hands the ∇J it computed to autodiff. Only J
-    is differentiable: the terms are constants to autodiff (as under
+    weights (and the targets, when per cell) only; a ``custom_vjp`` hands the ∇J
+    it computed to autodiff. Only J is differentiable: the terms are constants to autodiff (as under
     ``stop_gradient``), which is all the optimisers use.
     """
 
@@ -65,14 +71,22 @@ def shared_loss_fn(params: VGG19Weights, objective: Objective) -> Callable:
 
     @evaluate_cells.def_vmap
     def _(axis_size, in_batched, image, weights, shared):
-        image_b, weights_b, shared_b = in_batched
-        shared = jax.tree.map(lambda v, b: v[0] if b else v, shared, shared_b)
-        image, weights = jax.tree.map(
-            lambda v, b: v if b else jnp.broadcast_to(v, (axis_size, *jnp.shape(v))),
-            (image, weights),
-            (image_b, weights_b),
+        image_b, weights_b, (vgg_b, targets_b) = in_batched
+        vgg, targets = shared
+
+        def first(v, b):
+            return v[0] if b else v
+
+        def every(v, b):
+            return v if b else jnp.broadcast_to(v, (axis_size, *jnp.shape(v)))
+
+        vgg = jax.tree.map(first, vgg, vgg_b)
+        image, weights = jax.tree.map(every, (image, weights), (image_b, weights_b))
+        targets = jax.tree.map(every if per_cell_targets else first, targets, targets_b)
+        in_axes = (0, 0, 0 if per_cell_targets else None)
+        out = jax.vmap(lambda x, w, t: evaluate(x, w, (vgg, t)), in_axes=in_axes)(
+            image, weights, targets
         )
-        out = jax.vmap(evaluate, in_axes=(0, 0, None))(image, weights, shared)
         return out, jax.tree.map(lambda _: True, out)
 
     @jax.custom_vjp

@@ -10,9 +10,10 @@ import platform
 import sys
 from pathlib import Path
 
-from jaxstyle.errors import JaxstyleError
+from jaxstyle.errors import Interrupted, JaxstyleError
 
 EXIT_USAGE = 2
+EXIT_JOBS_FAILED = 1
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,6 +58,38 @@ def _sweep_arguments(p: argparse.ArgumentParser) -> None:
         p, output="output DIRECTORY (created): a PNG per cell, grid.png, sweep.json, sweep.csv"
     )
     _setting_arguments(p, sweep=True)
+    _checkpoint_arguments(p)
+
+
+def _batch_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "manifest",
+        type=Path,
+        metavar="MANIFEST",
+        help=".jsonl or .csv, one job a line: content, style, output, and optionally "
+        "content_weight, style_weight, tv_weight, size, seed",
+    )
+    p.add_argument("-o", "--output", required=True, type=Path, help="output DIRECTORY (created)")
+    _setting_arguments(p)
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=8,
+        metavar="N",
+        help="at most N same-shaped jobs run together, vmapped (default 8)",
+    )
+    _checkpoint_arguments(p)
+
+
+def _checkpoint_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="save the run every N steps (default 0: only on SIGTERM/SIGINT); "
+        "rerunning the same command resumes",
+    )
 
 
 def _image_arguments(p: argparse.ArgumentParser, *, output: str) -> None:
@@ -122,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     _stylize_arguments(sub.add_parser("stylize", help="paint an image in the style of others"))
     _sweep_arguments(
         sub.add_parser("sweep", help="a grid of loss weights and seeds in one vmapped run")
+    )
+    _batch_arguments(
+        sub.add_parser("batch", help="many jobs from a manifest, vmapped by image shape")
     )
     weights = sub.add_parser("weights", help="get or import VGG19 weights")
     wsub = weights.add_subparsers(dest="weights_command", required=True, parser_class=_Parser)
@@ -308,14 +344,13 @@ def cmd_stylize(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from jaxstyle import images as image_io
     from jaxstyle.presets import DEFAULT_PRESET
+    from jaxstyle.resume import CHECKPOINTS
     from jaxstyle.sweep import plan_sweep
     from jaxstyle.sweep_output import cell_files, write_sweep
 
     if args.size is None:
         args.size = default_size()
-    out = args.output
-    if out.exists() and not out.is_dir():
-        raise JaxstyleError(f"output {out} is a file; a sweep writes a directory")
+    out = image_io.check_output_dir(args.output)
     inputs = _Inputs.from_args(args)
     content, style_images = inputs.images()
     plan = plan_sweep(
@@ -326,15 +361,30 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         init=inputs.init,
         **{k: getattr(args, k) for k in SETTINGS},
     )
+    fingerprint = json.loads(json.dumps(plan.fingerprint))
+    if (out / "sweep.json").exists():
+        if _recorded_fingerprint(out / "sweep.json") == fingerprint:
+            print(f"{out} already holds this finished sweep: nothing to do")
+            return 0
+        raise JaxstyleError(
+            f"{out} holds a finished sweep with other settings; choose another output directory"
+        )
+    checkpoint = plan.checkpointing(out / CHECKPOINTS, args.checkpoint_every)
     for name in [*cell_files(plan.cells, plan.axes), "grid.png"]:
         image_io.check_output_path(out / name, inputs.files)
-    result = plan.run(driver=args.driver, progress=not args.quiet)
+        if (out / name).exists() and not checkpoint.directory.exists():
+            raise JaxstyleError(f"{out / name} exists; not overwriting it")
+    result = plan.run(
+        driver=args.driver, progress=not args.quiet, desc="sweep", checkpoint=checkpoint
+    )
     record = {
         "output": str(out),
         "inputs": inputs.record(result.settings.init),
         "weights": plan.params.name,
+        "fingerprint": fingerprint,
     }
     write_sweep(result, out, record=record)
+    checkpoint.clear()
     h, w = result.images.shape[1:3]
     print(
         f"wrote {len(result.cells)} cells, grid.png, sweep.json and sweep.csv to {out} "
@@ -342,6 +392,45 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         f"for all cells on {len(result.devices)} device(s))"
     )
     return 0
+
+
+def _recorded_fingerprint(path: Path) -> object:
+    try:
+        return json.loads(path.read_text()).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from jaxstyle.batch import batch
+    from jaxstyle.presets import DEFAULT_PRESET
+
+    if args.size is None:
+        args.size = default_size()
+    overrides = {k: getattr(args, k) for k in SETTINGS}
+    if args.init is not None:
+        overrides["init"] = args.init
+    report = batch(
+        args.manifest,
+        args.output,
+        preset=args.preset or DEFAULT_PRESET,
+        weights=args.weights,
+        batch_size=args.batch_size,
+        checkpoint_every=args.checkpoint_every,
+        driver=args.driver,
+        progress=not args.quiet,
+        **overrides,
+    )
+    for line, message in report.failed:
+        print(f"jaxstyle: {args.manifest}:{line}: {message}", file=sys.stderr)
+    shapes = ", ".join(f"{b['jobs']} at {b['shape'][1]}x{b['shape'][0]}" for b in report.buckets)
+    print(
+        f"wrote {len(report.written)} job(s) to {args.output}"
+        + (f" ({shapes})" if shapes else "")
+        + (f"; {len(report.skipped)} already done" if report.skipped else "")
+        + (f"; {len(report.failed)} failed (lines above)" if report.failed else "")
+    )
+    return EXIT_JOBS_FAILED if report.failed else 0
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
@@ -369,7 +458,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_stylize(args)
         if args.command == "sweep":
             return cmd_sweep(args)
+        if args.command == "batch":
+            return cmd_batch(args)
         return cmd_weights(args)
+    except Interrupted as err:
+        print(f"jaxstyle: {err}", file=sys.stderr)
+        return err.exit_code
     except JaxstyleError as err:
         print(f"jaxstyle: error: {err}", file=sys.stderr)
         return EXIT_USAGE

@@ -315,6 +315,13 @@ def check_output_path(output: Path, inputs: list[Path]) -> None:
             )
 
 
+def check_output_dir(directory: Path) -> Path:
+    """Refuse an output directory that is an existing file; returns ``directory``."""
+    if directory.exists() and not directory.is_dir():
+        raise JaxstyleError(f"output {directory} is a file; give a directory")
+    return directory
+
+
 def _same_file(a: Path, b: Path) -> bool:
     with contextlib.suppress(OSError):
         if a.exists() and b.exists():

@@ -268,12 +268,16 @@ def _abstract(x: Any) -> jax.ShapeDtypeStruct:
 
 @dataclasses.dataclass
 class RunResult:
-    """Final carry, per-step records {name: (steps,) np.ndarray}, seconds."""
+    """Final carry, per-step records {name: (steps_done, ...) np.ndarray}, seconds.
+
+    ``steps_done`` is less than the steps asked for when ``should_stop`` ended the run.
+    """
 
     carry: Carry
     history: dict[str, np.ndarray]
     compile_seconds: float
     run_seconds: float
+    steps_done: int
 
 
 def run(
@@ -286,6 +290,7 @@ def run(
     chunk: int = 50,
     on_progress: Callable[[int, dict, Callable[[], jax.Array]], None] | None = None,
     progress_every: int = 1,
+    should_stop: Callable[[], bool] | None = None,
 ) -> RunResult:
     """Run ``steps`` steps of ``step`` from ``carry``.
 
@@ -295,7 +300,11 @@ def run(
         step as host floats; ``get_carry()`` fetches the current carry.
       chunk: steps per on-device loop call (``device`` driver), rounded so that
         chunks end on progress points.
+      should_stop: polled after every step (``python`` driver) or chunk
+        (``device``); when it returns True the run ends early, its result
+        holding the steps done so far (e.g. on SIGTERM, to save a checkpoint).
     """
+    should_stop = should_stop or (lambda: False)
     driver = choose_driver(driver)
     t0 = time.perf_counter()
     if driver == "python":
@@ -303,12 +312,15 @@ def run(
         compile_seconds = time.perf_counter() - t0
         t1 = time.perf_counter()
         records = []
-        for i in range(steps):
+        done = 0
+        while done < steps:
             carry, record = compiled(carry, args)
             records.append(record)
-            done = i + 1
+            done += 1
             if on_progress and (done % progress_every == 0 or done == steps):
                 on_progress(done, jax.device_get(record), lambda c=carry: c)
+            if should_stop():
+                break
         history = (
             {k: np.asarray(jnp.stack([r[k] for r in records])) for k in records[0]}
             if records
@@ -329,6 +341,8 @@ def run(
             if on_progress:
                 last = jax.device_get({k: v[done - 1] for k, v in history.items()})
                 on_progress(done, last, lambda c=carry: c)
-        history = {k: np.asarray(v) for k, v in history.items()}
+            if should_stop():
+                break
+        history = {k: np.asarray(v[:done]) for k, v in history.items()}
     jax.block_until_ready(carry)
-    return RunResult(carry, history, compile_seconds, time.perf_counter() - t1)
+    return RunResult(carry, history, compile_seconds, time.perf_counter() - t1, done)

@@ -270,15 +270,7 @@ def stylize(
     timings["load"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    targets = compute_targets(
-        params,
-        objective,
-        None if content_img is None else jnp.asarray(content_img),
-        [jnp.asarray(img) for img in style_imgs],
-        blend=s.style_blend,
-        content_shape=shape,
-    )
-    targets = jax.block_until_ready(targets)
+    targets = prepare_targets(params, objective, content_img, style_imgs, s)
     timings["targets"] = time.perf_counter() - t
 
     args = (targets, s.loss_weights())
@@ -302,6 +294,27 @@ def stylize(
         ms_per_step=1e3 * run_result.run_seconds / max(1, s.steps),
     )
     return StylizeResult(np.asarray(image), history, final, s, timings)
+
+
+def prepare_targets(
+    params: VGG19Weights,
+    objective: Objective,
+    content: np.ndarray | None,
+    styles: Sequence[np.ndarray],
+    settings: Settings,
+) -> Targets:
+    """The run's targets (computed, ready) from the prepared content (H, W, 3) or None
+    (texture synthesis: zeros of the first style image's shape) and style images."""
+    shape = content.shape[:2] if content is not None else styles[0].shape[:2]
+    targets = compute_targets(
+        params,
+        objective,
+        None if content is None else jnp.asarray(content),
+        [jnp.asarray(img) for img in styles],
+        blend=settings.style_blend,
+        content_shape=shape,
+    )
+    return jax.block_until_ready(targets)
 
 
 def optimize_image(

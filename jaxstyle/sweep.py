@@ -1,23 +1,13 @@
 """``sweep``: a grid of loss weights and seeds as one compiled, vmapped, sharded optimisation.
 
 Cells are the Cartesian product of the axes in :data:`AXES` order, the last
-axis varying fastest (``itertools.product``). Each cell keeps its own iterate
-and optimiser state: the solver is vmapped, so with L-BFGS each cell runs its
-own line search (optax's zoom ``while_loop`` becomes a batched loop that stops
-when every cell's search has). Content and style targets are computed once and
-shared by all cells (not batched); J and ∇J come from
+axis varying fastest (``itertools.product``). The cells run as one
+:class:`~jaxstyle.cells.CellPlan`: vmapped (each cell with its own iterate,
+optimiser state and L-BFGS line search), sharded over the devices, resumable
+from checkpoints. Content and style targets are computed once and shared by
+all cells (not batched); J and ∇J come from
 :func:`jaxstyle.batching.shared_loss_fn`, which keeps the VGG weights and targets
-unbatched even inside optax's per-cell ``lax.cond`` (which vmap turns into a
-select that evaluates both branches).
-
-The cell axis is padded to a multiple of the device count (repeating the last
-cell) and sharded over a one-axis mesh of the local devices with
-``NamedSharding``; the targets are replicated. One device is the same path.
-
-The loop state is a plain pytree, :class:`~jaxstyle.optimize.Carry` with a
-leading cell axis on every leaf, so a checkpointing layer can save it after
-:meth:`SweepPlan.advance` and continue from step k with
-``plan.advance(plan.place(saved), plan.steps - k)``.
+unbatched even inside optax's per-cell ``lax.cond``.
 """
 
 from __future__ import annotations
@@ -26,34 +16,23 @@ import dataclasses
 import itertools
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
 
-from jaxstyle.batching import MESH_AXIS, batched, shared_loss_fn
+from jaxstyle.cells import CellPlan, CellsResult, cell_mesh
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.objective import LossWeights, Objective, compute_targets
-from jaxstyle.optimize import (
-    Carry,
-    OptimizerConfig,
-    RunResult,
-    compile_once,
-    final_image,
-    make_init,
-    make_step,
-    run,
-)
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
+from jaxstyle.resume import Checkpointing, array_digest
 from jaxstyle.stylize import (
     ImageLike,
     Settings,
     initial_image,
     prepare_images,
+    prepare_targets,
     resolve_settings,
 )
 from jaxstyle.weights import VGG19Weights, load_vgg19
@@ -62,9 +41,10 @@ AXES = ("content_weight", "style_weight", "tv_weight", "style_layer_weights", "s
 """The sweepable settings, in cell order (the last varies fastest)."""
 
 
-@dataclasses.dataclass
-class SweepResult:
-    """What :func:`sweep` returns (N cells, images H x W).
+@dataclasses.dataclass(kw_only=True)
+class SweepResult(CellsResult):
+    """What :func:`sweep` returns: a :class:`~jaxstyle.cells.CellsResult` of N cells
+    (images (N, H, W, 3), history and final losses per cell, timings, devices) and
 
     Attributes:
       cells: N dicts {axis: value} with every :data:`AXES` value of the cell
@@ -73,23 +53,11 @@ class SweepResult:
         :data:`AXES` order.
       settings: the shared settings; its :data:`AXES` fields are cell 0's
         (see :meth:`cell_settings`).
-      images: (N, H, W, 3) float32 RGB in [0, 1].
-      history: {"total", "content", "style", "tv": (N, steps) float32}, the
-        weighted losses of the image entering each step.
-      final: the same four losses of the returned images, (N,) float32.
-      timings: seconds: "load", "targets", "compile", "optimize", and
-        "ms_per_step" (for the whole batch of cells).
-      devices: the devices the cell axis was sharded over.
     """
 
     cells: list[dict[str, Any]]
     axes: dict[str, list]
     settings: Settings
-    images: np.ndarray
-    history: dict[str, np.ndarray]
-    final: dict[str, np.ndarray]
-    timings: dict[str, float]
-    devices: list[str]
 
     def cell_settings(self, i: int) -> Settings:
         """Every setting of cell ``i``: what a single ``stylize`` run of it would use."""
@@ -120,107 +88,27 @@ def _axis(name: str, value: Any) -> list:
     return values
 
 
-@dataclasses.dataclass
-class SweepPlan:
-    """A prepared sweep: resolved cells, shared targets, sharded inputs.
-
-    ``x0`` and ``args[1]`` (the stacked :class:`LossWeights`) have a leading
-    cell axis of ``padded`` >= N entries, sharded over ``mesh``; ``args[0]``
-    (the targets) is replicated.
-    """
+@dataclasses.dataclass(kw_only=True)
+class SweepPlan(CellPlan):
+    """A prepared sweep: the cells' :class:`~jaxstyle.cells.CellPlan` (shared targets)
+    and what they are: resolved cells, swept axes, shared settings, and a
+    ``fingerprint`` of the whole sweep (settings, weights, images) for checkpoints."""
 
     cells: list[dict[str, Any]]
     axes: dict[str, list]
     settings: Settings
-    params: VGG19Weights
-    objective: Objective
-    config: OptimizerConfig
-    mesh: Mesh
-    x0: jax.Array
-    args: tuple
-    timings: dict[str, float]
+    fingerprint: dict
 
-    @property
-    def steps(self) -> int:
-        return self.settings.steps
+    def checkpointing(self, directory: os.PathLike | str, every: int = 0) -> Checkpointing:
+        """Checkpoints of this sweep in ``directory``, every ``every`` steps (0: on
+        SIGTERM/SIGINT only)."""
+        return Checkpointing(Path(directory), self.fingerprint, every)
 
-    @property
-    def padded(self) -> int:
-        return self.x0.shape[0]
-
-    @property
-    def loss_fn(self) -> Callable:
-        return shared_loss_fn(self.params, self.objective)
-
-    def place(self, tree: Any) -> Any:
-        """Put a pytree with a leading (padded) cell axis on the mesh, e.g. a restored carry."""
-        return jax.device_put(tree, NamedSharding(self.mesh, P(MESH_AXIS)))
-
-    def init(self) -> Carry:
-        """The batched starting carry (for L-BFGS with each cell's J and ∇J)."""
-        return self._compiled_init()(self.x0, self.args)
-
-    def _compiled_init(self) -> Callable:
-        init = batched(make_init(self.loss_fn, self.config), self.mesh)
-        return compile_once(init, self.x0, self.args)
-
-    def advance(
-        self,
-        carry: Carry,
-        steps: int,
-        *,
-        driver: str = "auto",
-        on_progress: Callable[[int, dict, Callable[[], Carry]], None] | None = None,
-    ) -> RunResult:
-        """``steps`` steps of every cell from ``carry``; history leaves are (steps, padded)."""
-        step = batched(make_step(self.loss_fn, self.config), self.mesh)
-        return run(step, carry, self.args, steps, driver=driver, on_progress=on_progress)
-
-    def finish(
-        self, carry: Carry, history: dict[str, np.ndarray], timings: dict | None = None
-    ) -> SweepResult:
-        """The result of the cells (padding dropped) from the last carry and the history
-        (leaves (steps, padded)); ``timings`` are added to the plan's (load, targets)."""
-        n = len(self.cells)
-        images = final_image(carry)
-        final_fn = compile_once(batched(self.loss_fn, self.mesh), images, self.args)
-        total, terms = final_fn(images, self.args)
-        final = {k: np.asarray(v)[:n] for k, v in {"total": total, **terms}.items()}
-        if history:
-            history = {k: np.asarray(v).T[:n] for k, v in history.items()}
-        else:
-            history = {k: np.zeros((n, 0), np.float32) for k in final}
-        devices = [str(d) for d in self.mesh.devices.flat]
-        images = np.asarray(images)[:n]
-        timings = {**self.timings, **(timings or {})}
-        return SweepResult(
-            self.cells, self.axes, self.settings, images, history, final, timings, devices
-        )
-
-    def run(self, *, driver: str = "auto", progress: bool = False) -> SweepResult:
-        """Initialise, run every step (a progress bar counts steps) and finish."""
-        from tqdm.auto import tqdm
-
-        n = len(self.cells)
-        t = time.perf_counter()
-        init = self._compiled_init()
-        compile_seconds = time.perf_counter() - t
-        carry = init(self.x0, self.args)
-        bar = tqdm(total=self.steps, desc="sweep", unit="step", disable=not progress, leave=False)
-
-        def on_progress(done, record, get_carry):
-            total = np.asarray(record["total"])[:n]
-            bar.set_postfix(best=f"{total.min():.3g}", worst=f"{total.max():.3g}", refresh=False)
-            bar.update(done - bar.n)
-
-        with bar:
-            result = self.advance(carry, self.steps, driver=driver, on_progress=on_progress)
-        timings = dict(
-            compile=compile_seconds + result.compile_seconds,
-            optimize=result.run_seconds,
-            ms_per_step=1e3 * result.run_seconds / max(1, self.steps),
-        )
-        return self.finish(result.carry, result.history, timings)
+    def finish(self, carry, history, timings=None) -> SweepResult:
+        """The :class:`SweepResult` (padding dropped); see :meth:`CellPlan.finish`."""
+        result = super().finish(carry, history, timings)
+        fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(CellsResult)}
+        return SweepResult(**fields, cells=self.cells, axes=self.axes, settings=self.settings)
 
 
 def plan_sweep(
@@ -273,37 +161,35 @@ def plan_sweep(
     content_img, style_imgs = prepare_images(content, style, s)
     shape = content_img.shape[:2] if content_img is not None else style_imgs[0].shape[:2]
     start = s.init if init_label != "image" else init
-    mesh = Mesh(np.array(list(devices or jax.local_devices())), (MESH_AXIS,))
-    padded = resolved + resolved[-1:] * (-len(resolved) % mesh.size)
-    x0 = jnp.stack([initial_image(start, content_img, shape, c.seed) for c in padded])
-    loss_weights = stack_weights([c.loss_weights() for c in padded])
+    starts = [initial_image(start, content_img, shape, c.seed) for c in resolved]
     timings["load"] = time.perf_counter() - t
 
     t = time.perf_counter()
     objective = s.objective(p)
-    targets = compute_targets(
-        params,
-        objective,
-        None if content_img is None else jnp.asarray(content_img),
-        [jnp.asarray(img) for img in style_imgs],
-        blend=s.style_blend,
-        content_shape=shape,
-    )
-    targets = jax.block_until_ready(jax.device_put(targets, NamedSharding(mesh, P())))
+    targets = prepare_targets(params, objective, content_img, style_imgs, s)
     timings["targets"] = time.perf_counter() - t
-    cell_sharding = NamedSharding(mesh, P(MESH_AXIS))
-    x0, loss_weights = jax.device_put((x0, loss_weights), cell_sharding)
-    return SweepPlan(
-        cells,
-        axes,
-        s,
-        params,
-        objective,
-        dataclasses.replace(s.optimizer_config(p), batch_axis=MESH_AXIS),
-        mesh,
-        x0,
-        (targets, loss_weights),
-        timings,
+    shared = {k: v for k, v in dataclasses.asdict(s).items() if k not in AXES}
+    fingerprint = {
+        "settings": shared,
+        "cells": cells,
+        "weights": params.name,
+        "start": [array_digest(x) for x in starts],
+        "styles": [array_digest(x) for x in style_imgs],
+    }
+    return SweepPlan.create(
+        params=params,
+        objective=objective,
+        config=s.optimizer_config(p),
+        steps=s.steps,
+        starts=starts,
+        weights=[c.loss_weights() for c in resolved],
+        targets=targets,
+        mesh=cell_mesh(devices),
+        timings=timings,
+        cells=cells,
+        axes=axes,
+        settings=s,
+        fingerprint=fingerprint,
     )
 
 
@@ -321,6 +207,8 @@ def sweep(
     driver: str = "auto",
     progress: bool = False,
     devices: Sequence[jax.Device] | None = None,
+    checkpoint_dir: os.PathLike | str | None = None,
+    checkpoint_every: int = 0,
     **settings: Any,
 ) -> SweepResult:
     """Stylize a grid of loss weights and seeds in one compilation and one optimisation.
@@ -336,7 +224,11 @@ def sweep(
       content, style: as :func:`jaxstyle.stylize` (content None: texture
         synthesis, content weight 0).
       preset, weights, driver, progress: as :func:`jaxstyle.stylize`.
-      devices: the devices to shard the cell axis over (default: all local ones).
+      devices: the devices to shard the cell axis over (default: all devices).
+      checkpoint_dir: save the run's state there every ``checkpoint_every``
+        steps (0: only on SIGTERM/SIGINT, which then raise
+        :class:`~jaxstyle.resume.Interrupted`) and resume from it when it
+        holds a checkpoint of the same sweep (one of another sweep is refused).
       **settings: the shared settings (``size``, ``steps``, ``optimizer``,
         ``learning_rate``, layers, ``pooling``, ``init``, ...) as for ``stylize``.
 
@@ -360,9 +252,5 @@ def sweep(
         devices=devices,
         **settings,
     )
-    return plan.run(driver=driver, progress=progress)
-
-
-def stack_weights(weights: Sequence[LossWeights]) -> LossWeights:
-    """Stack per-cell :class:`LossWeights` into one with a leading cell axis."""
-    return jax.tree.map(lambda *w: jnp.stack(w), *weights)
+    checkpoint = plan.checkpointing(checkpoint_dir, checkpoint_every) if checkpoint_dir else None
+    return plan.run(driver=driver, progress=progress, checkpoint=checkpoint)

@@ -13,7 +13,6 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from jaxstyle import images as image_io
-from jaxstyle.errors import JaxstyleError
 from jaxstyle.sweep import AXES, SweepResult
 
 SHORT = {
@@ -110,9 +109,7 @@ def write_sweep(result: SweepResult, directory: Path, *, record: dict | None = N
     """
     from jaxstyle.cli import run_metadata
 
-    directory = Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise JaxstyleError(f"output {directory} is a file; a sweep writes a directory")
+    directory = image_io.check_output_dir(Path(directory))
     files = cell_files(result.cells, result.axes)
     for name, image in zip(files, result.images, strict=True):
         image_io.save_image(directory / name, image)

@@ -1,0 +1,259 @@
+"""``batch``: many stylize jobs, grouped by image shape into vmapped, sharded, resumable runs.
+
+Grouping rule: shape buckets, no padding. Jobs whose content image (for
+texture synthesis: first style image) has the same (H, W) after resizing form
+a bucket; a bucket runs in chunks of at most ``batch_size`` jobs, each chunk
+one :class:`~jaxstyle.cells.CellPlan` with every job's own targets and loss
+weights (vmapped and sharded over the devices). Padding images to a common
+shape was rejected: the padded pixels would enter the Gram matrices, the
+content loss and the TV prior (masks would have to thread through every VGG
+layer), so a job would no longer equal its solo run. The cost of buckets is one
+compilation per distinct (shape, chunk size); jobs of one size share them.
+
+Outputs are written as each chunk finishes: ``OUTPUT`` and ``OUTPUT.json``
+(settings, final losses, history and the job's fingerprint). A rerun skips
+jobs whose record matches (never recomputed or overwritten), refuses to
+overwrite files it did not write, and resumes an interrupted chunk from its
+checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxstyle import images as image_io
+from jaxstyle.cells import CellPlan, cell_mesh
+from jaxstyle.errors import JaxstyleError
+from jaxstyle.manifest import Job, RowError, read_manifest
+from jaxstyle.presets import DEFAULT_PRESET, get_preset
+from jaxstyle.resume import CHECKPOINTS, Checkpointing, array_digest, json_digest
+from jaxstyle.stylize import (
+    Settings,
+    initial_image,
+    prepare_images,
+    prepare_targets,
+    resolve_settings,
+)
+from jaxstyle.weights import VGG19Weights, load_vgg19
+
+
+@dataclasses.dataclass
+class BatchReport:
+    """What :func:`batch` did.
+
+    Attributes:
+      written: the output paths written by this run, in manifest order.
+      skipped: outputs of jobs finished by an earlier run (not recomputed).
+      failed: the rows not run, with their manifest line and the reason.
+      buckets: per image shape: {"shape": (H, W), "jobs": n, "chunks": k}.
+      timings: seconds: "compile", "optimize" (all chunks), "total".
+    """
+
+    written: list[Path]
+    skipped: list[Path]
+    failed: list[RowError]
+    buckets: list[dict]
+    timings: dict[str, float]
+
+
+@dataclasses.dataclass
+class _Ready:
+    """A job checked and ready to run."""
+
+    job: Job
+    settings: Settings
+    shape: tuple[int, int]
+    fingerprint: dict
+    output: Path
+
+
+def batch(
+    jobs: str | os.PathLike | Sequence[Job],
+    output_dir: str | os.PathLike,
+    *,
+    preset: str = DEFAULT_PRESET,
+    weights: VGG19Weights | str | os.PathLike | None = None,
+    batch_size: int = 8,
+    checkpoint_every: int = 0,
+    devices: Sequence[jax.Device] | None = None,
+    driver: str = "auto",
+    progress: bool = False,
+    **settings: Any,
+) -> BatchReport:
+    """Run every job of a manifest (see :mod:`jaxstyle.manifest`), grouped by shape.
+
+    Args:
+      jobs: a ``.jsonl``/``.csv`` manifest path, or :class:`~jaxstyle.manifest.Job` s.
+      output_dir: where the outputs (and their ``.json`` records) go (created).
+      preset, weights, driver: as :func:`jaxstyle.stylize`.
+      batch_size: at most this many jobs run together (vmapped) in one chunk.
+      checkpoint_every: save a running chunk every N steps (0: only on
+        SIGTERM/SIGINT, which then raise :class:`~jaxstyle.resume.Interrupted`).
+      devices: the devices to shard each chunk over (default: all).
+      progress: a progress bar counting jobs.
+      **settings: settings shared by every job (``size``, ``steps``,
+        ``optimizer``, layers, ...), as for ``stylize``; a row's own
+        content/style/TV weight, size and seed take precedence.
+
+    Returns:
+      A :class:`BatchReport`; bad rows are in ``failed``, not raised.
+    """
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    if batch_size < 1:
+        raise JaxstyleError(f"batch size must be >= 1, not {batch_size}")
+    resolve_settings(preset, **settings)  # shared settings: a bad one fails the whole batch
+    if isinstance(jobs, (str, os.PathLike)):
+        jobs, failed = read_manifest(Path(jobs))
+    else:
+        jobs, failed = list(jobs), []
+    out = image_io.check_output_dir(Path(output_dir))
+    params = weights if isinstance(weights, VGG19Weights) else load_vgg19(weights)
+
+    ready: list[_Ready] = []
+    skipped: list[Path] = []
+    for job in jobs:
+        try:
+            item = _check(job, out, preset, settings, params)
+            finished = _finished(item)
+        except JaxstyleError as err:
+            failed.append(RowError(job.line, str(err)))
+            continue
+        if finished:
+            skipped.append(item.output)
+        else:
+            ready.append(item)
+    failed.sort()
+
+    buckets: dict[tuple[int, int], list[_Ready]] = {}
+    for item in ready:
+        buckets.setdefault(item.shape, []).append(item)
+    mesh = cell_mesh(devices)
+    written: list[Path] = []
+    timings = {"compile": 0.0, "optimize": 0.0}
+    bar = tqdm(total=len(ready), desc="batch", unit="job", disable=not progress)
+    with bar:
+        for items in buckets.values():
+            for start in range(0, len(items), batch_size):
+                chunk = items[start : start + batch_size]
+                result = _run_chunk(chunk, params, mesh, out, checkpoint_every, driver)
+                for i, item in enumerate(chunk):
+                    _write(item, result, i, params)
+                    written.append(item.output)
+                timings["compile"] += result.timings["compile"]
+                timings["optimize"] += result.timings["optimize"]
+                bar.update(len(chunk))
+    if (out / CHECKPOINTS).is_dir():
+        shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)  # every chunk finished
+    summary = [
+        {"shape": shape, "jobs": len(items), "chunks": -(-len(items) // batch_size)}
+        for shape, items in buckets.items()
+    ]
+    timings["total"] = time.perf_counter() - t0
+    return BatchReport(written, skipped, failed, summary, timings)
+
+
+def _check(job: Job, out: Path, preset: str, shared: dict, params: VGG19Weights) -> _Ready:
+    """Resolve a job's settings, load its images and check its output, or raise."""
+    overrides = {**shared, **job.overrides}
+    init = overrides.pop("init", None)
+    if job.content is None:
+        overrides["content_weight"] = 0.0
+        init = "noise" if init in (None, "content") else init
+    s = resolve_settings(preset, init=init, **overrides)
+    content, styles = prepare_images(job.content, list(job.styles), s)
+    shape = content.shape[:2] if content is not None else styles[0].shape[:2]
+    fingerprint = {
+        "settings": dataclasses.asdict(s),
+        "content": None if content is None else array_digest(content),
+        "styles": [array_digest(x) for x in styles],
+        "weights": params.name,
+    }
+    output = out / job.output
+    image_io.check_output_path(output, [p for p in (job.content, *job.styles) if p])
+    return _Ready(job, s, tuple(shape), json.loads(json.dumps(fingerprint)), output)
+
+
+def _finished(item: _Ready) -> bool:
+    """True if an earlier run wrote this job's output; raises if the output exists
+    but was not written by this job (it is never overwritten)."""
+    record = item.output.with_suffix(".json")
+    if not item.output.exists() and not record.exists():
+        return False
+    try:
+        mine = json.loads(record.read_text())["fingerprint"] == item.fingerprint
+    except (OSError, ValueError, KeyError, TypeError):
+        mine = False
+    if mine and item.output.exists():
+        return True
+    existing = item.output if item.output.exists() else record
+    raise JaxstyleError(
+        f"{existing} exists and was not written by this job's settings; not overwriting it"
+    )
+
+
+def _run_chunk(chunk, params, mesh, out: Path, every: int, driver: str):
+    """Optimise a chunk of same-shaped jobs as one vmapped, checkpointed run."""
+    s = chunk[0].settings
+    p = get_preset(s.preset)
+    objective = s.objective(p)
+    starts, targets = [], []
+    for item in chunk:
+        content, styles = prepare_images(item.job.content, list(item.job.styles), item.settings)
+        init = item.settings.init
+        starts.append(initial_image(init, content, item.shape, item.settings.seed))
+        targets.append(prepare_targets(params, objective, content, styles, item.settings))
+    plan = CellPlan.create(
+        params=params,
+        objective=objective,
+        config=s.optimizer_config(p),
+        steps=s.steps,
+        starts=starts,
+        weights=[item.settings.loss_weights() for item in chunk],
+        targets=targets,
+        per_cell_targets=True,
+        mesh=mesh,
+    )
+    fingerprints = [item.fingerprint for item in chunk]
+    checkpoint = Checkpointing(
+        out / CHECKPOINTS / json_digest(fingerprints), {"jobs": fingerprints}, every
+    )
+    result = plan.run(driver=driver, checkpoint=checkpoint, desc="chunk")
+    checkpoint.clear()
+    return result
+
+
+def _write(item: _Ready, result, i: int, params: VGG19Weights) -> None:
+    """Write job ``i`` of a chunk's result: the image, then its record."""
+    from jaxstyle.cli import run_metadata
+
+    image_io.save_image(item.output, result.images[i])
+    record = {
+        "output": str(item.output),
+        "manifest_line": item.job.line,
+        "inputs": {
+            "content": None if item.job.content is None else str(item.job.content),
+            "styles": [str(p) for p in item.job.styles],
+        },
+        "settings": dataclasses.asdict(item.settings),
+        "weights": params.name,
+        "final_losses": {k: float(v[i]) for k, v in result.final.items()},
+        "history": {k: np.asarray(v[i]).tolist() for k, v in result.history.items()},
+        "chunk_timings": result.timings,
+        "fingerprint": item.fingerprint,
+        **run_metadata(),
+    }
+    image_io.write_text_atomic(
+        item.output.with_suffix(".json"), json.dumps(record, indent=1) + "\n"
+    )

@@ -1,0 +1,322 @@
+"""Many images optimised as one compiled, vmapped, sharded and resumable run.
+
+A *cell* is one image being optimised with its own loss weights (and, in a
+batch of jobs, its own targets). :class:`CellPlan` holds N cells stacked on a
+leading axis, padded to a multiple of the device count (repeating the last
+cell) and sharded over a one-axis mesh of the devices with ``NamedSharding``;
+one device is the same path. Each cell keeps its own iterate and optimiser
+state: the solver is vmapped, so with L-BFGS each cell runs its own line
+search. Sweeps (:mod:`jaxstyle.sweep`) share one set of targets among the
+cells; batches (:mod:`jaxstyle.batch`) give each cell its own.
+
+The loop state is a plain pytree (:class:`~jaxstyle.optimize.Carry` with a
+leading cell axis on every leaf); with a :class:`~jaxstyle.resume.Checkpointing`
+:meth:`CellPlan.run` saves it (padding dropped) every N steps and on
+SIGTERM/SIGINT, and resumes from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from jaxstyle.batching import MESH_AXIS, batched, shared_loss_fn
+from jaxstyle.errors import Interrupted
+from jaxstyle.objective import LossWeights, Objective
+from jaxstyle.optimize import (
+    Carry,
+    OptimizerConfig,
+    RunResult,
+    compile_once,
+    final_image,
+    make_init,
+    make_step,
+    run,
+)
+from jaxstyle.resume import Checkpointing, stop_requests
+from jaxstyle.weights import VGG19Weights
+
+LOSSES = ("total", "content", "style", "tv")
+
+
+@dataclasses.dataclass
+class CellsResult:
+    """The outcome of N cells (padding dropped), images H x W.
+
+    Attributes:
+      images: (N, H, W, 3) float32 RGB in [0, 1].
+      history: {"total", "content", "style", "tv": (N, steps) float32}, the
+        weighted losses of the image entering each step.
+      final: the same four losses of the returned images, (N,) float32.
+      timings: seconds: "compile", "optimize", "ms_per_step" (for all cells
+        together), and those the plan was made with ("load", "targets").
+      devices: the devices the cells were sharded over.
+      resumed_from: the step the run resumed from (0: a fresh start).
+    """
+
+    images: np.ndarray
+    history: dict[str, np.ndarray]
+    final: dict[str, np.ndarray]
+    timings: dict[str, float]
+    devices: list[str]
+    resumed_from: int = 0
+
+
+def cell_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A one-axis mesh (axis :data:`~jaxstyle.batching.MESH_AXIS`) of ``devices``
+    (default: every device of every process)."""
+    return Mesh(np.array(list(devices or jax.devices())), (MESH_AXIS,))
+
+
+def stack_weights(weights: Sequence[LossWeights]) -> LossWeights:
+    """Stack per-cell :class:`LossWeights` into one with a leading cell axis."""
+    return jax.tree.map(lambda *w: jnp.stack(w), *weights)
+
+
+@dataclasses.dataclass
+class CellPlan:
+    """N cells ready to run: ``x0`` (padded, H, W, 3) and ``args`` = (targets,
+    stacked :class:`LossWeights`) with a leading cell axis on ``x0``, the weights
+    and, if ``per_cell_targets``, the targets (else replicated), sharded over ``mesh``.
+    """
+
+    n: int
+    steps: int
+    params: VGG19Weights
+    objective: Objective
+    config: OptimizerConfig
+    mesh: Mesh
+    x0: jax.Array
+    args: tuple
+    per_cell_targets: bool
+    timings: dict[str, float]
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        params: VGG19Weights,
+        objective: Objective,
+        config: OptimizerConfig,
+        steps: int,
+        starts: Sequence[jax.Array],
+        weights: Sequence[LossWeights],
+        targets: Any,
+        per_cell_targets: bool = False,
+        mesh: Mesh | None = None,
+        timings: dict[str, float] | None = None,
+        **fields: Any,
+    ) -> CellPlan:
+        """Pad, stack and place the cells' starting images (H, W, 3), loss weights and
+        targets (a list of per-cell targets if ``per_cell_targets``, else one shared);
+        ``fields`` are a subclass's own."""
+        mesh = mesh or cell_mesh()
+        n = len(starts)
+        pad = -n % mesh.size
+
+        def padded(items):
+            return list(items) + list(items[-1:]) * pad
+
+        x0 = jnp.stack(padded(starts))
+        cell = NamedSharding(mesh, P(MESH_AXIS))
+        if per_cell_targets:
+            targets = jax.device_put(jax.tree.map(lambda *t: jnp.stack(t), *padded(targets)), cell)
+        else:
+            targets = jax.device_put(targets, NamedSharding(mesh, P()))
+        x0, loss_weights = jax.device_put((x0, stack_weights(padded(weights))), cell)
+        config = dataclasses.replace(config, batch_axis=MESH_AXIS)
+        return cls(
+            n,
+            steps,
+            params,
+            objective,
+            config,
+            mesh,
+            x0,
+            (targets, loss_weights),
+            per_cell_targets,
+            dict(timings or {}),
+            **fields,
+        )
+
+    @property
+    def padded(self) -> int:
+        return self.x0.shape[0]
+
+    @property
+    def loss_fn(self) -> Callable:
+        return shared_loss_fn(self.params, self.objective, self.per_cell_targets)
+
+    def _batched(self, fn: Callable) -> Callable:
+        return batched(fn, self.mesh, self.per_cell_targets)
+
+    def place(self, tree: Any) -> Any:
+        """Put a pytree with a leading (padded) cell axis on the mesh, e.g. a restored carry."""
+        return jax.device_put(tree, NamedSharding(self.mesh, P(MESH_AXIS)))
+
+    def _compiled_init(self) -> Callable:
+        return compile_once(self._batched(make_init(self.loss_fn, self.config)), self.x0, self.args)
+
+    def init(self) -> Carry:
+        """The batched starting carry (for L-BFGS with each cell's J and ∇J)."""
+        return self._compiled_init()(self.x0, self.args)
+
+    def advance(
+        self,
+        carry: Carry,
+        steps: int,
+        *,
+        driver: str = "auto",
+        on_progress: Callable[[int, dict, Callable[[], Carry]], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> RunResult:
+        """``steps`` steps of every cell from ``carry``; history leaves are (steps, padded)."""
+        step = self._batched(make_step(self.loss_fn, self.config))
+        return run(
+            step,
+            carry,
+            self.args,
+            steps,
+            driver=driver,
+            on_progress=on_progress,
+            should_stop=should_stop,
+        )
+
+    def finish(
+        self, carry: Carry, history: dict[str, np.ndarray], timings: dict | None = None
+    ) -> CellsResult:
+        """The cells' result (padding dropped) from the last carry and the history
+        (leaves (steps, padded)); ``timings`` are added to the plan's."""
+        n = self.n
+        images = final_image(carry)
+        final_fn = compile_once(self._batched(self.loss_fn), images, self.args)
+        total, terms = final_fn(images, self.args)
+        final = {k: np.asarray(v)[:n] for k, v in {"total": total, **terms}.items()}
+        if history:
+            history = {k: np.asarray(v).T[:n] for k, v in history.items()}
+        else:
+            history = {k: np.zeros((n, 0), np.float32) for k in LOSSES}
+        devices = [str(d) for d in self.mesh.devices.flat]
+        timings = {**self.timings, **(timings or {})}
+        return CellsResult(np.asarray(images)[:n], history, final, timings, devices)
+
+    def _unpad(self, tree: Any) -> Any:
+        return jax.tree.map(lambda v: np.asarray(v)[: self.n], jax.device_get(tree))
+
+    def _pad(self, tree: Any) -> Any:
+        extra = self.padded - self.n
+        return jax.tree.map(lambda v: np.concatenate([v] + [v[-1:]] * extra), tree)
+
+    def _restore(self, saved: Any) -> tuple[int, Carry, list[dict]]:
+        """(step, carry, [history]) from a checkpoint written by :meth:`run`."""
+        treedef = self._compiled_init().out_tree
+        leaves = [saved["carry"][k] for k in sorted(saved["carry"])]
+        carry = self.place(self._pad(jax.tree.unflatten(treedef, leaves)))
+        history = {k: self._pad(np.asarray(v).T).T for k, v in saved["history"].items()}
+        return int(saved["step"]), carry, [history]
+
+    def _save(self, checkpoint: Checkpointing, step: int, carry: Carry, history: dict) -> None:
+        leaves = jax.tree.leaves(self._unpad(carry))
+        checkpoint.save(
+            step,
+            {
+                "step": np.asarray(step, np.int64),
+                "carry": {f"{i:04d}": v for i, v in enumerate(leaves)},
+                "history": {k: np.asarray(v)[:, : self.n] for k, v in history.items()},
+            },
+        )
+
+    def run(
+        self,
+        *,
+        driver: str = "auto",
+        progress: bool = False,
+        desc: str = "cells",
+        checkpoint: Checkpointing | None = None,
+    ) -> CellsResult:
+        """Initialise (or resume from ``checkpoint``), run the remaining steps and finish.
+
+        With ``checkpoint``, the state is saved every ``checkpoint.every`` steps
+        and, on SIGTERM/SIGINT, once more before :class:`~jaxstyle.resume.Interrupted`
+        is raised; a rerun resumes from the newest checkpoint and gives the same
+        result as an uninterrupted run. A progress bar counts steps.
+        """
+        from tqdm.auto import tqdm
+
+        saved = checkpoint.load() if checkpoint else None  # refuses another run's first
+        t = time.perf_counter()
+        init = self._compiled_init()
+        compile_seconds = time.perf_counter() - t
+        if saved is None:
+            done, carry, histories = 0, init(self.x0, self.args), []
+        else:
+            done, carry, histories = self._restore(saved)
+        resumed_from = done
+        bar = tqdm(
+            total=self.steps,
+            initial=done,
+            desc=desc,
+            unit="step",
+            disable=not progress,
+            leave=False,
+        )
+
+        def on_progress(step, record, get_carry):
+            total = np.asarray(record["total"])[: self.n]
+            bar.set_postfix(best=f"{total.min():.3g}", worst=f"{total.max():.3g}", refresh=False)
+            bar.update(start + step - bar.n)
+
+        run_seconds = 0.0
+        stops = stop_requests() if checkpoint else contextlib.nullcontext(lambda: 0)
+        with stops as stopped, bar:
+            while done < self.steps:
+                start = done
+                segment = (checkpoint.every if checkpoint else 0) or self.steps
+                result = self.advance(
+                    carry,
+                    min(segment, self.steps - done),
+                    driver=driver,
+                    on_progress=on_progress,
+                    should_stop=lambda: bool(stopped()),
+                )
+                compile_seconds += result.compile_seconds
+                run_seconds += result.run_seconds
+                carry, done = result.carry, done + result.steps_done
+                histories.append(result.history)
+                if checkpoint and 0 < done < self.steps:
+                    self._save(checkpoint, done, carry, _concat(histories))
+                if stopped() and done < self.steps:
+                    saved_note = (
+                        f"saved a checkpoint in {checkpoint.directory}: rerun the same "
+                        "command to resume"
+                        if done
+                        else "nothing to save yet"
+                    )
+                    raise Interrupted(
+                        f"interrupted at step {done} of {self.steps}; {saved_note}", stopped()
+                    )
+        timings = dict(
+            compile=compile_seconds,
+            optimize=run_seconds,
+            ms_per_step=1e3 * run_seconds / max(1, self.steps - resumed_from),
+        )
+        result = self.finish(carry, _concat(histories), timings)
+        result.resumed_from = resumed_from
+        return result
+
+
+def _concat(histories: list[dict]) -> dict:
+    """Join per-segment histories {name: (steps_i, padded)} along the step axis."""
+    histories = [h for h in histories if h]
+    if not histories:
+        return {}
+    return {k: np.concatenate([np.asarray(h[k]) for h in histories]) for k in histories[0]}

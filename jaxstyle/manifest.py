@@ -1,0 +1,160 @@
+"""Batch manifests: one stylize job a line, as JSON Lines or CSV.
+
+Fields of a job (JSONL keys, or CSV header columns):
+  content   path of the photograph (empty or missing: texture synthesis)
+  style     path of the style image; several: a JSON list, or ``;``-separated
+  output    output file name (.png/.jpg/...) in the output directory
+            (default: ``<content stem>_<style stem>.png``)
+  content_weight, style_weight, tv_weight, size, seed   optional numbers
+Relative paths are relative to the manifest's directory. A bad row is
+reported as a :class:`RowError` with its line number; the other rows stand.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from jaxstyle.errors import JaxstyleError
+from jaxstyle.images import FORMATS
+
+NUMBERS = ("content_weight", "style_weight", "tv_weight", "size", "seed")
+INTEGERS = ("size", "seed")
+FIELDS = ("content", "style", "output", *NUMBERS)
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One row of a manifest.
+
+    Attributes:
+      line: the row's line number in the manifest (1-based; a CSV header is line 1).
+      content: the content image, or None for texture synthesis.
+      styles: one or more style images.
+      output: the output file name (no directory part).
+      overrides: the row's settings {name: number} (content_weight, style_weight,
+        tv_weight, size, seed), applied over the batch's shared settings.
+    """
+
+    line: int
+    content: Path | None
+    styles: tuple[Path, ...]
+    output: str
+    overrides: dict[str, Any]
+
+
+class RowError(NamedTuple):
+    """A manifest row that was skipped, and why."""
+
+    line: int
+    message: str
+
+
+def read_manifest(path: Path) -> tuple[list[Job], list[RowError]]:
+    """The jobs of a ``.jsonl`` or ``.csv`` manifest, and the rows that were refused.
+
+    Raises :class:`JaxstyleError` only when the file itself cannot be read.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in (".jsonl", ".csv"):
+        raise JaxstyleError(f"manifest {path} must be .jsonl (JSON Lines) or .csv")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        raise JaxstyleError(f"cannot read manifest {path}: {err}") from None
+    rows = _jsonl_rows(text) if path.suffix.lower() == ".jsonl" else _csv_rows(text)
+    jobs: list[Job] = []
+    errors: list[RowError] = []
+    outputs: dict[str, int] = {}
+    for line, row in rows:
+        try:
+            job = _job(line, row, path.parent)
+            stem = Path(job.output).stem.lower()
+            if stem in outputs:
+                raise JaxstyleError(
+                    f"output {job.output} has the same name as line {outputs[stem]}'s "
+                    "(each output also gets a .json record)"
+                )
+            outputs[stem] = line
+            jobs.append(job)
+        except JaxstyleError as err:
+            errors.append(RowError(line, str(err)))
+    if not jobs and not errors:
+        raise JaxstyleError(f"manifest {path} has no jobs")
+    return jobs, errors
+
+
+def _jsonl_rows(text: str) -> Iterator[tuple[int, Any]]:
+    for line, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        try:
+            yield line, json.loads(raw)
+        except ValueError as err:
+            yield line, JaxstyleError(f"not JSON: {err}")
+
+
+def _csv_rows(text: str) -> Iterator[tuple[int, Any]]:
+    reader = csv.DictReader(text.splitlines())
+    for row in reader:
+        line = reader.line_num
+        if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+            continue
+        if None in row:
+            yield line, JaxstyleError("more values than header columns")
+            continue
+        yield line, {k.strip(): (v or "").strip() for k, v in row.items() if (v or "").strip()}
+
+
+def _job(line: int, row: Any, base: Path) -> Job:
+    if isinstance(row, JaxstyleError):
+        raise row
+    if not isinstance(row, dict):
+        raise JaxstyleError("a job must be a JSON object")
+    unknown = sorted(set(row) - set(FIELDS))
+    if unknown:
+        raise JaxstyleError(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(FIELDS)}")
+    content = _path(row["content"], base) if row.get("content") else None
+    style = row.get("style")
+    if not style:
+        raise JaxstyleError("no style image")
+    if isinstance(style, str):
+        style = [s for s in (part.strip() for part in style.split(";")) if s]
+    if not isinstance(style, list) or not all(isinstance(s, str) for s in style):
+        raise JaxstyleError("style must be a path or a list of paths")
+    styles = tuple(_path(s, base) for s in style)
+    overrides = {name: _number(name, row[name]) for name in NUMBERS if name in row}
+    output = row.get("output") or f"{(content or styles[0]).stem}_{styles[0].stem}.png"
+    if not isinstance(output, str) or Path(output).name != output or output.startswith("."):
+        raise JaxstyleError(f"output must be a plain file name, not {output!r}")
+    if Path(output).suffix.lower() not in FORMATS or Path(output).suffix.lower() == ".json":
+        raise JaxstyleError(
+            f"output {output} needs an image suffix ({', '.join(sorted(set(FORMATS)))})"
+        )
+    return Job(line, content, styles, output, overrides)
+
+
+def _path(value: Any, base: Path) -> Path:
+    if not isinstance(value, str):
+        raise JaxstyleError(f"image paths must be strings, not {value!r}")
+    path = Path(value).expanduser()
+    path = path if path.is_absolute() else base / path
+    if not path.is_file():
+        raise JaxstyleError(f"no such image file: {path}")
+    return path
+
+
+def _number(name: str, value: Any) -> float | int:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise JaxstyleError(f"{name} must be a number, not {value!r}") from None
+    if name in INTEGERS:
+        if number != int(number):
+            raise JaxstyleError(f"{name} must be an integer, not {value!r}")
+        return int(number)
+    return number

@@ -1,0 +1,138 @@
+"""Resumable runs: checkpoints of a run's state, and SIGTERM/SIGINT as "save and stop".
+
+A :class:`Checkpointing` directory holds ``run.json`` (the fingerprint of the
+run: what it computes) and ``step_NNNNNNNN/`` Orbax checkpoints, of which the
+newest complete one is kept. Orbax writes a checkpoint under a temporary name
+and renames it when complete, so a run killed mid-save (even by SIGKILL)
+leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import re
+import shutil
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jaxstyle.errors import JaxstyleError
+from jaxstyle.images import write_text_atomic
+
+CHECKPOINTS = ".jaxstyle-checkpoint"
+"""The checkpoint directory inside a sweep's or batch's output directory."""
+
+_STEP = re.compile(r"^step_(\d{8})$")
+
+
+def array_digest(array: Any) -> str:
+    """A short SHA-256 of an array's dtype, shape and values (for run fingerprints)."""
+    a = np.ascontiguousarray(np.asarray(array))
+    return hashlib.sha256(f"{a.dtype}{a.shape}".encode() + a.tobytes()).hexdigest()[:16]
+
+
+def json_digest(value: Any) -> str:
+    """A short SHA-256 of a JSON-able value (keys sorted)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpointing:
+    """Where and how often a run saves its state.
+
+    Attributes:
+      directory: the checkpoint directory (created on the first save).
+      fingerprint: a JSON-able description of what the run computes; a
+        checkpoint written with another fingerprint is refused, never mixed in.
+      every: steps between saves; 0 saves only when the run is interrupted.
+    """
+
+    directory: Path
+    fingerprint: dict
+    every: int = 0
+
+    def __post_init__(self):
+        if self.every < 0:
+            raise JaxstyleError(f"checkpoint every must be >= 0 steps, not {self.every}")
+
+    def _check_fingerprint(self) -> None:
+        path = self.directory / "run.json"
+        if not path.exists():
+            return
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise JaxstyleError(f"checkpoint {self.directory} is unreadable: {err}") from None
+        mine = json.loads(json.dumps(self.fingerprint))
+        if saved != mine:
+            differ = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
+            raise JaxstyleError(
+                f"checkpoint {self.directory} was written by a run with other "
+                f"{', '.join(differ)}; rerun with those settings, or delete the "
+                "checkpoint directory to start over"
+            )
+
+    def _steps(self) -> list[Path]:
+        if not self.directory.is_dir():
+            return []
+        return sorted(p for p in self.directory.iterdir() if _STEP.match(p.name) and p.is_dir())
+
+    def load(self) -> Any | None:
+        """The newest saved tree (NumPy leaves), or None if there is none; refuses a
+        checkpoint with another fingerprint (:class:`JaxstyleError`)."""
+        self._check_fingerprint()
+        from jaxstyle.checkpoint import load_tree
+
+        steps = self._steps()
+        return load_tree(steps[-1]) if steps else None
+
+    def save(self, step: int, tree: Any) -> None:
+        """Save ``tree`` as the state after ``step`` steps and drop older checkpoints."""
+        self._check_fingerprint()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        run_json = self.directory / "run.json"
+        if not run_json.exists():
+            write_text_atomic(run_json, json.dumps(self.fingerprint, indent=1) + "\n")
+        from jaxstyle.checkpoint import save_tree
+
+        path = self.directory / f"step_{step:08d}"
+        if not path.exists():
+            save_tree(path, tree)
+        for old in self._steps():
+            if old != path:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def clear(self) -> None:
+        """Remove the checkpoint directory (once the run's outputs are written)."""
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def stop_requests() -> Iterator[Callable[[], int]]:
+    """Within the block, SIGTERM and SIGINT are recorded instead of ending the process;
+    the yielded function returns the first such signal's number (0 while none came).
+    A second SIGINT raises ``KeyboardInterrupt`` at once. Outside the main thread
+    signals cannot be caught and the function always returns 0."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: 0
+        return
+    received: list[int] = []
+
+    def handler(signum, frame):
+        if received and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield lambda: received[0] if received else 0
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

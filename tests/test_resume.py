@@ -1,0 +1,144 @@
+"""Checkpoints and resumption: stop (SIGTERM/SIGINT or SIGKILL) and rerun = uninterrupted.
+
+Tolerance: a resumed run replays the same compiled step from the saved carry,
+so images and losses must agree to float32 rounding (images atol 1e-6 in
+[0, 1], losses rtol 1e-6); on XLA:CPU they are observed bit-identical.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import jaxstyle
+from jaxstyle import cells
+from jaxstyle.cli import main
+from jaxstyle.images import to_uint8
+from jaxstyle.resume import CHECKPOINTS, Checkpointing
+
+SWEEP = dict(size=32, optimizer="lbfgs", style_weight=[1e1, 1e2, 1e4])  # test_sweep's shape
+
+
+@pytest.fixture(scope="module")
+def pair(shared_image):
+    return str(shared_image("tubingen.jpg")), str(shared_image("starry_night.jpg"))
+
+
+def test_checkpointing_keeps_the_newest_and_refuses_another_run(tmp_path):
+    run = Checkpointing(tmp_path / "ck", {"cells": [1, 2]}, every=2)
+    assert run.load() is None
+    run.save(2, {"x": np.arange(3.0)})
+    run.save(4, {"x": np.arange(3.0) + 4})
+    assert sorted(p.name for p in run.directory.iterdir()) == ["run.json", "step_00000004"]
+    np.testing.assert_array_equal(run.load()["x"], np.arange(3.0) + 4)
+    (run.directory / "step_00000006.orbax-checkpoint-tmp-1").mkdir()  # a save cut short
+    np.testing.assert_array_equal(run.load()["x"], np.arange(3.0) + 4)
+    other = Checkpointing(tmp_path / "ck", {"cells": [1, 3]})
+    with pytest.raises(jaxstyle.JaxstyleError, match="other cells"):
+        other.load()
+    with pytest.raises(jaxstyle.JaxstyleError, match="every"):
+        Checkpointing(tmp_path / "x", {}, every=-1)
+    run.clear()
+    assert not run.directory.exists()
+
+
+@contextlib.contextmanager
+def sigterm_after(polls: int):
+    """Stand in for ``stop_requests``: report SIGTERM from the ``polls``-th poll on (one
+    poll after every step, and one after every segment between checkpoints)."""
+    count = [0]
+
+    def stopped():
+        count[0] += 1
+        return signal.SIGTERM if count[0] >= polls else 0
+
+    yield stopped
+
+
+def test_sweep_stopped_by_sigterm_resumes_to_the_uninterrupted_result(
+    vgg_weights, pair, tmp_path, monkeypatch
+):
+    whole = jaxstyle.sweep(*pair, weights=vgg_weights, steps=5, **SWEEP)
+    ck = tmp_path / "ck"
+    with monkeypatch.context() as m:
+        m.setattr(cells, "stop_requests", lambda: sigterm_after(4))
+        with pytest.raises(jaxstyle.JaxstyleError, match="interrupted at step 3 of 5") as err:
+            jaxstyle.sweep(
+                *pair, weights=vgg_weights, steps=5, checkpoint_dir=ck, checkpoint_every=2, **SWEEP
+            )
+    assert err.value.exit_code == 128 + signal.SIGTERM
+    assert sorted(p.name for p in ck.iterdir()) == ["run.json", "step_00000003"]
+    with pytest.raises(jaxstyle.JaxstyleError, match="other cells"):
+        jaxstyle.sweep(
+            *pair, weights=vgg_weights, steps=5, checkpoint_dir=ck, **{**SWEEP, "style_weight": 1}
+        )
+    resumed = jaxstyle.sweep(*pair, weights=vgg_weights, steps=5, checkpoint_dir=ck, **SWEEP)
+    assert resumed.resumed_from == 3
+    np.testing.assert_allclose(resumed.images, whole.images, rtol=0, atol=1e-6)
+    for name in whole.final:
+        np.testing.assert_allclose(resumed.final[name], whole.final[name], rtol=1e-6)
+        np.testing.assert_allclose(resumed.history[name], whole.history[name], rtol=1e-6)
+
+
+def _wait_for_checkpoint(proc, directory, after: int, timeout: float = 300) -> int:
+    """Wait until ``directory`` holds a checkpoint past step ``after``; returns its step."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        steps = sorted(p.name for p in directory.glob("step_*") if "tmp" not in p.name)
+        if steps and int(steps[-1][5:]) > after:
+            return int(steps[-1][5:])
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"no checkpoint past step {after} in {timeout} s")
+
+
+def test_cli_sweep_survives_sigterm_and_sigkill(vgg_weights, pair, tmp_path):
+    """SIGTERM: checkpoint, exit 143, clear message. SIGKILL midway: the periodic
+    checkpoint. The rerun after both completes, equal to an uninterrupted run."""
+    steps = 8
+    out = tmp_path / "sweep"
+    command = [sys.executable, "-m", "jaxstyle", "sweep", *pair, "-o", str(out), "-q"]
+    command += ["--size", "32", "--steps", str(steps), "--optimizer", "lbfgs"]
+    command += ["--style-weight", "1e1,1e2,1e4", "--checkpoint-every", "1"]
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    ck = out / CHECKPOINTS
+
+    proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    _wait_for_checkpoint(proc, ck, after=0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert "interrupted at step" in err and "rerun the same command to resume" in err
+    stopped_at = int(sorted(p.name for p in ck.glob("step_*"))[-1][5:])
+    assert 0 < stopped_at < steps
+
+    proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    killed_after = _wait_for_checkpoint(proc, ck, after=stopped_at)
+    proc.kill()  # SIGKILL: no chance to save
+    proc.wait(timeout=60)
+    assert killed_after < steps and not (out / "sweep.json").exists()
+
+    assert main(command[3:]) == 0
+    assert not ck.exists()
+    whole = jaxstyle.sweep(*pair, weights=vgg_weights, steps=steps, **SWEEP)
+    record = json.loads((out / "sweep.json").read_text())
+    for i, cell in enumerate(record["cells"]):
+        for name, value in cell["final"].items():
+            assert value == pytest.approx(float(whole.final[name][i]), rel=1e-6)
+        png = np.asarray(Image.open(out / cell["file"]))
+        np.testing.assert_array_equal(png, to_uint8(whole.images[i]))
+
+    mtime = (out / "sweep.json").stat().st_mtime_ns
+    assert main(command[3:]) == 0  # finished: nothing recomputed or rewritten
+    assert (out / "sweep.json").stat().st_mtime_ns == mtime
+    assert main([*command[3:-4], "--style-weight", "1,2", "--checkpoint-every", "1"]) == 2
