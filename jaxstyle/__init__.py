@@ -6,6 +6,7 @@ The whole public API is re-exported here.
 from jaxstyle.batch import BatchReport as BatchReport
 from jaxstyle.batch import batch as batch
 from jaxstyle.cells import CellsResult as CellsResult
+from jaxstyle.cells import initialize_distributed as initialize_distributed
 from jaxstyle.errors import Interrupted as Interrupted
 from jaxstyle.errors import JaxstyleError as JaxstyleError
 from jaxstyle.losses import content_loss as content_loss
@@ -52,6 +53,7 @@ __all__ = [
     "compute_targets",
     "content_loss",
     "gram_matrix",
+    "initialize_distributed",
     "batch",
     "load_vgg19",
     "loss_terms",

@@ -106,7 +106,10 @@ def batch(
         content/style/TV weight, size and seed take precedence.
 
     Returns:
-      A :class:`BatchReport`; bad rows are in ``failed``, not raised.
+      A :class:`BatchReport`; bad rows are in ``failed``, not raised. With
+      ``jax.distributed`` over several processes, every process runs this with
+      the same arguments (the output directory on a shared filesystem) and
+      writes, and reports, the jobs its devices hold.
     """
     from tqdm.auto import tqdm
 
@@ -148,9 +151,9 @@ def batch(
             for start in range(0, len(items), batch_size):
                 chunk = items[start : start + batch_size]
                 result = _run_chunk(chunk, params, mesh, out, checkpoint_every, driver)
-                for i, item in enumerate(chunk):
-                    _write(item, result, i, params)
-                    written.append(item.output)
+                for i in result.local:  # with jax.distributed: this process's jobs
+                    _write(chunk[i], result, i, params)
+                    written.append(chunk[i].output)
                 timings["compile"] += result.timings["compile"]
                 timings["optimize"] += result.timings["optimize"]
                 bar.update(len(chunk))

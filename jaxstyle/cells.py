@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -30,7 +31,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxstyle.batching import MESH_AXIS, batched, shared_loss_fn
-from jaxstyle.errors import Interrupted
+from jaxstyle.errors import Interrupted, JaxstyleError
 from jaxstyle.objective import LossWeights, Objective
 from jaxstyle.optimize import (
     Carry,
@@ -41,6 +42,7 @@ from jaxstyle.optimize import (
     make_init,
     make_step,
     run,
+    to_host,
 )
 from jaxstyle.resume import Checkpointing, stop_requests
 from jaxstyle.weights import VGG19Weights
@@ -60,6 +62,9 @@ class CellsResult:
       timings: seconds: "compile", "optimize", "ms_per_step" (for all cells
         together), and those the plan was made with ("load", "targets").
       devices: the devices the cells were sharded over.
+      local: the indices of the cells held by this process's devices: all of
+        them, except with ``jax.distributed`` over several processes, where each
+        process writes the outputs of its own cells.
       resumed_from: the step the run resumed from (0: a fresh start).
     """
 
@@ -68,6 +73,7 @@ class CellsResult:
     final: dict[str, np.ndarray]
     timings: dict[str, float]
     devices: list[str]
+    local: list[int]
     resumed_from: int = 0
 
 
@@ -75,6 +81,32 @@ def cell_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
     """A one-axis mesh (axis :data:`~jaxstyle.batching.MESH_AXIS`) of ``devices``
     (default: every device of every process)."""
     return Mesh(np.array(list(devices or jax.devices())), (MESH_AXIS,))
+
+
+def initialize_distributed() -> None:
+    """Join the processes of a TPU pod or GPU cluster (``jax.distributed.initialize``),
+    so that :func:`cell_mesh` spans the devices of every host.
+
+    Cluster environments (Cloud TPU, SLURM, Open MPI, ...) are detected by JAX;
+    elsewhere set ``JAX_COORDINATOR_ADDRESS`` (host:port of process 0),
+    ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID``. Call it before anything else
+    touches the devices. Raises :class:`JaxstyleError` when it cannot connect.
+    """
+
+    def number(name):
+        value = os.environ.get(name)
+        try:
+            return None if value is None else int(value)
+        except ValueError:
+            raise JaxstyleError(f"{name} must be an integer, not {value!r}") from None
+
+    try:
+        jax.distributed.initialize(
+            num_processes=number("JAX_NUM_PROCESSES"), process_id=number("JAX_PROCESS_ID")
+        )
+    except (RuntimeError, ValueError) as err:
+        message = " ".join(str(err).split())[:300]
+        raise JaxstyleError(f"--distributed: cannot join the cluster: {message}") from None
 
 
 def stack_weights(weights: Sequence[LossWeights]) -> LossWeights:
@@ -129,10 +161,10 @@ class CellPlan:
         x0 = jnp.stack(padded(starts))
         cell = NamedSharding(mesh, P(MESH_AXIS))
         if per_cell_targets:
-            targets = jax.device_put(jax.tree.map(lambda *t: jnp.stack(t), *padded(targets)), cell)
+            targets = _put(jax.tree.map(lambda *t: jnp.stack(t), *padded(targets)), cell)
         else:
-            targets = jax.device_put(targets, NamedSharding(mesh, P()))
-        x0, loss_weights = jax.device_put((x0, stack_weights(padded(weights))), cell)
+            targets = _put(targets, NamedSharding(mesh, P()))
+        x0, loss_weights = _put((x0, stack_weights(padded(weights))), cell)
         config = dataclasses.replace(config, batch_axis=MESH_AXIS)
         return cls(
             n,
@@ -161,7 +193,7 @@ class CellPlan:
 
     def place(self, tree: Any) -> Any:
         """Put a pytree with a leading (padded) cell axis on the mesh, e.g. a restored carry."""
-        return jax.device_put(tree, NamedSharding(self.mesh, P(MESH_AXIS)))
+        return _put(tree, NamedSharding(self.mesh, P(MESH_AXIS)))
 
     def _compiled_init(self) -> Callable:
         return compile_once(self._batched(make_init(self.loss_fn, self.config)), self.x0, self.args)
@@ -200,17 +232,19 @@ class CellPlan:
         images = final_image(carry)
         final_fn = compile_once(self._batched(self.loss_fn), images, self.args)
         total, terms = final_fn(images, self.args)
-        final = {k: np.asarray(v)[:n] for k, v in {"total": total, **terms}.items()}
+        mine = sorted({i for s in images.addressable_shards for i in range(n)[s.index[0]]})
+        images, final = to_host((images, {"total": total, **terms}))
+        final = {k: v[:n] for k, v in final.items()}
         if history:
             history = {k: np.asarray(v).T[:n] for k, v in history.items()}
         else:
             history = {k: np.zeros((n, 0), np.float32) for k in LOSSES}
         devices = [str(d) for d in self.mesh.devices.flat]
         timings = {**self.timings, **(timings or {})}
-        return CellsResult(np.asarray(images)[:n], history, final, timings, devices)
+        return CellsResult(images[:n], history, final, timings, devices, mine)
 
     def _unpad(self, tree: Any) -> Any:
-        return jax.tree.map(lambda v: np.asarray(v)[: self.n], jax.device_get(tree))
+        return jax.tree.map(lambda v: v[: self.n], to_host(tree))
 
     def _pad(self, tree: Any) -> Any:
         extra = self.padded - self.n
@@ -312,6 +346,12 @@ class CellPlan:
         result = self.finish(carry, _concat(histories), timings)
         result.resumed_from = resumed_from
         return result
+
+
+def _put(tree: Any, sharding: NamedSharding) -> Any:
+    """Place a pytree by way of host copies: with ``jax.distributed``, every process
+    holds the same values and the mesh spans devices of other processes."""
+    return jax.device_put(jax.device_get(tree), sharding)
 
 
 def _concat(histories: list[dict]) -> dict:

@@ -83,6 +83,12 @@ def _batch_arguments(p: argparse.ArgumentParser) -> None:
 
 def _checkpoint_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join the hosts of a TPU pod or GPU cluster (jax.distributed.initialize) and "
+        "shard over all their devices; each process writes its share of the outputs",
+    )
+    p.add_argument(
         "--checkpoint-every",
         type=int,
         default=0,
@@ -342,6 +348,8 @@ def cmd_stylize(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    import jax
+
     from jaxstyle import images as image_io
     from jaxstyle.presets import DEFAULT_PRESET
     from jaxstyle.resume import CHECKPOINTS
@@ -386,10 +394,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     write_sweep(result, out, record=record)
     checkpoint.clear()
     h, w = result.images.shape[1:3]
+    wrote = f"wrote {len(result.cells)} cells, grid.png, sweep.json and sweep.csv"
+    if jax.process_count() > 1:  # jax.distributed: this process's share
+        process = jax.process_index()
+        summary = ", grid.png, sweep.json and sweep.csv" if process == 0 else ""
+        wrote = f"process {process} of {jax.process_count()}: wrote cells {result.local}{summary}"
     print(
-        f"wrote {len(result.cells)} cells, grid.png, sweep.json and sweep.csv to {out} "
-        f"({w}x{h}, {result.settings.steps} steps, {result.timings['ms_per_step']:.0f} ms/step "
-        f"for all cells on {len(result.devices)} device(s))"
+        f"{wrote} to {out} ({w}x{h}, {result.settings.steps} steps, "
+        f"{result.timings['ms_per_step']:.0f} ms/step for all cells on "
+        f"{len(result.devices)} device(s))"
     )
     return 0
 
@@ -453,6 +466,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: returns the exit status; user errors print one line."""
     try:
         args = build_parser().parse_args(argv)
+        if getattr(args, "distributed", False):
+            from jaxstyle.cells import initialize_distributed
+
+            initialize_distributed()
         enable_compilation_cache()
         if args.command == "stylize":
             return cmd_stylize(args)

@@ -266,6 +266,21 @@ def _abstract(x: Any) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(np.shape(x), jnp.result_type(x), sharding=sharding)
 
 
+def to_host(tree: Any) -> Any:
+    """NumPy copies of a pytree's arrays; an array sharded over the devices of several
+    processes (``jax.distributed``) is gathered whole on every process (a collective:
+    every process must call this in the same order)."""
+
+    def fetch(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            from jax.experimental import multihost_utils
+
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return np.asarray(x)
+
+    return jax.tree.map(fetch, tree)
+
+
 @dataclasses.dataclass
 class RunResult:
     """Final carry, per-step records {name: (steps_done, ...) np.ndarray}, seconds.
@@ -318,13 +333,11 @@ def run(
             records.append(record)
             done += 1
             if on_progress and (done % progress_every == 0 or done == steps):
-                on_progress(done, jax.device_get(record), lambda c=carry: c)
+                on_progress(done, to_host(record), lambda c=carry: c)
             if should_stop():
                 break
         history = (
-            {k: np.asarray(jnp.stack([r[k] for r in records])) for k in records[0]}
-            if records
-            else {}
+            to_host({k: jnp.stack([r[k] for r in records]) for k in records[0]}) if records else {}
         )
     else:
         record_shape = jax.eval_shape(step, carry, args)[1]
@@ -339,10 +352,10 @@ def run(
             carry, history = compiled(carry, history, args, done, stop)
             done = stop
             if on_progress:
-                last = jax.device_get({k: v[done - 1] for k, v in history.items()})
+                last = to_host({k: v[done - 1] for k, v in history.items()})
                 on_progress(done, last, lambda c=carry: c)
             if should_stop():
                 break
-        history = {k: np.asarray(v[:done]) for k, v in history.items()}
+        history = to_host({k: v[:done] for k, v in history.items()})
     jax.block_until_ready(carry)
     return RunResult(carry, history, compile_seconds, time.perf_counter() - t1, done)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
 from jaxstyle.errors import JaxstyleError
@@ -103,8 +104,7 @@ class Checkpointing:
         from jaxstyle.checkpoint import save_tree
 
         path = self.directory / f"step_{step:08d}"
-        if not path.exists():
-            save_tree(path, tree)
+        save_tree(path, tree)  # every process calls it (Orbax coordinates them)
         for old in self._steps():
             if old != path:
                 shutil.rmtree(old, ignore_errors=True)
@@ -118,6 +118,8 @@ class Checkpointing:
 def stop_requests() -> Iterator[Callable[[], int]]:
     """Within the block, SIGTERM and SIGINT are recorded instead of ending the process;
     the yielded function returns the first such signal's number (0 while none came).
+    With several processes (``jax.distributed``) it is a collective that returns
+    the same answer on all of them, so that they stop at the same step.
     A second SIGINT raises ``KeyboardInterrupt`` at once. Outside the main thread
     signals cannot be caught and the function always returns 0."""
     if threading.current_thread() is not threading.main_thread():
@@ -130,9 +132,18 @@ def stop_requests() -> Iterator[Callable[[], int]]:
             raise KeyboardInterrupt
         received.append(signum)
 
+    def first() -> int:
+        return received[0] if received else 0
+
+    def first_anywhere() -> int:
+        """The same decision on every process: the first signal any of them got."""
+        from jax.experimental import multihost_utils
+
+        return int(multihost_utils.process_allgather(np.int32(first())).max())
+
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        yield lambda: received[0] if received else 0
+        yield first if jax.process_count() == 1 else first_anywhere
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)

@@ -105,14 +105,19 @@ def write_sweep(result: SweepResult, directory: Path, *, record: dict | None = N
     :func:`contact_sheet`), ``sweep.json`` (shared settings, axes, each cell's
     settings, file, final losses and loss history, timings, versions; plus
     ``record``) and ``sweep.csv`` (a row per cell: its settings, file and final
-    content/style/tv/total losses).
+    content/style/tv/total losses). With ``jax.distributed`` each process writes
+    the PNGs of its own cells (``result.local``) and process 0 the rest.
     """
+    import jax
+
     from jaxstyle.cli import run_metadata
 
     directory = image_io.check_output_dir(Path(directory))
     files = cell_files(result.cells, result.axes)
-    for name, image in zip(files, result.images, strict=True):
-        image_io.save_image(directory / name, image)
+    for i in result.local:
+        image_io.save_image(directory / files[i], result.images[i])
+    if jax.process_index() != 0:
+        return [directory / files[i] for i in result.local]
     sheet = contact_sheet(result.images, result.cells, result.axes)
     image_io.save_image(directory / "grid.png", sheet.astype(np.float32) / 255.0)
 
