@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -151,3 +154,44 @@ def test_batch_api_refuses_bad_shared_settings(vgg_weights, tmp_path):
         jaxstyle.batch([job], tmp_path, weights=vgg_weights, batch_size=0)
     with pytest.raises(jaxstyle.JaxstyleError, match="steps"):
         jaxstyle.batch([job], tmp_path, weights=vgg_weights, steps=-1)
+
+
+SHARDED = """
+import os, sys, json
+import jax
+jax.config.update("jax_compilation_cache_dir", os.environ["JAXSTYLE_CACHE"])
+import jaxstyle
+jobs, out = sys.argv[1], sys.argv[2]
+report = jaxstyle.batch(jobs, out, size=32, steps=2, optimizer="adam")
+print(json.dumps({"devices": jax.device_count(), "written": len(report.written)}))
+"""
+
+
+def test_batch_sharded_over_4_cpu_devices_equals_one_device(vgg_weights, images, tmp_path):
+    """3 jobs (not divisible by 4) on 4 host devices, in a subprocess, against this
+    process's 1 device: the same PNGs (up to one 8-bit level) and losses (rtol 1e-4)."""
+    t, s, m = (str(images[k]) for k in ("tubingen", "starry_night", "the_scream"))
+    rows = [
+        {"content": t, "style": s, "output": "a.png"},
+        {"content": t, "style": m, "output": "b.png", "style_weight": 1e3},
+        {"content": t, "style": [s, m], "output": "c.png", "seed": 1},
+    ]
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    command = [sys.executable, "-c", SHARDED, str(manifest), str(tmp_path / "four")]
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.splitlines()[-1]) == {"devices": 4, "written": 3}
+    report = jaxstyle.batch(
+        manifest, tmp_path / "one", weights=vgg_weights, size=32, steps=2, optimizer="adam"
+    )
+    assert len(report.written) == 3
+    for name in ("a", "b", "c"):
+        four = json.loads((tmp_path / "four" / f"{name}.json").read_text())
+        one = json.loads((tmp_path / "one" / f"{name}.json").read_text())
+        assert four["fingerprint"] == one["fingerprint"]
+        for k, v in one["final_losses"].items():
+            assert four["final_losses"][k] == pytest.approx(v, rel=1e-4)
+        a, b = (np.asarray(Image.open(tmp_path / d / f"{name}.png")) for d in ("four", "one"))
+        assert np.abs(a.astype(int) - b).max() <= 1

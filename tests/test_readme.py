@@ -32,18 +32,30 @@ def test_python_api_example(monkeypatch):
     assert gram.shape == (1, 64, 64) and np.isfinite(np.asarray(gram)).all()
 
 
+def shared(text: str) -> str:
+    return text.replace("../shared", str(ROOT.parent / "shared"))
+
+
 def test_shell_commands(tmp_path, monkeypatch):
-    """Every ``jaxstyle`` command of the README, in a scratch directory."""
+    """Every ``jaxstyle`` command of the README, in a scratch directory, with the
+    README's manifest as jobs.jsonl."""
     monkeypatch.chdir(tmp_path)
+    (manifest,) = blocks("jsonl")
+    (tmp_path / "jobs.jsonl").write_text(shared(manifest))
     commands = [
         shlex.split(line.split("#")[0])
         for block in blocks("sh")
         for line in block.splitlines()
         if line.startswith("jaxstyle ")
     ]
-    assert [c[:2] for c in commands] == [["jaxstyle", "stylize"], ["jaxstyle", "stylize"]]
+    assert [c[1] for c in commands] == ["stylize", "stylize", "sweep", "batch"]
     for argv in commands:
-        argv = [a.replace("../shared", str(ROOT.parent / "shared")) for a in argv[1:]]
-        shrink = [f"--{k}={v}" for k, v in SHRINK.items()]
+        argv = [shared(a) for a in argv[1:]]
+        # Adam: the shapes other tests compile (the README's default is L-BFGS).
+        shrink = [f"--{k}={v}" for k, v in SHRINK.items()] + ["--optimizer=adam"]
         assert main([*argv, *shrink, "-q"]) == 0, argv
-        assert (tmp_path / "out.png").exists() and (tmp_path / "out.json").exists()
+    assert (tmp_path / "out.png").exists() and (tmp_path / "out.json").exists()
+    assert len(list((tmp_path / "grid").glob("content*.png"))) == 4
+    assert (tmp_path / "grid" / "grid.png").exists()
+    assert (tmp_path / "results" / "bridge_scream.png").exists()
+    assert (tmp_path / "results" / "tubingen_starry.json").exists()
