@@ -246,6 +246,7 @@ class _Inputs:
     styles: list[Path | None]
     init: str | Path | None
     files: list[Path]  # every input file, for the output checks
+    texture: bool = False
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> _Inputs:
@@ -263,14 +264,20 @@ class _Inputs:
         if init not in (None, "content", "noise"):
             files.append(Path(init))
             init = Path(init)
-        return cls(paths, content, styles, init, files)
+        return cls(paths, content, styles, init, files, args.texture)
 
     def images(self) -> tuple:
         """(content, styles) with the built-in example images in place of None."""
         from jaxstyle import examples
 
         content = self.content
-        if not self.paths:
+        if not self.paths and self.texture:
+            print(
+                "jaxstyle: no images given: synthesising the texture of jaxstyle's built-in "
+                "swirl painting",
+                file=sys.stderr,
+            )
+        elif not self.paths:
             print(
                 "jaxstyle: no images given: painting matplotlib's sample photo (Grace Hopper) "
                 "in jaxstyle's built-in swirl painting",
@@ -281,7 +288,7 @@ class _Inputs:
 
     def record(self, init: str) -> dict:
         """The inputs as JSON; ``init`` is the resolved init setting."""
-        example = "example photo" if not self.paths else None
+        example = "example photo" if not self.paths and not self.texture else None
         return {
             "content": str(self.content) if self.content is not None else example,
             "styles": [str(s) if s is not None else "example painting" for s in self.styles],

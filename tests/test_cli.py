@@ -57,6 +57,21 @@ def test_texture_mode_and_init_from_image(pair, tmp_path):
     assert stylize(*pair, "-o", out2, *SMALL, "--init", pair[1]) == 0
 
 
+def test_texture_with_no_image_synthesises_the_built_in_painting(tmp_path, capsys):
+    from jaxstyle.examples import example_style
+    from jaxstyle.images import resize_longest
+
+    out = tmp_path / "texture.png"
+    assert stylize("--texture", "-o", out, *SMALL) == 0
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["inputs"]["content"] is None
+    assert record["inputs"]["styles"] == ["example painting"]
+    assert record["settings"]["content_weight"] == 0.0 and record["settings"]["init"] == "noise"
+    painting = resize_longest(example_style(), 64)
+    assert np.asarray(Image.open(out)).shape == painting.shape
+    assert "texture of jaxstyle's built-in swirl painting" in capsys.readouterr().err
+
+
 def bad_cases(pair, tmp_path):
     text = tmp_path / "notes.jpg"
     text.write_text("not an image")
