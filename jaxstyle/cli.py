@@ -107,6 +107,11 @@ def _setting_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> No
     p.add_argument("--style-scale", type=float, help="style image size relative to --size (1)")
     p.add_argument("--style-blend", type=_csv(float), help="weights of several style images")
     p.add_argument("--pooling", choices=("max", "avg"))
+    p.add_argument(
+        "--compute-dtype",
+        choices=("float32", "bfloat16"),
+        help="dtype of the VGG19 convolutions (default float32); losses stay float32",
+    )
     p.add_argument("--init", help="content, noise, or an image PATH")
     p.add_argument(
         "--seed", type=_csv(int) if sweep else int, default=None if sweep else 0, help=axis
@@ -191,6 +196,7 @@ SETTINGS = (
     "seed",
     "style_scale",
     "style_blend",
+    "compute_dtype",
 )
 """The parsed options passed to the API as setting overrides."""
 
