@@ -4,6 +4,8 @@ The whole public API is re-exported here.
 """
 
 from jaxstyle.errors import JaxstyleError as JaxstyleError
+from jaxstyle.estimate import Estimate as Estimate
+from jaxstyle.estimate import estimate as estimate
 from jaxstyle.losses import content_loss as content_loss
 from jaxstyle.losses import gram_matrix as gram_matrix
 from jaxstyle.losses import style_layer_loss as style_layer_loss
@@ -29,6 +31,7 @@ from jaxstyle.weights import load_vgg19 as load_vgg19
 __version__ = "0.1.0"
 
 __all__ = [
+    "Estimate",
     "JaxstyleError",
     "LossWeights",
     "Objective",
@@ -41,6 +44,7 @@ __all__ = [
     "VGG19Weights",
     "compute_targets",
     "content_loss",
+    "estimate",
     "gram_matrix",
     "load_vgg19",
     "loss_terms",

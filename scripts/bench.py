@@ -33,7 +33,7 @@ Columns:
   compile s     jax only: lowering + compiling the step, in a fresh subprocess,
                 "cold" with an empty persistent compilation cache, "warm" in a
                 second subprocess reading the cache the first one wrote.
-  GFLOP/s       analytic FLOPs per step (see :func:`forward_macs`) * batch /
+  GFLOP/s       analytic FLOPs per step (``jaxstyle.architecture.forward_macs``) * batch /
                 seconds per step.
   % peak        GFLOP/s as a fraction of the measured float32 matmul rate of the
                 CPU (numpy sgemm) or of the GPU's dense TF32 peak from a table.
@@ -90,32 +90,6 @@ GPU_PEAKS_TFLOPS = {
     "H100": (67.0, 494.7, 989.4),
     "A100": (19.5, 156.0, 312.0),
 }
-
-
-# ----------------------------------------------------------------------------- analytic FLOPs
-
-
-def forward_macs(height: int, width: int, last_layer: str) -> int:
-    """Multiply-accumulates of VGG19's convolutions up to ``last_layer``.
-
-    Each 3x3 convolution costs h*w*9*Cin*Cout at its input resolution; each
-    2x2 stride-2 pooling halves h and w (rounding down).
-    """
-    from jaxstyle.architecture import CONV_SHAPES, LAYER_INDEX, LAYER_NAMES
-
-    h, w, total = height, width, 0
-    for name in LAYER_NAMES[: LAYER_INDEX[last_layer] + 1]:
-        if name.startswith("conv"):
-            c_in, c_out = CONV_SHAPES[name]
-            total += h * w * 9 * c_in * c_out
-        elif name.startswith("pool"):
-            h, w = h // 2, w // 2
-    return total
-
-
-def flops_per_step(macs: int, evals_per_step: float, forwards_per_step: float) -> float:
-    """FLOPs of one step for one image: 2*MACs per forward, 2 forwards per evaluation."""
-    return 2.0 * macs * (2.0 * evals_per_step + forwards_per_step)
 
 
 # ----------------------------------------------------------------------------- machine
@@ -319,6 +293,7 @@ class JaxCase:
         import jax
         import jax.numpy as jnp
 
+        from jaxstyle.estimate import memory_sizes
         from jaxstyle.objective import compute_targets
         from jaxstyle.optimize import make_init, make_step
         from jaxstyle.stylize import make_loss_fn
@@ -354,7 +329,7 @@ class JaxCase:
         t = time.perf_counter()
         self.step = jax.jit(step, donate_argnums=0).lower(carry, self.args).compile()
         self.compile_seconds = time.perf_counter() - t
-        self.memory_analysis = _memory_analysis(self.step)
+        self.memory_analysis = memory_sizes(self.step)
 
     def initial_loss(self) -> float:
         """J of the first starting image."""
@@ -395,24 +370,6 @@ def _with_linesearch_count(step):
         return carry, {**record, "linesearch_steps": trials}
 
     return counted
-
-
-def _memory_analysis(compiled) -> dict | None:
-    """XLA's buffer sizes of a compiled executable (bytes), where available."""
-    try:
-        m = compiled.memory_analysis()
-    except Exception:  # noqa: BLE001 - not every backend implements it
-        return None
-    if m is None:
-        return None
-    names = (
-        "temp_size_in_bytes",
-        "argument_size_in_bytes",
-        "output_size_in_bytes",
-        "alias_size_in_bytes",
-        "generated_code_size_in_bytes",
-    )
-    return {n: int(getattr(m, n)) for n in names if hasattr(m, n)}
 
 
 # ----------------------------------------------------------------------------- PyTorch reference
@@ -755,7 +712,8 @@ def bench_config(
     config: Config, params, frameworks: list[str], a: argparse.Namespace, peak_gflops: float
 ) -> list[dict]:
     """Check agreement, then time the frameworks alternately; one result row per framework."""
-    from jaxstyle.architecture import deepest
+    from jaxstyle.architecture import deepest, forward_macs
+    from jaxstyle.estimate import flops_per_step
 
     probes = probe_config(config, frameworks, a) if a.probes else {fw: {} for fw in frameworks}
     inputs = make_inputs(params, config, a.preset, a.content, a.style)
