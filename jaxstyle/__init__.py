@@ -9,6 +9,8 @@ from jaxstyle.cells import CellsResult as CellsResult
 from jaxstyle.cells import initialize_distributed as initialize_distributed
 from jaxstyle.errors import Interrupted as Interrupted
 from jaxstyle.errors import JaxstyleError as JaxstyleError
+from jaxstyle.estimate import Estimate as Estimate
+from jaxstyle.estimate import estimate as estimate
 from jaxstyle.losses import content_loss as content_loss
 from jaxstyle.losses import gram_matrix as gram_matrix
 from jaxstyle.losses import style_layer_loss as style_layer_loss
@@ -40,6 +42,7 @@ __all__ = [
     "CellsResult",
     "Interrupted",
     "Job",
+    "Estimate",
     "JaxstyleError",
     "LossWeights",
     "Objective",
@@ -50,11 +53,12 @@ __all__ = [
     "SweepResult",
     "Targets",
     "VGG19Weights",
+    "batch",
     "compute_targets",
     "content_loss",
+    "estimate",
     "gram_matrix",
     "initialize_distributed",
-    "batch",
     "load_vgg19",
     "loss_terms",
     "read_manifest",

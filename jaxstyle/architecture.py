@@ -36,3 +36,20 @@ LAYER_INDEX = {name: i for i, name in enumerate(LAYER_NAMES)}
 def deepest(layers) -> str:
     """The layer of ``layers`` that comes last in the network."""
     return max(layers, key=LAYER_INDEX.__getitem__)
+
+
+def forward_macs(height: int, width: int, last_layer: str) -> int:
+    """Multiply-accumulates of VGG19's convolutions up to ``last_layer``.
+
+    Each 3x3 convolution (SAME padding, stride 1) costs h·w·9·Cin·Cout at its
+    input resolution h x w; each 2x2 stride-2 pooling halves h and w (rounding
+    down). ReLUs and pooling are not counted.
+    """
+    h, w, total = height, width, 0
+    for name in LAYER_NAMES[: LAYER_INDEX[last_layer] + 1]:
+        if name.startswith("conv"):
+            c_in, c_out = CONV_SHAPES[name]
+            total += h * w * 9 * c_in * c_out
+        elif name.startswith("pool"):
+            h, w = h // 2, w // 2
+    return total

@@ -41,6 +41,15 @@ def _tuples(kind):
     return lambda text: tuple(row(part) for part in text.split(";") if part.strip())
 
 
+def _shape(text: str) -> tuple[int, int]:
+    """``"384x512"`` -> ``(384, 512)``."""
+    try:
+        height, width = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW such as 384x512, got {text!r}") from None
+    return height, width
+
+
 def _stylize_arguments(p: argparse.ArgumentParser) -> None:
     _image_arguments(p, output="output PNG/JPEG path")
     _setting_arguments(p)
@@ -114,30 +123,56 @@ def _image_arguments(p: argparse.ArgumentParser, *, output: str) -> None:
     )
 
 
-def _setting_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
-    """The settings of stylize and sweep; in a sweep the sweepable ones take lists (axes)."""
-    number = _csv(float) if sweep else float
-    axis = "comma list: the values of a sweep axis" if sweep else None
+def _program_arguments(p: argparse.ArgumentParser) -> None:
+    """The settings that shape the compiled step (stylize, sweep, estimate)."""
     p.add_argument(
         "--preset",
         default=None,
         help="jaxstyle (default), jcjohnson, gatys, pytorch-tutorial, tf-tutorial",
     )
+    p.add_argument("--optimizer", choices=("adam", "lbfgs"), help="(preset's default)")
+    p.add_argument("--content-layers", type=_csv(str), help="e.g. relu4_2")
+    p.add_argument("--style-layers", type=_csv(str), help="e.g. relu1_1,relu2_1,relu3_1")
+    p.add_argument("--pooling", choices=("max", "avg"))
+    p.add_argument(
+        "--compute-dtype",
+        choices=("float32", "bfloat16"),
+        help="dtype of the VGG19 convolutions (default float32); losses stay float32",
+    )
+    p.add_argument("--weights", type=Path, help="weight set directory (default: fetched)")
+
+
+def _estimate_arguments(p: argparse.ArgumentParser) -> None:
+    _program_arguments(p)
+    p.add_argument(
+        "--size",
+        type=int,
+        help="longest side in pixels, the image taken square (default: as stylize's)",
+    )
+    p.add_argument("--shape", type=_shape, help="HxW, e.g. 384x512, instead of --size")
+    p.add_argument(
+        "--batch", type=int, default=1, help="images optimised together (sweep cells; 1)"
+    )
+    p.add_argument("--json", action="store_true", help="print the estimate as JSON")
+
+
+def _setting_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
+    """The settings of stylize and sweep; in a sweep the sweepable ones take lists (axes)."""
+    number = _csv(float) if sweep else float
+    axis = "comma list: the values of a sweep axis" if sweep else None
+    _program_arguments(p)
     p.add_argument(
         "--size",
         type=int,
         help="longest side of the output in pixels (default: 512 on a GPU/TPU, 256 on a CPU)",
     )
     p.add_argument("--steps", type=int, help="optimisation steps (preset's default)")
-    p.add_argument("--optimizer", choices=("adam", "lbfgs"), help="(preset's default)")
     p.add_argument(
         "--lr", type=float, dest="learning_rate", help="Adam learning rate, [0,1] pixels"
     )
     p.add_argument("--content-weight", type=number, help=axis)
     p.add_argument("--style-weight", type=number, help=axis)
     p.add_argument("--tv-weight", type=number, help=axis)
-    p.add_argument("--content-layers", type=_csv(str), help="e.g. relu4_2")
-    p.add_argument("--style-layers", type=_csv(str), help="e.g. relu1_1,relu2_1,relu3_1")
     p.add_argument(
         "--style-layer-weights",
         type=_tuples(float) if sweep else _csv(float),
@@ -145,12 +180,10 @@ def _setting_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> No
     )
     p.add_argument("--style-scale", type=float, help="style image size relative to --size (1)")
     p.add_argument("--style-blend", type=_csv(float), help="weights of several style images")
-    p.add_argument("--pooling", choices=("max", "avg"))
     p.add_argument("--init", help="content, noise, or an image PATH")
     p.add_argument(
         "--seed", type=_csv(int) if sweep else int, default=None if sweep else 0, help=axis
     )
-    p.add_argument("--weights", type=Path, help="weight set directory (default: fetched)")
     p.add_argument("--driver", choices=("auto", "python", "device"), default="auto")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -164,6 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _batch_arguments(
         sub.add_parser("batch", help="many jobs from a manifest, vmapped by image shape")
+    )
+    _estimate_arguments(
+        sub.add_parser(
+            "estimate", help="memory and FLOPs of one optimisation step, without running it"
+        )
     )
     weights = sub.add_parser("weights", help="get or import VGG19 weights")
     wsub = weights.add_subparsers(dest="weights_command", required=True, parser_class=_Parser)
@@ -233,8 +271,12 @@ SETTINGS = (
     "seed",
     "style_scale",
     "style_blend",
+    "compute_dtype",
 )
 """The parsed options passed to the API as setting overrides."""
+
+PROGRAM_SETTINGS = ("optimizer", "content_layers", "style_layers", "pooling", "compute_dtype")
+"""The setting overrides of ``estimate``: those that shape the compiled step."""
 
 
 @dataclasses.dataclass
@@ -453,6 +495,46 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return EXIT_JOBS_FAILED if report.failed else 0
 
 
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from jaxstyle.estimate import estimate
+    from jaxstyle.presets import DEFAULT_PRESET
+
+    e = estimate(
+        default_size() if args.size is None and args.shape is None else args.size,
+        shape=args.shape,
+        batch=args.batch,
+        preset=args.preset or DEFAULT_PRESET,
+        weights=args.weights,
+        **{k: getattr(args, k) for k in PROGRAM_SETTINGS},
+    )
+    if args.json:
+        print(json.dumps(dataclasses.asdict(e), indent=1))
+        return 0
+
+    def mib(n: int) -> str:
+        return f"{n / 2**20:9.1f} MiB"
+
+    def gflop(n: float | None) -> str:
+        return "        -" if n is None else f"{n / 1e9:9.2f} GFLOP"
+
+    print(
+        f"one {e.optimizer} step, {e.height}x{e.width}, batch {e.batch}, preset {e.preset}, "
+        f"{e.compute_dtype}, {e.backend} ({e.devices} device{'s' * (e.devices > 1)}):"
+    )
+    rows = [
+        ("arguments", mib(e.argument_bytes)),
+        ("outputs", f"{mib(e.output_bytes)} ({mib(e.alias_bytes).strip()} in donated inputs)"),
+        ("temporaries", mib(e.temp_bytes)),
+        ("generated code", mib(e.generated_code_bytes)),
+        ("VGG19 weights", mib(e.weight_bytes)),
+        ("peak estimate", f"{mib(e.peak_bytes)} per device"),
+        ("FLOPs, XLA", gflop(e.xla_flops)),
+        ("FLOPs, VGG convs", gflop(e.vgg_flops)),
+    ]
+    print("\n".join(f"  {name:<18}{value}" for name, value in rows))
+    return 0
+
+
 def cmd_weights(args: argparse.Namespace) -> int:
     from jaxstyle import weights
 
@@ -484,6 +566,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_sweep(args)
         if args.command == "batch":
             return cmd_batch(args)
+        if args.command == "estimate":
+            return cmd_estimate(args)
         return cmd_weights(args)
     except Interrupted as err:
         print(f"jaxstyle: {err}", file=sys.stderr)

@@ -20,13 +20,17 @@ from jaxstyle import losses
 from jaxstyle.architecture import LAYER_INDEX
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.presets import Preset
-from jaxstyle.vgg import POOLINGS, check_layers, features
+from jaxstyle.vgg import POOLINGS, check_compute_dtype, check_layers, features
 from jaxstyle.weights import VGG19Weights
 
 
 @dataclasses.dataclass(frozen=True)
 class Objective:
-    """Static definition of the loss (hashable; a jit static argument)."""
+    """Static definition of the loss (hashable; a jit static argument).
+
+    ``compute_dtype`` (``"float32"`` or ``"bfloat16"``) is the dtype of the VGG19
+    convolutions; Grams, losses, the image and the optimiser stay float32.
+    """
 
     content_layers: tuple[str, ...]
     style_layers: tuple[str, ...]
@@ -37,9 +41,11 @@ class Objective:
     tv_power: int = 2
     tv_reduction: str = "sum"
     tv_pixel_scale: float = 1.0
+    compute_dtype: str = "float32"
 
     def __post_init__(self):
         check_layers(self.content_layers + self.style_layers)
+        check_compute_dtype(self.compute_dtype)
         if self.pooling not in POOLINGS:
             raise JaxstyleError(
                 f"pooling must be one of {', '.join(POOLINGS)}, not {self.pooling!r}"
@@ -49,7 +55,7 @@ class Objective:
     def from_preset(cls, preset: Preset, **overrides) -> Objective:
         """The preset's objective, with any field replaced by a non-None override."""
         fields = {f.name for f in dataclasses.fields(cls)}
-        values = {name: getattr(preset, name) for name in fields}
+        values = {name: getattr(preset, name) for name in fields if hasattr(preset, name)}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -98,6 +104,12 @@ class Targets:
     style: dict
 
 
+def _features(params, images, layers, objective: Objective) -> dict[str, jax.Array]:
+    """float32 activations {layer: (N, h, w, C)} of (N, H, W, 3) images, as the objective
+    computes them (its pooling and compute dtype)."""
+    return features(params, images, layers, objective.pooling, objective.compute_dtype)
+
+
 def compute_targets(
     params: VGG19Weights,
     objective: Objective,
@@ -119,14 +131,12 @@ def compute_targets(
       blend: weights of the style images' Grams (default equal, sum 1).
     """
     if content is not None:
-        content_features = features(
-            params, content[None], objective.content_layers, objective.pooling
-        )
+        content_features = _features(params, content[None], objective.content_layers, objective)
         content_targets = {k: v[0] for k, v in content_features.items()}
     else:
         shape = jax.ShapeDtypeStruct((1, *content_shape, 3), jnp.float32)
         abstract = jax.eval_shape(
-            lambda x: features(params, x, objective.content_layers, objective.pooling), shape
+            lambda x: _features(params, x, objective.content_layers, objective), shape
         )
         content_targets = {k: jnp.zeros(v.shape[1:], v.dtype) for k, v in abstract.items()}
     blend = [1.0 / len(styles)] * len(styles) if blend is None else list(blend)
@@ -135,7 +145,7 @@ def compute_targets(
         raise JaxstyleError("style blend weights must be >= 0, sum > 0, one per style image")
     grams: dict = {}
     for style, b in zip(styles, blend, strict=True):
-        style_features = features(params, style[None], objective.style_layers, objective.pooling)
+        style_features = _features(params, style[None], objective.style_layers, objective)
         for name, f in style_features.items():
             g = (b / total) * losses.gram_matrix(f[0], normalize=objective.gram_normalize)
             grams[name] = grams[name] + g if name in grams else g
@@ -158,7 +168,7 @@ def loss_terms(
       {"content": α·L_c, "style": β·Σ w_l E_l, "tv": γ·TV}, float32 scalars;
       J is their sum.
     """
-    acts = features(params, image[None], objective.layers, objective.pooling)
+    acts = _features(params, image[None], objective.layers, objective)
     content = sum(
         losses.content_loss(
             acts[name][0], targets.content[name], reduction=objective.content_reduction

@@ -54,6 +54,7 @@ class Settings:
     seed: int
     style_scale: float
     style_blend: tuple[float, ...] | None
+    compute_dtype: str
 
     def objective(self, preset: Preset) -> Objective:
         return Objective.from_preset(
@@ -61,6 +62,7 @@ class Settings:
             content_layers=self.content_layers,
             style_layers=self.style_layers,
             pooling=self.pooling,
+            compute_dtype=self.compute_dtype,
         )
 
     def optimizer_config(self, preset: Preset) -> OptimizerConfig:
@@ -100,6 +102,7 @@ def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings
         seed=0,
         style_scale=1.0,
         style_blend=None,
+        compute_dtype="float32",
     )
     unknown = set(overrides) - set(values)
     if unknown:
@@ -131,12 +134,7 @@ def _check(s: Settings) -> None:
         )
     if not s.style_scale > 0:
         raise JaxstyleError("style scale must be > 0")
-    Objective.from_preset(
-        get_preset(s.preset),
-        content_layers=s.content_layers,
-        style_layers=s.style_layers,
-        pooling=s.pooling,
-    )
+    s.objective(get_preset(s.preset))
     s.loss_weights()
     OptimizerConfig(name=s.optimizer, learning_rate=s.learning_rate)
 
@@ -248,7 +246,9 @@ def stylize(
         ``content_weight``, ``style_weight``, ``tv_weight``, ``content_layers``,
         ``style_layers``, ``style_layer_weights``, ``pooling`` (max|avg),
         ``init`` ("content", "noise", a path or an array), ``seed``,
-        ``style_scale``, ``style_blend``.
+        ``style_scale``, ``style_blend``, ``compute_dtype`` ("float32" or
+        "bfloat16": the dtype of the VGG19 convolutions; Grams, losses, the
+        image and the optimiser state stay float32).
 
     Returns:
       A :class:`StylizeResult` with the image and the loss history.

@@ -14,6 +14,7 @@ from jaxstyle.errors import JaxstyleError
 from jaxstyle.weights import Preprocessing, VGG19Weights
 
 POOLINGS = ("max", "avg")
+COMPUTE_DTYPES = ("float32", "bfloat16")
 
 
 class VGG19(nn.Module):
@@ -21,10 +22,13 @@ class VGG19(nn.Module):
 
     Input is already preprocessed (see :func:`preprocess`); the output maps
     every layer name up to and including ``last_layer`` to its activation.
+    ``dtype`` is the computation dtype: inputs and float32 weights are cast to
+    it for each convolution, and the activations come out in it.
     """
 
     last_layer: str = "pool5"
     pooling: str = "max"
+    dtype: str = "float32"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
@@ -32,7 +36,9 @@ class VGG19(nn.Module):
         out = {}
         for name in LAYER_NAMES[: LAYER_INDEX[self.last_layer] + 1]:
             if name.startswith("conv"):
-                x = nn.Conv(CONV_SHAPES[name][1], (3, 3), padding="SAME", name=name)(x)
+                x = nn.Conv(
+                    CONV_SHAPES[name][1], (3, 3), padding="SAME", dtype=self.dtype, name=name
+                )(x)
             elif name.startswith("relu"):
                 x = nn.relu(x)
             else:
@@ -50,6 +56,15 @@ def preprocess(images: jax.Array, preprocessing: Preprocessing) -> jax.Array:
     return (x * preprocessing.scale - mean) / std
 
 
+def check_compute_dtype(dtype: str) -> str:
+    """``dtype`` if it is one of :data:`COMPUTE_DTYPES`; a clear error otherwise."""
+    if dtype not in COMPUTE_DTYPES:
+        raise JaxstyleError(
+            f"compute dtype must be one of {', '.join(COMPUTE_DTYPES)}, not {dtype!r}"
+        )
+    return dtype
+
+
 def check_layers(layers: Iterable[str]) -> tuple[str, ...]:
     """The layer names as a tuple; a clear error for unknown ones."""
     layers = tuple(layers)
@@ -64,13 +79,23 @@ def check_layers(layers: Iterable[str]) -> tuple[str, ...]:
     return layers
 
 
-@partial(jax.jit, static_argnames=("layers", "pooling"))
-def features(params: VGG19Weights, images: jax.Array, layers: tuple[str, ...], pooling: str):
-    """Unchecked core of :func:`vgg_features`, for use inside traced code."""
-    model = VGG19(last_layer=deepest(layers), pooling=pooling)
+@partial(jax.jit, static_argnames=("layers", "pooling", "compute_dtype"))
+def features(
+    params: VGG19Weights,
+    images: jax.Array,
+    layers: tuple[str, ...],
+    pooling: str,
+    compute_dtype: str = "float32",
+):
+    """Unchecked core of :func:`vgg_features`, for use inside traced code.
+
+    The convolutions run in ``compute_dtype``; the activations are returned
+    in float32, so Grams and losses are computed in float32 either way.
+    """
+    model = VGG19(last_layer=deepest(layers), pooling=pooling, dtype=compute_dtype)
     x = preprocess(images.astype(jnp.float32), params.preprocessing)
     out = model.apply({"params": params.params}, x)
-    return {name: out[name] for name in layers}
+    return {name: out[name].astype(jnp.float32) for name in layers}
 
 
 def vgg_features(
@@ -79,6 +104,7 @@ def vgg_features(
     layers: Iterable[str],
     *,
     pooling: str = "max",
+    compute_dtype: str = "float32",
 ) -> dict[str, jax.Array]:
     """VGG19 activations of RGB images.
 
@@ -87,6 +113,7 @@ def vgg_features(
       images: float (N, H, W, 3), RGB in [0, 1].
       layers: names such as ``"relu4_2"``; only layers up to the deepest are run.
       pooling: ``"max"`` (as trained) or ``"avg"`` (Gatys et al.'s choice).
+      compute_dtype: ``"float32"`` or ``"bfloat16"`` (convolutions only).
 
     Returns:
       ``{name: float32 (N, h, w, C)}`` in the order of ``layers``, h and w halved
@@ -95,5 +122,5 @@ def vgg_features(
     if pooling not in POOLINGS:
         raise JaxstyleError(f"pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
     layers = check_layers(layers)
-    out = features(params, jnp.asarray(images), layers, pooling)
+    out = features(params, jnp.asarray(images), layers, pooling, check_compute_dtype(compute_dtype))
     return {name: out[name] for name in layers}  # jit returns dicts with sorted keys

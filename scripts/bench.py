@@ -4,12 +4,16 @@ Both run the same objective (VGG19 weights, layers, preset, images, optimiser,
 number of steps); for each configuration (size x batch x optimiser) the two are
 timed alternately in one process (jax, torch, jax, torch, ...) so that machine
 noise hits both alike, after checking that they agree on the loss of the same
-starting image (1e-4 relative; the run aborts otherwise).
+starting image (1e-4 relative, 2e-2 with ``--compute-dtype bfloat16``, where
+jaxstyle's convolutions run in bf16 and the reference stays float32; the run
+aborts otherwise).
 
     python scripts/bench.py                       # 128/256/512 px, batch 1/8, Adam/L-BFGS
     python scripts/bench.py --quick               # 128 px, batch 1, Adam
     python scripts/bench.py --markdown perf.md    # the table for the README
     python scripts/bench.py --frameworks jax      # without torch
+    python scripts/bench.py --write-readme README.md   # the README's Performance table
+    python scripts/bench.py --compute-dtype bfloat16   # jaxstyle's convolutions in bf16
 
 torch is only needed for the reference (``pip install -e .[bench]``).
 
@@ -33,7 +37,7 @@ Columns:
   compile s     jax only: lowering + compiling the step, in a fresh subprocess,
                 "cold" with an empty persistent compilation cache, "warm" in a
                 second subprocess reading the cache the first one wrote.
-  GFLOP/s       analytic FLOPs per step (see :func:`forward_macs`) * batch /
+  GFLOP/s       analytic FLOPs per step (``jaxstyle.architecture.forward_macs``) * batch /
                 seconds per step.
   % peak        GFLOP/s as a fraction of the measured float32 matmul rate of the
                 CPU (numpy sgemm) or of the GPU's dense TF32 peak from a table.
@@ -80,7 +84,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONTENT = ROOT.parent / "shared" / "images" / "tubingen.jpg"
 DEFAULT_STYLE = ROOT.parent / "shared" / "images" / "starry_night.jpg"
 PROBE_TAG = "BENCH_PROBE "
-AGREEMENT_RTOL = 1e-4
+AGREEMENT_RTOL = {"float32": 1e-4, "bfloat16": 2e-2}
+README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 # Dense peaks in TFLOP/s: (fp32 CUDA cores, tf32 tensor cores, bf16 tensor cores).
 # float32 convolutions run on TF32 tensor cores by default in both XLA and cuDNN.
@@ -90,32 +95,6 @@ GPU_PEAKS_TFLOPS = {
     "H100": (67.0, 494.7, 989.4),
     "A100": (19.5, 156.0, 312.0),
 }
-
-
-# ----------------------------------------------------------------------------- analytic FLOPs
-
-
-def forward_macs(height: int, width: int, last_layer: str) -> int:
-    """Multiply-accumulates of VGG19's convolutions up to ``last_layer``.
-
-    Each 3x3 convolution costs h*w*9*Cin*Cout at its input resolution; each
-    2x2 stride-2 pooling halves h and w (rounding down).
-    """
-    from jaxstyle.architecture import CONV_SHAPES, LAYER_INDEX, LAYER_NAMES
-
-    h, w, total = height, width, 0
-    for name in LAYER_NAMES[: LAYER_INDEX[last_layer] + 1]:
-        if name.startswith("conv"):
-            c_in, c_out = CONV_SHAPES[name]
-            total += h * w * 9 * c_in * c_out
-        elif name.startswith("pool"):
-            h, w = h // 2, w // 2
-    return total
-
-
-def flops_per_step(macs: int, evals_per_step: float, forwards_per_step: float) -> float:
-    """FLOPs of one step for one image: 2*MACs per forward, 2 forwards per evaluation."""
-    return 2.0 * macs * (2.0 * evals_per_step + forwards_per_step)
 
 
 # ----------------------------------------------------------------------------- machine
@@ -135,11 +114,14 @@ def measure_matmul_gflops(n: int = 2048, repeats: int = 7) -> float:
     return 2.0 * n**3 / statistics.median(times) / 1e9
 
 
-def gpu_peak_gflops(device_kind: str) -> tuple[float, str] | None:
-    """(dense TF32 peak in GFLOP/s, table key) for a known GPU, else None."""
-    for key, (_fp32, tf32, _bf16) in GPU_PEAKS_TFLOPS.items():
+def gpu_peak_gflops(device_kind: str, compute_dtype: str) -> tuple[float, str] | None:
+    """(dense peak in GFLOP/s, its label) of a known GPU for float32 (TF32 tensor cores)
+    or bfloat16 convolutions, else None."""
+    for key, (_fp32, tf32, bf16) in GPU_PEAKS_TFLOPS.items():
         if key.lower() in device_kind.lower():
-            return tf32 * 1e3, key
+            if compute_dtype == "bfloat16":
+                return bf16 * 1e3, f"{key} dense BF16 peak (table)"
+            return tf32 * 1e3, f"{key} dense TF32 peak (table)"
     return None
 
 
@@ -283,14 +265,16 @@ class RunStats:
     forwards: float
 
 
-def make_inputs(params, config: Config, preset_name: str, content_path, style_path) -> Inputs:
+def make_inputs(params, config: Config, a: argparse.Namespace) -> Inputs:
     """Resolve the preset's settings and load/resize the images as jaxstyle.stylize does."""
     from jaxstyle.presets import get_preset
     from jaxstyle.stylize import initial_image, prepare_images, resolve_settings
 
-    settings = resolve_settings(preset_name, size=config.size, optimizer=config.optimizer)
+    settings = resolve_settings(
+        a.preset, size=config.size, optimizer=config.optimizer, compute_dtype=a.compute_dtype
+    )
     preset = get_preset(settings.preset)
-    content, styles = prepare_images(content_path, style_path, settings)
+    content, styles = prepare_images(a.content, a.style, settings)
     shape = content.shape[:2]
     x0 = np.stack(
         [
@@ -319,6 +303,7 @@ class JaxCase:
         import jax
         import jax.numpy as jnp
 
+        from jaxstyle.estimate import memory_sizes
         from jaxstyle.objective import compute_targets
         from jaxstyle.optimize import make_init, make_step
         from jaxstyle.stylize import make_loss_fn
@@ -354,7 +339,7 @@ class JaxCase:
         t = time.perf_counter()
         self.step = jax.jit(step, donate_argnums=0).lower(carry, self.args).compile()
         self.compile_seconds = time.perf_counter() - t
-        self.memory_analysis = _memory_analysis(self.step)
+        self.memory_analysis = memory_sizes(self.step)
 
     def initial_loss(self) -> float:
         """J of the first starting image."""
@@ -395,24 +380,6 @@ def _with_linesearch_count(step):
         return carry, {**record, "linesearch_steps": trials}
 
     return counted
-
-
-def _memory_analysis(compiled) -> dict | None:
-    """XLA's buffer sizes of a compiled executable (bytes), where available."""
-    try:
-        m = compiled.memory_analysis()
-    except Exception:  # noqa: BLE001 - not every backend implements it
-        return None
-    if m is None:
-        return None
-    names = (
-        "temp_size_in_bytes",
-        "argument_size_in_bytes",
-        "output_size_in_bytes",
-        "alias_size_in_bytes",
-        "generated_code_size_in_bytes",
-    )
-    return {n: int(getattr(m, n)) for n in names if hasattr(m, n)}
 
 
 # ----------------------------------------------------------------------------- PyTorch reference
@@ -631,7 +598,7 @@ def probe_main(a: argparse.Namespace) -> None:
 
     params = load_vgg19(a.weights)
     config = Config(a.sizes[0], a.batch[0], a.optimizers[0])
-    inputs = make_inputs(params, config, a.preset, a.content, a.style)
+    inputs = make_inputs(params, config, a)
     a.backend = jax.default_backend()
     gpu = a.backend == "gpu"
     out: dict = {}
@@ -699,6 +666,8 @@ def run_probe(
         str(a.steps),
         "--preset",
         a.preset,
+        "--compute-dtype",
+        a.compute_dtype,
         "--content",
         str(a.content),
         "--style",
@@ -755,10 +724,11 @@ def bench_config(
     config: Config, params, frameworks: list[str], a: argparse.Namespace, peak_gflops: float
 ) -> list[dict]:
     """Check agreement, then time the frameworks alternately; one result row per framework."""
-    from jaxstyle.architecture import deepest
+    from jaxstyle.architecture import deepest, forward_macs
+    from jaxstyle.estimate import flops_per_step
 
     probes = probe_config(config, frameworks, a) if a.probes else {fw: {} for fw in frameworks}
-    inputs = make_inputs(params, config, a.preset, a.content, a.style)
+    inputs = make_inputs(params, config, a)
     height, width = inputs.content.shape[:2]
     macs = forward_macs(height, width, deepest(inputs.objective.layers))
     cases = {fw: make_case(fw, params, inputs, config.batch, a) for fw in frameworks}
@@ -770,10 +740,11 @@ def bench_config(
     )
     if "jax" in losses and "torch" in losses:
         rel = abs(losses["jax"] - losses["torch"]) / abs(losses["torch"])
-        if not rel <= AGREEMENT_RTOL:
+        rtol = AGREEMENT_RTOL[a.compute_dtype]
+        if not rel <= rtol:
             sys.exit(
                 f"jax and torch disagree on the initial loss ({rel:.2e} relative > "
-                f"{AGREEMENT_RTOL:g}); not timing different objectives"
+                f"{rtol:g}); not timing different objectives"
             )
 
     for case in cases.values():  # warm-up: first-call allocations, oneDNN primitives
@@ -900,7 +871,8 @@ def header_lines(report: dict) -> list[str]:
         ),
         f"Versions: {versions}",
         f"Peak reference: {report['peak_gflops']:.0f} GFLOP/s ({report['peak_source']})",
-        f"Objective: preset {s['preset']}, content {s['content']}, style {s['style']}; "
+        f"Objective: preset {s['preset']}, content {s['content']}, style {s['style']}, "
+        f"jaxstyle convolutions in {s['compute_dtype']}; "
         f"{s['steps']} steps per run, median of {s['repeats']} runs, frameworks alternated",
         f"Date: {report['date']}; command: {report['command']}",
     ]
@@ -927,6 +899,16 @@ def markdown(report: dict) -> str:
         "cache." + (f" peak MiB: {'; '.join(methods)}." if methods else ""),
     ]
     return "\n".join(lines) + "\n"
+
+
+def replace_marked_block(text: str, block: str) -> str:
+    """``text`` with everything between the README_START and README_END marker lines
+    replaced by ``block``; the markers and the rest are kept. ValueError without
+    exactly one pair of markers in that order."""
+    start, end = text.find(README_START), text.find(README_END)
+    if text.count(README_START) != 1 or text.count(README_END) != 1 or end < start:
+        raise ValueError(f"needs one {README_START} line and, after it, one {README_END} line")
+    return f"{text[: start + len(README_START)]}\n{block.rstrip()}\n{text[end:]}"
 
 
 # ----------------------------------------------------------------------------- main
@@ -957,6 +939,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--repeats", type=int, default=5, help="timed runs per framework, median taken (default 5)"
     )
     ap.add_argument("--preset", default="jcjohnson")
+    ap.add_argument(
+        "--compute-dtype",
+        choices=sorted(AGREEMENT_RTOL),
+        default="float32",
+        help="dtype of jaxstyle's VGG19 convolutions (the torch reference stays float32)",
+    )
     ap.add_argument("--content", type=Path, default=DEFAULT_CONTENT)
     ap.add_argument("--style", type=Path, default=DEFAULT_STYLE)
     ap.add_argument("--weights", type=Path, help="VGG19 weight set (default: jaxstyle's)")
@@ -975,6 +963,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="defaults 128 px, batch 1, adam")
     ap.add_argument("--json", type=Path, help="write the full report as JSON")
     ap.add_argument("--markdown", type=Path, help="write the report as Markdown")
+    ap.add_argument(
+        "--write-readme",
+        type=Path,
+        metavar="README",
+        help=f"replace the block between {README_START} and {README_END} in README "
+        "with the Markdown report",
+    )
     ap.add_argument("--_probe", choices=["jax", "torch"], help=argparse.SUPPRESS)
     ap.add_argument("--_cache-dir", dest="_cache_dir", help=argparse.SUPPRESS)
     ap.add_argument("--_memory", action="store_true", help=argparse.SUPPRESS)
@@ -988,6 +983,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ap.error(f"unknown choice(s): {', '.join(sorted(bad))}")
     if a.steps < 1 or a.repeats < 1 or min(a.batch) < 1 or min(a.sizes) < 16:
         ap.error("steps, repeats and batch must be >= 1 and sizes >= 16")
+    if a.write_readme:  # fail before benchmarking, not after
+        try:
+            replace_marked_block(a.write_readme.read_text(), "")
+        except (OSError, ValueError) as err:
+            ap.error(f"--write-readme: {err}")
     return a
 
 
@@ -1005,11 +1005,10 @@ def main(argv: list[str] | None = None) -> None:
     backend = a.backend = jax.default_backend()
     machine = machine_info(frameworks)
     if backend == "gpu":
-        found = gpu_peak_gflops(machine["device"])
+        found = gpu_peak_gflops(machine["device"], a.compute_dtype)
         if found is None:
             sys.exit(f"no dense peak known for {machine['device']}; add it to GPU_PEAKS_TFLOPS")
-        peak, key = found
-        peak_source = f"{key} dense TF32 peak (table)"
+        peak, peak_source = found
     else:
         peak = measure_matmul_gflops()
         peak_source = "numpy float32 2048x2048 matmul, median of 7, best of before/after"
@@ -1020,6 +1019,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     settings = {
         "preset": a.preset,
+        "compute_dtype": a.compute_dtype,
         "content": a.content.name,
         "style": a.style.name,
         "steps": a.steps,
@@ -1065,6 +1065,10 @@ def main(argv: list[str] | None = None) -> None:
         a.json.write_text(json.dumps(report, indent=1) + "\n")
     if a.markdown:
         a.markdown.write_text(markdown(report))
+    if a.write_readme:
+        text = replace_marked_block(a.write_readme.read_text(), markdown(report))
+        a.write_readme.write_text(text)
+        print(f"wrote the table into {a.write_readme}")
 
 
 if __name__ == "__main__":

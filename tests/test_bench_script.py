@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "scripts" / "bench.py"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 POSITIVE = (
     "ms_per_step",
@@ -30,10 +32,13 @@ def test_bench_quick_jax_json(tmp_path, shared_image):
         shared_image(name)  # fails clearly when ../shared/images is missing
     out = tmp_path / "bench.json"
     md = tmp_path / "bench.md"
+    readme = tmp_path / "README.md"
+    original = (ROOT / "README.md").read_text()
+    readme.write_text(original)
     cmd = [
-        sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--sizes", "32",
+        sys.executable, str(BENCH), "--quick", "--sizes", "32",
         "--steps", "2", "--repeats", "1", "--frameworks", "jax", "--optimizers", "adam",
-        "--json", str(out), "--markdown", str(md),
+        "--json", str(out), "--markdown", str(md), "--write-readme", str(readme),
     ]  # fmt: skip
     env = {**os.environ, "TQDM_DISABLE": "1"}
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
@@ -58,3 +63,23 @@ def test_bench_quick_jax_json(tmp_path, shared_image):
     assert "| framework |" in text and "jax " + report["machine"]["versions"]["jax"] in text
     assert "| jax | adam |" in text
     assert "ms/step" in result.stdout
+
+    # --write-readme: only the marked block changes; it holds the Markdown report.
+    written = readme.read_text()
+    head, rest = original.split(START)
+    tail = rest.split(END)[1]
+    assert written.startswith(head + START + "\n") and written.endswith(END + tail)
+    block = written[len(head) + len(START) : len(written) - len(END + tail)]
+    assert block.strip() == text.strip()
+    assert "No numbers yet" in original and "No numbers yet" not in written
+    assert "--write-readme" in block and "Date: " in block and "Machine: " in block
+
+
+def test_write_readme_needs_the_markers(tmp_path):
+    """Checked before any benchmarking: exit 2, the file untouched."""
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n{END}\ntext\n{START}\n")
+    cmd = [sys.executable, str(BENCH), "--frameworks", "jax", "--write-readme", str(readme)]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--write-readme" in result.stderr, result.stderr
+    assert readme.read_text() == f"# title\n{END}\ntext\n{START}\n"

@@ -86,6 +86,7 @@ def bad_cases(pair, tmp_path):
         "negative steps": ([*pair, "-o", tmp_path / "o.png", "--steps", "-2"], "steps"),
         "one image only": ([pair[0], *ok], "STYLE"),
         "bad number": ([*pair, *ok, "--size", "big"], "size"),
+        "bad compute dtype": ([*pair, *ok, "--compute-dtype", "float16"], "compute-dtype"),
     }
 
 
@@ -101,6 +102,7 @@ def bad_cases(pair, tmp_path):
         "negative steps",
         "one image only",
         "bad number",
+        "bad compute dtype",
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(pair, tmp_path, capsys, case):

@@ -77,8 +77,18 @@ def test_zero_steps_returns_the_resized_content(vgg_weights, pair):
         (dict(pooling="min"), "pooling"),
         (dict(optimizer="sgd"), "optimizer"),
         (dict(style_layer_weights=(1.0,)), "style layer weights"),
+        (dict(compute_dtype="float16"), "compute dtype"),
     ],
 )
 def test_bad_settings_raise_clear_errors(vgg_weights, pair, kwargs, match):
     with pytest.raises(jaxstyle.JaxstyleError, match=match):
         jaxstyle.stylize(*pair, weights=vgg_weights, size=SIZE, **kwargs)
+
+
+def test_bfloat16_run_lowers_the_loss(vgg_weights, pair):
+    result = jaxstyle.stylize(
+        *pair, weights=vgg_weights, size=SIZE, steps=5, optimizer="adam", compute_dtype="bfloat16"
+    )
+    assert result.settings.compute_dtype == "bfloat16"
+    assert result.image.dtype == np.float32 and result.history["total"].dtype == np.float32
+    assert result.final["total"] < result.history["total"][0]

@@ -1,0 +1,102 @@
+"""``jaxstyle.estimate`` / ``jaxstyle estimate``: compiled-step memory and FLOPs, no images."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import jaxstyle
+from jaxstyle.architecture import CONV_SHAPES, forward_macs
+from jaxstyle.cli import main
+from jaxstyle.estimate import flops_per_step
+
+# A shallow objective keeps the compilations quick; the memory logic is the same.
+SHALLOW = dict(content_layers=("relu2_1",), style_layers=("relu1_1", "relu2_1"), optimizer="adam")
+SHALLOW_ARGS = ["--content-layers", "relu2_1", "--style-layers", "relu1_1,relu2_1"]
+
+
+def test_forward_macs_match_the_hand_count():
+    """GUIDE.md section 4: 23.7 GMAC at 256², 94.7 at 512² up to relu5_1."""
+    assert forward_macs(256, 256, "relu5_1") / 1e9 == pytest.approx(23.67, abs=0.01)
+    assert forward_macs(512, 512, "relu5_1") / 1e9 == pytest.approx(94.67, abs=0.01)
+    # conv1_1, conv1_2 at 10x6, pool to 5x3, conv2_1 there.
+    expected = 10 * 6 * 9 * (3 * 64 + 64 * 64) + 5 * 3 * 9 * 64 * 128
+    assert forward_macs(10, 6, "relu2_1") == expected
+    assert flops_per_step(1000, 1.0, 0.0) == 4000.0  # Adam: forward + backward, 2 FLOPs/MAC
+    assert flops_per_step(1000, 1.0, 1.0) == 6000.0
+
+
+@pytest.fixture(scope="module")
+def estimates(vgg_weights):
+    def run(**kwargs):
+        return jaxstyle.estimate(weights=vgg_weights, **SHALLOW, **kwargs)
+
+    return {
+        "32": run(size=32),
+        "48": run(size=48),
+        "32 batch 3": run(size=32, batch=3),
+        "32x48": run(shape=(32, 48)),
+    }
+
+
+def test_memory_grows_with_size_and_batch(estimates):
+    small, large, batch3 = estimates["32"], estimates["48"], estimates["32 batch 3"]
+    assert (small.height, small.width, batch3.batch) == (32, 32, 3)
+    for bigger in (large, batch3):
+        assert bigger.temp_bytes > small.temp_bytes
+        assert bigger.peak_bytes > small.peak_bytes
+    assert small.temp_bytes < estimates["32x48"].temp_bytes < large.temp_bytes
+    # The carry (image + two Adam moments, float32) is donated: its outputs reuse the inputs.
+    assert small.alias_bytes >= 3 * 32 * 32 * 3 * 4
+    assert batch3.alias_bytes >= 3 * small.alias_bytes
+
+
+def test_estimate_counts_weights_and_flops(estimates):
+    e = estimates["32"]
+    convs = ("conv1_1", "conv1_2", "conv2_1")
+    assert e.weight_bytes == 4 * sum(9 * i * o + o for i, o in map(CONV_SHAPES.get, convs))
+    parts = e.argument_bytes + e.output_bytes - e.alias_bytes + e.temp_bytes
+    assert e.peak_bytes == parts + e.generated_code_bytes + e.weight_bytes
+    assert e.vgg_flops == flops_per_step(forward_macs(32, 32, "relu2_1"), 1.0, 0.0)
+    assert estimates["32 batch 3"].vgg_flops == 3 * e.vgg_flops
+    if e.xla_flops is not None:  # XLA counts the same convolutions, plus Grams and losses
+        assert 0.5 < e.xla_flops / e.vgg_flops < 2.0
+    assert (e.optimizer, e.compute_dtype, e.preset) == ("adam", "float32", "jaxstyle")
+
+
+def test_cli_prints_table_and_json(estimates, capsys):
+    assert main(["estimate", "--size", "32", "--optimizer", "adam", *SHALLOW_ARGS]) == 0
+    out = capsys.readouterr().out
+    assert "one adam step, 32x32, batch 1" in out and "peak estimate" in out
+    peak_mib = estimates["32"].peak_bytes / 2**20
+    assert f"{peak_mib:.1f} MiB per device" in out
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--size", "8"], "at least 16"),
+        (["--shape", "0x32"], "at least 16"),
+        (["--shape", "32by32"], "HxW"),
+        (["--size", "32", "--batch", "0"], "batch"),
+        (["--size", "32", "--shape", "32x32"], "either"),
+        (["--size", "32", "--compute-dtype", "float16"], "compute-dtype"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(capsys, args, needle):
+    assert main(["estimate", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("jaxstyle: error: ") and "\n" not in err, err
+    assert needle in err, err
+
+
+def test_json_is_the_api_result(estimates, capsys):
+    argv = ["estimate", "--shape", "32x48", "--optimizer", "adam", *SHALLOW_ARGS, "--json"]
+    assert main(argv) == 0
+    record = json.loads(capsys.readouterr().out)
+    expected = estimates["32x48"]
+    assert record["height"] == 32 and record["width"] == 48
+    assert record["peak_bytes"] == expected.peak_bytes
+    assert np.isclose(record["vgg_flops"], expected.vgg_flops)
