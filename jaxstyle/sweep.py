@@ -127,8 +127,18 @@ def plan_sweep(
 ) -> SweepPlan:
     """Resolve and check every cell, compute the targets once, place the inputs.
 
-    Arguments as :func:`sweep`. Every cell's settings are checked (e.g. a
-    negative weight raises :class:`JaxstyleError`) before anything is loaded.
+    Every cell's settings are checked (e.g. a negative weight raises
+    :class:`JaxstyleError`) before anything is loaded.
+
+    Args:
+      content, style: as :func:`jaxstyle.stylize`.
+      content_weight, style_weight, tv_weight, seed: a number (fixed) or a list
+        of numbers (a swept axis).
+      style_layer_weights: one tuple (one weight per style layer) or a list of
+        them (an axis).
+      preset, weights: as :func:`jaxstyle.stylize`.
+      devices: the devices to shard the cells over (default: all, of every process).
+      **settings: the shared settings, as for :func:`jaxstyle.stylize`.
     """
     init = settings.pop("init", None)
     if content is None:
@@ -197,19 +207,11 @@ def sweep(
     content: ImageLike | None,
     style: ImageLike | Sequence[ImageLike],
     *,
-    content_weight: float | Sequence[float] | None = None,
-    style_weight: float | Sequence[float] | None = None,
-    tv_weight: float | Sequence[float] | None = None,
-    style_layer_weights: Sequence[float] | Sequence[Sequence[float]] | None = None,
-    seed: int | Sequence[int] | None = None,
-    preset: str = DEFAULT_PRESET,
-    weights: VGG19Weights | str | os.PathLike | None = None,
     driver: str = "auto",
     progress: bool = False,
-    devices: Sequence[jax.Device] | None = None,
     checkpoint_dir: os.PathLike | str | None = None,
     checkpoint_every: int = 0,
-    **settings: Any,
+    **grid: Any,
 ) -> SweepResult:
     """Stylize a grid of loss weights and seeds in one compilation and one optimisation.
 
@@ -223,14 +225,16 @@ def sweep(
     Args:
       content, style: as :func:`jaxstyle.stylize` (content None: texture
         synthesis, content weight 0).
-      preset, weights, driver, progress: as :func:`jaxstyle.stylize`.
-      devices: the devices to shard the cell axis over (default: all devices).
+      driver, progress: as :func:`jaxstyle.stylize`.
       checkpoint_dir: save the run's state there every ``checkpoint_every``
         steps (0: only on SIGTERM/SIGINT, which then raise
         :class:`~jaxstyle.resume.Interrupted`) and resume from it when it
         holds a checkpoint of the same sweep (one of another sweep is refused).
-      **settings: the shared settings (``size``, ``steps``, ``optimizer``,
-        ``learning_rate``, layers, ``pooling``, ``init``, ...) as for ``stylize``.
+      **grid: the axes ``content_weight``, ``style_weight``, ``tv_weight``,
+        ``style_layer_weights``, ``seed``; ``preset``, ``weights``, ``devices``
+        (to shard the cells over; default all) and the shared settings
+        (``size``, ``steps``, ``optimizer``, ``learning_rate``, layers,
+        ``pooling``, ``init``, ...) as for ``stylize``: see :func:`plan_sweep`.
 
     Returns:
       A :class:`SweepResult` with (N, H, W, 3) images and (N,) final losses.
@@ -239,18 +243,6 @@ def sweep(
       >>> r = sweep(photo, painting, content_weight=[1, 5], style_weight=[1e2, 1e3])
       >>> r.cells[1]["style_weight"], r.images.shape  # (1000.0, (4, H, W, 3))
     """
-    plan = plan_sweep(
-        content,
-        style,
-        content_weight=content_weight,
-        style_weight=style_weight,
-        tv_weight=tv_weight,
-        style_layer_weights=style_layer_weights,
-        seed=seed,
-        preset=preset,
-        weights=weights,
-        devices=devices,
-        **settings,
-    )
+    plan = plan_sweep(content, style, **grid)
     checkpoint = plan.checkpointing(checkpoint_dir, checkpoint_every) if checkpoint_dir else None
     return plan.run(driver=driver, progress=progress, checkpoint=checkpoint)
