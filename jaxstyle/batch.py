@@ -36,7 +36,14 @@ from jaxstyle.cells import CellPlan, cell_mesh
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.manifest import Job, RowError, read_manifest
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
-from jaxstyle.resume import CHECKPOINTS, Checkpointing, array_digest, json_digest
+from jaxstyle.resume import (
+    CHECKPOINTS,
+    Checkpointing,
+    array_digest,
+    as_json,
+    json_digest,
+    recorded_fingerprint,
+)
 from jaxstyle.stylize import (
     Settings,
     initial_image,
@@ -185,7 +192,7 @@ def _check(job: Job, out: Path, preset: str, shared: dict, params: VGG19Weights)
     }
     output = out / job.output
     image_io.check_output_path(output, [p for p in (job.content, *job.styles) if p])
-    return _Ready(job, s, tuple(shape), json.loads(json.dumps(fingerprint)), output)
+    return _Ready(job, s, tuple(shape), as_json(fingerprint), output)
 
 
 def _finished(item: _Ready) -> bool:
@@ -194,11 +201,7 @@ def _finished(item: _Ready) -> bool:
     record = item.output.with_suffix(".json")
     if not item.output.exists() and not record.exists():
         return False
-    try:
-        mine = json.loads(record.read_text())["fingerprint"] == item.fingerprint
-    except (OSError, ValueError, KeyError, TypeError):
-        mine = False
-    if mine and item.output.exists():
+    if recorded_fingerprint(record) == item.fingerprint and item.output.exists():
         return True
     existing = item.output if item.output.exists() else record
     raise JaxstyleError(
@@ -212,7 +215,7 @@ def _run_chunk(chunk, params, mesh, out: Path, every: int, driver: str):
     p = get_preset(s.preset)
     objective = s.objective(p)
     starts, targets = [], []
-    for item in chunk:
+    for item in chunk:  # read again (not kept from _check): memory holds one chunk's images
         content, styles = prepare_images(item.job.content, list(item.job.styles), item.settings)
         init = item.settings.init
         starts.append(initial_image(init, content, item.shape, item.settings.seed))

@@ -401,7 +401,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     from jaxstyle import images as image_io
     from jaxstyle.presets import DEFAULT_PRESET
-    from jaxstyle.resume import CHECKPOINTS
+    from jaxstyle.resume import CHECKPOINTS, recorded_fingerprint
     from jaxstyle.sweep import plan_sweep
     from jaxstyle.sweep_output import cell_files, write_sweep
 
@@ -418,9 +418,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         init=inputs.init,
         **{k: getattr(args, k) for k in SETTINGS},
     )
-    fingerprint = json.loads(json.dumps(plan.fingerprint))
     if (out / "sweep.json").exists():
-        if _recorded_fingerprint(out / "sweep.json") == fingerprint:
+        if recorded_fingerprint(out / "sweep.json") == plan.fingerprint:
             print(f"{out} already holds this finished sweep: nothing to do")
             return 0
         raise JaxstyleError(
@@ -438,7 +437,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         "output": str(out),
         "inputs": inputs.record(result.settings.init),
         "weights": plan.params.name,
-        "fingerprint": fingerprint,
+        "fingerprint": plan.fingerprint,
     }
     write_sweep(result, out, record=record)
     checkpoint.clear()
@@ -454,13 +453,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         f"{len(result.devices)} device(s))"
     )
     return 0
-
-
-def _recorded_fingerprint(path: Path) -> object:
-    try:
-        return json.loads(path.read_text()).get("fingerprint")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def cmd_batch(args: argparse.Namespace) -> int:

@@ -39,6 +39,20 @@ def array_digest(array: Any) -> str:
     return hashlib.sha256(f"{a.dtype}{a.shape}".encode() + a.tobytes()).hexdigest()[:16]
 
 
+def as_json(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists), so that a
+    fingerprint compares equal to the one saved from it."""
+    return json.loads(json.dumps(value))
+
+
+def recorded_fingerprint(path: Path) -> Any:
+    """The ``"fingerprint"`` of the JSON record at ``path``; None if there is none."""
+    try:
+        return json.loads(Path(path).read_text()).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def json_digest(value: Any) -> str:
     """A short SHA-256 of a JSON-able value (keys sorted)."""
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
@@ -71,7 +85,7 @@ class Checkpointing:
             saved = json.loads(path.read_text())
         except (OSError, ValueError) as err:
             raise JaxstyleError(f"checkpoint {self.directory} is unreadable: {err}") from None
-        mine = json.loads(json.dumps(self.fingerprint))
+        mine = as_json(self.fingerprint)
         if saved != mine:
             differ = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
             raise JaxstyleError(

@@ -26,7 +26,7 @@ import numpy as np
 from jaxstyle.cells import CellPlan, CellsResult, cell_mesh
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
-from jaxstyle.resume import Checkpointing, array_digest
+from jaxstyle.resume import Checkpointing, array_digest, as_json
 from jaxstyle.stylize import (
     ImageLike,
     Settings,
@@ -179,13 +179,15 @@ def plan_sweep(
     targets = prepare_targets(params, objective, content_img, style_imgs, s)
     timings["targets"] = time.perf_counter() - t
     shared = {k: v for k, v in dataclasses.asdict(s).items() if k not in AXES}
-    fingerprint = {
-        "settings": shared,
-        "cells": cells,
-        "weights": params.name,
-        "start": [array_digest(x) for x in starts],
-        "styles": [array_digest(x) for x in style_imgs],
-    }
+    fingerprint = as_json(
+        {
+            "settings": shared,
+            "cells": cells,
+            "weights": params.name,
+            "start": [array_digest(x) for x in starts],
+            "styles": [array_digest(x) for x in style_imgs],
+        }
+    )
     return SweepPlan.create(
         params=params,
         objective=objective,
