@@ -11,17 +11,16 @@ import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxstyle.objective import Objective, total_loss
-from jaxstyle.weights import VGG19Weights
+from jaxstyle.objective import LossArgs, Objective, total_loss
 
 MESH_AXIS = "cells"
 
 
 @lru_cache(maxsize=32)
 def batched(fn: Callable, mesh: Mesh, per_cell_targets: bool = False) -> Callable:
-    """``fn(x, (targets, weights))`` vmapped over ``x`` and the weights, and over the
+    """``fn(x, args: LossArgs)`` vmapped over ``x`` and the loss weights, and over the
     targets too when ``per_cell_targets`` (a batch of jobs); otherwise the targets are
-    shared (a sweep).
+    shared (a sweep). The VGG19 weights are always shared.
 
     The vmapped axis is named :data:`MESH_AXIS` (for collectives, such as the
     L-BFGS ``OptimizerConfig.batch_axis``). Every output keeps a leading cell
@@ -29,7 +28,8 @@ def batched(fn: Callable, mesh: Mesh, per_cell_targets: bool = False) -> Callabl
     sharding. Cached: one wrapper (and so one compilation) per function and mesh.
     """
     targets_axis = 0 if per_cell_targets else None
-    vmapped = jax.vmap(fn, in_axes=(0, (targets_axis, 0)), axis_name=MESH_AXIS)
+    in_axes = (0, LossArgs(vgg=None, targets=targets_axis, weights=0))
+    vmapped = jax.vmap(fn, in_axes=in_axes, axis_name=MESH_AXIS)
     cells = NamedSharding(mesh, P(MESH_AXIS))
 
     def run_cells(x, args):
@@ -39,16 +39,14 @@ def batched(fn: Callable, mesh: Mesh, per_cell_targets: bool = False) -> Callabl
 
 
 @lru_cache(maxsize=8)
-def shared_loss_fn(
-    params: VGG19Weights, objective: Objective, per_cell_targets: bool = False
-) -> Callable:
-    """``loss_fn(image, (targets, weights)) -> (J, terms)`` for one (H, W, 3) image, built
-    to be vmapped over cells (the same values as ``stylize.make_loss_fn``); the targets
+def shared_loss_fn(objective: Objective, per_cell_targets: bool = False) -> Callable:
+    """``loss_fn(image, args: LossArgs) -> (J, terms)`` for one (H, W, 3) image, built
+    to be vmapped over cells (the same values as ``objective.make_loss_fn``); the targets
     are shared by the cells, or with ``per_cell_targets`` each cell's own.
 
     Under ``vmap``, a ``lax.cond`` whose predicate differs per cell becomes a
     select, and JAX then broadcasts every operand of the cond to the batch,
-    closed-over VGG weights and targets included, so each convolution gets a
+    the VGG weights and shared targets included, so each convolution gets a
     kernel per cell. optax's zoom line search picks "zoom" or "search interval"
     with such a cond (both branches evaluate J and ∇J); measured on XLA:CPU at
     32 px that made one vmapped evaluation 3-8x slower per cell for 3-6 cells.
@@ -56,8 +54,8 @@ def shared_loss_fn(
     rule takes cell 0's VGG weights and targets (identical in every cell by
     construction: they are never swept) and vmaps over the image and loss
     weights (and the targets, when per cell) only; a ``custom_vjp`` hands the ∇J
-    it computed to autodiff. Only J is differentiable: the terms are constants to autodiff (as under
-    ``stop_gradient``), which is all the optimisers use.
+    it computed to autodiff. Only J is differentiable: the terms are constants to
+    autodiff (as under ``stop_gradient``), which is all the optimisers use.
     """
 
     def evaluate(image, weights, shared):
@@ -102,7 +100,6 @@ def shared_loss_fn(
     loss.defvjp(loss_fwd, loss_bwd)
 
     def loss_fn(image, args):
-        targets, weights = args
-        return loss(image, weights, (params, targets))
+        return loss(image, args.weights, (args.vgg, args.targets))
 
     return loss_fn

@@ -32,7 +32,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxstyle.batching import MESH_AXIS, batched, shared_loss_fn
 from jaxstyle.errors import Interrupted, JaxstyleError
-from jaxstyle.objective import LossWeights, Objective
+from jaxstyle.objective import LossArgs, LossWeights, Objective
 from jaxstyle.optimize import (
     Carry,
     OptimizerConfig,
@@ -45,6 +45,7 @@ from jaxstyle.optimize import (
     to_host,
 )
 from jaxstyle.resume import Checkpointing, stop_requests
+from jaxstyle.vgg import with_transposed_kernels
 from jaxstyle.weights import VGG19Weights
 
 LOSSES = ("total", "content", "style", "tv")
@@ -116,9 +117,10 @@ def stack_weights(weights: Sequence[LossWeights]) -> LossWeights:
 
 @dataclasses.dataclass
 class CellPlan:
-    """N cells ready to run: ``x0`` (padded, H, W, 3) and ``args`` = (targets,
-    stacked :class:`LossWeights`) with a leading cell axis on ``x0``, the weights
-    and, if ``per_cell_targets``, the targets (else replicated), sharded over ``mesh``.
+    """N cells ready to run: ``x0`` (padded, H, W, 3) and ``args``, a :class:`LossArgs`
+    of the VGG19 weights (replicated), the targets and the stacked :class:`LossWeights`,
+    with a leading cell axis on ``x0``, the weights and, if ``per_cell_targets``, the
+    targets (else replicated), sharded over ``mesh``.
     """
 
     n: int
@@ -128,7 +130,7 @@ class CellPlan:
     config: OptimizerConfig
     mesh: Mesh
     x0: jax.Array
-    args: tuple
+    args: LossArgs
     per_cell_targets: bool
     timings: dict[str, float]
 
@@ -160,11 +162,13 @@ class CellPlan:
 
         x0 = jnp.stack(padded(starts))
         cell = NamedSharding(mesh, P(MESH_AXIS))
+        replicated = NamedSharding(mesh, P())
         if per_cell_targets:
             targets = _put(jax.tree.map(lambda *t: jnp.stack(t), *padded(targets)), cell)
         else:
-            targets = _put(targets, NamedSharding(mesh, P()))
+            targets = _put(targets, replicated)
         x0, loss_weights = _put((x0, stack_weights(padded(weights))), cell)
+        vgg = _put(with_transposed_kernels(params), replicated)
         config = dataclasses.replace(config, batch_axis=MESH_AXIS)
         return cls(
             n,
@@ -174,7 +178,7 @@ class CellPlan:
             config,
             mesh,
             x0,
-            (targets, loss_weights),
+            LossArgs(vgg, targets, loss_weights),
             per_cell_targets,
             dict(timings or {}),
             **fields,
@@ -186,7 +190,7 @@ class CellPlan:
 
     @property
     def loss_fn(self) -> Callable:
-        return shared_loss_fn(self.params, self.objective, self.per_cell_targets)
+        return shared_loss_fn(self.objective, self.per_cell_targets)
 
     def _batched(self, fn: Callable) -> Callable:
         return batched(fn, self.mesh, self.per_cell_targets)

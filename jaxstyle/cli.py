@@ -518,7 +518,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         ("outputs", f"{mib(e.output_bytes)} ({mib(e.alias_bytes).strip()} in donated inputs)"),
         ("temporaries", mib(e.temp_bytes)),
         ("generated code", mib(e.generated_code_bytes)),
-        ("VGG19 weights", mib(e.weight_bytes)),
+        ("  VGG19 weights", f"{mib(e.weight_bytes)} (of the arguments)"),
         ("peak estimate", f"{mib(e.peak_bytes)} per device"),
         ("FLOPs, XLA", gflop(e.xla_flops)),
         ("FLOPs, VGG convs", gflop(e.vgg_flops)),

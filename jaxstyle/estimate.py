@@ -5,8 +5,8 @@ one for a batch) is lowered and compiled from abstract inputs
 (``jax.ShapeDtypeStruct``): no images are read and nothing is optimised. The
 targets' shapes come from ``jax.eval_shape`` of :func:`compute_targets`.
 
-The estimate is the step's own memory: its buffers and the VGG19 weights it
-embeds; on a GPU/TPU that is the device memory a run needs. A CPU process holds
+The estimate is the step's own memory: its buffers, the VGG19 weights (arguments
+of the step) among them; on a GPU/TPU that is the device memory a run needs. A CPU process holds
 more: the Python/jax runtime, the loaded weights, the compiler's working
 memory and the other compiled programs (targets, init, final losses). Measured
 on XLA:CPU at 96x128 px, Adam: estimate 99 MiB, the steps' peak above the
@@ -29,10 +29,11 @@ from jax.sharding import PartitionSpec as P
 from jaxstyle.architecture import CONV_NAMES, LAYER_INDEX, deepest, forward_macs
 from jaxstyle.batching import MESH_AXIS, batched, shared_loss_fn
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.objective import LossWeights, Objective, compute_targets
+from jaxstyle.objective import LossArgs, LossWeights, Objective, compute_targets, make_loss_fn
 from jaxstyle.optimize import OptimizerConfig, make_init, make_step
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
-from jaxstyle.stylize import make_loss_fn, resolve_settings
+from jaxstyle.stylize import resolve_settings
+from jaxstyle.vgg import add_transposed_kernels
 from jaxstyle.weights import VGG19Weights, load_vgg19
 
 MIN_SIDE = 16
@@ -48,10 +49,10 @@ class Estimate:
       argument_bytes, output_bytes, temp_bytes, generated_code_bytes: XLA's
         memory analysis of the compiled step; ``alias_bytes`` of the outputs
         reuse the donated input carry's buffers.
-      weight_bytes: the VGG19 weights the step reads; they are constants of the
-        program, which XLA's analysis leaves out.
+      weight_bytes: the VGG19 weights the step reads (kernels, biases and the
+        transposed kernels of the image gradient), part of ``argument_bytes``.
       peak_bytes: the estimate: arguments + outputs - aliased + temporaries +
-        generated code + weights.
+        generated code.
       xla_flops: XLA's cost analysis of the step (loop bodies counted once, so
         an L-BFGS line search counts one trial), or None where unavailable.
       vgg_flops: analytic VGG19 convolution FLOPs of the step for the whole
@@ -128,13 +129,14 @@ def estimate(
     if sizes is None:
         raise JaxstyleError(f"jax's {jax.default_backend()} backend reports no memory analysis")
     last = deepest(objective.layers)
+    vgg = jax.eval_shape(add_transposed_kernels, params)
     weight_bytes = sum(
-        leaf.nbytes
+        leaf.size * leaf.dtype.itemsize
         for name in CONV_NAMES
         if LAYER_INDEX[name] <= LAYER_INDEX[last]
-        for leaf in jax.tree.leaves(params.params[name])
+        for leaf in jax.tree.leaves((vgg.params[name], vgg.transposed[name]))
     )
-    peak = sum(sizes.values()) - 2 * sizes["alias"] + weight_bytes  # aliased outputs: once
+    peak = sum(sizes.values()) - 2 * sizes["alias"]  # aliased outputs: once
     forwards = 1.0 if config.name == "lbfgs" else 0.0
     vgg_flops = batch * flops_per_step(forward_macs(height, width, last), 1.0, forwards)
     return Estimate(
@@ -179,19 +181,22 @@ def compile_step(
             content=1.0, style=1.0, tv=1.0, style_layers=(1.0,) * len(objective.style_layers)
         )
     )
+    vgg = jax.eval_shape(add_transposed_kernels, params)
     if batch == 1:
-        loss_fn = make_loss_fn(params, objective)
+        loss_fn = make_loss_fn(objective)
         init, step = make_init(loss_fn, config), make_step(loss_fn, config)
-        args, devices = (targets, loss_weights), 1
+        args, devices = LossArgs(vgg, targets, loss_weights), 1
         carry = jax.eval_shape(init, image, args)
     else:
-        loss_fn = shared_loss_fn(params, objective)
+        loss_fn = shared_loss_fn(objective)
         config = dataclasses.replace(config, batch_axis=MESH_AXIS)
         mesh = Mesh(np.array(jax.local_devices()), (MESH_AXIS,))
         cells, devices = NamedSharding(mesh, P(MESH_AXIS)), mesh.size
+        replicated = NamedSharding(mesh, P())
         padded = batch + (-batch % devices)
-        args = (
-            _abstract(targets, sharding=NamedSharding(mesh, P())),
+        args = LossArgs(
+            _abstract(vgg, sharding=replicated),
+            _abstract(targets, sharding=replicated),
             _abstract(loss_weights, lead=(padded,), sharding=cells),
         )
         init = batched(make_init(loss_fn, config), mesh)

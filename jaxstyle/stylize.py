@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -16,7 +15,14 @@ import numpy as np
 
 from jaxstyle import images as image_io
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.objective import LossWeights, Objective, Targets, compute_targets, total_loss
+from jaxstyle.objective import (
+    LossArgs,
+    LossWeights,
+    Objective,
+    Targets,
+    compute_targets,
+    make_loss_fn,
+)
 from jaxstyle.optimize import (
     OptimizerConfig,
     compile_once,
@@ -26,6 +32,7 @@ from jaxstyle.optimize import (
     run,
 )
 from jaxstyle.presets import DEFAULT_PRESET, Preset, get_preset
+from jaxstyle.vgg import with_transposed_kernels
 from jaxstyle.weights import VGG19Weights, load_vgg19
 
 ImageLike = str | os.PathLike | np.ndarray | jax.Array
@@ -200,22 +207,6 @@ def prepare_images(
     return content_img, style_imgs
 
 
-@functools.lru_cache(maxsize=8)
-def make_loss_fn(params: VGG19Weights, objective: Objective):
-    """``loss_fn(image, (targets, weights)) -> (J, terms)`` with the weights as constants.
-
-    Closing over the VGG weights (rather than passing them as arguments) was
-    measured faster on XLA:CPU; see scripts/bench_driver.py. Cached, so that
-    runs with the same weights and objective reuse their compiled steps.
-    """
-
-    def loss_fn(image, args):
-        targets, weights = args
-        return total_loss(image, params, targets, weights, objective)
-
-    return loss_fn
-
-
 def stylize(
     content: ImageLike | None,
     style: ImageLike | Sequence[ImageLike],
@@ -273,9 +264,8 @@ def stylize(
     targets = prepare_targets(params, objective, content_img, style_imgs, s)
     timings["targets"] = time.perf_counter() - t
 
-    args = (targets, s.loss_weights())
+    args = LossArgs(with_transposed_kernels(params), targets, s.loss_weights())
     result = optimize_image(
-        params,
         objective,
         s.optimizer_config(p),
         x0,
@@ -287,7 +277,7 @@ def stylize(
         callback_every=callback_every,
     )
     image, history, run_result = result
-    final = final_losses(params, objective, image, args)
+    final = final_losses(objective, image, args)
     timings.update(
         compile=run_result.compile_seconds,
         optimize=run_result.run_seconds,
@@ -318,7 +308,6 @@ def prepare_targets(
 
 
 def optimize_image(
-    params,
     objective,
     config,
     x0,
@@ -330,10 +319,11 @@ def optimize_image(
     callback=None,
     callback_every=0,
 ):
-    """Run the optimiser on one image; returns (image, history, RunResult)."""
+    """Run the optimiser on one image from x0 (H, W, 3) with ``args`` (:class:`LossArgs`);
+    returns (image, history, RunResult)."""
     from tqdm.auto import tqdm
 
-    loss_fn = make_loss_fn(params, objective)
+    loss_fn = make_loss_fn(objective)
     carry = compile_once(make_init(loss_fn, config), x0, args)(x0, args)
     step = make_step(loss_fn, config)
     bar = tqdm(total=steps, desc="stylize", unit="step", disable=not progress, leave=False)
@@ -363,10 +353,8 @@ def optimize_image(
     return final_image(result.carry), history, result
 
 
-def final_losses(
-    params: VGG19Weights, objective: Objective, image, args: tuple[Targets, LossWeights]
-) -> dict[str, float]:
+def final_losses(objective: Objective, image, args: LossArgs) -> dict[str, float]:
     """The weighted loss terms and total of the finished (H, W, 3) image."""
-    loss_fn = make_loss_fn(params, objective)
+    loss_fn = make_loss_fn(objective)
     total, terms = compile_once(loss_fn, image, args)(image, args)
     return {"total": float(total), **{k: float(v) for k, v in terms.items()}}

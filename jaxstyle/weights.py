@@ -74,6 +74,10 @@ class VGG19Weights:
       params: ``{conv name: {"kernel": (3, 3, Cin, Cout), "bias": (Cout,)}}``.
       preprocessing: static; applied by the model so callers pass RGB in [0, 1].
       name: static label, recorded in run metadata.
+      transposed: None, or ``{conv name: {"kernel": (3, 3, Cout, Cin)}}``, each
+        kernel flipped in space with its channels swapped, so that an image
+        gradient taken with the weights as jit arguments needs no per-call
+        kernel transform (see :func:`jaxstyle.vgg.with_transposed_kernels`).
 
     Compared and hashed by identity, so compiled functions can be cached per
     weight set.
@@ -82,6 +86,7 @@ class VGG19Weights:
     params: dict
     preprocessing: Preprocessing = dataclasses.field(metadata=dict(static=True))
     name: str = dataclasses.field(default="custom", metadata=dict(static=True))
+    transposed: dict | None = None
 
 
 def checkout_weights_dir() -> Path:

@@ -31,8 +31,9 @@ Columns:
                 handing freed heap back to the OS with malloc_trim) while the
                 steps run, minus the resident memory after imports, weights and
                 images, in a fresh subprocess per framework and configuration: it
-                counts compiled programs (jaxstyle's embed the VGG weights as
-                constants), targets, optimiser state and the steps' activations.
+                counts compiled programs, jaxstyle's device copy of the weights
+                with their transposed kernels, targets, optimiser state and the
+                steps' activations.
                 GPU: peak device memory while stepping minus that before set-up.
   compile s     jax only: lowering + compiling the step, in a fresh subprocess,
                 "cold" with an empty persistent compilation cache, "warm" in a
@@ -304,9 +305,9 @@ class JaxCase:
         import jax.numpy as jnp
 
         from jaxstyle.estimate import memory_sizes
-        from jaxstyle.objective import compute_targets
+        from jaxstyle.objective import LossArgs, compute_targets, make_loss_fn
         from jaxstyle.optimize import make_init, make_step
-        from jaxstyle.stylize import make_loss_fn
+        from jaxstyle.vgg import with_transposed_kernels
 
         s, objective = inputs.settings, inputs.objective
         self.config = s.optimizer_config(inputs.preset)
@@ -319,8 +320,9 @@ class JaxCase:
             targets = jax.eval_shape(targets_of, content, style)
         else:
             targets = targets_of(content, style)
-        self.args = jax.block_until_ready((targets, s.loss_weights()))
-        self.loss_fn = make_loss_fn(params, objective)
+        vgg = with_transposed_kernels(params)
+        self.args = jax.block_until_ready(LossArgs(vgg, targets, s.loss_weights()))
+        self.loss_fn = make_loss_fn(objective)
         init = make_init(self.loss_fn, self.config)
         step = make_step(self.loss_fn, self.config)
         if self.config.name == "lbfgs":

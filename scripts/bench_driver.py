@@ -1,11 +1,14 @@
 """Measure the loop driver and weight-passing choices on this backend.
 
-Compares, for the same Adam objective (jcjohnson preset, real VGG19):
+Compares, for the same objective (jcjohnson preset, real VGG19):
   * driver "python" (Python loop over a jitted step) vs "device" (lax.fori_loop
     chunks on the device);
-  * VGG weights closed over as constants vs passed as jit arguments.
-Prints ms per step (median over repeats) for each; the choice in
-jaxstyle.optimize.choose_driver and jaxstyle.stylize.make_loss_fn follows it.
+  * VGG weights closed over as constants, passed as jit arguments, and passed
+    as arguments with their transposed kernels precomputed
+    (``jaxstyle.vgg.with_transposed_kernels``, what jaxstyle does).
+Prints ms per step (median over repeats, the variants interleaved), compile
+seconds and the size of the serialized step executable (what the persistent
+compilation cache stores and a warm start loads).
 
     python scripts/bench_driver.py --size 128 --steps 10 --repeats 3
 """
@@ -19,11 +22,13 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import serialize_executable
 
-from jaxstyle.objective import Objective, compute_targets, total_loss
+from jaxstyle.objective import LossArgs, Objective, compute_targets, make_loss_fn, total_loss
 from jaxstyle.optimize import OptimizerConfig, make_init, make_step, run
 from jaxstyle.presets import get_preset
-from jaxstyle.stylize import make_loss_fn, resolve_settings
+from jaxstyle.stylize import resolve_settings
+from jaxstyle.vgg import with_transposed_kernels
 from jaxstyle.weights import load_vgg19
 
 
@@ -33,6 +38,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--optimizer", default="adam")
+    ap.add_argument("--drivers", default="python,device", help="comma-separated")
     a = ap.parse_args()
     params = load_vgg19()
     preset = get_preset("jcjohnson")
@@ -45,29 +51,40 @@ def main() -> None:
     weights = settings.loss_weights()
     config = OptimizerConfig(name=a.optimizer, learning_rate=0.02)
 
-    def as_argument(image, args):
-        targets, weights, p = args
-        return total_loss(image, p, targets, weights, objective)
+    def as_constants(image, args):
+        return total_loss(image, params, args.targets, args.weights, objective)
 
     variants = {
-        "constants": (make_loss_fn(params, objective), (targets, weights)),
-        "arguments": (as_argument, (targets, weights, jax.device_put(params))),
+        "constants": (as_constants, LossArgs(None, targets, weights)),
+        "arguments": (make_loss_fn(objective), LossArgs(jax.device_put(params), targets, weights)),
+        "args+transposed": (
+            make_loss_fn(objective),
+            LossArgs(with_transposed_kernels(params), targets, weights),
+        ),
     }
     print(
         f"backend {jax.default_backend()}, {a.size}px, {a.optimizer}, {a.steps} steps x {a.repeats}"
     )
-    print(f"{'weights':>10} {'driver':>8} {'ms/step':>9} {'compile s':>10}")
-    for name, (loss_fn, args) in variants.items():
-        for driver in ("python", "device"):
-            times, compile_s = [], None
-            for _ in range(a.repeats):
-                carry = jax.jit(make_init(loss_fn, config))(content, args)
-                r = run(
-                    make_step(loss_fn, config), carry, args, a.steps, driver=driver, chunk=a.steps
-                )
-                times.append(1e3 * r.run_seconds / a.steps)
-                compile_s = r.compile_seconds if compile_s is None else compile_s
-            print(f"{name:>10} {driver:>8} {statistics.median(times):9.1f} {compile_s:10.1f}")
+    times = {(name, driver): [] for name in variants for driver in a.drivers.split(",")}
+    compile_s, exe_mb = {}, {}
+    for _ in range(a.repeats):
+        for name, driver in times:
+            loss_fn, args = variants[name]
+            carry = jax.jit(make_init(loss_fn, config))(content, args)
+            step = make_step(loss_fn, config)
+            if name not in exe_mb:
+                t = time.perf_counter()
+                compiled = jax.jit(step, donate_argnums=0).lower(carry, args).compile()
+                compile_s[name] = time.perf_counter() - t
+                exe_mb[name] = len(serialize_executable.serialize(compiled)[0]) / 1e6
+            r = run(step, carry, args, a.steps, driver=driver, chunk=a.steps)
+            times[name, driver].append(1e3 * r.run_seconds / a.steps)
+    print(f"{'weights':>16} {'driver':>8} {'ms/step':>9} {'compile s':>10} {'step MB':>8}")
+    for (name, driver), ms in times.items():
+        print(
+            f"{name:>16} {driver:>8} {statistics.median(ms):9.1f} "
+            f"{compile_s[name]:10.1f} {exe_mb[name]:8.1f}"
+        )
 
 
 if __name__ == "__main__":

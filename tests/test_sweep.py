@@ -31,6 +31,15 @@ from jaxstyle.sweep_output import cell_files, write_sweep
 SIZE = 64  # tubingen at 64 px: 48 x 64, the shape of the other tests
 IMAGE_ATOL = 1e-5
 LOSS_RTOL = 1e-4
+# L-BFGS minimises J(clip(x, 0, 1)), whose gradient jumps at the box edges: tubingen has
+# saturated pixels, and where the batched and the single program's iterates differ by
+# rounding (1e-7) on either side of an edge, the stored gradients differ by 0.5% after
+# the first zoom line search (measured, both exact at their own iterates). L-BFGS then
+# takes slightly different directions: after 4 steps the images agree to 1.5e-3 and the
+# loss terms to 2e-4 (measured). A line search shared by cells whose losses are 1000x
+# apart would be off by far more.
+LBFGS_IMAGE_ATOL = 3e-3
+LBFGS_LOSS_RTOL = 1e-3
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +61,11 @@ def adam_grid(vgg_weights, pair):
     )
 
 
-def assert_cell_equals_single_run(result, i, single):
-    np.testing.assert_allclose(result.images[i], single.image, rtol=0, atol=IMAGE_ATOL)
+def assert_cell_equals_single_run(result, i, single, image_atol=IMAGE_ATOL, loss_rtol=LOSS_RTOL):
+    np.testing.assert_allclose(result.images[i], single.image, rtol=0, atol=image_atol)
     for name in ("total", "content", "style", "tv"):
-        np.testing.assert_allclose(result.final[name][i], single.final[name], rtol=LOSS_RTOL)
-        np.testing.assert_allclose(result.history[name][i], single.history[name], rtol=LOSS_RTOL)
+        np.testing.assert_allclose(result.final[name][i], single.final[name], rtol=loss_rtol)
+        np.testing.assert_allclose(result.history[name][i], single.history[name], rtol=loss_rtol)
 
 
 def single_run(vgg_weights, pair, settings):
@@ -110,8 +119,9 @@ def test_lbfgs_cells_keep_their_own_line_search_and_resume(vgg_weights, pair, lb
     result, state_values = lbfgs_grid
     np.testing.assert_allclose(state_values, result.final["total"], rtol=LOSS_RTOL)
     for i in range(3):
+        single = single_run(vgg_weights, pair, result.cell_settings(i))
         assert_cell_equals_single_run(
-            result, i, single_run(vgg_weights, pair, result.cell_settings(i))
+            result, i, single, image_atol=LBFGS_IMAGE_ATOL, loss_rtol=LBFGS_LOSS_RTOL
         )
 
 
@@ -123,27 +133,31 @@ def test_vmapped_lbfgs_mixes_first_trials_and_zoom_searches_per_cell():
     from jax.sharding import Mesh
 
     from jaxstyle.batching import MESH_AXIS, batched
+    from jaxstyle.objective import LossArgs
     from jaxstyle.optimize import OptimizerConfig, make_init, make_step
 
-    def loss_fn(x, args):
-        _, target = args
-        j = jnp.sum((x - target) ** 2)
+    def loss_fn(x, args):  # a per-cell target, carried in the per-cell loss weights
+        j = jnp.sum((x - args.weights) ** 2)
         return j, {"j": j}
 
     targets = jnp.asarray([0.2, 0.85, 0.3, 0.8])
     x0 = jnp.full((4, 1), 0.9)
     mesh = Mesh(np.array(jax.devices()[:1]), (MESH_AXIS,))
     config = OptimizerConfig(name="lbfgs", batch_axis=MESH_AXIS)
-    args = (jnp.float32(0), targets)
+    args = LossArgs(vgg=None, targets=None, weights=targets)
     carry = jax.jit(batched(make_init(loss_fn, config), mesh))(x0, args)
     step = jax.jit(batched(make_step(loss_fn, config), mesh))
     one = OptimizerConfig(name="lbfgs")
     single_step = jax.jit(make_step(loss_fn, one))
-    singles = [jax.jit(make_init(loss_fn, one))(x0[i], (0, t)) for i, t in enumerate(targets)]
+    single_init = jax.jit(make_init(loss_fn, one))
+    singles = [single_init(x0[i], LossArgs(None, None, t)) for i, t in enumerate(targets)]
     searches = []
     for _ in range(3):
         carry, _ = step(carry, args)
-        singles = [single_step(c, (0, t))[0] for c, t in zip(singles, targets, strict=True)]
+        singles = [
+            single_step(c, LossArgs(None, None, t))[0]
+            for c, t in zip(singles, targets, strict=True)
+        ]
         searches.append(np.asarray(optax.tree.get(carry.opt_state, "num_linesearch_steps")))
         for i, single in enumerate(singles):
             np.testing.assert_allclose(carry.image[i], single.image, rtol=1e-6, atol=1e-7)
@@ -292,6 +306,6 @@ def test_sharded_over_4_cpu_devices_equals_unsharded(pair, lbfgs_grid, tmp_path)
     assert r["device_count"] == 4 and r["padded"] == 4 and r["result_devices"] == 4
     assert r["x0_devices"] == 4 and r["carry_devices"] == 4 and list(r["shard_rows"]) == [1] * 4
     assert r["images"].shape == single.images.shape
-    np.testing.assert_allclose(r["images"], single.images, rtol=0, atol=IMAGE_ATOL)
+    np.testing.assert_allclose(r["images"], single.images, rtol=0, atol=LBFGS_IMAGE_ATOL)
     for name, values in single.final.items():
-        np.testing.assert_allclose(r["final_" + name], values, rtol=LOSS_RTOL)
+        np.testing.assert_allclose(r["final_" + name], values, rtol=LBFGS_LOSS_RTOL)
