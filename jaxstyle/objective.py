@@ -222,12 +222,13 @@ def make_loss_fn(objective: Objective) -> Callable[[jax.Array, LossArgs], tuple]
     """``loss_fn(image, args: LossArgs) -> (J, terms)`` for one (H, W, 3) image.
 
     The VGG19 weights are an argument rather than closed-over constants: the
-    compiled steps then hold no weights (1.5 MB instead of 312 MB for an
-    L-BFGS step at 256 px), so they compile faster (8 s instead of 13 s there)
-    and load from the persistent cache in a fraction of a second, at the same
-    speed per step once the transposed kernels are precomputed (measured on
-    XLA:CPU; scripts/bench_driver.py). Cached, so runs with the same objective
-    reuse their compiled steps whatever the weight set.
+    compiled steps then hold no weights (an L-BFGS step at 128 px: 1.2 MB
+    instead of 312 MB), so they compile faster (5 s instead of 12 s) and load
+    from the persistent cache in a fraction of a second. With the transposed
+    kernels precomputed the speed per step is about that of constants (Adam
+    +2-3%, L-BFGS -7%; without them Adam is +10-15%), measured on XLA:CPU with
+    scripts/bench_driver.py. Cached, so runs with the same objective reuse
+    their compiled steps whatever the weight set.
     """
 
     def loss_fn(image, args):
