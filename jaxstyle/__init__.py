@@ -18,11 +18,13 @@ from jaxstyle.losses import style_loss as style_loss
 from jaxstyle.losses import total_variation_loss as total_variation_loss
 from jaxstyle.manifest import Job as Job
 from jaxstyle.manifest import read_manifest as read_manifest
+from jaxstyle.objective import LossArgs as LossArgs
 from jaxstyle.objective import LossWeights as LossWeights
 from jaxstyle.objective import Objective as Objective
 from jaxstyle.objective import Targets as Targets
 from jaxstyle.objective import compute_targets as compute_targets
 from jaxstyle.objective import loss_terms as loss_terms
+from jaxstyle.objective import make_loss_fn as make_loss_fn
 from jaxstyle.objective import total_loss as total_loss
 from jaxstyle.optimize import OptimizerConfig as OptimizerConfig
 from jaxstyle.presets import PRESETS as PRESETS
@@ -32,6 +34,7 @@ from jaxstyle.stylize import stylize as stylize
 from jaxstyle.sweep import SweepResult as SweepResult
 from jaxstyle.sweep import sweep as sweep
 from jaxstyle.vgg import vgg_features as vgg_features
+from jaxstyle.vgg import with_transposed_kernels as with_transposed_kernels
 from jaxstyle.weights import VGG19Weights as VGG19Weights
 from jaxstyle.weights import load_vgg19 as load_vgg19
 
@@ -44,6 +47,7 @@ __all__ = [
     "Job",
     "Estimate",
     "JaxstyleError",
+    "LossArgs",
     "LossWeights",
     "Objective",
     "OptimizerConfig",
@@ -61,6 +65,7 @@ __all__ = [
     "initialize_distributed",
     "load_vgg19",
     "loss_terms",
+    "make_loss_fn",
     "read_manifest",
     "style_layer_loss",
     "style_loss",
@@ -69,4 +74,5 @@ __all__ = [
     "total_loss",
     "total_variation_loss",
     "vgg_features",
+    "with_transposed_kernels",
 ]

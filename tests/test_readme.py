@@ -30,6 +30,8 @@ def test_python_api_example(monkeypatch):
     result, gram = namespace["result"], namespace["gram"]
     assert max(result.image.shape[:2]) == 64 and len(result.history["style"]) == 3
     assert gram.shape == (1, 64, 64) and np.isfinite(np.asarray(gram)).all()
+    grad = np.asarray(namespace["grad"])
+    assert grad.shape == result.image.shape and np.isfinite(grad).all() and np.abs(grad).max() > 0
 
 
 def shared(text: str) -> str:

@@ -39,6 +39,7 @@ def test_conv3x3_value_and_gradients_equal_xla_autodiff():
     np.testing.assert_allclose(dx, ref_dx, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(dk, ref_dk, rtol=1e-5, atol=1e-5)
     assert not np.any(dkt)  # the value does not depend on the transposed kernel
+
     # vmapped over images, kernels shared
     def one(x, probe):
         return jnp.sum(jnp.tanh(conv3x3(x[None], kernel, kernel_t)[0]) * probe)
