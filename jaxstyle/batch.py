@@ -47,9 +47,11 @@ from jaxstyle.resume import (
 from jaxstyle.stylize import (
     Settings,
     initial_image,
+    output_shape,
     prepare_images,
     prepare_targets,
     resolve_settings,
+    texture_overrides,
 )
 from jaxstyle.weights import VGG19Weights, load_vgg19
 
@@ -177,13 +179,11 @@ def batch(
 def _check(job: Job, out: Path, preset: str, shared: dict, params: VGG19Weights) -> _Ready:
     """Resolve a job's settings, load its images and check its output, or raise."""
     overrides = {**shared, **job.overrides}
-    init = overrides.pop("init", None)
-    if job.content is None:
-        overrides["content_weight"] = 0.0
-        init = "noise" if init in (None, "content") else init
+    init, texture = texture_overrides(job.content, overrides.pop("init", None))
+    overrides.update(texture)
     s = resolve_settings(preset, init=init, **overrides)
     content, styles = prepare_images(job.content, list(job.styles), s)
-    shape = content.shape[:2] if content is not None else styles[0].shape[:2]
+    shape = output_shape(content, styles)
     fingerprint = {
         "settings": dataclasses.asdict(s),
         "content": None if content is None else array_digest(content),
@@ -242,7 +242,7 @@ def _run_chunk(chunk, params, mesh, out: Path, every: int, driver: str):
 
 def _write(item: _Ready, result, i: int, params: VGG19Weights) -> None:
     """Write job ``i`` of a chunk's result: the image, then its record."""
-    from jaxstyle.cli import run_metadata
+    from jaxstyle.provenance import run_metadata
 
     image_io.save_image(item.output, result.images[i])
     record = {

@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import sys
 from pathlib import Path
 
@@ -239,25 +238,6 @@ def default_size() -> int:
     return 256 if jax.default_backend() == "cpu" else 512
 
 
-def run_metadata() -> dict:
-    import jax
-
-    import jaxstyle
-
-    versions = {"jaxstyle": jaxstyle.__version__, "python": platform.python_version()}
-    for name in ("jax", "jaxlib", "flax", "optax", "numpy"):
-        try:
-            versions[name] = __import__(name).__version__
-        except ImportError:
-            pass
-    return {
-        "versions": versions,
-        "backend": jax.default_backend(),
-        "devices": [str(d) for d in jax.devices()],
-        "machine": platform.machine(),
-    }
-
-
 SETTINGS = (
     "size",
     "steps",
@@ -343,6 +323,7 @@ class _Inputs:
 def cmd_stylize(args: argparse.Namespace) -> int:
     from jaxstyle import images as image_io
     from jaxstyle.presets import DEFAULT_PRESET
+    from jaxstyle.provenance import run_metadata
     from jaxstyle.stylize import resolve_settings, stylize
 
     if args.size is None:

@@ -188,6 +188,19 @@ class StylizeResult:
     timings: dict[str, float]
 
 
+def texture_overrides(content: ImageLike | None, init: Any) -> tuple[Any, dict[str, float]]:
+    """(init, setting overrides) of a run: without a content image (texture synthesis)
+    it starts from noise unless another init is given, and its content weight is 0."""
+    if content is not None:
+        return init, {}
+    return ("noise" if init in (None, "content") else init), {"content_weight": 0.0}
+
+
+def output_shape(content: np.ndarray | None, styles: Sequence[np.ndarray]) -> tuple[int, int]:
+    """(H, W) of the result: the content image's, else (texture) the first style image's."""
+    return (content if content is not None else styles[0]).shape[:2]
+
+
 def prepare_images(
     content: ImageLike | None, style: ImageLike | Sequence[ImageLike], settings: Settings
 ) -> tuple[np.ndarray | None, list[np.ndarray]]:
@@ -244,10 +257,8 @@ def stylize(
     Returns:
       A :class:`StylizeResult` with the image and the loss history.
     """
-    init = settings.pop("init", None)
-    if content is None:
-        settings["content_weight"] = 0.0
-        init = "noise" if init in (None, "content") else init
+    init, texture = texture_overrides(content, settings.pop("init", None))
+    settings.update(texture)
     init_label = init if isinstance(init, str) or init is None else "image"
     s = resolve_settings(preset, init=init_label, **settings)
     p = get_preset(s.preset)
@@ -256,7 +267,7 @@ def stylize(
     t = time.perf_counter()
     params = weights if isinstance(weights, VGG19Weights) else load_vgg19(weights)
     content_img, style_imgs = prepare_images(content, style, s)
-    shape = content_img.shape[:2] if content_img is not None else style_imgs[0].shape[:2]
+    shape = output_shape(content_img, style_imgs)
     x0 = initial_image(s.init if init_label != "image" else init, content_img, shape, s.seed)
     timings["load"] = time.perf_counter() - t
 
@@ -295,7 +306,7 @@ def prepare_targets(
 ) -> Targets:
     """The run's targets (computed, ready) from the prepared content (H, W, 3) or None
     (texture synthesis: zeros of the first style image's shape) and style images."""
-    shape = content.shape[:2] if content is not None else styles[0].shape[:2]
+    shape = output_shape(content, styles)
     targets = compute_targets(
         params,
         objective,

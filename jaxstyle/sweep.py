@@ -31,9 +31,11 @@ from jaxstyle.stylize import (
     ImageLike,
     Settings,
     initial_image,
+    output_shape,
     prepare_images,
     prepare_targets,
     resolve_settings,
+    texture_overrides,
 )
 from jaxstyle.weights import VGG19Weights, load_vgg19
 
@@ -140,12 +142,10 @@ def plan_sweep(
       devices: the devices to shard the cells over (default: all, of every process).
       **settings: the shared settings, as for :func:`jaxstyle.stylize`.
     """
-    init = settings.pop("init", None)
-    if content is None:
-        if content_weight is not None:
-            raise JaxstyleError("content weight cannot be set without a content image")
-        content_weight = 0.0
-        init = "noise" if init in (None, "content") else init
+    if content is None and content_weight is not None:
+        raise JaxstyleError("content weight cannot be set without a content image")
+    init, texture = texture_overrides(content, settings.pop("init", None))
+    content_weight = texture.get("content_weight", content_weight)
     init_label = init if isinstance(init, str) or init is None else "image"
     grid = dict(
         content_weight=_axis("content_weight", content_weight),
@@ -169,7 +169,7 @@ def plan_sweep(
     t = time.perf_counter()
     params = weights if isinstance(weights, VGG19Weights) else load_vgg19(weights)
     content_img, style_imgs = prepare_images(content, style, s)
-    shape = content_img.shape[:2] if content_img is not None else style_imgs[0].shape[:2]
+    shape = output_shape(content_img, style_imgs)
     start = s.init if init_label != "image" else init
     starts = [initial_image(start, content_img, shape, c.seed) for c in resolved]
     timings["load"] = time.perf_counter() - t

@@ -110,7 +110,7 @@ def write_sweep(result: SweepResult, directory: Path, *, record: dict | None = N
     """
     import jax
 
-    from jaxstyle.cli import run_metadata
+    from jaxstyle.provenance import run_metadata
 
     directory = image_io.check_output_dir(Path(directory))
     files = cell_files(result.cells, result.axes)
