@@ -149,8 +149,12 @@ def _estimate_arguments(p: argparse.ArgumentParser) -> None:
         help="longest side in pixels, the image taken square (default: as stylize's)",
     )
     p.add_argument("--shape", type=_shape, help="HxW, e.g. 384x512, instead of --size")
+    p.add_argument("--batch", type=int, default=1, help="images optimised together (1)")
     p.add_argument(
-        "--batch", type=int, default=1, help="images optimised together (sweep cells; 1)"
+        "--mode",
+        choices=("sweep", "batch"),
+        default="sweep",
+        help="with --batch > 1: a sweep's cells share targets; a batch's jobs have their own",
     )
     p.add_argument("--json", action="store_true", help="print the estimate as JSON")
 
@@ -478,6 +482,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         default_size() if args.size is None and args.shape is None else args.size,
         shape=args.shape,
         batch=args.batch,
+        mode=args.mode,
         preset=args.preset or DEFAULT_PRESET,
         weights=args.weights,
         **{k: getattr(args, k) for k in PROGRAM_SETTINGS},
@@ -493,7 +498,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         return "        -" if n is None else f"{n / 1e9:9.2f} GFLOP"
 
     print(
-        f"one {e.optimizer} step, {e.height}x{e.width}, batch {e.batch}, preset {e.preset}, "
+        f"one {e.optimizer} step, {e.height}x{e.width}, batch {e.batch}"
+        f"{f' ({e.mode})' if e.batch > 1 else ''}, preset {e.preset}, "
         f"{e.compute_dtype}, {e.backend} ({e.devices} device{'s' * (e.devices > 1)}):"
     )
     rows = [

@@ -37,6 +37,7 @@ from jaxstyle.vgg import add_transposed_kernels
 from jaxstyle.weights import VGG19Weights, load_vgg19
 
 MIN_SIDE = 16
+MODES = ("sweep", "batch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,8 +45,9 @@ class Estimate:
     """Memory (bytes per device) and cost of one optimisation step.
 
     Attributes:
-      height, width: of each image. batch: images (sweep cells) per step,
-        sharded over ``devices`` devices of ``backend``.
+      height, width: of each image. batch: images per step, sharded over
+        ``devices`` devices of ``backend``; ``mode`` ``"sweep"`` (cells sharing one
+        set of targets) or ``"batch"`` (jobs, each with its own targets).
       argument_bytes, output_bytes, temp_bytes, generated_code_bytes: XLA's
         memory analysis of the compiled step; ``alias_bytes`` of the outputs
         reuse the donated input carry's buffers.
@@ -64,6 +66,7 @@ class Estimate:
     height: int
     width: int
     batch: int
+    mode: str
     preset: str
     optimizer: str
     compute_dtype: str
@@ -93,6 +96,7 @@ def estimate(
     *,
     shape: tuple[int, int] | None = None,
     batch: int = 1,
+    mode: str = "sweep",
     preset: str = DEFAULT_PRESET,
     weights: VGG19Weights | str | os.PathLike | None = None,
     **settings: Any,
@@ -103,8 +107,11 @@ def estimate(
       size: longest side in pixels; the image is taken square (the most memory
         for that side). Give either ``size`` or ``shape``.
       shape: (H, W) of the image instead.
-      batch: images optimised together (a sweep's cells, vmapped); 1 is
-        ``stylize``'s single-image step.
+      batch: images optimised together (vmapped); 1 is ``stylize``'s
+        single-image step.
+      mode: for batch > 1, ``"sweep"`` (the cells share the targets, as in
+        :func:`jaxstyle.sweep`) or ``"batch"`` (each job holds its own targets,
+        as in :func:`jaxstyle.batch`).
       preset, weights: as for :func:`jaxstyle.stylize`.
       **settings: the settings that shape the program: ``optimizer``,
         ``compute_dtype``, ``content_layers``, ``style_layers``, ``pooling``.
@@ -119,12 +126,16 @@ def estimate(
         raise JaxstyleError(f"image sides must be at least {MIN_SIDE} pixels, not {height}x{width}")
     if batch < 1:
         raise JaxstyleError(f"batch must be >= 1, not {batch}")
+    if mode not in MODES:
+        raise JaxstyleError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     s = resolve_settings(preset, size=max(height, width), **settings)
     p = get_preset(s.preset)
     objective, config = s.objective(p), s.optimizer_config(p)
     params = weights if isinstance(weights, VGG19Weights) else load_vgg19(weights)
 
-    compiled, devices = compile_step(params, objective, config, (height, width), batch=batch)
+    compiled, devices = compile_step(
+        params, objective, config, (height, width), batch=batch, per_cell_targets=mode == "batch"
+    )
     sizes = memory_sizes(compiled)
     if sizes is None:
         raise JaxstyleError(f"jax's {jax.default_backend()} backend reports no memory analysis")
@@ -143,6 +154,7 @@ def estimate(
         height=height,
         width=width,
         batch=batch,
+        mode=mode,
         preset=s.preset,
         optimizer=s.optimizer,
         compute_dtype=s.compute_dtype,
@@ -167,11 +179,13 @@ def compile_step(
     shape: tuple[int, int],
     *,
     batch: int = 1,
+    per_cell_targets: bool = False,
 ) -> tuple[Any, int]:
     """(the compiled step, devices) for (H, W) images, as a run would compile it.
 
-    Batch 1: ``stylize``'s step. Batch > 1: a sweep's, the cells vmapped and
-    sharded over the local devices (padded to a multiple of their number).
+    Batch 1: ``stylize``'s step. Batch > 1: a sweep's (or with ``per_cell_targets``
+    a batch's), the cells vmapped and sharded over the local devices (padded to a
+    multiple of their number).
     The carry is donated, as in :func:`jaxstyle.optimize.run`.
     """
     image = jax.ShapeDtypeStruct((*shape, 3), jnp.float32)
@@ -188,7 +202,7 @@ def compile_step(
         args, devices = LossArgs(vgg, targets, loss_weights), 1
         carry = jax.eval_shape(init, image, args)
     else:
-        loss_fn = shared_loss_fn(objective)
+        loss_fn = shared_loss_fn(objective, per_cell_targets)
         config = dataclasses.replace(config, batch_axis=MESH_AXIS)
         mesh = Mesh(np.array(jax.local_devices()), (MESH_AXIS,))
         cells, devices = NamedSharding(mesh, P(MESH_AXIS)), mesh.size
@@ -196,11 +210,13 @@ def compile_step(
         padded = batch + (-batch % devices)
         args = LossArgs(
             _abstract(vgg, sharding=replicated),
-            _abstract(targets, sharding=replicated),
+            _abstract(targets, lead=(padded,), sharding=cells)
+            if per_cell_targets
+            else _abstract(targets, sharding=replicated),
             _abstract(loss_weights, lead=(padded,), sharding=cells),
         )
-        init = batched(make_init(loss_fn, config), mesh)
-        step = batched(make_step(loss_fn, config), mesh)
+        init = batched(make_init(loss_fn, config), mesh, per_cell_targets)
+        step = batched(make_step(loss_fn, config), mesh, per_cell_targets)
         x0 = _abstract(image, lead=(padded,), sharding=cells)
         carry = _abstract(jax.eval_shape(init, x0, args), sharding=cells)
     return jax.jit(step, donate_argnums=0).lower(carry, args).compile(), devices

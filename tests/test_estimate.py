@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -37,6 +39,7 @@ def estimates(vgg_weights):
         "32": run(size=32),
         "48": run(size=48),
         "32 batch 3": run(size=32, batch=3),
+        "32 batch 3 jobs": run(size=32, batch=3, mode="batch"),
         "32x48": run(shape=(32, 48)),
     }
 
@@ -51,6 +54,22 @@ def test_memory_grows_with_size_and_batch(estimates):
     # The carry (image + two Adam moments, float32) is donated: its outputs reuse the inputs.
     assert small.alias_bytes >= 3 * 32 * 32 * 3 * 4
     assert batch3.alias_bytes >= 3 * small.alias_bytes
+
+
+def test_batch_mode_holds_a_set_of_targets_per_job(vgg_weights, estimates):
+    """A batch's jobs each hold their targets (arguments of the step); a sweep's cells share
+    one set: 3 jobs on one device take exactly two sets of targets more."""
+    sweep, jobs = estimates["32 batch 3"], estimates["32 batch 3 jobs"]
+    layers = {k: SHALLOW[k] for k in ("content_layers", "style_layers")}
+    objective = jaxstyle.Objective.from_preset(jaxstyle.PRESETS["jaxstyle"], **layers)
+    image = jax.ShapeDtypeStruct((32, 32, 3), jnp.float32)
+    targets = jax.eval_shape(
+        lambda x: jaxstyle.compute_targets(vgg_weights, objective, x, [x]), image
+    )
+    target_bytes = sum(t.size * t.dtype.itemsize for t in jax.tree.leaves(targets))
+    assert (sweep.mode, jobs.mode, jobs.devices) == ("sweep", "batch", 1)
+    assert jobs.argument_bytes - sweep.argument_bytes == 2 * target_bytes
+    assert jobs.vgg_flops == sweep.vgg_flops
 
 
 def test_estimate_counts_weights_and_flops(estimates):
@@ -83,6 +102,7 @@ def test_cli_prints_table_and_json(estimates, capsys):
         (["--shape", "0x32"], "at least 16"),
         (["--shape", "32by32"], "HxW"),
         (["--size", "32", "--batch", "0"], "batch"),
+        (["--size", "32", "--batch", "2", "--mode", "jobs"], "mode"),
         (["--size", "32", "--shape", "32x32"], "either"),
         (["--size", "32", "--compute-dtype", "float16"], "compute-dtype"),
     ],
