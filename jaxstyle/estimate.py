@@ -6,12 +6,12 @@ one for a batch) is lowered and compiled from abstract inputs
 targets' shapes come from ``jax.eval_shape`` of :func:`compute_targets`.
 
 The estimate is the step's own memory: its buffers, the VGG19 weights (arguments
-of the step) among them; on a GPU/TPU that is the device memory a run needs. A CPU process holds
-more: the Python/jax runtime, the loaded weights, the compiler's working
-memory and the other compiled programs (targets, init, final losses). Measured
-on XLA:CPU at 96x128 px, Adam: estimate 99 MiB, the steps' peak above the
-memory before them 71 MiB plus the 49 MiB of weights, the whole process's peak
-RSS 1.3 GiB.
+of the step, with their transposed kernels) among them; on a GPU/TPU that is the
+device memory a run needs. A CPU process holds more: the Python/jax runtime, the
+loaded weights, the compiler's working memory and the other compiled programs
+(targets, init, final losses). Measured on XLA:CPU at 96x128 px, Adam, preset
+jcjohnson: estimate 148 MiB (99 MiB of it weights); scripts/bench.py's peak
+resident memory while stepping, above that after loading, 339 MiB.
 """
 
 from __future__ import annotations

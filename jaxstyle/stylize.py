@@ -305,10 +305,13 @@ def prepare_targets(
     settings: Settings,
 ) -> Targets:
     """The run's targets (computed, ready) from the prepared content (H, W, 3) or None
-    (texture synthesis: zeros of the first style image's shape) and style images."""
+    (texture synthesis: zeros of the first style image's shape) and style images.
+
+    Computed with the weights the steps use (:func:`with_transposed_kernels`, on the
+    device), so they are not copied to the device again for each image."""
     shape = output_shape(content, styles)
     targets = compute_targets(
-        params,
+        with_transposed_kernels(params),
         objective,
         None if content is None else jnp.asarray(content),
         [jnp.asarray(img) for img in styles],
