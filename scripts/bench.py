@@ -412,7 +412,9 @@ class TorchCase:
     ``jaxstyle.losses`` and the preset's ``Objective``. Adam is
     ``torch.optim.Adam`` with a clamp to [0, 1] after each step; L-BFGS is
     ``torch.optim.LBFGS`` (history 10, strong Wolfe) on J(clamp(x)), one
-    ``step`` call of ``max_iter`` = steps with the tolerances off.
+    ``step`` call of ``max_iter`` = steps with the tolerances off. On CUDA,
+    ``cudnn.benchmark`` is on; convolutions run in TF32 (torch's default), as
+    jax's float32 convolutions do on GPU.
     """
 
     framework = "torch"
@@ -423,6 +425,8 @@ class TorchCase:
         from jaxstyle.architecture import CONV_SHAPES, LAYER_INDEX, LAYER_NAMES, deepest
 
         torch.set_num_threads(threads)
+        if device == "cuda":  # cuDNN picks the fastest algorithms, as jax's autotuner does
+            torch.backends.cudnn.benchmark = True
         self.torch, self.device = torch, device
         s, self.objective = inputs.settings, inputs.objective
         self.config = s.optimizer_config(inputs.preset)
