@@ -323,7 +323,7 @@ class CellPlan:
                     carry,
                     min(segment, self.steps - done),
                     driver=driver,
-                    on_progress=on_progress,
+                    on_progress=on_progress if progress else None,
                     should_stop=lambda: bool(stopped()),
                 )
                 compile_seconds += result.compile_seconds

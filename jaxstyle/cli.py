@@ -187,7 +187,12 @@ def _setting_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> No
     p.add_argument(
         "--seed", type=_csv(int) if sweep else int, default=None if sweep else 0, help=axis
     )
-    p.add_argument("--driver", choices=("auto", "python", "device"), default="auto")
+    p.add_argument(
+        "--driver",
+        choices=("auto", "python", "device"),
+        default="auto",
+        help="loop driver: a Python loop over the compiled step (auto) or fori_loop chunks",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 

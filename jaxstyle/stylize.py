@@ -341,7 +341,6 @@ def optimize_image(
     carry = compile_once(make_init(loss_fn, config), x0, args)(x0, args)
     step = make_step(loss_fn, config)
     bar = tqdm(total=steps, desc="stylize", unit="step", disable=not progress, leave=False)
-    every = callback_every if callback and callback_every > 0 else 1
 
     def on_progress(done, record, get_carry):
         bar.set_postfix({k: f"{float(v):.3g}" for k, v in record.items()}, refresh=False)
@@ -358,8 +357,8 @@ def optimize_image(
             args,
             steps,
             driver=driver,
-            on_progress=on_progress,
-            progress_every=every if callback else 1,
+            on_progress=on_progress if progress or callback else None,
+            progress_every=callback_every if callback else 0,
         )
     history = {k: np.asarray(v) for k, v in result.history.items()}
     if not history:

@@ -34,7 +34,10 @@ Columns:
                 counts compiled programs, jaxstyle's device copy of the weights
                 with their transposed kernels, targets, optimiser state and the
                 steps' activations.
-                GPU: peak device memory while stepping minus that before set-up.
+                GPU: torch's peak allocated memory while stepping minus that before
+                set-up; jax's device memory in use after stepping minus that before
+                set-up, plus the step's temporary buffers (XLA's memory analysis):
+                the device's own peak counter also counts the autotuner's scratch.
   compile s     jax only: lowering + compiling the step, in a fresh subprocess,
                 "cold" with an empty persistent compilation cache, "warm" in a
                 second subprocess reading the cache the first one wrote.
@@ -86,7 +89,7 @@ DEFAULT_CONTENT = ROOT.parent / "shared" / "images" / "tubingen.jpg"
 DEFAULT_STYLE = ROOT.parent / "shared" / "images" / "starry_night.jpg"
 PROBE_TAG = "BENCH_PROBE "
 AGREEMENT_RTOL = {"float32": 1e-4, "bfloat16": 2e-2}
-README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+README_BLOCK = "bench"  # the README's markers: <!-- bench:start --> ... <!-- bench:end -->
 
 # Dense peaks in TFLOP/s: (fp32 CUDA cores, tf32 tensor cores, bf16 tensor cores).
 # float32 convolutions run on TF32 tensor cores by default in both XLA and cuDNN.
@@ -626,10 +629,14 @@ def probe_main(a: argparse.Namespace) -> None:
     if a._memory:
         case.run(1)
         if gpu and a._probe == "jax":
+            # The device's peak counter also holds the autotuner's scratch buffers
+            # (compiling the target programs), so: what stays in use + the step's temps.
             case.run(a.steps)
+            gc.collect()
             stats = jax.local_devices()[0].memory_stats() or {}
-            out["peak_bytes"] = stats.get("peak_bytes_in_use", 0) - base
-            out["peak_method"] = "device peak_bytes_in_use - before"
+            temp = (case.memory_analysis or {}).get("temp", 0)
+            out["peak_bytes"] = stats.get("bytes_in_use", 0) - base + temp
+            out["peak_method"] = "jax: device bytes in use after stepping - before + XLA step temps"
         elif gpu:
             import torch
 
@@ -907,14 +914,27 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def replace_marked_block(text: str, block: str) -> str:
-    """``text`` with everything between the README_START and README_END marker lines
+def markers(name: str) -> tuple[str, str]:
+    """The start and end marker lines of the README block ``name``."""
+    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+
+
+def replace_marked_block(text: str, block: str, name: str = README_BLOCK) -> str:
+    """``text`` with everything between the start and end marker lines of block ``name``
     replaced by ``block``; the markers and the rest are kept. ValueError without
     exactly one pair of markers in that order."""
-    start, end = text.find(README_START), text.find(README_END)
-    if text.count(README_START) != 1 or text.count(README_END) != 1 or end < start:
-        raise ValueError(f"needs one {README_START} line and, after it, one {README_END} line")
-    return f"{text[: start + len(README_START)]}\n{block.rstrip()}\n{text[end:]}"
+    first, last = markers(name)
+    start, end = text.find(first), text.find(last)
+    if text.count(first) != 1 or text.count(last) != 1 or end < start:
+        raise ValueError(f"needs one {first} line and, after it, one {last} line")
+    return f"{text[: start + len(first)]}\n{block.rstrip()}\n{text[end:]}"
+
+
+def rendered(reports: list[dict], paths: list[Path]) -> str:
+    """Saved ``--json`` reports (e.g. measured on a lent GPU) as one Markdown block."""
+    names = " ".join(str(p) for p in paths)
+    lines = [f"Rendered from the saved reports by `python scripts/bench.py --from-json {names}`."]
+    return "\n".join(lines) + "\n\n" + "\n".join(markdown(r) for r in reports)
 
 
 # ----------------------------------------------------------------------------- main
@@ -973,8 +993,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--write-readme",
         type=Path,
         metavar="README",
-        help=f"replace the block between {README_START} and {README_END} in README "
-        "with the Markdown report",
+        help="replace the block between the markers <!-- NAME:start --> and "
+        "<!-- NAME:end --> in README with the Markdown report",
+    )
+    ap.add_argument(
+        "--readme-block",
+        default=README_BLOCK,
+        metavar="NAME",
+        help=f"the marker name for --write-readme (default {README_BLOCK})",
+    )
+    ap.add_argument(
+        "--from-json",
+        type=Path,
+        nargs="+",
+        metavar="REPORT",
+        help="render saved --json reports (for --markdown/--write-readme) instead of measuring",
     )
     ap.add_argument("--_probe", choices=["jax", "torch"], help=argparse.SUPPRESS)
     ap.add_argument("--_cache-dir", dest="_cache_dir", help=argparse.SUPPRESS)
@@ -991,7 +1024,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ap.error("steps, repeats and batch must be >= 1 and sizes >= 16")
     if a.write_readme:  # fail before benchmarking, not after
         try:
-            replace_marked_block(a.write_readme.read_text(), "")
+            replace_marked_block(a.write_readme.read_text(), "", a.readme_block)
         except (OSError, ValueError) as err:
             ap.error(f"--write-readme: {err}")
     return a
@@ -1002,6 +1035,13 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("TQDM_DISABLE", "1")
     if a._probe:
         probe_main(a)
+        return
+    if a.from_json:
+        try:
+            reports = [json.loads(p.read_text()) for p in a.from_json]
+        except (OSError, ValueError) as err:
+            sys.exit(f"--from-json: {err}")
+        write_outputs(a, rendered(reports, a.from_json))
         return
     import jax
 
@@ -1069,12 +1109,17 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(report["ratios"]))
     if a.json:
         a.json.write_text(json.dumps(report, indent=1) + "\n")
+    write_outputs(a, markdown(report))
+
+
+def write_outputs(a: argparse.Namespace, block: str) -> None:
+    """Write the Markdown ``block`` to ``--markdown`` and into ``--write-readme``."""
     if a.markdown:
-        a.markdown.write_text(markdown(report))
+        a.markdown.write_text(block)
     if a.write_readme:
-        text = replace_marked_block(a.write_readme.read_text(), markdown(report))
+        text = replace_marked_block(a.write_readme.read_text(), block, a.readme_block)
         a.write_readme.write_text(text)
-        print(f"wrote the table into {a.write_readme}")
+        print(f"wrote the table into {a.write_readme} ({a.readme_block} block)")
 
 
 if __name__ == "__main__":

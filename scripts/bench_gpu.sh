@@ -7,7 +7,8 @@
 # each under `timeout`, skipped once the budget is spent; a failing stage does not
 # stop the next, except the smoke test (no GPU, or jaxstyle does not import: stop).
 # Everything printed also goes to OUTDIR/bench_gpu.log; bench.py writes its JSON
-# reports to OUTDIR. The stages share one persistent compilation cache.
+# reports to OUTDIR. The stages share one persistent compilation cache. STAGES, if
+# set, names the stages to run (space-separated); the smoke test always runs.
 set -u
 out=$1 images=$2 budget=${3:-480}
 content=$images/tubingen.jpg style=$images/starry_night.jpg
@@ -22,6 +23,7 @@ exec > >(tee "$out/bench_gpu.log") 2>&1
 stage() {  # stage NAME MAX_SECONDS COMMAND...
     local name=$1 limit=$2 left=$((budget - SECONDS)) t=$SECONDS
     shift 2
+    if [[ -n ${STAGES:-} && " $STAGES " != *" $name "* && $name != smoke ]]; then return 0; fi
     if ((left < 30)); then echo "== $name: skipped, budget spent"; return 1; fi
     ((limit > left)) && limit=$left
     echo "== $name (limit ${limit}s): $*"
@@ -51,13 +53,17 @@ stage bench_bf16 90 $py scripts/bench.py --sizes 512 --batch 1,8 --optimizers ad
     --compute-dtype bfloat16 --frameworks jax --steps 20 --repeats 5 --no-probes \
     --content "$content" --style "$style" --json "$out/bench_bf16.json"
 # Issue 3: 8 sweep cells vmapped vs one after another at 512 px (goal 3x).
-stage sweep_adam 120 $py scripts/bench_sweep.py --size 512 --steps 100 --cells 8 \
-    --optimizer adam --content "$content" --style "$style"
+for driver in python device; do
+    stage sweep_adam_$driver 120 $py scripts/bench_sweep.py --size 512 --steps 100 --cells 8 \
+        --optimizer adam --driver $driver --content "$content" --style "$style"
+done
 stage bench_lbfgs 150 $py scripts/bench.py --sizes 512 --batch 1,8 --optimizers lbfgs \
     --steps 10 --repeats 3 --no-probes --content "$content" --style "$style" \
     --json "$out/bench_lbfgs.json"
-stage sweep_lbfgs 120 $py scripts/bench_sweep.py --size 512 --steps 20 --cells 8 \
-    --optimizer lbfgs --content "$content" --style "$style"
+for driver in python device; do
+    stage sweep_lbfgs_$driver 120 $py scripts/bench_sweep.py --size 512 --steps 20 --cells 8 \
+        --optimizer lbfgs --driver $driver --content "$content" --style "$style"
+done
 stage cli 90 bash -c "time $py -m jaxstyle stylize '$content' '$style' -o '$out/gpu_tubingen_starry.png' --size 512 --steps 500"
 stage probes 120 $py scripts/bench.py --sizes 512 --batch 1 --optimizers adam --steps 20 \
     --repeats 3 --content "$content" --style "$style" --json "$out/bench_probes.json"

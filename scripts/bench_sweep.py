@@ -38,6 +38,7 @@ def main() -> None:
     ap.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam")
     ap.add_argument("--mode", choices=("sweep", "batch"), default="sweep")
     ap.add_argument("--repeats", type=int, default=2, help="alternating timed runs of each")
+    ap.add_argument("--driver", choices=("auto", "python", "device"), default="auto")
     ap.add_argument("--content", help="content image (default: the built-in example photo)")
     ap.add_argument("--style", help="style image (default: the built-in example painting)")
     a = ap.parse_args()
@@ -45,7 +46,9 @@ def main() -> None:
     content = load_image(Path(a.content) if a.content else examples.example_content())
     style = load_image(Path(a.style)) if a.style else examples.example_style()
     style_weights = [float(w) for w in np.geomspace(1e1, 1e4, a.cells)]
-    common = dict(weights=weights, size=a.size, steps=a.steps, optimizer=a.optimizer)
+    common = dict(
+        weights=weights, size=a.size, steps=a.steps, optimizer=a.optimizer, driver=a.driver
+    )
 
     def one(w):
         return jaxstyle.stylize(content, style, style_weight=w, **common)
@@ -103,7 +106,7 @@ def main() -> None:
     n = a.cells
     print(
         f"{jax.default_backend()} ({len(swept.devices)} device(s)), {w}x{h} px, {a.optimizer}, "
-        f"{n} cells x {a.steps} steps, best of {a.repeats}"
+        f"{n} cells x {a.steps} steps, {a.driver} driver, best of {a.repeats}"
     )
     print(f"first call (compile + run): stylize {warm_single:.1f} s, {a.mode} {warm_sweep:.1f} s")
     print(f"{'':>11} {'wall s':>8} {'images/s':>9} {'optimise s':>11} {'images/s':>9}")

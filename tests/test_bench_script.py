@@ -92,3 +92,21 @@ def test_readme_table_is_the_scripts_output():
     assert block.lstrip().startswith("<!-- written by scripts/bench.py; do not edit by hand -->")
     assert "command: python scripts/bench.py" in block and "--write-readme README.md" in block
     assert "| framework | optimizer | size | batch | ms/step |" in block
+
+
+def test_readme_gpu_table_is_rendered_from_the_saved_reports(tmp_path):
+    """The README's GPU block is exactly what ``--from-json`` renders from the reports
+    saved in scripts/results (measured on a lent GPU), and only that block changes."""
+    readme = (ROOT / "README.md").read_text()
+    start, end = "<!-- bench-gpu:start -->", "<!-- bench-gpu:end -->"
+    copy = tmp_path / "README.md"
+    copy.write_text(readme.replace(readme.split(start)[1].split(end)[0], "\nstale\n"))
+    reports = sorted((ROOT / "scripts" / "results").glob("*/bench_*.json"))
+    assert reports, "no saved reports"
+    cmd = [sys.executable, str(BENCH), "--from-json", *(str(p.relative_to(ROOT)) for p in reports)]
+    cmd += ["--readme-block", "bench-gpu", "--write-readme", str(copy)]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert copy.read_text() == readme
+    block = readme.split(start)[1].split(end)[0]
+    assert "Backend: jax gpu" in block and "| jax | adam | 384x512 | 8 |" in block

@@ -51,3 +51,31 @@ def test_second_run_reuses_the_compiled_step(vgg_weights, pair):
     after = optimize._compile.cache_info()
     assert after.misses == before.misses, "a same-shaped second run compiled again"
     assert after.hits > before.hits and len(result.history["total"]) == 2
+
+
+@pytest.mark.parametrize("driver", ["python", "device"])
+def test_progress_is_reported_only_at_its_points(driver):
+    """on_progress (the only place a run waits for the device) comes at multiples of
+    progress_every, at the end, and otherwise at most once per progress_seconds."""
+
+    def step(carry, args):
+        carry = carry + args
+        return carry, {"total": carry.sum()}
+
+    def calls(**kwargs):
+        seen = []
+
+        def on_progress(done, record, get_carry):
+            assert isinstance(record["total"], np.ndarray)
+            seen.append((done, float(record["total"]), float(get_carry().sum())))
+
+        x = jax.numpy.zeros(2)
+        result = optimize.run(step, x, 1.0, 7, driver=driver, on_progress=on_progress, **kwargs)
+        np.testing.assert_array_equal(result.history["total"], 2.0 * np.arange(1, 8))
+        return seen
+
+    assert calls(progress_every=3, progress_seconds=float("inf"), chunk=50) == [
+        (n, 2.0 * n, 2.0 * n) for n in (3, 6, 7)
+    ]
+    every_time = [n for n, _, _ in calls(progress_seconds=0.0, chunk=2)]
+    assert every_time == ([1, 2, 3, 4, 5, 6, 7] if driver == "python" else [2, 4, 6, 7])
