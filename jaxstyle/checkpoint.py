@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +12,19 @@ from orbax.checkpoint import v1 as ocp
 # Orbax logs each save/load at INFO through absl; keep the CLI quiet.
 logging.getLogger("absl").setLevel(logging.WARNING)
 
+# Orbax saves from two threads of one process at once can fail (seen: tensorstore NOT_FOUND
+# in one thread's own temporary directory, then EEXIST), so a process runs one at a time;
+# processes stay independent (each writes its own directory, then renames it).
+_ONE_AT_A_TIME = threading.RLock()
+
 
 def save_tree(path: Path, tree: Any) -> None:
     """Write a pytree of arrays to the (new) directory ``path``."""
-    ocp.save(Path(path).absolute(), tree)
+    with _ONE_AT_A_TIME:
+        ocp.save(Path(path).absolute(), tree)
 
 
 def load_tree(path: Path) -> Any:
     """Read back a pytree written by :func:`save_tree`, as NumPy arrays."""
-    return ocp.load(Path(path).absolute())
+    with _ONE_AT_A_TIME:
+        return ocp.load(Path(path).absolute())
