@@ -15,14 +15,17 @@ def pair(shared_image):
     return shared_image("tubingen.jpg"), shared_image("starry_night.jpg")
 
 
-def test_texture_synthesis_lowers_style_loss_500_fold(vgg_weights, pair):
+def test_texture_synthesis_lowers_style_loss_1000_fold(vgg_weights, pair):
     """Gatys et al. 2015 texture synthesis: Gram matching alone (no TV), from noise.
-    Measured: 947-fold after 400 L-BFGS steps (over 1000-fold after 600)."""
+    Measured at 25 x 40: 772-fold after 200 L-BFGS steps, 1876-fold after 400.
+
+    Not 32 px (20 x 32): there relu4's convolutions run on 2 x 4 maps, where
+    XLA:CPU's convolution is 7x slower than on 3 x 4 (an Adam step: 290 vs 39 ms)."""
     result = jaxstyle.stylize(
         None,
         pair[1],
         weights=vgg_weights,
-        size=32,
+        size=40,
         steps=400,
         optimizer="lbfgs",
         tv_weight=0.0,
@@ -30,10 +33,10 @@ def test_texture_synthesis_lowers_style_loss_500_fold(vgg_weights, pair):
     )
     assert result.settings.content_weight == 0.0 and result.settings.init == "noise"
     start, end = result.history["style"][0], result.final["style"]
-    assert start / end >= 500, (
+    assert start / end >= 1000, (
         f"style loss fell only {start / end:.0f}-fold ({start:.3g} -> {end:.3g})"
     )
-    assert result.image.shape[2] == 3 and max(result.image.shape[:2]) == 32
+    assert result.image.shape == (25, 40, 3)
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
