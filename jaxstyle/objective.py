@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxstyle import losses
 from jaxstyle.architecture import LAYER_INDEX
@@ -89,10 +90,11 @@ class LossWeights:
     def create(cls, *, content, style, tv, style_layers) -> LossWeights:
         """Weights from numbers; negative values are refused."""
         values = dict(content=content, style=style, tv=tv, style_layers=style_layers)
+        values = {k: np.asarray(v, np.float32) for k, v in values.items()}  # checked on the host
         for name, value in values.items():
-            if jnp.any(jnp.asarray(value) < 0) or not jnp.all(jnp.isfinite(jnp.asarray(value))):
+            if np.any(value < 0) or not np.all(np.isfinite(value)):
                 raise JaxstyleError(f"{name.replace('_', ' ')} weight must be finite and >= 0")
-        return cls(**{k: jnp.asarray(v, jnp.float32) for k, v in values.items()})
+        return cls(**jax.device_put(values))  # jnp.asarray would compile a program per shape
 
 
 @jax.tree_util.register_dataclass
@@ -136,25 +138,37 @@ def compute_targets(
       blend: weights of the style images' Grams (default equal, sum 1).
     """
     if content is not None:
-        content_features = _features(params, content[None], objective.content_layers, objective)
-        content_targets = {k: v[0] for k, v in content_features.items()}
+        content_targets = _content_features(params, content, objective)
     else:
-        shape = jax.ShapeDtypeStruct((1, *content_shape, 3), jnp.float32)
-        abstract = jax.eval_shape(
-            lambda x: _features(params, x, objective.content_layers, objective), shape
-        )
-        content_targets = {k: jnp.zeros(v.shape[1:], v.dtype) for k, v in abstract.items()}
+        shape = jax.ShapeDtypeStruct((*content_shape, 3), jnp.float32)
+        abstract = jax.eval_shape(_content_features, params, shape, objective)
+        zeros = {k: np.zeros(v.shape, v.dtype) for k, v in abstract.items()}
+        content_targets = jax.device_put(zeros)
     blend = [1.0 / len(styles)] * len(styles) if blend is None else list(blend)
     total = sum(blend)
     if len(blend) != len(styles) or total <= 0 or min(blend) < 0:
         raise JaxstyleError("style blend weights must be >= 0, sum > 0, one per style image")
     grams: dict = {}
     for style, b in zip(styles, blend, strict=True):
-        style_features = _features(params, style[None], objective.style_layers, objective)
-        for name, f in style_features.items():
-            g = (b / total) * losses.gram_matrix(f[0], normalize=objective.gram_normalize)
+        for name, g in _weighted_grams(params, style, np.float32(b / total), objective).items():
             grams[name] = grams[name] + g if name in grams else g
     return Targets(content=content_targets, style=grams)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _content_features(params, image, objective: Objective) -> dict[str, jax.Array]:
+    """{layer: (h, w, C)} content features of one (H, W, 3) image (one program, so a
+    run's set-up compiles, or loads from the cache, one program per image shape)."""
+    feats = _features(params, image[None], objective.content_layers, objective)
+    return {k: v[0] for k, v in feats.items()}
+
+
+@functools.partial(jax.jit, static_argnums=3)
+def _weighted_grams(params, image, weight, objective: Objective) -> dict[str, jax.Array]:
+    """{layer: (C, C)} Gram matrices of one (H, W, 3) style image, times ``weight``."""
+    feats = _features(params, image[None], objective.style_layers, objective)
+    norm = objective.gram_normalize
+    return {k: weight * losses.gram_matrix(f[0], normalize=norm) for k, f in feats.items()}
 
 
 def loss_terms(

@@ -161,11 +161,11 @@ def initial_image(init: str | ImageLike, content: np.ndarray | None, shape, seed
     if isinstance(init, str) and init == "content":
         if content is None:
             raise JaxstyleError("init 'content' needs a content image")
-        return jnp.asarray(content)
+        return jax.device_put(content)
     if isinstance(init, str) and init == "noise":
         return jax.random.uniform(jax.random.key(seed), (*shape, 3), jnp.float32)
     start = as_image(init)
-    return jnp.asarray(image_io.resize_to(start, shape))
+    return jax.device_put(image_io.resize_to(start, shape))
 
 
 @dataclasses.dataclass
@@ -313,8 +313,8 @@ def prepare_targets(
     targets = compute_targets(
         with_transposed_kernels(params),
         objective,
-        None if content is None else jnp.asarray(content),
-        [jnp.asarray(img) for img in styles],
+        None if content is None else jax.device_put(content),
+        [jax.device_put(img) for img in styles],
         blend=settings.style_blend,
         content_shape=shape,
     )
