@@ -89,6 +89,7 @@ DEFAULT_CONTENT = ROOT.parent / "shared" / "images" / "tubingen.jpg"
 DEFAULT_STYLE = ROOT.parent / "shared" / "images" / "starry_night.jpg"
 PROBE_TAG = "BENCH_PROBE "
 AGREEMENT_RTOL = {"float32": 1e-4, "bfloat16": 2e-2}
+BATCH_AXIS = "images"  # the vmapped axis of batch > 1 (L-BFGS's OptimizerConfig.batch_axis)
 README_BLOCK = "bench"  # the README's markers: <!-- bench:start --> ... <!-- bench:end -->
 
 # Dense peaks in TFLOP/s: (fp32 CUDA cores, tf32 tensor cores, bf16 tensor cores).
@@ -296,7 +297,9 @@ class JaxCase:
     """jaxstyle's own path: compute_targets, make_loss_fn, make_init/make_step, jit.
 
     Batch 1 runs the step as ``stylize`` does; batch B > 1 vmaps init and step
-    over the B images with the targets and weights shared. ``compile_only``
+    over the B images with the targets and weights shared, with L-BFGS's
+    ``batch_axis`` set as in jaxstyle's sweeps and batches (the zoom line search
+    runs only when some image rejects its first trial). ``compile_only``
     lowers the step from abstract shapes only (for the compile-time probe; the
     program and so its persistent-cache key are the same) and cannot ``run``.
     """
@@ -314,6 +317,9 @@ class JaxCase:
 
         s, objective = inputs.settings, inputs.objective
         self.config = s.optimizer_config(inputs.preset)
+        self.batched = batch > 1
+        if self.batched:  # as jaxstyle's sweeps and batches: the zoom search only when needed
+            self.config = dataclasses.replace(self.config, batch_axis=BATCH_AXIS)
 
         def targets_of(content, style):
             return compute_targets(params, objective, content, [style])
@@ -331,10 +337,10 @@ class JaxCase:
         if self.config.name == "lbfgs":
             step = _with_linesearch_count(step)
 
-        self.batched = batch > 1
         x0 = inputs.x0 if self.batched else inputs.x0[0]
         if self.batched:
-            init, step = jax.vmap(init, in_axes=(0, None)), jax.vmap(step, in_axes=(0, None))
+            init = jax.vmap(init, in_axes=(0, None), axis_name=BATCH_AXIS)
+            step = jax.vmap(step, in_axes=(0, None), axis_name=BATCH_AXIS)
         self.x0 = jax.device_put(x0)
         if compile_only:
             self.init, carry = None, jax.eval_shape(init, self.x0, self.args)
