@@ -329,14 +329,15 @@ def run(
     """
     should_stop = should_stop or (lambda: False)
     driver = choose_driver(driver)
-    last_report = [time.perf_counter()]
+    last_report = time.perf_counter()
 
     def report(done: int, record: Callable[[], dict], get_carry: Callable[[], Carry]) -> None:
-        now = time.perf_counter()
+        nonlocal last_report
         due = progress_every > 0 and done % progress_every == 0
-        if on_progress and (due or done == steps or now - last_report[0] >= progress_seconds):
+        late = time.perf_counter() - last_report >= progress_seconds
+        if on_progress and (due or done == steps or late):
             on_progress(done, to_host(record()), get_carry)
-            last_report[0] = time.perf_counter()
+            last_report = time.perf_counter()
 
     t0 = time.perf_counter()
     if driver == "python":

@@ -28,6 +28,7 @@ import numpy as np
 import jaxstyle
 from jaxstyle import examples
 from jaxstyle.images import load_image, save_image
+from jaxstyle.optimize import DRIVERS
 
 
 def main() -> None:
@@ -38,7 +39,7 @@ def main() -> None:
     ap.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam")
     ap.add_argument("--mode", choices=("sweep", "batch"), default="sweep")
     ap.add_argument("--repeats", type=int, default=2, help="alternating timed runs of each")
-    ap.add_argument("--driver", choices=("auto", "python", "device"), default="auto")
+    ap.add_argument("--driver", choices=DRIVERS, default="auto")
     ap.add_argument("--content", help="content image (default: the built-in example photo)")
     ap.add_argument("--style", help="style image (default: the built-in example painting)")
     a = ap.parse_args()
