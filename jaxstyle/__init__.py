@@ -33,8 +33,8 @@ from jaxstyle.stylize import StylizeResult as StylizeResult
 from jaxstyle.stylize import stylize as stylize
 from jaxstyle.sweep import SweepResult as SweepResult
 from jaxstyle.sweep import sweep as sweep
+from jaxstyle.vgg import prepare_weights as prepare_weights
 from jaxstyle.vgg import vgg_features as vgg_features
-from jaxstyle.vgg import with_transposed_kernels as with_transposed_kernels
 from jaxstyle.weights import VGG19Weights as VGG19Weights
 from jaxstyle.weights import load_vgg19 as load_vgg19
 
@@ -66,6 +66,7 @@ __all__ = [
     "load_vgg19",
     "loss_terms",
     "make_loss_fn",
+    "prepare_weights",
     "read_manifest",
     "style_layer_loss",
     "style_loss",
@@ -74,5 +75,4 @@ __all__ = [
     "total_loss",
     "total_variation_loss",
     "vgg_features",
-    "with_transposed_kernels",
 ]

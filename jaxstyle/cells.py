@@ -45,7 +45,7 @@ from jaxstyle.optimize import (
     to_host,
 )
 from jaxstyle.resume import Checkpointing, stop_requests
-from jaxstyle.vgg import with_transposed_kernels
+from jaxstyle.vgg import prepare_weights
 from jaxstyle.weights import VGG19Weights
 
 LOSSES = ("total", "content", "style", "tv")
@@ -168,7 +168,7 @@ class CellPlan:
         else:
             targets = _put(targets, replicated)
         x0, loss_weights = _put((x0, stack_weights(padded(weights))), cell)
-        vgg = _put(with_transposed_kernels(params), replicated)
+        vgg = _put(prepare_weights(params, objective.conv_algorithm), replicated)
         config = dataclasses.replace(config, batch_axis=MESH_AXIS)
         return cls(
             n,

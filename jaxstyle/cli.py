@@ -138,6 +138,12 @@ def _program_arguments(p: argparse.ArgumentParser) -> None:
         choices=("float32", "bfloat16"),
         help="dtype of the VGG19 convolutions (default float32); losses stay float32",
     )
+    p.add_argument(
+        "--conv-algorithm",
+        choices=("auto", "direct", "winograd"),
+        help="how VGG19 blocks 3-5 convolve; auto (default): Winograd F(2x2,3x3) on the "
+        "CPU in float32 (measured faster there), direct elsewhere",
+    )
     p.add_argument("--weights", type=Path, help="weight set directory (default: fetched)")
 
 
@@ -263,10 +269,18 @@ SETTINGS = (
     "style_scale",
     "style_blend",
     "compute_dtype",
+    "conv_algorithm",
 )
 """The parsed options passed to the API as setting overrides."""
 
-PROGRAM_SETTINGS = ("optimizer", "content_layers", "style_layers", "pooling", "compute_dtype")
+PROGRAM_SETTINGS = (
+    "optimizer",
+    "content_layers",
+    "style_layers",
+    "pooling",
+    "compute_dtype",
+    "conv_algorithm",
+)
 """The setting overrides of ``estimate``: those that shape the compiled step."""
 
 
@@ -505,7 +519,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     print(
         f"one {e.optimizer} step, {e.height}x{e.width}, batch {e.batch}"
         f"{f' ({e.mode})' if e.batch > 1 else ''}, preset {e.preset}, "
-        f"{e.compute_dtype}, {e.backend} ({e.devices} device{'s' * (e.devices > 1)}):"
+        f"{e.compute_dtype}, {e.conv_algorithm} convolutions, "
+        f"{e.backend} ({e.devices} device{'s' * (e.devices > 1)}):"
     )
     rows = [
         ("arguments", mib(e.argument_bytes)),

@@ -17,6 +17,7 @@ resident memory while stepping, above that after loading, 339 MiB.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from typing import Any
 
@@ -33,7 +34,7 @@ from jaxstyle.objective import LossArgs, LossWeights, Objective, compute_targets
 from jaxstyle.optimize import OptimizerConfig, make_init, make_step
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
 from jaxstyle.stylize import resolve_settings
-from jaxstyle.vgg import add_transposed_kernels
+from jaxstyle.vgg import add_kernel_transforms
 from jaxstyle.weights import VGG19Weights, load_vgg19
 
 MIN_SIDE = 16
@@ -51,8 +52,9 @@ class Estimate:
       argument_bytes, output_bytes, temp_bytes, generated_code_bytes: XLA's
         memory analysis of the compiled step; ``alias_bytes`` of the outputs
         reuse the donated input carry's buffers.
-      weight_bytes: the VGG19 weights the step reads (kernels, biases and the
-        transposed kernels of the image gradient), part of ``argument_bytes``.
+      weight_bytes: the VGG19 weights the step receives (kernels, biases, the
+        transposed kernels of the image gradient and, with ``conv_algorithm``
+        "winograd", the Winograd-domain kernels), part of ``argument_bytes``.
       peak_bytes: the estimate: arguments + outputs - aliased + temporaries +
         generated code.
       xla_flops: XLA's cost analysis of the step (loop bodies counted once, so
@@ -70,6 +72,7 @@ class Estimate:
     preset: str
     optimizer: str
     compute_dtype: str
+    conv_algorithm: str
     backend: str
     devices: int
     argument_bytes: int
@@ -140,12 +143,13 @@ def estimate(
     if sizes is None:
         raise JaxstyleError(f"jax's {jax.default_backend()} backend reports no memory analysis")
     last = deepest(objective.layers)
-    vgg = jax.eval_shape(add_transposed_kernels, params)
+    vgg = _prepared_shapes(params, objective)
     weight_bytes = sum(
         leaf.size * leaf.dtype.itemsize
         for name in CONV_NAMES
         if LAYER_INDEX[name] <= LAYER_INDEX[last]
-        for leaf in jax.tree.leaves((vgg.params[name], vgg.transposed[name]))
+        for collection in (vgg.params, vgg.transposed, vgg.winograd or {})
+        for leaf in jax.tree.leaves(collection.get(name))
     )
     peak = sum(sizes.values()) - 2 * sizes["alias"]  # aliased outputs: once
     forwards = 1.0 if config.name == "lbfgs" else 0.0
@@ -158,6 +162,7 @@ def estimate(
         preset=s.preset,
         optimizer=s.optimizer,
         compute_dtype=s.compute_dtype,
+        conv_algorithm=objective.conv_algorithm,
         backend=jax.default_backend(),
         devices=devices,
         argument_bytes=sizes["argument"],
@@ -170,6 +175,12 @@ def estimate(
         xla_flops=_xla_flops(compiled),
         vgg_flops=vgg_flops,
     )
+
+
+def _prepared_shapes(params: VGG19Weights, objective: Objective) -> VGG19Weights:
+    """The shapes of ``prepare_weights(params, objective.conv_algorithm)``."""
+    prepare = functools.partial(add_kernel_transforms, conv_algorithm=objective.conv_algorithm)
+    return jax.eval_shape(prepare, params)
 
 
 def compile_step(
@@ -195,7 +206,7 @@ def compile_step(
             content=1.0, style=1.0, tv=1.0, style_layers=(1.0,) * len(objective.style_layers)
         )
     )
-    vgg = jax.eval_shape(add_transposed_kernels, params)
+    vgg = _prepared_shapes(params, objective)
     if batch == 1:
         loss_fn = make_loss_fn(objective)
         init, step = make_init(loss_fn, config), make_step(loss_fn, config)

@@ -26,7 +26,13 @@ from jaxstyle import losses
 from jaxstyle.architecture import LAYER_INDEX
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.presets import Preset
-from jaxstyle.vgg import POOLINGS, check_compute_dtype, check_layers, features
+from jaxstyle.vgg import (
+    POOLINGS,
+    check_compute_dtype,
+    check_layers,
+    choose_conv_algorithm,
+    features,
+)
 from jaxstyle.weights import VGG19Weights
 
 
@@ -36,6 +42,8 @@ class Objective:
 
     ``compute_dtype`` (``"float32"`` or ``"bfloat16"``) is the dtype of the VGG19
     convolutions; Grams, losses, the image and the optimiser stay float32.
+    ``conv_algorithm`` is how blocks 3-5 convolve: "direct", "winograd", or
+    "auto", resolved on creation by :func:`jaxstyle.vgg.choose_conv_algorithm`.
     """
 
     content_layers: tuple[str, ...]
@@ -48,10 +56,13 @@ class Objective:
     tv_reduction: str = "sum"
     tv_pixel_scale: float = 1.0
     compute_dtype: str = "float32"
+    conv_algorithm: str = "auto"
 
     def __post_init__(self):
         check_layers(self.content_layers + self.style_layers)
         check_compute_dtype(self.compute_dtype)
+        algorithm = choose_conv_algorithm(self.conv_algorithm, self.compute_dtype)
+        object.__setattr__(self, "conv_algorithm", algorithm)
         if self.pooling not in POOLINGS:
             raise JaxstyleError(
                 f"pooling must be one of {', '.join(POOLINGS)}, not {self.pooling!r}"
@@ -113,8 +124,9 @@ class Targets:
 
 def _features(params, images, layers, objective: Objective) -> dict[str, jax.Array]:
     """float32 activations {layer: (N, h, w, C)} of (N, H, W, 3) images, as the objective
-    computes them (its pooling and compute dtype)."""
-    return features(params, images, layers, objective.pooling, objective.compute_dtype)
+    computes them (its pooling, compute dtype and convolution algorithm)."""
+    o = objective
+    return features(params, images, layers, o.pooling, o.compute_dtype, o.conv_algorithm)
 
 
 def compute_targets(
@@ -222,8 +234,9 @@ def total_loss(
 class LossArgs(NamedTuple):
     """Every array a loss function reads besides the image (jit arguments, not constants).
 
-    ``vgg`` is best :func:`jaxstyle.vgg.with_transposed_kernels` of the weights:
-    on the device, with the kernels of the image gradient precomputed.
+    ``vgg`` is best :func:`jaxstyle.vgg.prepare_weights` of the weights (for the
+    objective's ``conv_algorithm``): on the device, with the kernels of the image
+    gradient precomputed.
     """
 
     vgg: VGG19Weights

@@ -32,7 +32,7 @@ from jaxstyle.optimize import (
     run,
 )
 from jaxstyle.presets import DEFAULT_PRESET, Preset, get_preset
-from jaxstyle.vgg import with_transposed_kernels
+from jaxstyle.vgg import choose_conv_algorithm, prepare_weights
 from jaxstyle.weights import VGG19Weights, load_vgg19
 
 ImageLike = str | os.PathLike | np.ndarray | jax.Array
@@ -62,6 +62,7 @@ class Settings:
     style_scale: float
     style_blend: tuple[float, ...] | None
     compute_dtype: str
+    conv_algorithm: str
 
     def objective(self, preset: Preset) -> Objective:
         return Objective.from_preset(
@@ -70,6 +71,7 @@ class Settings:
             style_layers=self.style_layers,
             pooling=self.pooling,
             compute_dtype=self.compute_dtype,
+            conv_algorithm=self.conv_algorithm,
         )
 
     def optimizer_config(self, preset: Preset) -> OptimizerConfig:
@@ -110,6 +112,7 @@ def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings
         style_scale=1.0,
         style_blend=None,
         compute_dtype="float32",
+        conv_algorithm="auto",
     )
     unknown = set(overrides) - set(values)
     if unknown:
@@ -124,6 +127,9 @@ def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings
     values["style_layer_weights"] = tuple(float(w) for w in values["style_layer_weights"])
     if values["style_blend"] is not None:
         values["style_blend"] = tuple(float(b) for b in values["style_blend"])
+    values["conv_algorithm"] = choose_conv_algorithm(
+        values["conv_algorithm"], values["compute_dtype"]
+    )
     settings = Settings(**values)
     _check(settings)
     return settings
@@ -252,7 +258,9 @@ def stylize(
         ``init`` ("content", "noise", a path or an array), ``seed``,
         ``style_scale``, ``style_blend``, ``compute_dtype`` ("float32" or
         "bfloat16": the dtype of the VGG19 convolutions; Grams, losses, the
-        image and the optimiser state stay float32).
+        image and the optimiser state stay float32), ``conv_algorithm``
+        ("auto", "direct" or "winograd": how VGG19 blocks 3-5 convolve; auto is
+        Winograd on the CPU in float32, see :func:`jaxstyle.vgg.choose_conv_algorithm`).
 
     Returns:
       A :class:`StylizeResult` with the image and the loss history.
@@ -275,7 +283,7 @@ def stylize(
     targets = prepare_targets(params, objective, content_img, style_imgs, s)
     timings["targets"] = time.perf_counter() - t
 
-    args = LossArgs(with_transposed_kernels(params), targets, s.loss_weights())
+    args = LossArgs(prepare_weights(params, objective.conv_algorithm), targets, s.loss_weights())
     result = optimize_image(
         objective,
         s.optimizer_config(p),
@@ -307,11 +315,11 @@ def prepare_targets(
     """The run's targets (computed, ready) from the prepared content (H, W, 3) or None
     (texture synthesis: zeros of the first style image's shape) and style images.
 
-    Computed with the weights the steps use (:func:`with_transposed_kernels`, on the
+    Computed with the weights the steps use (:func:`prepare_weights`, on the
     device), so they are not copied to the device again for each image."""
     shape = output_shape(content, styles)
     targets = compute_targets(
-        with_transposed_kernels(params),
+        prepare_weights(params, objective.conv_algorithm),
         objective,
         None if content is None else jax.device_put(content),
         [jax.device_put(img) for img in styles],

@@ -77,7 +77,10 @@ class VGG19Weights:
       transposed: None, or ``{conv name: {"kernel": (3, 3, Cout, Cin)}}``, each
         kernel flipped in space with its channels swapped, so that an image
         gradient taken with the weights as jit arguments needs no per-call
-        kernel transform (see :func:`jaxstyle.vgg.with_transposed_kernels`).
+        kernel transform (see :func:`jaxstyle.vgg.prepare_weights`).
+      winograd: None, or ``{conv name: {"kernel": (16, Cin, Cout), "kernel_t":
+        (16, Cout, Cin)}}``, the Winograd-domain kernels of the convolutions run
+        by Winograd F(2x2, 3x3) and of their transposes (:mod:`jaxstyle.winograd`).
 
     Compared and hashed by identity, so compiled functions can be cached per
     weight set.
@@ -87,6 +90,7 @@ class VGG19Weights:
     preprocessing: Preprocessing = dataclasses.field(metadata=dict(static=True))
     name: str = dataclasses.field(default="custom", metadata=dict(static=True))
     transposed: dict | None = None
+    winograd: dict | None = None
 
 
 def checkout_weights_dir() -> Path:

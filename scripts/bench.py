@@ -276,7 +276,11 @@ def make_inputs(params, config: Config, a: argparse.Namespace) -> Inputs:
     from jaxstyle.stylize import initial_image, prepare_images, resolve_settings
 
     settings = resolve_settings(
-        a.preset, size=config.size, optimizer=config.optimizer, compute_dtype=a.compute_dtype
+        a.preset,
+        size=config.size,
+        optimizer=config.optimizer,
+        compute_dtype=a.compute_dtype,
+        conv_algorithm=a.conv_algorithm,
     )
     preset = get_preset(settings.preset)
     content, styles = prepare_images(a.content, a.style, settings)
@@ -313,7 +317,7 @@ class JaxCase:
         from jaxstyle.estimate import memory_sizes
         from jaxstyle.objective import LossArgs, compute_targets, make_loss_fn
         from jaxstyle.optimize import make_init, make_step
-        from jaxstyle.vgg import with_transposed_kernels
+        from jaxstyle.vgg import prepare_weights
 
         s, objective = inputs.settings, inputs.objective
         self.config = s.optimizer_config(inputs.preset)
@@ -329,7 +333,7 @@ class JaxCase:
             targets = jax.eval_shape(targets_of, content, style)
         else:
             targets = targets_of(content, style)
-        vgg = with_transposed_kernels(params)
+        vgg = prepare_weights(params, objective.conv_algorithm)
         self.args = jax.block_until_ready(LossArgs(vgg, targets, s.loss_weights()))
         self.loss_fn = make_loss_fn(objective)
         init = make_init(self.loss_fn, self.config)
@@ -687,6 +691,8 @@ def run_probe(
         a.preset,
         "--compute-dtype",
         a.compute_dtype,
+        "--conv-algorithm",
+        a.conv_algorithm,
         "--content",
         str(a.content),
         "--style",
@@ -891,8 +897,9 @@ def header_lines(report: dict) -> list[str]:
         f"Versions: {versions}",
         f"Peak reference: {report['peak_gflops']:.0f} GFLOP/s ({report['peak_source']})",
         f"Objective: preset {s['preset']}, content {s['content']}, style {s['style']}, "
-        f"jaxstyle convolutions in {s['compute_dtype']}; "
-        f"{s['steps']} steps per run, median of {s['repeats']} runs, frameworks alternated",
+        f"jaxstyle convolutions in {s['compute_dtype']}"
+        + (f" ({s['conv_algorithm']} in blocks 3-5); " if "conv_algorithm" in s else "; ")
+        + f"{s['steps']} steps per run, median of {s['repeats']} runs, frameworks alternated",
         f"Date: {report['date']}; command: {report['command']}",
     ]
 
@@ -977,6 +984,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="float32",
         help="dtype of jaxstyle's VGG19 convolutions (the torch reference stays float32)",
     )
+    ap.add_argument(
+        "--conv-algorithm",
+        choices=("auto", "direct", "winograd"),
+        default="auto",
+        help="how jaxstyle's VGG19 blocks 3-5 convolve (default auto: as jaxstyle chooses)",
+    )
     ap.add_argument("--content", type=Path, default=DEFAULT_CONTENT)
     ap.add_argument("--style", type=Path, default=DEFAULT_STYLE)
     ap.add_argument("--weights", type=Path, help="VGG19 weight set (default: jaxstyle's)")
@@ -1051,6 +1064,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     import jax
 
+    from jaxstyle.vgg import choose_conv_algorithm
     from jaxstyle.weights import load_vgg19
 
     frameworks = a.frameworks
@@ -1072,6 +1086,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = {
         "preset": a.preset,
         "compute_dtype": a.compute_dtype,
+        "conv_algorithm": choose_conv_algorithm(a.conv_algorithm, a.compute_dtype),
         "content": a.content.name,
         "style": a.style.name,
         "steps": a.steps,

@@ -5,7 +5,7 @@ Compares, for the same objective (jcjohnson preset, real VGG19):
     chunks on the device);
   * VGG weights closed over as constants, passed as jit arguments, and passed
     as arguments with their transposed kernels precomputed
-    (``jaxstyle.vgg.with_transposed_kernels``, what jaxstyle does).
+    (``jaxstyle.vgg.prepare_weights``, what jaxstyle does).
 Prints ms per step (median over repeats, the variants interleaved), compile
 seconds and the size of the serialized step executable (what the persistent
 compilation cache stores and a warm start loads).
@@ -28,7 +28,7 @@ from jaxstyle.objective import LossArgs, Objective, compute_targets, make_loss_f
 from jaxstyle.optimize import OptimizerConfig, make_init, make_step, run
 from jaxstyle.presets import get_preset
 from jaxstyle.stylize import resolve_settings
-from jaxstyle.vgg import with_transposed_kernels
+from jaxstyle.vgg import prepare_weights
 from jaxstyle.weights import load_vgg19
 
 
@@ -57,9 +57,9 @@ def main() -> None:
     variants = {
         "constants": (as_constants, LossArgs(None, targets, weights)),
         "arguments": (make_loss_fn(objective), LossArgs(jax.device_put(params), targets, weights)),
-        "args+transposed": (
+        "args+prepared": (
             make_loss_fn(objective),
-            LossArgs(with_transposed_kernels(params), targets, weights),
+            LossArgs(prepare_weights(params, objective.conv_algorithm), targets, weights),
         ),
     }
     print(

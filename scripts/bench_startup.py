@@ -11,6 +11,7 @@ zstandard is not installed.
 
     python scripts/bench_startup.py --size 256
     python scripts/bench_startup.py --size 256 --zlib
+    python scripts/bench_startup.py --size 256 --conv-algorithm direct
 """
 
 from __future__ import annotations
@@ -48,11 +49,13 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1)
     ap.add_argument("--optimizer", choices=("adam", "lbfgs"), help="(the preset's default)")
     ap.add_argument("--zlib", action="store_true", help="compress the cache with zlib")
+    ap.add_argument("--conv-algorithm", choices=("auto", "direct", "winograd"), default="auto")
     a = ap.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="bench_startup_"))
     env = {**os.environ, "JAXSTYLE_CACHE": str(scratch / "cache"), "TQDM_DISABLE": "1"}
     args = ["stylize", "-o", str(scratch / "out.png"), "-q", "--size", str(a.size)]
     args += ["--steps", str(a.steps)] + (["--optimizer", a.optimizer] if a.optimizer else [])
+    args += ["--conv-algorithm", a.conv_algorithm]
     codec = "zlib" if a.zlib else "zstd"
     print(f"jaxstyle stylize {' '.join(args[3:])}, cache compressed with {codec}")
     for run in ("cold", "warm"):

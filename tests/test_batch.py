@@ -114,7 +114,9 @@ def test_cli_batch_buckets_equal_solo_runs_skip_bad_rows_and_resume(
         assert np.abs(png.astype(int) - to_uint8(alone.image)).max() <= 1
         for k, v in alone.final.items():
             assert record["final_losses"][k] == pytest.approx(v, rel=1e-4)
-            np.testing.assert_allclose(record["history"][k], alone.history[k], rtol=1e-4)
+            # the content loss at the content image: 0 up to rounding (about 1e-7)
+            atol = 1e-6 * np.abs(alone.history[k]).max()
+            np.testing.assert_allclose(record["history"][k], alone.history[k], rtol=1e-4, atol=atol)
 
     mtimes = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     assert main(args) == 1

@@ -11,7 +11,7 @@ from jaxstyle import optimize
 from jaxstyle.objective import LossArgs, compute_targets, make_loss_fn
 from jaxstyle.presets import get_preset
 from jaxstyle.stylize import prepare_images, resolve_settings
-from jaxstyle.vgg import with_transposed_kernels
+from jaxstyle.vgg import prepare_weights
 
 SIZE = 64  # tubingen at 64 px: 48 x 64, the shape the other end-to-end tests use
 
@@ -31,7 +31,9 @@ def test_first_trial_outside_loop_gives_the_zoom_line_search_iterates(vgg_weight
     objective = settings.objective(get_preset("jaxstyle"))
     content, styles = prepare_images(*pair, settings)
     targets = compute_targets(vgg_weights, objective, content, styles)
-    args = LossArgs(with_transposed_kernels(vgg_weights), targets, settings.loss_weights())
+    args = LossArgs(
+        prepare_weights(vgg_weights, objective.conv_algorithm), targets, settings.loss_weights()
+    )
     loss_fn = make_loss_fn(objective)
     runs = {}
     for fast in (True, False):

@@ -102,11 +102,13 @@ def test_batch_matches_single_runs(vgg_weights, golden, max_features):
     flipped = image[:, :, ::-1]
     batch = jaxstyle.vgg_features(vgg_weights, np.concatenate([image, flipped]), LAYER_NAMES)
     single_flipped = jaxstyle.vgg_features(vgg_weights, flipped, LAYER_NAMES)
+    # A batch is summed in another order than one image (Winograd's products are
+    # matrix products over the batch's tiles): 2e-6 apart at relu5_4 measured.
     for name in LAYER_NAMES:
         got = np.asarray(batch[name])
         assert got.shape == (2, *max_features[name].shape[1:])
-        assert rel_err(got[:1], max_features[name]) <= 1e-6, name
-        assert rel_err(got[1:], single_flipped[name]) <= 1e-6, name
+        assert rel_err(got[:1], max_features[name]) <= 1e-5, name
+        assert rel_err(got[1:], single_flipped[name]) <= 1e-5, name
     # The two images really differ, so the comparison above means something.
     assert rel_err(np.asarray(batch["relu3_1"])[1:], max_features["relu3_1"]) > 1e-2
 

@@ -65,7 +65,12 @@ def assert_cell_equals_single_run(result, i, single, image_atol=IMAGE_ATOL, loss
     np.testing.assert_allclose(result.images[i], single.image, rtol=0, atol=image_atol)
     for name in ("total", "content", "style", "tv"):
         np.testing.assert_allclose(result.final[name][i], single.final[name], rtol=loss_rtol)
-        np.testing.assert_allclose(result.history[name][i], single.history[name], rtol=loss_rtol)
+        # the content loss at the content image is 0 up to the features' rounding
+        # (about 1e-7 with Winograd), relatively far apart: compared to 1e-6 of its run's largest
+        atol = 1e-6 * np.abs(single.history[name]).max()
+        np.testing.assert_allclose(
+            result.history[name][i], single.history[name], rtol=loss_rtol, atol=atol
+        )
 
 
 def single_run(vgg_weights, pair, settings):

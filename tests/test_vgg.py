@@ -1,15 +1,26 @@
-"""The VGG convolution's custom gradient and the weights prepared as jit arguments."""
+"""The VGG convolutions' custom gradients, Winograd, and the weights prepared as jit arguments."""
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
-from jaxstyle.objective import LossArgs, Objective, compute_targets, make_loss_fn
+from jaxstyle.errors import JaxstyleError
+from jaxstyle.objective import LossArgs, compute_targets, make_loss_fn
 from jaxstyle.presets import get_preset
 from jaxstyle.stylize import resolve_settings
-from jaxstyle.vgg import conv3x3, transpose_kernel, with_transposed_kernels
+from jaxstyle.vgg import (
+    WINOGRAD_LAYERS,
+    choose_conv_algorithm,
+    conv3x3,
+    prepare_weights,
+    transpose_kernel,
+    vgg_features,
+    winograd_conv3x3,
+)
+from jaxstyle.winograd import winograd_kernel
 
 RNG = np.random.default_rng(3)
 
@@ -20,54 +31,101 @@ def plain_conv(x, kernel):
     )
 
 
-def test_conv3x3_value_and_gradients_equal_xla_autodiff():
-    x = jnp.asarray(RNG.standard_normal((2, 9, 7, 5)), jnp.float32)
-    kernel = jnp.asarray(RNG.standard_normal((3, 3, 5, 4)), jnp.float32)
-    probe = jnp.asarray(RNG.standard_normal((2, 9, 7, 4)), jnp.float32)
+def _direct(kernel):
+    return conv3x3, kernel, transpose_kernel(kernel)
 
-    def ours(x, k, kt):
-        return jnp.sum(jnp.tanh(conv3x3(x, k, kt)) * probe)
+
+def _winograd(kernel):
+    return winograd_conv3x3, winograd_kernel(kernel), winograd_kernel(transpose_kernel(kernel))
+
+
+@pytest.mark.parametrize("convolution", [_direct, _winograd], ids=["direct", "winograd"])
+@pytest.mark.parametrize("shape", [(2, 9, 7, 5), (1, 1, 2, 5)], ids=["odd", "tiny"])
+def test_conv_value_and_gradients_equal_xla_autodiff(convolution, shape):
+    """Value, image gradient (through the transposed kernel) and kernel gradient
+    of both algorithms equal XLA's convolution and its autodiff (float32; odd
+    sides exercise Winograd's partial tiles)."""
+    x = jnp.asarray(RNG.standard_normal(shape), jnp.float32)
+    kernel = jnp.asarray(RNG.standard_normal((3, 3, shape[-1], 4)), jnp.float32)
+    probe = jnp.asarray(RNG.standard_normal((*shape[:3], 4)), jnp.float32)
+
+    def ours(x, k):  # the kernel gradient reaches k through the kernels' derivation
+        conv, kernel, kernel_t = convolution(k)
+        return jnp.sum(jnp.tanh(conv(x, kernel, kernel_t)) * probe)
 
     def reference(x, k):
         return jnp.sum(jnp.tanh(plain_conv(x, k)) * probe)
 
-    kernel_t = transpose_kernel(kernel)
-    assert kernel_t.shape == (3, 3, 4, 5)
-    value, (dx, dk, dkt) = jax.jit(jax.value_and_grad(ours, argnums=(0, 1, 2)))(x, kernel, kernel_t)
+    value, (dx, dk) = jax.jit(jax.value_and_grad(ours, argnums=(0, 1)))(x, kernel)
     ref_value, (ref_dx, ref_dk) = jax.jit(jax.value_and_grad(reference, argnums=(0, 1)))(x, kernel)
-    np.testing.assert_allclose(value, ref_value, rtol=1e-6)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-5)
     np.testing.assert_allclose(dx, ref_dx, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(dk, ref_dk, rtol=1e-5, atol=1e-5)
-    assert not np.any(dkt)  # the value does not depend on the transposed kernel
+
+    conv, k, k_t = convolution(kernel)  # the value does not depend on the transposed kernel
+    dkt = jax.grad(lambda kt: jnp.sum(conv(x, k, kt) * probe))(k_t)
+    assert not np.any(dkt)
 
     # vmapped over images, kernels shared
     def one(x, probe):
-        return jnp.sum(jnp.tanh(conv3x3(x[None], kernel, kernel_t)[0]) * probe)
+        return jnp.sum(jnp.tanh(conv(x[None], k, k_t)[0]) * probe)
 
     per_image = jax.jit(jax.vmap(jax.grad(one)))(x, probe)
     np.testing.assert_allclose(per_image, ref_dx, rtol=1e-5, atol=1e-5)
 
 
-def test_transposed_weights_as_arguments_give_the_same_loss_without_kernel_transforms(
-    vgg_weights,
+def test_winograd_features_equal_direct_ones(vgg_weights):
+    """The real VGG19 through relu5_1 (blocks 3-5 by Winograd): every layer agrees with
+    the direct convolutions to 1e-5 of its largest activation."""
+    images = jnp.asarray(RNG.uniform(size=(2, 40, 56, 3)), jnp.float32)
+    layers = ["relu3_1", "relu4_2", "relu5_1"]
+    direct = vgg_features(vgg_weights, images, layers, conv_algorithm="direct")
+    fast = vgg_features(vgg_weights, images, layers, conv_algorithm="winograd")
+    for name in layers:
+        scale = float(jnp.abs(direct[name]).max())
+        assert scale > 0
+        np.testing.assert_allclose(fast[name], direct[name], rtol=0, atol=1e-5 * scale)
+        assert not np.array_equal(fast[name], direct[name])  # another algorithm did run
+
+
+def test_conv_algorithm_choice():
+    assert jax.default_backend() == "cpu"  # the test suite's machine
+    assert choose_conv_algorithm("auto") == "winograd"
+    assert choose_conv_algorithm("auto", "bfloat16") == "direct"
+    assert choose_conv_algorithm("direct") == "direct"
+    assert choose_conv_algorithm("winograd", "bfloat16") == "winograd"
+    with pytest.raises(JaxstyleError, match="conv algorithm must be one of"):
+        choose_conv_algorithm("fft")
+    assert WINOGRAD_LAYERS[0] == "conv3_1" and WINOGRAD_LAYERS[-1] == "conv5_4"
+
+
+@pytest.mark.parametrize("algorithm", ["direct", "winograd"])
+def test_prepared_weights_as_arguments_give_the_same_loss_without_kernel_transforms(
+    vgg_weights, algorithm
 ):
-    """Weights passed as jit arguments: with :func:`with_transposed_kernels` the image
-    gradient reads the stored transposed kernels (no ``rev`` of a kernel in the traced
-    program) and J and ∇J equal those of the plain weights."""
-    settings = resolve_settings("jaxstyle", size=32)
-    objective = Objective.from_preset(get_preset("jaxstyle"))
+    """Weights passed as jit arguments: with :func:`prepare_weights` the image gradient
+    reads the stored kernels (no ``rev`` of a kernel, and for Winograd no kernel
+    transforms, in the traced program) and J and ∇J equal those of the plain weights."""
+    settings = resolve_settings("jaxstyle", size=32, conv_algorithm=algorithm)
+    objective = settings.objective(get_preset("jaxstyle"))
+    assert objective.conv_algorithm == algorithm
     content = jnp.asarray(RNG.uniform(size=(32, 32, 3)), jnp.float32)
     image = jnp.asarray(RNG.uniform(size=(32, 32, 3)), jnp.float32)
     targets = compute_targets(vgg_weights, objective, content, [content[::-1]])
     value_and_grad = jax.value_and_grad(lambda x, a: make_loss_fn(objective)(x, a)[0])
+    prepared = prepare_weights(vgg_weights, algorithm)
+    assert (prepared.winograd is not None) == (algorithm == "winograd")
     results, programs = {}, {}
-    for name, vgg in (("plain", vgg_weights), ("transposed", with_transposed_kernels(vgg_weights))):
+    for name, vgg in (("plain", vgg_weights), ("prepared", prepared)):
         args = LossArgs(vgg, targets, settings.loss_weights())
         results[name] = jax.jit(value_and_grad)(image, args)
         programs[name] = str(jax.make_jaxpr(value_and_grad)(image, args))
     flip = "rev[dimensions=(0, 1)]"  # a kernel flipped in space
-    assert flip in programs["plain"] and flip not in programs["transposed"]
-    (j, g), (j_t, g_t) = results["plain"], results["transposed"]
+    assert flip in programs["plain"] and flip not in programs["prepared"]
+    if algorithm == "winograd":  # G g G^T: two contractions per kernel, only in "plain"
+        products = {name: program.count("dot_general") for name, program in programs.items()}
+        assert products["plain"] >= products["prepared"] + 2 * len(WINOGRAD_LAYERS)
+    (j, g), (j_t, g_t) = results["plain"], results["prepared"]
     np.testing.assert_allclose(j_t, j, rtol=1e-6)
     np.testing.assert_allclose(g_t, g, rtol=1e-4, atol=1e-6 * float(jnp.abs(g).max()))
-    assert with_transposed_kernels(vgg_weights) is with_transposed_kernels(vgg_weights)
+    assert prepare_weights(vgg_weights, algorithm) is prepared
