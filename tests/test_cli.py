@@ -87,6 +87,7 @@ def bad_cases(pair, tmp_path):
         "one image only": ([pair[0], *ok], "STYLE"),
         "bad number": ([*pair, *ok, "--size", "big"], "size"),
         "bad compute dtype": ([*pair, *ok, "--compute-dtype", "float16"], "compute-dtype"),
+        "bad conv algorithm": ([*pair, *ok, "--conv-algorithm", "fft"], "conv-algorithm"),
     }
 
 
@@ -103,6 +104,7 @@ def bad_cases(pair, tmp_path):
         "one image only",
         "bad number",
         "bad compute dtype",
+        "bad conv algorithm",
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(pair, tmp_path, capsys, case):

@@ -82,11 +82,28 @@ def test_zero_steps_returns_the_resized_content(vgg_weights, pair):
         (dict(optimizer="sgd"), "optimizer"),
         (dict(style_layer_weights=(1.0,)), "style layer weights"),
         (dict(compute_dtype="float16"), "compute dtype"),
+        (dict(conv_algorithm="fft"), "conv algorithm"),
     ],
 )
 def test_bad_settings_raise_clear_errors(vgg_weights, pair, kwargs, match):
     with pytest.raises(jaxstyle.JaxstyleError, match=match):
         jaxstyle.stylize(*pair, weights=vgg_weights, size=SIZE, **kwargs)
+
+
+def test_winograd_run_equals_direct_run(vgg_weights, pair):
+    """The CPU default (Winograd in blocks 3-5) and direct convolutions: the same run
+    to float rounding (5 Adam steps; losses 1e-4 relative, pixels 1e-4)."""
+    runs = {
+        algorithm: jaxstyle.stylize(
+            *pair, weights=vgg_weights, size=SIZE, steps=5, optimizer="adam", **settings
+        )
+        for algorithm, settings in (("winograd", {}), ("direct", {"conv_algorithm": "direct"}))
+    }
+    assert runs["winograd"].settings.conv_algorithm == "winograd"  # auto, on this CPU
+    assert runs["direct"].settings.conv_algorithm == "direct"
+    np.testing.assert_allclose(runs["winograd"].image, runs["direct"].image, rtol=0, atol=1e-4)
+    for name, value in runs["direct"].final.items():
+        assert runs["winograd"].final[name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
 
 
 def test_bfloat16_run_lowers_the_loss(vgg_weights, pair):
