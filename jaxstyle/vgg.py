@@ -46,15 +46,21 @@ def _with_transposed_gradient(conv, doc: str):
     def f(x, kernel, kernel_t):
         return conv(x, kernel)
 
-    def fwd(x, kernel, kernel_t):
-        return conv(x, kernel), (x, kernel, kernel_t)
+    def fwd(x, kernel, kernel_t):  # CustomVJPPrimals: .value, .perturbed
+        # the kernel's gradient only where it is differentiated: an image gradient
+        # then traces no kernel VJP (for Winograd, a second copy of the convolution)
+        kept = kernel.value if kernel.perturbed else None
+        return conv(x.value, kernel.value), (x.value, kept, kernel_t.value)
 
     def bwd(residuals, grad):
         x, kernel, kernel_t = residuals
-        _, kernel_vjp = jax.vjp(lambda k: conv(x, k), kernel)
-        return conv(grad, kernel_t), kernel_vjp(grad)[0], jnp.zeros_like(kernel_t)
+        if kernel is None:
+            kernel_grad = None
+        else:
+            kernel_grad = jax.vjp(lambda k: conv(x, k), kernel)[1](grad)[0]
+        return conv(grad, kernel_t), kernel_grad, None
 
-    f.defvjp(fwd, bwd)
+    f.defvjp(fwd, bwd, symbolic_zeros=True)
     f.__doc__ = doc
     return f
 

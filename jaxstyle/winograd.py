@@ -18,6 +18,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 
 # Y = A^T [(G g G^T) * (B^T d B)] A for a 4x4 input tile d and a 3x3 kernel g.
 B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float32)
@@ -33,15 +34,43 @@ def winograd_kernel(kernel: jax.Array) -> jax.Array:
     return u.reshape(TILE * TILE, *kernel.shape[2:]).astype(kernel.dtype)
 
 
-def _combine(coefficients: np.ndarray, terms) -> jax.Array:
-    """sum_k coefficients[k] * terms[k], skipping zeros (terms: a list or a callable)."""
-    get = terms if callable(terms) else terms.__getitem__
-    parts = [
-        get(k) if c == 1 else -get(k) if c == -1 else float(c) * get(k)
-        for k, c in enumerate(coefficients)
-        if c != 0
-    ]
-    return sum(parts[1:], parts[0])
+def _combine(coefficients: np.ndarray, term) -> jax.Array:
+    """sum_k coefficients[k] * term(k), zeros skipped (in lax: traced 26 times per VGG19
+    pass, jnp's indexing and promotion made tracing a step take seconds)."""
+    total = None
+    for k, c in enumerate(coefficients):
+        if c == 0:
+            continue
+        t = term(k)
+        if total is None:
+            total = t if c == 1 else lax.neg(t) if c == -1 else lax.mul(t, _scalar(c, t))
+        elif c in (1, -1):
+            total = lax.add(total, t) if c == 1 else lax.sub(total, t)
+        else:
+            total = lax.add(total, lax.mul(t, _scalar(c, t)))
+    return total
+
+
+def _scalar(c: float, like: jax.Array) -> jax.Array:
+    return lax.full((), c, like.dtype)
+
+
+def _strided(x: jax.Array, axis: int, start: int, count: int) -> jax.Array:
+    """x[..., start : start + OUT * count : OUT, ...] along ``axis``."""
+    starts = [0] * x.ndim
+    limits = list(x.shape)
+    strides = [1] * x.ndim
+    starts[axis], limits[axis], strides[axis] = start, start + OUT * (count - 1) + 1, OUT
+    return lax.slice(x, starts, limits, strides)
+
+
+def _take(x: jax.Array, i: int) -> jax.Array:
+    """x[i]."""
+    return lax.index_in_dim(x, i, keepdims=False)
+
+
+def _stack(arrays: list[jax.Array], axis: int) -> jax.Array:
+    return lax.concatenate([lax.expand_dims(a, (axis,)) for a in arrays], axis)
 
 
 def winograd_conv3x3(x: jax.Array, u: jax.Array) -> jax.Array:
@@ -50,23 +79,19 @@ def winograd_conv3x3(x: jax.Array, u: jax.Array) -> jax.Array:
     n, h, w, _ = x.shape
     ty, tx = -(-h // OUT), -(-w // OUT)  # tiles down and across
     # pad for SAME, and up to whole tiles at the bottom and right
-    p = jnp.pad(x, ((0, 0), (1, ty * OUT - h + 1), (1, tx * OUT - w + 1), (0, 0)))
-
-    def row(k):  # the k-th row of every tile: (N, ty, W + 2 + pad, Cin)
-        return p[:, k : k + OUT * ty : OUT]
-
-    rows = [_combine(B_T[i], row) for i in range(TILE)]
-    v = jnp.stack(
-        [
-            _combine(B_T[j], lambda k, r=r: r[:, :, k : k + OUT * tx : OUT])
-            for r in rows
-            for j in range(TILE)
-        ]
+    zero = _scalar(0, x)
+    p = lax.pad(x, zero, [(0, 0, 0), (1, ty * OUT - h + 1, 0), (1, tx * OUT - w + 1, 0), (0, 0, 0)])
+    rows = [_combine(B_T[i], lambda k: _strided(p, 1, k, ty)) for i in range(TILE)]
+    v = _stack(
+        [_combine(B_T[j], lambda k, r=r: _strided(r, 2, k, tx)) for r in rows for j in range(TILE)],
+        0,
     )  # (16, N, ty, tx, Cin)
-    m = jnp.einsum("tnyxc,tcd->tnyxd", v, u)  # (16, N, ty, tx, Cout)
-    m = m.reshape(TILE, TILE, *m.shape[1:])
-    cols = [_combine(A_T[a], m) for a in range(OUT)]  # each (4, N, ty, tx, Cout)
-    y = jnp.stack(
-        [jnp.stack([_combine(A_T[b], c) for b in range(OUT)], axis=3) for c in cols], axis=2
-    )  # (N, ty, 2, tx, 2, Cout): output pixel (2y + a, 2x + b)
-    return y.reshape(n, ty * OUT, tx * OUT, -1)[:, :h, :w]
+    m = lax.dot_general(v, u.astype(v.dtype), (((4,), (1,)), ((0,), (0,))))  # (16, N, ty, tx, Cout)
+    m = lax.reshape(m, (TILE, TILE, *m.shape[1:]))
+    cols = [_combine(A_T[a], lambda i: _take(m, i)) for a in range(OUT)]  # (4, N, ty, tx, Cout)
+    out_rows = [
+        _stack([_combine(A_T[b], lambda j, c=c: _take(c, j)) for b in range(OUT)], 3) for c in cols
+    ]  # each (N, ty, tx, 2, Cout)
+    y = _stack(out_rows, 2)  # (N, ty, 2, tx, 2, Cout): output pixel (2y + a, 2x + b)
+    y = lax.reshape(y, (n, ty * OUT, tx * OUT, y.shape[-1]))
+    return lax.slice(y, (0, 0, 0, 0), (n, h, w, y.shape[-1]))

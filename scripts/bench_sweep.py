@@ -29,6 +29,7 @@ import jaxstyle
 from jaxstyle import examples
 from jaxstyle.images import load_image, save_image
 from jaxstyle.optimize import DRIVERS
+from jaxstyle.vgg import CONV_ALGORITHMS
 
 
 def main() -> None:
@@ -40,6 +41,7 @@ def main() -> None:
     ap.add_argument("--mode", choices=("sweep", "batch"), default="sweep")
     ap.add_argument("--repeats", type=int, default=2, help="alternating timed runs of each")
     ap.add_argument("--driver", choices=DRIVERS, default="auto")
+    ap.add_argument("--conv-algorithm", choices=CONV_ALGORITHMS, default="auto")
     ap.add_argument("--content", help="content image (default: the built-in example photo)")
     ap.add_argument("--style", help="style image (default: the built-in example painting)")
     a = ap.parse_args()
@@ -48,7 +50,12 @@ def main() -> None:
     style = load_image(Path(a.style)) if a.style else examples.example_style()
     style_weights = [float(w) for w in np.geomspace(1e1, 1e4, a.cells)]
     common = dict(
-        weights=weights, size=a.size, steps=a.steps, optimizer=a.optimizer, driver=a.driver
+        weights=weights,
+        size=a.size,
+        steps=a.steps,
+        optimizer=a.optimizer,
+        driver=a.driver,
+        conv_algorithm=a.conv_algorithm,
     )
 
     def one(w):
@@ -107,6 +114,7 @@ def main() -> None:
     n = a.cells
     print(
         f"{jax.default_backend()} ({len(swept.devices)} device(s)), {w}x{h} px, {a.optimizer}, "
+        f"{swept.settings.conv_algorithm} convolutions, "
         f"{n} cells x {a.steps} steps, {a.driver} driver, best of {a.repeats}"
     )
     print(f"first call (compile + run): stylize {warm_single:.1f} s, {a.mode} {warm_sweep:.1f} s")
