@@ -94,9 +94,11 @@ def choose_conv_algorithm(choice: str = "auto", compute_dtype: str = "float32") 
     192x256 Adam step of the jcjohnson objective takes 664 ms with blocks 3-5 in
     Winograd against 848 ms direct (PyTorch: 706-744 ms); blocks 1-2 (64-128
     channels on large maps) ran slower in Winograd, its transforms outweighing
-    the saved multiplies. The price is compile time: each Winograd convolution
-    compiles in about 0.5 s against 0.07 s (a cold 256 px L-BFGS stylize: 12 s
-    instead of 5 s; the persistent cache then holds it). Elsewhere direct: GPU
+    the saved multiplies. The price is start-up time: each Winograd convolution
+    compiles in about 0.5 s against 0.07 s, and the step traces in 0.9 s against
+    0.4 s (``scripts/bench_startup.py --size 256``: 24 s against 10 s from a cold
+    start to the first L-BFGS step, 7.9 s against 6.3 s warm, the compiled
+    programs then read from the persistent cache). Elsewhere direct: GPU
     libraries choose their own convolution algorithms (not measured there), and
     bf16 would round the transforms.
     """
