@@ -35,24 +35,19 @@ def winograd_kernel(kernel: jax.Array) -> jax.Array:
 
 
 def _combine(coefficients: np.ndarray, term) -> jax.Array:
-    """sum_k coefficients[k] * term(k), zeros skipped (in lax: traced 26 times per VGG19
-    pass, jnp's indexing and promotion made tracing a step take seconds)."""
+    """sum_k coefficients[k] * term(k) for coefficients in {-1, 0, 1} (those of B^T and
+    A^T), in lax: traced 26 times per VGG19 pass, jnp's indexing and promotion made
+    tracing a step take seconds."""
     total = None
     for k, c in enumerate(coefficients):
         if c == 0:
             continue
         t = term(k)
         if total is None:
-            total = t if c == 1 else lax.neg(t) if c == -1 else lax.mul(t, _scalar(c, t))
-        elif c in (1, -1):
-            total = lax.add(total, t) if c == 1 else lax.sub(total, t)
+            total = t if c > 0 else lax.neg(t)
         else:
-            total = lax.add(total, lax.mul(t, _scalar(c, t)))
+            total = lax.add(total, t) if c > 0 else lax.sub(total, t)
     return total
-
-
-def _scalar(c: float, like: jax.Array) -> jax.Array:
-    return lax.full((), c, like.dtype)
 
 
 def _strided(x: jax.Array, axis: int, start: int, count: int) -> jax.Array:
@@ -79,8 +74,11 @@ def winograd_conv3x3(x: jax.Array, u: jax.Array) -> jax.Array:
     n, h, w, _ = x.shape
     ty, tx = -(-h // OUT), -(-w // OUT)  # tiles down and across
     # pad for SAME, and up to whole tiles at the bottom and right
-    zero = _scalar(0, x)
-    p = lax.pad(x, zero, [(0, 0, 0), (1, ty * OUT - h + 1, 0), (1, tx * OUT - w + 1, 0), (0, 0, 0)])
+    p = lax.pad(
+        x,
+        lax.full((), 0, x.dtype),
+        [(0, 0, 0), (1, ty * OUT - h + 1, 0), (1, tx * OUT - w + 1, 0), (0, 0, 0)],
+    )
     rows = [_combine(B_T[i], lambda k: _strided(p, 1, k, ty)) for i in range(TILE)]
     v = _stack(
         [_combine(B_T[j], lambda k, r=r: _strided(r, 2, k, tx)) for r in rows for j in range(TILE)],
