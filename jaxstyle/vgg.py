@@ -37,36 +37,37 @@ def transpose_kernel(kernel: jax.Array) -> jax.Array:
     return jnp.swapaxes(kernel[::-1, ::-1], 2, 3)
 
 
-def _with_transposed_gradient(conv, doc: str):
-    """``conv(x, kernel)`` as ``f(x, kernel, kernel_t)`` whose gradient with respect
-    to ``x`` is ``conv(grad, kernel_t)``: ``kernel_t`` must be the kernel of the
-    transposed convolution, in ``conv``'s own kernel format."""
+def _with_image_gradient(conv, image_gradient, doc: str):
+    """``conv(x, kernel)`` as ``f(x, kernel, *kernels)`` whose gradient with respect
+    to ``x`` is ``image_gradient(grad, kernel, *kernels)``: the transposed
+    convolution, from kernels stored for it (``kernels``) or from ``kernel`` itself."""
 
     @jax.custom_vjp
-    def f(x, kernel, kernel_t):
+    def f(x, kernel, *kernels):
         return conv(x, kernel)
 
-    def fwd(x, kernel, kernel_t):  # CustomVJPPrimals: .value, .perturbed
+    def fwd(x, kernel, *kernels):  # CustomVJPPrimals: .value, .perturbed
         # the kernel's gradient only where it is differentiated: an image gradient
         # then traces no kernel VJP (for Winograd, a second copy of the convolution)
-        kept = kernel.value if kernel.perturbed else None
-        return conv(x.value, kernel.value), (x.value, kept, kernel_t.value)
+        kept = (x.value, kernel.value) if kernel.perturbed else None
+        return conv(x.value, kernel.value), (kept, kernel.value, [k.value for k in kernels])
 
     def bwd(residuals, grad):
-        x, kernel, kernel_t = residuals
-        if kernel is None:
-            kernel_grad = None
-        else:
-            kernel_grad = jax.vjp(lambda k: conv(x, k), kernel)[1](grad)[0]
-        return conv(grad, kernel_t), kernel_grad, None
+        kept, kernel, kernels = residuals
+        kernel_grad = None
+        if kept is not None:
+            x, k = kept
+            kernel_grad = jax.vjp(lambda k: conv(x, k), k)[1](grad)[0]
+        return image_gradient(grad, kernel, *kernels), kernel_grad, *(None for _ in kernels)
 
     f.defvjp(fwd, bwd, symbolic_zeros=True)
     f.__doc__ = doc
     return f
 
 
-conv3x3 = _with_transposed_gradient(
+conv3x3 = _with_image_gradient(
     _conv,
+    lambda grad, kernel, kernel_t: _conv(grad, kernel_t),
     """SAME 3x3 convolution, stride 1: (N, H, W, Cin), (3, 3, Cin, Cout) -> (N, H, W, Cout).
 
     ``kernel_t`` must be ``transpose_kernel(kernel)``: the gradient with respect
@@ -77,11 +78,12 @@ conv3x3 = _with_transposed_gradient(
     """,
 )
 
-winograd_conv3x3 = _with_transposed_gradient(
+winograd_conv3x3 = _with_image_gradient(
     _winograd_conv3x3,
-    """:func:`conv3x3` by Winograd F(2x2, 3x3): (N, H, W, Cin), (16, Cin, Cout),
-    (16, Cout, Cin) -> (N, H, W, Cout); the kernels are
-    ``winograd_kernel(kernel)`` and ``winograd_kernel(transpose_kernel(kernel))``.
+    lambda grad, u: _winograd_conv3x3(grad, u, transpose=True),
+    """:func:`conv3x3` by Winograd F(2x2, 3x3): (N, H, W, Cin), (16, Cin, Cout) ->
+    (N, H, W, Cout), the kernel ``winograd_kernel(kernel)``. The image gradient
+    reads the same kernel (no transposed copy: see :mod:`jaxstyle.winograd`).
     """,
 )
 
@@ -132,9 +134,9 @@ class Conv3x3(nn.Module):
     """A VGG convolution (params ``kernel`` (3, 3, Cin, Cout), ``bias`` (Cout,)) in
     ``dtype``: by :func:`conv3x3`, or by :func:`winograd_conv3x3` if ``winograd``.
 
-    The kernels of the image gradient (and Winograd's) are read from the variable
-    collections ``"transposed"`` (``kernel``) and ``"winograd"`` (``kernel``,
-    ``kernel_t``) when given (see :func:`prepare_weights`), else derived.
+    The kernel of the image gradient (direct) or Winograd's is read from the
+    variable collection ``"transposed"`` or ``"winograd"`` (``kernel``) when
+    given (see :func:`prepare_weights`), else derived.
     """
 
     features: int
@@ -152,7 +154,7 @@ class Conv3x3(nn.Module):
         else:
             derived = derived_kernels(kernel, self.winograd)
         if self.winograd:
-            conv, kernels = winograd_conv3x3, (derived["kernel"], derived["kernel_t"])
+            conv, kernels = winograd_conv3x3, (derived["kernel"],)
         else:
             conv, kernels = conv3x3, (kernel, derived["kernel"])
         dtype = jnp.dtype(self.dtype)
@@ -193,12 +195,9 @@ class VGG19(nn.Module):
 def derived_kernels(kernel: jax.Array, winograd: bool) -> dict[str, jax.Array]:
     """What a convolution reads besides its (3, 3, Cin, Cout) ``kernel``: the transposed
     kernel ``{"kernel": (3, 3, Cout, Cin)}``, or with ``winograd`` the Winograd-domain
-    kernels ``{"kernel": (16, Cin, Cout), "kernel_t": (16, Cout, Cin)}``."""
+    kernel ``{"kernel": (16, Cin, Cout)}`` (which also serves the transposed one)."""
     if winograd:
-        return {
-            "kernel": winograd_kernel(kernel),
-            "kernel_t": winograd_kernel(transpose_kernel(kernel)),
-        }
+        return {"kernel": winograd_kernel(kernel)}
     return {"kernel": transpose_kernel(kernel)}
 
 

@@ -7,7 +7,10 @@ kernel into a 4x4 "Winograd domain", multiplies there (16 matrix products of
 (tiles, Cin) x (Cin, Cout), one per tile position) and transforms back 2x2
 outputs: 4 * Cin * Cout per output pixel, 2.25 times fewer. The transforms are
 sums and differences; the kernel's is done once per weight set
-(:func:`winograd_kernel`).
+(:func:`winograd_kernel`). The transposed convolution (the image gradient's)
+reads the same transformed kernel: flipping a 3x3 kernel in space permutes its
+4x4 Winograd tile (G J = P G, P swapping rows 0 and 3), so it contracts the
+kernel's other channel axis with the tile positions permuted.
 
 Exact in real arithmetic; in float32 the result differs from the direct
 convolution by about 1e-6 of its largest value.
@@ -25,6 +28,7 @@ B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.f
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float32)
 A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float32)
 TILE, OUT = 4, 2  # input tile side, output tile side
+FLIP = (3, 1, 2, 0)  # G[::, ::-1] == G[FLIP]: tile rows (and columns) of a flipped kernel
 
 
 def winograd_kernel(kernel: jax.Array) -> jax.Array:
@@ -68,9 +72,14 @@ def _stack(arrays: list[jax.Array], axis: int) -> jax.Array:
     return lax.concatenate([lax.expand_dims(a, (axis,)) for a in arrays], axis)
 
 
-def winograd_conv3x3(x: jax.Array, u: jax.Array) -> jax.Array:
+def winograd_conv3x3(x: jax.Array, u: jax.Array, *, transpose: bool = False) -> jax.Array:
     """SAME 3x3 convolution, stride 1, by F(2x2, 3x3):
-    (N, H, W, Cin), (16, Cin, Cout) from :func:`winograd_kernel` -> (N, H, W, Cout)."""
+    (N, H, W, Cin), (16, Cin, Cout) from :func:`winograd_kernel` -> (N, H, W, Cout).
+
+    With ``transpose``, the convolution with the transposed kernel (flipped in
+    space, channels swapped; the image gradient's): (N, H, W, Cout), the same
+    (16, Cin, Cout) -> (N, H, W, Cin).
+    """
     n, h, w, _ = x.shape
     ty, tx = -(-h // OUT), -(-w // OUT)  # tiles down and across
     # pad for SAME, and up to whole tiles at the bottom and right
@@ -79,17 +88,21 @@ def winograd_conv3x3(x: jax.Array, u: jax.Array) -> jax.Array:
         lax.full((), 0, x.dtype),
         [(0, 0, 0), (1, ty * OUT - h + 1, 0), (1, tx * OUT - w + 1, 0), (0, 0, 0)],
     )
-    rows = [_combine(B_T[i], lambda k: _strided(p, 1, k, ty)) for i in range(TILE)]
+    # tile position (i, j) of the flipped kernel is (order[i], order[j]) of u
+    order = FLIP if transpose else tuple(range(TILE))
+    rows = [_combine(B_T[i], lambda k: _strided(p, 1, k, ty)) for i in order]
     v = _stack(
-        [_combine(B_T[j], lambda k, r=r: _strided(r, 2, k, tx)) for r in rows for j in range(TILE)],
+        [_combine(B_T[j], lambda k, r=r: _strided(r, 2, k, tx)) for r in rows for j in order],
         0,
-    )  # (16, N, ty, tx, Cin)
-    m = lax.dot_general(v, u.astype(v.dtype), (((4,), (1,)), ((0,), (0,))))  # (16, N, ty, tx, Cout)
-    m = lax.reshape(m, (TILE, TILE, *m.shape[1:]))
-    cols = [_combine(A_T[a], lambda i: _take(m, i)) for a in range(OUT)]  # (4, N, ty, tx, Cout)
+    )  # (16, N, ty, tx, C), in u's tile order
+    contract = 2 if transpose else 1
+    m = lax.dot_general(v, u.astype(v.dtype), (((4,), (contract,)), ((0,), (0,))))
+    m = lax.reshape(m, (TILE, TILE, *m.shape[1:]))  # tile (i, j) is m[order[i], order[j]]
+    cols = [_combine(A_T[a], lambda i: _take(m, order[i])) for a in range(OUT)]
     out_rows = [
-        _stack([_combine(A_T[b], lambda j, c=c: _take(c, j)) for b in range(OUT)], 3) for c in cols
-    ]  # each (N, ty, tx, 2, Cout)
-    y = _stack(out_rows, 2)  # (N, ty, 2, tx, 2, Cout): output pixel (2y + a, 2x + b)
+        _stack([_combine(A_T[b], lambda j, c=c: _take(c, order[j])) for b in range(OUT)], 3)
+        for c in cols
+    ]  # each (N, ty, tx, 2, C), C the output channels
+    y = _stack(out_rows, 2)  # (N, ty, 2, tx, 2, C): output pixel (2y + a, 2x + b)
     y = lax.reshape(y, (n, ty * OUT, tx * OUT, y.shape[-1]))
     return lax.slice(y, (0, 0, 0, 0), (n, h, w, y.shape[-1]))
