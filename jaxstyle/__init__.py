@@ -7,6 +7,7 @@ from jaxstyle.batch import BatchReport as BatchReport
 from jaxstyle.batch import batch as batch
 from jaxstyle.cells import CellsResult as CellsResult
 from jaxstyle.cells import initialize_distributed as initialize_distributed
+from jaxstyle.compiler import compiler_options as compiler_options
 from jaxstyle.errors import Interrupted as Interrupted
 from jaxstyle.errors import JaxstyleError as JaxstyleError
 from jaxstyle.estimate import Estimate as Estimate
@@ -58,6 +59,7 @@ __all__ = [
     "Targets",
     "VGG19Weights",
     "batch",
+    "compiler_options",
     "compute_targets",
     "content_loss",
     "estimate",

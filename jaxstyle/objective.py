@@ -24,6 +24,7 @@ import numpy as np
 
 from jaxstyle import losses
 from jaxstyle.architecture import LAYER_INDEX
+from jaxstyle.compiler import jit
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.presets import Preset
 from jaxstyle.vgg import (
@@ -153,7 +154,7 @@ def compute_targets(
         content_targets = _content_features(params, content, objective)
     else:
         shape = jax.ShapeDtypeStruct((*content_shape, 3), jnp.float32)
-        abstract = jax.eval_shape(_content_features, params, shape, objective)
+        abstract = jax.eval_shape(lambda p, x: _content_features(p, x, objective), params, shape)
         zeros = {k: np.zeros(v.shape, v.dtype) for k, v in abstract.items()}
         content_targets = jax.device_put(zeros)
     blend = [1.0 / len(styles)] * len(styles) if blend is None else list(blend)
@@ -167,7 +168,7 @@ def compute_targets(
     return Targets(content=content_targets, style=grams)
 
 
-@functools.partial(jax.jit, static_argnums=2)
+@functools.partial(jit, static_argnums=2)
 def _content_features(params, image, objective: Objective) -> dict[str, jax.Array]:
     """{layer: (h, w, C)} content features of one (H, W, 3) image (one program, so a
     run's set-up compiles, or loads from the cache, one program per image shape)."""
@@ -175,7 +176,7 @@ def _content_features(params, image, objective: Objective) -> dict[str, jax.Arra
     return {k: v[0] for k, v in feats.items()}
 
 
-@functools.partial(jax.jit, static_argnums=3)
+@functools.partial(jit, static_argnums=3)
 def _weighted_grams(params, image, weight, objective: Objective) -> dict[str, jax.Array]:
     """{layer: (C, C)} Gram matrices of one (H, W, 3) style image, times ``weight``."""
     feats = _features(params, image[None], objective.style_layers, objective)

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxstyle.compiler import compiler_options
 from jaxstyle.errors import JaxstyleError
 
 OPTIMIZERS = ("adam", "lbfgs")
@@ -246,11 +247,13 @@ def device_loop(step: Callable[[Carry, Any], tuple[Carry, dict]]) -> Callable:
 @functools.lru_cache(maxsize=16)
 def _compile(fn: Callable, donate: tuple[int, ...], treedef, leaves: tuple) -> Any:
     abstract = jax.tree.unflatten(treedef, leaves)
-    return jax.jit(fn, donate_argnums=donate).lower(*abstract).compile()
+    options = compiler_options()
+    return jax.jit(fn, donate_argnums=donate, compiler_options=options).lower(*abstract).compile()
 
 
 def compile_once(fn: Callable, *example: Any, donate: tuple[int, ...] = ()) -> Any:
-    """``jax.jit(fn).lower(*example).compile()``, cached per function and input shapes.
+    """``jax.jit(fn).lower(*example).compile()`` (with jaxstyle's XLA options, see
+    :mod:`jaxstyle.compiler`), cached per function and input shapes.
 
     A second run of the same step on same-shaped inputs reuses the executable
     (no retrace, no recompile); the persistent cache covers new processes.

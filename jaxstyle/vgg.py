@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxstyle.architecture import CONV_NAMES, CONV_SHAPES, LAYER_INDEX, LAYER_NAMES, deepest
+from jaxstyle.compiler import jit
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.weights import Preprocessing, VGG19Weights
 from jaxstyle.winograd import winograd_conv3x3 as _winograd_conv3x3
@@ -214,6 +215,9 @@ def add_kernel_transforms(weights: VGG19Weights, conv_algorithm: str = "direct")
     return dataclasses.replace(weights, transposed=transposed, winograd=in_winograd or None)
 
 
+_add_kernel_transforms = jit(add_kernel_transforms, static_argnums=1)
+
+
 @functools.lru_cache(maxsize=4)
 def prepare_weights(weights: VGG19Weights, conv_algorithm: str = "auto") -> VGG19Weights:
     """``weights`` on the default device, with the kernels of their image gradient
@@ -225,7 +229,7 @@ def prepare_weights(weights: VGG19Weights, conv_algorithm: str = "auto") -> VGG1
     identity) and algorithm, so repeated runs share one copy.
     """
     algorithm = choose_conv_algorithm(conv_algorithm)
-    return jax.jit(add_kernel_transforms, static_argnums=1)(weights, algorithm)
+    return _add_kernel_transforms(weights, algorithm)
 
 
 def preprocess(images: jax.Array, preprocessing: Preprocessing) -> jax.Array:
@@ -260,7 +264,7 @@ def check_layers(layers: Iterable[str]) -> tuple[str, ...]:
     return layers
 
 
-@partial(jax.jit, static_argnames=("layers", "pooling", "compute_dtype", "conv_algorithm"))
+@partial(jit, static_argnames=("layers", "pooling", "compute_dtype", "conv_algorithm"))
 def features(
     params: VGG19Weights,
     images: jax.Array,

@@ -298,7 +298,8 @@ def make_inputs(params, config: Config, a: argparse.Namespace) -> Inputs:
 
 
 class JaxCase:
-    """jaxstyle's own path: compute_targets, make_loss_fn, make_init/make_step, jit.
+    """jaxstyle's own path: compute_targets, make_loss_fn, make_init/make_step, and
+    jaxstyle's ``jit`` (its XLA options, :mod:`jaxstyle.compiler`).
 
     Batch 1 runs the step as ``stylize`` does; batch B > 1 vmaps init and step
     over the B images with the targets and weights shared, with L-BFGS's
@@ -314,6 +315,7 @@ class JaxCase:
         import jax
         import jax.numpy as jnp
 
+        from jaxstyle.compiler import jit
         from jaxstyle.estimate import memory_sizes
         from jaxstyle.objective import LossArgs, compute_targets, make_loss_fn
         from jaxstyle.optimize import make_init, make_step
@@ -349,19 +351,19 @@ class JaxCase:
         if compile_only:
             self.init, carry = None, jax.eval_shape(init, self.x0, self.args)
         else:
-            self.init = jax.jit(init).lower(self.x0, self.args).compile()
+            self.init = jit(init).lower(self.x0, self.args).compile()
             carry = self.init(self.x0, self.args)
         t = time.perf_counter()
-        self.step = jax.jit(step, donate_argnums=0).lower(carry, self.args).compile()
+        self.step = jit(step, donate_argnums=0).lower(carry, self.args).compile()
         self.compile_seconds = time.perf_counter() - t
         self.memory_analysis = memory_sizes(self.step)
 
     def initial_loss(self) -> float:
         """J of the first starting image."""
-        import jax
+        from jaxstyle.compiler import jit
 
         x = self.x0[0] if self.batched else self.x0
-        return float(jax.jit(self.loss_fn)(x, self.args)[0])
+        return float(jit(self.loss_fn)(x, self.args)[0])
 
     def run(self, steps: int) -> RunStats:
         """Init + ``steps`` steps from the starting images, synchronised at the end."""
@@ -898,7 +900,8 @@ def header_lines(report: dict) -> list[str]:
         f"Peak reference: {report['peak_gflops']:.0f} GFLOP/s ({report['peak_source']})",
         f"Objective: preset {s['preset']}, content {s['content']}, style {s['style']}, "
         f"jaxstyle convolutions in {s['compute_dtype']}"
-        + (f" ({s['conv_algorithm']} in blocks 3-5); " if "conv_algorithm" in s else "; ")
+        + (f" ({s['conv_algorithm']} in blocks 3-5)" if "conv_algorithm" in s else "")
+        + (f", XLA options {s['xla_options']}; " if s.get("xla_options") else "; ")
         + f"{s['steps']} steps per run, median of {s['repeats']} runs, frameworks alternated",
         f"Date: {report['date']}; command: {report['command']}",
     ]
@@ -1064,6 +1067,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     import jax
 
+    from jaxstyle.compiler import compiler_options
     from jaxstyle.vgg import choose_conv_algorithm
     from jaxstyle.weights import load_vgg19
 
@@ -1087,6 +1091,7 @@ def main(argv: list[str] | None = None) -> None:
         "preset": a.preset,
         "compute_dtype": a.compute_dtype,
         "conv_algorithm": choose_conv_algorithm(a.conv_algorithm, a.compute_dtype),
+        "xla_options": compiler_options(),
         "content": a.content.name,
         "style": a.style.name,
         "steps": a.steps,

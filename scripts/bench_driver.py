@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import serialize_executable
 
+from jaxstyle.compiler import jit
 from jaxstyle.objective import LossArgs, Objective, compute_targets, make_loss_fn, total_loss
 from jaxstyle.optimize import OptimizerConfig, make_init, make_step, run
 from jaxstyle.presets import get_preset
@@ -70,11 +71,11 @@ def main() -> None:
     for _ in range(a.repeats):
         for name, driver in times:
             loss_fn, args = variants[name]
-            carry = jax.jit(make_init(loss_fn, config))(content, args)
+            carry = jit(make_init(loss_fn, config))(content, args)
             step = make_step(loss_fn, config)
             if name not in exe_mb:
                 t = time.perf_counter()
-                compiled = jax.jit(step, donate_argnums=0).lower(carry, args).compile()
+                compiled = jit(step, donate_argnums=0).lower(carry, args).compile()
                 compile_s[name] = time.perf_counter() - t
                 exe_mb[name] = len(serialize_executable.serialize(compiled)[0]) / 1e6
             r = run(step, carry, args, a.steps, driver=driver, chunk=a.steps)

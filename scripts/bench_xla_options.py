@@ -1,0 +1,104 @@
+"""XLA compiler options A/B: jaxstyle's optimisation step compiled with each option set,
+timed alternately in one process (so machine noise hits every set alike).
+
+Each set is ``default`` (XLA's own options), ``jaxstyle`` (those jaxstyle compiles
+with, :mod:`jaxstyle.compiler`) or ``KEY=VALUE[,KEY=VALUE...]`` (e.g.
+``xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT``).
+Prints each set's compile time, the median ms per image-step over the repeats,
+and how far its first step's image is from the first set's.
+
+    python scripts/bench_xla_options.py --size 256
+    python scripts/bench_xla_options.py --size 128 --batch 8
+    python scripts/bench_xla_options.py --size 256 --conv-algorithm direct
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "images"
+
+
+def option_set(text: str) -> dict | None:
+    from jaxstyle.compiler import compiler_options
+
+    if text == "default":
+        return None
+    if text == "jaxstyle":
+        return compiler_options()
+    return dict(item.split("=", 1) for item in text.split(","))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("sets", nargs="*", default=["default", "jaxstyle"])
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=1, help="images, vmapped (step as in sweeps)")
+    ap.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam")
+    ap.add_argument("--conv-algorithm", choices=("auto", "direct", "winograd"), default="auto")
+    ap.add_argument("--preset", default="jcjohnson")
+    ap.add_argument("--steps", type=int, default=4, help="steps per timed run")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--content", type=Path, default=IMAGES / "tubingen.jpg")
+    ap.add_argument("--style", type=Path, default=IMAGES / "starry_night.jpg")
+    a = ap.parse_args()
+
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jaxstyle.objective import LossArgs, make_loss_fn
+    from jaxstyle.optimize import make_init, make_step
+    from jaxstyle.presets import get_preset
+    from jaxstyle.stylize import prepare_images, prepare_targets, resolve_settings
+    from jaxstyle.vgg import prepare_weights
+    from jaxstyle.weights import load_vgg19
+
+    s = resolve_settings(
+        a.preset, size=a.size, optimizer=a.optimizer, conv_algorithm=a.conv_algorithm
+    )
+    preset = get_preset(s.preset)
+    objective, config = s.objective(preset), s.optimizer_config(preset)
+    params = load_vgg19()
+    content, styles = prepare_images(str(a.content), str(a.style), s)
+    targets = prepare_targets(params, objective, content, styles, s)
+    args = LossArgs(prepare_weights(params, objective.conv_algorithm), targets, s.loss_weights())
+    loss_fn = make_loss_fn(objective)
+    carry = make_init(loss_fn, config)(jnp.asarray(content), args)
+    step = make_step(loss_fn, config)
+    if a.batch > 1:
+        carry = jax.tree.map(lambda x: jnp.stack([x] * a.batch), carry)
+        step = jax.vmap(step, in_axes=(0, None))
+    h, w = content.shape[:2]
+    print(
+        f"{jax.default_backend()}: {a.optimizer} step, {h}x{w} px, batch {a.batch}, "
+        f"{objective.conv_algorithm} convolutions; {a.steps} steps x {a.repeats} repeats"
+    )
+
+    sets = [(name, option_set(name)) for name in a.sets]
+    compiled = []
+    for name, options in sets:
+        t = time.perf_counter()
+        compiled.append(jax.jit(step, compiler_options=options).lower(carry, args).compile())
+        print(f"  {name}: {options}, compiled in {time.perf_counter() - t:.1f} s", flush=True)
+    first = [np.asarray(c(carry, args)[0].image) for c in compiled]
+    times = [[] for _ in compiled]
+    for _ in range(a.repeats):
+        for i, c in enumerate(compiled):
+            state, t = carry, time.perf_counter()
+            for _ in range(a.steps):
+                state, _record = c(state, args)
+            jax.block_until_ready(state)
+            times[i].append((time.perf_counter() - t) / a.steps / a.batch * 1e3)
+    for (name, _), ts, image in zip(sets, times, first, strict=True):
+        print(
+            f"{name:>10}: {np.median(ts):7.1f} ms per image-step (runs: "
+            f"{', '.join(f'{t:.0f}' for t in ts)}); first step's image differs from "
+            f"{sets[0][0]}'s by {np.abs(image - first[0]).max():.1e} at most"
+        )
+
+
+if __name__ == "__main__":
+    main()
