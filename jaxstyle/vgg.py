@@ -93,14 +93,16 @@ def choose_conv_algorithm(choice: str = "auto", compute_dtype: str = "float32") 
     """The convolution algorithm of blocks 3-5 (:data:`WINOGRAD_LAYERS`):
     ``"direct"`` or ``"winograd"``; ``"auto"`` is Winograd on the CPU in float32.
 
-    Measured on a 2-core AMD EPYC (XLA:CPU, jax 0.10.2, scripts/bench.py): a
-    192x256 Adam step of the jcjohnson objective takes 664 ms with blocks 3-5 in
-    Winograd against 848 ms direct (PyTorch: 706-744 ms); blocks 1-2 (64-128
-    channels on large maps) ran slower in Winograd, its transforms outweighing
-    the saved multiplies. The price is start-up time: each Winograd convolution
-    compiles in about 0.5 s against 0.07 s, and the step traces in 0.9 s against
-    0.4 s (``scripts/bench_startup.py --size 256``: 24 s against 10 s from a cold
-    start to the first L-BFGS step, 7.9 s against 6.3 s warm, the compiled
+    Measured on a 2-core AMD EPYC (XLA:CPU, jax 0.10.2): a 192x256 Adam step of
+    the jcjohnson objective took 664 ms with blocks 3-5 in Winograd against
+    848 ms direct (scripts/bench.py; PyTorch: 706-744 ms), and 608 against
+    669 ms with jaxstyle's XLA options (scripts/bench_xla_options.py, see
+    :mod:`jaxstyle.compiler`); blocks 1-2 (64-128 channels on large maps) ran
+    slower in Winograd, its transforms outweighing the saved multiplies. The
+    price is start-up time: each Winograd convolution compiles in about 0.5 s
+    against 0.07 s, and the step traces in 0.9 s against 0.4 s
+    (``scripts/bench_startup.py --size 256``: 29 s against 11 s from a cold
+    start to the first L-BFGS step, 8.2 s against 6.6 s warm, the compiled
     programs then read from the persistent cache). Elsewhere direct: GPU
     libraries choose their own convolution algorithms (not measured there), and
     bf16 would round the transforms.
