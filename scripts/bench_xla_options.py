@@ -28,7 +28,14 @@ def option_set(text: str) -> dict | None:
         return None
     if text == "jaxstyle":
         return compiler_options()
-    return dict(item.split("=", 1) for item in text.split(","))
+    return {key: _value(value) for key, value in (item.split("=", 1) for item in text.split(","))}
+
+
+def _value(text: str) -> bool | int | str:
+    """An option's value as XLA's options want it: a bool, an int or a string."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return int(text) if text.lstrip("-").isdigit() else text
 
 
 def main() -> None:
