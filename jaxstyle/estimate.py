@@ -29,7 +29,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxstyle.architecture import CONV_NAMES, LAYER_INDEX, deepest, forward_macs
 from jaxstyle.batching import MESH_AXIS, batched, shared_loss_fn
-from jaxstyle.compiler import compiler_options
+from jaxstyle.compiler import jit
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.objective import LossArgs, LossWeights, Objective, compute_targets, make_loss_fn
 from jaxstyle.optimize import OptimizerConfig, make_init, make_step
@@ -231,10 +231,7 @@ def compile_step(
         step = batched(make_step(loss_fn, config), mesh, per_cell_targets)
         x0 = _abstract(image, lead=(padded,), sharding=cells)
         carry = _abstract(jax.eval_shape(init, x0, args), sharding=cells)
-    options = compiler_options()
-    return jax.jit(step, donate_argnums=0, compiler_options=options).lower(
-        carry, args
-    ).compile(), devices
+    return jit(step, donate_argnums=0).lower(carry, args).compile(), devices
 
 
 def memory_sizes(compiled: Any) -> dict[str, int] | None:

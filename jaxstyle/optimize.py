@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxstyle.compiler import compiler_options
+from jaxstyle.compiler import jit
 from jaxstyle.errors import JaxstyleError
 
 OPTIMIZERS = ("adam", "lbfgs")
@@ -247,8 +247,7 @@ def device_loop(step: Callable[[Carry, Any], tuple[Carry, dict]]) -> Callable:
 @functools.lru_cache(maxsize=16)
 def _compile(fn: Callable, donate: tuple[int, ...], treedef, leaves: tuple) -> Any:
     abstract = jax.tree.unflatten(treedef, leaves)
-    options = compiler_options()
-    return jax.jit(fn, donate_argnums=donate, compiler_options=options).lower(*abstract).compile()
+    return jit(fn, donate_argnums=donate).lower(*abstract).compile()
 
 
 def compile_once(fn: Callable, *example: Any, donate: tuple[int, ...] = ()) -> Any:

@@ -50,15 +50,14 @@ def _with_image_gradient(conv, image_gradient, doc: str):
     def fwd(x, kernel, *kernels):  # CustomVJPPrimals: .value, .perturbed
         # the kernel's gradient only where it is differentiated: an image gradient
         # then traces no kernel VJP (for Winograd, a second copy of the convolution)
-        kept = (x.value, kernel.value) if kernel.perturbed else None
-        return conv(x.value, kernel.value), (kept, kernel.value, [k.value for k in kernels])
+        x_kept = x.value if kernel.perturbed else None
+        return conv(x.value, kernel.value), (x_kept, kernel.value, [k.value for k in kernels])
 
     def bwd(residuals, grad):
-        kept, kernel, kernels = residuals
+        x, kernel, kernels = residuals
         kernel_grad = None
-        if kept is not None:
-            x, k = kept
-            kernel_grad = jax.vjp(lambda k: conv(x, k), k)[1](grad)[0]
+        if x is not None:
+            kernel_grad = jax.vjp(lambda k: conv(x, k), kernel)[1](grad)[0]
         return image_gradient(grad, kernel, *kernels), kernel_grad, *(None for _ in kernels)
 
     f.defvjp(fwd, bwd, symbolic_zeros=True)

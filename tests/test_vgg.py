@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxstyle.architecture import LAYER_INDEX
+from jaxstyle.architecture import LAYER_INDEX, deepest
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.objective import LossArgs, compute_targets, make_loss_fn
 from jaxstyle.presets import get_preset
@@ -127,8 +127,8 @@ def test_prepared_weights_as_arguments_give_the_same_loss_without_kernel_transfo
     assert flip in programs["plain"] and flip not in programs["prepared"]
     if algorithm == "winograd":  # G g G^T: two contractions per kernel, only in "plain"
         products = {name: program.count("dot_general") for name, program in programs.items()}
-        deepest = max(LAYER_INDEX[name] for name in objective.layers)
-        run = [name for name in WINOGRAD_LAYERS if LAYER_INDEX[name] < deepest]
+        last = LAYER_INDEX[deepest(objective.layers)]
+        run = [name for name in WINOGRAD_LAYERS if LAYER_INDEX[name] < last]
         assert products["plain"] == products["prepared"] + 2 * len(run)
     (j, g), (j_t, g_t) = results["plain"], results["prepared"]
     np.testing.assert_allclose(j_t, j, rtol=1e-6)
