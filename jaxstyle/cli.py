@@ -136,7 +136,8 @@ def _program_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--compute-dtype",
         choices=("float32", "bfloat16"),
-        help="dtype of the VGG19 convolutions (default float32); losses stay float32",
+        help="dtype of the VGG19 convolutions and Gram products (default float32); "
+        "Grams accumulate in float32, losses stay float32",
     )
     p.add_argument(
         "--conv-algorithm",

@@ -32,6 +32,23 @@ def _reduce(values: jax.Array, axes: tuple[int, ...], reduction: str) -> jax.Arr
     raise ValueError(f"reduction must be one of {REDUCTIONS}, not {reduction!r}")
 
 
+@jax.custom_jvp
+def _gram(f: jax.Array) -> jax.Array:
+    """FᵀF of (..., K, C) features: (..., C, C) float32."""
+    return jnp.einsum("...kc,...kd->...cd", f, f, preferred_element_type=jnp.float32)
+
+
+@_gram.defjvp
+def _gram_jvp(primals, tangents):
+    # d(FᵀF) = FᵀdF + (FᵀdF)ᵀ: one product, whose transpose (the gradient) is one
+    # product too, F·(Ḡ + Ḡᵀ), where autodiff of the einsum makes two. Its operands
+    # keep F's dtype (bfloat16 runs on the matrix units) and accumulate in float32.
+    (f,), (df,) = primals, tangents
+    half = jnp.einsum("...kc,...kd->...cd", f, df, preferred_element_type=f.dtype)
+    half = half.astype(jnp.float32)
+    return _gram(f), half + jnp.swapaxes(half, -1, -2)
+
+
 def gram_matrix(features: jax.Array, *, normalize: str = "chw") -> jax.Array:
     """Gram matrices of feature maps: G_ij = Σ_k F_ik F_jk over positions k.
 
@@ -41,11 +58,12 @@ def gram_matrix(features: jax.Array, *, normalize: str = "chw") -> jax.Array:
         tutorial), ``"chw"`` by C·h·w (neural-style, PyTorch tutorial).
 
     Returns:
-      (..., C, C), accumulated in float32.
+      (..., C, C), accumulated in float32. Differentiable (forward and
+      reverse mode) by one matrix product in ``features``' dtype, with float32
+      accumulation.
     """
     *_, h, w, c = features.shape
-    f = features.reshape(*features.shape[:-3], h * w, c)
-    gram = jnp.einsum("...kc,...kd->...cd", f, f, preferred_element_type=jnp.float32)
+    gram = _gram(features.reshape(*features.shape[:-3], h * w, c))
     if normalize == "none":
         return gram
     if normalize == "hw":

@@ -42,7 +42,8 @@ class Objective:
     """Static definition of the loss (hashable; a jit static argument).
 
     ``compute_dtype`` (``"float32"`` or ``"bfloat16"``) is the dtype of the VGG19
-    convolutions; Grams, losses, the image and the optimiser stay float32.
+    convolutions and of the Grams' products (accumulated in float32); the
+    losses, the image and the optimiser stay float32.
     ``conv_algorithm`` is how blocks 3-5 convolve: "direct", "winograd", or
     "auto", resolved on creation by :func:`jaxstyle.vgg.choose_conv_algorithm`.
     """
@@ -124,7 +125,7 @@ class Targets:
 
 
 def _features(params, images, layers, objective: Objective) -> dict[str, jax.Array]:
-    """float32 activations {layer: (N, h, w, C)} of (N, H, W, 3) images, as the objective
+    """Activations {layer: (N, h, w, C)} of (N, H, W, 3) images, as the objective
     computes them (its pooling, compute dtype and convolution algorithm)."""
     o = objective
     return features(params, images, layers, o.pooling, o.compute_dtype, o.conv_algorithm)
@@ -171,9 +172,10 @@ def compute_targets(
 @functools.partial(jit, static_argnums=2)
 def _content_features(params, image, objective: Objective) -> dict[str, jax.Array]:
     """{layer: (h, w, C)} content features of one (H, W, 3) image (one program, so a
-    run's set-up compiles, or loads from the cache, one program per image shape)."""
+    run's set-up compiles, or loads from the cache, one program per image shape);
+    float32 whatever the compute dtype."""
     feats = _features(params, image[None], objective.content_layers, objective)
-    return {k: v[0] for k, v in feats.items()}
+    return {k: v[0].astype(jnp.float32) for k, v in feats.items()}
 
 
 @functools.partial(jit, static_argnums=3)

@@ -257,8 +257,9 @@ def stylize(
         ``style_layers``, ``style_layer_weights``, ``pooling`` (max|avg),
         ``init`` ("content", "noise", a path or an array), ``seed``,
         ``style_scale``, ``style_blend``, ``compute_dtype`` ("float32" or
-        "bfloat16": the dtype of the VGG19 convolutions; Grams, losses, the
-        image and the optimiser state stay float32), ``conv_algorithm``
+        "bfloat16": the dtype of the VGG19 convolutions and the Grams'
+        products, which accumulate in float32; losses, the image and the
+        optimiser state stay float32), ``conv_algorithm``
         ("auto", "direct" or "winograd": how VGG19 blocks 3-5 convolve; auto is
         Winograd on the CPU in float32, see :func:`jaxstyle.vgg.choose_conv_algorithm`).
 

@@ -277,8 +277,9 @@ def features(
     """Unchecked core of :func:`vgg_features`, for use inside traced code.
 
     The convolutions run in ``compute_dtype`` by ``conv_algorithm`` ("direct"
-    or "winograd"); the activations are returned in float32, so Grams and
-    losses are computed in float32 either way.
+    or "winograd"); the activations come out in ``compute_dtype`` (bfloat16
+    Grams then run on the matrix units; they and the losses accumulate in
+    float32 either way).
     """
     model = VGG19(deepest(layers), pooling, compute_dtype, conv_algorithm)
     x = preprocess(images.astype(jnp.float32), params.preprocessing)
@@ -287,7 +288,7 @@ def features(
         if getattr(params, collection) is not None:
             variables[collection] = getattr(params, collection)
     out = model.apply(variables, x)
-    return {name: out[name].astype(jnp.float32) for name in layers}
+    return {name: out[name] for name in layers}
 
 
 def vgg_features(
@@ -320,4 +321,5 @@ def vgg_features(
     dtype = check_compute_dtype(compute_dtype)
     algorithm = choose_conv_algorithm(conv_algorithm, dtype)
     out = features(params, jnp.asarray(images), layers, pooling, dtype, algorithm)
-    return {name: out[name] for name in layers}  # jit returns dicts with sorted keys
+    # jit returns dicts with sorted keys
+    return {name: out[name].astype(jnp.float32) for name in layers}

@@ -5,16 +5,23 @@ Each set is ``default`` (XLA's own options), ``jaxstyle`` (those jaxstyle compil
 with, :mod:`jaxstyle.compiler`) or ``KEY=VALUE[,KEY=VALUE...]`` (e.g.
 ``xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT``).
 Prints each set's compile time, the median ms per image-step over the repeats,
-and how far its first step's image is from the first set's.
+and how far its first step's image is from the first set's; ``--profile N`` then
+traces each set's steps with ``jax.profiler`` and prints the N ops that took the
+most device time (on a CPU, thread time), per step.
 
     python scripts/bench_xla_options.py --size 256
     python scripts/bench_xla_options.py --size 128 --batch 8
     python scripts/bench_xla_options.py --size 256 --conv-algorithm direct
+    python scripts/bench_xla_options.py default --size 512 --batch 8 \
+        --compute-dtype bfloat16 --profile 20
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import re
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,6 +45,25 @@ def _value(text: str) -> bool | int | str:
     return int(text) if text.lstrip("-").isdigit() else text
 
 
+def op_times(trace_dir: str) -> collections.Counter:
+    """Nanoseconds per HLO op (numbered suffixes merged) in a ``jax.profiler`` trace:
+    the device's kernels on a GPU/TPU, the executor's threads on a CPU."""
+    import jax
+
+    (path,) = Path(trace_dir).rglob("*.xplane.pb")
+    profile = jax.profiler.ProfileData.from_file(str(path))  # owns the planes: keep it
+    planes = list(profile.planes)
+    device = [p for p in planes if p.name.startswith("/device:")]
+    totals = collections.Counter()
+    for plane in device or [p for p in planes if p.name == "/host:CPU"]:
+        for line in plane.lines:
+            for event in line.events:
+                op = dict(event.stats).get("hlo_op")
+                if op is not None:
+                    totals[re.sub(r"\.\d+$", "", str(op))] += event.duration_ns
+    return totals
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sets", nargs="*", default=["default", "jaxstyle"])
@@ -45,9 +71,11 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1, help="images, vmapped (step as in sweeps)")
     ap.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam")
     ap.add_argument("--conv-algorithm", choices=("auto", "direct", "winograd"), default="auto")
+    ap.add_argument("--compute-dtype", choices=("float32", "bfloat16"), default="float32")
     ap.add_argument("--preset", default="jcjohnson")
     ap.add_argument("--steps", type=int, default=4, help="steps per timed run")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--profile", type=int, default=0, metavar="N", help="print the top N ops")
     ap.add_argument("--content", type=Path, default=IMAGES / "tubingen.jpg")
     ap.add_argument("--style", type=Path, default=IMAGES / "starry_night.jpg")
     a = ap.parse_args()
@@ -64,7 +92,11 @@ def main() -> None:
     from jaxstyle.weights import load_vgg19
 
     s = resolve_settings(
-        a.preset, size=a.size, optimizer=a.optimizer, conv_algorithm=a.conv_algorithm
+        a.preset,
+        size=a.size,
+        optimizer=a.optimizer,
+        conv_algorithm=a.conv_algorithm,
+        compute_dtype=a.compute_dtype,
     )
     preset = get_preset(s.preset)
     objective, config = s.objective(preset), s.optimizer_config(preset)
@@ -81,7 +113,8 @@ def main() -> None:
     h, w = content.shape[:2]
     print(
         f"{jax.default_backend()}: {a.optimizer} step, {h}x{w} px, batch {a.batch}, "
-        f"{objective.conv_algorithm} convolutions; {a.steps} steps x {a.repeats} repeats"
+        f"{a.compute_dtype} {objective.conv_algorithm} convolutions; "
+        f"{a.steps} steps x {a.repeats} repeats"
     )
 
     sets = [(name, option_set(name)) for name in a.sets]
@@ -105,6 +138,19 @@ def main() -> None:
             f"{', '.join(f'{t:.0f}' for t in ts)}); first step's image differs from "
             f"{sets[0][0]}'s by {np.abs(image - first[0]).max():.1e} at most"
         )
+    for (name, _), c in zip(sets, compiled, strict=True) if a.profile else ():
+        with tempfile.TemporaryDirectory() as trace:
+            state = carry
+            with jax.profiler.trace(trace):
+                for _ in range(a.steps):
+                    state, _record = c(state, args)
+                jax.block_until_ready(state)
+            totals = op_times(trace)
+        print(
+            f"{name}: {sum(totals.values()) / a.steps / 1e6:.2f} ms of op time per step; top ops:"
+        )
+        for op, ns in totals.most_common(a.profile):
+            print(f"  {ns / a.steps / 1e6:8.3f} ms  {op}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -96,13 +97,17 @@ def test_readme_table_is_the_scripts_output():
 
 def test_readme_gpu_table_is_rendered_from_the_saved_reports(tmp_path):
     """The README's GPU block is exactly what ``--from-json`` renders from the reports
-    saved in scripts/results (measured on a lent GPU), and only that block changes."""
+    it names, saved in scripts/results (measured on a lent GPU), and only that block
+    changes."""
     readme = (ROOT / "README.md").read_text()
     start, end = "<!-- bench-gpu:start -->", "<!-- bench-gpu:end -->"
     copy = tmp_path / "README.md"
     copy.write_text(readme.replace(readme.split(start)[1].split(end)[0], "\nstale\n"))
-    reports = sorted((ROOT / "scripts" / "results").glob("*/bench_*.json"))
-    assert reports, "no saved reports"
+    named = re.search(r"--from-json ([^`]+)`", readme.split(start)[1]).group(1).split()
+    reports = [ROOT / name for name in named]
+    assert reports and all(
+        p.is_file() and p.parent.parent == ROOT / "scripts" / "results" for p in reports
+    ), named
     cmd = [sys.executable, str(BENCH), "--from-json", *(str(p.relative_to(ROOT)) for p in reports)]
     cmd += ["--readme-block", "bench-gpu", "--write-readme", str(copy)]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jax
+import jax.extend
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -27,6 +28,66 @@ def test_gram_matrix(normalize):
     want = np.stack([np_gram(f, normalize) for f in F])
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     assert got.shape == (2, 6, 6) and got.dtype == jnp.float32
+
+
+def _einsum_gram(f):
+    """The Gram as a plain einsum, differentiated by jax's own rules (two products)."""
+    m = f.reshape(*f.shape[:-3], -1, f.shape[-1])
+    return jnp.einsum("...kc,...kd->...cd", m, m, preferred_element_type=jnp.float32)
+
+
+def _dot_generals(fn, *args) -> list:
+    """The dot_general equations of ``fn``'s jaxpr (nested jaxprs included)."""
+    found = []
+
+    def walk(jaxpr):
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "dot_general":
+                found.append(eqn)
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                walk(sub)
+
+    walk(jax.make_jaxpr(fn)(*args).jaxpr)
+    return found
+
+
+def test_gram_derivatives_match_autodiff_of_the_einsum():
+    """Reverse and forward mode of the custom derivative equal jax's own of the einsum."""
+    w = jnp.asarray(RNG.normal(size=(2, 6, 6)), jnp.float32)  # not symmetric
+
+    def loss(gram):
+        return lambda f: jnp.sum(w * gram(f))
+
+    got = jax.jit(jax.grad(loss(lambda f: losses.gram_matrix(f, normalize="none"))))(F)
+    want = jax.grad(loss(_einsum_gram))(F)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    tangent = jnp.asarray(RNG.normal(size=F.shape), jnp.float32)
+    _, got = jax.jvp(lambda f: losses.gram_matrix(f, normalize="none"), (F,), (tangent,))
+    _, want = jax.jvp(_einsum_gram, (F,), (tangent,))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_gram_gradient_is_one_product_in_the_features_dtype(dtype):
+    """Forward and gradient: one matrix product each (jax's own rule makes two for
+    the gradient), their operands in the features' dtype, the Gram in float32."""
+    f = jnp.asarray(F, dtype)
+
+    def loss(f):
+        return jnp.sum(losses.gram_matrix(f) ** 2)
+
+    dots = _dot_generals(jax.grad(loss), f)
+    assert len(dots) == 2, dots
+    assert all(v.aval.dtype == dtype for eqn in dots for v in eqn.invars)
+    assert len(_dot_generals(jax.grad(lambda f: jnp.sum(_einsum_gram(f) ** 2)), f)) == 3
+    assert losses.gram_matrix(f).dtype == jnp.float32
+    grad = jax.jit(jax.grad(loss))(f)
+    assert grad.dtype == dtype
+    want = jax.grad(lambda f: jnp.sum(_einsum_gram(f) ** 2 / (6 * 35) ** 2))(F)
+    tolerance = 1e-5 if dtype == jnp.float32 else 2e-2  # bf16: 8-bit mantissa operands
+    np.testing.assert_allclose(
+        np.asarray(grad, np.float32), want, rtol=tolerance, atol=tolerance * np.abs(want).max()
+    )
 
 
 @pytest.mark.parametrize(

@@ -136,6 +136,12 @@ def test_bfloat16_loss_and_gradient_agree_with_float32(vgg_weights, shared_image
         if dtype == "bfloat16":
             jaxpr = str(jax.make_jaxpr(value_and_grad)(image))
             assert "conv_general_dilated" in jaxpr and "bf16" in jaxpr
+            # the Grams' products (forward and gradient) take bf16 operands too
+            hlo = jax.jit(value_and_grad).lower(image).as_text().splitlines()
+            products = [line for line in hlo if "stablehlo.dot_general" in line]
+            assert len(products) == 2 * len(objective.style_layers), products
+            operands = [line.split(" : ")[-1].split("->")[0] for line in products]
+            assert all(types.count("xbf16>") == 2 for types in operands), products
     (j32, g32), (j16, g16) = results["float32"], results["bfloat16"]
     assert j16.dtype == g16.dtype == jnp.float32 and g16.shape == image.shape
     rel = abs(float(j16) - float(j32)) / float(j32)
