@@ -83,26 +83,19 @@ def main() -> None:
     import jax
     import jax.numpy as jnp
     import numpy as np
+    from bench import Config, make_inputs
 
     from jaxstyle.objective import LossArgs, make_loss_fn
     from jaxstyle.optimize import make_init, make_step
-    from jaxstyle.presets import get_preset
-    from jaxstyle.stylize import prepare_images, prepare_targets, resolve_settings
+    from jaxstyle.stylize import prepare_targets
     from jaxstyle.vgg import prepare_weights
     from jaxstyle.weights import load_vgg19
 
-    s = resolve_settings(
-        a.preset,
-        size=a.size,
-        optimizer=a.optimizer,
-        conv_algorithm=a.conv_algorithm,
-        compute_dtype=a.compute_dtype,
-    )
-    preset = get_preset(s.preset)
-    objective, config = s.objective(preset), s.optimizer_config(preset)
     params = load_vgg19()
-    content, styles = prepare_images(str(a.content), str(a.style), s)
-    targets = prepare_targets(params, objective, content, styles, s)
+    inputs = make_inputs(params, Config(a.size, a.batch, a.optimizer), a)
+    s, objective, content = inputs.settings, inputs.objective, inputs.content
+    config = s.optimizer_config(inputs.preset)
+    targets = prepare_targets(params, objective, content, [inputs.style], s)
     args = LossArgs(prepare_weights(params, objective.conv_algorithm), targets, s.loss_weights())
     loss_fn = make_loss_fn(objective)
     carry = make_init(loss_fn, config)(jnp.asarray(content), args)
@@ -124,13 +117,18 @@ def main() -> None:
         compiled.append(jax.jit(step, compiler_options=options).lower(carry, args).compile())
         print(f"  {name}: {options}, compiled in {time.perf_counter() - t:.1f} s", flush=True)
     first = [np.asarray(c(carry, args)[0].image) for c in compiled]
+
+    def run_steps(compiled_step):
+        state = carry
+        for _ in range(a.steps):
+            state, _record = compiled_step(state, args)
+        return jax.block_until_ready(state)
+
     times = [[] for _ in compiled]
     for _ in range(a.repeats):
         for i, c in enumerate(compiled):
-            state, t = carry, time.perf_counter()
-            for _ in range(a.steps):
-                state, _record = c(state, args)
-            jax.block_until_ready(state)
+            t = time.perf_counter()
+            run_steps(c)
             times[i].append((time.perf_counter() - t) / a.steps / a.batch * 1e3)
     for (name, _), ts, image in zip(sets, times, first, strict=True):
         print(
@@ -138,13 +136,12 @@ def main() -> None:
             f"{', '.join(f'{t:.0f}' for t in ts)}); first step's image differs from "
             f"{sets[0][0]}'s by {np.abs(image - first[0]).max():.1e} at most"
         )
-    for (name, _), c in zip(sets, compiled, strict=True) if a.profile else ():
+    if not a.profile:
+        return
+    for (name, _), c in zip(sets, compiled, strict=True):
         with tempfile.TemporaryDirectory() as trace:
-            state = carry
             with jax.profiler.trace(trace):
-                for _ in range(a.steps):
-                    state, _record = c(state, args)
-                jax.block_until_ready(state)
+                run_steps(c)
             totals = op_times(trace)
         print(
             f"{name}: {sum(totals.values()) / a.steps / 1e6:.2f} ms of op time per step; top ops:"
