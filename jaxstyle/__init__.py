@@ -8,6 +8,7 @@ from jaxstyle.batch import batch as batch
 from jaxstyle.cells import CellsResult as CellsResult
 from jaxstyle.cells import initialize_distributed as initialize_distributed
 from jaxstyle.compiler import compiler_options as compiler_options
+from jaxstyle.compiler import enable_compilation_cache as enable_compilation_cache
 from jaxstyle.errors import Interrupted as Interrupted
 from jaxstyle.errors import JaxstyleError as JaxstyleError
 from jaxstyle.estimate import Estimate as Estimate
@@ -61,6 +62,7 @@ __all__ = [
     "batch",
     "compiler_options",
     "compute_targets",
+    "enable_compilation_cache",
     "content_loss",
     "estimate",
     "gram_matrix",

@@ -254,11 +254,17 @@ class CellPlan:
         extra = self.padded - self.n
         return jax.tree.map(lambda v: np.concatenate([v] + [v[-1:]] * extra), tree)
 
-    def _restore(self, saved: Any) -> tuple[int, Carry, list[dict]]:
+    def _restore(self, saved: Any, checkpoint: Checkpointing) -> tuple[int, Carry, list[dict]]:
         """(step, carry, [history]) from a checkpoint written by :meth:`run`."""
-        treedef = self._compiled_init().out_tree
+        init = self._compiled_init()
         leaves = [saved["carry"][k] for k in sorted(saved["carry"])]
-        carry = self.place(self._pad(jax.tree.unflatten(treedef, leaves)))
+        expected = jax.tree.leaves(init.out_info)
+        if [np.shape(v)[1:] for v in leaves] != [x.shape[1:] for x in expected]:
+            raise JaxstyleError(
+                f"checkpoint {checkpoint.directory} holds an optimiser state of another "
+                "form (written by another jaxstyle version?); delete it to start over"
+            )
+        carry = self.place(self._pad(jax.tree.unflatten(init.out_tree, leaves)))
         history = {k: self._pad(np.asarray(v).T).T for k, v in saved["history"].items()}
         return int(saved["step"]), carry, [history]
 
@@ -297,7 +303,7 @@ class CellPlan:
         if saved is None:
             done, carry, histories = 0, init(self.x0, self.args), []
         else:
-            done, carry, histories = self._restore(saved)
+            done, carry, histories = self._restore(saved, checkpoint)
         resumed_from = done
         bar = tqdm(
             total=self.steps,

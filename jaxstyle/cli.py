@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -233,17 +232,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     convert.add_argument("--preprocessing", choices=("caffe", "torchvision"))
     return parser
-
-
-def enable_compilation_cache() -> None:
-    """Turn on jax's persistent compilation cache ($JAXSTYLE_CACHE or ~/.cache/jaxstyle/jax)."""
-    import jax
-
-    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "jaxstyle" / "jax"
-    jax.config.update("jax_compilation_cache_dir", os.environ.get("JAXSTYLE_CACHE", str(default)))
-    # Every program, however quick to compile: a warm start then compiles nothing (the
-    # targets' and losses' small programs took 2.3 s of a warm 256 px start to compile).
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
 def default_size() -> int:
@@ -561,6 +549,8 @@ def main(argv: list[str] | None = None) -> int:
             from jaxstyle.cells import initialize_distributed
 
             initialize_distributed()
+        from jaxstyle.compiler import enable_compilation_cache
+
         enable_compilation_cache()
         if args.command == "stylize":
             return cmd_stylize(args)

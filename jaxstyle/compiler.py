@@ -1,4 +1,4 @@
-"""The XLA options jaxstyle compiles its programs with, per backend, and ``jit``.
+"""How jaxstyle compiles: its XLA options per backend, ``jit``, and the caches.
 
 On XLA:CPU (jax 0.10), dot products and convolutions are handed to YNNPACK by
 default. With those library fusions turned off, XLA runs them itself (Eigen),
@@ -11,16 +11,23 @@ Results agree to float32 rounding.
 Options apply per compiled program (``jax.jit(..., compiler_options=...)``),
 so jaxstyle changes nothing for the other programs of a process; an option
 that ``XLA_FLAGS`` already sets is left to it.
+
+:func:`enable_compilation_cache` keeps compiled programs on disk: jax's
+persistent cache, and :mod:`jaxstyle.executables` for jaxstyle's own programs.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jax
+
+from jaxstyle import executables
 
 CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 """Options for XLA:CPU: an empty list of YNNPACK fusion types turns them off."""
@@ -35,24 +42,89 @@ def compiler_options(backend: str | None = None) -> dict[str, Any] | None:
     return {k: v for k, v in CPU_OPTIONS.items() if f"--{k}=" not in flags} or None
 
 
+def enable_compilation_cache(directory: str | os.PathLike | None = None) -> Path:
+    """Keep compiled programs on disk, so later processes start without compiling
+    (the CLI calls this). Turns on jax's persistent compilation cache, for every
+    program however quick to compile, and :mod:`jaxstyle.executables`, which also
+    saves tracing and lowering jaxstyle's own programs.
+
+    Args:
+      directory: where; default ``$JAXSTYLE_CACHE``, else
+        ``$XDG_CACHE_HOME/jaxstyle/jax`` (``~/.cache/jaxstyle/jax``).
+
+    Returns:
+      The directory.
+    """
+    if directory is None:
+        home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        directory = os.environ.get("JAXSTYLE_CACHE") or home / "jaxstyle" / "jax"
+    directory = Path(directory)
+    jax.config.update("jax_compilation_cache_dir", str(directory))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    executables.enable(directory)
+    return directory
+
+
 def jit(fn: Callable, **kwargs: Any) -> Callable:
     """``jax.jit(fn, **kwargs)`` with :func:`compiler_options`, chosen at the first call
-    (so that importing jaxstyle does not start a jax backend). Called on tracers
-    (inside another traced function) it is the plain ``jax.jit``: XLA takes
+    (so that importing jaxstyle does not start a jax backend), and compiled programs
+    kept in :mod:`jaxstyle.executables`' disk cache when that is enabled. Called on
+    tracers (inside another traced function) it is the plain ``jax.jit``: XLA takes
     options only for a whole program."""
+    static_positions, static_names = _statics(fn, kwargs)
+    settings = tuple(sorted((k, repr(v)) for k, v in kwargs.items()))
+    programs: dict = {}
 
     @functools.cache
     def jitted(backend: str | None) -> Callable:
         options = None if backend is None else compiler_options(backend)
         return jax.jit(fn, compiler_options=options, **kwargs)
 
-    def for_call(args: Any) -> Callable:
-        traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(args))
-        return jitted(None if traced else jax.default_backend())
+    def lower(*args: Any, **kw: Any) -> Any:
+        traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((args, kw)))
+        return jitted(None if traced else jax.default_backend()).lower(*args, **kw)
 
     @functools.wraps(fn)
     def call(*args: Any, **kw: Any) -> Any:
-        return for_call((args, kw))(*args, **kw)
+        if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((args, kw))):
+            return jitted(None)(*args, **kw)
+        backend = jax.default_backend()
+        dynamic = tuple(a for i, a in enumerate(args) if i not in static_positions)
+        dynamic_kw = {k: v for k, v in kw.items() if k not in static_names}
+        static = (
+            tuple((i, a) for i, a in enumerate(args) if i in static_positions),
+            tuple(sorted((k, v) for k, v in kw.items() if k in static_names)),
+        )
+        inputs = executables.signature((dynamic, dynamic_kw))
+        program = executables.program_key(fn)
+        if inputs is None or program is None:
+            return jitted(backend)(*args, **kw)
+        key = (backend, static, inputs)
+        if key not in programs:
+            options = compiler_options(backend)
+            programs[key] = executables.load_or_compile(
+                (program, static, settings),
+                inputs,
+                fn,
+                lambda f: (
+                    jax.jit(f, compiler_options=options, **kwargs).lower(*args, **kw).compile()
+                ),
+                options=options,
+            )
+        return programs[key](*dynamic, **dynamic_kw)
 
-    call.lower = lambda *args, **kw: for_call((args, kw)).lower(*args, **kw)
+    call.lower = lower
     return call
+
+
+def _statics(fn: Callable, kwargs: dict) -> tuple[set[int], set[str]]:
+    """The positions and names of ``fn``'s static arguments under ``jax.jit(fn, **kwargs)``
+    (jax makes a parameter static by position or by name, whichever is given)."""
+    nums = kwargs.get("static_argnums", ())
+    names = kwargs.get("static_argnames", ())
+    positions = {nums} if isinstance(nums, int) else set(nums)
+    named = {names} if isinstance(names, str) else set(names)
+    parameters = list(inspect.signature(fn).parameters)
+    positions |= {parameters.index(n) for n in named if n in parameters}
+    named |= {parameters[i] for i in positions if i < len(parameters)}
+    return positions, named

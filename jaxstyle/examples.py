@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +14,13 @@ _SEED = 1889  # the year of the painting that inspired example_style
 
 
 def example_content() -> Path:
-    """Path of matplotlib's bundled sample photo (Grace Hopper, 600x512 JPEG)."""
-    from matplotlib import cbook
-
-    try:
-        path = Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
-    except (OSError, ValueError) as e:
-        raise JaxstyleError(f"matplotlib's sample photo is unavailable ({e}); give images") from e
+    """Path of matplotlib's bundled sample photo (Grace Hopper, 600x512 JPEG); found
+    without importing matplotlib (0.1 s of a warm start)."""
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is None or not spec.submodule_search_locations:
+        raise JaxstyleError("matplotlib's sample photo is unavailable (no matplotlib); give images")
+    package = Path(next(iter(spec.submodule_search_locations)))
+    path = package / "mpl-data" / "sample_data" / "grace_hopper.jpg"
     if not path.is_file():
         raise JaxstyleError(f"matplotlib's sample photo {path} is missing; give images")
     return path

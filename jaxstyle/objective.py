@@ -26,6 +26,7 @@ from jaxstyle import losses
 from jaxstyle.architecture import LAYER_INDEX
 from jaxstyle.compiler import jit
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.executables import keyed
 from jaxstyle.presets import Preset
 from jaxstyle.vgg import (
     POOLINGS,
@@ -264,4 +265,4 @@ def make_loss_fn(objective: Objective) -> Callable[[jax.Array, LossArgs], tuple]
     def loss_fn(image, args):
         return total_loss(image, args.vgg, args.targets, args.weights, objective)
 
-    return loss_fn
+    return keyed(loss_fn, objective)

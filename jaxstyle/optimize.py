@@ -23,8 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxstyle.compiler import jit
+from jaxstyle import executables
+from jaxstyle.compiler import compiler_options, jit
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.executables import keyed
 
 OPTIMIZERS = ("adam", "lbfgs")
 DRIVERS = ("auto", "python", "device")
@@ -37,7 +39,7 @@ class OptimizerConfig:
     Adam (defaults as in Kingma & Ba, the learning rate in [0, 1]-pixel units)
     or L-BFGS (``optax.lbfgs`` with its zoom line search; ``learning_rate``
     is ignored since the line search picks the step).
-    ``first_trial_outside_loop`` (L-BFGS): see :func:`first_trial_outside_loop`;
+    ``first_trial_outside_loop`` (L-BFGS): see :func:`linesearch_with_terms`;
     same iterates, up to 3x faster on XLA:CPU. ``batch_axis``: under ``vmap``
     over cells, the vmapped axis name (``jax.vmap(..., axis_name=...)``), so
     that the first trial stays outside control flow there too.
@@ -69,26 +71,44 @@ class OptimizerConfig:
         zoom = optax.scale_by_zoom_linesearch(
             max_linesearch_steps=self.linesearch_steps, initial_guess_strategy="one"
         )
-        if self.first_trial_outside_loop:
-            zoom = first_trial_outside_loop(zoom, axis_name=self.batch_axis)
-        return optax.lbfgs(memory_size=self.lbfgs_memory, linesearch=zoom)
+        linesearch = linesearch_with_terms(
+            zoom, first_trial_outside_loop=self.first_trial_outside_loop, axis_name=self.batch_axis
+        )
+        return optax.lbfgs(memory_size=self.lbfgs_memory, linesearch=linesearch)
 
 
-def first_trial_outside_loop(
+class TermsLinesearchState(NamedTuple):
+    """The zoom line search's state, and the loss terms {name: ()} at the iterate
+    (None until :func:`make_init` sets them)."""
+
+    zoom: Any
+    terms: Any
+
+
+def linesearch_with_terms(
     zoom: optax.GradientTransformationExtraArgs,
     *,
+    first_trial_outside_loop: bool = True,
     slope_rtol: float = 1e-4,
     curv_rtol: float = 0.9,
     axis_name: str | None = None,
 ) -> optax.GradientTransformationExtraArgs:
-    """Optax's zoom line search, with its first trial (step size 1) evaluated up front.
+    """Optax's zoom line search, for a loss with terms; it keeps the terms of the point
+    it accepts, and (by default) evaluates its first trial (step size 1) up front.
 
-    XLA:CPU runs a loss and gradient inside ``while_loop``/``cond`` 3-4x slower
-    than at top level (VGG19 at 128 px: 1.6 s vs 0.4 s, measured). The first
-    trial is accepted by almost every L-BFGS step, so it is evaluated outside
-    any control flow; only when it fails the strong Wolfe conditions (the same
-    ones the zoom line search checks, with the same constants) does the zoom
-    search run, from scratch, giving exactly its usual result.
+    Its update takes ``loss_fn`` (x -> (J, terms)) where the zoom takes ``value_fn``.
+    The accepted point's terms come from the evaluation that accepted it, so an L-BFGS
+    step reports its iterate's terms without a forward pass of its own: 1 loss and
+    gradient evaluation per step where it was 1 and a forward (1.5 counting a forward
+    as half). Only after a zoom search is the new point's forward pass run for them.
+
+    ``first_trial_outside_loop``: XLA:CPU runs a loss and gradient inside
+    ``while_loop``/``cond`` 3-4x slower than at top level (VGG19 at 128 px: 1.6 s
+    vs 0.4 s, measured). The first trial is accepted by almost every L-BFGS step,
+    so it is evaluated outside any control flow; only when it fails the strong
+    Wolfe conditions (the same ones the zoom line search checks, with the same
+    constants) does the zoom search run, from scratch, giving exactly its usual
+    result.
 
     Under ``vmap`` a ``cond`` on each cell's acceptance would become a select
     that runs both branches (the zoom always). With ``axis_name``, the vmapped
@@ -97,42 +117,60 @@ def first_trial_outside_loop(
     those that accepted keep their trial, so each cell gets its own line search.
     """
 
-    def update(updates, state, params, *, value, grad, value_fn, **extra):
-        trial_value, trial_grad = jax.value_and_grad(value_fn)(
-            optax.apply_updates(params, updates), **extra
+    def init(params):
+        return TermsLinesearchState(zoom.init(params), None)
+
+    def update(updates, state, params, *, value, grad, loss_fn, **extra):
+        def search():
+            found, zoom_state = zoom.update(
+                updates,
+                state.zoom,
+                params,
+                value=value,
+                grad=grad,
+                value_fn=lambda x: loss_fn(x)[0],
+                **extra,
+            )
+            terms = loss_fn(optax.apply_updates(params, found))[1]
+            return found, TermsLinesearchState(zoom_state, terms)
+
+        if not first_trial_outside_loop:
+            return search()
+        (trial_value, trial_terms), trial_grad = jax.value_and_grad(loss_fn, has_aux=True)(
+            optax.apply_updates(params, updates)
         )
         slope = optax.tree.vdot(updates, grad)
         trial_slope = optax.tree.vdot(updates, trial_grad)
         accept = (trial_value <= value + slope_rtol * slope) & (
             jnp.abs(trial_slope) <= curv_rtol * jnp.abs(slope)
         )
-        info = state.info._replace(
-            num_linesearch_steps=jnp.ones_like(state.info.num_linesearch_steps),
-            decrease_error=jnp.zeros_like(state.info.decrease_error),
-            curvature_error=jnp.zeros_like(state.info.curvature_error),
+        zoom_state = state.zoom
+        info = zoom_state.info._replace(
+            num_linesearch_steps=jnp.ones_like(zoom_state.info.num_linesearch_steps),
+            decrease_error=jnp.zeros_like(zoom_state.info.decrease_error),
+            curvature_error=jnp.zeros_like(zoom_state.info.curvature_error),
         )
-        accepted = state._replace(
-            learning_rate=jnp.ones_like(state.learning_rate),
+        accepted = zoom_state._replace(
+            learning_rate=jnp.ones_like(zoom_state.learning_rate),
             value=trial_value,
             grad=trial_grad,
             info=info,
         )
 
         def take_trial():
-            return updates, optax.tree.cast_like(accepted, other_tree=state)
+            accepted_state = optax.tree.cast_like(accepted, other_tree=zoom_state)
+            return updates, TermsLinesearchState(accepted_state, trial_terms)
 
-        def search():
-            out = zoom.update(
-                updates, state, params, value=value, grad=grad, value_fn=value_fn, **extra
-            )
+        def search_unless_accepted():
+            out = search()
             return out if axis_name is None else optax.tree.where(accept, take_trial(), out)
 
         if axis_name is None:
-            return jax.lax.cond(accept, take_trial, search)
+            return jax.lax.cond(accept, take_trial, search_unless_accepted)
         every_cell_accepts = jax.lax.pmin(accept.astype(jnp.int32), axis_name) > 0
-        return jax.lax.cond(every_cell_accepts, take_trial, search)
+        return jax.lax.cond(every_cell_accepts, take_trial, search_unless_accepted)
 
-    return optax.GradientTransformationExtraArgs(zoom.init, update)
+    return optax.GradientTransformationExtraArgs(init, update)
 
 
 class Carry(NamedTuple):
@@ -151,17 +189,22 @@ def _clipped(loss_fn: LossFn) -> LossFn:
 
 @functools.cache
 def make_init(loss_fn: LossFn, config: OptimizerConfig) -> Callable[[jax.Array, Any], Carry]:
-    """``init(image, args) -> Carry``; for L-BFGS it stores J and ∇J at the start."""
+    """``init(image, args) -> Carry``; for L-BFGS it stores J, its terms and ∇J at the
+    start."""
     opt = config.build()
     if config.name == "adam":
-        return lambda image, args: Carry(image, opt.init(image))
+
+        def adam_init(image, args):
+            return Carry(image, opt.init(image))
+
+        return keyed(adam_init, loss_fn, config)
     value_fn = _clipped(loss_fn)
 
-    def init(image, args):
-        value, grad = jax.value_and_grad(lambda x: value_fn(x, args)[0])(image)
-        return Carry(image, optax.tree.set(opt.init(image), value=value, grad=grad))
+    def lbfgs_init(image, args):
+        (value, terms), grad = jax.value_and_grad(value_fn, has_aux=True)(image, args)
+        return Carry(image, optax.tree.set(opt.init(image), value=value, grad=grad, terms=terms))
 
-    return init
+    return keyed(lbfgs_init, loss_fn, config)
 
 
 @functools.cache
@@ -182,29 +225,28 @@ def make_step(
             image = jnp.clip(optax.apply_updates(carry.image, updates), 0.0, 1.0)
             return Carry(image, opt_state), {"total": value, **terms}
 
-        return adam_step
+        return keyed(adam_step, loss_fn, config)
     value_fn = _clipped(loss_fn)
 
     def lbfgs_step(carry, args):
-        # J and ∇J at the iterate were computed by the previous line search (or init);
-        # the split into terms needs only a forward pass.
-        value = optax.tree.get(carry.opt_state, "value")
-        grad = optax.tree.get(carry.opt_state, "grad")
-        terms = value_fn(carry.image, args)[1]
+        # J, its terms and ∇J at the iterate came from the previous line search (or init).
+        value, grad, terms = (
+            optax.tree.get(carry.opt_state, k) for k in ("value", "grad", "terms")
+        )
         updates, opt_state = opt.update(
             grad,
             carry.opt_state,
             carry.image,
             value=value,
             grad=grad,
-            value_fn=lambda x: value_fn(x, args)[0],
+            loss_fn=lambda x: value_fn(x, args),
         )
         return Carry(optax.apply_updates(carry.image, updates), opt_state), {
             "total": value,
             **terms,
         }
 
-    return lbfgs_step
+    return keyed(lbfgs_step, loss_fn, config)
 
 
 def final_image(carry: Carry) -> jax.Array:
@@ -241,13 +283,20 @@ def device_loop(step: Callable[[Carry, Any], tuple[Carry, dict]]) -> Callable:
 
         return jax.lax.fori_loop(start, stop, body, (carry, history))
 
-    return loop
+    return keyed(loop, step)
 
 
 @functools.lru_cache(maxsize=16)
 def _compile(fn: Callable, donate: tuple[int, ...], treedef, leaves: tuple) -> Any:
     abstract = jax.tree.unflatten(treedef, leaves)
-    return jit(fn, donate_argnums=donate).lower(*abstract).compile()
+    key = executables.program_key(fn)
+    return executables.load_or_compile(
+        None if key is None else (key, donate),
+        executables.signature(abstract),
+        fn,
+        lambda f: jit(f, donate_argnums=donate).lower(*abstract).compile(),
+        options=compiler_options(),
+    )
 
 
 def compile_once(fn: Callable, *example: Any, donate: tuple[int, ...] = ()) -> Any:
@@ -255,7 +304,9 @@ def compile_once(fn: Callable, *example: Any, donate: tuple[int, ...] = ()) -> A
     :mod:`jaxstyle.compiler`), cached per function and input shapes.
 
     A second run of the same step on same-shaped inputs reuses the executable
-    (no retrace, no recompile); the persistent cache covers new processes.
+    (no retrace, no recompile); in a new process, :mod:`jaxstyle.executables`
+    (when enabled) loads a function :func:`~jaxstyle.executables.keyed` by its
+    factory without tracing it, and jax's persistent cache saves the compile.
     Committed jax Arrays (placed with ``jax.device_put``, e.g. sharded over a
     mesh) are compiled for their sharding, which is part of the cache key.
     """

@@ -24,9 +24,10 @@ Columns:
                 L-BFGS: J and its gradient at the start) and the final sync.
   steps/s       1000 / ms/step. images/s: batch * steps/s.
   evals/step    loss-and-gradient evaluations per step per image (Adam: 1;
-                L-BFGS: all line-search trials, the init counted once); jaxstyle's
-                L-BFGS step also does one forward-only pass for the loss terms,
-                counted as half an evaluation.
+                L-BFGS: all line-search trials, the init counted once); a jaxstyle
+                L-BFGS step whose line search needed the zoom search also does one
+                forward-only pass for the new point's loss terms, counted as half an
+                evaluation.
   peak MiB      CPU: peak resident memory (VmHWM, reset after warm-up and after
                 handing freed heap back to the OS with malloc_trim) while the
                 steps run, minus the resident memory after imports, weights and
@@ -382,9 +383,15 @@ class JaxCase:
         seconds = time.perf_counter() - t
         if self.config.name == "adam":
             return RunStats(seconds, steps, float(steps), 0.0)
-        # init's evaluation + every line-search trial; mean over the batch.
-        trials = float(np.mean(np.sum([np.asarray(n) for n in searches], axis=0))) if steps else 0.0
-        return RunStats(seconds, steps, 1.0 + trials, float(steps))
+        # init's evaluation + every line-search trial; a step whose up-front trial was
+        # rejected (then the zoom takes 2 or more trials) evaluated that trial once more
+        # and ran one forward pass for the new point's terms. Mean over the batch.
+        if not steps:
+            return RunStats(seconds, steps, 1.0, 0.0)
+        trials = np.stack([np.asarray(n) for n in searches])  # (steps,) or (steps, batch)
+        zoomed = trials > 1 if self.config.first_trial_outside_loop else np.ones_like(trials)
+        evals = 1.0 + np.mean(np.sum(trials + zoomed * self.config.first_trial_outside_loop, 0))
+        return RunStats(seconds, steps, float(evals), float(np.mean(np.sum(zoomed, 0))))
 
 
 def _with_linesearch_count(step):

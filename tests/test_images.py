@@ -369,8 +369,11 @@ def test_check_output_path_refuses_a_record_over_an_input(tmp_path):
 
 
 def test_example_content():
+    from matplotlib import cbook
+
     path = examples.example_content()
     assert isinstance(path, Path) and path.is_file()
+    assert path == Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
     image = images.load_image(path)
     assert image.ndim == 3 and image.shape[-1] == 3 and min(image.shape[:2]) >= 256
 

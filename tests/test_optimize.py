@@ -21,12 +21,9 @@ def pair(shared_image):
     return shared_image("tubingen.jpg"), shared_image("starry_night.jpg")
 
 
-def test_first_trial_outside_loop_gives_the_zoom_line_search_iterates(vgg_weights, pair):
-    """Same L-BFGS iterates with and without the up-front trial.
-
-    The two programs fuse differently, so they agree to float rounding, which
-    L-BFGS then amplifies slowly: 4 steps agree to 1e-4 relative in the loss.
-    """
+@pytest.fixture(scope="module")
+def problem(vgg_weights, pair):
+    """(loss_fn, content image, LossArgs) of the jaxstyle preset at 48 x 64."""
     settings = resolve_settings("jaxstyle", size=SIZE)
     objective = settings.objective(get_preset("jaxstyle"))
     content, styles = prepare_images(*pair, settings)
@@ -34,7 +31,16 @@ def test_first_trial_outside_loop_gives_the_zoom_line_search_iterates(vgg_weight
     args = LossArgs(
         prepare_weights(vgg_weights, objective.conv_algorithm), targets, settings.loss_weights()
     )
-    loss_fn = make_loss_fn(objective)
+    return make_loss_fn(objective), content, args
+
+
+def test_first_trial_outside_loop_gives_the_zoom_line_search_iterates(problem):
+    """Same L-BFGS iterates with and without the up-front trial.
+
+    The two programs fuse differently, so they agree to float rounding, which
+    L-BFGS then amplifies slowly: 4 steps agree to 1e-4 relative in the loss.
+    """
+    loss_fn, content, args = problem
     runs = {}
     for fast in (True, False):
         config = optimize.OptimizerConfig(name="lbfgs", first_trial_outside_loop=fast)
@@ -43,6 +49,30 @@ def test_first_trial_outside_loop_gives_the_zoom_line_search_iterates(vgg_weight
         runs[fast] = (np.asarray(optimize.final_image(result.carry)), result.history["total"])
     np.testing.assert_allclose(runs[True][1], runs[False][1], rtol=1e-4)
     np.testing.assert_allclose(runs[True][0], runs[False][0], atol=2e-3)
+
+
+@pytest.mark.parametrize("first_trial_outside_loop", [True, False])
+def test_lbfgs_records_the_terms_of_each_iterate(problem, first_trial_outside_loop):
+    """An L-BFGS step reports the terms its line search kept (no forward pass of its
+    own): step k's record equals the loss of the k-th iterate, evaluated separately.
+    With the up-front trial the terms come from the accepting evaluation; without it,
+    from a forward pass after the zoom search (so both ways are checked)."""
+    loss_fn, content, args = problem
+    config = optimize.OptimizerConfig(
+        name="lbfgs", first_trial_outside_loop=first_trial_outside_loop
+    )
+    step = optimize.make_step(loss_fn, config)  # the programs of the test above
+    carry = jax.jit(optimize.make_init(loss_fn, config))(content, args)
+    for _ in range(3):
+        image = jax.numpy.clip(carry.image, 0.0, 1.0)  # L-BFGS minimises J(clip(x))
+        total, terms = optimize.compile_once(loss_fn, image, args)(image, args)
+        result = optimize.run(step, carry, args, 1)  # donates carry
+        record = {k: v[0] for k, v in result.history.items()}
+        assert set(record) == {"total", "content", "style", "tv"}
+        np.testing.assert_allclose(record["total"], total, rtol=1e-5)
+        for name, value in terms.items():  # other programs: float32 rounding of J
+            np.testing.assert_allclose(record[name], value, rtol=1e-4, atol=1e-6 * total)
+        carry = result.carry
 
 
 def test_second_run_reuses_the_compiled_step(vgg_weights, pair):

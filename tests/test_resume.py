@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from PIL import Image
 
 import jaxstyle
 from jaxstyle import cells
+from jaxstyle.checkpoint import load_tree, save_tree
 from jaxstyle.cli import main
 from jaxstyle.images import to_uint8
 from jaxstyle.resume import CHECKPOINTS, Checkpointing
@@ -67,6 +69,15 @@ def test_sweep_stopped_by_sigterm_resumes_to_the_uninterrupted_result(
         jaxstyle.sweep(
             *pair, weights=vgg_weights, steps=5, checkpoint_dir=ck, **{**SWEEP, "style_weight": 1}
         )
+    # An optimiser state of another form (one leaf fewer, as from an older jaxstyle).
+    old = tmp_path / "old"
+    shutil.copytree(ck, old)
+    saved = load_tree(old / "step_00000003")
+    del saved["carry"][max(saved["carry"])]
+    shutil.rmtree(old / "step_00000003")
+    save_tree(old / "step_00000003", saved)
+    with pytest.raises(jaxstyle.JaxstyleError, match="optimiser state of another form"):
+        jaxstyle.sweep(*pair, weights=vgg_weights, steps=5, checkpoint_dir=old, **SWEEP)
     resumed = jaxstyle.sweep(*pair, weights=vgg_weights, steps=5, checkpoint_dir=ck, **SWEEP)
     assert resumed.resumed_from == 3
     np.testing.assert_allclose(resumed.images, whole.images, rtol=0, atol=1e-6)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxstyle import cli, weights
+from jaxstyle import cli, compiler, weights
 from jaxstyle.architecture import CONV_NAMES, CONV_SHAPES, LAYER_NAMES
 from jaxstyle.convert import convert, read_weights
 from jaxstyle.errors import JaxstyleError
@@ -417,7 +417,7 @@ def test_corrupt_files(tmp_path, suffix):
 
 
 def test_cli_convert(tmp_path, vgg, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "enable_compilation_cache", lambda: None)
+    monkeypatch.setattr(compiler, "enable_compilation_cache", lambda: None)
     src = write(tmp_path / "vgg19.npz", vgg)
     out = tmp_path / "vgg19-tv"
     assert cli.main(["weights", "convert", str(src), "-o", str(out)]) == 0

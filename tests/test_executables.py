@@ -1,0 +1,263 @@
+"""The disk cache of compiled programs: warm processes skip tracing, keys that tell
+programs apart, and a cache that can only ever cost a compile, never a wrong result."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxstyle import executables
+from jaxstyle.executables import keyed, load_or_compile, program_key, signature
+from jaxstyle.objective import make_loss_fn
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# One stylize in a fresh process: jax's persistent cache is the suite's (so compiles
+# are shared), the executable cache is the test's own. Prints how often VGG19 and the
+# loss were traced, and saves the image.
+RUN = """
+import json, sys
+import jax, numpy as np
+import jaxstyle
+from jaxstyle import executables, objective
+jax.config.update("jax_compilation_cache_dir", sys.argv[1])
+executables.enable(sys.argv[2])
+traces = {"features": 0, "total_loss": 0}
+def counted(name, fn):
+    def wrapper(*a, **k):
+        traces[name] += 1
+        return fn(*a, **k)
+    return wrapper
+objective._features = counted("features", objective._features)
+objective.total_loss = counted("total_loss", objective.total_loss)
+settings = json.loads(sys.argv[4])
+result = jaxstyle.stylize(sys.argv[5], sys.argv[6], size=64, steps=3, **settings)
+np.save(sys.argv[3], result.image)
+print(json.dumps({"traces": traces, "final": result.final}))
+"""
+
+
+def _stylize(tmp_path, pair, name, **settings):
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    cmd = [
+        sys.executable,
+        "-c",
+        RUN,
+        os.environ["JAXSTYLE_CACHE"],
+        str(tmp_path / "executables"),
+        str(tmp_path / f"{name}.npy"),
+        json.dumps(settings),
+        *map(str, pair),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out["traces"], out["final"], np.load(tmp_path / f"{name}.npy")
+
+
+def test_a_warm_process_traces_nothing_and_gets_the_same_image(tmp_path, shared_image):
+    """L-BFGS stylize (targets, start, steps, final losses) in fresh processes: the
+    first traces and stores every program; the second loads them all and traces VGG19
+    not once, with a bit-identical image; a third with other loss weights (arrays, not
+    part of the program) also loads them. Programs of other settings or shapes have
+    other keys (the unit tests below)."""
+    pair = shared_image("tubingen.jpg"), shared_image("starry_night.jpg")
+    cold_traces, cold_final, cold = _stylize(tmp_path, pair, "cold", optimizer="lbfgs")
+    assert cold_traces["features"] > 0 and cold_traces["total_loss"] > 0
+    stored = list((tmp_path / "executables").glob(f"*{executables.SUFFIX}"))
+    assert len(stored) >= 5  # kernel transforms, content features, Grams, init, step, loss
+
+    warm_traces, warm_final, warm = _stylize(tmp_path, pair, "warm", optimizer="lbfgs")
+    assert warm_traces == {"features": 0, "total_loss": 0}
+    np.testing.assert_array_equal(warm, cold)
+    assert warm_final == cold_final
+
+    traces, final, image = _stylize(tmp_path, pair, "other", optimizer="lbfgs", style_weight=1.0)
+    assert traces == {"features": 0, "total_loss": 0}
+    assert final["style"] != cold_final["style"] and not np.array_equal(image, cold)
+
+
+@pytest.fixture
+def cache(tmp_path):
+    previous = executables.enable(tmp_path)
+    yield tmp_path
+    executables.enable(previous)
+
+
+def _scale_and_add(x, y):
+    return 2.0 * x + y
+
+
+keyed(_scale_and_add, "a test program")  # not jaxstyle's own: it needs a key
+
+
+def _unkeyed(x):
+    return x
+
+
+def _compile_counted(fn, args, counter, donate=()):
+    def compile_fn(f):
+        counter.append(1)
+        return jax.jit(f, donate_argnums=donate).lower(*args).compile()
+
+    return load_or_compile(program_key(fn), signature(args), fn, compile_fn)
+
+
+def test_stored_program_loads_without_compiling_and_keeps_donation(cache):
+    x, y = jnp.arange(4.0), jnp.ones(4)
+    compiles = []
+    first = _compile_counted(_scale_and_add, (x, y), compiles, donate=(0,))
+    second = _compile_counted(_scale_and_add, (x, y), compiles, donate=(0,))
+    assert len(compiles) == 1
+    np.testing.assert_array_equal(second(jnp.arange(4.0), y), first(jnp.arange(4.0), y))
+    donated = jnp.arange(4.0)
+    second(donated, y)
+    assert donated.is_deleted()
+
+
+def test_other_shapes_or_dtypes_are_other_programs(cache):
+    compiles = []
+    for x in (jnp.ones(4), jnp.ones(5), jnp.ones(4, jnp.bfloat16), jnp.ones(4)):
+        _compile_counted(_scale_and_add, (x, x), compiles)
+    assert len(compiles) == 3
+
+
+def test_corrupt_entry_is_compiled_anew_and_replaced(cache):
+    args = (jnp.ones(3), jnp.ones(3))
+    compiles = []
+    _compile_counted(_scale_and_add, args, compiles)
+    (entry,) = cache.glob(f"*{executables.SUFFIX}")
+    entry.write_bytes(b"not an executable")
+    result = _compile_counted(_scale_and_add, args, compiles)
+    np.testing.assert_array_equal(result(*args), 3.0 * np.ones(3))
+    assert len(compiles) == 2
+    _compile_counted(_scale_and_add, args, compiles)  # the replacement loads
+    assert len(compiles) == 2
+
+
+# A program in three fresh processes sharing jax's persistent cache and the executable
+# cache: "jax" compiles it into jax's cache; "store" first runs it through jax.jit (so
+# that jax holds the executable it loaded from its cache in memory), then stores it in
+# the executable cache; "load" loads it from there (no compile) and runs it.
+CONV_PROGRAM = """
+import sys
+import jax, jax.numpy as jnp, numpy as np
+from jaxstyle import executables
+from jaxstyle.executables import keyed, load_or_compile, program_key, signature
+jax.config.update("jax_compilation_cache_dir", sys.argv[2])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+def conv_gradient(x, w):
+    def loss(x):
+        y = jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=CONV)
+        return jnp.sum(jnp.transpose(y, (0, 2, 1, 3)) ** 2)
+    return jax.grad(loss)(x)
+CONV = ("NHWC", "HWIO", "NHWC")
+keyed(conv_gradient, "a test program")
+x, w = jnp.ones((1, 8, 8, 4)), jnp.full((3, 3, 4, 4), 0.5)
+compiles = []
+def compile_fn(f):
+    compiles.append(f)
+    return jax.jit(f).lower(x, w).compile()
+if sys.argv[1] == "jax":
+    np.save(sys.argv[3], jax.jit(conv_gradient).lower(x, w).compile()(x, w))
+    sys.exit()
+if sys.argv[1] == "store":
+    jax.jit(conv_gradient)(x, w)
+executables.enable(sys.argv[3])
+compiled = load_or_compile(program_key(conv_gradient), signature((x, w)), conv_gradient, compile_fn)
+np.save(sys.argv[4], compiled(x, w))
+print(len(compiles))
+"""
+
+
+def test_program_that_jax_loaded_from_its_cache_is_stored_whole(tmp_path):
+    """On XLA:CPU an executable read from jax's persistent cache re-serialises without
+    its machine code ("Function transpose_copy_fusion not found" when run), and jax
+    keeps it in memory for the function: the stored program must be a compile of its own."""
+
+    def run(*args):
+        cmd = [sys.executable, "-c", CONV_PROGRAM, *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return proc.stdout.split()
+
+    jax_cache, ours = str(tmp_path / "jax"), str(tmp_path / "ours")
+    run("jax", jax_cache, str(tmp_path / "expected.npy"))
+    assert run("store", jax_cache, ours, str(tmp_path / "stored.npy")) == ["1"]
+    assert run("load", jax_cache, ours, str(tmp_path / "loaded.npy")) == ["0"]
+    expected = np.load(tmp_path / "expected.npy")
+    for name in ("stored", "loaded"):
+        np.testing.assert_array_equal(np.load(tmp_path / f"{name}.npy"), expected)
+
+
+def test_disabled_or_unkeyable_programs_always_compile(cache):
+    args = (jnp.ones(3), jnp.ones(3))
+    compiles = []
+    for _ in range(2):
+        _compile_counted(lambda x, y: x - y, args, compiles)  # no key: not stored
+    executables.enable(None)
+    for _ in range(2):
+        _compile_counted(_scale_and_add, args, compiles)
+    assert len(compiles) == 4
+    assert not list(cache.glob(f"*{executables.SUFFIX}"))
+
+
+def test_program_keys():
+    from jaxstyle.objective import Objective
+
+    assert program_key(_unkeyed) is None  # not jaxstyle's: its source is not hashed
+    assert program_key(jax.numpy.sin) is None
+    assert program_key(make_loss_fn) == ("jaxstyle.objective", "make_loss_fn")
+    relu4 = Objective(content_layers=("relu4_2",), style_layers=("relu1_1",))
+    relu3 = Objective(content_layers=("relu3_2",), style_layers=("relu1_1",))
+    assert program_key(make_loss_fn(relu4)) != program_key(make_loss_fn(relu3))
+    assert program_key(make_loss_fn(relu4)) == program_key(make_loss_fn(relu4))
+    assert program_key(keyed(lambda x: x, make_loss_fn(relu4), 3))[2:] == (
+        program_key(make_loss_fn(relu4)),
+        3,
+    )
+    assert program_key(keyed(lambda x: x, lambda y: y)) is None  # built on an unkeyed function
+
+
+def test_signature_tells_weak_types_and_structures_apart():
+    assert signature((1.0,)) != signature((np.float32(1.0),))
+    assert signature({"a": np.ones(2)}) != signature({"b": np.ones(2)})
+    assert signature((np.ones(2),)) == signature((jax.ShapeDtypeStruct((2,), np.float64),))
+
+
+def test_inputs_on_several_devices_are_not_cached():
+    code = (
+        "import jax, numpy as np\n"
+        "from jax.sharding import Mesh, NamedSharding, PartitionSpec as P\n"
+        "from jaxstyle.executables import signature\n"
+        "mesh = Mesh(np.array(jax.devices()), ('d',))\n"
+        "x = jax.device_put(np.ones((4, 2)), NamedSharding(mesh, P('d')))\n"
+        "one = jax.device_put(np.ones((4, 2)), jax.devices()[1])\n"
+        "print(signature((x,)) is None, signature((one,)) is None)\n"
+    )
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["True", "False"]
+
+
+def test_least_recently_used_entries_go_beyond_the_size_limit(cache, monkeypatch):
+    compiles = []
+    _compile_counted(_scale_and_add, (jnp.ones(2), jnp.ones(2)), compiles)
+    (first,) = cache.glob(f"*{executables.SUFFIX}")
+    monkeypatch.setattr(executables, "MAX_BYTES", int(first.stat().st_size * 2.5))
+    os.utime(first, (1, 1))  # the oldest
+    for n in (3, 4):
+        _compile_counted(_scale_and_add, (jnp.ones(n), jnp.ones(n)), compiles)
+    remaining = list(cache.glob(f"*{executables.SUFFIX}"))
+    assert len(remaining) == 2 and first not in remaining
