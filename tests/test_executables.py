@@ -261,3 +261,23 @@ def test_least_recently_used_entries_go_beyond_the_size_limit(cache, monkeypatch
         _compile_counted(_scale_and_add, (jnp.ones(n), jnp.ones(n)), compiles)
     remaining = list(cache.glob(f"*{executables.SUFFIX}"))
     assert len(remaining) == 2 and first not in remaining
+
+
+def test_enable_compilation_cache_turns_on_both_caches(tmp_path, monkeypatch):
+    import jaxstyle
+
+    saved = {
+        name: getattr(jax.config, name)
+        for name in ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
+    }
+    previous = executables.enable(None)
+    try:
+        monkeypatch.setenv("JAXSTYLE_CACHE", str(tmp_path / "env"))
+        assert jaxstyle.enable_compilation_cache() == tmp_path / "env"
+        assert jaxstyle.enable_compilation_cache(tmp_path / "mine") == tmp_path / "mine"
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "mine")
+        assert executables.enable(None) == tmp_path / "mine"
+    finally:
+        executables.enable(previous)
+        for name, value in saved.items():
+            jax.config.update(name, value)
