@@ -62,8 +62,7 @@ class Estimate:
         an L-BFGS line search counts one trial), or None where unavailable.
       vgg_flops: analytic VGG19 convolution FLOPs of the step for the whole
         batch (see :func:`flops_per_step`), one loss evaluation per step (for
-        L-BFGS: the first line-search trial accepted, plus a forward pass for
-        the loss terms).
+        L-BFGS: the first line-search trial accepted).
     """
 
     height: int
@@ -153,8 +152,7 @@ def estimate(
         for leaf in jax.tree.leaves(collection.get(name))
     )
     peak = sum(sizes.values()) - 2 * sizes["alias"]  # aliased outputs: once
-    forwards = 1.0 if config.name == "lbfgs" else 0.0
-    vgg_flops = batch * flops_per_step(forward_macs(height, width, last), 1.0, forwards)
+    vgg_flops = batch * flops_per_step(forward_macs(height, width, last), 1.0, 0.0)
     return Estimate(
         height=height,
         width=width,

@@ -12,7 +12,7 @@ and its step). This cache keys a program by what determines it instead:
     placement of every argument, and which arguments are donated;
   * the environment: a digest of jaxstyle's source files, the versions of
     jax, jaxlib, flax, optax and numpy, jax's tracing configuration,
-    ``XLA_FLAGS`` and the compiler options, and the devices;
+    ``XLA_FLAGS`` and the compiler options, the devices and the host's CPU;
 
 and stores the compiled executable (``jax.experimental.serialize_executable``),
 so a hit costs only its deserialisation. Anything it cannot key safely (a
@@ -32,6 +32,7 @@ import hashlib
 import importlib.metadata
 import os
 import pickle
+import platform
 import tempfile
 from collections.abc import Callable, Hashable
 from pathlib import Path
@@ -189,7 +190,18 @@ def _environment() -> tuple:
             versions.append((name, importlib.metadata.version(name)))
         except importlib.metadata.PackageNotFoundError:
             versions.append((name, None))
-    return source.hexdigest(), tuple(versions), os.environ.get("XLA_FLAGS", "")
+    return source.hexdigest(), tuple(versions), os.environ.get("XLA_FLAGS", ""), _host_cpu()
+
+
+def _host_cpu() -> str:
+    """The host's CPU model and instruction-set flags (XLA:CPU compiles for them), as
+    far as Linux tells; the machine type elsewhere."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.machine()
+    wanted = [line for line in lines if line.startswith(("model name", "flags", "Features"))]
+    return hashlib.sha256("\n".join(sorted(set(wanted))).encode()).hexdigest()
 
 
 def _tracing_config() -> tuple:

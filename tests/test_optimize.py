@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import numpy as np
+import optax
 import pytest
 
 import jaxstyle
@@ -55,14 +56,15 @@ def test_first_trial_outside_loop_gives_the_zoom_line_search_iterates(problem):
 def test_lbfgs_records_the_terms_of_each_iterate(problem, first_trial_outside_loop):
     """An L-BFGS step reports the terms its line search kept (no forward pass of its
     own): step k's record equals the loss of the k-th iterate, evaluated separately.
-    With the up-front trial the terms come from the accepting evaluation; without it,
-    from a forward pass after the zoom search (so both ways are checked)."""
+    With the up-front trial the terms come from the accepting evaluation, or after a
+    zoom search from a forward pass of the point it found; without it, always the latter."""
     loss_fn, content, args = problem
     config = optimize.OptimizerConfig(
         name="lbfgs", first_trial_outside_loop=first_trial_outside_loop
     )
     step = optimize.make_step(loss_fn, config)  # the programs of the test above
     carry = jax.jit(optimize.make_init(loss_fn, config))(content, args)
+    trials = []
     for _ in range(3):
         image = jax.numpy.clip(carry.image, 0.0, 1.0)  # L-BFGS minimises J(clip(x))
         total, terms = optimize.compile_once(loss_fn, image, args)(image, args)
@@ -73,6 +75,9 @@ def test_lbfgs_records_the_terms_of_each_iterate(problem, first_trial_outside_lo
         for name, value in terms.items():  # other programs: float32 rounding of J
             np.testing.assert_allclose(record[name], value, rtol=1e-4, atol=1e-6 * total)
         carry = result.carry
+        trials.append(int(optax.tree.get(carry.opt_state, "num_linesearch_steps")))
+    if first_trial_outside_loop:  # both ways taken: the trial accepted, and the zoom (step 2)
+        assert 1 in trials and max(trials) > 1, trials
 
 
 def test_second_run_reuses_the_compiled_step(vgg_weights, pair):
