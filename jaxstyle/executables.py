@@ -130,14 +130,17 @@ _events = {"compiles": 0, "cache_hits": 0}
 
 @functools.cache
 def _count_compile_events() -> None:
-    from jax._src import dispatch
+    try:
+        from jax._src.dispatch import BACKEND_COMPILE_EVENT
+    except ImportError:  # a later jax: no compile is seen, so nothing is stored
+        return
 
     def on_event(event: str, **kwargs: Any) -> None:
         if event == "/jax/compilation_cache/cache_hits":
             _events["cache_hits"] += 1
 
     def on_duration(event: str, duration: float, **kwargs: Any) -> None:
-        if event == dispatch.BACKEND_COMPILE_EVENT:
+        if event == BACKEND_COMPILE_EVENT:
             _events["compiles"] += 1
 
     jax.monitoring.register_event_listener(on_event)
@@ -150,30 +153,34 @@ def _compile_fresh(
     """``(compile_fn(alias of fn), whether XLA compiled it here)``, with jax's
     persistent cache bypassed (jax decides once per process whether to use it, so
     the switch is its module's own flag; if that is gone, the events still tell)."""
-    from jax._src import compilation_cache
+    from jax._src import compilation_cache as jax_cache
 
     _count_compile_events()
     before = dict(_events)
     alias = functools.wraps(fn)(lambda *args, **kwargs: fn(*args, **kwargs))
-    compilation_cache.is_cache_used(jax.devices()[0].client)  # settle jax's decision
-    used = getattr(compilation_cache, "_cache_used", None)
+    settle = getattr(jax_cache, "is_cache_used", None)
+    if settle is not None:
+        settle(jax.devices()[0].client)  # jax's once-per-process decision, made now
+    used = getattr(jax_cache, "_cache_used", None)
     if used is not None:
-        compilation_cache._cache_used = False
+        jax_cache._cache_used = False
     try:
         compiled = compile_fn(alias)
     finally:
         if used is not None:
-            compilation_cache._cache_used = used
-    fresh = (
-        _events["compiles"] > before["compiles"] and _events["cache_hits"] == before["cache_hits"]
-    )
-    return compiled, fresh
+            jax_cache._cache_used = used
+    compiled_here = _events["compiles"] > before["compiles"]
+    return compiled, compiled_here and _events["cache_hits"] == before["cache_hits"]
 
 
 def _key(program, inputs, options) -> str | None:
     if _directory is None or program is None or inputs is None or jax.process_count() > 1:
         return None
-    text = repr((program, inputs, options, _environment(), _tracing_config(), _devices()))
+    try:
+        tracing = _tracing_config()
+    except (ImportError, AttributeError):  # a later jax: nothing is keyed
+        return None
+    text = repr((program, inputs, options, _environment(), tracing, _devices()))
     if " at 0x" in text:  # an object without a stable repr: cannot be keyed
         return None
     return hashlib.sha256(text.encode()).hexdigest()
