@@ -70,7 +70,11 @@ def jit(fn: Callable, **kwargs: Any) -> Callable:
     (so that importing jaxstyle does not start a jax backend), and compiled programs
     kept in :mod:`jaxstyle.executables`' disk cache when that is enabled. Called on
     tracers (inside another traced function) it is the plain ``jax.jit``: XLA takes
-    options only for a whole program."""
+    options only for a whole program.
+
+    The result also has ``.lower(*args)`` and ``.compile(*args)``; the latter takes
+    arrays or ``jax.ShapeDtypeStruct`` and gives the compiled program (to be called
+    with the non-static arguments) through the same caches as a call."""
     static_positions, static_names = _statics(fn, kwargs)
     settings = tuple(sorted((k, repr(v)) for k, v in kwargs.items()))
     programs: dict = {}
@@ -80,41 +84,63 @@ def jit(fn: Callable, **kwargs: Any) -> Callable:
         options = None if backend is None else compiler_options(backend)
         return jax.jit(fn, compiler_options=options, **kwargs)
 
-    def lower(*args: Any, **kw: Any) -> Any:
-        traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((args, kw)))
-        return jitted(None if traced else jax.default_backend()).lower(*args, **kw)
-
-    @functools.wraps(fn)
-    def call(*args: Any, **kw: Any) -> Any:
-        if any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((args, kw))):
-            return jitted(None)(*args, **kw)
-        backend = jax.default_backend()
+    def split(args: tuple, kw: dict) -> tuple[tuple, dict, tuple]:
+        """(dynamic args, dynamic kwargs, static values) of a call."""
         dynamic = tuple(a for i, a in enumerate(args) if i not in static_positions)
         dynamic_kw = {k: v for k, v in kw.items() if k not in static_names}
         static = (
             tuple((i, a) for i, a in enumerate(args) if i in static_positions),
             tuple(sorted((k, v) for k, v in kw.items() if k in static_names)),
         )
-        inputs = executables.signature((dynamic, dynamic_kw))
-        program = executables.program_key(fn)
-        if inputs is None or program is None:
-            return jitted(backend)(*args, **kw)
+        return dynamic, dynamic_kw, static
+
+    def lower(*args: Any, **kw: Any) -> Any:
+        return jitted(None if _traced(args, kw) else jax.default_backend()).lower(*args, **kw)
+
+    def compiled(args: tuple, kw: dict, static: tuple, inputs: Any) -> jax.stages.Compiled:
+        """The program for a call's arguments: from memory, from the disk cache, or
+        compiled (``inputs``: their :func:`executables.signature`, None if unkeyable)."""
+        backend = jax.default_backend()
+        options = compiler_options(backend)
+
+        def compile_fn(f: Callable) -> jax.stages.Compiled:
+            return jax.jit(f, compiler_options=options, **kwargs).lower(*args, **kw).compile()
+
+        if inputs is None:
+            return compile_fn(fn)
         key = (backend, static, inputs)
         if key not in programs:
-            options = compiler_options(backend)
+            program = executables.program_key(fn)
             programs[key] = executables.load_or_compile(
-                (program, static, settings),
+                None if program is None else (program, static, settings),
                 inputs,
                 fn,
-                lambda f: (
-                    jax.jit(f, compiler_options=options, **kwargs).lower(*args, **kw).compile()
-                ),
+                compile_fn,
                 options=options,
             )
-        return programs[key](*dynamic, **dynamic_kw)
+        return programs[key]
+
+    def compile(*args: Any, **kw: Any) -> jax.stages.Compiled:
+        dynamic, dynamic_kw, static = split(args, kw)
+        return compiled(args, kw, static, executables.signature((dynamic, dynamic_kw)))
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kw: Any) -> Any:
+        if _traced(args, kw):
+            return jitted(None)(*args, **kw)
+        dynamic, dynamic_kw, static = split(args, kw)
+        inputs = executables.signature((dynamic, dynamic_kw))
+        if inputs is None or executables.program_key(fn) is None:  # jax's caches serve it
+            return jitted(jax.default_backend())(*args, **kw)
+        return compiled(args, kw, static, inputs)(*dynamic, **dynamic_kw)
 
     call.lower = lower
+    call.compile = compile
     return call
+
+
+def _traced(args: tuple, kw: dict) -> bool:
+    return any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves((args, kw)))
 
 
 def _statics(fn: Callable, kwargs: dict) -> tuple[set[int], set[str]]:
@@ -124,6 +150,8 @@ def _statics(fn: Callable, kwargs: dict) -> tuple[set[int], set[str]]:
     names = kwargs.get("static_argnames", ())
     positions = {nums} if isinstance(nums, int) else set(nums)
     named = {names} if isinstance(names, str) else set(names)
+    if not positions and not named:
+        return positions, named
     parameters = list(inspect.signature(fn).parameters)
     positions |= {parameters.index(n) for n in named if n in parameters}
     named |= {parameters[i] for i in positions if i < len(parameters)}

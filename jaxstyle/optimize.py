@@ -23,8 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxstyle import executables
-from jaxstyle.compiler import compiler_options, jit
+from jaxstyle.compiler import jit
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.executables import keyed
 
@@ -288,15 +287,7 @@ def device_loop(step: Callable[[Carry, Any], tuple[Carry, dict]]) -> Callable:
 
 @functools.lru_cache(maxsize=16)
 def _compile(fn: Callable, donate: tuple[int, ...], treedef, leaves: tuple) -> Any:
-    abstract = jax.tree.unflatten(treedef, leaves)
-    key = executables.program_key(fn)
-    return executables.load_or_compile(
-        None if key is None else (key, donate),
-        executables.signature(abstract),
-        fn,
-        lambda f: jit(f, donate_argnums=donate).lower(*abstract).compile(),
-        options=compiler_options(),
-    )
+    return jit(fn, donate_argnums=donate).compile(*jax.tree.unflatten(treedef, leaves))
 
 
 def compile_once(fn: Callable, *example: Any, donate: tuple[int, ...] = ()) -> Any:
