@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jaxstyle.executables import keyed
 from jaxstyle.objective import LossArgs, Objective, total_loss
 
 MESH_AXIS = "cells"
@@ -25,7 +26,8 @@ def batched(fn: Callable, mesh: Mesh, per_cell_targets: bool = False) -> Callabl
     The vmapped axis is named :data:`MESH_AXIS` (for collectives, such as the
     L-BFGS ``OptimizerConfig.batch_axis``). Every output keeps a leading cell
     axis sharded over ``mesh``, so a step's output carry has its input's
-    sharding. Cached: one wrapper (and so one compilation) per function and mesh.
+    sharding. Cached: one wrapper (and so one compilation) per function and mesh;
+    keyed for :mod:`jaxstyle.executables` when ``fn`` is.
     """
     targets_axis = 0 if per_cell_targets else None
     in_axes = (0, LossArgs(vgg=None, targets=targets_axis, weights=0))
@@ -35,7 +37,7 @@ def batched(fn: Callable, mesh: Mesh, per_cell_targets: bool = False) -> Callabl
     def run_cells(x, args):
         return jax.lax.with_sharding_constraint(vmapped(x, args), cells)
 
-    return run_cells
+    return keyed(run_cells, fn, tuple(mesh.shape.items()), per_cell_targets)
 
 
 @lru_cache(maxsize=8)
@@ -102,4 +104,4 @@ def shared_loss_fn(objective: Objective, per_cell_targets: bool = False) -> Call
     def loss_fn(image, args):
         return loss(image, args.weights, (args.vgg, args.targets))
 
-    return loss_fn
+    return keyed(loss_fn, objective, per_cell_targets)

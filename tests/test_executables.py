@@ -20,14 +20,14 @@ from jaxstyle.objective import make_loss_fn
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# One stylize in a fresh process: jax's persistent cache is the suite's (so compiles
-# are shared), the executable cache is the test's own. Prints how often VGG19 and the
-# loss were traced, and saves the image.
+# One stylize (or, with a "style_weight" list, a sweep) in a fresh process: jax's
+# persistent cache is the suite's (so compiles are shared), the executable cache is the
+# test's own. Prints how often VGG19 and the loss were traced, and saves the image(s).
 RUN = """
 import json, sys
 import jax, numpy as np
 import jaxstyle
-from jaxstyle import executables, objective
+from jaxstyle import batching, executables, objective
 jax.config.update("jax_compilation_cache_dir", sys.argv[1])
 executables.enable(sys.argv[2])
 traces = {"features": 0, "total_loss": 0}
@@ -38,10 +38,16 @@ def counted(name, fn):
     return wrapper
 objective._features = counted("features", objective._features)
 objective.total_loss = counted("total_loss", objective.total_loss)
+batching.total_loss = objective.total_loss  # the sweep's loss (imported by name there)
 settings = json.loads(sys.argv[4])
-result = jaxstyle.stylize(sys.argv[5], sys.argv[6], size=64, steps=3, **settings)
-np.save(sys.argv[3], result.image)
-print(json.dumps({"traces": traces, "final": result.final}))
+if isinstance(settings.get("style_weight"), list):
+    result = jaxstyle.sweep(sys.argv[5], sys.argv[6], size=64, steps=3, **settings)
+    image, final = result.images, {k: v.tolist() for k, v in result.final.items()}
+else:
+    result = jaxstyle.stylize(sys.argv[5], sys.argv[6], size=64, steps=3, **settings)
+    image, final = result.image, result.final
+np.save(sys.argv[3], image)
+print(json.dumps({"traces": traces, "final": final}))
 """
 
 
@@ -83,6 +89,19 @@ def test_a_warm_process_traces_nothing_and_gets_the_same_image(tmp_path, shared_
     traces, final, image = _stylize(tmp_path, pair, "other", optimizer="lbfgs", style_weight=1.0)
     assert traces == {"features": 0, "total_loss": 0}
     assert final["style"] != cold_final["style"] and not np.array_equal(image, cold)
+
+
+def test_a_warm_sweep_traces_nothing_and_gets_the_same_images(tmp_path, shared_image):
+    """A sweep's programs (vmapped start, step and final losses) are stored too: a
+    second process runs the same sweep without tracing VGG19, bit-identically."""
+    pair = shared_image("tubingen.jpg"), shared_image("starry_night.jpg")
+    sweep = dict(optimizer="adam", style_weight=[1e2, 1e4])
+    cold_traces, cold_final, cold = _stylize(tmp_path, pair, "cold", **sweep)
+    assert cold_traces["total_loss"] > 0 and cold.shape[0] == 2
+    warm_traces, warm_final, warm = _stylize(tmp_path, pair, "warm", **sweep)
+    assert warm_traces == {"features": 0, "total_loss": 0}
+    np.testing.assert_array_equal(warm, cold)
+    assert warm_final == cold_final
 
 
 @pytest.fixture
