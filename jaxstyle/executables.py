@@ -88,10 +88,19 @@ def signature(args: Any) -> Hashable | None:
             sharding = None
         if sharding is not None and len(sharding.device_set) > 1:
             return None
-        placement = None if sharding is None else repr(sharding)
+        placement = None if sharding is None else _placement(sharding)
         aval = jax.api_util.shaped_abstractify(x)
         avals.append((aval.shape, str(aval.dtype), aval.weak_type, placement))
     return (str(treedef), tuple(avals))
+
+
+def _placement(sharding: jax.sharding.Sharding) -> tuple:
+    """A one-device sharding by what it means: its device and memory kind. A
+    ``NamedSharding`` over a one-device mesh places the same whatever its spec: a
+    sweep's carry restored from a checkpoint (spec ``P("cells")``) must find the
+    step compiled for a fresh carry (some leaves ``P()``)."""
+    (device,) = sharding.device_set
+    return (device.platform, device.id, sharding.memory_kind)
 
 
 def load_or_compile(

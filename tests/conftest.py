@@ -21,6 +21,9 @@ jax.config.update("jax_compilation_cache_dir", str(CACHE))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 executables.enable(CACHE)  # as the CLI does: jaxstyle's programs load without tracing
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# the same in the CLI subprocesses: their programs then have the same keys in the
+# executable cache as this process's (the tracing configuration is part of a key)
+os.environ["JAX_NUMPY_RANK_PROMOTION"] = "raise"
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from jaxstyle import executables
 from jaxstyle.executables import keyed, load_or_compile, program_key, signature
@@ -252,6 +254,16 @@ def test_signature_tells_weak_types_and_structures_apart():
     assert signature((np.ones(2),)) == signature((jax.ShapeDtypeStruct((2,), np.float64),))
 
 
+def test_one_device_placements_are_told_apart_by_device_not_spec():
+    """A sweep's carry restored from a checkpoint (spec P("cells")) and a fresh one
+    (some leaves P()) on one device: the same program, the same key."""
+    mesh = Mesh(np.array(jax.devices()[:1]), ("cells",))
+    x = np.ones((2, 3), np.float32)
+    specs = [NamedSharding(mesh, P("cells")), NamedSharding(mesh, P()), jax.devices()[0]]
+    placed = {signature((jax.device_put(x, s),)) for s in specs}
+    assert len(placed) == 1 and placed != {signature((x,))}  # committed or not: told apart
+
+
 def test_inputs_on_several_devices_are_not_cached():
     code = (
         "import jax, numpy as np\n"
@@ -260,14 +272,16 @@ def test_inputs_on_several_devices_are_not_cached():
         "mesh = Mesh(np.array(jax.devices()), ('d',))\n"
         "x = jax.device_put(np.ones((4, 2)), NamedSharding(mesh, P('d')))\n"
         "one = jax.device_put(np.ones((4, 2)), jax.devices()[1])\n"
+        "zero = jax.device_put(np.ones((4, 2)), jax.devices()[0])\n"
         "print(signature((x,)) is None, signature((one,)) is None)\n"
+        "print(signature((one,)) != signature((zero,)))\n"
     )
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.split() == ["True", "False"]
+    assert proc.stdout.split() == ["True", "False", "True"]
 
 
 def test_least_recently_used_entries_go_beyond_the_size_limit(cache, monkeypatch):
