@@ -37,6 +37,7 @@ def batched(fn: Callable, mesh: Mesh, per_cell_targets: bool = False) -> Callabl
     def run_cells(x, args):
         return jax.lax.with_sharding_constraint(vmapped(x, args), cells)
 
+    # the mesh by its axis sizes: a Mesh is callable, which keyed() would take for a function
     return keyed(run_cells, fn, tuple(mesh.shape.items()), per_cell_targets)
 
 

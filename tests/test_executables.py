@@ -53,7 +53,7 @@ print(json.dumps({"traces": traces, "final": final}))
 """
 
 
-def _stylize(tmp_path, pair, name, **settings):
+def _run_fresh(tmp_path, pair, name, **settings):
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     cmd = [
         sys.executable,
@@ -78,17 +78,17 @@ def test_a_warm_process_traces_nothing_and_gets_the_same_image(tmp_path, shared_
     part of the program) also loads them. Programs of other settings or shapes have
     other keys (the unit tests below)."""
     pair = shared_image("tubingen.jpg"), shared_image("starry_night.jpg")
-    cold_traces, cold_final, cold = _stylize(tmp_path, pair, "cold", optimizer="lbfgs")
+    cold_traces, cold_final, cold = _run_fresh(tmp_path, pair, "cold", optimizer="lbfgs")
     assert cold_traces["features"] > 0 and cold_traces["total_loss"] > 0
     stored = list((tmp_path / "executables").glob(f"*{executables.SUFFIX}"))
     assert len(stored) >= 5  # kernel transforms, content features, Grams, init, step, loss
 
-    warm_traces, warm_final, warm = _stylize(tmp_path, pair, "warm", optimizer="lbfgs")
+    warm_traces, warm_final, warm = _run_fresh(tmp_path, pair, "warm", optimizer="lbfgs")
     assert warm_traces == {"features": 0, "total_loss": 0}
     np.testing.assert_array_equal(warm, cold)
     assert warm_final == cold_final
 
-    traces, final, image = _stylize(tmp_path, pair, "other", optimizer="lbfgs", style_weight=1.0)
+    traces, final, image = _run_fresh(tmp_path, pair, "other", optimizer="lbfgs", style_weight=1.0)
     assert traces == {"features": 0, "total_loss": 0}
     assert final["style"] != cold_final["style"] and not np.array_equal(image, cold)
 
@@ -98,9 +98,9 @@ def test_a_warm_sweep_traces_nothing_and_gets_the_same_images(tmp_path, shared_i
     second process runs the same sweep without tracing VGG19, bit-identically."""
     pair = shared_image("tubingen.jpg"), shared_image("starry_night.jpg")
     sweep = dict(optimizer="adam", style_weight=[1e2, 1e4])
-    cold_traces, cold_final, cold = _stylize(tmp_path, pair, "cold", **sweep)
+    cold_traces, cold_final, cold = _run_fresh(tmp_path, pair, "cold", **sweep)
     assert cold_traces["total_loss"] > 0 and cold.shape[0] == 2
-    warm_traces, warm_final, warm = _stylize(tmp_path, pair, "warm", **sweep)
+    warm_traces, warm_final, warm = _run_fresh(tmp_path, pair, "warm", **sweep)
     assert warm_traces == {"features": 0, "total_loss": 0}
     np.testing.assert_array_equal(warm, cold)
     assert warm_final == cold_final
