@@ -27,7 +27,7 @@ from typing import Any
 
 import jax
 
-from jaxstyle import executables
+from jaxstyle import disk_cache, executables
 
 CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 """Options for XLA:CPU: an empty list of YNNPACK fusion types turns them off."""
@@ -61,7 +61,7 @@ def enable_compilation_cache(directory: str | os.PathLike | None = None) -> Path
     directory = Path(directory)
     jax.config.update("jax_compilation_cache_dir", str(directory))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    executables.enable(directory)
+    disk_cache.enable(directory)
     return directory
 
 

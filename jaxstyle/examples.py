@@ -157,10 +157,19 @@ def _draw_strokes(draw, rng, scale, starts, steps, step, width):
     colors = _stroke_colors(rng, starts)
     widths = np.maximum(1, np.round(width * scale / 1024 * rng.uniform(0.7, 1.3, len(starts))))
     shades = rng.uniform(-0.12, 0.18, len(starts))
-    for line, color, w, shade in zip(lines, colors, widths.astype(int), shades, strict=True):
-        draw.line(line.ravel().tolist(), fill=_rgb(color), width=int(w))
-        ridge = (line + 0.25 * w).ravel().tolist()
-        draw.line(ridge, fill=_rgb(color + shade), width=max(1, int(w) // 3))
+    widths = widths.astype(int)
+    ridges = lines + 0.25 * widths[:, None, None]
+    strokes = zip(
+        lines.reshape(len(lines), -1).tolist(),
+        ridges.reshape(len(lines), -1).tolist(),
+        map(tuple, _rgb(colors).tolist()),
+        map(tuple, _rgb(colors + shades[:, None]).tolist()),
+        widths.tolist(),
+        strict=True,
+    )
+    for line, ridge, fill, ridge_fill, w in strokes:
+        draw.line(line, fill=fill, width=w)
+        draw.line(ridge, fill=ridge_fill, width=max(1, w // 3))
 
 
 def _draw_halos(draw, rng, scale):
@@ -174,7 +183,7 @@ def _draw_halos(draw, rng, scale):
             start = rng.uniform(0.0, 360.0)
             for arc in range(6):  # six arcs with gaps
                 a0 = start + arc * 60.0 + rng.uniform(0, 12)
-                fill = _rgb(color + rng.normal(0, 0.05, 3))
+                fill = tuple(_rgb(color + rng.normal(0, 0.05, 3)).tolist())
                 draw.arc(box, a0, a0 + rng.uniform(35, 55), fill=fill, width=width)
 
 
@@ -196,8 +205,9 @@ def _draw_ridges(draw, rng, scale):
             draw.line(points.ravel().tolist(), fill=(14, 22, 52), width=max(1, scale // 200))
 
 
-def _rgb(color: np.ndarray) -> tuple[int, ...]:
-    return tuple(int(c) for c in np.round(np.clip(color, 0.0, 1.0) * 255))
+def _rgb(color: np.ndarray) -> np.ndarray:
+    """RGB in [0, 1], (..., 3) -> 8-bit values, int (..., 3)."""
+    return np.round(np.clip(color, 0.0, 1.0) * 255).astype(int)
 
 
 def example_style(size: int = 512) -> np.ndarray:

@@ -18,41 +18,56 @@ and stores the compiled executable (``jax.experimental.serialize_executable``),
 so a hit costs only its deserialisation. Anything it cannot key safely (a
 function without a key, inputs sharded over several devices, several
 processes) is compiled the usual way, and so is anything that fails to load.
-Entries are files ``<key>.jaxstyle-exe`` in the cache directory (jax's own
-entries end in ``-cache``); the least recently used are removed beyond
-:data:`MAX_BYTES`.
+Entries are files ``<key>.jaxstyle-exe`` in :mod:`jaxstyle.disk_cache`'s
+directory (jax's own entries end in ``-cache``).
 
-The files hold pickles: like jax's cache, the directory must be the user's own.
+Deserialising is most of a warm start's wait for its programs (XLA:CPU
+rebuilds each program's HLO and thunks: 0.6-1.4 s for a 256 px L-BFGS step
+on a 2-core CPU), and it releases the GIL. So the cache remembers which program
+a process asked for after each one (``<key>.jaxstyle-next``), and after the
+first of a label (:func:`prefetch`, e.g. a CLI command); when one is served,
+the programs that followed it last time are deserialised on a background thread
+while the caller goes on loading images and computing targets.
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
 import hashlib
 import importlib.metadata
 import os
 import pickle
 import platform
-import tempfile
+import queue
+import threading
 from collections.abc import Callable, Hashable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import jax
 
-SUFFIX = ".jaxstyle-exe"
-MAX_BYTES = 1 << 30
-"""The cache's size limit (1 GiB); the least recently used entries go first."""
+from jaxstyle import disk_cache
 
-_directory: Path | None = None
+KIND = "exe"
+"""Entries of :mod:`jaxstyle.disk_cache` ``<key>.jaxstyle-exe``; the program asked
+for after ``<key>`` is named in ``<key>.jaxstyle-next``."""
+PREFETCH_DEPTH = 8
+"""How many programs down the remembered order are deserialised ahead."""
+
+_previous_key: str | None = None  # the program this process asked for last
 
 
-def enable(directory: str | os.PathLike | None) -> Path | None:
-    """Cache compiled programs in ``directory`` (None: stop caching); returns the
-    directory used until now."""
-    global _directory
-    previous, _directory = _directory, None if directory is None else Path(directory)
-    return previous
+def prefetch(label: str) -> None:
+    """Mark the start of a run labelled ``label`` (e.g. ``"cli stylize"``): the
+    programs that the last run so labelled asked for begin to deserialise in the
+    background now, and this run's are remembered under the label in turn."""
+    global _previous_key
+    if not disk_cache.enabled() or jax.process_count() > 1:
+        return
+    _previous_key = "label-" + hashlib.sha256(label.encode()).hexdigest()
+    _prefetch_after(_previous_key)
 
 
 def keyed(fn: Callable, *parts: Hashable) -> Callable:
@@ -125,13 +140,97 @@ def load_or_compile(
     key = _key(program, inputs, options)
     if key is None:
         return compile_fn(fn)
-    path = _directory / f"{key}{SUFFIX}"
-    compiled = _load(path)
+    _follow(key)
+    path = disk_cache.entry(key, KIND)
+    compiled = _background.take(path) if _background else _load(path)
     if compiled is None:
         compiled, fresh = _compile_fresh(fn, compile_fn)
         if fresh:
             _store(path, compiled)
+    else:
+        _prefetch_after(key)
     return compiled
+
+
+def _follow(key: str) -> None:
+    """Remember that ``key`` came after the previous program asked for."""
+    global _previous_key
+    previous, _previous_key = _previous_key, key
+    if previous is None or previous == key:
+        return
+    link = disk_cache.entry(previous, "next")
+    try:
+        if link.read_text() == key:
+            return
+    except OSError:
+        pass
+    disk_cache.write(link, key.encode())
+
+
+def _prefetch_after(key: str) -> None:
+    """Queue the stored programs that followed ``key`` last time (up to
+    :data:`PREFETCH_DEPTH` links on) for deserialising in the background."""
+    seen = {key}
+    for _ in range(PREFETCH_DEPTH):
+        try:
+            key = disk_cache.entry(key, "next").read_text()
+        except OSError:
+            return
+        if key in seen or len(key) != 64:
+            return
+        seen.add(key)
+        path = disk_cache.entry(key, KIND)
+        if path.exists():
+            _start_background().add(path)
+
+
+class _Prefetcher:
+    """Deserialises cache entries on one background thread, in the order added."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[Path, Future] = {}
+        self.added: set[Path] = set()
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._work, name="jaxstyle-prefetch", daemon=True)
+        self.thread.start()
+        atexit.register(self.stop)  # after jax's own exit handler is registered: runs first
+
+    def _work(self) -> None:
+        while (job := self.queue.get()) is not None:
+            path, future = job
+            if future.set_running_or_notify_cancel():
+                future.set_result(_load(path))
+
+    def add(self, path: Path) -> None:
+        if path not in self.added:
+            self.added.add(path)
+            self.jobs[path] = future = Future()
+            self.queue.put((path, future))
+
+    def take(self, path: Path) -> jax.stages.Compiled | None:
+        """The program at ``path``: the background's copy if it has begun on it,
+        else loaded here (not loaded twice)."""
+        future = self.jobs.pop(path, None)
+        if future is None or future.cancel():
+            return _load(path)
+        return future.result()
+
+    def stop(self) -> None:
+        """Drop what has not begun and wait for what has (a process exits cleanly)."""
+        for future in self.jobs.values():
+            future.cancel()
+        self.queue.put(None)
+        self.thread.join()
+
+
+_background: _Prefetcher | None = None
+
+
+def _start_background() -> _Prefetcher:
+    global _background
+    if _background is None:
+        _background = _Prefetcher()
+    return _background
 
 
 _events = {"compiles": 0, "cache_hits": 0}
@@ -183,7 +282,7 @@ def _compile_fresh(
 
 
 def _key(program, inputs, options) -> str | None:
-    if _directory is None or program is None or inputs is None or jax.process_count() > 1:
+    if not disk_cache.enabled() or program is None or inputs is None or jax.process_count() > 1:
         return None
     try:
         tracing = _tracing_config()
@@ -241,7 +340,7 @@ def _load(path: Path) -> jax.stages.Compiled | None:
         compiled = serialize_executable.deserialize_and_load(*pickle.loads(payload))
     except Exception:  # missing, truncated, or from an incompatible build: compile anew
         return None
-    os.utime(path)  # recency for the size limit
+    disk_cache.used(path)
     return compiled
 
 
@@ -250,29 +349,9 @@ def _store(path: Path, compiled: jax.stages.Compiled) -> None:
 
     try:
         payload = pickle.dumps(serialize_executable.serialize(compiled))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
-            f.write(_compress(payload))
-        os.replace(f.name, path)
-    except Exception:  # not serialisable here, or no room: the run goes on uncached
+    except Exception:  # not serialisable here: the run goes on uncached
         return
-    _trim(path.parent)
-
-
-def _trim(directory: Path) -> None:
-    entries = []
-    for p in directory.glob(f"*{SUFFIX}"):
-        try:
-            stat = p.stat()
-        except OSError:
-            continue
-        entries.append((stat.st_mtime, stat.st_size, p))
-    total = sum(size for _, size, _ in entries)
-    for _, size, p in sorted(entries, key=lambda e: e[0]):
-        if total <= MAX_BYTES:
-            break
-        p.unlink(missing_ok=True)
-        total -= size
+    disk_cache.write(path, _compress(payload))
 
 
 def _compress(data: bytes) -> bytes:

@@ -1,4 +1,9 @@
-"""The VGG19 feature extractor as a Flax module, and ``vgg_features``."""
+"""VGG19 features: ``vgg_features``, its convolutions and weight preparation.
+
+The network itself is a Flax module (:mod:`jaxstyle.vgg_module`), imported
+when a program that runs it is first traced: a warm start, which loads its
+programs compiled (:mod:`jaxstyle.executables`), does not import Flax.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,10 @@ import functools
 from collections.abc import Iterable
 from functools import partial
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxstyle.architecture import CONV_NAMES, CONV_SHAPES, LAYER_INDEX, LAYER_NAMES, deepest
+from jaxstyle.architecture import CONV_NAMES, LAYER_INDEX, deepest
 from jaxstyle.compiler import jit
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.weights import Preprocessing, VGG19Weights
@@ -132,68 +136,6 @@ def pool2x2(x: jax.Array, pooling: str = "max") -> jax.Array:
     return windows.max(axis=(2, 4)) if pooling == "max" else windows.mean(axis=(2, 4))
 
 
-class Conv3x3(nn.Module):
-    """A VGG convolution (params ``kernel`` (3, 3, Cin, Cout), ``bias`` (Cout,)) in
-    ``dtype``: by :func:`conv3x3`, or by :func:`winograd_conv3x3` if ``winograd``.
-
-    The kernel of the image gradient (direct) or Winograd's is read from the
-    variable collection ``"transposed"`` or ``"winograd"`` (``kernel``) when
-    given (see :func:`prepare_weights`), else derived.
-    """
-
-    features: int
-    dtype: str = "float32"
-    winograd: bool = False
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        shape = (3, 3, x.shape[-1], self.features)
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), shape)
-        bias = self.param("bias", nn.initializers.zeros, (self.features,))
-        collection = "winograd" if self.winograd else "transposed"
-        if self.has_variable(collection, "kernel"):
-            derived = self.variables[collection]
-        else:
-            derived = derived_kernels(kernel, self.winograd)
-        if self.winograd:
-            conv, kernels = winograd_conv3x3, (derived["kernel"],)
-        else:
-            conv, kernels = conv3x3, (kernel, derived["kernel"])
-        dtype = jnp.dtype(self.dtype)
-        y = conv(x.astype(dtype), *(k.astype(dtype) for k in kernels))
-        return y + bias.astype(dtype).reshape(1, 1, 1, -1)
-
-
-class VGG19(nn.Module):
-    """VGG19's convolutional part, NHWC, run up to ``last_layer`` only.
-
-    Input is already preprocessed (see :func:`preprocess`); the output maps
-    every layer name up to and including ``last_layer`` to its activation.
-    ``dtype`` is the computation dtype: inputs and float32 weights are cast to
-    it for each convolution, and the activations come out in it.
-    ``conv_algorithm`` ("direct" or "winograd") is that of :data:`WINOGRAD_LAYERS`.
-    """
-
-    last_layer: str = "pool5"
-    pooling: str = "max"
-    dtype: str = "float32"
-    conv_algorithm: str = "direct"
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
-        out = {}
-        for name in LAYER_NAMES[: LAYER_INDEX[self.last_layer] + 1]:
-            if name.startswith("conv"):
-                winograd = self.conv_algorithm == "winograd" and name in WINOGRAD_LAYERS
-                x = Conv3x3(CONV_SHAPES[name][1], self.dtype, winograd, name=name)(x)
-            elif name.startswith("relu"):
-                x = nn.relu(x)
-            else:
-                x = pool2x2(x, self.pooling)
-            out[name] = x
-        return out
-
-
 def derived_kernels(kernel: jax.Array, winograd: bool) -> dict[str, jax.Array]:
     """What a convolution reads besides its (3, 3, Cin, Cout) ``kernel``: the transposed
     kernel ``{"kernel": (3, 3, Cout, Cin)}``, or with ``winograd`` the Winograd-domain
@@ -281,6 +223,8 @@ def features(
     Grams then run on the matrix units; they and the losses accumulate in
     float32 either way).
     """
+    from jaxstyle.vgg_module import VGG19
+
     model = VGG19(deepest(layers), pooling, compute_dtype, conv_algorithm)
     x = preprocess(images.astype(jnp.float32), params.preprocessing)
     variables = {"params": params.params}

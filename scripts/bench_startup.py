@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,15 +51,20 @@ def main() -> None:
     ap.add_argument("--optimizer", choices=("adam", "lbfgs"), help="(the preset's default)")
     ap.add_argument("--zlib", action="store_true", help="compress the cache with zlib")
     ap.add_argument("--conv-algorithm", choices=("auto", "direct", "winograd"), default="auto")
+    ap.add_argument("--warm-runs", type=int, default=1, help="warm runs after the cold one")
+    ap.add_argument("--content", help="content image (default: the built-in example)")
+    ap.add_argument("--style", help="style image (default: the built-in example)")
     a = ap.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="bench_startup_"))
     env = {**os.environ, "JAXSTYLE_CACHE": str(scratch / "cache"), "TQDM_DISABLE": "1"}
     args = ["stylize", "-o", str(scratch / "out.png"), "-q", "--size", str(a.size)]
     args += ["--steps", str(a.steps)] + (["--optimizer", a.optimizer] if a.optimizer else [])
     args += ["--conv-algorithm", a.conv_algorithm]
+    args += [a.content, a.style] if a.content and a.style else []
     codec = "zlib" if a.zlib else "zstd"
     print(f"jaxstyle stylize {' '.join(args[3:])}, cache compressed with {codec}")
-    for run in ("cold", "warm"):
+    firsts = []
+    for run in ["cold"] + ["warm"] * a.warm_runs:
         t, launched = time.perf_counter(), time.time()
         proc = subprocess.run(
             [sys.executable, "-c", LAUNCH, codec, *args], env=env, capture_output=True, text=True
@@ -67,11 +73,17 @@ def main() -> None:
         if proc.returncode:
             sys.exit(proc.stderr[-2000:])
         first = float(proc.stderr.split("first step at ")[1].split()[0]) - launched
+        firsts += [first] if run == "warm" else []
         timings = json.loads((scratch / "out.json").read_text())["timings"]
         parts = ", ".join(f"{k} {timings[k]:.1f} s" for k in ("load", "targets", "compile"))
         print(
             f"{run}: {first:5.1f} s from process start to the first step, {wall:5.1f} s to "
             f"the written result ({parts})"
+        )
+    if len(firsts) > 1:
+        print(
+            f"warm, {len(firsts)} runs: first step after {min(firsts):.2f} s at best, "
+            f"{statistics.median(firsts):.2f} s median"
         )
 
 

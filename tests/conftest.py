@@ -10,7 +10,7 @@ from pathlib import Path
 import jax
 import pytest
 
-from jaxstyle import executables
+from jaxstyle import disk_cache
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_IMAGES = ROOT.parent / "shared" / "images"
@@ -19,7 +19,7 @@ CACHE = ROOT / ".cache" / "jax"
 os.environ["JAXSTYLE_CACHE"] = str(CACHE)  # the CLI's cache: the same directory
 jax.config.update("jax_compilation_cache_dir", str(CACHE))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-executables.enable(CACHE)  # as the CLI does: jaxstyle's programs load without tracing
+disk_cache.enable(CACHE)  # as the CLI does: jaxstyle's programs load without tracing
 jax.config.update("jax_numpy_rank_promotion", "raise")
 # the same in the CLI subprocesses: their programs then have the same keys in the
 # executable cache as this process's (the tracing configuration is part of a key)

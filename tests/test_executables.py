@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import jax
@@ -16,7 +17,7 @@ import pytest
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxstyle import executables
+from jaxstyle import disk_cache, executables
 from jaxstyle.executables import keyed, load_or_compile, program_key, signature
 from jaxstyle.objective import make_loss_fn
 
@@ -29,9 +30,9 @@ RUN = """
 import json, sys
 import jax, numpy as np
 import jaxstyle
-from jaxstyle import batching, executables, objective
+from jaxstyle import batching, disk_cache, executables, objective
 jax.config.update("jax_compilation_cache_dir", sys.argv[1])
-executables.enable(sys.argv[2])
+disk_cache.enable(sys.argv[2])
 traces = {"features": 0, "total_loss": 0}
 def counted(name, fn):
     def wrapper(*a, **k):
@@ -80,7 +81,7 @@ def test_a_warm_process_traces_nothing_and_gets_the_same_image(tmp_path, shared_
     pair = shared_image("tubingen.jpg"), shared_image("starry_night.jpg")
     cold_traces, cold_final, cold = _run_fresh(tmp_path, pair, "cold", optimizer="lbfgs")
     assert cold_traces["features"] > 0 and cold_traces["total_loss"] > 0
-    stored = list((tmp_path / "executables").glob(f"*{executables.SUFFIX}"))
+    stored = list((tmp_path / "executables").glob("*.jaxstyle-exe"))
     assert len(stored) >= 5  # kernel transforms, content features, Grams, init, step, loss
 
     warm_traces, warm_final, warm = _run_fresh(tmp_path, pair, "warm", optimizer="lbfgs")
@@ -108,9 +109,9 @@ def test_a_warm_sweep_traces_nothing_and_gets_the_same_images(tmp_path, shared_i
 
 @pytest.fixture
 def cache(tmp_path):
-    previous = executables.enable(tmp_path)
+    previous = disk_cache.enable(tmp_path)
     yield tmp_path
-    executables.enable(previous)
+    disk_cache.enable(previous)
 
 
 def _scale_and_add(x, y):
@@ -144,6 +145,49 @@ def test_stored_program_loads_without_compiling_and_keeps_donation(cache):
     assert donated.is_deleted()
 
 
+def test_a_labelled_run_prefetches_what_the_last_one_asked_for(cache, monkeypatch):
+    monkeypatch.setattr(executables, "_background", None)
+    runs = [(jnp.ones(n), jnp.ones(n)) for n in (2, 3, 4)]
+    compiles, first = [], []
+    executables.prefetch("a test run")
+    for args in runs:
+        first.append(_compile_counted(_scale_and_add, args, compiles))
+    assert len(compiles) == 3 and executables._background is None  # nothing stored before
+
+    loads = []
+    load = executables._load
+    monkeypatch.setattr(
+        executables, "_load", lambda path: loads.append(threading.current_thread()) or load(path)
+    )
+    executables.prefetch("a test run")  # a new run under the same label
+    background = executables._background
+    for future in list(background.jobs.values()):
+        future.result()  # all three deserialised ahead, on the background thread
+    assert loads == [background.thread] * 3
+    for args, compiled in zip(runs, first, strict=True):
+        again = _compile_counted(_scale_and_add, args, compiles)
+        np.testing.assert_array_equal(again(*args), compiled(*args))
+    assert len(compiles) == 3 and len(loads) == 3  # taken, neither compiled nor loaded again
+    background.stop()
+    assert not background.thread.is_alive()
+
+
+def test_prefetch_follows_the_remembered_order_and_skips_what_is_gone(cache, monkeypatch):
+    monkeypatch.setattr(executables, "_background", None)
+    runs = [(jnp.ones(n), jnp.ones(n)) for n in (5, 6, 7)]
+    entries = [
+        disk_cache.entry(executables._key(program_key(_scale_and_add), signature(a), None), "exe")
+        for a in runs
+    ]
+    executables.prefetch("another run")
+    for args in runs:
+        _compile_counted(_scale_and_add, args, [])
+    entries[1].unlink()  # e.g. removed by the size limit
+    executables.prefetch("another run")
+    assert list(executables._background.jobs) == [entries[0], entries[2]]
+    executables._background.stop()
+
+
 def test_other_shapes_or_dtypes_are_other_programs(cache):
     compiles = []
     for x in (jnp.ones(4), jnp.ones(5), jnp.ones(4, jnp.bfloat16), jnp.ones(4)):
@@ -155,7 +199,7 @@ def test_corrupt_entry_is_compiled_anew_and_replaced(cache):
     args = (jnp.ones(3), jnp.ones(3))
     compiles = []
     _compile_counted(_scale_and_add, args, compiles)
-    (entry,) = cache.glob(f"*{executables.SUFFIX}")
+    (entry,) = cache.glob("*.jaxstyle-exe")
     entry.write_bytes(b"not an executable")
     result = _compile_counted(_scale_and_add, args, compiles)
     np.testing.assert_array_equal(result(*args), 3.0 * np.ones(3))
@@ -171,7 +215,7 @@ def test_corrupt_entry_is_compiled_anew_and_replaced(cache):
 CONV_PROGRAM = """
 import sys
 import jax, jax.numpy as jnp, numpy as np
-from jaxstyle import executables
+from jaxstyle import disk_cache
 from jaxstyle.executables import keyed, load_or_compile, program_key, signature
 jax.config.update("jax_compilation_cache_dir", sys.argv[2])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
@@ -192,7 +236,7 @@ if sys.argv[1] == "jax":
     sys.exit()
 if sys.argv[1] == "store":
     jax.jit(conv_gradient)(x, w)
-executables.enable(sys.argv[3])
+disk_cache.enable(sys.argv[3])
 compiled = load_or_compile(program_key(conv_gradient), signature((x, w)), conv_gradient, compile_fn)
 np.save(sys.argv[4], compiled(x, w))
 print(len(compiles))
@@ -224,11 +268,11 @@ def test_disabled_or_unkeyable_programs_always_compile(cache):
     compiles = []
     for _ in range(2):
         _compile_counted(lambda x, y: x - y, args, compiles)  # no key: not stored
-    executables.enable(None)
+    disk_cache.enable(None)
     for _ in range(2):
         _compile_counted(_scale_and_add, args, compiles)
     assert len(compiles) == 4
-    assert not list(cache.glob(f"*{executables.SUFFIX}"))
+    assert not list(cache.glob("*.jaxstyle-exe"))
 
 
 def test_program_keys():
@@ -287,12 +331,12 @@ def test_inputs_on_several_devices_are_not_cached():
 def test_least_recently_used_entries_go_beyond_the_size_limit(cache, monkeypatch):
     compiles = []
     _compile_counted(_scale_and_add, (jnp.ones(2), jnp.ones(2)), compiles)
-    (first,) = cache.glob(f"*{executables.SUFFIX}")
-    monkeypatch.setattr(executables, "MAX_BYTES", int(first.stat().st_size * 2.5))
+    (first,) = cache.glob("*.jaxstyle-exe")
+    monkeypatch.setattr(disk_cache, "MAX_BYTES", int(first.stat().st_size * 2.5))
     os.utime(first, (1, 1))  # the oldest
     for n in (3, 4):
         _compile_counted(_scale_and_add, (jnp.ones(n), jnp.ones(n)), compiles)
-    remaining = list(cache.glob(f"*{executables.SUFFIX}"))
+    remaining = list(cache.glob("*.jaxstyle-exe"))
     assert len(remaining) == 2 and first not in remaining
 
 
@@ -303,14 +347,14 @@ def test_enable_compilation_cache_turns_on_both_caches(tmp_path, monkeypatch):
         name: getattr(jax.config, name)
         for name in ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
     }
-    previous = executables.enable(None)
+    previous = disk_cache.enable(None)
     try:
         monkeypatch.setenv("JAXSTYLE_CACHE", str(tmp_path / "env"))
         assert jaxstyle.enable_compilation_cache() == tmp_path / "env"
         assert jaxstyle.enable_compilation_cache(tmp_path / "mine") == tmp_path / "mine"
         assert jax.config.jax_compilation_cache_dir == str(tmp_path / "mine")
-        assert executables.enable(None) == tmp_path / "mine"
+        assert disk_cache.enable(None) == tmp_path / "mine"
     finally:
-        executables.enable(previous)
+        disk_cache.enable(previous)
         for name, value in saved.items():
             jax.config.update(name, value)

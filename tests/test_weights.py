@@ -12,6 +12,7 @@ import json
 import os
 import pickle
 import struct
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxstyle import cli, compiler, weights
+from jaxstyle import checkpoint, cli, compiler, disk_cache, weights
 from jaxstyle.architecture import CONV_NAMES, CONV_SHAPES, LAYER_NAMES
 from jaxstyle.convert import convert, read_weights
 from jaxstyle.errors import JaxstyleError
@@ -326,6 +327,46 @@ def test_convert_saves_a_weight_set(tmp_path, vgg):
     }
     with pytest.raises(JaxstyleError, match="already exists"):
         convert(src, out)
+
+
+def test_a_weight_set_is_read_from_its_numpy_copy_in_the_disk_cache(tmp_path, vgg, monkeypatch):
+    saved = convert(write(tmp_path / "vgg19.npz", vgg), tmp_path / "set", preprocessing="caffe")
+    params, cache = saved / "params", tmp_path / "cache"
+    previous = disk_cache.enable(cache)
+    try:
+        assert_params(weights._read_params(params), vgg)  # through Orbax, then copied
+        (copy,) = cache.glob("*.jaxstyle-npz")
+        with monkeypatch.context() as m:
+            m.setattr(checkpoint, "load_tree", lambda path: pytest.fail("read through Orbax"))
+            assert_params(weights._read_params(params), vgg)
+        copy.write_bytes(b"not an npz")  # an unreadable copy: the checkpoint, copied anew
+        assert_params(weights._read_params(params), vgg)
+        assert np.load(copy).files
+        changed = next(p for p in sorted(params.rglob("*")) if p.is_file())
+        os.utime(changed, ns=(1, 1))  # a changed checkpoint has another copy
+        weights._read_params(params)
+        assert len(list(cache.glob("*.jaxstyle-npz"))) == 2
+    finally:
+        disk_cache.enable(previous)
+    weights._read_params(params)  # cache off: nothing copied
+    assert len(list(cache.glob("*.jaxstyle-npz"))) == 2
+
+
+def test_a_warm_start_imports_neither_orbax_nor_flax(tmp_path, vgg):
+    saved = convert(write(tmp_path / "vgg19.npz", vgg), tmp_path / "set", preprocessing="caffe")
+    code = (
+        "import sys\n"
+        "import jaxstyle, jaxstyle.cli\n"
+        "jaxstyle.enable_compilation_cache(sys.argv[2])\n"
+        "jaxstyle.load_vgg19(sys.argv[1])\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'orbax', 'flax'}))\n"
+    )
+    run = [sys.executable, "-c", code, str(saved), str(tmp_path / "cache")]
+    first = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    again = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    assert first.returncode == again.returncode == 0, first.stderr + again.stderr
+    assert first.stdout.strip() == "['orbax']"  # the copy is written
+    assert again.stdout.strip() == "[]"
 
 
 # --- errors ---------------------------------------------------------------------------------

@@ -1,0 +1,75 @@
+"""jaxstyle's cache directory: what a warm start reads instead of redoing work.
+
+Entries are files ``<key>.jaxstyle-<kind>``: compiled programs
+(:mod:`jaxstyle.executables`) and NumPy copies of weight sets
+(:mod:`jaxstyle.weights`). Each is written whole or not at all (a complete
+temporary file renamed over it); the least recently used go beyond
+:data:`MAX_BYTES`. :func:`jaxstyle.enable_compilation_cache` (called by the CLI)
+enables the directory, which must be the user's own: entries hold pickles.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+MAX_BYTES = 1 << 30
+"""The directory's size limit for jaxstyle's entries (1 GiB)."""
+
+_directory: Path | None = None
+
+
+def enable(directory: str | os.PathLike | None) -> Path | None:
+    """Keep entries in ``directory`` (None: keep none); returns the directory used
+    until now."""
+    global _directory
+    previous, _directory = _directory, None if directory is None else Path(directory)
+    return previous
+
+
+def enabled() -> bool:
+    return _directory is not None
+
+
+def entry(key: str, kind: str) -> Path | None:
+    """Where the entry ``key`` of ``kind`` (e.g. ``"exe"``) lives; None when disabled."""
+    return None if _directory is None else _directory / f"{key}.jaxstyle-{kind}"
+
+
+def used(path: Path) -> None:
+    """Note that the entry ``path`` was read (its recency, for the size limit)."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
+def write(path: Path, data: bytes) -> bool:
+    """Write the entry ``path`` whole, then keep the directory within :data:`MAX_BYTES`;
+    False if it could not be written (no room, no permission: a later miss)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
+            f.write(data)
+        os.replace(f.name, path)
+    except OSError:
+        return False
+    _trim(path.parent)
+    return True
+
+
+def _trim(directory: Path) -> None:
+    entries = []
+    for p in directory.glob("*.jaxstyle-*"):
+        try:
+            stat = p.stat()
+        except OSError:
+            continue
+        entries.append((stat.st_mtime, stat.st_size, p))
+    total = sum(size for _, size, _ in entries)
+    for _, size, p in sorted(entries, key=lambda e: e[0]):
+        if total <= MAX_BYTES:
+            break
+        p.unlink(missing_ok=True)
+        total -= size

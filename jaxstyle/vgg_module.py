@@ -1,0 +1,72 @@
+"""The VGG19 feature extractor as a Flax module: its convolutional part, NHWC."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxstyle.architecture import CONV_SHAPES, LAYER_INDEX, LAYER_NAMES
+from jaxstyle.vgg import WINOGRAD_LAYERS, conv3x3, derived_kernels, pool2x2, winograd_conv3x3
+
+
+class Conv3x3(nn.Module):
+    """A VGG convolution (params ``kernel`` (3, 3, Cin, Cout), ``bias`` (Cout,)) in
+    ``dtype``: by :func:`conv3x3`, or by :func:`winograd_conv3x3` if ``winograd``.
+
+    The kernel of the image gradient (direct) or Winograd's is read from the
+    variable collection ``"transposed"`` or ``"winograd"`` (``kernel``) when
+    given (see :func:`prepare_weights`), else derived.
+    """
+
+    features: int
+    dtype: str = "float32"
+    winograd: bool = False
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        shape = (3, 3, x.shape[-1], self.features)
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), shape)
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        collection = "winograd" if self.winograd else "transposed"
+        if self.has_variable(collection, "kernel"):
+            derived = self.variables[collection]
+        else:
+            derived = derived_kernels(kernel, self.winograd)
+        if self.winograd:
+            conv, kernels = winograd_conv3x3, (derived["kernel"],)
+        else:
+            conv, kernels = conv3x3, (kernel, derived["kernel"])
+        dtype = jnp.dtype(self.dtype)
+        y = conv(x.astype(dtype), *(k.astype(dtype) for k in kernels))
+        return y + bias.astype(dtype).reshape(1, 1, 1, -1)
+
+
+class VGG19(nn.Module):
+    """VGG19's convolutional part, NHWC, run up to ``last_layer`` only.
+
+    Input is already preprocessed (see :func:`preprocess`); the output maps
+    every layer name up to and including ``last_layer`` to its activation.
+    ``dtype`` is the computation dtype: inputs and float32 weights are cast to
+    it for each convolution, and the activations come out in it.
+    ``conv_algorithm`` ("direct" or "winograd") is that of :data:`WINOGRAD_LAYERS`.
+    """
+
+    last_layer: str = "pool5"
+    pooling: str = "max"
+    dtype: str = "float32"
+    conv_algorithm: str = "direct"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
+        out = {}
+        for name in LAYER_NAMES[: LAYER_INDEX[self.last_layer] + 1]:
+            if name.startswith("conv"):
+                winograd = self.conv_algorithm == "winograd" and name in WINOGRAD_LAYERS
+                x = Conv3x3(CONV_SHAPES[name][1], self.dtype, winograd, name=name)(x)
+            elif name.startswith("relu"):
+                x = nn.relu(x)
+            else:
+                x = pool2x2(x, self.pooling)
+            out[name] = x
+        return out
