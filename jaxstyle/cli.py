@@ -549,11 +549,9 @@ def main(argv: list[str] | None = None) -> int:
             from jaxstyle.cells import initialize_distributed
 
             initialize_distributed()
-        from jaxstyle import executables
         from jaxstyle.compiler import enable_compilation_cache
 
-        enable_compilation_cache()
-        executables.prefetch(f"cli {args.command}")
+        enable_compilation_cache(run_label=f"cli {args.command}")
         if args.command == "stylize":
             return cmd_stylize(args)
         if args.command == "sweep":

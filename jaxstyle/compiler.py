@@ -42,7 +42,9 @@ def compiler_options(backend: str | None = None) -> dict[str, Any] | None:
     return {k: v for k, v in CPU_OPTIONS.items() if f"--{k}=" not in flags} or None
 
 
-def enable_compilation_cache(directory: str | os.PathLike | None = None) -> Path:
+def enable_compilation_cache(
+    directory: str | os.PathLike | None = None, *, run_label: str | None = None
+) -> Path:
     """Keep compiled programs on disk, so later processes start without compiling
     (the CLI calls this). Turns on jax's persistent compilation cache, for every
     program however quick to compile, and :mod:`jaxstyle.executables`, which also
@@ -51,6 +53,9 @@ def enable_compilation_cache(directory: str | os.PathLike | None = None) -> Path
     Args:
       directory: where; default ``$JAXSTYLE_CACHE``, else
         ``$XDG_CACHE_HOME/jaxstyle/jax`` (``~/.cache/jaxstyle/jax``).
+      run_label: names what this process is about to run (the CLI: ``"cli
+        stylize"`` etc.): the programs the last process so labelled used start
+        loading in the background at once (:func:`jaxstyle.executables.prefetch`).
 
     Returns:
       The directory.
@@ -62,6 +67,8 @@ def enable_compilation_cache(directory: str | os.PathLike | None = None) -> Path
     jax.config.update("jax_compilation_cache_dir", str(directory))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     disk_cache.enable(directory)
+    if run_label is not None:
+        executables.prefetch(run_label)
     return directory
 
 

@@ -51,8 +51,8 @@ import jax
 from jaxstyle import disk_cache
 
 KIND = "exe"
-"""Entries of :mod:`jaxstyle.disk_cache` ``<key>.jaxstyle-exe``; the program asked
-for after ``<key>`` is named in ``<key>.jaxstyle-next``."""
+"""This module's entries in :mod:`jaxstyle.disk_cache`: programs ``<key>.jaxstyle-exe``,
+each with ``<key>.jaxstyle-next`` naming the program asked for after it."""
 PREFETCH_DEPTH = 8
 """How many programs down the remembered order are deserialised ahead."""
 
@@ -193,7 +193,7 @@ class _Prefetcher:
         self.queue: queue.SimpleQueue = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._work, name="jaxstyle-prefetch", daemon=True)
         self.thread.start()
-        atexit.register(self.stop)  # after jax's own exit handler is registered: runs first
+        atexit.register(self.stop)  # registered after jax's: runs before jax's clean-up
 
     def _work(self) -> None:
         while (job := self.queue.get()) is not None:

@@ -348,11 +348,16 @@ def test_enable_compilation_cache_turns_on_both_caches(tmp_path, monkeypatch):
         for name in ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
     }
     previous = disk_cache.enable(None)
+    labels = []
+    monkeypatch.setattr(executables, "prefetch", labels.append)
     try:
         monkeypatch.setenv("JAXSTYLE_CACHE", str(tmp_path / "env"))
         assert jaxstyle.enable_compilation_cache() == tmp_path / "env"
         assert jaxstyle.enable_compilation_cache(tmp_path / "mine") == tmp_path / "mine"
         assert jax.config.jax_compilation_cache_dir == str(tmp_path / "mine")
+        assert labels == []
+        jaxstyle.enable_compilation_cache(tmp_path / "mine", run_label="cli stylize")
+        assert labels == ["cli stylize"]
         assert disk_cache.enable(None) == tmp_path / "mine"
     finally:
         disk_cache.enable(previous)

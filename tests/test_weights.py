@@ -458,10 +458,12 @@ def test_corrupt_files(tmp_path, suffix):
 
 
 def test_cli_convert(tmp_path, vgg, capsys, monkeypatch):
-    monkeypatch.setattr(compiler, "enable_compilation_cache", lambda: None)
+    enabled = []
+    monkeypatch.setattr(compiler, "enable_compilation_cache", lambda **kw: enabled.append(kw))
     src = write(tmp_path / "vgg19.npz", vgg)
     out = tmp_path / "vgg19-tv"
     assert cli.main(["weights", "convert", str(src), "-o", str(out)]) == 0
+    assert enabled == [{"run_label": "cli weights"}]  # each command prefetches its own
     assert str(out) in capsys.readouterr().out
     assert weights.load(out).preprocessing == weights.TORCHVISION
 
