@@ -154,11 +154,15 @@ def test_a_labelled_run_prefetches_what_the_last_one_asked_for(cache, monkeypatc
         first.append(_compile_counted(_scale_and_add, args, compiles))
     assert len(compiles) == 3 and executables._background is None  # nothing stored before
 
-    loads = []
+    loads = []  # threads that load this test's entries (other tests' prefetcher may be busy)
     load = executables._load
-    monkeypatch.setattr(
-        executables, "_load", lambda path: loads.append(threading.current_thread()) or load(path)
-    )
+
+    def logged(path):
+        if path.parent == cache:
+            loads.append(threading.current_thread())
+        return load(path)
+
+    monkeypatch.setattr(executables, "_load", logged)
     executables.prefetch("a test run")  # a new run under the same label
     background = executables._background
     for future in list(background.jobs.values()):
