@@ -3,10 +3,11 @@
 Runs ``jaxstyle stylize`` (built-in example images unless ``--content`` and
 ``--style`` are given, ``--steps 1``) in fresh processes: first with an empty
 persistent compilation cache ("cold"), then ``--warm-runs`` times reading the
-cache the first one wrote ("warm"; with several, the best and the median). Prints the wall time of
-each, the time from process start to the first optimisation step (the step's
-executable is wrapped in the launched process to note when it is first
-called), and the run record's compile / load / targets seconds. ``--zlib`` hides
+cache the first one wrote ("warm"; with several, the best and the median).
+Prints the wall time of each, the time from process start to the first
+optimisation step (the step's executable is wrapped in the launched process to
+note when it is first called), and the run record's compile / load / targets
+seconds. ``--zlib`` hides
 the zstandard module, so jax compresses its cache with zlib, as it does when
 zstandard is not installed.
 
