@@ -156,8 +156,8 @@ def _draw_strokes(draw, rng, scale, starts, steps, step, width):
     lines = _trace(starts, steps, step) * scale
     colors = _stroke_colors(rng, starts)
     widths = np.maximum(1, np.round(width * scale / 1024 * rng.uniform(0.7, 1.3, len(starts))))
-    shades = rng.uniform(-0.12, 0.18, len(starts))
     widths = widths.astype(int)
+    shades = rng.uniform(-0.12, 0.18, len(starts))
     ridges = lines + 0.25 * widths[:, None, None]
     strokes = zip(
         lines.reshape(len(lines), -1).tolist(),
