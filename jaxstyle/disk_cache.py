@@ -29,6 +29,7 @@ def enable(directory: str | os.PathLike | None) -> Path | None:
 
 
 def enabled() -> bool:
+    """Whether a directory is enabled (:func:`enable`)."""
     return _directory is not None
 
 

@@ -50,7 +50,7 @@ import jax
 
 from jaxstyle import disk_cache
 
-KIND = "exe"
+KIND, NEXT = "exe", "next"
 """This module's entries in :mod:`jaxstyle.disk_cache`: programs ``<key>.jaxstyle-exe``,
 each with ``<key>.jaxstyle-next`` naming the program asked for after it."""
 PREFETCH_DEPTH = 8
@@ -64,7 +64,7 @@ def prefetch(label: str) -> None:
     programs that the last run so labelled asked for begin to deserialise in the
     background now, and this run's are remembered under the label in turn."""
     global _previous_key
-    if not disk_cache.enabled() or jax.process_count() > 1:
+    if not _caching():
         return
     _previous_key = "label-" + hashlib.sha256(label.encode()).hexdigest()
     _prefetch_after(_previous_key)
@@ -158,7 +158,7 @@ def _follow(key: str) -> None:
     previous, _previous_key = _previous_key, key
     if previous is None or previous == key:
         return
-    link = disk_cache.entry(previous, "next")
+    link = disk_cache.entry(previous, NEXT)
     try:
         if link.read_text() == key:
             return
@@ -173,7 +173,7 @@ def _prefetch_after(key: str) -> None:
     seen = {key}
     for _ in range(PREFETCH_DEPTH):
         try:
-            key = disk_cache.entry(key, "next").read_text()
+            key = disk_cache.entry(key, NEXT).read_text()
         except OSError:
             return
         if key in seen or len(key) != 64:
@@ -281,8 +281,14 @@ def _compile_fresh(
     return compiled, compiled_here and _events["cache_hits"] == before["cache_hits"]
 
 
+def _caching() -> bool:
+    """Whether programs are cached: the directory is enabled and this is the only
+    process (a multi-process run compiles as usual)."""
+    return disk_cache.enabled() and jax.process_count() == 1
+
+
 def _key(program, inputs, options) -> str | None:
-    if not disk_cache.enabled() or program is None or inputs is None or jax.process_count() > 1:
+    if program is None or inputs is None or not _caching():
         return None
     try:
         tracing = _tracing_config()

@@ -7,9 +7,8 @@ cache the first one wrote ("warm"; with several, the best and the median).
 Prints the wall time of each, the time from process start to the first
 optimisation step (the step's executable is wrapped in the launched process to
 note when it is first called), and the run record's compile / load / targets
-seconds. ``--zlib`` hides
-the zstandard module, so jax compresses its cache with zlib, as it does when
-zstandard is not installed.
+seconds. ``--zlib`` hides the zstandard module, so jax compresses its cache
+with zlib, as it does when zstandard is not installed.
 
     python scripts/bench_startup.py --size 256 --warm-runs 5
     python scripts/bench_startup.py --size 256 --content ../shared/images/tubingen.jpg \
@@ -59,6 +58,8 @@ def main() -> None:
     ap.add_argument("--content", help="content image (default: the built-in example)")
     ap.add_argument("--style", help="style image (default: the built-in example)")
     a = ap.parse_args()
+    if bool(a.content) != bool(a.style):
+        ap.error("--content and --style go together")
     scratch = Path(tempfile.mkdtemp(prefix="bench_startup_"))
     env = {**os.environ, "JAXSTYLE_CACHE": str(scratch / "cache"), "TQDM_DISABLE": "1"}
     args = ["stylize", "-o", str(scratch / "out.png"), "-q", "--size", str(a.size)]
