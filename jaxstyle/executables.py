@@ -360,13 +360,28 @@ def _store(path: Path, compiled: jax.stages.Compiled) -> None:
     disk_cache.write(path, _compress(payload))
 
 
-def _compress(data: bytes) -> bytes:
-    import zstandard
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+"""A zstd frame's first bytes: entries are zstd where ``zstandard`` imports, else zlib."""
 
+
+def _compress(data: bytes) -> bytes:
+    """zstd (a dependency; as jax's own cache) or, where it is missing, zlib: a cache
+    must not fail the run it serves."""
+    try:
+        import zstandard
+    except ImportError:
+        import zlib
+
+        return zlib.compress(data, 1)
     return zstandard.ZstdCompressor(level=3).compress(data)
 
 
 def _decompress(data: bytes) -> bytes:
-    import zstandard
+    """:func:`_compress`'s input, whichever codec wrote it (an unreadable entry raises)."""
+    if data.startswith(ZSTD_MAGIC):
+        import zstandard
 
-    return zstandard.ZstdDecompressor().decompress(data)
+        return zstandard.ZstdDecompressor().decompress(data)
+    import zlib
+
+    return zlib.decompress(data)

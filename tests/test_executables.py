@@ -212,6 +212,22 @@ def test_corrupt_entry_is_compiled_anew_and_replaced(cache):
     assert len(compiles) == 2
 
 
+def test_without_zstandard_entries_are_zlib_and_both_codecs_load(cache, monkeypatch):
+    args = (jnp.ones(3), jnp.ones(3))
+    compiles = []
+    _compile_counted(_scale_and_add, args, compiles)  # written with zstd
+    (entry,) = cache.glob("*.jaxstyle-exe")
+    assert entry.read_bytes().startswith(executables.ZSTD_MAGIC)
+    monkeypatch.setitem(sys.modules, "zstandard", None)  # `import zstandard` fails
+    _compile_counted(_scale_and_add, args, compiles)  # a zstd entry needs zstandard
+    assert len(compiles) == 2 and not entry.read_bytes().startswith(executables.ZSTD_MAGIC)
+    result = _compile_counted(_scale_and_add, args, compiles)  # the zlib entry loads
+    np.testing.assert_array_equal(result(*args), 3.0 * np.ones(3))
+    monkeypatch.undo()
+    _compile_counted(_scale_and_add, args, compiles)  # so it does with zstandard there
+    assert len(compiles) == 2
+
+
 # A program in three fresh processes sharing jax's persistent cache and the executable
 # cache: "jax" compiles it into jax's cache; "store" first runs it through jax.jit (so
 # that jax holds the executable it loaded from its cache in memory), then stores it in
