@@ -48,7 +48,8 @@ def enable_compilation_cache(
     """Keep compiled programs on disk, so later processes start without compiling
     (the CLI calls this). Turns on jax's persistent compilation cache, for every
     program however quick to compile, and :mod:`jaxstyle.executables`, which also
-    saves tracing and lowering jaxstyle's own programs.
+    saves tracing and lowering jaxstyle's own programs; weight sets and runs'
+    targets are kept there too (:mod:`jaxstyle.disk_cache`).
 
     Args:
       directory: where; default ``$JAXSTYLE_CACHE``, else

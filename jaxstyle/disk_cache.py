@@ -1,11 +1,12 @@
 """jaxstyle's cache directory: what a warm start reads instead of redoing work.
 
 Entries are files ``<key>.jaxstyle-<kind>``: compiled programs
-(:mod:`jaxstyle.executables`) and NumPy copies of weight sets
-(:mod:`jaxstyle.weights`). Each is written whole or not at all (a complete
-temporary file renamed over it); the least recently used go beyond
-:data:`MAX_BYTES`. :func:`jaxstyle.enable_compilation_cache` (called by the CLI)
-enables the directory, which must be the user's own: entries hold pickles.
+(:mod:`jaxstyle.executables`), NumPy copies of weight sets
+(:mod:`jaxstyle.weights`) and runs' targets (:mod:`jaxstyle.target_cache`).
+Each is written whole or not at all (a complete temporary file renamed over
+it); the least recently used go beyond :data:`MAX_BYTES`.
+:func:`jaxstyle.enable_compilation_cache` (called by the CLI) enables the
+directory, which must be the user's own: entries hold pickles.
 """
 
 from __future__ import annotations

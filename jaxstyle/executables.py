@@ -288,13 +288,24 @@ def _caching() -> bool:
 
 
 def _key(program, inputs, options) -> str | None:
-    if program is None or inputs is None or not _caching():
+    if program is None or inputs is None:
+        return None
+    return environment_digest(program, inputs, options)
+
+
+def environment_digest(*parts: Any) -> str | None:
+    """A disk-cache key for ``parts`` (values with a stable ``repr``) as computed in
+    this environment: jaxstyle's source, library versions, tracing configuration,
+    ``XLA_FLAGS``, devices and host CPU, which decide what programs compute down
+    to rounding. None where nothing is cached (see :func:`_caching`) or a part
+    has no stable repr."""
+    if not _caching():
         return None
     try:
         tracing = _tracing_config()
     except (ImportError, AttributeError):  # a later jax: nothing is keyed
         return None
-    text = repr((program, inputs, options, _environment(), tracing, _devices()))
+    text = repr((*parts, _environment(), tracing, _devices()))
     if " at 0x" in text:  # an object without a stable repr: cannot be keyed
         return None
     return hashlib.sha256(text.encode()).hexdigest()

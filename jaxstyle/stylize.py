@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxstyle import images as image_io
+from jaxstyle import target_cache
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.objective import (
     LossArgs,
@@ -317,16 +318,22 @@ def prepare_targets(
     (texture synthesis: zeros of the first style image's shape) and style images.
 
     Computed with the weights the steps use (:func:`prepare_weights`, on the
-    device), so they are not copied to the device again for each image."""
+    device), so they are not copied to the device again for each image; read
+    from the disk cache instead where a run with the same inputs stored them
+    (:mod:`jaxstyle.target_cache`)."""
     shape = output_shape(content, styles)
-    targets = compute_targets(
-        prepare_weights(params, objective.conv_algorithm),
-        objective,
-        None if content is None else jax.device_put(content),
-        [jax.device_put(img) for img in styles],
-        blend=settings.style_blend,
-        content_shape=shape,
-    )
+    key = target_cache.key(params, objective, content, styles, settings.style_blend, shape)
+    targets = target_cache.load(key)
+    if targets is None:
+        targets = compute_targets(
+            prepare_weights(params, objective.conv_algorithm),
+            objective,
+            None if content is None else jax.device_put(content),
+            [jax.device_put(img) for img in styles],
+            blend=settings.style_blend,
+            content_shape=shape,
+        )
+        target_cache.store(key, targets)
     return jax.block_until_ready(targets)
 
 

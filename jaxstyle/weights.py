@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import weakref
 import zipfile
 from pathlib import Path
 
@@ -92,6 +93,23 @@ class VGG19Weights:
     name: str = dataclasses.field(default="custom", metadata=dict(static=True))
     transposed: dict | None = None
     winograd: dict | None = None
+
+
+_fingerprints: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def fingerprint(weights: VGG19Weights) -> str:
+    """A digest of ``weights``' parameter values and preprocessing (not its name or
+    derived kernels, which follow from them): equal for equal weights. Computed
+    once per weight set (80 MB of float32: about 0.06 s on a 2-core CPU)."""
+    if weights not in _fingerprints:
+        digest = hashlib.sha256(repr(weights.preprocessing).encode())
+        for path, leaf in jax.tree_util.tree_leaves_with_path(weights.params):
+            array = np.ascontiguousarray(leaf)
+            digest.update(f"{jax.tree_util.keystr(path)} {array.dtype} {array.shape}".encode())
+            digest.update(array.data)
+        _fingerprints[weights] = digest.hexdigest()
+    return _fingerprints[weights]
 
 
 def checkout_weights_dir() -> Path:
