@@ -219,7 +219,11 @@ def _run_chunk(chunk, params, mesh, out: Path, every: int, driver: str):
         content, styles = prepare_images(item.job.content, list(item.job.styles), item.settings)
         init = item.settings.init
         starts.append(initial_image(init, content, item.shape, item.settings.seed))
-        targets.append(prepare_targets(params, objective, content, styles, item.settings))
+        # not cached: a batch's many targets would push the compiled programs out of
+        # the disk cache's size limit (a 512 px job's take 9 MB)
+        targets.append(
+            prepare_targets(params, objective, content, styles, item.settings, cache=False)
+        )
     plan = CellPlan.create(
         params=params,
         objective=objective,

@@ -313,16 +313,20 @@ def prepare_targets(
     content: np.ndarray | None,
     styles: Sequence[np.ndarray],
     settings: Settings,
+    *,
+    cache: bool = True,
 ) -> Targets:
     """The run's targets (computed, ready) from the prepared content (H, W, 3) or None
     (texture synthesis: zeros of the first style image's shape) and style images.
 
     Computed with the weights the steps use (:func:`prepare_weights`, on the
-    device), so they are not copied to the device again for each image; read
-    from the disk cache instead where a run with the same inputs stored them
-    (:mod:`jaxstyle.target_cache`)."""
+    device), so they are not copied to the device again for each image. With
+    ``cache``, read from the disk cache instead where a run with the same inputs
+    stored them, and stored there otherwise (:mod:`jaxstyle.target_cache`)."""
     shape = output_shape(content, styles)
-    key = target_cache.key(params, objective, content, styles, settings.style_blend, shape)
+    key = None
+    if cache:
+        key = target_cache.key(params, objective, content, styles, settings.style_blend, shape)
     targets = target_cache.load(key)
     if targets is None:
         targets = compute_targets(

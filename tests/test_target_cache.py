@@ -32,10 +32,10 @@ def computed(monkeypatch):
     return calls
 
 
-def _targets(weights, content, styles, **overrides):
+def _targets(weights, content, styles, cache=True, **overrides):
     settings = stylize.resolve_settings(**overrides)
     objective = settings.objective(get_preset("jcjohnson"))
-    targets = stylize.prepare_targets(weights, objective, content, styles, settings)
+    targets = stylize.prepare_targets(weights, objective, content, styles, settings, cache=cache)
     return jax.tree.map(np.asarray, targets)
 
 
@@ -80,12 +80,16 @@ def test_a_rerun_reads_its_targets_and_a_changed_input_computes_them(
         entry.write_bytes(b"not an npz")  # unreadable: computed and stored anew
         _assert_same(_targets(vgg_weights, content, [style]), first)
         assert len(computed) == len(other) + 3
+        entries = set(tmp_path.glob("*.jaxstyle-targets"))
+        _targets(vgg_weights, content, [style], cache=False)  # as a batch's jobs: not cached
+        assert len(computed) == len(other) + 4
+        assert set(tmp_path.glob("*.jaxstyle-targets")) == entries
     finally:
         disk_cache.enable(previous)
     disabled = disk_cache.enable(None)
     try:  # cache off: always computed, nothing keyed
         assert target_cache.key(vgg_weights, None, content, [style], None, SHAPE[:2]) is None
         _targets(vgg_weights, content, [style])
-        assert len(computed) == len(other) + 4
+        assert len(computed) == len(other) + 5
     finally:
         disk_cache.enable(disabled)
