@@ -910,7 +910,8 @@ def header_lines(report: dict) -> list[str]:
         + (f" ({s['conv_algorithm']} in blocks 3-5)" if "conv_algorithm" in s else "")
         + (f", XLA options {s['xla_options']}; " if s.get("xla_options") else "; ")
         + f"{s['steps']} steps per run, median of {s['repeats']} runs, frameworks alternated",
-        f"Date: {report['date']}; command: {report['command']}",
+        f"Date: {report['date']}; command: {report['command']}"
+        + ("" if report.get("complete", True) else " (stopped before its last configuration)"),
     ]
 
 
@@ -1114,6 +1115,21 @@ def main(argv: list[str] | None = None) -> None:
     params = load_vgg19(a.weights)
     rows: list[dict] = []
     start = time.perf_counter()
+
+    def report_of(complete: bool) -> dict:
+        return {
+            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "command": " ".join(["python", "scripts/bench.py", *(argv or sys.argv[1:])]),
+            "machine": machine,
+            "settings": settings,
+            "peak_gflops": peak,
+            "peak_source": peak_source,
+            "results": rows,
+            "ratios": ratio_lines(rows),
+            "total_seconds": time.perf_counter() - start,
+            "complete": complete,
+        }
+
     for size in a.sizes:
         for batch in a.batch:
             for optimizer in a.optimizers:
@@ -1121,21 +1137,13 @@ def main(argv: list[str] | None = None) -> None:
                 new = bench_config(config, params, frameworks, a, peak)
                 rows += new
                 print(text_table(new), flush=True)
+                if a.json:  # as it goes: a run cut short keeps what it measured
+                    a.json.write_text(json.dumps(report_of(complete=False), indent=1) + "\n")
     if backend != "gpu":  # a busy moment must not lower the reference: keep the better one
         peak = max(peak, measure_matmul_gflops())
         for row in rows:
             row["peak_fraction"] = row["gflops"] / peak
-    report = {
-        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": " ".join(["python", "scripts/bench.py", *(argv or sys.argv[1:])]),
-        "machine": machine,
-        "settings": settings,
-        "peak_gflops": peak,
-        "peak_source": peak_source,
-        "results": rows,
-        "ratios": ratio_lines(rows),
-        "total_seconds": time.perf_counter() - start,
-    }
+    report = report_of(complete=True)
     print()
     print("\n".join(header_lines(report)))
     print(text_table(rows))

@@ -77,6 +77,14 @@ def test_bench_quick_jax_json(tmp_path, shared_image):
     assert block.strip() != original.split(START)[1].split(END)[0].strip()
     assert "--write-readme" in block and "Date: " in block and "Machine: " in block
 
+    # the report is written after each configuration; one cut short says so when rendered
+    assert report["complete"] is True and "stopped before" not in text
+    out.write_text(json.dumps({**report, "complete": False}))
+    cmd = [sys.executable, str(BENCH), "--from-json", str(out), "--markdown", str(md)]
+    rendered = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert rendered.returncode == 0, rendered.stderr[-3000:]
+    assert "(stopped before its last configuration)" in md.read_text()
+
 
 def test_write_readme_needs_the_markers(tmp_path):
     """Checked before any benchmarking: exit 2, the file untouched."""
