@@ -11,9 +11,13 @@ directory, which must be the user's own: entries hold pickles.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
+import zipfile
 from pathlib import Path
+
+import numpy as np
 
 MAX_BYTES = 1 << 30
 """The directory's size limit for jaxstyle's entries (1 GiB)."""
@@ -59,6 +63,31 @@ def write(path: Path, data: bytes) -> bool:
         return False
     _trim(path.parent)
     return True
+
+
+def write_arrays(path: Path, tree: dict[str, dict]) -> bool:
+    """:func:`write` ``{group: {name: array}}`` (e.g. a layer's kernel and bias) as
+    an ``.npz`` (no pickles); False if it could not be written."""
+    flat = {f"{group}/{name}": np.asarray(a) for group, d in tree.items() for name, a in d.items()}
+    buffer = io.BytesIO()
+    np.savez(buffer, **flat)
+    return write(path, buffer.getvalue())
+
+
+def read_arrays(path: Path) -> dict[str, dict] | None:
+    """What :func:`write_arrays` wrote to the entry ``path`` (NumPy arrays), noted as
+    used; None if there is none or it is unreadable."""
+    try:
+        with np.load(path) as arrays:
+            flat = {name: arrays[name] for name in arrays.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
+    used(path)
+    tree: dict[str, dict] = {}
+    for key, array in flat.items():
+        group, _, name = key.partition("/")
+        tree.setdefault(group, {})[name] = array
+    return tree
 
 
 def _trim(directory: Path) -> None:

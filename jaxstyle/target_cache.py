@@ -17,8 +17,6 @@ about 0.6 s, and the loading of their program); a warm rerun reads 4 MB.
 from __future__ import annotations
 
 import hashlib
-import io
-import zipfile
 from collections.abc import Sequence
 
 import jax
@@ -57,31 +55,14 @@ def load(key: str | None) -> Targets | None:
     """The targets stored under ``key``, on the default device; None if there are none
     (or they are unreadable: computed anew)."""
     path = None if key is None else disk_cache.entry(key, "targets")
-    if path is None:
+    parts = None if path is None else disk_cache.read_arrays(path)
+    if parts is None:
         return None
-    try:
-        with np.load(path) as arrays:
-            flat = {name: arrays[name] for name in arrays.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-        return None
-    disk_cache.used(path)
-    parts: dict = {"content": {}, "style": {}}
-    for name, array in flat.items():
-        part, _, layer = name.partition("/")
-        parts[part][layer] = array
-    return jax.device_put(Targets(**parts))
+    return jax.device_put(Targets(content=parts.get("content", {}), style=parts.get("style", {})))
 
 
 def store(key: str | None, targets: Targets) -> None:
     """Keep ``targets`` under ``key`` (nothing for None)."""
     path = None if key is None else disk_cache.entry(key, "targets")
-    if path is None:
-        return
-    flat = {
-        f"{part}/{layer}": np.asarray(array)
-        for part in ("content", "style")
-        for layer, array in getattr(targets, part).items()
-    }
-    buffer = io.BytesIO()
-    np.savez(buffer, **flat)
-    disk_cache.write(path, buffer.getvalue())
+    if path is not None:
+        disk_cache.write_arrays(path, {"content": targets.content, "style": targets.style})
