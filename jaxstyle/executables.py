@@ -64,7 +64,7 @@ def prefetch(label: str) -> None:
     programs that the last run so labelled asked for begin to deserialise in the
     background now, and this run's are remembered under the label in turn."""
     global _previous_key
-    if not _caching():
+    if not caching():
         return
     _previous_key = "label-" + hashlib.sha256(label.encode()).hexdigest()
     _prefetch_after(_previous_key)
@@ -281,7 +281,7 @@ def _compile_fresh(
     return compiled, compiled_here and _events["cache_hits"] == before["cache_hits"]
 
 
-def _caching() -> bool:
+def caching() -> bool:
     """Whether programs are cached: the directory is enabled and this is the only
     process (a multi-process run compiles as usual)."""
     return disk_cache.enabled() and jax.process_count() == 1
@@ -297,9 +297,9 @@ def environment_digest(*parts: Any) -> str | None:
     """A disk-cache key for ``parts`` (values with a stable ``repr``) as computed in
     this environment: jaxstyle's source, library versions, tracing configuration,
     ``XLA_FLAGS``, devices and host CPU, which decide what programs compute down
-    to rounding. None where nothing is cached (see :func:`_caching`) or a part
+    to rounding. None where nothing is cached (see :func:`caching`) or a part
     has no stable repr."""
-    if not _caching():
+    if not caching():
         return None
     try:
         tracing = _tracing_config()
