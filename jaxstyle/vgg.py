@@ -120,20 +120,89 @@ def choose_conv_algorithm(choice: str = "auto", compute_dtype: str = "float32") 
     return "winograd" if on_cpu and compute_dtype == "float32" else "direct"
 
 
+@jax.custom_vjp
+def relu(x: jax.Array) -> jax.Array:
+    """max(x, 0), any shape; its gradient (zero at 0, as ``jax.nn.relu``'s) reads
+    the output rather than the input.
+
+    So the pre-activation need not be kept for the backward pass, and XLA:GPU
+    applies the ReLU inside the cuDNN convolution; with ``jax.nn.relu`` the
+    convolution wrote its output and a separate pass the ReLU's (201 MB each
+    per block-1 layer at 512 px, batch 8, bfloat16), and a bfloat16 step there
+    took 6% longer on an H200 (scripts/results/h200-2026-11-27-s16).
+    """
+    return jnp.maximum(x, 0)
+
+
+def _relu_fwd(x):
+    # The barrier keeps XLA from rewriting the backward's ``y > 0`` as ``x > 0``,
+    # which would keep ``x`` alive and the ReLU out of the convolution.
+    y = jax.lax.optimization_barrier(jnp.maximum(x, 0))
+    return y, y
+
+
+def _relu_bwd(y, grad):
+    return (jnp.where(y > 0, grad, jnp.zeros_like(grad)),)
+
+
+relu.defvjp(_relu_fwd, _relu_bwd)
+
+
+def _windows(x: jax.Array) -> jax.Array:
+    """(N, H, W, C) -> (N, H // 2, 2, W // 2, 2, C): the 2x2 windows of a stride-2
+    VALID pooling (an odd last row/column dropped)."""
+    n, h, w, c = x.shape
+    return x[:, : h // 2 * 2, : w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2, c)
+
+
+@jax.custom_vjp
+def _max_pool2x2(x: jax.Array) -> jax.Array:
+    return _windows(x).max(axis=(2, 4))
+
+
+def _max_pool2x2_fwd(x):
+    y = _max_pool2x2(x)
+    return y, (x, y)
+
+
+def _max_pool2x2_bwd(residuals, grad):
+    """The gradient goes to each window's first maximum in row-major order (as
+    PyTorch's and Caffe's max pooling route it): four selects that XLA fuses
+    with the ReLU's, reading only the pooling's input and output."""
+    x, y = residuals
+    hits = _windows(x) == y[:, :, None, :, None, :]
+    zero = jnp.zeros_like(grad)
+    taken = jnp.zeros(grad.shape, bool)
+    rows = []
+    for a in (0, 1):
+        row = []
+        for b in (0, 1):
+            first = hits[:, :, a, :, b] & ~taken
+            taken = taken | first
+            row.append(jnp.where(first, grad, zero))
+        rows.append(jnp.stack(row, axis=3))
+    n, h, w, c = x.shape
+    full = jnp.stack(rows, axis=2).reshape(n, h // 2 * 2, w // 2 * 2, c)
+    return (jnp.pad(full, ((0, 0), (0, h % 2), (0, w % 2), (0, 0))),)
+
+
+_max_pool2x2.defvjp(_max_pool2x2_fwd, _max_pool2x2_bwd)
+
+
 def pool2x2(x: jax.Array, pooling: str = "max") -> jax.Array:
     """2x2 pooling, stride 2, VALID (an odd last row/column is dropped):
     (N, H, W, C) -> (N, H // 2, W // 2, C); ``pooling`` is "max" or "avg".
 
-    A reshape and a reduction rather than ``reduce_window``: its gradient is an
-    elementwise mask that XLA fuses, where ``reduce_window``'s is a
-    select-and-scatter (on XLA:CPU, 2x2 max pooling's gradient at 256 px took
-    about 170 ms of a 710 ms Adam step). Where a window's maximum is tied, the
-    gradient is shared among the tied entries; in VGG ties are ReLU zeros, whose
-    own gradient is zero, so the image gradient is the same.
+    A reshape and a reduction rather than ``reduce_window``, whose gradient is
+    a select-and-scatter (on XLA:CPU, 2x2 max pooling's gradient at 256 px took
+    about 170 ms of a 710 ms Adam step). Max pooling's gradient goes to the
+    first maximum of each window (see :func:`_max_pool2x2_bwd`): elementwise,
+    no counting of ties. Ties in VGG are mostly ReLU zeros, whose own gradient
+    is zero either way.
     """
-    n, h, w, c = x.shape
-    windows = x[:, : h // 2 * 2, : w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2, c)
-    return windows.max(axis=(2, 4)) if pooling == "max" else windows.mean(axis=(2, 4))
+    if pooling == "max":
+        return _max_pool2x2(x)
+    return _windows(x).mean(axis=(2, 4))
 
 
 def derived_kernels(kernel: jax.Array, winograd: bool) -> dict[str, jax.Array]:

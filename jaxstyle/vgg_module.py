@@ -7,7 +7,14 @@ import jax
 import jax.numpy as jnp
 
 from jaxstyle.architecture import CONV_SHAPES, LAYER_INDEX, LAYER_NAMES
-from jaxstyle.vgg import WINOGRAD_LAYERS, conv3x3, derived_kernels, pool2x2, winograd_conv3x3
+from jaxstyle.vgg import (
+    WINOGRAD_LAYERS,
+    conv3x3,
+    derived_kernels,
+    pool2x2,
+    relu,
+    winograd_conv3x3,
+)
 
 
 class Conv3x3(nn.Module):
@@ -65,7 +72,7 @@ class VGG19(nn.Module):
                 winograd = self.conv_algorithm == "winograd" and name in WINOGRAD_LAYERS
                 x = Conv3x3(CONV_SHAPES[name][1], self.dtype, winograd, name=name)(x)
             elif name.startswith("relu"):
-                x = nn.relu(x)
+                x = relu(x)
             else:
                 x = pool2x2(x, self.pooling)
             out[name] = x

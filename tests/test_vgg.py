@@ -16,7 +16,9 @@ from jaxstyle.vgg import (
     WINOGRAD_LAYERS,
     choose_conv_algorithm,
     conv3x3,
+    pool2x2,
     prepare_weights,
+    relu,
     transpose_kernel,
     vgg_features,
     winograd_conv3x3,
@@ -75,6 +77,46 @@ def test_conv_value_and_gradients_equal_xla_autodiff(convolution, shape):
 
     per_image = jax.jit(jax.vmap(jax.grad(one)))(x, probe)
     np.testing.assert_allclose(per_image, ref_dx, rtol=1e-5, atol=1e-5)
+
+
+def test_relu_gradient_equals_jax_nn_relu_and_reads_only_the_output():
+    """Value and gradient equal ``jax.nn.relu``'s, 0 at 0 included; the backward
+    pass sees the input only through the barrier that keeps XLA from fusing the
+    ReLU's mask back onto the pre-activation."""
+    x = jnp.asarray([[-2.0, -0.0, 0.0, 1e-30, 3.0]], jnp.float32)
+    probe = jnp.asarray([[1.0, 2.0, 3.0, 4.0, 5.0]], jnp.float32)
+    for f in (relu, jax.nn.relu):
+        np.testing.assert_array_equal(f(x), jax.nn.relu(x))
+    got = jax.grad(lambda x: jnp.sum(relu(x) * probe))(x)
+    want = jax.grad(lambda x: jnp.sum(jax.nn.relu(x) * probe))(x)
+    np.testing.assert_array_equal(got, want)
+    assert got.tolist() == [[0.0, 0.0, 0.0, 4.0, 5.0]]
+    hlo = jax.jit(jax.grad(lambda x: jnp.sum(relu(x) * probe))).lower(x).as_text()
+    assert "optimization_barrier" in hlo
+
+
+def test_max_pool_gradient_goes_to_each_windows_first_maximum():
+    """2x2 max pooling: value as ``reduce_window``; the gradient of each window goes
+    to its first maximum in row-major order (ties included, as PyTorch routes it),
+    and a dropped odd row/column gets none. Reference: a NumPy loop."""
+    x = RNG.standard_normal((2, 5, 7, 3)).astype(np.float32)
+    x[0, 0:2, 0:2, 0] = [[1.0, 4.0], [4.0, 4.0]]  # a tie: (0, 1) takes it
+    x[1, 2:4, 4:6, 2] = 0.0  # an all-zero window: (2, 4) takes it
+    probe = RNG.standard_normal((2, 2, 3, 3)).astype(np.float32)
+    value, grad = jax.value_and_grad(lambda x: jnp.sum(pool2x2(x) * probe))(jnp.asarray(x))
+    want_grad = np.zeros_like(x)
+    want_value = 0.0
+    for n, i, j, c in np.ndindex(probe.shape):
+        window = x[n, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2, c]
+        a, b = np.unravel_index(np.argmax(window), (2, 2))  # argmax: the first maximum
+        want_grad[n, 2 * i + a, 2 * j + b, c] = probe[n, i, j, c]
+        want_value += window.max() * probe[n, i, j, c]
+    np.testing.assert_allclose(value, want_value, rtol=1e-5)
+    np.testing.assert_array_equal(grad, want_grad)
+    assert grad[0, 0, 1, 0] == probe[0, 0, 0, 0] and grad[0, 1, 0, 0] == 0
+    assert grad[1, 2, 4, 2] == probe[1, 1, 2, 2] and grad[1, 3, 5, 2] == 0
+    window_max = jax.lax.reduce_window(x, -np.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+    np.testing.assert_array_equal(pool2x2(jnp.asarray(x)), window_max)
 
 
 def test_winograd_features_equal_direct_ones(vgg_weights):
