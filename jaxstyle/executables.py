@@ -353,19 +353,30 @@ def _load(path: Path) -> jax.stages.Compiled | None:
     from jax.experimental import serialize_executable
 
     try:
-        payload = _decompress(path.read_bytes())
-        compiled = serialize_executable.deserialize_and_load(*pickle.loads(payload))
+        serialized, in_tree, out_tree, device_ids = pickle.loads(_decompress(path.read_bytes()))
+        by_id = {d.id: d for d in jax.devices()}
+        compiled = serialize_executable.deserialize_and_load(
+            serialized, in_tree, out_tree, execution_devices=[by_id[i] for i in device_ids]
+        )
     except Exception:  # missing, truncated, or from an incompatible build: compile anew
         return None
     disk_cache.used(path)
     return compiled
 
 
+def _device_ids(compiled: jax.stages.Compiled) -> list[int]:
+    """The devices ``compiled`` runs on: loaded without them, an executable is put on
+    every device of the process (jax's default), and a one-device program then
+    expects its inputs in as many shards as there are devices."""
+    shardings = jax.tree.leaves((compiled.input_shardings, compiled.output_shardings))
+    return sorted({d.id for s in shardings for d in s.device_set})
+
+
 def _store(path: Path, compiled: jax.stages.Compiled) -> None:
     from jax.experimental import serialize_executable
 
     try:
-        payload = pickle.dumps(serialize_executable.serialize(compiled))
+        payload = pickle.dumps((*serialize_executable.serialize(compiled), _device_ids(compiled)))
     except Exception:  # not serialisable here: the run goes on uncached
         return
     disk_cache.write(path, _compress(payload))

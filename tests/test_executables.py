@@ -348,6 +348,45 @@ def test_inputs_on_several_devices_are_not_cached():
     assert proc.stdout.split() == ["True", "False", "True"]
 
 
+def test_a_stored_one_device_program_loads_onto_its_device_among_several(tmp_path):
+    """With 2 devices, a program for inputs on one device (uncommitted: the default
+    device; committed: device 1) is stored and loaded back onto that device alone.
+    Loaded onto every device (jax's default), it expected 2 shards of each input
+    and a warm `jaxstyle stylize` on a 2-GPU machine failed at its first program."""
+    code = (
+        "import sys, jax, numpy as np\n"
+        "from jaxstyle import disk_cache\n"
+        "from jaxstyle.executables import keyed, load_or_compile, program_key, signature\n"
+        "disk_cache.enable(sys.argv[1])\n"
+        "def double(x):\n"
+        "    return 2.0 * x\n"
+        "keyed(double, 'a test program')\n"
+        "compiles = []\n"
+        "def compile_fn(f):\n"
+        "    compiles.append(1)\n"
+        "    return jax.jit(f).lower(x).compile()\n"
+        "for x in (np.arange(3.0), jax.device_put(np.arange(3.0), jax.devices()[1])):\n"
+        "    for _ in range(2):  # compiled and stored, then loaded\n"
+        "        y = load_or_compile(program_key(double), signature((x,)), double, compile_fn)(x)\n"
+        "        print(y.tolist(), sorted(d.id for d in y.devices()), len(compiles))\n"
+    )
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines() == [
+        "[0.0, 2.0, 4.0] [0] 1",
+        "[0.0, 2.0, 4.0] [0] 1",
+        "[0.0, 2.0, 4.0] [1] 2",
+        "[0.0, 2.0, 4.0] [1] 2",
+    ]
+
+
 def test_least_recently_used_entries_go_beyond_the_size_limit(cache, monkeypatch):
     compiles = []
     _compile_counted(_scale_and_add, (jnp.ones(2), jnp.ones(2)), compiles)
