@@ -38,6 +38,12 @@ def deepest(layers) -> str:
     return max(layers, key=LAYER_INDEX.__getitem__)
 
 
+def min_side(layer: str) -> int:
+    """The shortest image side, in pixels, whose feature map at ``layer`` is not
+    empty: each pooling up to it halves the sides, rounding down (16 for relu5_1)."""
+    return 2 ** sum(name.startswith("pool") for name in LAYER_NAMES[: LAYER_INDEX[layer] + 1])
+
+
 def forward_macs(height: int, width: int, last_layer: str) -> int:
     """Multiply-accumulates of VGG19's convolutions up to ``last_layer``.
 

@@ -398,7 +398,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from jaxstyle.presets import DEFAULT_PRESET
     from jaxstyle.resume import CHECKPOINTS, recorded_fingerprint
     from jaxstyle.sweep import plan_sweep
-    from jaxstyle.sweep_output import cell_files, write_sweep
+    from jaxstyle.sweep_output import SUMMARY_FILES, cell_files, write_sweep
 
     if args.size is None:
         args.size = default_size()
@@ -414,15 +414,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         **{k: getattr(args, k) for k in SETTINGS},
     )
     if (out / "sweep.json").exists():
-        if recorded_fingerprint(out / "sweep.json") == plan.fingerprint:
+        recorded = recorded_fingerprint(out / "sweep.json")
+        if recorded == plan.fingerprint:
             print(f"{out} already holds this finished sweep: nothing to do")
             return 0
+        if recorded is None:
+            raise JaxstyleError(f"{out / 'sweep.json'} exists; not overwriting it")
         raise JaxstyleError(
             f"{out} holds a finished sweep with other settings; choose another output directory"
         )
     checkpoint = plan.checkpointing(out / CHECKPOINTS, args.checkpoint_every)
-    for name in [*cell_files(plan.cells, plan.axes), "grid.png"]:
+    images = [*cell_files(plan.cells, plan.axes), "grid.png"]
+    for name in images:
         image_io.check_output_path(out / name, inputs.files)
+    for name in dict.fromkeys([*images, *SUMMARY_FILES]):
         if (out / name).exists() and not checkpoint.directory.exists():
             raise JaxstyleError(f"{out / name} exists; not overwriting it")
     result = plan.run(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -154,7 +155,7 @@ def _number(name: str, value: Any) -> float | int:
     except (TypeError, ValueError):
         raise JaxstyleError(f"{name} must be a number, not {value!r}") from None
     if name in INTEGERS:
-        if number != int(number):
+        if not math.isfinite(number) or number != int(number):
             raise JaxstyleError(f"{name} must be an integer, not {value!r}")
         return int(number)
     return number

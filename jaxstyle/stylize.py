@@ -15,6 +15,7 @@ import numpy as np
 
 from jaxstyle import images as image_io
 from jaxstyle import target_cache
+from jaxstyle.architecture import deepest, min_side
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.objective import (
     LossArgs,
@@ -136,11 +137,20 @@ def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings
     return settings
 
 
+SEEDS = (-(2**63), 2**63 - 1)
+"""The smallest and largest seed (``jax.random.key`` takes 64-bit integers)."""
+
+
 def _check(s: Settings) -> None:
     if s.steps < 0:
         raise JaxstyleError(f"steps must be >= 0, not {s.steps}")
     if s.size is not None and s.size < 16:
         raise JaxstyleError(f"size must be at least 16 pixels, not {s.size}")
+    for kind, layers in (("content", s.content_layers), ("style", s.style_layers)):
+        if not layers:
+            raise JaxstyleError(f"no {kind} layers given")
+    if not SEEDS[0] <= s.seed <= SEEDS[1]:
+        raise JaxstyleError(f"seed must be a 64-bit integer, not {s.seed}")
     if len(s.style_layer_weights) != len(s.style_layers):
         raise JaxstyleError(
             f"{len(s.style_layer_weights)} style layer weights given for "
@@ -224,7 +234,24 @@ def prepare_images(
         img = as_image(s)
         side = reference or max(img.shape[:2])
         style_imgs.append(image_io.resize_longest(img, max(16, round(side * settings.style_scale))))
+    _check_sides("content", content_img, (*settings.content_layers, *settings.style_layers))
+    for img in style_imgs:
+        _check_sides("style", img, settings.style_layers)
     return content_img, style_imgs
+
+
+def _check_sides(kind: str, image: np.ndarray | None, layers: Sequence[str]) -> None:
+    """An image (H, W, 3), as resized, must reach the deepest of ``layers`` with
+    feature maps that are not empty (at least 16 px a side for relu5_1)."""
+    if image is None:
+        return
+    last = deepest(layers)
+    h, w = image.shape[:2]
+    if min(h, w) < min_side(last):
+        raise JaxstyleError(
+            f"the {kind} image is {w}x{h} px after resizing; {last} needs sides of at least "
+            f"{min_side(last)} px: use a larger size{' or style scale' * (kind == 'style')}"
+        )
 
 
 def stylize(

@@ -184,6 +184,7 @@ def plan_sweep(
             "settings": shared,
             "cells": cells,
             "weights": params.name,
+            "content": None if content_img is None else array_digest(content_img),
             "start": [array_digest(x) for x in starts],
             "styles": [array_digest(x) for x in style_imgs],
         }

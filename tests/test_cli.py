@@ -75,6 +75,8 @@ def test_texture_with_no_image_synthesises_the_built_in_painting(tmp_path, capsy
 def bad_cases(pair, tmp_path):
     text = tmp_path / "notes.jpg"
     text.write_text("not an image")
+    thin = tmp_path / "thin.png"  # one pixel high: empty feature maps from pool1 on
+    Image.fromarray(np.zeros((1, 50, 3), np.uint8)).save(thin)
     ok = ["-o", tmp_path / "o.png", *SMALL]
     return {
         "missing file": ([tmp_path / "nope.jpg", pair[1], *ok], "nope.jpg"),
@@ -88,6 +90,11 @@ def bad_cases(pair, tmp_path):
         "bad number": ([*pair, *ok, "--size", "big"], "size"),
         "bad compute dtype": ([*pair, *ok, "--compute-dtype", "float16"], "compute-dtype"),
         "bad conv algorithm": ([*pair, *ok, "--conv-algorithm", "fft"], "conv-algorithm"),
+        "no style layers": ([*pair, *ok, "--style-layers", ","], "no style layers"),
+        "no content layers": ([*pair, *ok, "--content-layers", ","], "no content layers"),
+        "image too thin": ([thin, pair[1], *ok], "content image is 64x1 px"),
+        "style scaled too small": ([*pair, *ok, "--style-scale", "0.2"], "relu5_1 needs"),
+        "seed beyond 64 bits": ([*pair, *ok, "--init", "noise", "--seed", "9" * 20], "seed"),
     }
 
 
@@ -105,6 +112,11 @@ def bad_cases(pair, tmp_path):
         "bad number",
         "bad compute dtype",
         "bad conv algorithm",
+        "no style layers",
+        "no content layers",
+        "image too thin",
+        "style scaled too small",
+        "seed beyond 64 bits",
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(pair, tmp_path, capsys, case):

@@ -231,6 +231,33 @@ def test_cli_sweep_writes_a_directory(pair, tmp_path, capsys):
     assert "wrote 4 cells" in capsys.readouterr().out
 
 
+def test_cli_sweep_from_noise_refuses_another_content_and_keeps_users_files(pair, tmp_path, capsys):
+    """From noise the starting images do not depend on the content image, so the
+    record must name it: rerun with another content (tubingen mirrored, the same
+    shape) into a finished sweep's directory, it is refused, not taken as done.
+    A sweep.csv (or sweep.json) that the user put in a new directory is never
+    overwritten."""
+    args = ["--size", "64", "--steps", "3", "--optimizer", "adam", "-q", "--init", "noise"]
+    axes = ["--style-weight", "1e2,1e3", "--seed", "0,1"]  # the 4-cell shape: no new compile
+    mirrored = tmp_path / "mirrored.png"
+    Image.open(pair[0]).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(mirrored)
+    out = tmp_path / "grid"
+    assert main(["sweep", *pair, "-o", str(out), *args, *axes]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    capsys.readouterr()
+    assert main(["sweep", str(mirrored), pair[1], "-o", str(out), *args, *axes]) == 2
+    assert "other settings" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+    for name in ("sweep.csv", "sweep.json"):
+        mine = tmp_path / name.replace(".", "_") / name
+        mine.parent.mkdir()
+        mine.write_text("my own notes\n")
+        assert main(["sweep", *pair, "-o", str(mine.parent), *args, *axes]) == 2
+        assert f"{name} exists; not overwriting it" in capsys.readouterr().err
+        assert mine.read_text() == "my own notes\n" and os.listdir(mine.parent) == [name]
+
+
 @pytest.mark.parametrize(
     "extra,needle",
     [
