@@ -179,7 +179,9 @@ def batch(
 def _check(job: Job, out: Path, preset: str, shared: dict, params: VGG19Weights) -> _Ready:
     """Resolve a job's settings, load its images and check its output, or raise."""
     overrides = {**shared, **job.overrides}
-    init, texture = texture_overrides(job.content, overrides.pop("init", None))
+    init, texture = texture_overrides(
+        job.content, overrides.pop("init", None), job.overrides.get("content_weight")
+    )
     overrides.update(texture)
     s = resolve_settings(preset, init=init, **overrides)
     content, styles = prepare_images(job.content, list(job.styles), s)

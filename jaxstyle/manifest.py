@@ -6,7 +6,8 @@ Fields of a job (JSONL keys, or CSV header columns):
   output    output file name (.png/.jpg/...) in the output directory
             (default: ``<content stem>_<style stem>.png``)
   content_weight, style_weight, tv_weight, size, seed   optional numbers
-Relative paths are relative to the manifest's directory. A bad row is
+Relative paths are relative to the manifest's directory. Blank lines and lines
+that start with ``#`` are skipped (in CSV, also before the header). A bad row is
 reported as a :class:`RowError` with its line number; the other rows stand.
 """
 
@@ -100,9 +101,11 @@ def _jsonl_rows(text: str) -> Iterator[tuple[int, Any]]:
 
 
 def _csv_rows(text: str) -> Iterator[tuple[int, Any]]:
-    reader = csv.DictReader(text.splitlines())
+    lines = ["" if raw.lstrip().startswith("#") else raw for raw in text.splitlines()]
+    header = next((i for i, raw in enumerate(lines) if raw.strip()), len(lines))
+    reader = csv.DictReader(lines[header:])  # skips blank rows, not a blank header
     for row in reader:
-        line = reader.line_num
+        line = header + reader.line_num
         if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
             continue
         if None in row:

@@ -205,11 +205,16 @@ class StylizeResult:
     timings: dict[str, float]
 
 
-def texture_overrides(content: ImageLike | None, init: Any) -> tuple[Any, dict[str, float]]:
+def texture_overrides(
+    content: ImageLike | None, init: Any, content_weight: Any = None
+) -> tuple[Any, dict[str, float]]:
     """(init, setting overrides) of a run: without a content image (texture synthesis)
-    it starts from noise unless another init is given, and its content weight is 0."""
+    it starts from noise unless another init is given, and its content weight is 0
+    (one given, ``content_weight`` not None, is an error)."""
     if content is not None:
         return init, {}
+    if content_weight is not None:
+        raise JaxstyleError("content weight cannot be set without a content image")
     return ("noise" if init in (None, "content") else init), {"content_weight": 0.0}
 
 
@@ -294,7 +299,9 @@ def stylize(
     Returns:
       A :class:`StylizeResult` with the image and the loss history.
     """
-    init, texture = texture_overrides(content, settings.pop("init", None))
+    init, texture = texture_overrides(
+        content, settings.pop("init", None), settings.get("content_weight")
+    )
     settings.update(texture)
     init_label = init if isinstance(init, str) or init is None else "image"
     s = resolve_settings(preset, init=init_label, **settings)

@@ -142,9 +142,7 @@ def plan_sweep(
       devices: the devices to shard the cells over (default: all, of every process).
       **settings: the shared settings, as for :func:`jaxstyle.stylize`.
     """
-    if content is None and content_weight is not None:
-        raise JaxstyleError("content weight cannot be set without a content image")
-    init, texture = texture_overrides(content, settings.pop("init", None))
+    init, texture = texture_overrides(content, settings.pop("init", None), content_weight)
     content_weight = texture.get("content_weight", content_weight)
     init_label = init if isinstance(init, str) or init is None else "image"
     grid = dict(

@@ -68,15 +68,18 @@ def test_manifest_jsonl_rows_and_errors_by_line(images, tmp_path):
 def test_manifest_csv(images, tmp_path):
     manifest = tmp_path / "jobs.csv"
     manifest.write_text(
+        "# jobs for the test\n"
+        "\n"
         "content,style,style_weight,output\n"
         f"{images['tubingen']},{images['starry_night']};{images['the_scream']},100,a.png\n"
         "\n"
+        "# the next one is bad\n"
         f"{images['tubingen']},{images['starry_night']},lots,b.png\n"
     )
     jobs, errors = read_manifest(manifest)
     assert len(jobs) == 1 and jobs[0].styles == (images["starry_night"], images["the_scream"])
-    assert jobs[0].overrides == {"style_weight": 100.0} and jobs[0].line == 2
-    assert errors == [(4, "style_weight must be a number, not 'lots'")]
+    assert jobs[0].overrides == {"style_weight": 100.0} and jobs[0].line == 4
+    assert errors == [(7, "style_weight must be a number, not 'lots'")]
     with pytest.raises(jaxstyle.JaxstyleError, match="jsonl"):
         read_manifest(tmp_path / "jobs.txt")
 

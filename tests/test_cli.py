@@ -95,6 +95,10 @@ def bad_cases(pair, tmp_path):
         "image too thin": ([thin, pair[1], *ok], "content image is 64x1 px"),
         "style scaled too small": ([*pair, *ok, "--style-scale", "0.2"], "relu5_1 needs"),
         "seed beyond 64 bits": ([*pair, *ok, "--init", "noise", "--seed", "9" * 20], "seed"),
+        "content weight, no content": (
+            ["--texture", pair[1], *ok, "--content-weight", "5"],
+            "content weight cannot be set without a content image",
+        ),
     }
 
 
@@ -117,6 +121,7 @@ def bad_cases(pair, tmp_path):
         "image too thin",
         "style scaled too small",
         "seed beyond 64 bits",
+        "content weight, no content",
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(pair, tmp_path, capsys, case):
