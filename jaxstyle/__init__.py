@@ -13,6 +13,8 @@ from jaxstyle.errors import Interrupted as Interrupted
 from jaxstyle.errors import JaxstyleError as JaxstyleError
 from jaxstyle.estimate import Estimate as Estimate
 from jaxstyle.estimate import estimate as estimate
+from jaxstyle.images import load_image as load_image
+from jaxstyle.images import save_image as save_image
 from jaxstyle.losses import content_loss as content_loss
 from jaxstyle.losses import gram_matrix as gram_matrix
 from jaxstyle.losses import style_layer_loss as style_layer_loss
@@ -35,6 +37,7 @@ from jaxstyle.stylize import StylizeResult as StylizeResult
 from jaxstyle.stylize import stylize as stylize
 from jaxstyle.sweep import SweepResult as SweepResult
 from jaxstyle.sweep import sweep as sweep
+from jaxstyle.sweep_output import write_sweep as write_sweep
 from jaxstyle.vgg import prepare_weights as prepare_weights
 from jaxstyle.vgg import vgg_features as vgg_features
 from jaxstyle.weights import VGG19Weights as VGG19Weights
@@ -67,16 +70,19 @@ __all__ = [
     "estimate",
     "gram_matrix",
     "initialize_distributed",
+    "load_image",
     "load_vgg19",
     "loss_terms",
     "make_loss_fn",
     "prepare_weights",
     "read_manifest",
+    "save_image",
     "style_layer_loss",
     "style_loss",
     "stylize",
     "sweep",
     "total_loss",
     "total_variation_loss",
+    "write_sweep",
     "vgg_features",
 ]

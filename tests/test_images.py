@@ -122,6 +122,14 @@ def test_small_image_loads_without_a_note(tmp_path, capsys):
 # ----------------------------------------------------------------- modes
 
 
+def test_public_save_and_load_round_trip_8_bit_values(tmp_path):
+    import jaxstyle
+
+    image = images.load_image(write(tmp_path / "rgb.png", gradient()))
+    jaxstyle.save_image(tmp_path / "again.png", image)
+    np.testing.assert_array_equal(jaxstyle.load_image(tmp_path / "again.png"), image)
+
+
 def test_rgb_png_exact(tmp_path):
     source = gradient()
     image = images.load_image(write(tmp_path / "rgb.png", source))

@@ -26,7 +26,7 @@ from PIL import Image
 import jaxstyle
 from jaxstyle.cli import main
 from jaxstyle.sweep import AXES, plan_sweep
-from jaxstyle.sweep_output import cell_files, write_sweep
+from jaxstyle.sweep_output import cell_files
 
 SIZE = 64  # tubingen at 64 px: 48 x 64, the shape of the other tests
 IMAGE_ATOL = 1e-5
@@ -189,7 +189,7 @@ def test_seed_axis_starts_each_cell_from_its_own_noise(vgg_weights, pair):
 def test_write_sweep_files_grid_json_csv(adam_grid, tmp_path):
     r = adam_grid
     out = tmp_path / "sweep"
-    paths = write_sweep(r, out)
+    paths = jaxstyle.write_sweep(r, out)  # the CLI's files, from the API
     files = cell_files(r.cells, r.axes)
     assert files[1] == "content1_style1000_tv0.001_seed0.png"
     assert sorted(p.name for p in out.iterdir()) == sorted(
