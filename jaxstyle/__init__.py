@@ -83,6 +83,6 @@ __all__ = [
     "sweep",
     "total_loss",
     "total_variation_loss",
-    "write_sweep",
     "vgg_features",
+    "write_sweep",
 ]

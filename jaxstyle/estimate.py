@@ -27,7 +27,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxstyle.architecture import CONV_NAMES, LAYER_INDEX, deepest, forward_macs
+from jaxstyle.architecture import CONV_NAMES, LAYER_INDEX, deepest, forward_macs, min_side
 from jaxstyle.batching import MESH_AXIS, batched, shared_loss_fn
 from jaxstyle.compiler import jit
 from jaxstyle.errors import JaxstyleError
@@ -38,7 +38,8 @@ from jaxstyle.stylize import resolve_settings
 from jaxstyle.vgg import add_kernel_transforms
 from jaxstyle.weights import VGG19Weights, load_vgg19
 
-MIN_SIDE = 16
+MIN_SIDE = min_side("relu5_1")
+"""The shortest side an estimate takes: enough for every preset's deepest layer."""
 MODES = ("sweep", "batch")
 
 

@@ -251,11 +251,12 @@ def _check_sides(kind: str, image: np.ndarray | None, layers: Sequence[str]) -> 
     if image is None:
         return
     last = deepest(layers)
+    need = min_side(last)
     h, w = image.shape[:2]
-    if min(h, w) < min_side(last):
+    if min(h, w) < need:
         raise JaxstyleError(
             f"the {kind} image is {w}x{h} px after resizing; {last} needs sides of at least "
-            f"{min_side(last)} px: use a larger size{' or style scale' * (kind == 'style')}"
+            f"{need} px: use a larger size{' or style scale' * (kind == 'style')}"
         )
 
 
