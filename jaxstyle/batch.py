@@ -1,9 +1,10 @@
 """``batch``: many stylize jobs, grouped by image shape into vmapped, sharded, resumable runs.
 
 Grouping rule: shape buckets, no padding. Jobs whose content image (for
-texture synthesis: first style image) has the same (H, W) after resizing form
-a bucket; a bucket runs in chunks of at most ``batch_size`` jobs, each chunk
-one :class:`~jaxstyle.cells.CellPlan` with every job's own targets and loss
+texture synthesis: first style image) has the same (H, W) after resizing, and
+whose settings pick the same convolution algorithm, form a bucket; a bucket
+runs in chunks of at most ``batch_size`` jobs, each chunk one
+:class:`~jaxstyle.cells.CellPlan` with every job's own targets and loss
 weights (vmapped and sharded over the devices). Padding images to a common
 shape was rejected: the padded pixels would enter the Gram matrices, the
 content loss and the TV prior (masks would have to thread through every VGG
@@ -64,7 +65,10 @@ class BatchReport:
       written: the output paths written by this run, in manifest order.
       skipped: outputs of jobs finished by an earlier run (not recomputed).
       failed: the rows not run, with their manifest line and the reason.
-      buckets: per image shape: {"shape": (H, W), "jobs": n, "chunks": k}.
+      buckets: per image shape and convolution algorithm (see
+        :func:`jaxstyle.vgg.choose_conv_algorithm`; one shape has two only when
+        some jobs give no size): {"shape": (H, W), "conv_algorithm": name,
+        "jobs": n, "chunks": k}.
       timings: seconds: "compile", "optimize" (all chunks), "total".
     """
 
@@ -148,9 +152,7 @@ def batch(
             ready.append(item)
     failed.sort()
 
-    buckets: dict[tuple[int, int], list[_Ready]] = {}
-    for item in ready:
-        buckets.setdefault(item.shape, []).append(item)
+    buckets = _buckets(ready)
     mesh = cell_mesh(devices)
     written: list[Path] = []
     timings = {"compile": 0.0, "optimize": 0.0}
@@ -169,11 +171,24 @@ def batch(
     if (out / CHECKPOINTS).is_dir():
         shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)  # every chunk finished
     summary = [
-        {"shape": shape, "jobs": len(items), "chunks": -(-len(items) // batch_size)}
-        for shape, items in buckets.items()
+        {
+            "shape": shape,
+            "conv_algorithm": algorithm,
+            "jobs": len(items),
+            "chunks": -(-len(items) // batch_size),
+        }
+        for (shape, algorithm), items in buckets.items()
     ]
     timings["total"] = time.perf_counter() - t0
     return BatchReport(written, skipped, failed, summary, timings)
+
+
+def _buckets(ready: list[_Ready]) -> dict[tuple, list[_Ready]]:
+    """The jobs by (shape, convolution algorithm), in order: one program each."""
+    buckets: dict[tuple, list[_Ready]] = {}
+    for item in ready:
+        buckets.setdefault((item.shape, item.settings.conv_algorithm), []).append(item)
+    return buckets
 
 
 def _check(job: Job, out: Path, preset: str, shared: dict, params: VGG19Weights) -> _Ready:

@@ -46,7 +46,8 @@ class Objective:
     convolutions and of the Grams' products (accumulated in float32); the
     losses, the image and the optimiser stay float32.
     ``conv_algorithm`` is how blocks 3-5 convolve: "direct", "winograd", or
-    "auto", resolved on creation by :func:`jaxstyle.vgg.choose_conv_algorithm`.
+    "auto", resolved on creation by :func:`jaxstyle.vgg.choose_conv_algorithm`
+    (an objective has no image size, so "auto" is the choice for large images).
     """
 
     content_layers: tuple[str, ...]

@@ -130,7 +130,7 @@ def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings
     if values["style_blend"] is not None:
         values["style_blend"] = tuple(float(b) for b in values["style_blend"])
     values["conv_algorithm"] = choose_conv_algorithm(
-        values["conv_algorithm"], values["compute_dtype"]
+        values["conv_algorithm"], values["compute_dtype"], values["size"]
     )
     settings = Settings(**values)
     _check(settings)
@@ -283,8 +283,9 @@ def stylize(
       weights: VGG19 weights, a weight set directory, or None for the default.
       driver: loop driver, ``auto``/``python``/``device`` (see optimize.choose_driver).
       progress: show a progress bar with the step and the losses.
-      callback: called as ``callback(step, losses, image)`` every
-        ``callback_every`` steps (e.g. to save intermediate images).
+      callback: called as ``callback(step, losses, image)`` after every
+        ``callback_every``-th step (e.g. to save intermediate images; the last
+        step's image is the result's).
       **settings: overrides of the preset: ``size`` (longest side, pixels),
         ``steps``, ``optimizer`` (adam|lbfgs), ``learning_rate``,
         ``content_weight``, ``style_weight``, ``tv_weight``, ``content_layers``,
@@ -295,7 +296,8 @@ def stylize(
         products, which accumulate in float32; losses, the image and the
         optimiser state stay float32), ``conv_algorithm``
         ("auto", "direct" or "winograd": how VGG19 blocks 3-5 convolve; auto is
-        Winograd on the CPU in float32, see :func:`jaxstyle.vgg.choose_conv_algorithm`).
+        Winograd on the CPU in float32 from 112 px, see
+        :func:`jaxstyle.vgg.choose_conv_algorithm`).
 
     Returns:
       A :class:`StylizeResult` with the image and the loss history.
@@ -400,7 +402,7 @@ def optimize_image(
     def on_progress(done, record, get_carry):
         bar.set_postfix({k: f"{float(v):.3g}" for k, v in record.items()}, refresh=False)
         bar.update(done - bar.n)
-        if callback and callback_every > 0 and (done % callback_every == 0 or done == steps):
+        if callback and callback_every > 0 and done % callback_every == 0:
             callback(
                 done, {k: float(v) for k, v in record.items()}, np.asarray(final_image(get_carry()))
             )

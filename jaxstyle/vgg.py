@@ -92,23 +92,35 @@ winograd_conv3x3 = _with_image_gradient(
 )
 
 
-def choose_conv_algorithm(choice: str = "auto", compute_dtype: str = "float32") -> str:
+WINOGRAD_MIN_SIZE = 112
+"""The smallest longest side (px) at which ``"auto"`` picks Winograd on the CPU."""
+
+
+def choose_conv_algorithm(
+    choice: str = "auto", compute_dtype: str = "float32", size: int | None = None
+) -> str:
     """The convolution algorithm of blocks 3-5 (:data:`WINOGRAD_LAYERS`):
-    ``"direct"`` or ``"winograd"``; ``"auto"`` is Winograd on the CPU in float32.
+    ``"direct"`` or ``"winograd"``; ``"auto"`` is Winograd on the CPU in float32
+    for images whose longest side ``size`` is at least :data:`WINOGRAD_MIN_SIZE`
+    pixels (None: not known, taken as large), direct otherwise.
 
     Measured on a 2-core AMD EPYC (XLA:CPU, jax 0.10.2): a 192x256 Adam step of
     the jcjohnson objective took 664 ms with blocks 3-5 in Winograd against
     848 ms direct (scripts/bench.py; PyTorch: 706-744 ms), and 608 against
     669 ms with jaxstyle's XLA options (scripts/bench_xla_options.py, see
     :mod:`jaxstyle.compiler`); blocks 1-2 (64-128 channels on large maps) ran
-    slower in Winograd, its transforms outweighing the saved multiplies. The
-    price is start-up time: each Winograd convolution compiles in about 0.5 s
-    against 0.07 s, and the step traces in 0.9 s against 0.4 s
-    (``scripts/bench_startup.py --size 256``: 29 s against 11 s from a cold
-    start to the first L-BFGS step, 8.2 s against 6.6 s warm, the compiled
-    programs then read from the persistent cache). Elsewhere direct: GPU
-    libraries choose their own convolution algorithms (not measured there), and
-    bf16 would round the transforms.
+    slower in Winograd, its transforms outweighing the saved multiplies. On
+    small images the transforms outweigh them in every block: Adam steps per
+    second, direct against Winograd (``scripts/bench.py --no-probe
+    --conv-algorithm ...``), 15.9 against 11.9 at 24x32, 10.0 against 7.8 at
+    48x64, 7.8-9.7 against 7.1-7.7 at 60x80, even at 84x112 (5.4-6.2 against
+    5.6-6.4) and 3.8 against 4.4 at 96x128. The price of Winograd is start-up
+    time: each Winograd convolution compiles in about 0.5 s against 0.07 s, and
+    the step traces in 0.9 s against 0.4 s (``scripts/bench_startup.py --size
+    256``: 29 s against 11 s from a cold start to the first L-BFGS step, 8.2 s
+    against 6.6 s warm, the compiled programs then read from the persistent
+    cache). Elsewhere direct: GPU libraries choose their own convolution
+    algorithms (not measured there), and bf16 would round the transforms.
     """
     if choice not in CONV_ALGORITHMS:
         raise JaxstyleError(
@@ -117,7 +129,8 @@ def choose_conv_algorithm(choice: str = "auto", compute_dtype: str = "float32") 
     if choice != "auto":
         return choice
     on_cpu = jax.default_backend() == "cpu"
-    return "winograd" if on_cpu and compute_dtype == "float32" else "direct"
+    large = size is None or size >= WINOGRAD_MIN_SIZE
+    return "winograd" if on_cpu and compute_dtype == "float32" and large else "direct"
 
 
 @jax.custom_vjp
@@ -334,7 +347,8 @@ def vgg_features(
         raise JaxstyleError(f"pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
     layers = check_layers(layers)
     dtype = check_compute_dtype(compute_dtype)
-    algorithm = choose_conv_algorithm(conv_algorithm, dtype)
-    out = features(params, jnp.asarray(images), layers, pooling, dtype, algorithm)
+    images = jnp.asarray(images)
+    algorithm = choose_conv_algorithm(conv_algorithm, dtype, max(images.shape[1:3]))
+    out = features(params, images, layers, pooling, dtype, algorithm)
     # jit returns dicts with sorted keys
     return {name: out[name].astype(jnp.float32) for name in layers}

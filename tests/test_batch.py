@@ -18,6 +18,7 @@ from PIL import Image
 
 import jaxstyle
 from jaxstyle import cells
+from jaxstyle.batch import _buckets, _check
 from jaxstyle.cli import main
 from jaxstyle.images import to_uint8
 from jaxstyle.manifest import Job, read_manifest
@@ -142,6 +143,28 @@ def test_cli_batch_buckets_equal_solo_runs_skip_bad_rows_and_resume(
     assert [p.name for p in report.written] == ["a.png", "b.png"] and not report.failed
     for name in ("a.png", "b.png"):
         assert (again / name).read_bytes() == (out / name).read_bytes()
+
+
+def test_jobs_of_one_shape_whose_sizes_pick_other_convolutions_run_apart(
+    vgg_weights, images, tmp_path
+):
+    """Without a size a job keeps its image's size, and ``auto`` takes it as large
+    (Winograd); a 24 x 32 image given ``size=32`` gets direct convolutions (below
+    112 px). Same shape, other programs: two buckets."""
+    small = tmp_path / "small.png"
+    Image.open(images["tubingen"]).convert("RGB").resize((32, 24)).save(small)
+    jobs = [
+        Job(1, small, (images["starry_night"],), "native.png", {}),
+        Job(2, images["tubingen"], (images["starry_night"],), "sized.png", {"size": 32}),
+        Job(3, small, (images["the_scream"],), "native2.png", {}),
+    ]
+    ready = [_check(job, tmp_path, "jaxstyle", {}, vgg_weights) for job in jobs]
+    assert [item.shape for item in ready] == [(24, 32)] * 3
+    buckets = _buckets(ready)
+    assert {key: [item.job.line for item in items] for key, items in buckets.items()} == {
+        ((24, 32), "winograd"): [1, 3],
+        ((24, 32), "direct"): [2],
+    }
 
 
 def test_batch_api_refuses_bad_shared_settings(vgg_weights, tmp_path):

@@ -14,6 +14,7 @@ from jaxstyle.presets import get_preset
 from jaxstyle.stylize import resolve_settings
 from jaxstyle.vgg import (
     WINOGRAD_LAYERS,
+    WINOGRAD_MIN_SIZE,
     choose_conv_algorithm,
     conv3x3,
     pool2x2,
@@ -136,6 +137,9 @@ def test_winograd_features_equal_direct_ones(vgg_weights):
 def test_conv_algorithm_choice():
     assert jax.default_backend() == "cpu"  # the test suite's machine
     assert choose_conv_algorithm("auto") == "winograd"
+    assert choose_conv_algorithm("auto", size=WINOGRAD_MIN_SIZE) == "winograd"
+    assert choose_conv_algorithm("auto", size=WINOGRAD_MIN_SIZE - 1) == "direct"
+    assert choose_conv_algorithm("winograd", size=32) == "winograd"
     assert choose_conv_algorithm("auto", "bfloat16") == "direct"
     assert choose_conv_algorithm("direct") == "direct"
     assert choose_conv_algorithm("winograd", "bfloat16") == "winograd"
