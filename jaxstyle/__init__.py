@@ -9,6 +9,7 @@ from jaxstyle.cells import CellsResult as CellsResult
 from jaxstyle.cells import initialize_distributed as initialize_distributed
 from jaxstyle.compiler import compiler_options as compiler_options
 from jaxstyle.compiler import enable_compilation_cache as enable_compilation_cache
+from jaxstyle.convert import convert as convert_weights
 from jaxstyle.errors import Interrupted as Interrupted
 from jaxstyle.errors import JaxstyleError as JaxstyleError
 from jaxstyle.estimate import Estimate as Estimate
@@ -41,6 +42,7 @@ from jaxstyle.sweep_output import write_sweep as write_sweep
 from jaxstyle.vgg import prepare_weights as prepare_weights
 from jaxstyle.vgg import vgg_features as vgg_features
 from jaxstyle.weights import VGG19Weights as VGG19Weights
+from jaxstyle.weights import fetch as fetch_weights
 from jaxstyle.weights import load_vgg19 as load_vgg19
 
 __version__ = "0.1.0"
@@ -67,7 +69,9 @@ __all__ = [
     "compute_targets",
     "enable_compilation_cache",
     "content_loss",
+    "convert_weights",
     "estimate",
+    "fetch_weights",
     "gram_matrix",
     "initialize_distributed",
     "load_image",

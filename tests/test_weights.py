@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import jaxstyle
 from jaxstyle import checkpoint, cli, compiler, disk_cache, weights
 from jaxstyle.architecture import CONV_NAMES, CONV_SHAPES, LAYER_NAMES
 from jaxstyle.convert import convert, read_weights
@@ -313,7 +314,9 @@ def test_preprocessing_override(tmp_path, vgg):
 
 def test_convert_saves_a_weight_set(tmp_path, vgg):
     src = write(tmp_path / "vgg19_keras2.h5", vgg)
-    out = convert(src, tmp_path / "sets" / "vgg19-keras", preprocessing="torchvision")
+    out = jaxstyle.convert_weights(  # the public name of convert
+        src, tmp_path / "sets" / "vgg19-keras", preprocessing="torchvision"
+    )
     assert out == tmp_path / "sets" / "vgg19-keras"
     loaded = weights.load(out)
     assert loaded.name == "vgg19-keras"
@@ -480,7 +483,8 @@ def test_fetch_twice_at_once_without_a_real_stderr(tmp_path, monkeypatch):
     import io
     import threading
 
-    from jaxstyle.weights import fetch, is_weight_set, load
+    from jaxstyle import fetch_weights
+    from jaxstyle.weights import is_weight_set, load
 
     monkeypatch.setattr(sys, "stderr", io.StringIO())
     target = tmp_path / "vgg19"
@@ -488,7 +492,7 @@ def test_fetch_twice_at_once_without_a_real_stderr(tmp_path, monkeypatch):
 
     def run():
         try:
-            fetch(target, progress=False)
+            fetch_weights(target, progress=False)
         except BaseException as err:  # noqa: BLE001 - reported below
             errors.append(err)
 
