@@ -346,15 +346,15 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     if args.save_every < 0:
         raise JaxstyleError("--save-every must be >= 0")
     inputs = _Inputs.from_args(args)
-    image_io.check_output_path(args.output, inputs.files)
     overrides = {k: getattr(args, k) for k in SETTINGS}
-    resolve_settings(args.preset or DEFAULT_PRESET, **overrides)  # fail fast on bad settings
+    settings = resolve_settings(args.preset or DEFAULT_PRESET, **overrides)  # fail fast
+    every, steps = args.save_every, settings.steps
+    saved = [_step_file(args.output, k) for k in range(every, steps + 1, every)] if every else []
+    _check_stylize_outputs(args.output, saved, inputs.files)
     content, style_images = inputs.images()
 
-    stem = args.output.with_suffix("")
-
     def save_intermediate(step, losses, image):
-        image_io.save_image(Path(f"{stem}.step{step:05d}{args.output.suffix}"), image)
+        image_io.save_image(_step_file(args.output, step), image)
 
     from jaxstyle.weights import load_vgg19
 
@@ -392,6 +392,42 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         f"losses: content {f['content']:.4g}, style {f['style']:.4g}, tv {f['tv']:.4g})"
     )
     return 0
+
+
+def _step_file(output: Path, step: int) -> Path:
+    """``--save-every``'s image of ``step``: OUT.stepNNNNN.SUFFIX beside OUT."""
+    return output.with_name(f"{output.stem}.step{step:05d}{output.suffix}")
+
+
+def _check_stylize_outputs(output: Path, intermediate: list[Path], inputs: list[Path]) -> None:
+    """Refuse outputs that would replace an input or a file jaxstyle did not write.
+    The image and its intermediate images may replace those of an earlier run with
+    the same output, known by its record ``OUT.json``; nothing else is replaced."""
+    from jaxstyle import images as image_io
+
+    record = output.with_suffix(".json")
+    ours = _is_run_record(record, output)
+    if record.exists() and not ours:
+        raise JaxstyleError(
+            f"{record} exists and is not the run record of {output.name}; not overwriting it "
+            "(choose another output name)"
+        )
+    for path in [output, *intermediate]:
+        image_io.check_output_path(path, inputs)
+        if path.exists() and not ours:
+            raise JaxstyleError(
+                f"{path} exists and was not written by jaxstyle; not overwriting it"
+            )
+
+
+def _is_run_record(record: Path, output: Path) -> bool:
+    """True if ``record`` is the JSON record ``jaxstyle stylize`` wrote for ``output``."""
+    try:
+        found = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return False
+    named = found.get("output") if isinstance(found, dict) else None
+    return isinstance(named, str) and Path(named).name == output.name and "settings" in found
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -442,7 +478,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         "weights": plan.params.name,
         "fingerprint": plan.fingerprint,
     }
-    write_sweep(result, out, record=record)
+    write_sweep(result, out, record=record, overwrite=True)  # files checked above
     checkpoint.clear()
     h, w = result.images.shape[1:3]
     wrote = f"wrote {len(result.cells)} cells, grid.png, sweep.json and sweep.csv"

@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from jaxstyle import images as image_io
+from jaxstyle.errors import JaxstyleError
 from jaxstyle.sweep import AXES, SweepResult
 
 SHORT = {
@@ -98,8 +99,11 @@ def contact_sheet(images: np.ndarray, cells: list[dict], axes: dict, *, pad: int
     return np.asarray(sheet)
 
 
-def write_sweep(result: SweepResult, directory: Path, *, record: dict | None = None) -> list[Path]:
+def write_sweep(
+    result: SweepResult, directory: Path, *, record: dict | None = None, overwrite: bool = False
+) -> list[Path]:
     """Write a sweep's outputs (atomically) into ``directory`` (created); returns the paths.
+    An existing file among them is an error unless ``overwrite``.
 
     Files: one PNG per cell (see :func:`cell_files`), ``grid.png`` (see
     :func:`contact_sheet`), ``sweep.json`` (shared settings, axes, each cell's
@@ -114,6 +118,10 @@ def write_sweep(result: SweepResult, directory: Path, *, record: dict | None = N
 
     directory = image_io.check_output_dir(Path(directory))
     files = cell_files(result.cells, result.axes)
+    if not overwrite:
+        for name in [*files, *SUMMARY_FILES]:
+            if (directory / name).exists():
+                raise JaxstyleError(f"{directory / name} exists; not overwriting it")
     for i in result.local:
         image_io.save_image(directory / files[i], result.images[i])
     if jax.process_index() != 0:

@@ -41,6 +41,44 @@ def test_stylize_writes_image_and_record(pair, tmp_path, capsys):
     # at multiples of 2 only: the last step's image is out.png itself
     assert sorted(p.name for p in out.parent.glob("out.step*.png")) == ["out.step00002.png"]
     assert "wrote" in capsys.readouterr().out
+    # a rerun replaces its own earlier image, intermediate images and record
+    assert stylize(*pair, "-o", out, *SMALL, "--seed", "4", "--save-every", "2") == 0
+    assert json.loads(out.with_suffix(".json").read_text())["settings"]["seed"] == 4
+
+
+def test_stylize_replaces_no_file_it_did_not_write(pair, tmp_path, capsys):
+    """Refused before any work, each file as it was: an image or an intermediate
+    image without a jaxstyle record beside it, a record-named file that is not one
+    (or is a directory, or another output's record), and an intermediate image that
+    is an input."""
+    files = {
+        "user.png": b"the user's picture",
+        "notes.json": b"precious",
+        "other.json": json.dumps({"output": "other.jpg", "settings": {}}).encode(),
+        "mine.step00002.png": b"the user's own step file",
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "rec.json").mkdir()
+    cases = {
+        "user.png": "user.png exists and was not written by jaxstyle",
+        "notes.png": "notes.json exists and is not the run record of notes.png",
+        "other.png": "other.json exists and is not the run record of other.png",
+        "rec.png": "rec.json exists and is not the run record",
+        "mine.png": "mine.step00002.png exists and was not written by jaxstyle",
+    }
+    for output, needle in cases.items():
+        assert stylize(*pair, "-o", tmp_path / output, *SMALL, "--save-every", "2") == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("jaxstyle: error: ") and needle in err and "\n" not in err, err
+    step_input = tmp_path / "x.step00002.png"
+    Image.open(pair[0]).save(step_input)
+    args = [step_input, pair[1], "-o", tmp_path / "x.png", *SMALL, "--save-every", "2"]
+    assert stylize(*args) == 2
+    assert "x.step00002.png is the input" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+    assert {name: (tmp_path / name).read_bytes() for name in files} == files
+    assert not any((tmp_path / name).exists() for name in ("notes.png", "other.png", "rec.png"))
 
 
 def test_same_arguments_same_image(pair, tmp_path):

@@ -216,6 +216,15 @@ def test_write_sweep_files_grid_json_csv(adam_grid, tmp_path):
     assert float(rows[2]["content_weight"]) == 5.0 and rows[2]["style_layer_weights"] == "1,1,1,1,1"
     assert float(rows[1]["total"]) == pytest.approx(float(r.final["total"][1]))
 
+    # a second write refuses to replace what is there (here: its own files) ...
+    (out / "sweep.csv").write_text("the user's notes")
+    with pytest.raises(jaxstyle.JaxstyleError, match=r"sweep/\S+ exists; not overwriting it"):
+        jaxstyle.write_sweep(r, out)
+    assert (out / "sweep.csv").read_text() == "the user's notes"
+    # ... unless told to
+    jaxstyle.write_sweep(r, out, overwrite=True)
+    assert [row["file"] for row in csv.DictReader((out / "sweep.csv").open())] == files
+
 
 def test_cli_sweep_writes_a_directory(pair, tmp_path, capsys):
     out = tmp_path / "new" / "grid"
