@@ -204,6 +204,38 @@ def resize_to(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 # ---------------------------------------------------------------- writing
 
 
+INTEGER_SCALES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+"""The integer pixel types an image array may have, and their white."""
+
+OVERSHOOT = 0.5
+"""How far outside [0, 1] a float image may stray (resampling overshoot) before it is
+taken for another scale (such as 0-255) and refused; within it, values are clipped."""
+
+
+def image_from_array(array) -> np.ndarray:
+    """An (H, W, 3) RGB array -> float32 in [0, 1]: uint8 and uint16 scaled by their
+    white, bool as 0/1, floats checked (finite, within :data:`OVERSHOOT` of
+    [0, 1]) and clipped; anything else is a :class:`JaxstyleError`."""
+    array = np.asarray(array)
+    scale = INTEGER_SCALES.get(array.dtype)
+    if scale is None and array.dtype.kind not in "bf":
+        raise JaxstyleError(
+            f"images must be float arrays in [0, 1] or uint8/uint16 arrays, not {array.dtype}"
+        )
+    if array.ndim != 3 or array.shape[-1] != 3 or min(array.shape[:2]) < 1:
+        raise JaxstyleError(f"images must be (H, W, 3) RGB arrays, not shape {array.shape}")
+    pixels = array.astype(np.float32) / np.float32(scale or 1.0)
+    if not np.isfinite(pixels).all():
+        raise JaxstyleError("the image array holds NaN or infinite values")
+    low, high = float(pixels.min()), float(pixels.max())
+    if low < -OVERSHOOT or high > 1.0 + OVERSHOOT:
+        raise JaxstyleError(
+            f"float images must be in [0, 1], this one spans [{low:.4g}, {high:.4g}] "
+            "(for 0-255 values divide by 255, or pass uint8)"
+        )
+    return np.clip(pixels, 0.0, 1.0)
+
+
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """Float image in [0, 1] -> uint8 of the same shape (rounded, clipped; NaN -> 0)."""
     pixels = np.nan_to_num(np.asarray(image, np.float32), nan=0.0)
@@ -222,14 +254,19 @@ def _format(path: Path) -> str:
 
 
 def save_image(path: Path, image: np.ndarray) -> None:
-    """Write (H, W, 3) float [0, 1] as PNG/JPEG/WebP/TIFF (by suffix), atomically.
+    """Write (H, W, 3) float [0, 1] (or uint8/uint16) as PNG/JPEG/WebP/TIFF (by
+    suffix), atomically.
 
     Parent directories are created; an existing file is replaced only once the
-    new one is completely written.
+    new one is completely written. Float values are clipped to [0, 1], NaN -> 0.
     """
     path = Path(path)
     fmt = _format(path)
-    pixels = to_uint8(image)
+    image = np.asarray(image)
+    scale = INTEGER_SCALES.get(image.dtype)
+    if scale is None and image.dtype.kind not in "bf":
+        raise JaxstyleError(f"cannot write {path}: pixels of type {image.dtype}")
+    pixels = image if image.dtype == np.uint8 else to_uint8(image / np.float32(scale or 1.0))
     if pixels.ndim != 3 or pixels.shape[-1] != 3 or min(pixels.shape[:2]) < 1:
         raise JaxstyleError(f"cannot write {path}: not an (H, W, 3) image: shape {pixels.shape}")
     try:

@@ -38,7 +38,7 @@ from jaxstyle.vgg import choose_conv_algorithm, prepare_weights
 from jaxstyle.weights import VGG19Weights, load_vgg19
 
 ImageLike = str | os.PathLike | np.ndarray | jax.Array
-"""A path to an image file, or an (H, W, 3) RGB array in [0, 1]."""
+"""A path to an image file, or an (H, W, 3) RGB array: float in [0, 1], or uint8/uint16."""
 
 INITS = ("content", "noise")
 
@@ -164,13 +164,11 @@ def _check(s: Settings) -> None:
 
 
 def as_image(image: ImageLike) -> np.ndarray:
-    """An (H, W, 3) float32 array in [0, 1] from a path or an array."""
+    """An (H, W, 3) float32 array in [0, 1] from a path or an array (see
+    :func:`jaxstyle.images.image_from_array`)."""
     if isinstance(image, (str, os.PathLike)):
         return image_io.load_image(Path(image))
-    array = np.asarray(image, np.float32)
-    if array.ndim != 3 or array.shape[-1] != 3 or min(array.shape[:2]) < 1:
-        raise JaxstyleError(f"images must be (H, W, 3) RGB arrays, not shape {array.shape}")
-    return np.clip(array, 0.0, 1.0)
+    return image_io.image_from_array(image)
 
 
 def initial_image(init: str | ImageLike, content: np.ndarray | None, shape, seed: int) -> jax.Array:

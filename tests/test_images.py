@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -300,6 +301,39 @@ def test_save_cleans_up_after_unexpected_errors(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         images.save_image(tmp_path / "out.png", np.ones((4, 4, 3), np.float32))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_arrays_are_scaled_by_their_type_and_checked():
+    """The API's image arrays: uint8/uint16 are pixel codes, floats are [0, 1]."""
+    codes = np.asarray(gradient())
+    expected = codes.astype(np.float32) / 255
+    np.testing.assert_array_equal(images.image_from_array(codes), expected)
+    wide = codes.astype(np.uint16) * 257  # the same values in 16 bits
+    np.testing.assert_allclose(images.image_from_array(wide), expected, atol=1e-7)
+    np.testing.assert_array_equal(images.image_from_array(expected.astype(np.float64)), expected)
+    overshoot = images.image_from_array(np.full((2, 2, 3), 1.2))  # resampling: clipped
+    assert overshoot.dtype == np.float32 and overshoot.max() == 1.0
+    assert images.image_from_array(np.ones((2, 2, 3), bool)).min() == 1.0
+    refused = {
+        "spans [0, 248]": codes.astype(np.float32),
+        "NaN or infinite": np.where(codes > 128, np.nan, expected),
+        "not int64": codes.astype(np.int64),
+        "not <U1": np.full((2, 2, 3), "a"),
+        "not shape (30, 40)": expected[..., 0],
+    }
+    for needle, array in refused.items():
+        with pytest.raises(JaxstyleError, match=re.escape(needle)):
+            images.image_from_array(array)
+
+
+def test_save_image_writes_uint8_codes_as_they_are(tmp_path):
+    codes = np.asarray(gradient())
+    images.save_image(tmp_path / "u8.png", codes)
+    images.save_image(tmp_path / "u16.png", codes.astype(np.uint16) * 257)
+    for name in ("u8.png", "u16.png"):
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / name)), codes)
+    with pytest.raises(JaxstyleError, match="pixels of type int32"):
+        images.save_image(tmp_path / "i32.png", codes.astype(np.int32))
 
 
 def test_save_unsupported_suffix(tmp_path):
