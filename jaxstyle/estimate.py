@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+from numbers import Integral
 from typing import Any
 
 import jax
@@ -125,7 +126,12 @@ def estimate(
     """
     if (size is None) == (shape is None):
         raise JaxstyleError("give either a size or a shape (H, W)")
-    height, width = (size, size) if shape is None else shape
+    if shape is not None and len(tuple(shape)) != 2:
+        raise JaxstyleError(f"shape must be (H, W), not {shape!r}")
+    height, width = (size, size) if shape is None else tuple(shape)
+    for name, value in (("size", height), ("size", width), ("batch", batch)):
+        if isinstance(value, bool) or not isinstance(value, Integral):
+            raise JaxstyleError(f"{name} must be an integer, not {value!r}")
     if min(height, width) < MIN_SIDE:
         raise JaxstyleError(f"image sides must be at least {MIN_SIDE} pixels, not {height}x{width}")
     if batch < 1:

@@ -29,6 +29,9 @@ limit users meet."""
 MAX_SIDE = 4096
 """Soft limit: images whose longest side is larger are downscaled to it on load."""
 
+MAX_RESIZE = 2 * MAX_SIDE
+"""Hard limit: the longest side an image may be resized to (``size``, ``style_scale``)."""
+
 FORMATS = {
     ".png": "PNG",
     ".jpg": "JPEG",
@@ -178,6 +181,11 @@ def resize_longest(image: np.ndarray, side: int) -> np.ndarray:
     """Resize (H, W, 3) so its longest side is ``side``, keeping the aspect ratio."""
     if side < 1:
         raise JaxstyleError(f"image size must be at least 1 pixel, not {side}")
+    if side > MAX_RESIZE:
+        raise JaxstyleError(
+            f"images are resized to at most {MAX_RESIZE} px (longest side), not {side}: "
+            "use a smaller size or style scale"
+        )
     height, width = image.shape[:2]
     scale = side / max(height, width)
     shape = (max(1, round(height * scale)), max(1, round(width * scale)))

@@ -66,10 +66,10 @@ def gram_matrix(features: jax.Array, *, normalize: str = "chw") -> jax.Array:
     gram = _gram(features.reshape(*features.shape[:-3], h * w, c))
     if normalize == "none":
         return gram
-    if normalize == "hw":
-        return gram / (h * w)
+    if normalize == "hw":  # divisors as Python floats: past 2**31 an int would overflow jax's int32
+        return gram / float(h * w)
     if normalize == "chw":
-        return gram / (c * h * w)
+        return gram / float(c * h * w)
     raise ValueError(f"normalize must be one of {GRAM_NORMALIZATIONS}, not {normalize!r}")
 
 

@@ -153,6 +153,8 @@ def _path(value: Any, base: Path) -> Path:
 
 
 def _number(name: str, value: Any) -> float | int:
+    if isinstance(value, bool):  # JSON true/false: not numbers here
+        raise JaxstyleError(f"{name} must be a number, not {json.dumps(value)}")
     try:
         number = float(value)
     except (TypeError, ValueError):

@@ -6,6 +6,7 @@ import dataclasses
 import os
 import time
 from collections.abc import Callable, Sequence
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,7 @@ def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings
     values["style_layer_weights"] = tuple(float(w) for w in values["style_layer_weights"])
     if values["style_blend"] is not None:
         values["style_blend"] = tuple(float(b) for b in values["style_blend"])
+    _check_integers(values)
     values["conv_algorithm"] = choose_conv_algorithm(
         values["conv_algorithm"], values["compute_dtype"], values["size"]
     )
@@ -141,11 +143,22 @@ SEEDS = (-(2**63), 2**63 - 1)
 """The smallest and largest seed (``jax.random.key`` takes 64-bit integers)."""
 
 
+def _check_integers(values: dict[str, Any]) -> None:
+    """``steps``, ``size`` and ``seed`` must be integers (not bools); made Python ints."""
+    for name in ("steps", "size", "seed"):
+        value = values[name]
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, Integral):
+            raise JaxstyleError(f"{name} must be an integer, not {value!r}")
+        values[name] = int(value)
+
+
 def _check(s: Settings) -> None:
     if s.steps < 0:
         raise JaxstyleError(f"steps must be >= 0, not {s.steps}")
-    if s.size is not None and s.size < 16:
-        raise JaxstyleError(f"size must be at least 16 pixels, not {s.size}")
+    if s.size is not None and not 16 <= s.size <= image_io.MAX_RESIZE:
+        raise JaxstyleError(f"size must be from 16 to {image_io.MAX_RESIZE} pixels, not {s.size}")
     for kind, layers in (("content", s.content_layers), ("style", s.style_layers)):
         if not layers:
             raise JaxstyleError(f"no {kind} layers given")

@@ -105,6 +105,7 @@ def test_cli_prints_table_and_json(estimates, capsys):
         (["--size", "32", "--batch", "2", "--mode", "jobs"], "mode"),
         (["--size", "32", "--shape", "32x32"], "either"),
         (["--size", "32", "--compute-dtype", "float16"], "compute-dtype"),
+        (["--size", "100000"], "size must be from 16 to 8192 pixels"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(capsys, args, needle):
@@ -112,6 +113,21 @@ def test_bad_arguments_are_one_line_errors(capsys, args, needle):
     err = capsys.readouterr().err.strip()
     assert err.startswith("jaxstyle: error: ") and "\n" not in err, err
     assert needle in err, err
+
+
+@pytest.mark.parametrize(
+    "kwargs,needle",
+    [
+        (dict(shape=(16,)), "shape must be (H, W)"),
+        (dict(shape=(16.5, 16)), "size must be an integer, not 16.5"),
+        (dict(size=32, batch=2.5), "batch must be an integer, not 2.5"),
+        (dict(size=True), "size must be an integer, not True"),
+    ],
+)
+def test_bad_api_arguments_are_clear_errors(kwargs, needle):
+    with pytest.raises(jaxstyle.JaxstyleError) as info:
+        jaxstyle.estimate(**kwargs)
+    assert needle in str(info.value)
 
 
 def test_json_is_the_api_result(estimates, capsys):

@@ -51,6 +51,15 @@ def _dot_generals(fn, *args) -> list:
     return found
 
 
+@pytest.mark.parametrize("normalize", ["hw", "chw"])
+def test_gram_of_maps_past_2_to_the_31_positions_times_channels_traces(normalize):
+    """A 6000 x 6000 relu1_1 (64 channels: c·h·w = 2.3e9) divides by a float, not an
+    int that jax would refuse as int32 (``estimate`` and stylize crashed there)."""
+    shape = jax.ShapeDtypeStruct((1, 6000, 6000, 64), jnp.float32)
+    out = jax.eval_shape(lambda f: losses.gram_matrix(f, normalize=normalize), shape)
+    assert out.shape == (1, 64, 64) and out.dtype == jnp.float32
+
+
 def test_gram_derivatives_match_autodiff_of_the_einsum():
     """Reverse and forward mode of the custom derivative equal jax's own of the einsum."""
     w = jnp.asarray(RNG.normal(size=(2, 6, 6)), jnp.float32)  # not symmetric

@@ -83,11 +83,17 @@ def test_zero_steps_returns_the_resized_content(vgg_weights, pair):
         (dict(style_layer_weights=(1.0,)), "style layer weights"),
         (dict(compute_dtype="float16"), "compute dtype"),
         (dict(conv_algorithm="fft"), "conv algorithm"),
+        (dict(steps=2.5), "steps must be an integer, not 2.5"),
+        (dict(steps=True), "steps must be an integer, not True"),
+        (dict(size="32"), "size must be an integer, not '32'"),
+        (dict(size=100_000), "size must be from 16 to 8192 pixels"),
+        (dict(style_scale=500.0), "resized to at most 8192 px"),
+        (dict(seed=1.0), "seed must be an integer"),
     ],
 )
 def test_bad_settings_raise_clear_errors(vgg_weights, pair, kwargs, match):
     with pytest.raises(jaxstyle.JaxstyleError, match=match):
-        jaxstyle.stylize(*pair, weights=vgg_weights, size=SIZE, **kwargs)
+        jaxstyle.stylize(*pair, weights=vgg_weights, **{"size": SIZE, **kwargs})
 
 
 def test_winograd_run_equals_direct_run(vgg_weights, pair):
