@@ -67,6 +67,10 @@ def load_image(path: Path) -> np.ndarray:
     :data:`MAX_SIDE` are downscaled (with a note on stderr); images over
     :data:`MAX_PIXELS` are refused. The file is opened read-only.
     """
+    if isinstance(path, (str, os.PathLike)) and not os.fspath(path):
+        raise JaxstyleError("an image path is empty")
+    if not isinstance(path, (str, os.PathLike)):
+        raise JaxstyleError(f"an image path must be a str or path, not {type(path).__name__}")
     path = Path(path)
     try:
         file = open(path, "rb")  # closed below

