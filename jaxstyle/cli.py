@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import os
 import signal
 import sys
 import threading
@@ -412,9 +413,13 @@ def _check_stylize_outputs(output: Path, intermediate: list[Path], inputs: list[
             f"{record} exists and is not the run record of {output.name}; not overwriting it "
             "(choose another output name)"
         )
+    existing = set(os.listdir(output.parent)) if output.parent.is_dir() else set()
+    image_io.check_output_path(output, inputs)  # the directory, suffix and inputs
     for path in [output, *intermediate]:
-        image_io.check_output_path(path, inputs)
-        if path.exists() and not ours:
+        if path.name not in existing:  # one listing: --save-every 1 names every step
+            continue
+        image_io.check_output_path(path, inputs)  # only an existing file can be an input
+        if not ours:
             raise JaxstyleError(
                 f"{path} exists and was not written by jaxstyle; not overwriting it"
             )
