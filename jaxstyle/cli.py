@@ -442,7 +442,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from jaxstyle.presets import DEFAULT_PRESET
     from jaxstyle.resume import CHECKPOINTS, recorded_fingerprint
     from jaxstyle.sweep import plan_sweep
-    from jaxstyle.sweep_output import SUMMARY_FILES, cell_files, write_sweep
+    from jaxstyle.sweep_output import cell_files, refuse_existing, write_sweep
 
     if args.size is None:
         args.size = default_size()
@@ -468,12 +468,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             f"{out} holds a finished sweep with other settings; choose another output directory"
         )
     checkpoint = plan.checkpointing(out / CHECKPOINTS, args.checkpoint_every)
-    images = [*cell_files(plan.cells, plan.axes), "grid.png"]
-    for name in images:
+    for name in [*cell_files(plan.cells, plan.axes), "grid.png"]:
         image_io.check_output_path(out / name, inputs.files)
-    for name in dict.fromkeys([*images, *SUMMARY_FILES]):
-        if (out / name).exists() and not checkpoint.directory.exists():
-            raise JaxstyleError(f"{out / name} exists; not overwriting it")
+    if not checkpoint.directory.exists():  # an interrupted run's files are its own
+        refuse_existing(out, plan.cells, plan.axes)
     result = plan.run(
         driver=args.driver, progress=not args.quiet, desc="sweep", checkpoint=checkpoint
     )

@@ -28,18 +28,18 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxstyle.architecture import CONV_NAMES, LAYER_INDEX, deepest, forward_macs, min_side
+from jaxstyle.architecture import CONV_NAMES, LAYER_INDEX, deepest, forward_macs
 from jaxstyle.batching import MESH_AXIS, batched, shared_loss_fn
 from jaxstyle.compiler import jit
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.objective import LossArgs, LossWeights, Objective, compute_targets, make_loss_fn
 from jaxstyle.optimize import OptimizerConfig, make_init, make_step
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
-from jaxstyle.stylize import resolve_settings
+from jaxstyle.stylize import MIN_SIZE, resolve_settings
 from jaxstyle.vgg import add_kernel_transforms
 from jaxstyle.weights import VGG19Weights, load_vgg19
 
-MIN_SIDE = min_side("relu5_1")
+MIN_SIDE = MIN_SIZE
 """The shortest side an estimate takes: enough for every preset's deepest layer."""
 MODES = ("sweep", "batch")
 

@@ -67,10 +67,10 @@ def load_image(path: Path) -> np.ndarray:
     :data:`MAX_SIDE` are downscaled (with a note on stderr); images over
     :data:`MAX_PIXELS` are refused. The file is opened read-only.
     """
-    if isinstance(path, (str, os.PathLike)) and not os.fspath(path):
-        raise JaxstyleError("an image path is empty")
     if not isinstance(path, (str, os.PathLike)):
         raise JaxstyleError(f"an image path must be a str or path, not {type(path).__name__}")
+    if not os.fspath(path):
+        raise JaxstyleError("an image path is empty")
     path = Path(path)
     try:
         file = open(path, "rb")  # closed below
@@ -224,19 +224,25 @@ OVERSHOOT = 0.5
 taken for another scale (such as 0-255) and refused; within it, values are clipped."""
 
 
+def _white(dtype: np.dtype) -> float | None:
+    """White in pixels of ``dtype``: 1 for floats and bools, 255 or 65535 for uint8
+    or uint16 (:data:`INTEGER_SCALES`); None for any other type."""
+    return 1.0 if dtype.kind in "bf" else INTEGER_SCALES.get(dtype)
+
+
 def image_from_array(array) -> np.ndarray:
     """An (H, W, 3) RGB array -> float32 in [0, 1]: uint8 and uint16 scaled by their
     white, bool as 0/1, floats checked (finite, within :data:`OVERSHOOT` of
     [0, 1]) and clipped; anything else is a :class:`JaxstyleError`."""
     array = np.asarray(array)
-    scale = INTEGER_SCALES.get(array.dtype)
-    if scale is None and array.dtype.kind not in "bf":
+    white = _white(array.dtype)
+    if white is None:
         raise JaxstyleError(
             f"images must be float arrays in [0, 1] or uint8/uint16 arrays, not {array.dtype}"
         )
     if array.ndim != 3 or array.shape[-1] != 3 or min(array.shape[:2]) < 1:
         raise JaxstyleError(f"images must be (H, W, 3) RGB arrays, not shape {array.shape}")
-    pixels = array.astype(np.float32) / np.float32(scale or 1.0)
+    pixels = array.astype(np.float32) / np.float32(white)
     if not np.isfinite(pixels).all():
         raise JaxstyleError("the image array holds NaN or infinite values")
     low, high = float(pixels.min()), float(pixels.max())
@@ -275,10 +281,10 @@ def save_image(path: Path, image: np.ndarray) -> None:
     path = Path(path)
     fmt = _format(path)
     image = np.asarray(image)
-    scale = INTEGER_SCALES.get(image.dtype)
-    if scale is None and image.dtype.kind not in "bf":
+    white = _white(image.dtype)
+    if white is None:
         raise JaxstyleError(f"cannot write {path}: pixels of type {image.dtype}")
-    pixels = image if image.dtype == np.uint8 else to_uint8(image / np.float32(scale or 1.0))
+    pixels = image if image.dtype == np.uint8 else to_uint8(image / np.float32(white))
     if pixels.ndim != 3 or pixels.shape[-1] != 3 or min(pixels.shape[:2]) < 1:
         raise JaxstyleError(f"cannot write {path}: not an (H, W, 3) image: shape {pixels.shape}")
     try:

@@ -138,6 +138,9 @@ def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings
     return settings
 
 
+MIN_SIZE = min_side("relu5_1")
+"""The smallest ``size`` (and resized style side): every preset's deepest layer."""
+
 SEEDS = (-(2**63), 2**63 - 1)
 """The smallest and largest seed (``jax.random.key`` takes 64-bit integers)."""
 
@@ -156,8 +159,10 @@ def _check_integers(values: dict[str, Any]) -> None:
 def _check(s: Settings) -> None:
     if s.steps < 0:
         raise JaxstyleError(f"steps must be >= 0, not {s.steps}")
-    if s.size is not None and not 16 <= s.size <= image_io.MAX_RESIZE:
-        raise JaxstyleError(f"size must be from 16 to {image_io.MAX_RESIZE} pixels, not {s.size}")
+    if s.size is not None and not MIN_SIZE <= s.size <= image_io.MAX_RESIZE:
+        raise JaxstyleError(
+            f"size must be from {MIN_SIZE} to {image_io.MAX_RESIZE} pixels, not {s.size}"
+        )
     for kind, layers in (("content", s.content_layers), ("style", s.style_layers)):
         if not layers:
             raise JaxstyleError(f"no {kind} layers given")
@@ -248,7 +253,8 @@ def prepare_images(
     for s in styles:
         img = as_image(s)
         side = reference or max(img.shape[:2])
-        style_imgs.append(image_io.resize_longest(img, max(16, round(side * settings.style_scale))))
+        scaled = max(MIN_SIZE, round(side * settings.style_scale))
+        style_imgs.append(image_io.resize_longest(img, scaled))
     _check_sides("content", content_img, (*settings.content_layers, *settings.style_layers))
     for img in style_imgs:
         _check_sides("style", img, settings.style_layers)

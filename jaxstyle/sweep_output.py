@@ -99,6 +99,13 @@ def contact_sheet(images: np.ndarray, cells: list[dict], axes: dict, *, pad: int
     return np.asarray(sheet)
 
 
+def refuse_existing(directory: Path, cells: list[dict], axes: dict) -> None:
+    """Raise if ``directory`` holds any file that a sweep of ``cells`` writes."""
+    for name in [*cell_files(cells, axes), *SUMMARY_FILES]:
+        if (directory / name).exists():
+            raise JaxstyleError(f"{directory / name} exists; not overwriting it")
+
+
 def write_sweep(
     result: SweepResult, directory: Path, *, record: dict | None = None, overwrite: bool = False
 ) -> list[Path]:
@@ -119,9 +126,7 @@ def write_sweep(
     directory = image_io.check_output_dir(Path(directory))
     files = cell_files(result.cells, result.axes)
     if not overwrite:
-        for name in [*files, *SUMMARY_FILES]:
-            if (directory / name).exists():
-                raise JaxstyleError(f"{directory / name} exists; not overwriting it")
+        refuse_existing(directory, result.cells, result.axes)
     for i in result.local:
         image_io.save_image(directory / files[i], result.images[i])
     if jax.process_index() != 0:
