@@ -3,6 +3,7 @@ whose shared constants stay unbatched inside a vmapped ``lax.cond``."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -42,10 +43,14 @@ def batched(fn: Callable, mesh: Mesh, per_cell_targets: bool = False) -> Callabl
 
 
 @lru_cache(maxsize=8)
-def shared_loss_fn(objective: Objective, per_cell_targets: bool = False) -> Callable:
+def shared_loss_fn(
+    objective: Objective, per_cell_targets: bool = False, devices: int = 1
+) -> Callable:
     """``loss_fn(image, args: LossArgs) -> (J, terms)`` for one (H, W, 3) image, built
     to be vmapped over cells (the same values as ``objective.make_loss_fn``); the targets
-    are shared by the cells, or with ``per_cell_targets`` each cell's own.
+    are shared by the cells, or with ``per_cell_targets`` each cell's own. The cells
+    are split over ``devices`` devices: VGG19 runs on each device's share at once
+    (the objective's ``batch``, which picks Winograd's tiles).
 
     Under ``vmap``, a ``lax.cond`` whose predicate differs per cell becomes a
     select, and JAX then broadcasts every operand of the cond to the batch,
@@ -61,12 +66,16 @@ def shared_loss_fn(objective: Objective, per_cell_targets: bool = False) -> Call
     autodiff (as under ``stop_gradient``), which is all the optimisers use.
     """
 
-    def evaluate(image, weights, shared):
+    def evaluate_in(batch, image, weights, shared):
         vgg, targets = shared
+        o = dataclasses.replace(objective, batch=batch)
         value_and_grad = jax.value_and_grad(
-            lambda x: total_loss(x, vgg, targets, weights, objective), has_aux=True
+            lambda x: total_loss(x, vgg, targets, weights, o), has_aux=True
         )
         return value_and_grad(image)
+
+    def evaluate(image, weights, shared):  # custom_vmap traces every parameter
+        return evaluate_in(1, image, weights, shared)
 
     evaluate_cells = jax.custom_batching.custom_vmap(evaluate)
 
@@ -85,7 +94,8 @@ def shared_loss_fn(objective: Objective, per_cell_targets: bool = False) -> Call
         image, weights = jax.tree.map(every, (image, weights), (image_b, weights_b))
         targets = jax.tree.map(every if per_cell_targets else first, targets, targets_b)
         in_axes = (0, 0, 0 if per_cell_targets else None)
-        out = jax.vmap(lambda x, w, t: evaluate(x, w, (vgg, t)), in_axes=in_axes)(
+        batch = max(1, image.shape[0] // devices)  # the cells on each device (static)
+        out = jax.vmap(lambda x, w, t: evaluate_in(batch, x, w, (vgg, t)), in_axes=in_axes)(
             image, weights, targets
         )
         return out, jax.tree.map(lambda _: True, out)
@@ -105,4 +115,4 @@ def shared_loss_fn(objective: Objective, per_cell_targets: bool = False) -> Call
     def loss_fn(image, args):
         return loss(image, args.weights, (args.vgg, args.targets))
 
-    return keyed(loss_fn, objective, per_cell_targets)
+    return keyed(loss_fn, objective, per_cell_targets, devices)

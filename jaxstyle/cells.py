@@ -190,7 +190,7 @@ class CellPlan:
 
     @property
     def loss_fn(self) -> Callable:
-        return shared_loss_fn(self.objective, self.per_cell_targets)
+        return shared_loss_fn(self.objective, self.per_cell_targets, self.mesh.size)
 
     def _batched(self, fn: Callable) -> Callable:
         return batched(fn, self.mesh, self.per_cell_targets)

@@ -219,9 +219,9 @@ def compile_step(
         args, devices = LossArgs(vgg, targets, loss_weights), 1
         carry = jax.eval_shape(init, image, args)
     else:
-        loss_fn = shared_loss_fn(objective, per_cell_targets)
-        config = dataclasses.replace(config, batch_axis=MESH_AXIS)
         mesh = Mesh(np.array(jax.local_devices()), (MESH_AXIS,))
+        loss_fn = shared_loss_fn(objective, per_cell_targets, mesh.size)
+        config = dataclasses.replace(config, batch_axis=MESH_AXIS)
         cells, devices = NamedSharding(mesh, P(MESH_AXIS)), mesh.size
         replicated = NamedSharding(mesh, P())
         padded = batch + (-batch % devices)

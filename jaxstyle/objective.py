@@ -48,6 +48,10 @@ class Objective:
     ``conv_algorithm`` is how blocks 3-5 convolve: "direct", "winograd", or
     "auto", resolved on creation by :func:`jaxstyle.vgg.choose_conv_algorithm`
     (an objective has no image size, so "auto" is the choice for large images).
+    ``batch`` is how many images ``vmap`` runs through VGG19 at once (on one
+    device), each loss evaluation seeing one: Winograd picks its tiles by the
+    whole (:func:`jaxstyle.vgg.winograd_tile`). Set by
+    :func:`jaxstyle.batching.shared_loss_fn` for a sweep's or batch's cells.
     """
 
     content_layers: tuple[str, ...]
@@ -61,6 +65,7 @@ class Objective:
     tv_pixel_scale: float = 1.0
     compute_dtype: str = "float32"
     conv_algorithm: str = "auto"
+    batch: int = 1
 
     def __post_init__(self):
         check_layers(self.content_layers + self.style_layers)
@@ -130,7 +135,7 @@ def _features(params, images, layers, objective: Objective) -> dict[str, jax.Arr
     """Activations {layer: (N, h, w, C)} of (N, H, W, 3) images, as the objective
     computes them (its pooling, compute dtype and convolution algorithm)."""
     o = objective
-    return features(params, images, layers, o.pooling, o.compute_dtype, o.conv_algorithm)
+    return features(params, images, layers, o.pooling, o.compute_dtype, o.conv_algorithm, o.batch)
 
 
 def compute_targets(

@@ -19,8 +19,8 @@ from jaxstyle.architecture import CONV_NAMES, LAYER_INDEX, deepest
 from jaxstyle.compiler import jit
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.weights import Preprocessing, VGG19Weights
+from jaxstyle.winograd import TILINGS, winograd_kernel
 from jaxstyle.winograd import winograd_conv3x3 as _winograd_conv3x3
-from jaxstyle.winograd import winograd_kernel
 
 POOLINGS = ("max", "avg")
 COMPUTE_DTYPES = ("float32", "bfloat16")
@@ -85,11 +85,35 @@ conv3x3 = _with_image_gradient(
 winograd_conv3x3 = _with_image_gradient(
     _winograd_conv3x3,
     lambda grad, u: _winograd_conv3x3(grad, u, transpose=True),
-    """:func:`conv3x3` by Winograd F(2x2, 3x3): (N, H, W, Cin), (16, Cin, Cout) ->
-    (N, H, W, Cout), the kernel ``winograd_kernel(kernel)``. The image gradient
-    reads the same kernel (no transposed copy: see :mod:`jaxstyle.winograd`).
+    """:func:`conv3x3` by Winograd F(m x m, 3x3): (N, H, W, Cin), (t*t, Cin, Cout) ->
+    (N, H, W, Cout), the kernel ``winograd_kernel(kernel, out=m)`` (t = m + 2). The
+    image gradient reads the same kernel (no transposed copy: see
+    :mod:`jaxstyle.winograd`).
     """,
 )
+
+WINOGRAD_F4_MIN_TILES = 64
+"""The fewest 4x4 output tiles (N * ceil(H/4) * ceil(W/4)) of a convolution that
+Winograd runs by F(4x4, 3x3); fewer take F(2x2, 3x3)."""
+
+
+def winograd_tile(shape: tuple[int, ...], batch: int = 1) -> int:
+    """The output tile side m (4 or 2) of a Winograd convolution of an (N, H, W, C)
+    input, run ``batch`` times at once under ``vmap``: F(4x4, 3x3) multiplies 1.78
+    times less than F(2x2, 3x3) but pays for larger tiles, so it wins only with
+    enough tiles per matrix product (:data:`WINOGRAD_F4_MIN_TILES`).
+
+    Measured on a 2-core AMD EPYC (XLA:CPU, jax 0.10.2), a convolution and its
+    image gradient, F(2x2) against F(4x4), ms: 48 tiles of 128/256 channels
+    (24x32, batch 1) 5.9 against 7.6 and 9.3 against 11.1; 32 tiles of 512
+    (6x8, batch 8) 17.1 against 24.1; 96 tiles of 512 (12x16, batch 8) 31.6
+    against 22.4 and 61.3 against 41.9; 192 tiles (48x64, batch 1) 23.1 against
+    18.5 and 34.7 against 23.2; 768 tiles (96x128, batch 1) 120 against 92 and
+    201 against 122.
+    """
+    n, h, w = shape[:3]
+    tiles = batch * n * -(-h // 4) * -(-w // 4)
+    return 4 if tiles >= WINOGRAD_F4_MIN_TILES else 2
 
 
 WINOGRAD_MIN_SIZE = 112
@@ -121,6 +145,15 @@ def choose_conv_algorithm(
     against 6.6 s warm, the compiled programs then read from the persistent
     cache). Elsewhere direct: GPU libraries choose their own convolution
     algorithms (not measured there), and bf16 would round the transforms.
+
+    Each Winograd convolution takes F(4x4, 3x3) or F(2x2, 3x3) by its number of
+    tiles (:func:`winograd_tile`): F(4x4) runs where a large image or many
+    vmapped ones give it enough. Its larger programs load and compile slower
+    (``scripts/bench_startup.py --size 256``, same host and hour: 39-42 s
+    against 21 s cold and 4.0-4.3 s against 2.5 s warm to the first step) for
+    faster steps (``scripts/bench_winograd_tiles.py``: 465-496 against
+    530-548 ms per Adam step at 256 px, 1525-1710 against 1948-2009 ms at
+    512 px).
     """
     if choice not in CONV_ALGORITHMS:
         raise JaxstyleError(
@@ -223,9 +256,10 @@ def pool2x2(x: jax.Array, pooling: str = "max") -> jax.Array:
 def derived_kernels(kernel: jax.Array, winograd: bool) -> dict[str, jax.Array]:
     """What a convolution reads besides its (3, 3, Cin, Cout) ``kernel``: the transposed
     kernel ``{"kernel": (3, 3, Cout, Cin)}``, or with ``winograd`` the Winograd-domain
-    kernel ``{"kernel": (16, Cin, Cout)}`` (which also serves the transposed one)."""
+    kernels ``{"f2": (16, Cin, Cout), "f4": (36, Cin, Cout)}`` of F(2x2, 3x3) and
+    F(4x4, 3x3) (which also serve the transposed convolution)."""
     if winograd:
-        return {"kernel": winograd_kernel(kernel)}
+        return {f"f{m}": winograd_kernel(kernel, out=m) for m in TILINGS}
     return {"kernel": transpose_kernel(kernel)}
 
 
@@ -291,7 +325,7 @@ def check_layers(layers: Iterable[str]) -> tuple[str, ...]:
     return layers
 
 
-@partial(jit, static_argnames=("layers", "pooling", "compute_dtype", "conv_algorithm"))
+@partial(jit, static_argnames=("layers", "pooling", "compute_dtype", "conv_algorithm", "batch"))
 def features(
     params: VGG19Weights,
     images: jax.Array,
@@ -299,17 +333,19 @@ def features(
     pooling: str,
     compute_dtype: str = "float32",
     conv_algorithm: str = "direct",
+    batch: int = 1,
 ):
     """Unchecked core of :func:`vgg_features`, for use inside traced code.
 
     The convolutions run in ``compute_dtype`` by ``conv_algorithm`` ("direct"
     or "winograd"); the activations come out in ``compute_dtype`` (bfloat16
     Grams then run on the matrix units; they and the losses accumulate in
-    float32 either way).
+    float32 either way). ``batch``: how many times ``vmap`` runs this call at
+    once (it sees one call's N), for :func:`winograd_tile`.
     """
     from jaxstyle.vgg_module import VGG19
 
-    model = VGG19(deepest(layers), pooling, compute_dtype, conv_algorithm)
+    model = VGG19(deepest(layers), pooling, compute_dtype, conv_algorithm, batch)
     x = preprocess(images.astype(jnp.float32), params.preprocessing)
     variables = {"params": params.params}
     for collection in ("transposed", "winograd"):
@@ -337,7 +373,7 @@ def vgg_features(
       pooling: ``"max"`` (as trained) or ``"avg"`` (Gatys et al.'s choice).
       compute_dtype: ``"float32"`` or ``"bfloat16"`` (convolutions only).
       conv_algorithm: ``"auto"``, ``"direct"`` or ``"winograd"`` (see
-        :func:`choose_conv_algorithm`); the results agree to about 1e-6 relative.
+        :func:`choose_conv_algorithm`); the results agree to about 1e-5 relative.
 
     Returns:
       ``{name: float32 (N, h, w, C)}`` in the order of ``layers``, h and w halved

@@ -14,36 +14,43 @@ from jaxstyle.vgg import (
     pool2x2,
     relu,
     winograd_conv3x3,
+    winograd_tile,
 )
 
 
 class Conv3x3(nn.Module):
     """A VGG convolution (params ``kernel`` (3, 3, Cin, Cout), ``bias`` (Cout,)) in
-    ``dtype``: by :func:`conv3x3`, or by :func:`winograd_conv3x3` if ``winograd``.
+    ``dtype``: by :func:`conv3x3`, or by :func:`winograd_conv3x3` if ``winograd``
+    (its tile by :func:`winograd_tile` of the input's shape and ``batch``, the
+    number of such calls ``vmap`` runs at once).
 
-    The kernel of the image gradient (direct) or Winograd's is read from the
-    variable collection ``"transposed"`` or ``"winograd"`` (``kernel``) when
-    given (see :func:`prepare_weights`), else derived.
+    The kernel of the image gradient (direct, ``kernel``) or Winograd's (``f2``,
+    ``f4``) is read from the variable collection ``"transposed"`` or
+    ``"winograd"`` when given (see :func:`prepare_weights`), else derived.
     """
 
     features: int
     dtype: str = "float32"
     winograd: bool = False
+    batch: int = 1
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         shape = (3, 3, x.shape[-1], self.features)
         kernel = self.param("kernel", nn.initializers.lecun_normal(), shape)
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
-        collection = "winograd" if self.winograd else "transposed"
-        if self.has_variable(collection, "kernel"):
-            derived = self.variables[collection]
-        else:
-            derived = derived_kernels(kernel, self.winograd)
         if self.winograd:
-            conv, kernels = winograd_conv3x3, (derived["kernel"],)
+            collection, key = "winograd", f"f{winograd_tile(x.shape, self.batch)}"
         else:
-            conv, kernels = conv3x3, (kernel, derived["kernel"])
+            collection, key = "transposed", "kernel"
+        if self.has_variable(collection, key):
+            derived = self.variables[collection][key]
+        else:  # the kernels not read here are traced and dropped
+            derived = derived_kernels(kernel, self.winograd)[key]
+        if self.winograd:
+            conv, kernels = winograd_conv3x3, (derived,)
+        else:
+            conv, kernels = conv3x3, (kernel, derived)
         dtype = jnp.dtype(self.dtype)
         y = conv(x.astype(dtype), *(k.astype(dtype) for k in kernels))
         return y + bias.astype(dtype).reshape(1, 1, 1, -1)
@@ -56,13 +63,15 @@ class VGG19(nn.Module):
     every layer name up to and including ``last_layer`` to its activation.
     ``dtype`` is the computation dtype: inputs and float32 weights are cast to
     it for each convolution, and the activations come out in it.
-    ``conv_algorithm`` ("direct" or "winograd") is that of :data:`WINOGRAD_LAYERS`.
+    ``conv_algorithm`` ("direct" or "winograd") is that of :data:`WINOGRAD_LAYERS`,
+    ``batch`` the number of such calls ``vmap`` runs at once (see :class:`Conv3x3`).
     """
 
     last_layer: str = "pool5"
     pooling: str = "max"
     dtype: str = "float32"
     conv_algorithm: str = "direct"
+    batch: int = 1
 
     @nn.compact
     def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
@@ -70,7 +79,7 @@ class VGG19(nn.Module):
         for name in LAYER_NAMES[: LAYER_INDEX[self.last_layer] + 1]:
             if name.startswith("conv"):
                 winograd = self.conv_algorithm == "winograd" and name in WINOGRAD_LAYERS
-                x = Conv3x3(CONV_SHAPES[name][1], self.dtype, winograd, name=name)(x)
+                x = Conv3x3(CONV_SHAPES[name][1], self.dtype, winograd, self.batch, name=name)(x)
             elif name.startswith("relu"):
                 x = relu(x)
             else:

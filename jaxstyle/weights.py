@@ -79,9 +79,9 @@ class VGG19Weights:
         kernel flipped in space with its channels swapped, so that an image
         gradient taken with the weights as jit arguments needs no per-call
         kernel transform (see :func:`jaxstyle.vgg.prepare_weights`).
-      winograd: None, or ``{conv name: {"kernel": (16, Cin, Cout)}}``, the
-        Winograd-domain kernels of the convolutions run by Winograd F(2x2, 3x3)
-        (:mod:`jaxstyle.winograd`).
+      winograd: None, or ``{conv name: {"f2": (16, Cin, Cout), "f4": (36, Cin,
+        Cout)}}``, the Winograd-domain kernels of the convolutions run by
+        Winograd F(2x2, 3x3) and F(4x4, 3x3) (:mod:`jaxstyle.winograd`).
 
     Compared and hashed by identity, so compiled functions can be cached per
     weight set.

@@ -1,52 +1,139 @@
-"""Winograd F(2x2, 3x3): a 3x3 convolution in 4x4 tiles with 4 multiplies per output.
+"""Winograd F(2x2, 3x3) and F(4x4, 3x3): 3x3 convolutions with fewer multiplies.
 
 A SAME 3x3 convolution, stride 1, costs 9 * Cin * Cout multiply-adds per output
-pixel done directly; Lavin & Gray's F(2x2, 3x3) ("Fast Algorithms for
-Convolutional Neural Networks", 2016) transforms each 4x4 input tile and each
-kernel into a 4x4 "Winograd domain", multiplies there (16 matrix products of
-(tiles, Cin) x (Cin, Cout), one per tile position) and transforms back 2x2
-outputs: 4 * Cin * Cout per output pixel, 2.25 times fewer. The transforms are
-sums and differences; the kernel's is done once per weight set
-(:func:`winograd_kernel`). The transposed convolution (the image gradient's)
-reads the same transformed kernel: flipping a 3x3 kernel in space permutes its
-4x4 Winograd tile (G J = P G, P swapping rows 0 and 3), so it contracts the
-kernel's other channel axis with the tile positions permuted.
+pixel done directly. Lavin & Gray's F(m x m, 3x3) ("Fast Algorithms for
+Convolutional Neural Networks", 2016) transforms each (m+2)x(m+2) input tile
+and each kernel into an (m+2)x(m+2) "Winograd domain", multiplies there (one
+matrix product of (tiles, Cin) x (Cin, Cout) per tile position) and
+transforms back m x m outputs: (m+2)^2 / m^2 * Cin * Cout per output pixel,
+2.25 times fewer than direct for m = 2, 4 times fewer for m = 4 (whose larger
+tiles pay off only with enough tiles per product: many or large images). The
+transforms are sums and scaled sums; the kernel's is done once per weight set
+(:func:`winograd_kernel`).
+
+The transposed convolution (the image gradient's) reads the same transformed
+kernel. Both tilings evaluate at points closed under x -> 1/x (F(2x2): 0, 1,
+-1, inf; F(4x4): 0, 1, -1, 2, 1/2, inf), and flipping a 3x3 kernel g in space
+maps g(x) to x^2 g(1/x), so it permutes the rows of G g and scales them:
+G J = S P G (J the flip, P a permutation, S diagonal). The transposed pass
+contracts the kernel's other channel axis with the tile positions permuted by
+P and the input transform's rows scaled by S.
 
 Exact in real arithmetic; in float32 the result differs from the direct
-convolution by about 1e-6 of its largest value.
+convolution by about 2e-7 (m = 2) and 3e-6 (m = 4) of its largest value, the
+image gradient of F(4x4) by up to about 1e-5.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-# Y = A^T [(G g G^T) * (B^T d B)] A for a 4x4 input tile d and a 3x3 kernel g.
-B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float32)
-G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float32)
-A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float32)
-TILE, OUT = 4, 2  # input tile side, output tile side
-FLIP = (3, 1, 2, 0)  # G[::, ::-1] == G[FLIP]: tile rows (and columns) of a flipped kernel
+
+class Tiling(NamedTuple):
+    """Y = A^T [(G g G^T) * (B^T d B)] A for an input tile d and a 3x3 kernel g."""
+
+    b_t: np.ndarray  # (t, t)
+    g: np.ndarray  # (t, 3)
+    a_t: np.ndarray  # (m, t)
+
+    @property
+    def tile(self) -> int:
+        """Input tile side t = m + 2."""
+        return self.b_t.shape[0]
+
+    @property
+    def out(self) -> int:
+        """Output tile side m."""
+        return self.a_t.shape[0]
+
+    def flip(self) -> tuple[tuple[int, ...], np.ndarray]:
+        """(P, S) with G J = S P G: row i of the flipped kernel's G g is
+        S[i] times row P[i] of the kernel's."""
+        flipped = self.g[:, ::-1]
+        order, scale = [], []
+        for row in flipped:
+            for j, candidate in enumerate(self.g):
+                ratio = row[np.nonzero(candidate)[0][0]] / candidate[np.nonzero(candidate)[0][0]]
+                if np.allclose(row, ratio * candidate, rtol=0, atol=1e-12):
+                    order.append(j)
+                    scale.append(ratio)
+                    break
+            else:
+                raise ValueError("the tiling's points are not closed under x -> 1/x")
+        return tuple(order), np.array(scale)
 
 
-def winograd_kernel(kernel: jax.Array) -> jax.Array:
-    """(3, 3, Cin, Cout) HWIO kernel -> (16, Cin, Cout), G g G^T per channel pair,
-    its first axis the 4x4 tile positions in row-major order."""
-    u = jnp.einsum("ik,klcd,jl->ijcd", G, kernel, G, precision="highest")
-    return u.reshape(TILE * TILE, *kernel.shape[2:]).astype(kernel.dtype)
+F2 = Tiling(  # points 0, 1, -1, inf
+    b_t=np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float64),
+    g=np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float64),
+    a_t=np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float64),
+)
+F4 = Tiling(  # points 0, 1, -1, 2, 1/2, inf; Toom-Cook with the fractions in G
+    b_t=np.array(
+        [
+            [-1, 2.5, 0, -2.5, 1, 0],
+            [0, 1, -1.5, -1.5, 1, 0],
+            [0, -1, 3.5, -3.5, 1, 0],
+            [0, 0.5, -1, -0.5, 1, 0],
+            [0, 2, -1, -2, 1, 0],
+            [0, -1, 2.5, 0, -2.5, 1],
+        ],
+        np.float64,
+    ),
+    g=np.array(
+        [
+            [-1, 0, 0],
+            [-1, -1, -1],
+            [1 / 9, -1 / 9, 1 / 9],
+            [1 / 9, 2 / 9, 4 / 9],
+            [16 / 9, 8 / 9, 4 / 9],
+            [0, 0, 1],
+        ],
+        np.float64,
+    ),  # fmt: skip
+    a_t=np.array(
+        [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, 0.5, 0], [0, 1, 1, 4, 0.25, 0], [0, 1, -1, 8, 0.125, 1]],
+        np.float64,
+    ),
+)
+TILINGS = {2: F2, 4: F4}
+"""The tilings by output tile side m."""
+
+
+def tiling_of(u: jax.Array) -> Tiling:
+    """The tiling of a Winograd-domain kernel (t*t, Cin, Cout)."""
+    for tiling in TILINGS.values():
+        if u.shape[0] == tiling.tile**2:
+            return tiling
+    raise ValueError(f"not a Winograd-domain kernel: shape {u.shape}")
+
+
+def winograd_kernel(kernel: jax.Array, *, out: int = 2) -> jax.Array:
+    """(3, 3, Cin, Cout) HWIO kernel -> (t*t, Cin, Cout), G g G^T per channel pair for
+    F(out x out, 3x3) (t = out + 2), its first axis the tile positions in row-major
+    order. One (t*t, 9) x (9, Cin * Cout) product."""
+    g = TILINGS[out].g
+    transform = np.kron(g, g).astype(np.float32)  # [(i, j), (k, l)] = G[i, k] G[j, l]
+    u = jnp.dot(transform, kernel.reshape(9, -1), precision="highest")
+    return u.reshape(transform.shape[0], *kernel.shape[2:]).astype(kernel.dtype)
 
 
 def _combine(coefficients: np.ndarray, term) -> jax.Array:
-    """sum_k coefficients[k] * term(k) for coefficients in {-1, 0, 1} (those of B^T and
-    A^T), in lax: traced 26 times per VGG19 pass, jnp's indexing and promotion made
-    tracing a step take seconds."""
+    """sum_k coefficients[k] * term(k), in lax: traced 26 times per VGG19 pass, jnp's
+    indexing and promotion made tracing a step take seconds. Coefficients of +-1
+    add or subtract, others scale."""
     total = None
     for k, c in enumerate(coefficients):
         if c == 0:
             continue
         t = term(k)
+        if abs(c) != 1:
+            t, c = lax.mul(t, lax.full((), abs(c), t.dtype)), np.sign(c)
         if total is None:
             total = t if c > 0 else lax.neg(t)
         else:
@@ -54,12 +141,12 @@ def _combine(coefficients: np.ndarray, term) -> jax.Array:
     return total
 
 
-def _strided(x: jax.Array, axis: int, start: int, count: int) -> jax.Array:
-    """x[..., start : start + OUT * count : OUT, ...] along ``axis``."""
+def _strided(x: jax.Array, axis: int, start: int, count: int, step: int) -> jax.Array:
+    """x[..., start : start + step * count : step, ...] along ``axis``."""
     starts = [0] * x.ndim
     limits = list(x.shape)
     strides = [1] * x.ndim
-    starts[axis], limits[axis], strides[axis] = start, start + OUT * (count - 1) + 1, OUT
+    starts[axis], limits[axis], strides[axis] = start, start + step * (count - 1) + 1, step
     return lax.slice(x, starts, limits, strides)
 
 
@@ -73,36 +160,41 @@ def _stack(arrays: list[jax.Array], axis: int) -> jax.Array:
 
 
 def winograd_conv3x3(x: jax.Array, u: jax.Array, *, transpose: bool = False) -> jax.Array:
-    """SAME 3x3 convolution, stride 1, by F(2x2, 3x3):
-    (N, H, W, Cin), (16, Cin, Cout) from :func:`winograd_kernel` -> (N, H, W, Cout).
+    """SAME 3x3 convolution, stride 1, by F(m x m, 3x3), m from ``u``'s shape:
+    (N, H, W, Cin), (t*t, Cin, Cout) from :func:`winograd_kernel` -> (N, H, W, Cout).
 
     With ``transpose``, the convolution with the transposed kernel (flipped in
     space, channels swapped; the image gradient's): (N, H, W, Cout), the same
-    (16, Cin, Cout) -> (N, H, W, Cin).
+    (t*t, Cin, Cout) -> (N, H, W, Cin).
     """
+    tiling = tiling_of(u)
+    tile, out = tiling.tile, tiling.out
     n, h, w, _ = x.shape
-    ty, tx = -(-h // OUT), -(-w // OUT)  # tiles down and across
+    ty, tx = -(-h // out), -(-w // out)  # tiles down and across
     # pad for SAME, and up to whole tiles at the bottom and right
     p = lax.pad(
         x,
         lax.full((), 0, x.dtype),
-        [(0, 0, 0), (1, ty * OUT - h + 1, 0), (1, tx * OUT - w + 1, 0), (0, 0, 0)],
+        [(0, 0, 0), (1, ty * out - h + 1, 0), (1, tx * out - w + 1, 0), (0, 0, 0)],
     )
-    # tile position (i, j) of the flipped kernel is (order[i], order[j]) of u
-    order = FLIP if transpose else tuple(range(TILE))
-    rows = [_combine(B_T[i], lambda k: _strided(p, 1, k, ty)) for i in order]
+    # tile position (i, j) of the flipped kernel is scale[i] * scale[j] times
+    # (order[i], order[j]) of u: the input transform's rows take the scale
+    order, scale = tiling.flip() if transpose else (tuple(range(tile)), np.ones(tile))
+    b_t = (scale[:, None] * tiling.b_t).astype(np.float32)
+    rows = [_combine(b_t[i], lambda k: _strided(p, 1, k, ty, out)) for i in order]
     v = _stack(
-        [_combine(B_T[j], lambda k, r=r: _strided(r, 2, k, tx)) for r in rows for j in order],
+        [_combine(b_t[j], lambda k, r=r: _strided(r, 2, k, tx, out)) for r in rows for j in order],
         0,
-    )  # (16, N, ty, tx, C), in u's tile order
+    )  # (t*t, N, ty, tx, C), in u's tile order
     contract = 2 if transpose else 1
     m = lax.dot_general(v, u.astype(v.dtype), (((4,), (contract,)), ((0,), (0,))))
-    m = lax.reshape(m, (TILE, TILE, *m.shape[1:]))  # tile (i, j) is m[order[i], order[j]]
-    cols = [_combine(A_T[a], lambda i: _take(m, order[i])) for a in range(OUT)]
+    m = lax.reshape(m, (tile, tile, *m.shape[1:]))  # tile (i, j) is m[order[i], order[j]]
+    a_t = tiling.a_t.astype(np.float32)
+    cols = [_combine(a_t[a], lambda i: _take(m, order[i])) for a in range(out)]
     out_rows = [
-        _stack([_combine(A_T[b], lambda j, c=c: _take(c, order[j])) for b in range(OUT)], 3)
+        _stack([_combine(a_t[b], lambda j, c=c: _take(c, order[j])) for b in range(out)], 3)
         for c in cols
-    ]  # each (N, ty, tx, 2, C), C the output channels
-    y = _stack(out_rows, 2)  # (N, ty, 2, tx, 2, C): output pixel (2y + a, 2x + b)
-    y = lax.reshape(y, (n, ty * OUT, tx * OUT, y.shape[-1]))
+    ]  # each (N, ty, tx, m, C), C the output channels
+    y = _stack(out_rows, 2)  # (N, ty, m, tx, m, C): output pixel (m*y + a, m*x + b)
+    y = lax.reshape(y, (n, ty * out, tx * out, y.shape[-1]))
     return lax.slice(y, (0, 0, 0, 0), (n, h, w, y.shape[-1]))

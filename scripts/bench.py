@@ -303,9 +303,10 @@ class JaxCase:
     jaxstyle's ``jit`` (its XLA options, :mod:`jaxstyle.compiler`).
 
     Batch 1 runs the step as ``stylize`` does; batch B > 1 vmaps init and step
-    over the B images with the targets and weights shared, with L-BFGS's
-    ``batch_axis`` set as in jaxstyle's sweeps and batches (the zoom line search
-    runs only when some image rejects its first trial). ``compile_only``
+    over the B images with the targets and weights shared, through the loss
+    function of jaxstyle's sweeps (``shared_loss_fn``: VGG19 runs on the B
+    images at once) and with L-BFGS's ``batch_axis`` set as there (the zoom line
+    search runs only when some image rejects its first trial). ``compile_only``
     lowers the step from abstract shapes only (for the compile-time probe; the
     program and so its persistent-cache key are the same) and cannot ``run``.
     """
@@ -316,6 +317,7 @@ class JaxCase:
         import jax
         import jax.numpy as jnp
 
+        from jaxstyle.batching import shared_loss_fn
         from jaxstyle.compiler import jit
         from jaxstyle.estimate import memory_sizes
         from jaxstyle.objective import LossArgs, compute_targets, make_loss_fn
@@ -338,7 +340,7 @@ class JaxCase:
             targets = targets_of(content, style)
         vgg = prepare_weights(params, objective.conv_algorithm)
         self.args = jax.block_until_ready(LossArgs(vgg, targets, s.loss_weights()))
-        self.loss_fn = make_loss_fn(objective)
+        self.loss_fn = shared_loss_fn(objective) if self.batched else make_loss_fn(objective)
         init = make_init(self.loss_fn, self.config)
         step = make_step(self.loss_fn, self.config)
         if self.config.name == "lbfgs":

@@ -13,18 +13,21 @@ from jaxstyle.objective import LossArgs, compute_targets, make_loss_fn
 from jaxstyle.presets import get_preset
 from jaxstyle.stylize import resolve_settings
 from jaxstyle.vgg import (
+    WINOGRAD_F4_MIN_TILES,
     WINOGRAD_LAYERS,
     WINOGRAD_MIN_SIZE,
     choose_conv_algorithm,
     conv3x3,
+    features,
     pool2x2,
     prepare_weights,
     relu,
     transpose_kernel,
     vgg_features,
     winograd_conv3x3,
+    winograd_tile,
 )
-from jaxstyle.winograd import winograd_kernel
+from jaxstyle.winograd import TILINGS, winograd_kernel
 
 RNG = np.random.default_rng(3)
 
@@ -43,13 +46,20 @@ def _winograd(kernel):
     return winograd_conv3x3, (winograd_kernel(kernel),)
 
 
-@pytest.mark.parametrize("convolution", [_direct, _winograd], ids=["direct", "winograd"])
+def _winograd4(kernel):
+    return winograd_conv3x3, (winograd_kernel(kernel, out=4),)
+
+
+@pytest.mark.parametrize(
+    "convolution", [_direct, _winograd, _winograd4], ids=["direct", "winograd", "winograd4"]
+)
 @pytest.mark.parametrize("shape", [(2, 9, 7, 5), (1, 1, 2, 5)], ids=["odd", "tiny"])
 def test_conv_value_and_gradients_equal_xla_autodiff(convolution, shape):
     """Value, image gradient (through the transposed kernel; Winograd's through its
     kernel read transposed) and kernel gradient of both algorithms equal XLA's
     convolution and its autodiff (float32; odd sides exercise Winograd's partial
-    tiles)."""
+    tiles). F(4x4)'s larger transforms round more: 1e-4 there, 1e-5 otherwise."""
+    tol = 1e-4 if convolution is _winograd4 else 1e-5
     x = jnp.asarray(RNG.standard_normal(shape), jnp.float32)
     kernel = jnp.asarray(RNG.standard_normal((3, 3, shape[-1], 4)), jnp.float32)
     probe = jnp.asarray(RNG.standard_normal((*shape[:3], 4)), jnp.float32)
@@ -63,9 +73,9 @@ def test_conv_value_and_gradients_equal_xla_autodiff(convolution, shape):
 
     value, (dx, dk) = jax.jit(jax.value_and_grad(ours, argnums=(0, 1)))(x, kernel)
     ref_value, (ref_dx, ref_dk) = jax.jit(jax.value_and_grad(reference, argnums=(0, 1)))(x, kernel)
-    np.testing.assert_allclose(value, ref_value, rtol=1e-5)
-    np.testing.assert_allclose(dx, ref_dx, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(dk, ref_dk, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(value, ref_value, rtol=tol)
+    np.testing.assert_allclose(dx, ref_dx, rtol=tol, atol=tol)
+    np.testing.assert_allclose(dk, ref_dk, rtol=tol, atol=tol)
 
     conv, kernels = convolution(kernel)
     if len(kernels) == 2:  # the value does not depend on the transposed kernel
@@ -77,7 +87,36 @@ def test_conv_value_and_gradients_equal_xla_autodiff(convolution, shape):
         return jnp.sum(jnp.tanh(conv(x[None], *kernels)[0]) * probe)
 
     per_image = jax.jit(jax.vmap(jax.grad(one)))(x, probe)
-    np.testing.assert_allclose(per_image, ref_dx, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(per_image, ref_dx, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("out", sorted(TILINGS))
+def test_winograd_tiling_computes_the_correlation_and_flips_by_permuting(out):
+    """In float64: A^T[(G g) * (B^T d)] is the 1-D correlation of every input tile d
+    with every kernel g (Lavin & Gray's identity, checked on the basis), and the
+    flipped kernel's G g is the kernel's permuted and scaled (G J = S P G), which
+    the transposed convolution relies on."""
+    t = TILINGS[out]
+    for i in range(t.out):
+        for k in range(3):
+            for position in range(t.tile):
+                got = np.sum(t.a_t[i] * t.g[:, k] * t.b_t[:, position])
+                assert got == pytest.approx(float(position == i + k), abs=1e-12)
+    order, scale = t.flip()
+    assert sorted(order) == list(range(t.tile))
+    np.testing.assert_allclose(t.g[:, ::-1], scale[:, None] * t.g[list(order)], atol=1e-12)
+
+
+def test_winograd_tile_counts_4x4_tiles_of_every_vmapped_image():
+    """F(4x4) from WINOGRAD_F4_MIN_TILES output tiles of 4x4 (partial ones count),
+    over the images of the call and those vmap runs beside it; F(2x2) below."""
+    assert WINOGRAD_F4_MIN_TILES == 64
+    assert winograd_tile((1, 29, 32, 8)) == 4  # 8 x 8 tiles
+    assert winograd_tile((1, 28, 32, 8)) == 2  # 7 x 8
+    assert winograd_tile((2, 16, 16, 8)) == 2  # 2 x 16
+    assert winograd_tile((2, 16, 16, 8), batch=2) == 4
+    assert winograd_tile((1, 6, 8, 512), batch=8) == 2  # a 96x128 sweep's conv5_1
+    assert winograd_tile((1, 12, 16, 512), batch=8) == 4  # its block 4
 
 
 def test_relu_gradient_equals_jax_nn_relu_and_reads_only_the_output():
@@ -133,6 +172,14 @@ def test_winograd_features_equal_direct_ones(vgg_weights):
         np.testing.assert_allclose(fast[name], direct[name], rtol=0, atol=1e-5 * scale)
         assert not np.array_equal(fast[name], direct[name])  # another algorithm did run
 
+    # as 8 vmapped calls: F(4x4) in blocks 3 (192 tiles) and 4 (64), F(2x2) in 5 (16)
+    vgg = prepare_weights(vgg_weights, "winograd")
+    four = features(vgg, images, tuple(layers), "max", "float32", "winograd", batch=8)
+    for name in layers:
+        scale = float(jnp.abs(direct[name]).max())
+        np.testing.assert_allclose(four[name], direct[name], rtol=0, atol=1e-5 * scale)
+        assert not np.array_equal(four[name], fast[name])  # F(4x4) did run
+
 
 def test_conv_algorithm_choice():
     assert jax.default_backend() == "cpu"  # the test suite's machine
@@ -171,12 +218,40 @@ def test_prepared_weights_as_arguments_give_the_same_loss_without_kernel_transfo
         programs[name] = str(jax.make_jaxpr(value_and_grad)(image, args))
     flip = "rev[dimensions=(0, 1)]"  # a kernel flipped in space
     assert flip in programs["plain"] and flip not in programs["prepared"]
-    if algorithm == "winograd":  # G g G^T: two contractions per kernel, only in "plain"
+    if algorithm == "winograd":  # G g G^T: one product per kernel, only in "plain"
         products = {name: program.count("dot_general") for name, program in programs.items()}
         last = LAYER_INDEX[deepest(objective.layers)]
         run = [name for name in WINOGRAD_LAYERS if LAYER_INDEX[name] < last]
-        assert products["plain"] == products["prepared"] + 2 * len(run)
+        assert products["plain"] == products["prepared"] + len(run)
     (j, g), (j_t, g_t) = results["plain"], results["prepared"]
     np.testing.assert_allclose(j_t, j, rtol=1e-6)
     np.testing.assert_allclose(g_t, g, rtol=1e-4, atol=1e-6 * float(jnp.abs(g).max()))
     assert prepare_weights(vgg_weights, algorithm) is prepared
+
+
+@pytest.mark.parametrize("devices", [1, 2])
+def test_cells_pick_winograd_tiles_by_the_cells_on_each_device(vgg_weights, monkeypatch, devices):
+    """A sweep's or batch's vmapped loss runs VGG19 on all the cells of a device at
+    once, so Winograd chooses its tiles for that many (cells / devices) images."""
+    import jaxstyle.vgg_module
+    from jaxstyle.batching import shared_loss_fn
+
+    seen = []
+
+    def recording(shape, batch=1):
+        seen.append(batch)
+        return winograd_tile(shape, batch)
+
+    monkeypatch.setattr(jaxstyle.vgg_module, "winograd_tile", recording)
+    settings = resolve_settings("jaxstyle", size=32, conv_algorithm="winograd")
+    objective = settings.objective(get_preset("jaxstyle"))
+    image = jax.ShapeDtypeStruct((32, 32, 3), jnp.float32)
+    targets = jax.eval_shape(lambda x: compute_targets(vgg_weights, objective, x, [x]), image)
+    seen.clear()
+    weights = jax.tree.map(lambda w: jnp.stack([w] * 4), settings.loss_weights())
+    loss_fn = shared_loss_fn(objective, False, devices)
+    cells = jax.vmap(loss_fn, in_axes=(0, LossArgs(None, None, 0)))
+    args = LossArgs(prepare_weights(vgg_weights, "winograd"), targets, weights)
+    jax.eval_shape(cells, jax.ShapeDtypeStruct((4, 32, 32, 3), jnp.float32), args)
+    # custom_vmap may also trace the function unbatched, for its output shapes
+    assert 4 // devices in seen and set(seen) <= {1, 4 // devices}
