@@ -92,12 +92,12 @@ def main() -> None:
             argv = [sys.executable, __file__, *sys.argv[1:], "--min-tiles", str(tiles)]
             out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
             results[name].append(json.loads(out.strip().splitlines()[-1]))
-            print(f"{name:>8}: {results[name][-1]:.3g} {unit}", flush=True)
+            print(f"{name:>8}: {results[name][-1]:.4g} {unit}", flush=True)
     cells = f", {a.cells} cells" if a.mode == "sweep" else ""
     what = f"{a.size} px, {a.steps} Adam steps{cells}"
     print(f"{a.mode}, {what}, best of {a.repeats} per process, {a.rounds} rounds alternated:")
     for name, values in results.items():
-        print(f"{name:>8}: {', '.join(f'{v:.3g}' for v in values)} {unit}")
+        print(f"{name:>8}: {', '.join(f'{v:.4g}' for v in values)} {unit}")
     ratio = min(results["f2 only"]) / min(results["rule"])
     print(f"f2 only / rule (best): {ratio:.2f}")
 
