@@ -151,9 +151,9 @@ def choose_conv_algorithm(
     vmapped ones give it enough. Its larger programs load and compile slower
     (``scripts/bench_startup.py --size 256``, same host and hour: 39-42 s
     against 21 s cold and 4.0-4.3 s against 2.5 s warm to the first step) for
-    faster steps (``scripts/bench_winograd_tiles.py``: 465-496 against
-    530-548 ms per Adam step at 256 px, 1525-1710 against 1948-2009 ms at
-    512 px).
+    faster steps (``scripts/bench_winograd_tiles.py``, best per process over
+    two alternated rounds: 476-523 against 523-582 ms per Adam step at 256 px,
+    1520-1630 against 1980-1990 ms at 512 px).
     """
     if choice not in CONV_ALGORITHMS:
         raise JaxstyleError(

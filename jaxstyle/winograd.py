@@ -58,7 +58,8 @@ class Tiling(NamedTuple):
         order, scale = [], []
         for row in flipped:
             for j, candidate in enumerate(self.g):
-                ratio = row[np.nonzero(candidate)[0][0]] / candidate[np.nonzero(candidate)[0][0]]
+                first = np.flatnonzero(candidate)[0]
+                ratio = row[first] / candidate[first]
                 if np.allclose(row, ratio * candidate, rtol=0, atol=1e-12):
                     order.append(j)
                     scale.append(ratio)
