@@ -148,12 +148,14 @@ def choose_conv_algorithm(
 
     Each Winograd convolution takes F(4x4, 3x3) or F(2x2, 3x3) by its number of
     tiles (:func:`winograd_tile`): F(4x4) runs where a large image or many
-    vmapped ones give it enough. Its larger programs load and compile slower
-    (``scripts/bench_startup.py --size 256``, same host and hour: 39-42 s
-    against 21 s cold and 4.0-4.3 s against 2.5 s warm to the first step) for
-    faster steps (``scripts/bench_winograd_tiles.py``, best per process over
-    two alternated rounds: 476-523 against 523-582 ms per Adam step at 256 px,
-    1520-1630 against 1980-1990 ms at 512 px).
+    vmapped ones give it enough, for faster steps
+    (``scripts/bench_winograd_tiles.py``, best per process over two alternated
+    rounds: 352-353 against 380-393 ms per Adam step at 256 px, 1131-1223
+    against 1441-1588 ms at 512 px). Its transforms traced separably
+    (:mod:`jaxstyle.winograd`), a 256 px stylize reaches its first step 16-19 s
+    after a cold start and 2.2-2.5 s after a warm one (``scripts/bench_startup.py
+    --size 256``, best of 3 warm), against 34-37 s and 3.4-3.8 s with F(4x4)'s
+    transforms per tile position, alternated in the same hour.
     """
     if choice not in CONV_ALGORITHMS:
         raise JaxstyleError(
