@@ -28,14 +28,15 @@ def test_options_are_for_the_cpu_unless_xla_flags_set_them(monkeypatch):
 
 def test_programs_compile_without_ynnpack_fusions_and_give_the_same_values():
     """XLA's default gives the matrix product to YNNPACK; jaxstyle's jit, and
-    compile_once (every step, init and final-loss program), do not."""
+    compile_once (every step, init and final-loss program), do not. The two sum in
+    different orders: 1.1e-6 relative apart on a host with AVX-512."""
     assert jax.default_backend() == "cpu"
     default = jax.jit(_product).lower(A).compile()
     ours = compiler.jit(_product).lower(A).compile()
     assert YNN in default.as_text()  # if XLA stops using YNNPACK, this test is moot
     assert YNN not in ours.as_text()
     assert YNN not in optimize.compile_once(_product, A).as_text()
-    np.testing.assert_allclose(ours(A), default(A), rtol=1e-6)
+    np.testing.assert_allclose(ours(A), default(A), rtol=1e-5)
 
 
 def test_jit_inside_a_traced_function_is_the_plain_jit():

@@ -99,7 +99,10 @@ def test_bad_settings_raise_clear_errors(vgg_weights, pair, kwargs, match):
 def test_winograd_run_equals_direct_run(vgg_weights, pair):
     """Winograd in blocks 3-5 (the CPU default from 112 px) and direct convolutions
     (the default below, as at this size): the same run to float rounding (5 Adam
-    steps; losses 1e-4 relative, pixels 1e-4)."""
+    steps; losses 1e-4 relative, pixels 1e-5 on average and each within 1e-3: Adam
+    scales each pixel's step by its own gradient's size, so where that is near zero
+    a rounding-sized change moves the pixel by part of a step; 3e-4 on a host with
+    AVX-512, at most 1e-4 on others)."""
     runs = {
         algorithm: jaxstyle.stylize(
             *pair, weights=vgg_weights, size=SIZE, steps=5, optimizer="adam", **settings
@@ -108,7 +111,8 @@ def test_winograd_run_equals_direct_run(vgg_weights, pair):
     }
     assert runs["winograd"].settings.conv_algorithm == "winograd"
     assert runs["direct"].settings.conv_algorithm == "direct"  # auto, at 64 px on this CPU
-    np.testing.assert_allclose(runs["winograd"].image, runs["direct"].image, rtol=0, atol=1e-4)
+    difference = np.abs(runs["winograd"].image - runs["direct"].image)
+    assert difference.mean() < 1e-5 and difference.max() < 1e-3, difference.max()
     for name, value in runs["direct"].final.items():
         assert runs["winograd"].final[name] == pytest.approx(value, rel=1e-4, abs=1e-6), name
 
