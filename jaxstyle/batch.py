@@ -124,7 +124,7 @@ def batch(
       the same arguments (the output directory on a shared filesystem) and
       writes, and reports, the jobs its devices hold.
     """
-    from tqdm.auto import tqdm
+    from jaxstyle.progress import progress_bar
 
     t0 = time.perf_counter()
     if batch_size < 1:
@@ -156,7 +156,7 @@ def batch(
     mesh = cell_mesh(devices)
     written: list[Path] = []
     timings = {"compile": 0.0, "optimize": 0.0}
-    bar = tqdm(total=len(ready), desc="batch", unit="job", disable=not progress)
+    bar = progress_bar(progress, total=len(ready), desc="batch", unit="job")
     with bar:
         for items in buckets.values():
             for start in range(0, len(items), batch_size):

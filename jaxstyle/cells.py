@@ -294,7 +294,7 @@ class CellPlan:
         is raised; a rerun resumes from the newest checkpoint and gives the same
         result as an uninterrupted run. A progress bar counts steps.
         """
-        from tqdm.auto import tqdm
+        from jaxstyle.progress import progress_bar
 
         saved = checkpoint.load() if checkpoint else None  # refuses another run's first
         t = time.perf_counter()
@@ -305,13 +305,8 @@ class CellPlan:
         else:
             done, carry, histories = self._restore(saved, checkpoint)
         resumed_from = done
-        bar = tqdm(
-            total=self.steps,
-            initial=done,
-            desc=desc,
-            unit="step",
-            disable=not progress,
-            leave=False,
+        bar = progress_bar(
+            progress, total=self.steps, initial=done, desc=desc, unit="step", leave=False
         )
 
         def on_progress(step, record, get_carry):

@@ -408,12 +408,12 @@ def optimize_image(
 ):
     """Run the optimiser on one image from x0 (H, W, 3) with ``args`` (:class:`LossArgs`);
     returns (image, history, RunResult)."""
-    from tqdm.auto import tqdm
+    from jaxstyle.progress import progress_bar
 
     loss_fn = make_loss_fn(objective)
     carry = compile_once(make_init(loss_fn, config), x0, args)(x0, args)
     step = make_step(loss_fn, config)
-    bar = tqdm(total=steps, desc="stylize", unit="step", disable=not progress, leave=False)
+    bar = progress_bar(progress, total=steps, desc="stylize", unit="step", leave=False)
 
     def on_progress(done, record, get_carry):
         bar.set_postfix({k: f"{float(v):.3g}" for k, v in record.items()}, refresh=False)

