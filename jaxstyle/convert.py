@@ -189,7 +189,14 @@ def _read_safetensors(data: bytes) -> dict:
 
 def _read_npz(data: bytes) -> dict:
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-        return _torchvision_params(npz)
+        try:
+            return _torchvision_params(npz)
+        except ValueError as err:  # numpy's advice (allow_pickle=True) is not the user's
+            if "allow_pickle" not in str(err):
+                raise
+            raise JaxstyleError(
+                "holds Python objects, not numeric arrays; jaxstyle does not unpickle weights"
+            ) from None
 
 
 _FORMATS = {

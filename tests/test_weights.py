@@ -413,7 +413,7 @@ def vgg_layer() -> tuple[np.ndarray, np.ndarray]:
         (
             "vgg19.npz",
             lambda p: np.savez(p, **small_state(**{"features.0.weight": OBJECTS})),
-            "not a readable npz",
+            "holds Python objects, not numeric arrays",
         ),
         ("vgg19.pth", lambda p: p.write_bytes(torch_file(small_state())), "conv1_1 have shapes"),
         (
