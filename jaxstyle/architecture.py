@@ -44,18 +44,25 @@ def min_side(layer: str) -> int:
     return 2 ** sum(name.startswith("pool") for name in LAYER_NAMES[: LAYER_INDEX[layer] + 1])
 
 
+def conv_inputs(height: int, width: int, last_layer: str):
+    """Yield (name, h, w) for each convolution up to ``last_layer``: its input's
+    sides for an image of ``height`` x ``width``, each 2x2 stride-2 pooling
+    before it halving them (rounding down)."""
+    h, w = height, width
+    for name in LAYER_NAMES[: LAYER_INDEX[last_layer] + 1]:
+        if name.startswith("conv"):
+            yield name, h, w
+        elif name.startswith("pool"):
+            h, w = h // 2, w // 2
+
+
 def forward_macs(height: int, width: int, last_layer: str) -> int:
     """Multiply-accumulates of VGG19's convolutions up to ``last_layer``.
 
     Each 3x3 convolution (SAME padding, stride 1) costs h·w·9·Cin·Cout at its
-    input resolution h x w; each 2x2 stride-2 pooling halves h and w (rounding
-    down). ReLUs and pooling are not counted.
+    input resolution h x w (:func:`conv_inputs`). ReLUs and pooling are not counted.
     """
-    h, w, total = height, width, 0
-    for name in LAYER_NAMES[: LAYER_INDEX[last_layer] + 1]:
-        if name.startswith("conv"):
-            c_in, c_out = CONV_SHAPES[name]
-            total += h * w * 9 * c_in * c_out
-        elif name.startswith("pool"):
-            h, w = h // 2, w // 2
-    return total
+    return sum(
+        h * w * 9 * CONV_SHAPES[name][0] * CONV_SHAPES[name][1]
+        for name, h, w in conv_inputs(height, width, last_layer)
+    )

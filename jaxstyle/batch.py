@@ -33,7 +33,7 @@ import jax
 import numpy as np
 
 from jaxstyle import images as image_io
-from jaxstyle.cells import CellPlan, cell_mesh
+from jaxstyle.cells import CellPlan, cell_mesh, cells_per_device
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.manifest import Job, RowError, read_manifest
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
@@ -231,15 +231,22 @@ def _run_chunk(chunk, params, mesh, out: Path, every: int, driver: str):
     s = chunk[0].settings
     p = get_preset(s.preset)
     objective = s.objective(p)
+    images = [  # read again (not kept from _check): memory holds one chunk's images
+        prepare_images(item.job.content, list(item.job.styles), item.settings) for item in chunk
+    ]
+    style_shapes = [img.shape[:2] for _, styles in images for img in styles]
+    cells = cells_per_device(len(chunk), mesh)
+    kernels = objective.winograd_kernels(chunk[0].shape, style_shapes, cells)
     starts, targets = [], []
-    for item in chunk:  # read again (not kept from _check): memory holds one chunk's images
-        content, styles = prepare_images(item.job.content, list(item.job.styles), item.settings)
+    for item, (content, styles) in zip(chunk, images, strict=True):
         init = item.settings.init
         starts.append(initial_image(init, content, item.shape, item.settings.seed))
         # not cached: a batch's many targets would push the compiled programs out of
         # the disk cache's size limit (a 512 px job's take 9 MB)
         targets.append(
-            prepare_targets(params, objective, content, styles, item.settings, cache=False)
+            prepare_targets(
+                params, objective, content, styles, item.settings, kernels=kernels, cache=False
+            )
         )
     plan = CellPlan.create(
         params=params,
@@ -251,6 +258,7 @@ def _run_chunk(chunk, params, mesh, out: Path, every: int, driver: str):
         targets=targets,
         per_cell_targets=True,
         mesh=mesh,
+        kernels=kernels,
     )
     fingerprints = [item.fingerprint for item in chunk]
     checkpoint = Checkpointing(

@@ -45,7 +45,7 @@ from jaxstyle.optimize import (
     to_host,
 )
 from jaxstyle.resume import Checkpointing, stop_requests
-from jaxstyle.vgg import prepare_weights
+from jaxstyle.vgg import WinogradKernels, prepare_weights
 from jaxstyle.weights import VGG19Weights
 
 LOSSES = ("total", "content", "style", "tv")
@@ -82,6 +82,12 @@ def cell_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
     """A one-axis mesh (axis :data:`~jaxstyle.batching.MESH_AXIS`) of ``devices``
     (default: every device of every process)."""
     return Mesh(np.array(list(devices or jax.devices())), (MESH_AXIS,))
+
+
+def cells_per_device(n: int, mesh: Mesh) -> int:
+    """How many of ``n`` cells each device of ``mesh`` runs at once (the cells are
+    padded to a multiple of the device count)."""
+    return -(-n // mesh.size)
 
 
 def initialize_distributed() -> None:
@@ -147,12 +153,14 @@ class CellPlan:
         targets: Any,
         per_cell_targets: bool = False,
         mesh: Mesh | None = None,
+        kernels: WinogradKernels | None = None,
         timings: dict[str, float] | None = None,
         **fields: Any,
     ) -> CellPlan:
         """Pad, stack and place the cells' starting images (H, W, 3), loss weights and
         targets (a list of per-cell targets if ``per_cell_targets``, else one shared);
-        ``fields`` are a subclass's own."""
+        ``kernels``: the Winograd kernels the run and its targets read (see
+        :meth:`Objective.winograd_kernels`; None: all). ``fields`` are a subclass's own."""
         mesh = mesh or cell_mesh()
         n = len(starts)
         pad = -n % mesh.size
@@ -168,7 +176,7 @@ class CellPlan:
         else:
             targets = _put(targets, replicated)
         x0, loss_weights = _put((x0, stack_weights(padded(weights))), cell)
-        vgg = _put(prepare_weights(params, objective.conv_algorithm), replicated)
+        vgg = _put(prepare_weights(params, objective.conv_algorithm, kernels), replicated)
         config = dataclasses.replace(config, batch_axis=MESH_AXIS)
         return cls(
             n,

@@ -150,7 +150,7 @@ def estimate(
     if sizes is None:
         raise JaxstyleError(f"jax's {jax.default_backend()} backend reports no memory analysis")
     last = deepest(objective.layers)
-    vgg = _prepared_shapes(params, objective)
+    vgg = _prepared_shapes(params, objective, (height, width), -(-batch // devices))
     weight_bytes = sum(
         leaf.size * leaf.dtype.itemsize
         for name in CONV_NAMES
@@ -183,9 +183,15 @@ def estimate(
     )
 
 
-def _prepared_shapes(params: VGG19Weights, objective: Objective) -> VGG19Weights:
-    """The shapes of ``prepare_weights(params, objective.conv_algorithm)``."""
-    prepare = functools.partial(add_kernel_transforms, conv_algorithm=objective.conv_algorithm)
+def _prepared_shapes(
+    params: VGG19Weights, objective: Objective, shape: tuple[int, int], cells: int
+) -> VGG19Weights:
+    """The shapes of the weights a run of (H, W) = ``shape`` images, ``cells`` on each
+    device, prepares (:func:`jaxstyle.vgg.prepare_weights`; its style image of that shape)."""
+    kernels = objective.winograd_kernels(shape, [shape], cells)
+    prepare = functools.partial(
+        add_kernel_transforms, conv_algorithm=objective.conv_algorithm, kernels=kernels
+    )
     return jax.eval_shape(prepare, params)
 
 
@@ -212,8 +218,8 @@ def compile_step(
             content=1.0, style=1.0, tv=1.0, style_layers=(1.0,) * len(objective.style_layers)
         )
     )
-    vgg = _prepared_shapes(params, objective)
     if batch == 1:
+        vgg = _prepared_shapes(params, objective, shape, 1)
         loss_fn = make_loss_fn(objective)
         init, step = make_init(loss_fn, config), make_step(loss_fn, config)
         args, devices = LossArgs(vgg, targets, loss_weights), 1
@@ -225,6 +231,7 @@ def compile_step(
         cells, devices = NamedSharding(mesh, P(MESH_AXIS)), mesh.size
         replicated = NamedSharding(mesh, P())
         padded = batch + (-batch % devices)
+        vgg = _prepared_shapes(params, objective, shape, padded // devices)
         args = LossArgs(
             _abstract(vgg, sharding=replicated),
             _abstract(targets, lead=(padded,), sharding=cells)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 import jax
@@ -23,17 +23,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxstyle import losses
-from jaxstyle.architecture import LAYER_INDEX
+from jaxstyle.architecture import LAYER_INDEX, deepest
 from jaxstyle.compiler import jit
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.executables import keyed
 from jaxstyle.presets import Preset
 from jaxstyle.vgg import (
     POOLINGS,
+    WinogradKernels,
     check_compute_dtype,
     check_layers,
     choose_conv_algorithm,
     features,
+    winograd_kernels,
 )
 from jaxstyle.weights import VGG19Weights
 
@@ -89,6 +91,23 @@ class Objective:
     def layers(self) -> tuple[str, ...]:
         """Every layer the objective reads, in network order."""
         return tuple(sorted(set(self.content_layers + self.style_layers), key=LAYER_INDEX.get))
+
+    def winograd_kernels(
+        self,
+        shape: tuple[int, int],
+        style_shapes: Iterable[tuple[int, int]] = (),
+        cells: int | None = None,
+    ) -> WinogradKernels | None:
+        """The Winograd kernels (:func:`jaxstyle.vgg.winograd_kernels`) a run reads,
+        for :func:`jaxstyle.vgg.prepare_weights`: its (H, W) images ``cells`` at
+        once (default ``batch``), and its targets' images (content of ``shape``,
+        styles of ``style_shapes``) ``batch`` at once. None unless Winograd."""
+        if self.conv_algorithm != "winograd":
+            return None
+        last = deepest(self.layers)
+        runs = [(shape, cells or self.batch), (shape, self.batch)]
+        runs += [(tuple(s), self.batch) for s in style_shapes]
+        return frozenset().union(*(winograd_kernels(s, last, n) for s, n in runs))
 
 
 @jax.tree_util.register_dataclass
@@ -245,8 +264,8 @@ class LossArgs(NamedTuple):
     """Every array a loss function reads besides the image (jit arguments, not constants).
 
     ``vgg`` is best :func:`jaxstyle.vgg.prepare_weights` of the weights (for the
-    objective's ``conv_algorithm``): on the device, with the kernels of the image
-    gradient precomputed.
+    objective's ``conv_algorithm`` and the run's :meth:`Objective.winograd_kernels`):
+    on the device, with the kernels of the image gradient precomputed.
     """
 
     vgg: VGG19Weights

@@ -34,7 +34,7 @@ from jaxstyle.optimize import (
     run,
 )
 from jaxstyle.presets import DEFAULT_PRESET, Preset, get_preset
-from jaxstyle.vgg import choose_conv_algorithm, prepare_weights
+from jaxstyle.vgg import WinogradKernels, choose_conv_algorithm, prepare_weights
 from jaxstyle.weights import VGG19Weights, load_vgg19
 
 ImageLike = str | os.PathLike | np.ndarray | jax.Array
@@ -335,10 +335,12 @@ def stylize(
     timings["load"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    targets = prepare_targets(params, objective, content_img, style_imgs, s)
+    kernels = objective.winograd_kernels(shape, [img.shape[:2] for img in style_imgs])
+    targets = prepare_targets(params, objective, content_img, style_imgs, s, kernels=kernels)
     timings["targets"] = time.perf_counter() - t
 
-    args = LossArgs(prepare_weights(params, objective.conv_algorithm), targets, s.loss_weights())
+    vgg = prepare_weights(params, objective.conv_algorithm, kernels)
+    args = LossArgs(vgg, targets, s.loss_weights())
     result = optimize_image(
         objective,
         s.optimizer_config(p),
@@ -367,13 +369,15 @@ def prepare_targets(
     styles: Sequence[np.ndarray],
     settings: Settings,
     *,
+    kernels: WinogradKernels | None = None,
     cache: bool = True,
 ) -> Targets:
     """The run's targets (computed, ready) from the prepared content (H, W, 3) or None
     (texture synthesis: zeros of the first style image's shape) and style images.
 
-    Computed with the weights the steps use (:func:`prepare_weights`, on the
-    device), so they are not copied to the device again for each image. With
+    Computed with the weights the steps use (:func:`prepare_weights` with the
+    run's Winograd ``kernels``, on the device), so they are not copied to the
+    device again for each image. With
     ``cache``, read from the disk cache instead where a run with the same inputs
     stored them, and stored there otherwise (:mod:`jaxstyle.target_cache`)."""
     shape = output_shape(content, styles)
@@ -383,7 +387,7 @@ def prepare_targets(
     targets = target_cache.load(key)
     if targets is None:
         targets = compute_targets(
-            prepare_weights(params, objective.conv_algorithm),
+            prepare_weights(params, objective.conv_algorithm, kernels),
             objective,
             None if content is None else jax.device_put(content),
             [jax.device_put(img) for img in styles],

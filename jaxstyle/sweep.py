@@ -23,7 +23,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxstyle.cells import CellPlan, CellsResult, cell_mesh
+from jaxstyle.cells import CellPlan, CellsResult, cell_mesh, cells_per_device
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
 from jaxstyle.resume import Checkpointing, array_digest, as_json
@@ -174,7 +174,11 @@ def plan_sweep(
 
     t = time.perf_counter()
     objective = s.objective(p)
-    targets = prepare_targets(params, objective, content_img, style_imgs, s)
+    mesh = cell_mesh(devices)
+    kernels = objective.winograd_kernels(
+        shape, [img.shape[:2] for img in style_imgs], cells_per_device(len(starts), mesh)
+    )
+    targets = prepare_targets(params, objective, content_img, style_imgs, s, kernels=kernels)
     timings["targets"] = time.perf_counter() - t
     shared = {k: v for k, v in dataclasses.asdict(s).items() if k not in AXES}
     fingerprint = as_json(
@@ -195,7 +199,8 @@ def plan_sweep(
         starts=starts,
         weights=[c.loss_weights() for c in resolved],
         targets=targets,
-        mesh=cell_mesh(devices),
+        mesh=mesh,
+        kernels=kernels,
         timings=timings,
         cells=cells,
         axes=axes,

@@ -15,7 +15,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from jaxstyle.architecture import CONV_NAMES, LAYER_INDEX, deepest
+from jaxstyle.architecture import CONV_NAMES, LAYER_INDEX, conv_inputs, deepest
 from jaxstyle.compiler import jit
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.weights import Preprocessing, VGG19Weights
@@ -255,44 +255,80 @@ def pool2x2(x: jax.Array, pooling: str = "max") -> jax.Array:
     return _windows(x).mean(axis=(2, 4))
 
 
-def derived_kernels(kernel: jax.Array, winograd: bool) -> dict[str, jax.Array]:
+WinogradKernels = frozenset[tuple[str, int]]
+"""A set of (convolution name, output tile side m): the Winograd kernels a run reads."""
+
+
+def winograd_kernels(shape: tuple[int, int], last_layer: str, batch: int = 1) -> WinogradKernels:
+    """The Winograd kernels that VGG19 up to ``last_layer`` reads for ``batch``
+    (H, W) = ``shape`` images at once (N images per call times the calls ``vmap``
+    runs together): each of :data:`WINOGRAD_LAYERS` with its :func:`winograd_tile`."""
+    return frozenset(
+        (name, winograd_tile((batch, h, w), 1))
+        for name, h, w in conv_inputs(*shape, last_layer)
+        if name in WINOGRAD_LAYERS
+    )
+
+
+def derived_kernels(
+    kernel: jax.Array, winograd: bool, tiles: Iterable[int] = tuple(TILINGS)
+) -> dict[str, jax.Array]:
     """What a convolution reads besides its (3, 3, Cin, Cout) ``kernel``: the transposed
     kernel ``{"kernel": (3, 3, Cout, Cin)}``, or with ``winograd`` the Winograd-domain
     kernels ``{"f2": (16, Cin, Cout), "f4": (36, Cin, Cout)}`` of F(2x2, 3x3) and
-    F(4x4, 3x3) (which also serve the transposed convolution)."""
+    F(4x4, 3x3) (which also serve the transposed convolution), those of ``tiles`` only."""
     if winograd:
-        return {f"f{m}": winograd_kernel(kernel, out=m) for m in TILINGS}
+        return {f"f{m}": winograd_kernel(kernel, out=m) for m in tiles}
     return {"kernel": transpose_kernel(kernel)}
 
 
-def add_kernel_transforms(weights: VGG19Weights, conv_algorithm: str = "direct") -> VGG19Weights:
+def add_kernel_transforms(
+    weights: VGG19Weights,
+    conv_algorithm: str = "direct",
+    kernels: Iterable[tuple[str, int]] | None = None,
+) -> VGG19Weights:
     """``weights`` with every convolution's :func:`derived_kernels` (pure, jittable):
     ``transposed`` for the direct convolutions and, if ``conv_algorithm`` is
-    "winograd", ``winograd`` for :data:`WINOGRAD_LAYERS`."""
+    "winograd", ``winograd`` for :data:`WINOGRAD_LAYERS`: those of ``kernels``
+    only (see :func:`winograd_kernels`), or both tilings of every one if None."""
     fast = WINOGRAD_LAYERS if conv_algorithm == "winograd" else ()
-    derived = {
-        name: derived_kernels(p["kernel"], name in fast) for name, p in weights.params.items()
-    }
-    transposed = {name: d for name, d in derived.items() if name not in fast}
-    in_winograd = {name: d for name, d in derived.items() if name in fast}
-    return dataclasses.replace(weights, transposed=transposed, winograd=in_winograd or None)
+    if kernels is None:
+        tiles = {name: tuple(TILINGS) for name in fast}
+    else:
+        tiles = {name: sorted(m for layer, m in kernels if layer == name) for name in fast}
+    transposed, winograd = {}, {}
+    for name, p in weights.params.items():
+        if name not in fast:
+            transposed[name] = derived_kernels(p["kernel"], False)
+        elif tiles[name]:
+            winograd[name] = derived_kernels(p["kernel"], True, tiles[name])
+    return dataclasses.replace(weights, transposed=transposed, winograd=winograd or None)
 
 
-_add_kernel_transforms = jit(add_kernel_transforms, static_argnums=1)
+_add_kernel_transforms = jit(add_kernel_transforms, static_argnums=(1, 2))
 
 
-@functools.lru_cache(maxsize=4)
-def prepare_weights(weights: VGG19Weights, conv_algorithm: str = "auto") -> VGG19Weights:
+@functools.lru_cache(maxsize=2)
+def prepare_weights(
+    weights: VGG19Weights,
+    conv_algorithm: str = "auto",
+    kernels: WinogradKernels | None = None,
+) -> VGG19Weights:
     """``weights`` on the default device, with the kernels of their image gradient
     (and of ``conv_algorithm``, see :func:`choose_conv_algorithm`) computed once.
 
     Pass these to jitted code that takes the VGG19 weights as arguments and
     differentiates with respect to the image: the steps then read the stored
-    kernels instead of deriving them in every call. Cached per weight set (by
-    identity) and algorithm, so repeated runs share one copy.
+    kernels instead of deriving them in every call. ``kernels``: the Winograd
+    kernels to store (:func:`winograd_kernels` of the run's image shapes; each
+    (Cin, Cout) layer's takes 16 or 36 x Cin x Cout floats), or all of both
+    tilings (435 MiB) if None; running a shape that needs one not stored is an
+    error. Cached per weight set (by identity), algorithm and kernels, so
+    repeated runs share one copy.
     """
     algorithm = choose_conv_algorithm(conv_algorithm)
-    return _add_kernel_transforms(weights, algorithm)
+    in_order = None if kernels is None else tuple(sorted(kernels))  # a stable disk-cache key
+    return _add_kernel_transforms(weights, algorithm, in_order)
 
 
 def preprocess(images: jax.Array, preprocessing: Preprocessing) -> jax.Array:
@@ -347,7 +383,11 @@ def features(
     """
     from jaxstyle.vgg_module import VGG19
 
-    model = VGG19(deepest(layers), pooling, compute_dtype, conv_algorithm, batch)
+    last = deepest(layers)
+    if conv_algorithm == "winograd" and params.winograd is not None:
+        needed = winograd_kernels(images.shape[1:3], last, batch * len(images))
+        _check_prepared(params.winograd, needed)
+    model = VGG19(last, pooling, compute_dtype, conv_algorithm, batch)
     x = preprocess(images.astype(jnp.float32), params.preprocessing)
     variables = {"params": params.params}
     for collection in ("transposed", "winograd"):
@@ -355,6 +395,16 @@ def features(
             variables[collection] = getattr(params, collection)
     out = model.apply(variables, x)
     return {name: out[name] for name in layers}
+
+
+def _check_prepared(stored: dict, needed: WinogradKernels) -> None:
+    missing = sorted(k for k in needed if f"f{k[1]}" not in stored.get(k[0], {}))
+    if missing:
+        name, m = missing[0]
+        raise JaxstyleError(
+            f"the prepared weights lack the F({m}x{m}) Winograd kernel of {name} that "
+            "this image shape needs; prepare them with kernels=None or this shape's kernels"
+        )
 
 
 def vgg_features(

@@ -338,7 +338,8 @@ class JaxCase:
             targets = jax.eval_shape(targets_of, content, style)
         else:
             targets = targets_of(content, style)
-        vgg = prepare_weights(params, objective.conv_algorithm)
+        kernels = objective.winograd_kernels(content.shape[:2], [style.shape[:2]], batch)
+        vgg = prepare_weights(params, objective.conv_algorithm, kernels)
         self.args = jax.block_until_ready(LossArgs(vgg, targets, s.loss_weights()))
         self.loss_fn = shared_loss_fn(objective) if self.batched else make_loss_fn(objective)
         init = make_init(self.loss_fn, self.config)

@@ -102,6 +102,24 @@ def test_vmap_over_loss_weights_equals_loop(vgg_weights):
     np.testing.assert_allclose(batched, looped, rtol=1e-5)
 
 
+def test_a_runs_winograd_kernels_cover_its_cells_and_its_target_images():
+    """The steps' images run ``cells`` at once, the content and style images for the
+    targets one at a time: 64x64 x 8 cells read F(4x4) in block 3, a 160x160 style
+    image there too, the 64x64 content image F(2x2) everywhere (see
+    :func:`jaxstyle.vgg.winograd_kernels`); direct convolutions read none."""
+    objective = Objective(("relu4_2",), ("relu1_1", "relu5_1"), conv_algorithm="winograd")
+    block3 = [f"conv3_{i}" for i in range(1, 5)]
+    rest = [f"conv4_{i}" for i in range(1, 5)] + ["conv5_1"]
+    f2 = {(name, 2) for name in block3 + rest}
+    f4 = {(name, 4) for name in block3}
+    assert objective.winograd_kernels((64, 64)) == f2
+    assert objective.winograd_kernels((64, 64), cells=8) == f2 | f4
+    assert objective.winograd_kernels((64, 64), [(160, 160)]) == f2 | f4
+    assert objective.winograd_kernels((64, 64), [(60, 60)], cells=3) == f2
+    direct = Objective(("relu4_2",), ("relu5_1",), conv_algorithm="direct")
+    assert direct.winograd_kernels((256, 256), cells=8) is None
+
+
 def test_bad_settings_are_refused():
     with pytest.raises(jaxstyle.JaxstyleError, match="unknown VGG19 layer relu9_9"):
         Objective(content_layers=("relu9_9",), style_layers=("relu1_1",))

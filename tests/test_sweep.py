@@ -186,6 +186,30 @@ def test_seed_axis_starts_each_cell_from_its_own_noise(vgg_weights, pair):
     assert_cell_equals_single_run(r, 3, single_run(vgg_weights, pair, r.cell_settings(3)))
 
 
+def test_winograd_sweep_prepares_the_kernels_its_cells_and_targets_read(vgg_weights, pair):
+    """8 cells of 48x64 run at once read F(4x4) in block 3 (96 tiles of 4x4), the
+    targets' single images F(2x2): the plan stores just those kernels (not both
+    tilings of every layer), and its steps and targets run on them (a kernel they
+    need but missing would be refused)."""
+    plan = plan_sweep(
+        *pair,
+        weights=vgg_weights,
+        devices=jax.devices()[:1],
+        size=SIZE,
+        steps=2,
+        optimizer="adam",
+        conv_algorithm="winograd",
+        style_weight=[10.0**k for k in range(8)],
+    )
+    block3 = [f"conv3_{i}" for i in range(1, 5)]
+    rest = [f"conv4_{i}" for i in range(1, 5)] + ["conv5_1"]
+    stored = {name: sorted(ks) for name, ks in plan.args.vgg.winograd.items()}
+    assert stored == {**{n: ["f2", "f4"] for n in block3}, **{n: ["f2"] for n in rest}}
+    run = plan.advance(plan.init(), plan.steps)
+    total = plan.finish(run.carry, run.history).history["total"]  # (cells, steps)
+    assert np.isfinite(total).all() and (total[:, -1] < total[:, 0]).all(), total
+
+
 def test_write_sweep_files_grid_json_csv(adam_grid, tmp_path):
     r = adam_grid
     out = tmp_path / "sweep"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxstyle.architecture import LAYER_INDEX, deepest
+from jaxstyle.architecture import CONV_SHAPES, LAYER_INDEX, deepest
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.objective import LossArgs, compute_targets, make_loss_fn
 from jaxstyle.presets import get_preset
@@ -25,6 +27,7 @@ from jaxstyle.vgg import (
     transpose_kernel,
     vgg_features,
     winograd_conv3x3,
+    winograd_kernels,
     winograd_tile,
 )
 from jaxstyle.winograd import TILINGS, winograd_kernel
@@ -134,6 +137,62 @@ def test_winograd_tile_counts_4x4_tiles_of_every_vmapped_image():
     assert winograd_tile((2, 16, 16, 8), batch=2) == 4
     assert winograd_tile((1, 6, 8, 512), batch=8) == 2  # a 96x128 sweep's conv5_1
     assert winograd_tile((1, 12, 16, 512), batch=8) == 4  # its block 4
+
+
+BLOCK3 = ("conv3_1", "conv3_2", "conv3_3", "conv3_4")
+BLOCK4 = ("conv4_1", "conv4_2", "conv4_3", "conv4_4")
+
+
+def test_winograd_kernels_are_each_layers_tile_up_to_the_last_layer():
+    """Per Winograd layer, F(4x4) where its input (the image halved per pooling) has
+    64 tiles of 4x4 over the images run at once, else F(2x2); no layer past the last."""
+
+    def tiles(m, names):
+        return {(name, m) for name in names}
+
+    # 96x128: blocks 3-5 see 24x32 (48 tiles), 12x16, 6x8
+    assert winograd_kernels((96, 128), "relu5_1") == tiles(2, (*BLOCK3, *BLOCK4, "conv5_1"))
+    # 256x256: 64x64 (256 tiles), 32x32 (64), 16x16 (16)
+    expected = tiles(4, BLOCK3 + BLOCK4) | {("conv5_1", 2)}
+    assert winograd_kernels((256, 256), "relu5_1") == expected
+    # 64x64, 8 at once: 16x16 (16 tiles x 8), 8x8 (4 x 8)
+    expected = tiles(4, BLOCK3) | tiles(2, ("conv4_1", "conv4_2"))
+    assert winograd_kernels((64, 64), "relu4_2", batch=8) == expected
+    assert winograd_kernels((64, 64), "relu2_1") == set()
+
+
+def test_weights_prepared_for_a_shape_hold_and_read_its_kernels_only(vgg_weights, monkeypatch):
+    """Weights prepared with a shape's :func:`winograd_kernels` store those kernels
+    alone, VGG19 then reads them without deriving any and gives the same features as
+    with every kernel stored; a kernel the shape needs but not stored is refused."""
+    import jaxstyle.vgg_module
+
+    images = jnp.asarray(RNG.uniform(size=(2, 64, 64, 3)), jnp.float32)
+    layers = ("relu3_1", "relu4_2", "relu5_1")
+    kernels = winograd_kernels((64, 64), "relu5_1", batch=2 * 4)  # F(4x4) in block 3 only
+    assert {m for _, m in kernels} == {2, 4}
+    vgg = prepare_weights(vgg_weights, "winograd", kernels)
+    stored = {(name, int(key[1:])) for name, ks in vgg.winograd.items() for key in ks}
+    assert stored == kernels
+    size = sum((m + 2) ** 2 * np.prod(CONV_SHAPES[name]) * 4 for name, m in kernels)
+    assert sum(x.nbytes for x in jax.tree.leaves(vgg.winograd)) == size  # 103.5 MiB
+    full = prepare_weights(vgg_weights, "winograd")  # both tilings, conv3_1-conv5_4
+    assert sum(x.nbytes for x in jax.tree.leaves(full.winograd)) == 435.5 * 2**20
+
+    def refuse(*args):
+        raise AssertionError("a Winograd kernel was derived in the traced program")
+
+    expected = features(full, images, layers, "max", "float32", "winograd", batch=4)
+    jax.clear_caches()  # trace anew, with derivation refused
+    monkeypatch.setattr(jaxstyle.vgg_module, "derived_kernels", refuse)
+    out = features(vgg, images, layers, "max", "float32", "winograd", batch=4)
+    for name in layers:
+        np.testing.assert_array_equal(out[name], expected[name])
+
+    missing = dict(vgg.winograd, conv3_2={})
+    lacking = dataclasses.replace(vgg, winograd=missing)
+    with pytest.raises(JaxstyleError, match="lack the F.4x4. Winograd kernel of conv3_2"):
+        features(lacking, images, layers, "max", "float32", "winograd", batch=4)
 
 
 def test_relu_gradient_equals_jax_nn_relu_and_reads_only_the_output():
