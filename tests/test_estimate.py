@@ -87,6 +87,27 @@ def test_estimate_counts_weights_and_flops(estimates):
     assert (e.optimizer, e.compute_dtype, e.preset) == ("adam", "float32", "jaxstyle")
 
 
+def test_winograd_estimate_counts_the_kernels_its_run_prepares(vgg_weights):
+    """8 cells of 64x64 through relu3_1: conv3_1 (16x16, 16 tiles each) runs F(4x4) over
+    the cells at once, and the targets' single images F(2x2); both are stored for it
+    (36 + 16 floats per Cin x Cout), and no kernel of a layer not run."""
+    e = jaxstyle.estimate(
+        weights=vgg_weights,
+        size=64,
+        batch=8,
+        content_layers=("relu2_1",),
+        style_layers=("relu1_1", "relu3_1"),
+        optimizer="adam",
+        conv_algorithm="winograd",
+    )
+    direct = ("conv1_1", "conv1_2", "conv2_1", "conv2_2")
+    c_in, c_out = CONV_SHAPES["conv3_1"]
+    expected = sum(2 * 9 * i * o + o for i, o in map(CONV_SHAPES.get, direct))
+    expected += 9 * c_in * c_out + c_out + (36 + 16) * c_in * c_out
+    assert (e.conv_algorithm, e.devices) == ("winograd", 1)
+    assert e.weight_bytes == 4 * expected
+
+
 def test_cli_prints_table_and_json(estimates, capsys):
     assert main(["estimate", "--size", "32", "--optimizer", "adam", *SHALLOW_ARGS]) == 0
     out = capsys.readouterr().out
