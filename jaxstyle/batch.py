@@ -33,7 +33,8 @@ import jax
 import numpy as np
 
 from jaxstyle import images as image_io
-from jaxstyle.cells import CellPlan, cell_mesh, cells_per_device
+from jaxstyle.batching import cells_per_device
+from jaxstyle.cells import CellPlan, cell_mesh
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.manifest import Job, RowError, read_manifest
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
@@ -235,7 +236,7 @@ def _run_chunk(chunk, params, mesh, out: Path, every: int, driver: str):
         prepare_images(item.job.content, list(item.job.styles), item.settings) for item in chunk
     ]
     style_shapes = [img.shape[:2] for _, styles in images for img in styles]
-    cells = cells_per_device(len(chunk), mesh)
+    cells = cells_per_device(len(chunk), mesh.size)
     kernels = objective.winograd_kernels(chunk[0].shape, style_shapes, cells)
     starts, targets = [], []
     for item, (content, styles) in zip(chunk, images, strict=True):

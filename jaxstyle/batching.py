@@ -18,6 +18,12 @@ from jaxstyle.objective import LossArgs, Objective, total_loss
 MESH_AXIS = "cells"
 
 
+def cells_per_device(n: int, devices: int) -> int:
+    """How many of ``n`` cells each of ``devices`` devices runs at once (the cells are
+    padded to a multiple of the device count)."""
+    return -(-n // devices)
+
+
 @lru_cache(maxsize=32)
 def batched(fn: Callable, mesh: Mesh, per_cell_targets: bool = False) -> Callable:
     """``fn(x, args: LossArgs)`` vmapped over ``x`` and the loss weights, and over the

@@ -84,12 +84,6 @@ def cell_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
     return Mesh(np.array(list(devices or jax.devices())), (MESH_AXIS,))
 
 
-def cells_per_device(n: int, mesh: Mesh) -> int:
-    """How many of ``n`` cells each device of ``mesh`` runs at once (the cells are
-    padded to a multiple of the device count)."""
-    return -(-n // mesh.size)
-
-
 def initialize_distributed() -> None:
     """Join the processes of a TPU pod or GPU cluster (``jax.distributed.initialize``),
     so that :func:`cell_mesh` spans the devices of every host.

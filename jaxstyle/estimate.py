@@ -29,7 +29,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxstyle.architecture import CONV_NAMES, LAYER_INDEX, deepest, forward_macs
-from jaxstyle.batching import MESH_AXIS, batched, shared_loss_fn
+from jaxstyle.batching import MESH_AXIS, batched, cells_per_device, shared_loss_fn
 from jaxstyle.compiler import jit
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.objective import LossArgs, LossWeights, Objective, compute_targets, make_loss_fn
@@ -150,7 +150,7 @@ def estimate(
     if sizes is None:
         raise JaxstyleError(f"jax's {jax.default_backend()} backend reports no memory analysis")
     last = deepest(objective.layers)
-    vgg = _prepared_shapes(params, objective, (height, width), -(-batch // devices))
+    vgg = _prepared_shapes(params, objective, (height, width), cells_per_device(batch, devices))
     weight_bytes = sum(
         leaf.size * leaf.dtype.itemsize
         for name in CONV_NAMES
@@ -231,7 +231,7 @@ def compile_step(
         cells, devices = NamedSharding(mesh, P(MESH_AXIS)), mesh.size
         replicated = NamedSharding(mesh, P())
         padded = batch + (-batch % devices)
-        vgg = _prepared_shapes(params, objective, shape, padded // devices)
+        vgg = _prepared_shapes(params, objective, shape, cells_per_device(batch, devices))
         args = LossArgs(
             _abstract(vgg, sharding=replicated),
             _abstract(targets, lead=(padded,), sharding=cells)

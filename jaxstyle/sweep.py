@@ -23,7 +23,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxstyle.cells import CellPlan, CellsResult, cell_mesh, cells_per_device
+from jaxstyle.batching import cells_per_device
+from jaxstyle.cells import CellPlan, CellsResult, cell_mesh
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
 from jaxstyle.resume import Checkpointing, array_digest, as_json
@@ -176,7 +177,7 @@ def plan_sweep(
     objective = s.objective(p)
     mesh = cell_mesh(devices)
     kernels = objective.winograd_kernels(
-        shape, [img.shape[:2] for img in style_imgs], cells_per_device(len(starts), mesh)
+        shape, [img.shape[:2] for img in style_imgs], cells_per_device(len(starts), mesh.size)
     )
     targets = prepare_targets(params, objective, content_img, style_imgs, s, kernels=kernels)
     timings["targets"] = time.perf_counter() - t

@@ -293,9 +293,8 @@ def add_kernel_transforms(
     only (see :func:`winograd_kernels`), or both tilings of every one if None."""
     fast = WINOGRAD_LAYERS if conv_algorithm == "winograd" else ()
     if kernels is None:
-        tiles = {name: tuple(TILINGS) for name in fast}
-    else:
-        tiles = {name: sorted(m for layer, m in kernels if layer == name) for name in fast}
+        kernels = [(name, m) for name in fast for m in TILINGS]
+    tiles = {name: sorted(m for layer, m in kernels if layer == name) for name in fast}
     transposed, winograd = {}, {}
     for name, p in weights.params.items():
         if name not in fast:
