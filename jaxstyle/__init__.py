@@ -7,6 +7,12 @@ from jaxstyle.batch import BatchReport as BatchReport
 from jaxstyle.batch import batch as batch
 from jaxstyle.cells import CellsResult as CellsResult
 from jaxstyle.cells import initialize_distributed as initialize_distributed
+from jaxstyle.colors import luminance_image as luminance_image
+from jaxstyle.colors import match_color_histogram as match_color_histogram
+from jaxstyle.colors import match_luminance as match_luminance
+from jaxstyle.colors import rgb_to_yiq as rgb_to_yiq
+from jaxstyle.colors import with_content_colors as with_content_colors
+from jaxstyle.colors import yiq_to_rgb as yiq_to_rgb
 from jaxstyle.compiler import compiler_options as compiler_options
 from jaxstyle.compiler import enable_compilation_cache as enable_compilation_cache
 from jaxstyle.convert import convert as convert_weights
@@ -77,9 +83,13 @@ __all__ = [
     "load_image",
     "load_vgg19",
     "loss_terms",
+    "luminance_image",
     "make_loss_fn",
+    "match_color_histogram",
+    "match_luminance",
     "prepare_weights",
     "read_manifest",
+    "rgb_to_yiq",
     "save_image",
     "style_layer_loss",
     "style_loss",
@@ -88,5 +98,7 @@ __all__ = [
     "total_loss",
     "total_variation_loss",
     "vgg_features",
+    "with_content_colors",
     "write_sweep",
+    "yiq_to_rgb",
 ]

@@ -53,6 +53,7 @@ from jaxstyle.stylize import (
     prepare_images,
     prepare_targets,
     resolve_settings,
+    restore_colors,
     texture_overrides,
 )
 from jaxstyle.weights import VGG19Weights, load_vgg19
@@ -200,12 +201,13 @@ def _check(job: Job, out: Path, preset: str, shared: dict, params: VGG19Weights)
     )
     overrides.update(texture)
     s = resolve_settings(preset, init=init, **overrides)
-    content, styles = prepare_images(job.content, list(job.styles), s)
+    content, styles, original = prepare_images(job.content, list(job.styles), s)
     shape = output_shape(content, styles)
     fingerprint = {
         "settings": dataclasses.asdict(s),
         "content": None if content is None else array_digest(content),
         "styles": [array_digest(x) for x in styles],
+        **({} if original is None else {"original": array_digest(original)}),
         "weights": params.name,
     }
     output = out / job.output
@@ -235,11 +237,11 @@ def _run_chunk(chunk, params, mesh, out: Path, every: int, driver: str):
     images = [  # read again (not kept from _check): memory holds one chunk's images
         prepare_images(item.job.content, list(item.job.styles), item.settings) for item in chunk
     ]
-    style_shapes = [img.shape[:2] for _, styles in images for img in styles]
+    style_shapes = [img.shape[:2] for _, styles, _ in images for img in styles]
     cells = cells_per_device(len(chunk), mesh.size)
     kernels = objective.winograd_kernels(chunk[0].shape, style_shapes, cells)
     starts, targets = [], []
-    for item, (content, styles) in zip(chunk, images, strict=True):
+    for item, (content, styles, _) in zip(chunk, images, strict=True):
         init = item.settings.init
         starts.append(initial_image(init, content, item.shape, item.settings.seed))
         # not cached: a batch's many targets would push the compiled programs out of
@@ -267,7 +269,11 @@ def _run_chunk(chunk, params, mesh, out: Path, every: int, driver: str):
     )
     result = plan.run(driver=driver, checkpoint=checkpoint, desc="chunk")
     checkpoint.clear()
-    return result
+    recoloured = [
+        restore_colors(x, original)
+        for x, (_, _, original) in zip(result.images, images, strict=True)
+    ]
+    return dataclasses.replace(result, images=np.stack(recoloured))
 
 
 def _write(item: _Ready, result, i: int, params: VGG19Weights) -> None:

@@ -209,6 +209,13 @@ def _setting_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> No
     p.add_argument("--style-blend", type=_csv(float), help="weights of several style images")
     p.add_argument("--init", type=_nonempty, help="content, noise, or an image PATH")
     p.add_argument(
+        "--preserve-colors",
+        choices=("luminance", "histogram"),
+        help="keep the content's colours: luminance (style transferred to the luminance "
+        "only, the content's chroma put back) or histogram (style images recoloured to the "
+        "content's colour mean and covariance first); default: the style's colours",
+    )
+    p.add_argument(
         "--seed", type=_csv(int) if sweep else int, default=None if sweep else 0, help=axis
     )
     p.add_argument(
@@ -277,6 +284,7 @@ SETTINGS = (
     "style_blend",
     "compute_dtype",
     "conv_algorithm",
+    "preserve_colors",
 )
 """The parsed options passed to the API as setting overrides."""
 

@@ -7,14 +7,14 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from numbers import Integral
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxstyle import colors, target_cache
 from jaxstyle import images as image_io
-from jaxstyle import target_cache
 from jaxstyle.architecture import deepest, min_side
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.objective import (
@@ -65,6 +65,7 @@ class Settings:
     style_blend: tuple[float, ...] | None
     compute_dtype: str
     conv_algorithm: str
+    preserve_colors: str | None
 
     def objective(self, preset: Preset) -> Objective:
         return Objective.from_preset(
@@ -115,6 +116,7 @@ def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings
         style_blend=None,
         compute_dtype="float32",
         conv_algorithm="auto",
+        preserve_colors=None,
     )
     unknown = set(overrides) - set(values)
     if unknown:
@@ -175,6 +177,11 @@ def _check(s: Settings) -> None:
         )
     if not s.style_scale > 0:
         raise JaxstyleError("style scale must be > 0")
+    if s.preserve_colors not in (None, *colors.PRESERVE_COLORS):
+        raise JaxstyleError(
+            f"preserve colors must be {' or '.join(colors.PRESERVE_COLORS)}, "
+            f"not {s.preserve_colors!r}"
+        )
     s.objective(get_preset(s.preset))
     s.loss_weights()
     OptimizerConfig(name=s.optimizer, learning_rate=s.learning_rate)
@@ -208,7 +215,9 @@ class StylizeResult:
       image: (H, W, 3) float32 RGB in [0, 1].
       history: {"total", "content", "style", "tv": (steps,) float32}, the
         weighted losses of the image entering each step.
-      final: the same four losses of the returned image.
+      final: the same four losses of the returned image (with ``preserve_colors=
+        "luminance"``: of the optimised grey image, before the content's
+        chroma is put back).
       settings: every resolved setting.
       timings: seconds: "load", "targets", "compile", "optimize", and "ms_per_step".
     """
@@ -238,13 +247,28 @@ def output_shape(content: np.ndarray | None, styles: Sequence[np.ndarray]) -> tu
     return (content if content is not None else styles[0]).shape[:2]
 
 
+class Images(NamedTuple):
+    """A run's images, resized, as its optimisation sees them: ``content`` (H, W, 3)
+    or None (texture synthesis) and ``styles`` [(h, w, 3)], RGB in [0, 1],
+    recoloured by ``preserve_colors`` (see :mod:`jaxstyle.colors`); ``original``:
+    the content in its own colours where the result takes them back
+    (``"luminance"``), else None."""
+
+    content: np.ndarray | None
+    styles: list[np.ndarray]
+    original: np.ndarray | None = None
+
+
 def prepare_images(
     content: ImageLike | None, style: ImageLike | Sequence[ImageLike], settings: Settings
-) -> tuple[np.ndarray | None, list[np.ndarray]]:
-    """Load and resize the content (longest side ``size``) and style images."""
+) -> Images:
+    """Load and resize the content (longest side ``size``) and style images, and
+    recolour them as ``settings.preserve_colors`` asks."""
     styles = list(style) if isinstance(style, (list, tuple)) else [style]
     if not styles:
         raise JaxstyleError("at least one style image is needed")
+    if content is None and settings.preserve_colors:
+        raise JaxstyleError("preserving colours needs a content image (texture synthesis has none)")
     content_img = None if content is None else as_image(content)
     if content_img is not None and settings.size:
         content_img = image_io.resize_longest(content_img, settings.size)
@@ -258,7 +282,27 @@ def prepare_images(
     _check_sides("content", content_img, (*settings.content_layers, *settings.style_layers))
     for img in style_imgs:
         _check_sides("style", img, settings.style_layers)
-    return content_img, style_imgs
+    return _recolor(settings.preserve_colors, content_img, style_imgs)
+
+
+def _recolor(mode: str | None, content: np.ndarray | None, styles: list[np.ndarray]) -> Images:
+    """The :class:`Images` of a ``preserve_colors`` mode from the resized images."""
+    if mode is None:
+        return Images(content, styles)
+    if mode == "histogram":
+        return Images(
+            content, [np.asarray(colors.match_color_histogram(s, content)) for s in styles]
+        )
+    grey_styles = [np.asarray(colors.match_luminance(s, content)) for s in styles]
+    return Images(np.asarray(colors.luminance_image(content)), grey_styles, original=content)
+
+
+def restore_colors(images: np.ndarray, original: np.ndarray | None) -> np.ndarray:
+    """Optimised ``images`` (..., H, W, 3) with the chroma of ``original`` (the
+    :attr:`Images.original` content, H x W) where it is not None."""
+    if original is None:
+        return images
+    return np.asarray(colors.with_content_colors(images, original))
 
 
 def _check_sides(kind: str, image: np.ndarray | None, layers: Sequence[str]) -> None:
@@ -313,7 +357,11 @@ def stylize(
         optimiser state stay float32), ``conv_algorithm``
         ("auto", "direct" or "winograd": how VGG19 blocks 3-5 convolve; auto is
         Winograd on the CPU in float32 from 112 px, see
-        :func:`jaxstyle.vgg.choose_conv_algorithm`).
+        :func:`jaxstyle.vgg.choose_conv_algorithm`), ``preserve_colors``
+        (None: the style's colours; "luminance": luminance-only transfer, the
+        result keeps the content's chroma; "histogram": the style images are
+        recoloured to the content's colour mean and covariance first; see
+        :mod:`jaxstyle.colors`).
 
     Returns:
       A :class:`StylizeResult` with the image and the loss history.
@@ -329,7 +377,7 @@ def stylize(
     timings: dict[str, float] = {}
     t = time.perf_counter()
     params = weights if isinstance(weights, VGG19Weights) else load_vgg19(weights)
-    content_img, style_imgs = prepare_images(content, style, s)
+    content_img, style_imgs, original = prepare_images(content, style, s)
     shape = output_shape(content_img, style_imgs)
     x0 = initial_image(s.init if init_label != "image" else init, content_img, shape, s.seed)
     timings["load"] = time.perf_counter() - t
@@ -341,6 +389,10 @@ def stylize(
 
     vgg = prepare_weights(params, objective.conv_algorithm, kernels)
     args = LossArgs(vgg, targets, s.loss_weights())
+
+    def report(step, losses, image):  # in the colours of the result
+        callback(step, losses, restore_colors(image, original))
+
     result = optimize_image(
         objective,
         s.optimizer_config(p),
@@ -349,7 +401,7 @@ def stylize(
         s.steps,
         driver=driver,
         progress=progress,
-        callback=callback,
+        callback=report if callback else None,
         callback_every=callback_every,
     )
     image, history, run_result = result
@@ -359,7 +411,8 @@ def stylize(
         optimize=run_result.run_seconds,
         ms_per_step=1e3 * run_result.run_seconds / max(1, s.steps),
     )
-    return StylizeResult(np.asarray(image), history, final, s, timings)
+    image = restore_colors(np.asarray(image), original)
+    return StylizeResult(image, history, final, s, timings)
 
 
 def prepare_targets(

@@ -36,6 +36,7 @@ from jaxstyle.stylize import (
     prepare_images,
     prepare_targets,
     resolve_settings,
+    restore_colors,
     texture_overrides,
 )
 from jaxstyle.weights import VGG19Weights, load_vgg19
@@ -94,13 +95,16 @@ def _axis(name: str, value: Any) -> list:
 @dataclasses.dataclass(kw_only=True)
 class SweepPlan(CellPlan):
     """A prepared sweep: the cells' :class:`~jaxstyle.cells.CellPlan` (shared targets)
-    and what they are: resolved cells, swept axes, shared settings, and a
-    ``fingerprint`` of the whole sweep (settings, weights, images) for checkpoints."""
+    and what they are: resolved cells, swept axes, shared settings, a
+    ``fingerprint`` of the whole sweep (settings, weights, images) for checkpoints,
+    and the content whose chroma the results take back (see
+    :attr:`jaxstyle.stylize.Images.original`)."""
 
     cells: list[dict[str, Any]]
     axes: dict[str, list]
     settings: Settings
     fingerprint: dict
+    original: np.ndarray | None = None
 
     def checkpointing(self, directory: os.PathLike | str, every: int = 0) -> Checkpointing:
         """Checkpoints of this sweep in ``directory``, every ``every`` steps (0: on
@@ -111,6 +115,7 @@ class SweepPlan(CellPlan):
         """The :class:`SweepResult` (padding dropped); see :meth:`CellPlan.finish`."""
         result = super().finish(carry, history, timings)
         fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(CellsResult)}
+        fields["images"] = restore_colors(result.images, self.original)
         return SweepResult(**fields, cells=self.cells, axes=self.axes, settings=self.settings)
 
 
@@ -167,7 +172,7 @@ def plan_sweep(
     timings: dict[str, float] = {}
     t = time.perf_counter()
     params = weights if isinstance(weights, VGG19Weights) else load_vgg19(weights)
-    content_img, style_imgs = prepare_images(content, style, s)
+    content_img, style_imgs, original = prepare_images(content, style, s)
     shape = output_shape(content_img, style_imgs)
     start = s.init if init_label != "image" else init
     starts = [initial_image(start, content_img, shape, c.seed) for c in resolved]
@@ -207,6 +212,7 @@ def plan_sweep(
         axes=axes,
         settings=s,
         fingerprint=fingerprint,
+        original=original,
     )
 
 

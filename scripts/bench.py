@@ -284,7 +284,7 @@ def make_inputs(params, config: Config, a: argparse.Namespace) -> Inputs:
         conv_algorithm=a.conv_algorithm,
     )
     preset = get_preset(settings.preset)
-    content, styles = prepare_images(a.content, a.style, settings)
+    content, styles, _ = prepare_images(a.content, a.style, settings)
     shape = content.shape[:2]
     x0 = np.stack(
         [

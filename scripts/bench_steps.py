@@ -39,7 +39,7 @@ def float32_losses(weights, content, style, preset: str, size: int):
     float32 objective (targets computed once)."""
     settings = resolve_settings(preset, size=size, compute_dtype="float32")
     objective = settings.objective(get_preset(preset))
-    content, styles = prepare_images(content, style, settings)
+    content, styles, _ = prepare_images(content, style, settings)
     targets = compute_targets(weights, objective, jnp.asarray(content), styles)
     terms = jax.jit(
         lambda x: jaxstyle.loss_terms(x, weights, targets, settings.loss_weights(), objective)

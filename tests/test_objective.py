@@ -138,7 +138,7 @@ def test_bfloat16_loss_and_gradient_agree_with_float32(vgg_weights, shared_image
 
     settings = resolve_settings("jaxstyle", size=64)
     paths = shared_image("tubingen.jpg"), [shared_image("starry_night.jpg")]
-    content, styles = prepare_images(*paths, settings)
+    content, styles, _ = prepare_images(*paths, settings)
     noise = np.random.default_rng(0).standard_normal(content.shape)
     image = jnp.asarray(np.clip(content + 0.2 * noise, 0.0, 1.0), jnp.float32)
     assert image.shape == (48, 64, 3)

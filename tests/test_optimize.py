@@ -27,7 +27,7 @@ def problem(vgg_weights, pair):
     """(loss_fn, content image, LossArgs) of the jaxstyle preset at 48 x 64."""
     settings = resolve_settings("jaxstyle", size=SIZE)
     objective = settings.objective(get_preset("jaxstyle"))
-    content, styles = prepare_images(*pair, settings)
+    content, styles, _ = prepare_images(*pair, settings)
     targets = compute_targets(vgg_weights, objective, content, styles)
     args = LossArgs(
         prepare_weights(vgg_weights, objective.conv_algorithm), targets, settings.loss_weights()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -50,13 +51,15 @@ def test_shell_commands(tmp_path, monkeypatch):
         for line in block.splitlines()
         if line.startswith("jaxstyle ")
     ]
-    assert [c[1] for c in commands] == ["stylize", "stylize", "sweep", "batch"]
+    assert [c[1] for c in commands] == ["stylize", "stylize", "stylize", "sweep", "batch"]
     for argv in commands:
         argv = [shared(a) for a in argv[1:]]
         # Adam: the shapes other tests compile (the README's default is L-BFGS).
         shrink = [f"--{k}={v}" for k, v in SHRINK.items()] + ["--optimizer=adam"]
         assert main([*argv, *shrink, "-q"]) == 0, argv
     assert (tmp_path / "out.png").exists() and (tmp_path / "out.json").exists()
+    kept = json.loads((tmp_path / "kept.json").read_text())
+    assert kept["settings"]["preserve_colors"] == "luminance" and (tmp_path / "kept.png").exists()
     assert len(list((tmp_path / "grid").glob("content*.png"))) == 4
     assert (tmp_path / "grid" / "grid.png").exists()
     assert (tmp_path / "results" / "bridge_scream.png").exists()
