@@ -131,7 +131,9 @@ def batch(
     t0 = time.perf_counter()
     if batch_size < 1:
         raise JaxstyleError(f"batch size must be >= 1, not {batch_size}")
-    resolve_settings(preset, **settings)  # shared settings: a bad one fails the whole batch
+    shared = resolve_settings(preset, **settings)  # a bad one fails the whole batch
+    if shared.coarse_to_fine:
+        raise JaxstyleError("coarse-to-fine runs one image at a time (stylize), not a batch")
     if isinstance(jobs, (str, os.PathLike)):
         jobs, failed = read_manifest(Path(jobs))
     else:

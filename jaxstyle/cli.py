@@ -68,6 +68,13 @@ def _stylize_arguments(p: argparse.ArgumentParser) -> None:
     _image_arguments(p, output="output PNG/JPEG path")
     _setting_arguments(p)
     p.add_argument(
+        "--coarse-to-fine",
+        type=_csv(int),
+        metavar="SIZES",
+        help="rising sizes below --size, e.g. 256,512, run first: each pass runs --steps "
+        "steps and the next starts from its result, upsampled",
+    )
+    p.add_argument(
         "--save-every",
         type=int,
         default=0,
@@ -369,10 +376,12 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     if args.save_every < 0:
         raise JaxstyleError("--save-every must be >= 0")
     inputs = _Inputs.from_args(args)
-    overrides = {k: getattr(args, k) for k in SETTINGS}
+    overrides = {k: getattr(args, k) for k in (*SETTINGS, "coarse_to_fine")}
     settings = resolve_settings(args.preset or DEFAULT_PRESET, **overrides)  # fail fast
     every, steps = args.save_every, settings.steps
-    saved = [_step_file(args.output, k) for k in range(every, steps + 1, every)] if every else []
+    passes = len(settings.coarse_to_fine) + 1  # every pass's step numbers follow the last's
+    numbers = [p * steps + k for p in range(passes) for k in range(every, steps + 1, every or 1)]
+    saved = [_step_file(args.output, n) for n in numbers] if every else []
     _check_stylize_outputs(args.output, saved, inputs.files)
     content, style_images = inputs.images()
 
@@ -409,9 +418,10 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         args.output.with_suffix(".json"), json.dumps(record, indent=1) + "\n"
     )
     f = result.final
+    run = f"{passes} passes of {steps} steps" if passes > 1 else f"{steps} steps"
     print(
-        f"wrote {args.output} ({result.image.shape[1]}x{result.image.shape[0]}, "
-        f"{result.settings.steps} steps, {result.timings['ms_per_step']:.0f} ms/step; "
+        f"wrote {args.output} ({result.image.shape[1]}x{result.image.shape[0]}, {run}, "
+        f"{result.timings['ms_per_step']:.0f} ms/step; "
         f"losses: content {f['content']:.4g}, style {f['style']:.4g}, tv {f['tv']:.4g})"
     )
     return 0

@@ -66,6 +66,7 @@ class Settings:
     compute_dtype: str
     conv_algorithm: str
     preserve_colors: str | None
+    coarse_to_fine: tuple[int, ...]
 
     def objective(self, preset: Preset) -> Objective:
         return Objective.from_preset(
@@ -117,6 +118,7 @@ def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings
         compute_dtype="float32",
         conv_algorithm="auto",
         preserve_colors=None,
+        coarse_to_fine=(),
     )
     unknown = set(overrides) - set(values)
     if unknown:
@@ -148,14 +150,20 @@ SEEDS = (-(2**63), 2**63 - 1)
 
 
 def _check_integers(values: dict[str, Any]) -> None:
-    """``steps``, ``size`` and ``seed`` must be integers (not bools); made Python ints."""
+    """``steps``, ``size``, ``seed`` and the ``coarse_to_fine`` sizes (one or a
+    sequence) must be integers (not bools); made Python ints (a tuple of them)."""
     for name in ("steps", "size", "seed"):
-        value = values[name]
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, Integral):
-            raise JaxstyleError(f"{name} must be an integer, not {value!r}")
-        values[name] = int(value)
+        if values[name] is not None:
+            values[name] = _integer(name, values[name])
+    sizes = values["coarse_to_fine"]
+    sizes = [sizes] if np.ndim(sizes) == 0 else sizes
+    values["coarse_to_fine"] = tuple(_integer("coarse-to-fine size", v) for v in sizes)
+
+
+def _integer(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise JaxstyleError(f"{name} must be an integer, not {value!r}")
+    return int(value)
 
 
 def _check(s: Settings) -> None:
@@ -177,6 +185,8 @@ def _check(s: Settings) -> None:
         )
     if not s.style_scale > 0:
         raise JaxstyleError("style scale must be > 0")
+    if s.coarse_to_fine:
+        _check_coarse_to_fine(s.coarse_to_fine, s.size)
     if s.preserve_colors not in (None, *colors.PRESERVE_COLORS):
         raise JaxstyleError(
             f"preserve colors must be {' or '.join(colors.PRESERVE_COLORS)}, "
@@ -185,6 +195,16 @@ def _check(s: Settings) -> None:
     s.objective(get_preset(s.preset))
     s.loss_weights()
     OptimizerConfig(name=s.optimizer, learning_rate=s.learning_rate)
+
+
+def _check_coarse_to_fine(sizes: tuple[int, ...], size: int | None) -> None:
+    if size is None:
+        raise JaxstyleError("coarse-to-fine needs a size: the longest side of the last pass")
+    if sizes[0] < MIN_SIZE or any(a >= b for a, b in zip(sizes, (*sizes[1:], size), strict=True)):
+        raise JaxstyleError(
+            f"coarse-to-fine sizes must rise from at least {MIN_SIZE} px to below the size "
+            f"({size}), not {','.join(map(str, sizes))}"
+        )
 
 
 def as_image(image: ImageLike) -> np.ndarray:
@@ -214,12 +234,14 @@ class StylizeResult:
     Attributes:
       image: (H, W, 3) float32 RGB in [0, 1].
       history: {"total", "content", "style", "tv": (steps,) float32}, the
-        weighted losses of the image entering each step.
+        weighted losses of the image entering each step (of every pass, in
+        order, with ``coarse_to_fine``: (passes * steps,)).
       final: the same four losses of the returned image (with ``preserve_colors=
         "luminance"``: of the optimised grey image, before the content's
         chroma is put back).
       settings: every resolved setting.
-      timings: seconds: "load", "targets", "compile", "optimize", and "ms_per_step".
+      timings: seconds: "load", "targets", "compile", "optimize" (summed over
+        the passes), and "ms_per_step" (their mean).
     """
 
     image: np.ndarray
@@ -361,7 +383,9 @@ def stylize(
         (None: the style's colours; "luminance": luminance-only transfer, the
         result keeps the content's chroma; "histogram": the style images are
         recoloured to the content's colour mean and covariance first; see
-        :mod:`jaxstyle.colors`).
+        :mod:`jaxstyle.colors`), ``coarse_to_fine`` (rising sizes below ``size``
+        of earlier passes: each pass runs ``steps`` steps at its size and the
+        next starts from its result, upsampled; Gatys et al. 2017, sec. 6).
 
     Returns:
       A :class:`StylizeResult` with the image and the loss history.
@@ -372,14 +396,56 @@ def stylize(
     settings.update(texture)
     init_label = init if isinstance(init, str) or init is None else "image"
     s = resolve_settings(preset, init=init_label, **settings)
+    t = time.perf_counter()
+    params = weights if isinstance(weights, VGG19Weights) else load_vgg19(weights)
+    load = time.perf_counter() - t
+    start = s.init if init_label != "image" else init
+
+    def numbered_from(done):  # a pass's callback, its steps counted from the run's start
+        return lambda step, losses, image: callback(done + step, losses, image)
+
+    passes: list[_Pass] = []
+    for size in (*s.coarse_to_fine, s.size):
+        # each pass resolved at its own size (the convolution algorithm depends on it)
+        pass_settings = {**settings, "size": size, "coarse_to_fine": None}
+        passes.append(
+            _stylize_pass(
+                content,
+                style,
+                resolve_settings(preset, init=init_label, **pass_settings),
+                params,
+                start if not passes else passes[-1].optimized,
+                driver=driver,
+                progress=progress,
+                callback=numbered_from(len(passes) * s.steps) if callback else None,
+                callback_every=callback_every,
+            )
+        )
+    last = passes[-1].result
+    history = {k: np.concatenate([q.result.history[k] for q in passes]) for k in last.history}
+    timings = {k: sum(q.result.timings[k] for q in passes) for k in last.timings}
+    timings["load"] += load
+    timings["ms_per_step"] = 1e3 * timings["optimize"] / max(1, len(passes) * s.steps)
+    return StylizeResult(last.image, history, last.final, s, timings)
+
+
+class _Pass(NamedTuple):
+    """One optimisation at one size: its result (in the colours asked for) and the
+    optimised (H, W, 3) image as the optimisation left it (the next pass's start)."""
+
+    result: StylizeResult
+    optimized: jax.Array
+
+
+def _stylize_pass(content, style, s: Settings, params, init, **run_options) -> _Pass:
+    """Optimise one image at ``s.size`` from ``init`` ("content", "noise" or an image)."""
     p = get_preset(s.preset)
     objective = s.objective(p)
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    params = weights if isinstance(weights, VGG19Weights) else load_vgg19(weights)
     content_img, style_imgs, original = prepare_images(content, style, s)
     shape = output_shape(content_img, style_imgs)
-    x0 = initial_image(s.init if init_label != "image" else init, content_img, shape, s.seed)
+    x0 = initial_image(init, content_img, shape, s.seed)
     timings["load"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -389,30 +455,28 @@ def stylize(
 
     vgg = prepare_weights(params, objective.conv_algorithm, kernels)
     args = LossArgs(vgg, targets, s.loss_weights())
+    callback = run_options.pop("callback")
 
     def report(step, losses, image):  # in the colours of the result
         callback(step, losses, restore_colors(image, original))
 
-    result = optimize_image(
+    image, history, run_result = optimize_image(
         objective,
         s.optimizer_config(p),
         x0,
         args,
         s.steps,
-        driver=driver,
-        progress=progress,
         callback=report if callback else None,
-        callback_every=callback_every,
+        **run_options,
     )
-    image, history, run_result = result
     final = final_losses(objective, image, args)
     timings.update(
         compile=run_result.compile_seconds,
         optimize=run_result.run_seconds,
         ms_per_step=1e3 * run_result.run_seconds / max(1, s.steps),
     )
-    image = restore_colors(np.asarray(image), original)
-    return StylizeResult(image, history, final, s, timings)
+    result = StylizeResult(restore_colors(np.asarray(image), original), history, final, s, timings)
+    return _Pass(result, image)
 
 
 def prepare_targets(

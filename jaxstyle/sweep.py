@@ -167,6 +167,8 @@ def plan_sweep(
     cells = [{name: getattr(s, name) for name in AXES} for s in resolved]
     axes = {name: values for name, values in grid.items() if len(values) > 1}
     s = resolved[0]
+    if s.coarse_to_fine:
+        raise JaxstyleError("coarse-to-fine runs one image at a time (stylize), not a sweep")
     p = get_preset(s.preset)
 
     timings: dict[str, float] = {}

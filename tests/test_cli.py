@@ -46,6 +46,20 @@ def test_stylize_writes_image_and_record(pair, tmp_path, capsys):
     assert json.loads(out.with_suffix(".json").read_text())["settings"]["seed"] == 4
 
 
+def test_coarse_to_fine_numbers_saved_steps_over_its_passes(pair, tmp_path, capsys):
+    out = tmp_path / "out.png"
+    assert stylize(*pair, "-o", out, *SMALL, "--coarse-to-fine", "32", "--save-every", "2") == 0
+    assert [Image.open(p).size for p in sorted(tmp_path.glob("out.step*.png"))] == [
+        (32, 24),  # step 2, in the 32 px pass
+        (64, 48),  # step 5 = the 64 px pass's step 2
+    ]
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["settings"]["coarse_to_fine"] == [32] and len(record["history"]["total"]) == 6
+    assert "2 passes of 3 steps" in capsys.readouterr().out
+    assert stylize(*pair, "-o", out, *SMALL, "--coarse-to-fine", "64") == 2
+    assert "not 64" in capsys.readouterr().err
+
+
 def test_stylize_replaces_no_file_it_did_not_write(pair, tmp_path, capsys):
     """Refused before any work, each file as it was: an image or an intermediate
     image without a jaxstyle record beside it, a record-named file that is not one

@@ -89,6 +89,11 @@ def test_zero_steps_returns_the_resized_content(vgg_weights, pair):
         (dict(size=100_000), "size must be from 16 to 8192 pixels"),
         (dict(style_scale=500.0), "resized to at most 8192 px"),
         (dict(seed=1.0), "seed must be an integer"),
+        (dict(coarse_to_fine=(64,)), "rise from at least 16 px to below the size \\(64\\), not 64"),
+        (dict(coarse_to_fine=(48, 32)), "rise from at least 16 px"),
+        (dict(coarse_to_fine=(8,)), "rise from at least 16 px"),
+        (dict(coarse_to_fine=(32.0,)), "coarse-to-fine size must be an integer, not 32.0"),
+        (dict(coarse_to_fine=32, size=None), "coarse-to-fine needs a size"),
     ],
 )
 def test_bad_settings_raise_clear_errors(vgg_weights, pair, kwargs, match):
@@ -124,3 +129,35 @@ def test_bfloat16_run_lowers_the_loss(vgg_weights, pair):
     assert result.settings.compute_dtype == "bfloat16"
     assert result.image.dtype == np.float32 and result.history["total"].dtype == np.float32
     assert result.final["total"] < result.history["total"][0]
+
+
+def test_coarse_to_fine_passes_start_from_the_last_result_upsampled(vgg_weights, pair):
+    """Gatys et al. 2017, sec. 6, spelled out: a 32 px run, then a 64 px run from
+    its result upsampled, equal the two passes of one coarse-to-fine run."""
+    run = dict(weights=vgg_weights, steps=3, optimizer="adam")
+    steps = []
+    result = jaxstyle.stylize(
+        *pair,
+        size=SIZE,
+        coarse_to_fine=32,
+        callback=lambda step, losses, image: steps.append((step, image.shape)),
+        callback_every=2,
+        **run,
+    )
+    coarse = jaxstyle.stylize(*pair, size=32, **run)
+    fine = jaxstyle.stylize(*pair, size=SIZE, init=coarse.image, **run)
+    np.testing.assert_array_equal(result.image, fine.image)
+    for k, v in result.history.items():
+        np.testing.assert_array_equal(v, np.concatenate([coarse.history[k], fine.history[k]]))
+    assert result.final == fine.final and result.settings.coarse_to_fine == (32,)
+    assert steps == [(2, (24, 32, 3)), (5, (48, 64, 3))]  # numbered over both passes
+    assert fine.final["style"] < jaxstyle.stylize(*pair, size=SIZE, **run).final["style"]
+
+
+def test_sweeps_and_batches_refuse_coarse_to_fine(vgg_weights, pair, tmp_path):
+    with pytest.raises(jaxstyle.JaxstyleError, match="one image at a time .stylize., not a sweep"):
+        jaxstyle.sweep(
+            *pair, weights=vgg_weights, size=SIZE, style_weight=[1, 2], coarse_to_fine=32
+        )
+    with pytest.raises(jaxstyle.JaxstyleError, match="not a batch"):
+        jaxstyle.batch([], tmp_path, weights=vgg_weights, size=SIZE, coarse_to_fine=32)
