@@ -143,6 +143,13 @@ def _image_arguments(p: argparse.ArgumentParser, *, output: str) -> None:
         action="store_true",
         help="texture synthesis: every IMAGE is a style, no content",
     )
+    p.add_argument(
+        "--mask",
+        type=_path,
+        metavar="PATH",
+        help="where the style goes: an image, resized to the output, white where the style "
+        "is matched, black where only the content and TV losses act (greys between)",
+    )
 
 
 def _program_arguments(p: argparse.ArgumentParser) -> None:
@@ -316,6 +323,7 @@ class _Inputs:
     init: str | Path | None
     files: list[Path]  # every input file, for the output checks
     texture: bool = False
+    mask: Path | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> _Inputs:
@@ -329,11 +337,11 @@ class _Inputs:
         else:
             content, styles = (paths[0], paths[1:]) if paths else (None, [None])
         init = args.init
-        files = [p for p in [content, *styles] if p is not None]
+        files = [p for p in [content, *styles, args.mask] if p is not None]
         if init not in (None, "content", "noise"):
             files.append(Path(init))
             init = Path(init)
-        return cls(paths, content, styles, init, files, args.texture)
+        return cls(paths, content, styles, init, files, args.texture, args.mask)
 
     def images(self) -> tuple:
         """(content, styles) with the built-in example images in place of None."""
@@ -362,6 +370,7 @@ class _Inputs:
             "content": str(self.content) if self.content is not None else example,
             "styles": [str(s) if s is not None else "example painting" for s in self.styles],
             "init": str(self.init) if self.init is not None else init,
+            "mask": None if self.mask is None else str(self.mask),
         }
 
 
@@ -399,6 +408,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         driver=args.driver,
         progress=not args.quiet,
         init=inputs.init,
+        mask=inputs.mask,
         callback=save_intermediate if args.save_every else None,
         callback_every=args.save_every,
         **overrides,
@@ -487,6 +497,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         preset=args.preset or DEFAULT_PRESET,
         weights=args.weights,
         init=inputs.init,
+        mask=inputs.mask,
         **{k: getattr(args, k) for k in SETTINGS},
     )
     if (out / "sweep.json").exists():

@@ -49,13 +49,18 @@ def _gram_jvp(primals, tangents):
     return _gram(f), half + jnp.swapaxes(half, -1, -2)
 
 
-def gram_matrix(features: jax.Array, *, normalize: str = "chw") -> jax.Array:
+def gram_matrix(
+    features: jax.Array, *, normalize: str = "chw", mask: jax.Array | None = None
+) -> jax.Array:
     """Gram matrices of feature maps: G_ij = Σ_k F_ik F_jk over positions k.
 
     Args:
       features: (..., h, w, C).
       normalize: ``"none"`` (Gatys et al.), ``"hw"`` divides by h·w (TensorFlow
         tutorial), ``"chw"`` by C·h·w (neural-style, PyTorch tutorial).
+      mask: (..., h, w) weights of the positions in [0, 1], or None (all 1): the
+        guided Gram Σ_k m_k F_ik F_jk of Gatys et al. 2017, its "hw"/"chw"
+        normalisation counting Σ_k m_k positions instead of h·w.
 
     Returns:
       (..., C, C), accumulated in float32. Differentiable (forward and
@@ -63,14 +68,24 @@ def gram_matrix(features: jax.Array, *, normalize: str = "chw") -> jax.Array:
       accumulation.
     """
     *_, h, w, c = features.shape
+    if mask is not None:
+        features = features * jnp.sqrt(mask)[..., None].astype(features.dtype)
     gram = _gram(features.reshape(*features.shape[:-3], h * w, c))
     if normalize == "none":
         return gram
-    if normalize == "hw":  # divisors as Python floats: past 2**31 an int would overflow jax's int32
-        return gram / float(h * w)
+    # divisors as Python floats: past 2**31 an int would overflow jax's int32
+    positions = float(h * w) if mask is None else mask_positions(mask)[..., None, None]
+    if normalize == "hw":
+        return gram / positions
     if normalize == "chw":
-        return gram / float(c * h * w)
+        return gram / (c * positions)
     raise ValueError(f"normalize must be one of {GRAM_NORMALIZATIONS}, not {normalize!r}")
+
+
+def mask_positions(mask: jax.Array) -> jax.Array:
+    """Σ_k m_k of (..., h, w) position weights: (...) float32, at least 1e-6 (an
+    empty mask divides nothing by zero)."""
+    return jnp.maximum(jnp.asarray(mask, jnp.float32).sum((-2, -1)), 1e-6)
 
 
 def content_loss(features: jax.Array, target: jax.Array, *, reduction: str = "mean") -> jax.Array:
@@ -90,14 +105,18 @@ def content_loss(features: jax.Array, target: jax.Array, *, reduction: str = "me
 
 
 def style_layer_loss(
-    gram: jax.Array, target_gram: jax.Array, *, positions: int, reduction: str = "mean"
+    gram: jax.Array,
+    target_gram: jax.Array,
+    *,
+    positions: int | jax.Array,
+    reduction: str = "mean",
 ) -> jax.Array:
     """Distance between Gram matrices of one layer.
 
     Args:
       gram: (..., C, C) from :func:`gram_matrix`.
       target_gram: (C, C) or broadcastable.
-      positions: h·w of the layer (M_l in Gatys et al.).
+      positions: h·w of the layer (M_l in Gatys et al.), or (...) Σ m_k of a mask.
       reduction: as in the module docstring, or ``"gatys"``:
         Σ(G−A)² / (4·C²·(h·w)²), the paper's E_l for un-normalised Grams.
 
@@ -107,7 +126,8 @@ def style_layer_loss(
     squared = jnp.square(gram - jnp.broadcast_to(target_gram, gram.shape))
     if reduction == "gatys":
         channels = gram.shape[-1]
-        return squared.sum((-2, -1)) / (4.0 * channels**2 * float(positions) ** 2)
+        m = float(positions) if isinstance(positions, int) else positions
+        return squared.sum((-2, -1)) / (4.0 * channels**2 * jnp.square(m))
     return _reduce(squared[..., None], (-3, -2, -1), reduction)
 
 
@@ -118,6 +138,7 @@ def style_loss(
     layer_weights: Mapping[str, jax.Array] | None = None,
     normalize: str = "chw",
     reduction: str = "mean",
+    masks: Mapping[str, jax.Array] | None = None,
 ) -> jax.Array:
     """Weighted sum over layers of :func:`style_layer_loss`.
 
@@ -127,15 +148,19 @@ def style_loss(
       layer_weights: {layer: scalar} (w_l); default 1 for every layer.
       normalize: Gram normalisation, see :func:`gram_matrix`.
       reduction: see :func:`style_layer_loss`.
+      masks: {layer: (..., h, w)} position weights (guided Grams, see
+        :func:`gram_matrix`), or None: the style is matched where they are 1.
 
     Returns:
       (...).
     """
     total = 0.0
     for name, f in features.items():
-        gram = gram_matrix(f, normalize=normalize)
+        mask = None if masks is None else masks[name]
+        gram = gram_matrix(f, normalize=normalize, mask=mask)
         h, w = f.shape[-3:-1]
-        loss = style_layer_loss(gram, target_grams[name], positions=h * w, reduction=reduction)
+        positions = h * w if mask is None else mask_positions(mask)
+        loss = style_layer_loss(gram, target_grams[name], positions=positions, reduction=reduction)
         total = total + (1.0 if layer_weights is None else layer_weights[name]) * loss
     return total
 

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxstyle import losses
-from jaxstyle.architecture import LAYER_INDEX, deepest
+from jaxstyle.architecture import LAYER_INDEX, deepest, min_side
 from jaxstyle.compiler import jit
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.executables import keyed
@@ -144,10 +144,35 @@ class Targets:
     Attributes:
       content: {layer: (h, w, C)} content features.
       style: {layer: (C, C)} style Gram matrices (blended over style images).
+      style_masks: {layer: (h, w)} where the image's Grams are taken (guided
+        Grams, see :func:`jaxstyle.losses.gram_matrix`), or None: everywhere.
     """
 
     content: dict
     style: dict
+    style_masks: dict | None = None
+
+    def with_style_mask(self, mask: jax.Array | None, layers: Sequence[str]) -> Targets:
+        """These targets with the style matched only where ``mask`` (H, W), of the
+        output image's shape, is 1 (weights in [0, 1]; None: everywhere), at the
+        style ``layers``' resolutions (:func:`layer_masks`)."""
+        return dataclasses.replace(
+            self, style_masks=None if mask is None else layer_masks(mask, layers)
+        )
+
+
+def layer_masks(mask: jax.Array, layers: Sequence[str]) -> dict[str, jax.Array]:
+    """{layer: (h, w)} of an (H, W) image mask at each layer's feature resolution:
+    averaged over the 2x2 windows of every VGG19 pooling before it (VALID, as the
+    network pools: an odd last row or column dropped)."""
+    out = {}
+    for name in layers:
+        m = jnp.asarray(mask, jnp.float32)
+        for _ in range(min_side(name).bit_length() - 1):  # the poolings up to the layer
+            h, w = m.shape[0] // 2, m.shape[1] // 2
+            m = m[: 2 * h, : 2 * w].reshape(h, 2, w, 2).mean((1, 3))
+        out[name] = m
+    return out
 
 
 def _features(params, images, layers, objective: Objective) -> dict[str, jax.Array]:
@@ -241,6 +266,7 @@ def loss_terms(
         layer_weights=dict(zip(objective.style_layers, weights.style_layers, strict=True)),
         normalize=objective.gram_normalize,
         reduction=objective.style_reduction,
+        masks=targets.style_masks,
     )
     tv = losses.total_variation_loss(
         image * objective.tv_pixel_scale, power=objective.tv_power, reduction=objective.tv_reduction

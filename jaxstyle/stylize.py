@@ -327,6 +327,20 @@ def restore_colors(images: np.ndarray, original: np.ndarray | None) -> np.ndarra
     return np.asarray(colors.with_content_colors(images, original))
 
 
+def prepare_mask(mask: ImageLike | None, shape: tuple[int, int]) -> np.ndarray | None:
+    """The (H, W) float32 weights in [0, 1] of a style mask (a path, or an (h, w) or
+    (h, w, 3) array: its luminance) resized to the output ``shape``; None for None."""
+    if mask is None:
+        return None
+    if not isinstance(mask, (str, os.PathLike)) and np.ndim(mask) == 2:
+        mask = np.repeat(np.asarray(mask)[..., None], 3, axis=-1)
+    image = image_io.resize_to(as_image(mask), shape)
+    weights = np.asarray(colors.rgb_to_yiq(image)[..., 0]).clip(0.0, 1.0)
+    if not weights.any():
+        raise JaxstyleError("the mask is black everywhere: no pixel would take the style")
+    return weights
+
+
 def _check_sides(kind: str, image: np.ndarray | None, layers: Sequence[str]) -> None:
     """An image (H, W, 3), as resized, must reach the deepest of ``layers`` with
     feature maps that are not empty (at least 16 px a side for relu5_1)."""
@@ -348,6 +362,7 @@ def stylize(
     *,
     preset: str = DEFAULT_PRESET,
     weights: VGG19Weights | str | os.PathLike | None = None,
+    mask: ImageLike | None = None,
     driver: str = "auto",
     progress: bool = False,
     callback: Callable[[int, dict, np.ndarray], None] | None = None,
@@ -363,6 +378,10 @@ def stylize(
       preset: loss definition and defaults: ``jaxstyle`` (default), ``jcjohnson``, ``gatys``,
         ``pytorch-tutorial``, ``tf-tutorial``.
       weights: VGG19 weights, a weight set directory, or None for the default.
+      mask: where the style goes: an image (path or array) resized to the
+        output, white (1) where the style is matched, black (0) where only the
+        content and TV losses act, greys between (guided Grams, Gatys et al.
+        2017); None: everywhere.
       driver: loop driver, ``auto``/``python``/``device`` (see optimize.choose_driver).
       progress: show a progress bar with the step and the losses.
       callback: called as ``callback(step, losses, image)`` after every
@@ -415,6 +434,7 @@ def stylize(
                 resolve_settings(preset, init=init_label, **pass_settings),
                 params,
                 start if not passes else passes[-1].optimized,
+                mask=mask,
                 driver=driver,
                 progress=progress,
                 callback=numbered_from(len(passes) * s.steps) if callback else None,
@@ -437,7 +457,7 @@ class _Pass(NamedTuple):
     optimized: jax.Array
 
 
-def _stylize_pass(content, style, s: Settings, params, init, **run_options) -> _Pass:
+def _stylize_pass(content, style, s: Settings, params, init, mask, **run_options) -> _Pass:
     """Optimise one image at ``s.size`` from ``init`` ("content", "noise" or an image)."""
     p = get_preset(s.preset)
     objective = s.objective(p)
@@ -446,11 +466,14 @@ def _stylize_pass(content, style, s: Settings, params, init, **run_options) -> _
     content_img, style_imgs, original = prepare_images(content, style, s)
     shape = output_shape(content_img, style_imgs)
     x0 = initial_image(init, content_img, shape, s.seed)
+    mask_weights = prepare_mask(mask, shape)
     timings["load"] = time.perf_counter() - t
 
     t = time.perf_counter()
     kernels = objective.winograd_kernels(shape, [img.shape[:2] for img in style_imgs])
-    targets = prepare_targets(params, objective, content_img, style_imgs, s, kernels=kernels)
+    targets = prepare_targets(
+        params, objective, content_img, style_imgs, s, kernels=kernels, mask=mask_weights
+    )
     timings["targets"] = time.perf_counter() - t
 
     vgg = prepare_weights(params, objective.conv_algorithm, kernels)
@@ -487,6 +510,7 @@ def prepare_targets(
     settings: Settings,
     *,
     kernels: WinogradKernels | None = None,
+    mask: np.ndarray | None = None,
     cache: bool = True,
 ) -> Targets:
     """The run's targets (computed, ready) from the prepared content (H, W, 3) or None
@@ -494,7 +518,8 @@ def prepare_targets(
 
     Computed with the weights the steps use (:func:`prepare_weights` with the
     run's Winograd ``kernels``, on the device), so they are not copied to the
-    device again for each image. With
+    device again for each image; the style restricted to ``mask`` (H, W) (see
+    :meth:`Targets.with_style_mask`) where one is given. With
     ``cache``, read from the disk cache instead where a run with the same inputs
     stored them, and stored there otherwise (:mod:`jaxstyle.target_cache`)."""
     shape = output_shape(content, styles)
@@ -512,7 +537,7 @@ def prepare_targets(
             content_shape=shape,
         )
         target_cache.store(key, targets)
-    return jax.block_until_ready(targets)
+    return jax.block_until_ready(targets.with_style_mask(mask, objective.style_layers))
 
 
 def optimize_image(

@@ -34,6 +34,7 @@ from jaxstyle.stylize import (
     initial_image,
     output_shape,
     prepare_images,
+    prepare_mask,
     prepare_targets,
     resolve_settings,
     restore_colors,
@@ -130,6 +131,7 @@ def plan_sweep(
     seed: int | Sequence[int] | None = None,
     preset: str = DEFAULT_PRESET,
     weights: VGG19Weights | str | os.PathLike | None = None,
+    mask: ImageLike | None = None,
     devices: Sequence[jax.Device] | None = None,
     **settings: Any,
 ) -> SweepPlan:
@@ -144,7 +146,7 @@ def plan_sweep(
         of numbers (a swept axis).
       style_layer_weights: one tuple (one weight per style layer) or a list of
         them (an axis).
-      preset, weights: as :func:`jaxstyle.stylize`.
+      preset, weights, mask: as :func:`jaxstyle.stylize`.
       devices: the devices to shard the cells over (default: all, of every process).
       **settings: the shared settings, as for :func:`jaxstyle.stylize`.
     """
@@ -178,6 +180,7 @@ def plan_sweep(
     shape = output_shape(content_img, style_imgs)
     start = s.init if init_label != "image" else init
     starts = [initial_image(start, content_img, shape, c.seed) for c in resolved]
+    mask_weights = prepare_mask(mask, shape)
     timings["load"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -186,7 +189,9 @@ def plan_sweep(
     kernels = objective.winograd_kernels(
         shape, [img.shape[:2] for img in style_imgs], cells_per_device(len(starts), mesh.size)
     )
-    targets = prepare_targets(params, objective, content_img, style_imgs, s, kernels=kernels)
+    targets = prepare_targets(
+        params, objective, content_img, style_imgs, s, kernels=kernels, mask=mask_weights
+    )
     timings["targets"] = time.perf_counter() - t
     shared = {k: v for k, v in dataclasses.asdict(s).items() if k not in AXES}
     fingerprint = as_json(
@@ -197,6 +202,7 @@ def plan_sweep(
             "content": None if content_img is None else array_digest(content_img),
             "start": [array_digest(x) for x in starts],
             "styles": [array_digest(x) for x in style_imgs],
+            **({} if mask_weights is None else {"mask": array_digest(mask_weights)}),
         }
     )
     return SweepPlan.create(
@@ -247,7 +253,7 @@ def sweep(
         holds a checkpoint of the same sweep (one of another sweep is refused).
       **grid: the axes ``content_weight``, ``style_weight``, ``tv_weight``,
         ``style_layer_weights``, ``seed``; ``preset``, ``weights``, ``devices``
-        (to shard the cells over; default all) and the shared settings
+        (to shard the cells over; default all), ``mask`` and the shared settings
         (``size``, ``steps``, ``optimizer``, ``learning_rate``, layers,
         ``pooling``, ``init``, ...) as for ``stylize``: see :func:`plan_sweep`.
 

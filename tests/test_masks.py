@@ -1,0 +1,152 @@
+"""Style masks (guided Grams, Gatys et al. 2017 sec. 4): the masked Gram against a
+NumPy reference, masks at each layer's resolution, and masked runs.
+
+Tolerances: Grams to 1e-5 relative (float32 sums); runs equal to 1e-5 (the same
+program on XLA:CPU).
+"""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+import jaxstyle
+from jaxstyle.cli import main
+from jaxstyle.objective import layer_masks, loss_terms
+from jaxstyle.presets import get_preset
+from jaxstyle.stylize import prepare_images, prepare_mask, prepare_targets, resolve_settings
+
+SIZE = 64  # tubingen at 64 px: 48 x 64, the shape of the other end-to-end tests
+RUN = dict(size=SIZE, steps=8, optimizer="adam", learning_rate=0.05)
+
+
+@pytest.mark.parametrize("normalize", ["none", "hw", "chw"])
+def test_masked_gram_weights_each_position_by_its_mask(normalize):
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(2, 5, 6, 4)).astype(np.float32)
+    mask = rng.uniform(size=(2, 5, 6)).astype(np.float32)
+    got = jax.jit(lambda f, m: jaxstyle.gram_matrix(f, normalize=normalize, mask=m))(features, mask)
+    f = features.reshape(2, 30, 4).astype(np.float64)
+    m = mask.reshape(2, 30).astype(np.float64)
+    want = np.einsum("nk,nkc,nkd->ncd", m, f, f)
+    divisor = {"none": 1.0, "hw": m.sum(1), "chw": 4 * m.sum(1)}[normalize]
+    np.testing.assert_allclose(got, want / np.reshape(divisor, (-1, 1, 1)), rtol=1e-5)
+    # a 0/1 mask: the Gram of the positions it keeps, as if the others were not there
+    keep = mask > 0.5
+    binary = jaxstyle.gram_matrix(features, normalize=normalize, mask=keep.astype(np.float32))
+    for n in range(2):
+        kept = features[n][keep[n]][None]  # (1, k, C) taken as a 1 x k map
+        alone = jaxstyle.gram_matrix(kept[:, None], normalize=normalize)[0]
+        np.testing.assert_allclose(binary[n], alone, rtol=1e-5, atol=1e-6)
+    ones = jaxstyle.gram_matrix(features, normalize=normalize, mask=np.ones_like(mask))
+    np.testing.assert_allclose(ones, jaxstyle.gram_matrix(features, normalize=normalize), rtol=1e-6)
+
+
+def test_masked_gram_gradient_is_that_of_the_weighted_sum():
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(5, 6, 4)).astype(np.float32)
+    mask = rng.uniform(size=(5, 6)).astype(np.float32)
+    probe = rng.normal(size=(4, 4)).astype(np.float32)
+
+    def ours(f):
+        return (jaxstyle.gram_matrix(f, normalize="chw", mask=mask) * probe).sum()
+
+    def plain(f):
+        g = jnp.einsum("hw,hwc,hwd->cd", mask, f, f) / (4 * mask.sum())
+        return (g * probe).sum()
+
+    np.testing.assert_allclose(
+        jax.grad(ours)(features), jax.grad(plain)(features), rtol=1e-5, atol=1e-8
+    )
+
+
+def test_gatys_style_loss_counts_the_masks_positions():
+    rng = np.random.default_rng(2)
+    features = {"relu1_1": rng.normal(size=(4, 4, 3)).astype(np.float32)}
+    target = {"relu1_1": rng.normal(size=(3, 3)).astype(np.float32)}
+    mask = {"relu1_1": np.pad(np.ones((2, 4), np.float32), ((0, 2), (0, 0)))}  # top half
+    got = jaxstyle.style_loss(features, target, normalize="none", reduction="gatys", masks=mask)
+    top = features["relu1_1"][:2].reshape(8, 3).astype(np.float64)
+    want = np.square(top.T @ top - target["relu1_1"]).sum() / (4 * 3**2 * 8**2)
+    assert float(got) == pytest.approx(want, rel=1e-5)
+
+
+def test_layer_masks_have_each_style_layers_feature_shape_and_pool_by_averages(vgg_weights):
+    mask = np.random.default_rng(3).uniform(size=(45, 61)).astype(np.float32)
+    layers = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    masks = layer_masks(mask, layers)
+    image = jax.ShapeDtypeStruct((1, 45, 61, 3), jnp.float32)
+    shapes = jax.eval_shape(lambda x: jaxstyle.vgg_features(vgg_weights, x, layers), image)
+    assert {k: v.shape for k, v in masks.items()} == {k: v.shape[1:3] for k, v in shapes.items()}
+    np.testing.assert_array_equal(masks["relu1_1"], mask)
+    quarter = mask[:44, :60].reshape(22, 2, 30, 2).mean((1, 3))  # odd row/column dropped
+    np.testing.assert_allclose(masks["relu2_1"], quarter, rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def pair(shared_image):
+    return shared_image("tubingen.jpg"), shared_image("starry_night.jpg")
+
+
+def test_a_white_mask_is_no_mask(vgg_weights, pair):
+    plain = jaxstyle.stylize(*pair, weights=vgg_weights, **RUN)
+    white = jaxstyle.stylize(*pair, weights=vgg_weights, mask=np.ones((7, 9)), **RUN)
+    np.testing.assert_allclose(white.image, plain.image, atol=1e-5)
+
+
+def test_the_style_pulls_no_pixel_beyond_the_masks_reach(vgg_weights, pair):
+    """Shallow layers (receptive fields under 14 px) and the right half masked: the
+    style term's gradient is zero left of column 20 and not zero in the right half."""
+    settings = resolve_settings(
+        size=SIZE, content_layers=("relu2_2",), style_layers=("relu1_1", "relu2_1")
+    )
+    objective = settings.objective(get_preset(settings.preset))
+    content, styles, _ = prepare_images(*pair, settings)
+    right = np.zeros((48, 64), np.float32)
+    right[:, 32:] = 1
+    targets = prepare_targets(vgg_weights, objective, content, styles, settings, mask=right)
+    assert {k: v.shape for k, v in targets.style_masks.items()} == {
+        "relu1_1": (48, 64),
+        "relu2_1": (24, 32),
+    }
+    weights = settings.loss_weights()
+
+    def style(x):
+        return loss_terms(x, vgg_weights, targets, weights, objective)["style"]
+
+    grad = np.abs(np.asarray(jax.jit(jax.grad(style))(content))).max(axis=(0, 2))  # per column
+    assert not grad[:20].any() and grad[32:].min() > 0
+
+
+def test_sweep_cells_with_a_mask_equal_stylize(vgg_weights, pair):
+    mask = np.zeros((48, 64), np.float32)
+    mask[:24] = 1
+    result = jaxstyle.sweep(*pair, weights=vgg_weights, style_weight=[1e3, 1e4], mask=mask, **RUN)
+    for i in range(2):
+        settings = {**RUN, **result.cells[i]}
+        alone = jaxstyle.stylize(*pair, weights=vgg_weights, mask=mask, **settings)
+        np.testing.assert_allclose(result.images[i], alone.image, atol=1e-5)
+
+
+def test_cli_mask_is_recorded_checked_and_never_overwritten(pair, tmp_path, capsys):
+    mask = tmp_path / "mask.png"
+    Image.fromarray(np.tile(np.uint8([0, 255]).repeat(32), (48, 1))).save(mask)
+    args = ["stylize", *map(str, pair), "--size", "64", "--steps", "3", "--optimizer", "adam", "-q"]
+    assert main([*args, "-o", str(tmp_path / "out.png"), "--mask", str(mask)]) == 0
+    record = json.loads((tmp_path / "out.json").read_text())
+    assert record["inputs"]["mask"] == str(mask)
+    columns = prepare_mask(mask, (24, 32))[:, [0, 12, 20, 31]]  # away from the blurred edge
+    np.testing.assert_allclose(columns, [[0, 0, 1, 1]] * 24, atol=1e-6)
+
+    black = tmp_path / "black.png"
+    Image.new("L", (8, 8)).save(black)
+    assert main([*args, "-o", str(tmp_path / "b.png"), "--mask", str(black)]) == 2
+    assert "the mask is black everywhere" in capsys.readouterr().err
+    before = mask.read_bytes()
+    assert main([*args, "-o", str(mask), "--mask", str(mask)]) == 2
+    assert mask.read_bytes() == before
