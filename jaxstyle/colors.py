@@ -74,8 +74,8 @@ def match_luminance(style: jax.Array, content: jax.Array) -> jax.Array:
 def match_color_histogram(style: jax.Array, content: jax.Array) -> jax.Array:
     """``style`` (h, w, 3) recoloured to ``content`` (H, W, 3)'s colour mean and
     covariance: x -> A (x - mu_s) + mu_c with A = S_c^(1/2) S_s^(-1/2), the
-    symmetric square roots of the covariances (the "3D colour matching" of Gatys
-    et al. 2017, eq. 3), clipped to [0, 1]."""
+    symmetric square roots of the covariances (the image-analogies colour
+    transfer of Gatys et al. 2017, section 5), clipped to [0, 1]."""
     s = jnp.asarray(style, jnp.float32).reshape(-1, 3)
     c = jnp.asarray(content, jnp.float32).reshape(-1, 3)
     mu_s, mu_c = s.mean(0, keepdims=True), c.mean(0, keepdims=True)
