@@ -51,6 +51,7 @@ from jaxstyle.stylize import (
     initial_image,
     output_shape,
     prepare_images,
+    prepare_mask,
     prepare_targets,
     resolve_settings,
     restore_colors,
@@ -178,20 +179,23 @@ def batch(
         {
             "shape": shape,
             "conv_algorithm": algorithm,
+            "masked": masked,
             "jobs": len(items),
             "chunks": -(-len(items) // batch_size),
         }
-        for (shape, algorithm), items in buckets.items()
+        for (shape, algorithm, masked), items in buckets.items()
     ]
     timings["total"] = time.perf_counter() - t0
     return BatchReport(written, skipped, failed, summary, timings)
 
 
 def _buckets(ready: list[_Ready]) -> dict[tuple, list[_Ready]]:
-    """The jobs by (shape, convolution algorithm), in order: one program each."""
+    """The jobs by (shape, convolution algorithm, masked or not), in order: one
+    program each."""
     buckets: dict[tuple, list[_Ready]] = {}
     for item in ready:
-        buckets.setdefault((item.shape, item.settings.conv_algorithm), []).append(item)
+        key = (item.shape, item.settings.conv_algorithm, item.job.mask is not None)
+        buckets.setdefault(key, []).append(item)
     return buckets
 
 
@@ -212,8 +216,11 @@ def _check(job: Job, out: Path, preset: str, shared: dict, params: VGG19Weights)
         **({} if original is None else {"original": array_digest(original)}),
         "weights": params.name,
     }
+    mask = prepare_mask(job.mask, shape)
+    if mask is not None:
+        fingerprint["mask"] = array_digest(mask)
     output = out / job.output
-    image_io.check_output_path(output, [p for p in (job.content, *job.styles) if p])
+    image_io.check_output_path(output, [p for p in (job.content, *job.styles, job.mask) if p])
     return _Ready(job, s, tuple(shape), as_json(fingerprint), output)
 
 
@@ -250,7 +257,14 @@ def _run_chunk(chunk, params, mesh, out: Path, every: int, driver: str):
         # the disk cache's size limit (a 512 px job's take 9 MB)
         targets.append(
             prepare_targets(
-                params, objective, content, styles, item.settings, kernels=kernels, cache=False
+                params,
+                objective,
+                content,
+                styles,
+                item.settings,
+                kernels=kernels,
+                mask=prepare_mask(item.job.mask, item.shape),
+                cache=False,
             )
         )
     plan = CellPlan.create(
@@ -289,6 +303,7 @@ def _write(item: _Ready, result, i: int, params: VGG19Weights) -> None:
         "inputs": {
             "content": None if item.job.content is None else str(item.job.content),
             "styles": [str(p) for p in item.job.styles],
+            "mask": None if item.job.mask is None else str(item.job.mask),
         },
         "settings": dataclasses.asdict(item.settings),
         "weights": params.name,

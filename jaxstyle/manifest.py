@@ -5,6 +5,8 @@ Fields of a job (JSONL keys, or CSV header columns):
   style     path of the style image; several: a JSON list, or ``;``-separated
   output    output file name (.png/.jpg/...) in the output directory
             (default: ``<content stem>_<style stem>.png``)
+  mask      optional style mask: white where the style is matched (see
+            :func:`jaxstyle.stylize`'s ``mask``)
   content_weight, style_weight, tv_weight, size, seed   optional numbers
 Relative paths are relative to the manifest's directory. Blank lines and lines
 that start with ``#`` are skipped (in CSV, also before the header). A bad row is
@@ -26,7 +28,7 @@ from jaxstyle.images import FORMATS
 
 NUMBERS = ("content_weight", "style_weight", "tv_weight", "size", "seed")
 INTEGERS = ("size", "seed")
-FIELDS = ("content", "style", "output", *NUMBERS)
+FIELDS = ("content", "style", "output", "mask", *NUMBERS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Job:
       output: the output file name (no directory part).
       overrides: the row's settings {name: number} (content_weight, style_weight,
         tv_weight, size, seed), applied over the batch's shared settings.
+      mask: the style mask, or None (the style everywhere).
     """
 
     line: int
@@ -47,6 +50,7 @@ class Job:
     styles: tuple[Path, ...]
     output: str
     overrides: dict[str, Any]
+    mask: Path | None = None
 
 
 class RowError(NamedTuple):
@@ -139,7 +143,8 @@ def _job(line: int, row: Any, base: Path) -> Job:
         raise JaxstyleError(
             f"output {output} needs an image suffix ({', '.join(sorted(set(FORMATS)))})"
         )
-    return Job(line, content, styles, output, overrides)
+    mask = _path(row["mask"], base) if row.get("mask") else None
+    return Job(line, content, styles, output, overrides, mask)
 
 
 def _path(value: Any, base: Path) -> Path:

@@ -17,6 +17,7 @@ from PIL import Image
 
 import jaxstyle
 from jaxstyle.cli import main
+from jaxstyle.images import to_uint8
 from jaxstyle.objective import layer_masks, loss_terms
 from jaxstyle.presets import get_preset
 from jaxstyle.stylize import prepare_images, prepare_mask, prepare_targets, resolve_settings
@@ -150,3 +151,27 @@ def test_cli_mask_is_recorded_checked_and_never_overwritten(pair, tmp_path, caps
     before = mask.read_bytes()
     assert main([*args, "-o", str(mask), "--mask", str(mask)]) == 2
     assert mask.read_bytes() == before
+
+
+def test_batch_jobs_take_their_own_masks(vgg_weights, pair, tmp_path):
+    top, left = tmp_path / "top.png", tmp_path / "left.png"
+    Image.fromarray(np.repeat(np.uint8([255, 0]), 24)[:, None].repeat(64, 1)).save(top)
+    Image.fromarray(np.repeat(np.uint8([255, 0]), 32)[None].repeat(48, 0)).save(left)
+    content, style = map(str, pair)
+    rows = [
+        {"content": content, "style": style, "output": "top.png", "mask": "top.png"},
+        {"content": content, "style": style, "output": "left.png", "mask": "left.png"},
+        {"content": content, "style": style, "output": "plain.png"},
+        {"content": content, "style": style, "output": "lost.png", "mask": "nope.png"},
+    ]
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = jaxstyle.batch(manifest, tmp_path / "out", weights=vgg_weights, **RUN)
+    assert [e.line for e in report.failed] == [4] and "nope.png" in report.failed[0].message
+    assert [(b["masked"], b["jobs"]) for b in report.buckets] == [(True, 2), (False, 1)]
+    for name, mask in (("top", top), ("left", left), ("plain", None)):
+        alone = jaxstyle.stylize(*pair, weights=vgg_weights, mask=mask, **RUN)
+        written = np.asarray(Image.open(tmp_path / "out" / f"{name}.png"))
+        assert np.abs(written.astype(int) - to_uint8(alone.image)).max() <= 1
+        record = json.loads((tmp_path / "out" / f"{name}.json").read_text())
+        assert record["inputs"]["mask"] == (None if mask is None else str(mask))
