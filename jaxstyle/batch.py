@@ -216,7 +216,7 @@ def _check(job: Job, out: Path, preset: str, shared: dict, params: VGG19Weights)
         **({} if original is None else {"original": array_digest(original)}),
         "weights": params.name,
     }
-    mask = prepare_mask(job.mask, shape)
+    mask = prepare_mask(job.mask, shape, len(styles))
     if mask is not None:
         fingerprint["mask"] = array_digest(mask)
     output = out / job.output
@@ -263,7 +263,7 @@ def _run_chunk(chunk, params, mesh, out: Path, every: int, driver: str):
                 styles,
                 item.settings,
                 kernels=kernels,
-                mask=prepare_mask(item.job.mask, item.shape),
+                mask=prepare_mask(item.job.mask, item.shape, len(styles)),
                 cache=False,
             )
         )

@@ -146,9 +146,11 @@ def _image_arguments(p: argparse.ArgumentParser, *, output: str) -> None:
     p.add_argument(
         "--mask",
         type=_path,
+        action="append",
         metavar="PATH",
         help="where the style goes: an image, resized to the output, white where the style "
-        "is matched, black where only the content and TV losses act (greys between)",
+        "is matched, black where only the content and TV losses act (greys between); "
+        "repeated, one per STYLE: each style in its own region",
     )
 
 
@@ -323,7 +325,12 @@ class _Inputs:
     init: str | Path | None
     files: list[Path]  # every input file, for the output checks
     texture: bool = False
-    mask: Path | None = None
+    masks: list[Path] = dataclasses.field(default_factory=list)
+
+    @property
+    def mask(self) -> Path | list[Path] | None:
+        """The API's ``mask``: one for all styles, or a list of one per style."""
+        return self.masks[0] if len(self.masks) == 1 else (self.masks or None)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> _Inputs:
@@ -337,11 +344,12 @@ class _Inputs:
         else:
             content, styles = (paths[0], paths[1:]) if paths else (None, [None])
         init = args.init
-        files = [p for p in [content, *styles, args.mask] if p is not None]
+        masks = args.mask or []
+        files = [p for p in [content, *styles, *masks] if p is not None]
         if init not in (None, "content", "noise"):
             files.append(Path(init))
             init = Path(init)
-        return cls(paths, content, styles, init, files, args.texture, args.mask)
+        return cls(paths, content, styles, init, files, args.texture, masks)
 
     def images(self) -> tuple:
         """(content, styles) with the built-in example images in place of None."""
@@ -366,11 +374,12 @@ class _Inputs:
     def record(self, init: str) -> dict:
         """The inputs as JSON; ``init`` is the resolved init setting."""
         example = "example photo" if not self.paths and not self.texture else None
+        masks = [str(m) for m in self.masks]
         return {
             "content": str(self.content) if self.content is not None else example,
             "styles": [str(s) if s is not None else "example painting" for s in self.styles],
             "init": str(self.init) if self.init is not None else init,
-            "mask": None if self.mask is None else str(self.mask),
+            "mask": masks[0] if len(masks) == 1 else (masks or None),  # as ``mask``
         }
 
 

@@ -143,9 +143,12 @@ class Targets:
 
     Attributes:
       content: {layer: (h, w, C)} content features.
-      style: {layer: (C, C)} style Gram matrices (blended over style images).
+      style: {layer: (C, C)} style Gram matrices (blended over style images),
+        or {layer: (S, C, C)}: each style image's, for one mask per style.
       style_masks: {layer: (h, w)} where the image's Grams are taken (guided
-        Grams, see :func:`jaxstyle.losses.gram_matrix`), or None: everywhere.
+        Grams, see :func:`jaxstyle.losses.gram_matrix`), {layer: (S, h, w)}
+        one region per style (each region's loss weighted by its share of the
+        masks' total area), or None: everywhere.
     """
 
     content: dict
@@ -154,23 +157,24 @@ class Targets:
 
     def with_style_mask(self, mask: jax.Array | None, layers: Sequence[str]) -> Targets:
         """These targets with the style matched only where ``mask`` (H, W), of the
-        output image's shape, is 1 (weights in [0, 1]; None: everywhere), at the
-        style ``layers``' resolutions (:func:`layer_masks`)."""
+        output image's shape, is 1 (weights in [0, 1]; None: everywhere), or
+        each style (``style`` Grams (S, C, C)) where its own mask of ``mask``
+        (S, H, W) is, at the style ``layers``' resolutions (:func:`layer_masks`)."""
         return dataclasses.replace(
             self, style_masks=None if mask is None else layer_masks(mask, layers)
         )
 
 
 def layer_masks(mask: jax.Array, layers: Sequence[str]) -> dict[str, jax.Array]:
-    """{layer: (h, w)} of an (H, W) image mask at each layer's feature resolution:
-    averaged over the 2x2 windows of every VGG19 pooling before it (VALID, as the
-    network pools: an odd last row or column dropped)."""
+    """{layer: (..., h, w)} of (..., H, W) image masks at each layer's feature
+    resolution: averaged over the 2x2 windows of every VGG19 pooling before it
+    (VALID, as the network pools: an odd last row or column dropped)."""
     out = {}
     for name in layers:
         m = jnp.asarray(mask, jnp.float32)
         for _ in range(min_side(name).bit_length() - 1):  # the poolings up to the layer
-            h, w = m.shape[0] // 2, m.shape[1] // 2
-            m = m[: 2 * h, : 2 * w].reshape(h, 2, w, 2).mean((1, 3))
+            h, w = m.shape[-2] // 2, m.shape[-1] // 2
+            m = m[..., : 2 * h, : 2 * w].reshape(*m.shape[:-2], h, 2, w, 2).mean((-3, -1))
         out[name] = m
     return out
 
@@ -189,6 +193,7 @@ def compute_targets(
     styles: Sequence[jax.Array],
     *,
     blend: Sequence[float] | None = None,
+    separate: bool = False,
     content_shape: tuple[int, int] | None = None,
 ) -> Targets:
     """Content features and blended style Grams, computed once per run.
@@ -201,6 +206,8 @@ def compute_targets(
         content weight should be 0).
       styles: one or more (H', W', 3) style images (sizes may differ).
       blend: weights of the style images' Grams (default equal, sum 1).
+      separate: keep each style image's Grams apart, {layer: (S, C, C)}, for
+        one mask per style (see :meth:`Targets.with_style_mask`); no blend.
     """
     if content is not None:
         content_targets = _content_features(params, content, objective)
@@ -209,6 +216,11 @@ def compute_targets(
         abstract = jax.eval_shape(lambda p, x: _content_features(p, x, objective), params, shape)
         zeros = {k: np.zeros(v.shape, v.dtype) for k, v in abstract.items()}
         content_targets = jax.device_put(zeros)
+    if separate:
+        one = np.float32(1.0)
+        per_style = [_weighted_grams(params, style, one, objective) for style in styles]
+        grams = {k: jnp.stack([g[k] for g in per_style]) for k in per_style[0]}
+        return Targets(content=content_targets, style=grams)
     blend = [1.0 / len(styles)] * len(styles) if blend is None else list(blend)
     total = sum(blend)
     if len(blend) != len(styles) or total <= 0 or min(blend) < 0:
@@ -260,14 +272,19 @@ def loss_terms(
         )
         for name in objective.content_layers
     )
-    style = losses.style_loss(
-        {name: acts[name][0] for name in objective.style_layers},
+    masks = targets.style_masks
+    regions = masks is not None and masks[objective.style_layers[0]].ndim == 3
+    style = losses.style_loss(  # with regions: (S,), the (1, h, w, C) features in each mask
+        {name: acts[name] if regions else acts[name][0] for name in objective.style_layers},
         targets.style,
         layer_weights=dict(zip(objective.style_layers, weights.style_layers, strict=True)),
         normalize=objective.gram_normalize,
         reduction=objective.style_reduction,
-        masks=targets.style_masks,
+        masks=masks,
     )
+    if regions:
+        area = losses.mask_positions(masks[objective.style_layers[0]])
+        style = (area / area.sum() * style).sum()
     tv = losses.total_variation_loss(
         image * objective.tv_pixel_scale, power=objective.tv_power, reduction=objective.tv_reduction
     )

@@ -327,17 +327,31 @@ def restore_colors(images: np.ndarray, original: np.ndarray | None) -> np.ndarra
     return np.asarray(colors.with_content_colors(images, original))
 
 
-def prepare_mask(mask: ImageLike | None, shape: tuple[int, int]) -> np.ndarray | None:
-    """The (H, W) float32 weights in [0, 1] of a style mask (a path, or an (h, w) or
-    (h, w, 3) array: its luminance) resized to the output ``shape``; None for None."""
+def prepare_mask(
+    mask: ImageLike | Sequence[ImageLike] | None, shape: tuple[int, int], styles: int
+) -> np.ndarray | None:
+    """The weights in [0, 1] of a style mask resized to the output ``shape``: (H, W)
+    for one mask (a path, or an (h, w) or (h, w, 3) array: its luminance), which
+    every style shares; (S, H, W) for a list of one mask per style image (``styles``
+    of them), each style matched in its own region; None for None."""
     if mask is None:
         return None
+    if not isinstance(mask, (list, tuple)):
+        return _mask_weights(mask, shape)
+    if len(mask) != styles:
+        raise JaxstyleError(
+            f"{len(mask)} masks given for {styles} style image(s): give one mask, or one per style"
+        )
+    return np.stack([_mask_weights(m, shape) for m in mask])
+
+
+def _mask_weights(mask: ImageLike, shape: tuple[int, int]) -> np.ndarray:
     if not isinstance(mask, (str, os.PathLike)) and np.ndim(mask) == 2:
         mask = np.repeat(np.asarray(mask)[..., None], 3, axis=-1)
     image = image_io.resize_to(as_image(mask), shape)
     weights = np.asarray(colors.rgb_to_yiq(image)[..., 0]).clip(0.0, 1.0)
     if not weights.any():
-        raise JaxstyleError("the mask is black everywhere: no pixel would take the style")
+        raise JaxstyleError("a mask is black everywhere: no pixel would take its style")
     return weights
 
 
@@ -362,7 +376,7 @@ def stylize(
     *,
     preset: str = DEFAULT_PRESET,
     weights: VGG19Weights | str | os.PathLike | None = None,
-    mask: ImageLike | None = None,
+    mask: ImageLike | Sequence[ImageLike] | None = None,
     driver: str = "auto",
     progress: bool = False,
     callback: Callable[[int, dict, np.ndarray], None] | None = None,
@@ -381,7 +395,9 @@ def stylize(
       mask: where the style goes: an image (path or array) resized to the
         output, white (1) where the style is matched, black (0) where only the
         content and TV losses act, greys between (guided Grams, Gatys et al.
-        2017); None: everywhere.
+        2017); or a list of one mask per style image, each style matched in
+        its own region (not blended; each region's loss weighted by its area);
+        None: everywhere.
       driver: loop driver, ``auto``/``python``/``device`` (see optimize.choose_driver).
       progress: show a progress bar with the step and the losses.
       callback: called as ``callback(step, losses, image)`` after every
@@ -466,7 +482,7 @@ def _stylize_pass(content, style, s: Settings, params, init, mask, **run_options
     content_img, style_imgs, original = prepare_images(content, style, s)
     shape = output_shape(content_img, style_imgs)
     x0 = initial_image(init, content_img, shape, s.seed)
-    mask_weights = prepare_mask(mask, shape)
+    mask_weights = prepare_mask(mask, shape, len(style_imgs))
     timings["load"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -518,14 +534,19 @@ def prepare_targets(
 
     Computed with the weights the steps use (:func:`prepare_weights` with the
     run's Winograd ``kernels``, on the device), so they are not copied to the
-    device again for each image; the style restricted to ``mask`` (H, W) (see
-    :meth:`Targets.with_style_mask`) where one is given. With
+    device again for each image; the style restricted to ``mask`` (H, W), or
+    each style to its own region of ``mask`` (S, H, W), unblended (see
+    :func:`prepare_mask` and :meth:`Targets.with_style_mask`). With
     ``cache``, read from the disk cache instead where a run with the same inputs
     stored them, and stored there otherwise (:mod:`jaxstyle.target_cache`)."""
     shape = output_shape(content, styles)
+    separate = mask is not None and mask.ndim == 3  # one region per style
+    if separate and settings.style_blend is not None:
+        raise JaxstyleError("styles with a mask each are not blended: leave out the style blend")
     key = None
     if cache:
-        key = target_cache.key(params, objective, content, styles, settings.style_blend, shape)
+        blend = "separate" if separate else settings.style_blend
+        key = target_cache.key(params, objective, content, styles, blend, shape)
     targets = target_cache.load(key)
     if targets is None:
         targets = compute_targets(
@@ -534,6 +555,7 @@ def prepare_targets(
             None if content is None else jax.device_put(content),
             [jax.device_put(img) for img in styles],
             blend=settings.style_blend,
+            separate=separate,
             content_shape=shape,
         )
         target_cache.store(key, targets)

@@ -32,11 +32,12 @@ def key(
     objective: Objective,
     content: np.ndarray | None,
     styles: Sequence[np.ndarray],
-    blend: Sequence[float] | None,
+    blend: Sequence[float] | str | None,
     content_shape: tuple[int, int],
 ) -> str | None:
     """The entry key of the targets of these inputs (images (H, W, 3) float32 in
-    [0, 1], as :func:`jaxstyle.objective.compute_targets` takes them); None where
+    [0, 1], as :func:`jaxstyle.objective.compute_targets` takes them; ``blend``
+    its weights, None, or ``"separate"`` for unblended Grams); None where
     nothing is cached (:func:`jaxstyle.executables.caching`)."""
     if not executables.caching():  # before the weights' digest: 0.06 s spared
         return None
@@ -46,7 +47,7 @@ def key(
         array = np.ascontiguousarray(image)
         digest.update(f"{array.dtype} {array.shape}".encode())
         digest.update(array.data)
-    blend = None if blend is None else tuple(float(b) for b in blend)
+    blend = blend if blend is None or isinstance(blend, str) else tuple(map(float, blend))
     parts = (content is None, digest.hexdigest(), len(styles), blend, content_shape)
     return executables.environment_digest("targets 1", fingerprint(weights), objective, parts)
 
