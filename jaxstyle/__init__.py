@@ -38,6 +38,8 @@ from jaxstyle.objective import loss_terms as loss_terms
 from jaxstyle.objective import make_loss_fn as make_loss_fn
 from jaxstyle.objective import total_loss as total_loss
 from jaxstyle.optimize import OptimizerConfig as OptimizerConfig
+from jaxstyle.plot import plot_losses as plot_losses
+from jaxstyle.plot import read_histories as read_histories
 from jaxstyle.presets import PRESETS as PRESETS
 from jaxstyle.presets import Preset as Preset
 from jaxstyle.stylize import StylizeResult as StylizeResult
@@ -87,7 +89,9 @@ __all__ = [
     "make_loss_fn",
     "match_color_histogram",
     "match_luminance",
+    "plot_losses",
     "prepare_weights",
+    "read_histories",
     "read_manifest",
     "rgb_to_yiq",
     "save_image",

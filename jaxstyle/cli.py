@@ -258,6 +258,21 @@ def build_parser() -> argparse.ArgumentParser:
             "estimate", help="memory and FLOPs of one optimisation step, without running it"
         )
     )
+    plot = sub.add_parser("plot", help="loss curves of finished runs, from their records")
+    plot.add_argument(
+        "records",
+        nargs="+",
+        type=_path,
+        metavar="RECORD",
+        help="OUT.json of stylize or of a batch job (one curve), or sweep.json (one per cell)",
+    )
+    plot.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        type=_path,
+        help="the picture (PNG/JPEG); an existing file is not replaced",
+    )
     weights = sub.add_parser("weights", help="get or import VGG19 weights")
     wsub = weights.add_subparsers(dest="weights_command", required=True, parser_class=_Parser)
     fetch = wsub.add_parser(
@@ -581,6 +596,22 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return EXIT_JOBS_FAILED if report.failed else 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    from jaxstyle import images as image_io
+    from jaxstyle.plot import plot_losses, read_histories
+
+    if args.output.exists():
+        raise JaxstyleError(f"{args.output} exists; not overwriting it")
+    image_io.check_output_path(args.output, [])
+    curves: dict = {}
+    for record in args.records:
+        for name, history in read_histories(record).items():
+            curves[f"{record}: {name}" if name in curves else name] = history
+    plot_losses(curves, args.output)
+    print(f"wrote {args.output} ({len(curves)} curve(s))")
+    return 0
+
+
 def cmd_estimate(args: argparse.Namespace) -> int:
     from jaxstyle.estimate import estimate
     from jaxstyle.presets import DEFAULT_PRESET
@@ -686,6 +717,8 @@ def _run(argv: list[str] | None) -> int:
             return cmd_batch(args)
         if args.command == "estimate":
             return cmd_estimate(args)
+        if args.command == "plot":
+            return cmd_plot(args)
         return cmd_weights(args)
     except Interrupted as err:
         print(f"jaxstyle: {err}", file=sys.stderr)

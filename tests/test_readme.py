@@ -8,6 +8,7 @@ import shlex
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from jaxstyle.cli import main
 
@@ -51,9 +52,12 @@ def test_shell_commands(tmp_path, monkeypatch):
         for line in block.splitlines()
         if line.startswith("jaxstyle ")
     ]
-    assert [c[1] for c in commands] == ["stylize", "stylize", "stylize", "sweep", "batch"]
+    assert [c[1] for c in commands] == ["stylize", "stylize", "stylize", "sweep", "plot", "batch"]
     for argv in commands:
         argv = [shared(a) for a in argv[1:]]
+        if argv[0] == "plot":  # no optimisation to shrink
+            assert main(argv) == 0, argv
+            continue
         # Adam: the shapes other tests compile (the README's default is L-BFGS).
         shrink = [f"--{k}={v}" for k, v in SHRINK.items()] + ["--optimizer=adam"]
         assert main([*argv, *shrink, "-q"]) == 0, argv
@@ -62,5 +66,6 @@ def test_shell_commands(tmp_path, monkeypatch):
     assert kept["settings"]["preserve_colors"] == "luminance" and (tmp_path / "kept.png").exists()
     assert len(list((tmp_path / "grid").glob("content*.png"))) == 4
     assert (tmp_path / "grid" / "grid.png").exists()
+    assert Image.open(tmp_path / "grid-losses.png").size == (1600, 340)
     assert (tmp_path / "results" / "bridge_scream.png").exists()
     assert (tmp_path / "results" / "tubingen_starry.json").exists()

@@ -1,0 +1,79 @@
+"""Loss curves of finished runs, read from their JSON records, as one picture.
+
+A record is what the commands write beside their images: ``OUT.json`` of
+``stylize``, each job's ``.json`` of ``batch`` (one curve each), or a sweep's
+``sweep.json`` (one curve per cell, named by its file).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from jaxstyle import images as image_io
+from jaxstyle.errors import JaxstyleError
+
+TERMS = ("total", "content", "style", "tv")
+"""The loss terms plotted, one panel each."""
+
+MAX_LEGEND = 12
+"""More curves than this get no legend (a large sweep's would hide the plot)."""
+
+
+def read_histories(path: Path) -> dict[str, dict[str, np.ndarray]]:
+    """{curve name: {term: (steps,) losses}} of one record: a stylize or batch
+    record's own history (named by its output's file name), or a sweep's cells
+    (named by their files)."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise JaxstyleError(f"cannot read the record {path}: {err}") from None
+    try:
+        if isinstance(record, dict) and "cells" in record:
+            return {Path(c["file"]).stem: _history(c["history"]) for c in record["cells"]}
+        return {Path(record.get("output", path)).name: _history(record["history"])}
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise JaxstyleError(
+            f"{path} is not a jaxstyle record with a loss history (OUT.json or sweep.json)"
+        ) from None
+
+
+def _history(history: Mapping) -> dict[str, np.ndarray]:
+    return {k: np.asarray(history[k], np.float64) for k in TERMS}
+
+
+def plot_losses(curves: Mapping[str, Mapping[str, Sequence[float]]], output: Path) -> Path:
+    """Draw each curve's {term: losses per step} in one panel per term of
+    :data:`TERMS` (log scale where the losses are positive) and write the picture
+    (PNG/JPEG/... by suffix, atomically) to ``output``."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed
+    from matplotlib import pyplot as plt
+
+    if not curves:
+        raise JaxstyleError("no loss curves to plot")
+    fig, axes = plt.subplots(1, len(TERMS), figsize=(4 * len(TERMS), 3.4), dpi=100)
+    try:
+        for ax, term in zip(axes, TERMS, strict=True):
+            for name, history in curves.items():
+                ax.plot(np.arange(len(history[term])), history[term], label=name, lw=1.2)
+            values = np.concatenate([np.asarray(h[term], np.float64) for h in curves.values()])
+            if values.size and np.all(values > 0):
+                ax.set_yscale("log")
+            ax.set_title(f"{term} loss (weighted)" if term != "total" else "total loss J")
+            ax.set_xlabel("step")
+            ax.grid(alpha=0.3)
+        if len(curves) <= MAX_LEGEND:
+            axes[0].legend(fontsize=7)
+        fig.tight_layout()
+        fig.canvas.draw()
+        pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+    finally:
+        plt.close(fig)
+    image_io.save_image(Path(output), pixels)
+    return Path(output)

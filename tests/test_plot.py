@@ -1,0 +1,58 @@
+"""``jaxstyle plot``: loss curves read back from the records of real runs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import jaxstyle
+from jaxstyle.cli import main
+
+SMALL = ["--size", "64", "--steps", "3", "--optimizer", "adam", "-q"]
+
+
+@pytest.fixture(scope="module")
+def records(shared_image, tmp_path_factory):
+    """A stylize record and a 2-cell sweep's sweep.json, from the CLI."""
+    pair = [str(shared_image(n)) for n in ("tubingen.jpg", "starry_night.jpg")]
+    work = tmp_path_factory.mktemp("runs")
+    assert main(["stylize", *pair, "-o", str(work / "out.png"), *SMALL]) == 0
+    sweep = ["sweep", *pair, "-o", str(work / "grid"), "--style-weight", "1e3,1e4", *SMALL]
+    assert main(sweep) == 0
+    return work / "out.json", work / "grid" / "sweep.json"
+
+
+def test_histories_are_read_back_from_stylize_and_sweep_records(records):
+    single, sweep = records
+    got = jaxstyle.read_histories(single)
+    assert list(got) == ["out.png"]
+    recorded = json.loads(single.read_text())["history"]
+    for term in ("total", "content", "style", "tv"):
+        np.testing.assert_array_equal(got["out.png"][term], recorded[term])
+    cells = jaxstyle.read_histories(sweep)
+    files = [c["file"] for c in json.loads(sweep.read_text())["cells"]]
+    assert list(cells) == [f.removesuffix(".png") for f in files] and len(files) == 2
+    assert all(len(h["style"]) == 3 for h in cells.values())
+
+
+def test_cli_plot_draws_every_curve_and_replaces_nothing(records, tmp_path, capsys):
+    single, sweep = records
+    out = tmp_path / "losses.png"
+    assert main(["plot", str(single), str(sweep), str(single), "-o", str(out)]) == 0
+    assert "4 curve(s)" in capsys.readouterr().out  # the repeated record's curve is renamed
+    pixels = np.asarray(Image.open(out))
+    assert pixels.shape == (340, 1600, 3) and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50
+
+    before = out.read_bytes()
+    assert main(["plot", str(single), "-o", str(out)]) == 2
+    assert "exists; not overwriting it" in capsys.readouterr().err
+    assert out.read_bytes() == before
+    not_a_record = tmp_path / "notes.json"
+    not_a_record.write_text('{"hello": 1}')
+    assert main(["plot", str(not_a_record), "-o", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("is not a jaxstyle record with a loss history (OUT.json or sweep.json)")
+    assert len(err.splitlines()) == 1 and not (tmp_path / "x.png").exists()
