@@ -131,7 +131,7 @@ def plan_sweep(
     seed: int | Sequence[int] | None = None,
     preset: str = DEFAULT_PRESET,
     weights: VGG19Weights | str | os.PathLike | None = None,
-    mask: ImageLike | None = None,
+    mask: ImageLike | Sequence[ImageLike] | None = None,
     devices: Sequence[jax.Device] | None = None,
     **settings: Any,
 ) -> SweepPlan:
@@ -202,6 +202,7 @@ def plan_sweep(
             "content": None if content_img is None else array_digest(content_img),
             "start": [array_digest(x) for x in starts],
             "styles": [array_digest(x) for x in style_imgs],
+            **({} if original is None else {"original": array_digest(original)}),
             **({} if mask_weights is None else {"mask": array_digest(mask_weights)}),
         }
     )

@@ -178,3 +178,16 @@ def test_preserving_colours_needs_a_content_image_and_a_known_mode(vgg_weights, 
         jaxstyle.stylize(*paths, weights=vgg_weights, preserve_colors="hue", **RUN)
     assert main(["stylize", *map(str, paths), "-o", "x.png", "--preserve-colors", "hue"]) == 2
     assert "invalid choice: 'hue'" in capsys.readouterr().err
+
+
+def test_a_luminance_sweep_is_told_apart_by_its_contents_colours(vgg_weights, resized):
+    """Its fingerprint (which decides resuming and "nothing to do") holds the content's
+    own colours, not only the grey image the run sees."""
+    from jaxstyle.resume import array_digest
+    from jaxstyle.sweep import plan_sweep
+
+    paths, content, _ = resized
+    kept = plan_sweep(*paths, weights=vgg_weights, preserve_colors="luminance", **RUN)
+    assert kept.fingerprint["original"] == array_digest(content)
+    assert kept.fingerprint["content"] == array_digest(np.asarray(colors.luminance_image(content)))
+    assert "original" not in plan_sweep(*paths, weights=vgg_weights, **RUN).fingerprint
