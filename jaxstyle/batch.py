@@ -2,7 +2,8 @@
 
 Grouping rule: shape buckets, no padding. Jobs whose content image (for
 texture synthesis: first style image) has the same (H, W) after resizing, and
-whose settings pick the same convolution algorithm, form a bucket; a bucket
+whose settings pick the same convolution algorithm and whose masks are laid
+out alike (none, one, or one for each of S styles), form a bucket; a bucket
 runs in chunks of at most ``batch_size`` jobs, each chunk one
 :class:`~jaxstyle.cells.CellPlan` with every job's own targets and loss
 weights (vmapped and sharded over the devices). Padding images to a common
@@ -68,9 +69,10 @@ class BatchReport:
       written: the output paths written by this run, in manifest order.
       skipped: outputs of jobs finished by an earlier run (not recomputed).
       failed: the rows not run, with their manifest line and the reason.
-      buckets: per image shape and convolution algorithm (see
+      buckets: per image shape, convolution algorithm (see
         :func:`jaxstyle.vgg.choose_conv_algorithm`; one shape has two only when
-        some jobs give no size): {"shape": (H, W), "conv_algorithm": name,
+        some jobs give no size) and mask layout: {"shape": (H, W),
+        "conv_algorithm": name, "mask": None, "shared" or "per style (S)",
         "jobs": n, "chunks": k}.
       timings: seconds: "compile", "optimize" (all chunks), "total".
     """
@@ -91,6 +93,7 @@ class _Ready:
     shape: tuple[int, int]
     fingerprint: dict
     output: Path
+    mask: str | None  # the layout of its mask (:func:`_mask_layout`)
 
 
 def batch(
@@ -179,22 +182,22 @@ def batch(
         {
             "shape": shape,
             "conv_algorithm": algorithm,
-            "masked": masked,
+            "mask": mask,
             "jobs": len(items),
             "chunks": -(-len(items) // batch_size),
         }
-        for (shape, algorithm, masked), items in buckets.items()
+        for (shape, algorithm, mask), items in buckets.items()
     ]
     timings["total"] = time.perf_counter() - t0
     return BatchReport(written, skipped, failed, summary, timings)
 
 
 def _buckets(ready: list[_Ready]) -> dict[tuple, list[_Ready]]:
-    """The jobs by (shape, convolution algorithm, masked or not), in order: one
-    program each."""
+    """The jobs by (shape, convolution algorithm, mask layout), in order: one
+    program each (a chunk's stacked targets share one tree of shapes)."""
     buckets: dict[tuple, list[_Ready]] = {}
     for item in ready:
-        key = (item.shape, item.settings.conv_algorithm, item.job.mask is not None)
+        key = (item.shape, item.settings.conv_algorithm, item.mask)
         buckets.setdefault(key, []).append(item)
     return buckets
 
@@ -216,12 +219,24 @@ def _check(job: Job, out: Path, preset: str, shared: dict, params: VGG19Weights)
         **({} if original is None else {"original": array_digest(original)}),
         "weights": params.name,
     }
-    mask = prepare_mask(job.mask, shape, len(styles))
+    mask = prepare_mask(job.mask, shape, len(styles), s.style_blend)
     if mask is not None:
         fingerprint["mask"] = array_digest(mask)
     output = out / job.output
-    image_io.check_output_path(output, [p for p in (job.content, *job.styles, job.mask) if p])
-    return _Ready(job, s, tuple(shape), as_json(fingerprint), output)
+    image_io.check_output_path(output, [p for p in (job.content, *job.styles, *_masks(job)) if p])
+    return _Ready(job, s, tuple(shape), as_json(fingerprint), output, _mask_layout(mask))
+
+
+def _masks(job: Job) -> tuple[Path, ...]:
+    """A job's mask files."""
+    return job.mask if isinstance(job.mask, tuple) else (() if job.mask is None else (job.mask,))
+
+
+def _mask_layout(mask: np.ndarray | None) -> str | None:
+    """None (no mask), "shared" ((H, W): every style's) or "per style (S)" ((S, H, W))."""
+    if mask is None:
+        return None
+    return "shared" if mask.ndim == 2 else f"per style ({len(mask)})"
 
 
 def _finished(item: _Ready) -> bool:
@@ -263,7 +278,9 @@ def _run_chunk(chunk, params, mesh, out: Path, every: int, driver: str):
                 styles,
                 item.settings,
                 kernels=kernels,
-                mask=prepare_mask(item.job.mask, item.shape, len(styles)),
+                mask=prepare_mask(
+                    item.job.mask, item.shape, len(styles), item.settings.style_blend
+                ),
                 cache=False,
             )
         )
@@ -303,7 +320,11 @@ def _write(item: _Ready, result, i: int, params: VGG19Weights) -> None:
         "inputs": {
             "content": None if item.job.content is None else str(item.job.content),
             "styles": [str(p) for p in item.job.styles],
-            "mask": None if item.job.mask is None else str(item.job.mask),
+            "mask": (  # one path, a list of one per style, or None
+                [str(m) for m in item.job.mask]
+                if isinstance(item.job.mask, tuple)
+                else item.job.mask and str(item.job.mask)
+            ),
         },
         "settings": dataclasses.asdict(item.settings),
         "weights": params.name,

@@ -97,7 +97,7 @@ def _batch_arguments(p: argparse.ArgumentParser) -> None:
         type=_path,
         metavar="MANIFEST",
         help=".jsonl or .csv, one job a line: content, style, output, and optionally "
-        "mask, content_weight, style_weight, tv_weight, size, seed",
+        "mask (one, or one per style), content_weight, style_weight, tv_weight, size, seed",
     )
     p.add_argument("-o", "--output", required=True, type=_path, help="output DIRECTORY (created)")
     _setting_arguments(p)

@@ -6,7 +6,8 @@ Fields of a job (JSONL keys, or CSV header columns):
   output    output file name (.png/.jpg/...) in the output directory
             (default: ``<content stem>_<style stem>.png``)
   mask      optional style mask: white where the style is matched (see
-            :func:`jaxstyle.stylize`'s ``mask``)
+            :func:`jaxstyle.stylize`'s ``mask``); one per style image (each
+            style in its own region): a JSON list, or ``;``-separated
   content_weight, style_weight, tv_weight, size, seed   optional numbers
 Relative paths are relative to the manifest's directory. Blank lines and lines
 that start with ``#`` are skipped (in CSV, also before the header). A bad row is
@@ -42,7 +43,8 @@ class Job:
       output: the output file name (no directory part).
       overrides: the row's settings {name: number} (content_weight, style_weight,
         tv_weight, size, seed), applied over the batch's shared settings.
-      mask: the style mask, or None (the style everywhere).
+      mask: the style mask, a tuple of one mask per style image (each style in
+        its own region), or None (the style everywhere).
     """
 
     line: int
@@ -50,7 +52,7 @@ class Job:
     styles: tuple[Path, ...]
     output: str
     overrides: dict[str, Any]
-    mask: Path | None = None
+    mask: Path | tuple[Path, ...] | None = None
 
 
 class RowError(NamedTuple):
@@ -127,14 +129,9 @@ def _job(line: int, row: Any, base: Path) -> Job:
     if unknown:
         raise JaxstyleError(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(FIELDS)}")
     content = _path(row["content"], base) if row.get("content") else None
-    style = row.get("style")
-    if not style:
+    if not row.get("style"):
         raise JaxstyleError("no style image")
-    if isinstance(style, str):
-        style = [s for s in (part.strip() for part in style.split(";")) if s]
-    if not isinstance(style, list) or not all(isinstance(s, str) for s in style):
-        raise JaxstyleError("style must be a path or a list of paths")
-    styles = tuple(_path(s, base) for s in style)
+    styles = _paths("style", row["style"], base)
     overrides = {name: _number(name, row[name]) for name in NUMBERS if name in row}
     output = row.get("output") or f"{(content or styles[0]).stem}_{styles[0].stem}.png"
     if not isinstance(output, str) or Path(output).name != output or output.startswith("."):
@@ -143,8 +140,19 @@ def _job(line: int, row: Any, base: Path) -> Job:
         raise JaxstyleError(
             f"output {output} needs an image suffix ({', '.join(sorted(set(FORMATS)))})"
         )
-    mask = _path(row["mask"], base) if row.get("mask") else None
+    mask = _paths("mask", row["mask"], base) if row.get("mask") else None
+    if mask is not None and isinstance(row["mask"], str) and len(mask) == 1:
+        mask = mask[0]  # one mask, every style's; a list: one per style (counted by batch)
     return Job(line, content, styles, output, overrides, mask)
+
+
+def _paths(name: str, value: Any, base: Path) -> tuple[Path, ...]:
+    """The paths of a field that holds one path, a JSON list or ``;``-separated paths."""
+    if isinstance(value, str):
+        value = [v for v in (part.strip() for part in value.split(";")) if v]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise JaxstyleError(f"{name} must be a path or a list of paths")
+    return tuple(_path(v, base) for v in value)
 
 
 def _path(value: Any, base: Path) -> Path:

@@ -328,12 +328,16 @@ def restore_colors(images: np.ndarray, original: np.ndarray | None) -> np.ndarra
 
 
 def prepare_mask(
-    mask: ImageLike | Sequence[ImageLike] | None, shape: tuple[int, int], styles: int
+    mask: ImageLike | Sequence[ImageLike] | None,
+    shape: tuple[int, int],
+    styles: int,
+    blend: Sequence[float] | None = None,
 ) -> np.ndarray | None:
     """The weights in [0, 1] of a style mask resized to the output ``shape``: (H, W)
     for one mask (a path, or an (h, w) or (h, w, 3) array: its luminance), which
     every style shares; (S, H, W) for a list of one mask per style image (``styles``
-    of them), each style matched in its own region; None for None."""
+    of them), each style matched in its own region (so with no style ``blend``);
+    None for None."""
     if mask is None:
         return None
     if not isinstance(mask, (list, tuple)):
@@ -342,6 +346,8 @@ def prepare_mask(
         raise JaxstyleError(
             f"{len(mask)} masks given for {styles} style image(s): give one mask, or one per style"
         )
+    if blend is not None:
+        raise JaxstyleError("styles with a mask each are not blended: leave out the style blend")
     return np.stack([_mask_weights(m, shape) for m in mask])
 
 
@@ -482,7 +488,7 @@ def _stylize_pass(content, style, s: Settings, params, init, mask, **run_options
     content_img, style_imgs, original = prepare_images(content, style, s)
     shape = output_shape(content_img, style_imgs)
     x0 = initial_image(init, content_img, shape, s.seed)
-    mask_weights = prepare_mask(mask, shape, len(style_imgs))
+    mask_weights = prepare_mask(mask, shape, len(style_imgs), s.style_blend)
     timings["load"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -540,9 +546,7 @@ def prepare_targets(
     ``cache``, read from the disk cache instead where a run with the same inputs
     stored them, and stored there otherwise (:mod:`jaxstyle.target_cache`)."""
     shape = output_shape(content, styles)
-    separate = mask is not None and mask.ndim == 3  # one region per style
-    if separate and settings.style_blend is not None:
-        raise JaxstyleError("styles with a mask each are not blended: leave out the style blend")
+    separate = mask is not None and mask.ndim == 3  # one region per style, no blend
     key = None
     if cache:
         blend = "separate" if separate else settings.style_blend

@@ -153,28 +153,54 @@ def test_cli_mask_is_recorded_checked_and_never_overwritten(pair, tmp_path, caps
     assert mask.read_bytes() == before
 
 
-def test_batch_jobs_take_their_own_masks(vgg_weights, pair, tmp_path):
+def test_batch_jobs_take_their_own_masks(vgg_weights, pair, shared_image, tmp_path):
     top, left = tmp_path / "top.png", tmp_path / "left.png"
     Image.fromarray(np.repeat(np.uint8([255, 0]), 24)[:, None].repeat(64, 1)).save(top)
     Image.fromarray(np.repeat(np.uint8([255, 0]), 32)[None].repeat(48, 0)).save(left)
     content, style = map(str, pair)
+    scream = str(shared_image("the_scream.jpg"))
     rows = [
         {"content": content, "style": style, "output": "top.png", "mask": "top.png"},
         {"content": content, "style": style, "output": "left.png", "mask": "left.png"},
         {"content": content, "style": style, "output": "plain.png"},
         {"content": content, "style": style, "output": "lost.png", "mask": "nope.png"},
+        {
+            "content": content,
+            "style": [style, scream],
+            "output": "two.png",
+            "mask": "top.png;left.png",
+        },
+        {
+            "content": content,
+            "style": [scream, style],
+            "output": "owt.png",
+            "mask": ["left.png", "top.png"],
+        },
+        {"content": content, "style": style, "output": "odd.png", "mask": ["top.png", "left.png"]},
     ]
     manifest = tmp_path / "jobs.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
     report = jaxstyle.batch(manifest, tmp_path / "out", weights=vgg_weights, **RUN)
-    assert [e.line for e in report.failed] == [4] and "nope.png" in report.failed[0].message
-    assert [(b["masked"], b["jobs"]) for b in report.buckets] == [(True, 2), (False, 1)]
-    for name, mask in (("top", top), ("left", left), ("plain", None)):
-        alone = jaxstyle.stylize(*pair, weights=vgg_weights, mask=mask, **RUN)
+    assert [e.line for e in report.failed] == [4, 7]
+    assert "nope.png" in report.failed[0].message
+    assert "2 masks given for 1 style image" in report.failed[1].message
+    layouts = [(b["mask"], b["jobs"]) for b in report.buckets]
+    assert layouts == [("shared", 2), (None, 1), ("per style (2)", 2)]
+    jobs = (
+        ("top", [style], top),
+        ("left", [style], left),
+        ("plain", [style], None),
+        ("two", [style, scream], [top, left]),
+        ("owt", [scream, style], [left, top]),
+    )
+    for name, styles, mask in jobs:
+        alone = jaxstyle.stylize(content, styles, weights=vgg_weights, mask=mask, **RUN)
         written = np.asarray(Image.open(tmp_path / "out" / f"{name}.png"))
         assert np.abs(written.astype(int) - to_uint8(alone.image)).max() <= 1
         record = json.loads((tmp_path / "out" / f"{name}.json").read_text())
-        assert record["inputs"]["mask"] == (None if mask is None else str(mask))
+        assert record["inputs"]["mask"] == (
+            [str(m) for m in mask] if isinstance(mask, list) else mask and str(mask)
+        )
 
 
 def test_one_mask_per_style_pulls_each_region_to_its_own_style(vgg_weights, shared_image):
@@ -208,9 +234,8 @@ def test_one_mask_per_style_pulls_each_region_to_its_own_style(vgg_weights, shar
 
     with pytest.raises(jaxstyle.JaxstyleError, match="1 masks given for 2 style image"):
         prepare_mask([top], (48, 64), 2)
-    blended = resolve_settings(size=SIZE, style_blend=(1, 2))
     with pytest.raises(jaxstyle.JaxstyleError, match="not blended"):
-        prepare_targets(vgg_weights, objective, content, styles, blended, mask=masks)
+        prepare_mask([top, 1 - top], (48, 64), 2, (1, 2))
 
 
 def test_cli_takes_a_mask_per_style(shared_image, tmp_path):
