@@ -23,7 +23,9 @@ from jaxstyle.estimate import estimate as estimate
 from jaxstyle.images import load_image as load_image
 from jaxstyle.images import save_image as save_image
 from jaxstyle.losses import content_loss as content_loss
+from jaxstyle.losses import extract_patches as extract_patches
 from jaxstyle.losses import gram_matrix as gram_matrix
+from jaxstyle.losses import mrf_loss as mrf_loss
 from jaxstyle.losses import style_layer_loss as style_layer_loss
 from jaxstyle.losses import style_loss as style_loss
 from jaxstyle.losses import total_variation_loss as total_variation_loss
@@ -80,7 +82,9 @@ __all__ = [
     "convert_weights",
     "estimate",
     "fetch_weights",
+    "extract_patches",
     "gram_matrix",
+    "mrf_loss",
     "initialize_distributed",
     "load_image",
     "load_vgg19",

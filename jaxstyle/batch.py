@@ -3,8 +3,9 @@
 Grouping rule: shape buckets, no padding. Jobs whose content image (for
 texture synthesis: first style image) has the same (H, W) after resizing, and
 whose settings pick the same convolution algorithm and whose masks are laid
-out alike (none, one, or one for each of S styles), form a bucket; a bucket
-runs in chunks of at most ``batch_size`` jobs, each chunk one
+out alike (none, one, or one for each of S styles), form a bucket; with an MRF
+style loss, whose targets hold every style patch, their style images' shapes
+must match too. A bucket runs in chunks of at most ``batch_size`` jobs, each chunk one
 :class:`~jaxstyle.cells.CellPlan` with every job's own targets and loss
 weights (vmapped and sharded over the devices). Padding images to a common
 shape was rejected: the padded pixels would enter the Gram matrices, the
@@ -73,7 +74,8 @@ class BatchReport:
         :func:`jaxstyle.vgg.choose_conv_algorithm`; one shape has two only when
         some jobs give no size) and mask layout: {"shape": (H, W),
         "conv_algorithm": name, "mask": None, "shared" or "per style (S)",
-        "jobs": n, "chunks": k}.
+        "jobs": n, "chunks": k}; with an MRF style loss also by the style
+        images' shapes, "style_shapes": ((h, w), ...).
       timings: seconds: "compile", "optimize" (all chunks), "total".
     """
 
@@ -94,6 +96,7 @@ class _Ready:
     fingerprint: dict
     output: Path
     mask: str | None  # the layout of its mask (:func:`_mask_layout`)
+    patches: tuple | None  # its style images' shapes, where they shape the targets (MRF)
 
 
 def batch(
@@ -183,10 +186,11 @@ def batch(
             "shape": shape,
             "conv_algorithm": algorithm,
             "mask": mask,
+            **({} if patches is None else {"style_shapes": patches}),
             "jobs": len(items),
             "chunks": -(-len(items) // batch_size),
         }
-        for (shape, algorithm, mask), items in buckets.items()
+        for (shape, algorithm, mask, patches), items in buckets.items()
     ]
     timings["total"] = time.perf_counter() - t0
     return BatchReport(written, skipped, failed, summary, timings)
@@ -194,10 +198,11 @@ def batch(
 
 def _buckets(ready: list[_Ready]) -> dict[tuple, list[_Ready]]:
     """The jobs by (shape, convolution algorithm, mask layout), in order: one
-    program each (a chunk's stacked targets share one tree of shapes)."""
+    program each (a chunk's stacked targets share one tree of shapes; with an
+    MRF style loss they hold the style images' patches, so their shapes count)."""
     buckets: dict[tuple, list[_Ready]] = {}
     for item in ready:
-        key = (item.shape, item.settings.conv_algorithm, item.mask)
+        key = (item.shape, item.settings.conv_algorithm, item.mask, item.patches)
         buckets.setdefault(key, []).append(item)
     return buckets
 
@@ -219,12 +224,13 @@ def _check(job: Job, out: Path, preset: str, shared: dict, params: VGG19Weights)
         **({} if original is None else {"original": array_digest(original)}),
         "weights": params.name,
     }
-    mask = prepare_mask(job.mask, shape, len(styles), s.style_blend)
+    mask = prepare_mask(job.mask, shape, len(styles), s)
     if mask is not None:
         fingerprint["mask"] = array_digest(mask)
     output = out / job.output
     image_io.check_output_path(output, [p for p in (job.content, *job.styles, *_masks(job)) if p])
-    return _Ready(job, s, tuple(shape), as_json(fingerprint), output, _mask_layout(mask))
+    patches = tuple(x.shape[:2] for x in styles) if s.style_loss == "mrf" else None
+    return _Ready(job, s, tuple(shape), as_json(fingerprint), output, _mask_layout(mask), patches)
 
 
 def _masks(job: Job) -> tuple[Path, ...]:

@@ -159,7 +159,8 @@ def _program_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--preset",
         default=None,
-        help="jaxstyle (default), jcjohnson, gatys, pytorch-tutorial, tf-tutorial",
+        help="jaxstyle (default), jcjohnson, gatys, pytorch-tutorial, tf-tutorial, "
+        "cnnmrf (Li & Wand's MRF style loss)",
     )
     p.add_argument("--optimizer", choices=("adam", "lbfgs"), help="(preset's default)")
     p.add_argument("--content-layers", type=_csv(str), help="e.g. relu4_2")

@@ -8,6 +8,9 @@ reproduce published defaults.
 Reductions (``reduction=``): ``"sum"`` is Σ d², ``"half_sum"`` ½·Σ d² (Gatys et
 al., eq. 1), ``"mean"`` the mean of d² (an MSE, as in neural-style and the
 PyTorch/TensorFlow tutorials).
+
+Two style losses: Gram matrices (:func:`style_loss`, Gatys et al.) and
+nearest-neighbour feature patches (:func:`mrf_loss`, Li & Wand 2016).
 """
 
 from __future__ import annotations
@@ -163,6 +166,100 @@ def style_loss(
         loss = style_layer_loss(gram, target_grams[name], positions=positions, reduction=reduction)
         total = total + (1.0 if layer_weights is None else layer_weights[name]) * loss
     return total
+
+
+SIMILARITY_CHUNK = 2**24
+"""The most patch similarities :func:`mrf_loss` holds at once (64 MB of float32):
+its image patches are matched in chunks of rows beyond that."""
+
+
+def extract_patches(features: jax.Array, *, size: int = 3, stride: int = 1) -> jax.Array:
+    """Every ``size`` x ``size`` patch of feature maps, ``stride`` apart (no padding).
+
+    Args:
+      features: (..., h, w, C), with h and w at least ``size``.
+
+    Returns:
+      (..., P, size·size·C): P = ⌊(h−size)/stride+1⌋·⌊(w−size)/stride+1⌋ patches in
+      row-major order of their top-left corners, each flattened (row, column, channel).
+    """
+    *_, h, w, c = features.shape
+    if min(h, w) < size:
+        raise ValueError(f"{h}x{w} feature maps have no {size}x{size} patch")
+    rows, cols = (h - size) // stride + 1, (w - size) // stride + 1
+    shifted = [
+        features[
+            ...,
+            i : i + stride * (rows - 1) + 1 : stride,
+            j : j + stride * (cols - 1) + 1 : stride,
+            :,
+        ]
+        for i in range(size)
+        for j in range(size)
+    ]
+    patches = jnp.stack(shifted, axis=-2)  # (..., rows, cols, size·size, C)
+    return patches.reshape(*features.shape[:-3], rows * cols, size * size * c)
+
+
+def mrf_loss(
+    features: jax.Array,
+    target_patches: jax.Array,
+    *,
+    patch_size: int = 3,
+    stride: int = 1,
+    reduction: str = "sum",
+    mask: jax.Array | None = None,
+) -> jax.Array:
+    """The MRF style loss of Li & Wand (2016, eq. 2): every patch of ``features``
+    pulled towards the target patch most like it.
+
+    Each patch Ψ_i of the features is matched to the target patch of highest
+    normalised cross-correlation, NN(i) = argmax_j ⟨Ψ_i, Ψ_j⟩ / |Ψ_j| (the
+    match is not differentiated), and the loss is the reduction of
+    (Ψ_i − Ψ_NN(i))² over the patches and their entries.
+
+    Args:
+      features: (..., h, w, C).
+      target_patches: (P', size·size·C) from :func:`extract_patches` of the
+        style features (of any size; several style images' concatenated).
+      patch_size, stride: of the features' patches (:func:`extract_patches`).
+      reduction: see the module docstring (``"mean"``: over patches and entries).
+      mask: (..., h, w) weights in [0, 1]: each patch counts with the weight at
+        its centre (``"mean"`` divides by their sum); None: all 1.
+
+    Returns:
+      (...), float32. The similarities are products in ``features``' dtype
+      with float32 accumulation, at most :data:`SIMILARITY_CHUNK` of them at a
+      time; only the matched patches enter the gradient.
+    """
+    patches = extract_patches(features, size=patch_size, stride=stride)
+    targets = jnp.asarray(target_patches)
+    norms = jnp.linalg.norm(targets.astype(jnp.float32), axis=-1, keepdims=True)
+    unit = (targets / jnp.maximum(norms, 1e-8)).astype(patches.dtype)
+    flat = jax.lax.stop_gradient(patches).reshape(-1, patches.shape[-1])
+
+    def best(rows):  # (n, D) -> (n,) index of each row's most similar target patch
+        similarity = jnp.einsum("pd,qd->pq", rows, unit, preferred_element_type=jnp.float32)
+        return jnp.argmax(similarity, axis=-1)
+
+    rows = max(1, SIMILARITY_CHUNK // unit.shape[0])
+    if flat.shape[0] <= rows:
+        match = best(flat)
+    else:  # in chunks of rows, so the similarities never take more memory than that
+        match = jax.lax.map(lambda row: best(row[None])[0], flat, batch_size=rows)
+    nearest = targets.astype(jnp.float32)[match.reshape(patches.shape[:-1])]  # (..., P, D)
+    squared = jnp.square(patches.astype(jnp.float32) - nearest)
+    if mask is None:
+        return _reduce(squared, (-2, -1), reduction)
+    *_, h, w = mask.shape
+    top, left = patch_size // 2, patch_size // 2
+    centres = jnp.asarray(mask, jnp.float32)[
+        ..., top : top + h - patch_size + 1, left : left + w - patch_size + 1, None
+    ]
+    weights = extract_patches(centres, size=1, stride=stride)  # (..., P, 1)
+    if reduction == "mean":
+        return (weights * squared).sum((-2, -1)) / (mask_positions(weights) * squared.shape[-1])
+    return _reduce(weights * squared, (-2, -1), reduction)
 
 
 def total_variation_loss(images: jax.Array, *, power: int = 2, reduction: str = "sum") -> jax.Array:

@@ -39,6 +39,8 @@ from jaxstyle.vgg import (
 )
 from jaxstyle.weights import VGG19Weights
 
+STYLE_LOSSES = ("gram", "mrf")
+
 
 @dataclasses.dataclass(frozen=True)
 class Objective:
@@ -50,6 +52,10 @@ class Objective:
     ``conv_algorithm`` is how blocks 3-5 convolve: "direct", "winograd", or
     "auto", resolved on creation by :func:`jaxstyle.vgg.choose_conv_algorithm`
     (an objective has no image size, so "auto" is the choice for large images).
+    ``style_loss`` is ``"gram"`` (Gatys et al.: :func:`jaxstyle.losses.style_loss`)
+    or ``"mrf"`` (Li & Wand: :func:`jaxstyle.losses.mrf_loss`, every
+    ``mrf_patch_size`` patch of the image pulled to the nearest of the styles'
+    patches, taken ``mrf_stride`` apart).
     ``batch`` is how many images ``vmap`` runs through VGG19 at once (on one
     device), each loss evaluation seeing one: Winograd picks its tiles by the
     whole (:func:`jaxstyle.vgg.winograd_tile`). Set by
@@ -65,6 +71,9 @@ class Objective:
     tv_power: int = 2
     tv_reduction: str = "sum"
     tv_pixel_scale: float = 1.0
+    style_loss: str = "gram"
+    mrf_patch_size: int = 3
+    mrf_stride: int = 1
     compute_dtype: str = "float32"
     conv_algorithm: str = "auto"
     batch: int = 1
@@ -78,6 +87,17 @@ class Objective:
             raise JaxstyleError(
                 f"pooling must be one of {', '.join(POOLINGS)}, not {self.pooling!r}"
             )
+        if self.style_loss not in STYLE_LOSSES:
+            raise JaxstyleError(
+                f"style loss must be one of {', '.join(STYLE_LOSSES)}, not {self.style_loss!r}"
+            )
+        if self.style_loss == "mrf" and self.style_reduction not in losses.REDUCTIONS:
+            raise JaxstyleError(
+                f"an MRF style loss reduces by {', '.join(losses.REDUCTIONS)}, "
+                f"not {self.style_reduction!r}"
+            )
+        if min(self.mrf_patch_size, self.mrf_stride) < 1:
+            raise JaxstyleError("MRF patch size and stride must be >= 1")
 
     @classmethod
     def from_preset(cls, preset: Preset, **overrides) -> Objective:
@@ -144,7 +164,9 @@ class Targets:
     Attributes:
       content: {layer: (h, w, C)} content features.
       style: {layer: (C, C)} style Gram matrices (blended over style images),
-        or {layer: (S, C, C)}: each style image's, for one mask per style.
+        or {layer: (S, C, C)}: each style image's, for one mask per style; for
+        an MRF style loss, {layer: (P, k·k·C)} the k x k patches of every style
+        image's features (:func:`jaxstyle.losses.extract_patches`).
       style_masks: {layer: (h, w)} where the image's Grams are taken (guided
         Grams, see :func:`jaxstyle.losses.gram_matrix`), {layer: (S, h, w)}
         one region per style (each region's loss weighted by its share of the
@@ -216,6 +238,15 @@ def compute_targets(
         abstract = jax.eval_shape(lambda p, x: _content_features(p, x, objective), params, shape)
         zeros = {k: np.zeros(v.shape, v.dtype) for k, v in abstract.items()}
         content_targets = jax.device_put(zeros)
+    if objective.style_loss == "mrf":
+        if separate or blend is not None:
+            raise JaxstyleError(
+                "an MRF style loss matches patches of all the style images together: "
+                "no style blend or mask per style"
+            )
+        per_style = [_style_patches(params, style, objective) for style in styles]
+        patches = {k: jnp.concatenate([p[k] for p in per_style]) for k in per_style[0]}
+        return Targets(content=content_targets, style=patches)
     if separate:
         one = np.float32(1.0)
         per_style = [_weighted_grams(params, style, one, objective) for style in styles]
@@ -249,6 +280,19 @@ def _weighted_grams(params, image, weight, objective: Objective) -> dict[str, ja
     return {k: weight * losses.gram_matrix(f[0], normalize=norm) for k, f in feats.items()}
 
 
+@functools.partial(jit, static_argnums=2)
+def _style_patches(params, image, objective: Objective) -> dict[str, jax.Array]:
+    """{layer: (P, k·k·C)} the MRF patches of one (H, W, 3) style image's features."""
+    feats = _features(params, image[None], objective.style_layers, objective)
+    o = objective
+    return {
+        k: losses.extract_patches(
+            f[0].astype(jnp.float32), size=o.mrf_patch_size, stride=o.mrf_stride
+        )
+        for k, f in feats.items()
+    }
+
+
 def loss_terms(
     image: jax.Array,
     params: VGG19Weights,
@@ -262,8 +306,9 @@ def loss_terms(
       image: (H, W, 3) RGB in [0, 1].
 
     Returns:
-      {"content": α·L_c, "style": β·Σ w_l E_l, "tv": γ·TV}, float32 scalars;
-      J is their sum.
+      {"content": α·L_c, "style": β·Σ w_l E_l (E_l of the Grams or of the MRF
+      patches, as ``objective.style_loss``), "tv": γ·TV}, float32 scalars; J is
+      their sum.
     """
     acts = _features(params, image[None], objective.layers, objective)
     content = sum(
@@ -272,6 +317,39 @@ def loss_terms(
         )
         for name in objective.content_layers
     )
+    if objective.style_loss == "mrf":
+        style = _mrf_style(acts, targets, weights, objective)
+    else:
+        style = _gram_style(acts, targets, weights, objective)
+    tv = losses.total_variation_loss(
+        image * objective.tv_pixel_scale, power=objective.tv_power, reduction=objective.tv_reduction
+    )
+    return {
+        "content": weights.content * content,
+        "style": weights.style * style,
+        "tv": weights.tv * tv,
+    }
+
+
+def _mrf_style(acts, targets: Targets, weights: LossWeights, objective: Objective) -> jax.Array:
+    """Σ_l w_l · MRF loss of one image's {layer: (1, h, w, C)} activations."""
+    o, masks = objective, targets.style_masks
+    return sum(
+        w
+        * losses.mrf_loss(
+            acts[name][0],
+            targets.style[name],
+            patch_size=o.mrf_patch_size,
+            reduction=o.style_reduction,
+            mask=None if masks is None else masks[name],
+        )
+        for name, w in zip(o.style_layers, weights.style_layers, strict=True)
+    )
+
+
+def _gram_style(acts, targets: Targets, weights: LossWeights, objective: Objective) -> jax.Array:
+    """Σ_l w_l · E_l of one image's {layer: (1, h, w, C)} activations: the Gram
+    loss, each style in its own region where the masks are (S, h, w)."""
     masks = targets.style_masks
     regions = masks is not None and masks[objective.style_layers[0]].ndim == 3
     style = losses.style_loss(  # with regions: (S,), the (1, h, w, C) features in each mask
@@ -285,14 +363,7 @@ def loss_terms(
     if regions:
         area = losses.mask_positions(masks[objective.style_layers[0]])
         style = (area / area.sum() * style).sum()
-    tv = losses.total_variation_loss(
-        image * objective.tv_pixel_scale, power=objective.tv_power, reduction=objective.tv_reduction
-    )
-    return {
-        "content": weights.content * content,
-        "style": weights.style * style,
-        "tv": weights.tv * tv,
-    }
+    return style
 
 
 def total_loss(

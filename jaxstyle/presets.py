@@ -37,6 +37,9 @@ class Preset:
     tv_power: int = 2
     tv_reduction: str = "sum"
     tv_pixel_scale: float = 1.0
+    style_loss: str = "gram"
+    mrf_patch_size: int = 3
+    mrf_stride: int = 1
     optimizer: str = "lbfgs"
     learning_rate: float = 0.02
     adam_b1: float = 0.9
@@ -128,6 +131,31 @@ PRESETS: dict[str, Preset] = {
             adam_b1=0.99,
             adam_eps=0.1,
             steps=1000,
+            init="content",
+        ),
+        Preset(
+            name="cnnmrf",
+            source="Li & Wand, 'Combining Markov Random Fields and Convolutional Neural Networks "
+            "for Image Synthesis' (2016), as its reference code CNNMRF runs it: MRF style loss "
+            "on relu3_1 and relu4_1, every 3x3 patch of the image pulled to the nearest of the "
+            "style's 3x3 patches (stride 2) by normalised cross-correlation, weight 1e-4 a layer "
+            "on the mean of the pulls of the 9 patches over each position (here ½Σ of squared "
+            "differences weighted 1e-4/9: the same gradient away from the borders); content "
+            "relu4_1 (MSE), weight 20; TV 1e-3 (½Σ of squared differences of 0..255 pixels); "
+            "L-BFGS from the content image, 100 steps a level (CNNMRF runs 3 levels up to "
+            "384 px: --size 384 --coarse-to-fine 96,192)",
+            content_layers=("relu4_1",),
+            style_layers=("relu3_1", "relu4_1"),
+            style_layer_weights=(1.0, 1.0),
+            content_weight=20.0,
+            style_weight=1e-4 / 9,
+            tv_weight=1e-3,
+            style_reduction="half_sum",
+            tv_reduction="half_sum",
+            tv_pixel_scale=255.0,
+            style_loss="mrf",
+            mrf_stride=2,
+            steps=100,
             init="content",
         ),
     )

@@ -15,7 +15,7 @@ import numpy as np
 
 from jaxstyle import colors, target_cache
 from jaxstyle import images as image_io
-from jaxstyle.architecture import deepest, min_side
+from jaxstyle.architecture import min_side
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.objective import (
     LossArgs,
@@ -67,6 +67,11 @@ class Settings:
     conv_algorithm: str
     preserve_colors: str | None
     coarse_to_fine: tuple[int, ...]
+
+    @property
+    def style_loss(self) -> str:
+        """The preset's style loss: "gram" or "mrf" (see :class:`Objective`)."""
+        return get_preset(self.preset).style_loss
 
     def objective(self, preset: Preset) -> Objective:
         return Objective.from_preset(
@@ -187,6 +192,10 @@ def _check(s: Settings) -> None:
         raise JaxstyleError("style scale must be > 0")
     if s.coarse_to_fine:
         _check_coarse_to_fine(s.coarse_to_fine, s.size)
+    if s.style_blend is not None and s.style_loss == "mrf":
+        raise JaxstyleError(
+            "an MRF style loss matches the style images' patches together: no style blend"
+        )
     if s.preserve_colors not in (None, *colors.PRESERVE_COLORS):
         raise JaxstyleError(
             f"preserve colors must be {' or '.join(colors.PRESERVE_COLORS)}, "
@@ -301,9 +310,10 @@ def prepare_images(
         side = reference or max(img.shape[:2])
         scaled = max(MIN_SIZE, round(side * settings.style_scale))
         style_imgs.append(image_io.resize_longest(img, scaled))
-    _check_sides("content", content_img, (*settings.content_layers, *settings.style_layers))
+    patch = get_preset(settings.preset).mrf_patch_size if settings.style_loss == "mrf" else 1
+    _check_sides("content", content_img, settings.content_layers, settings.style_layers, patch)
     for img in style_imgs:
-        _check_sides("style", img, settings.style_layers)
+        _check_sides("style", img, (), settings.style_layers, patch)
     return _recolor(settings.preserve_colors, content_img, style_imgs)
 
 
@@ -331,13 +341,13 @@ def prepare_mask(
     mask: ImageLike | Sequence[ImageLike] | None,
     shape: tuple[int, int],
     styles: int,
-    blend: Sequence[float] | None = None,
+    settings: Settings | None = None,
 ) -> np.ndarray | None:
     """The weights in [0, 1] of a style mask resized to the output ``shape``: (H, W)
     for one mask (a path, or an (h, w) or (h, w, 3) array: its luminance), which
     every style shares; (S, H, W) for a list of one mask per style image (``styles``
-    of them), each style matched in its own region (so with no style ``blend``);
-    None for None."""
+    of them), each style matched in its own region (so not with the ``settings``'
+    style blend, nor an MRF style loss); None for None."""
     if mask is None:
         return None
     if not isinstance(mask, (list, tuple)):
@@ -346,8 +356,12 @@ def prepare_mask(
         raise JaxstyleError(
             f"{len(mask)} masks given for {styles} style image(s): give one mask, or one per style"
         )
-    if blend is not None:
+    if settings is not None and settings.style_blend is not None:
         raise JaxstyleError("styles with a mask each are not blended: leave out the style blend")
+    if settings is not None and settings.style_loss == "mrf":
+        raise JaxstyleError(
+            "an MRF style loss matches the style images' patches together: give one mask"
+        )
     return np.stack([_mask_weights(m, shape) for m in mask])
 
 
@@ -361,13 +375,21 @@ def _mask_weights(mask: ImageLike, shape: tuple[int, int]) -> np.ndarray:
     return weights
 
 
-def _check_sides(kind: str, image: np.ndarray | None, layers: Sequence[str]) -> None:
-    """An image (H, W, 3), as resized, must reach the deepest of ``layers`` with
-    feature maps that are not empty (at least 16 px a side for relu5_1)."""
+def _check_sides(
+    kind: str,
+    image: np.ndarray | None,
+    content_layers: Sequence[str],
+    style_layers: Sequence[str],
+    patch: int = 1,
+) -> None:
+    """An image (H, W, 3), as resized, must reach the deepest of its layers with
+    feature maps that are not empty (at least 16 px a side for relu5_1), at the
+    style layers at least ``patch`` positions a side (an MRF loss's patches)."""
     if image is None:
         return
-    last = deepest(layers)
-    need = min_side(last)
+    needs = [(min_side(name), name) for name in content_layers]
+    needs += [(patch * min_side(name), name) for name in style_layers]
+    need, last = max(needs)
     h, w = image.shape[:2]
     if min(h, w) < need:
         raise JaxstyleError(
@@ -396,7 +418,8 @@ def stylize(
         texture synthesis (content weight 0, output the style's size).
       style: one style image or a list of them (Grams blended by ``style_blend``).
       preset: loss definition and defaults: ``jaxstyle`` (default), ``jcjohnson``, ``gatys``,
-        ``pytorch-tutorial``, ``tf-tutorial``.
+        ``pytorch-tutorial``, ``tf-tutorial``, ``cnnmrf`` (Li & Wand's MRF
+        style loss, :func:`jaxstyle.losses.mrf_loss`).
       weights: VGG19 weights, a weight set directory, or None for the default.
       mask: where the style goes: an image (path or array) resized to the
         output, white (1) where the style is matched, black (0) where only the
@@ -488,7 +511,7 @@ def _stylize_pass(content, style, s: Settings, params, init, mask, **run_options
     content_img, style_imgs, original = prepare_images(content, style, s)
     shape = output_shape(content_img, style_imgs)
     x0 = initial_image(init, content_img, shape, s.seed)
-    mask_weights = prepare_mask(mask, shape, len(style_imgs), s.style_blend)
+    mask_weights = prepare_mask(mask, shape, len(style_imgs), s)
     timings["load"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -180,7 +180,7 @@ def plan_sweep(
     shape = output_shape(content_img, style_imgs)
     start = s.init if init_label != "image" else init
     starts = [initial_image(start, content_img, shape, c.seed) for c in resolved]
-    mask_weights = prepare_mask(mask, shape, len(style_imgs), s.style_blend)
+    mask_weights = prepare_mask(mask, shape, len(style_imgs), s)
     timings["load"] = time.perf_counter() - t
 
     t = time.perf_counter()

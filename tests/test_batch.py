@@ -166,8 +166,8 @@ def test_jobs_of_one_shape_whose_sizes_pick_other_convolutions_run_apart(
     assert [item.shape for item in ready] == [(24, 32)] * 3
     buckets = _buckets(ready)
     assert {key: [item.job.line for item in items] for key, items in buckets.items()} == {
-        ((24, 32), "winograd", False): [1, 3],
-        ((24, 32), "direct", False): [2],
+        ((24, 32), "winograd", None, None): [1, 3],
+        ((24, 32), "direct", None, None): [2],
     }
 
 

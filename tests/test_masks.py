@@ -235,7 +235,7 @@ def test_one_mask_per_style_pulls_each_region_to_its_own_style(vgg_weights, shar
     with pytest.raises(jaxstyle.JaxstyleError, match="1 masks given for 2 style image"):
         prepare_mask([top], (48, 64), 2)
     with pytest.raises(jaxstyle.JaxstyleError, match="not blended"):
-        prepare_mask([top, 1 - top], (48, 64), 2, (1, 2))
+        prepare_mask([top, 1 - top], (48, 64), 2, resolve_settings(style_blend=(1, 2)))
 
 
 def test_cli_takes_a_mask_per_style(shared_image, tmp_path):

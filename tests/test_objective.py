@@ -48,16 +48,30 @@ def test_total_loss_is_weighted_sum_of_primitives(vgg_weights, name):
         jaxstyle.content_loss(feats[k][0], cfeats[k][0], reduction=preset.content_reduction)
         for k in preset.content_layers
     )
-    grams = {
-        k: jaxstyle.gram_matrix(v[0], normalize=preset.gram_normalize) for k, v in sfeats.items()
-    }
-    style = jaxstyle.style_loss(
-        {k: feats[k][0] for k in preset.style_layers},
-        grams,
-        layer_weights=dict(zip(preset.style_layers, preset.style_layer_weights, strict=True)),
-        normalize=preset.gram_normalize,
-        reduction=preset.style_reduction,
-    )
+    if preset.style_loss == "mrf":
+        size, stride = preset.mrf_patch_size, preset.mrf_stride
+        style = sum(
+            w
+            * jaxstyle.mrf_loss(
+                feats[k][0],
+                jaxstyle.extract_patches(sfeats[k][0], size=size, stride=stride),
+                patch_size=size,
+                reduction=preset.style_reduction,
+            )
+            for k, w in zip(preset.style_layers, preset.style_layer_weights, strict=True)
+        )
+    else:
+        grams = {
+            k: jaxstyle.gram_matrix(v[0], normalize=preset.gram_normalize)
+            for k, v in sfeats.items()
+        }
+        style = jaxstyle.style_loss(
+            {k: feats[k][0] for k in preset.style_layers},
+            grams,
+            layer_weights=dict(zip(preset.style_layers, preset.style_layer_weights, strict=True)),
+            normalize=preset.gram_normalize,
+            reduction=preset.style_reduction,
+        )
     tv = jaxstyle.total_variation_loss(
         IMAGE * preset.tv_pixel_scale, power=preset.tv_power, reduction=preset.tv_reduction
     )

@@ -52,7 +52,8 @@ def test_shell_commands(tmp_path, monkeypatch):
         for line in block.splitlines()
         if line.startswith("jaxstyle ")
     ]
-    assert [c[1] for c in commands] == ["stylize", "stylize", "stylize", "sweep", "plot", "batch"]
+    expected = ["stylize", "stylize", "stylize", "stylize", "sweep", "plot", "batch"]
+    assert [c[1] for c in commands] == expected
     for argv in commands:
         argv = [shared(a) for a in argv[1:]]
         if argv[0] == "plot":  # no optimisation to shrink
@@ -60,11 +61,15 @@ def test_shell_commands(tmp_path, monkeypatch):
             continue
         # Adam: the shapes other tests compile (the README's default is L-BFGS).
         shrink = [f"--{k}={v}" for k, v in SHRINK.items()] + ["--optimizer=adam"]
+        if "--coarse-to-fine" in argv:  # a pass below the shrunk size
+            shrink.append("--coarse-to-fine=48")
         assert main([*argv, *shrink, "-q"]) == 0, argv
     assert (tmp_path / "out.png").exists() and (tmp_path / "out.json").exists()
     kept = json.loads((tmp_path / "kept.json").read_text())
     assert kept["settings"]["preserve_colors"] == "luminance" and (tmp_path / "kept.png").exists()
     assert len(list((tmp_path / "grid").glob("content*.png"))) == 4
+    mrf = json.loads((tmp_path / "mrf.json").read_text())
+    assert mrf["settings"]["preset"] == "cnnmrf" and len(mrf["history"]["total"]) == 6
     assert (tmp_path / "grid" / "grid.png").exists()
     assert Image.open(tmp_path / "grid-losses.png").size == (1600, 340)
     assert (tmp_path / "results" / "bridge_scream.png").exists()
