@@ -36,7 +36,7 @@ import numpy as np
 
 from jaxstyle import images as image_io
 from jaxstyle.batching import cells_per_device
-from jaxstyle.cells import CellPlan, cell_mesh
+from jaxstyle.cells import CellPlan, cell_mesh, join_passes
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.manifest import Job, RowError, read_manifest
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
@@ -75,7 +75,8 @@ class BatchReport:
         some jobs give no size) and mask layout: {"shape": (H, W),
         "conv_algorithm": name, "mask": None, "shared" or "per style (S)",
         "jobs": n, "chunks": k}; with an MRF style loss also by the style
-        images' shapes, "style_shapes": ((h, w), ...).
+        images' shapes, "style_shapes": ((h, w), ...); with coarse-to-fine by
+        every pass's, "pass_shapes": [(h, w), ...].
       timings: seconds: "compile", "optimize" (all chunks), "total".
     """
 
@@ -88,15 +89,23 @@ class BatchReport:
 
 @dataclasses.dataclass
 class _Ready:
-    """A job checked and ready to run."""
+    """A job checked and ready to run: its settings as asked, and each pass's
+    (one, or one per coarse-to-fine size, resolved at its size) with what shapes
+    that pass's program: (image shape, convolution algorithm, the style images'
+    shapes where the targets hold their patches (MRF), else None)."""
 
     job: Job
     settings: Settings
-    shape: tuple[int, int]
+    passes: tuple[Settings, ...]
+    programs: tuple[tuple, ...]
     fingerprint: dict
     output: Path
     mask: str | None  # the layout of its mask (:func:`_mask_layout`)
-    patches: tuple | None  # its style images' shapes, where they shape the targets (MRF)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(H, W) of its output."""
+        return self.programs[-1][0]
 
 
 def batch(
@@ -124,8 +133,8 @@ def batch(
       devices: the devices to shard each chunk over (default: all).
       progress: a progress bar counting jobs.
       **settings: settings shared by every job (``size``, ``steps``,
-        ``optimizer``, layers, ...), as for ``stylize``; a row's own
-        content/style/TV weight, size and seed take precedence.
+        ``optimizer``, layers, ``coarse_to_fine``, ...), as for ``stylize``; a
+        row's own content/style/TV weight, size and seed take precedence.
 
     Returns:
       A :class:`BatchReport`; bad rows are in ``failed``, not raised. With
@@ -138,9 +147,7 @@ def batch(
     t0 = time.perf_counter()
     if batch_size < 1:
         raise JaxstyleError(f"batch size must be >= 1, not {batch_size}")
-    shared = resolve_settings(preset, **settings)  # a bad one fails the whole batch
-    if shared.coarse_to_fine:
-        raise JaxstyleError("coarse-to-fine runs one image at a time (stylize), not a batch")
+    resolve_settings(preset, **settings)  # a bad one fails the whole batch
     if isinstance(jobs, (str, os.PathLike)):
         jobs, failed = read_manifest(Path(jobs))
     else:
@@ -183,27 +190,27 @@ def batch(
         shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)  # every chunk finished
     summary = [
         {
-            "shape": shape,
-            "conv_algorithm": algorithm,
+            "shape": programs[-1][0],
+            "conv_algorithm": programs[-1][1],
             "mask": mask,
-            **({} if patches is None else {"style_shapes": patches}),
+            **({} if programs[-1][2] is None else {"style_shapes": programs[-1][2]}),
+            **({} if len(programs) == 1 else {"pass_shapes": [q[0] for q in programs]}),
             "jobs": len(items),
             "chunks": -(-len(items) // batch_size),
         }
-        for (shape, algorithm, mask, patches), items in buckets.items()
+        for (programs, mask), items in buckets.items()
     ]
     timings["total"] = time.perf_counter() - t0
     return BatchReport(written, skipped, failed, summary, timings)
 
 
 def _buckets(ready: list[_Ready]) -> dict[tuple, list[_Ready]]:
-    """The jobs by (shape, convolution algorithm, mask layout), in order: one
-    program each (a chunk's stacked targets share one tree of shapes; with an
-    MRF style loss they hold the style images' patches, so their shapes count)."""
+    """The jobs by program (per pass: shape, convolution algorithm and, with an
+    MRF style loss, whose targets hold their patches, the style images' shapes)
+    and mask layout, in order: a chunk's stacked targets share one tree of shapes."""
     buckets: dict[tuple, list[_Ready]] = {}
     for item in ready:
-        key = (item.shape, item.settings.conv_algorithm, item.mask, item.patches)
-        buckets.setdefault(key, []).append(item)
+        buckets.setdefault((item.programs, item.mask), []).append(item)
     return buckets
 
 
@@ -216,7 +223,15 @@ def _check(job: Job, out: Path, preset: str, shared: dict, params: VGG19Weights)
     overrides.update(texture)
     s = resolve_settings(preset, init=init, **overrides)
     content, styles, original = prepare_images(job.content, list(job.styles), s)
-    shape = output_shape(content, styles)
+    shape = tuple(output_shape(content, styles))
+    passes, programs = (s,), ((shape, s.conv_algorithm, _patches(s, styles)),)
+    if s.coarse_to_fine:  # each pass resolved at its size, as stylize does
+        sizes = (*s.coarse_to_fine, s.size)
+        passes = tuple(
+            resolve_settings(preset, init=init, **{**overrides, "size": z, "coarse_to_fine": None})
+            for z in sizes
+        )
+        programs = tuple(_program(job, ps) for ps in passes[:-1]) + programs
     fingerprint = {
         "settings": dataclasses.asdict(s),
         "content": None if content is None else array_digest(content),
@@ -229,8 +244,19 @@ def _check(job: Job, out: Path, preset: str, shared: dict, params: VGG19Weights)
         fingerprint["mask"] = array_digest(mask)
     output = out / job.output
     image_io.check_output_path(output, [p for p in (job.content, *job.styles, *_masks(job)) if p])
-    patches = tuple(x.shape[:2] for x in styles) if s.style_loss == "mrf" else None
-    return _Ready(job, s, tuple(shape), as_json(fingerprint), output, _mask_layout(mask), patches)
+    return _Ready(job, s, passes, programs, as_json(fingerprint), output, _mask_layout(mask))
+
+
+def _program(job: Job, s: Settings) -> tuple:
+    """What shapes a pass's program for this job: (image shape, convolution
+    algorithm, :func:`_patches`)."""
+    content, styles, _ = prepare_images(job.content, list(job.styles), s)
+    return (tuple(output_shape(content, styles)), s.conv_algorithm, _patches(s, styles))
+
+
+def _patches(s: Settings, styles) -> tuple | None:
+    """The style images' shapes where the targets hold their patches (MRF), else None."""
+    return tuple(x.shape[:2] for x in styles) if s.style_loss == "mrf" else None
 
 
 def _masks(job: Job) -> tuple[Path, ...]:
@@ -260,34 +286,57 @@ def _finished(item: _Ready) -> bool:
 
 
 def _run_chunk(chunk, params, mesh, out: Path, every: int, driver: str):
-    """Optimise a chunk of same-shaped jobs as one vmapped, checkpointed run."""
-    s = chunk[0].settings
+    """Optimise a chunk of same-shaped jobs as one vmapped, checkpointed run; with
+    coarse-to-fine, a run per pass, each job starting from its result of the pass
+    before (a finished pass's last state kept, as in a sweep)."""
+    fingerprints = [item.fingerprint for item in chunk]
+    directory = out / CHECKPOINTS / json_digest(fingerprints)
+    passes = len(chunk[0].passes)
+    results, previous = [], None
+    for i in range(passes):
+        checkpoint = Checkpointing(
+            directory / f"pass{i}" if passes > 1 else directory,
+            {"jobs": fingerprints, **({"pass": i} if passes > 1 else {})},
+            every,
+            final=i < passes - 1,
+        )
+        result, originals = _run_pass(chunk, i, previous, params, mesh, checkpoint, driver)
+        results.append(result)
+        previous = result.images
+    shutil.rmtree(directory, ignore_errors=True)
+    result = join_passes(results)
+    recoloured = [
+        restore_colors(x, original) for x, original in zip(result.images, originals, strict=True)
+    ]
+    return dataclasses.replace(result, images=np.stack(recoloured))
+
+
+def _run_pass(chunk, i: int, previous, params, mesh, checkpoint: Checkpointing, driver: str):
+    """Pass ``i`` of a chunk's jobs, each starting from its image of ``previous``
+    (N, h, w, 3) or, in the first pass, from its own start: (the result, in the
+    colours the optimisation sees, and each job's :attr:`Images.original`)."""
+    settings = [item.passes[i] for item in chunk]
+    s = settings[0]
     p = get_preset(s.preset)
     objective = s.objective(p)
     images = [  # read again (not kept from _check): memory holds one chunk's images
-        prepare_images(item.job.content, list(item.job.styles), item.settings) for item in chunk
+        prepare_images(item.job.content, list(item.job.styles), ps)
+        for item, ps in zip(chunk, settings, strict=True)
     ]
+    shape = chunk[0].programs[i][0]
     style_shapes = [img.shape[:2] for _, styles, _ in images for img in styles]
     cells = cells_per_device(len(chunk), mesh.size)
-    kernels = objective.winograd_kernels(chunk[0].shape, style_shapes, cells)
+    kernels = objective.winograd_kernels(shape, style_shapes, cells)
     starts, targets = [], []
-    for item, (content, styles, _) in zip(chunk, images, strict=True):
-        init = item.settings.init
-        starts.append(initial_image(init, content, item.shape, item.settings.seed))
+    for j, (item, ps, (content, styles, _)) in enumerate(zip(chunk, settings, images, strict=True)):
+        start = ps.init if previous is None else previous[j]
+        starts.append(initial_image(start, content, shape, ps.seed))
         # not cached: a batch's many targets would push the compiled programs out of
         # the disk cache's size limit (a 512 px job's take 9 MB)
+        mask = prepare_mask(item.job.mask, shape, len(styles), ps)
         targets.append(
             prepare_targets(
-                params,
-                objective,
-                content,
-                styles,
-                item.settings,
-                kernels=kernels,
-                mask=prepare_mask(
-                    item.job.mask, item.shape, len(styles), item.settings.style_blend
-                ),
-                cache=False,
+                params, objective, content, styles, ps, kernels=kernels, mask=mask, cache=False
             )
         )
     plan = CellPlan.create(
@@ -296,23 +345,14 @@ def _run_chunk(chunk, params, mesh, out: Path, every: int, driver: str):
         config=s.optimizer_config(p),
         steps=s.steps,
         starts=starts,
-        weights=[item.settings.loss_weights() for item in chunk],
+        weights=[ps.loss_weights() for ps in settings],
         targets=targets,
         per_cell_targets=True,
         mesh=mesh,
         kernels=kernels,
     )
-    fingerprints = [item.fingerprint for item in chunk]
-    checkpoint = Checkpointing(
-        out / CHECKPOINTS / json_digest(fingerprints), {"jobs": fingerprints}, every
-    )
     result = plan.run(driver=driver, checkpoint=checkpoint, desc="chunk")
-    checkpoint.clear()
-    recoloured = [
-        restore_colors(x, original)
-        for x, (_, _, original) in zip(result.images, images, strict=True)
-    ]
-    return dataclasses.replace(result, images=np.stack(recoloured))
+    return result, [img.original for img in images]
 
 
 def _write(item: _Ready, result, i: int, params: VGG19Weights) -> None:

@@ -333,7 +333,7 @@ class CellPlan:
                 run_seconds += result.run_seconds
                 carry, done = result.carry, done + result.steps_done
                 histories.append(result.history)
-                if checkpoint and 0 < done < self.steps:
+                if checkpoint and 0 < done and (done < self.steps or checkpoint.final):
                     self._save(checkpoint, done, carry, _concat(histories))
                 if stopped() and done < self.steps:
                     saved_note = (
@@ -353,6 +353,20 @@ class CellPlan:
         result = self.finish(carry, _concat(histories), timings)
         result.resumed_from = resumed_from
         return result
+
+
+def join_passes(results: Sequence[CellsResult]) -> CellsResult:
+    """The result of a coarse-to-fine run from its passes' (in order): the last
+    pass's images and final losses, the history of every pass (steps numbered
+    on across them), the timings summed and the steps resumed from counted
+    over all passes."""
+    final = results[-1]
+    history = {k: np.concatenate([r.history[k] for r in results], 1) for k in final.history}
+    timings = {k: sum(r.timings.get(k, 0.0) for r in results) for k in final.timings}
+    resumed = sum(r.resumed_from for r in results)
+    steps = history["total"].shape[1] if "total" in history else 0
+    timings["ms_per_step"] = 1e3 * timings["optimize"] / max(1, steps - resumed)
+    return dataclasses.replace(final, history=history, timings=timings, resumed_from=resumed)
 
 
 def _put(tree: Any, sharding: NamedSharding) -> Any:

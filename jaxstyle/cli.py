@@ -67,13 +67,7 @@ def _shape(text: str) -> tuple[int, int]:
 def _stylize_arguments(p: argparse.ArgumentParser) -> None:
     _image_arguments(p, output="output PNG/JPEG path")
     _setting_arguments(p)
-    p.add_argument(
-        "--coarse-to-fine",
-        type=_csv(int),
-        metavar="SIZES",
-        help="rising sizes below --size, e.g. 256,512, run first: each pass runs --steps "
-        "steps and the next starts from its result, upsampled",
-    )
+    _coarse_to_fine_argument(p)
     p.add_argument(
         "--save-every",
         type=int,
@@ -83,11 +77,22 @@ def _stylize_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _coarse_to_fine_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--coarse-to-fine",
+        type=_csv(int),
+        metavar="SIZES",
+        help="rising sizes below --size, e.g. 256,512, run first: each pass runs --steps "
+        "steps and the next starts from its result, upsampled",
+    )
+
+
 def _sweep_arguments(p: argparse.ArgumentParser) -> None:
     _image_arguments(
         p, output="output DIRECTORY (created): a PNG per cell, grid.png, sweep.json, sweep.csv"
     )
     _setting_arguments(p, sweep=True)
+    _coarse_to_fine_argument(p)
     _checkpoint_arguments(p)
 
 
@@ -101,6 +106,7 @@ def _batch_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("-o", "--output", required=True, type=_path, help="output DIRECTORY (created)")
     _setting_arguments(p)
+    _coarse_to_fine_argument(p)
     p.add_argument(
         "--batch-size",
         type=int,
@@ -523,6 +529,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         weights=args.weights,
         init=inputs.init,
         mask=inputs.mask,
+        coarse_to_fine=args.coarse_to_fine,
         **{k: getattr(args, k) for k in SETTINGS},
     )
     if (out / "sweep.json").exists():
@@ -571,7 +578,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     if args.size is None:
         args.size = default_size()
-    overrides = {k: getattr(args, k) for k in SETTINGS}
+    overrides = {k: getattr(args, k) for k in (*SETTINGS, "coarse_to_fine")}
     if args.init is not None:
         overrides["init"] = args.init
     report = batch(

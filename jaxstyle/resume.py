@@ -67,11 +67,15 @@ class Checkpointing:
       fingerprint: a JSON-able description of what the run computes; a
         checkpoint written with another fingerprint is refused, never mixed in.
       every: steps between saves; 0 saves only when the run is interrupted.
+      final: also save the finished run's state (a coarse-to-fine pass, which
+        the next pass starts from, so that a rerun takes it up instead of
+        running it again).
     """
 
     directory: Path
     fingerprint: dict
     every: int = 0
+    final: bool = False
 
     def __post_init__(self):
         if self.every < 0:

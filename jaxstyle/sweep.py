@@ -16,7 +16,7 @@ import dataclasses
 import itertools
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 from jaxstyle.batching import cells_per_device
-from jaxstyle.cells import CellPlan, CellsResult, cell_mesh
+from jaxstyle.cells import CellPlan, CellsResult, cell_mesh, join_passes
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
 from jaxstyle.resume import Checkpointing, array_digest, as_json
@@ -99,18 +99,52 @@ class SweepPlan(CellPlan):
     and what they are: resolved cells, swept axes, shared settings, a
     ``fingerprint`` of the whole sweep (settings, weights, images) for checkpoints,
     and the content whose chroma the results take back (see
-    :attr:`jaxstyle.stylize.Images.original`)."""
+    :attr:`jaxstyle.stylize.Images.original`). A coarse-to-fine sweep's plan is
+    its first pass's: ``later`` are the sizes of the passes after it, and
+    ``replan(size, images)`` plans one of them from the (N, h, w, 3) images the
+    pass before left (see :func:`plan_sweep`)."""
 
     cells: list[dict[str, Any]]
     axes: dict[str, list]
     settings: Settings
     fingerprint: dict
     original: np.ndarray | None = None
+    later: tuple[int, ...] = ()
+    replan: Callable[[int, np.ndarray], SweepPlan] | None = None
 
     def checkpointing(self, directory: os.PathLike | str, every: int = 0) -> Checkpointing:
         """Checkpoints of this sweep in ``directory``, every ``every`` steps (0: on
         SIGTERM/SIGINT only)."""
         return Checkpointing(Path(directory), self.fingerprint, every)
+
+    def run(self, *, checkpoint: Checkpointing | None = None, **options: Any) -> SweepResult:
+        """Run the sweep (every pass of a coarse-to-fine one) and finish; see
+        :meth:`CellPlan.run` for ``driver``, ``progress``, ``desc`` and ``checkpoint``.
+
+        A coarse-to-fine sweep keeps pass i's checkpoints in ``pass<i>`` under
+        the checkpoint's directory, a finished pass's last state too, so a rerun
+        takes up the passes it finished and resumes the one it was in. Its
+        history covers every pass; its timings are the passes' sums.
+        """
+        if not self.later:
+            return super().run(checkpoint=checkpoint, **options)
+        plan, results = self, []
+        for i in range(len(self.later) + 1):
+            last = i == len(self.later)
+            pass_checkpoint = None
+            if checkpoint is not None:
+                directory = checkpoint.directory / f"pass{i}"
+                every = checkpoint.every
+                pass_checkpoint = Checkpointing(directory, plan.fingerprint, every, final=not last)
+            raw = plan if last else dataclasses.replace(plan, original=None)  # the next start
+            results.append(CellPlan.run(raw, checkpoint=pass_checkpoint, **options))
+            if not last:
+                plan = self.replan(self.later[i], results[-1].images)
+        joined = join_passes(results)
+        sizes = (self.settings.size, *self.later[:-1])
+        return dataclasses.replace(
+            joined, settings=dataclasses.replace(joined.settings, coarse_to_fine=sizes)
+        )
 
     def finish(self, carry, history, timings=None) -> SweepResult:
         """The :class:`SweepResult` (padding dropped); see :meth:`CellPlan.finish`."""
@@ -133,12 +167,16 @@ def plan_sweep(
     weights: VGG19Weights | str | os.PathLike | None = None,
     mask: ImageLike | Sequence[ImageLike] | None = None,
     devices: Sequence[jax.Device] | None = None,
+    starts: Sequence[ImageLike] | None = None,
     **settings: Any,
 ) -> SweepPlan:
     """Resolve and check every cell, compute the targets once, place the inputs.
 
     Every cell's settings are checked (e.g. a negative weight raises
-    :class:`JaxstyleError`) before anything is loaded.
+    :class:`JaxstyleError`) before anything is loaded. With ``coarse_to_fine``
+    sizes the plan is the first pass's, at the first size, and
+    :meth:`SweepPlan.run` runs every pass, each cell starting from its own
+    result of the pass before, upsampled (as :func:`jaxstyle.stylize` does).
 
     Args:
       content, style: as :func:`jaxstyle.stylize`.
@@ -148,8 +186,18 @@ def plan_sweep(
         them (an axis).
       preset, weights, mask: as :func:`jaxstyle.stylize`.
       devices: the devices to shard the cells over (default: all, of every process).
+      starts: one (h, w, 3) image per cell to start from, resized to the output
+        (instead of ``init``; a coarse-to-fine pass starts from the last one's).
       **settings: the shared settings, as for :func:`jaxstyle.stylize`.
     """
+    axes_given = dict(
+        content_weight=content_weight,
+        style_weight=style_weight,
+        tv_weight=tv_weight,
+        style_layer_weights=style_layer_weights,
+        seed=seed,
+    )
+    given = dict(preset=preset, mask=mask, devices=devices, **axes_given, **settings)
     init, texture = texture_overrides(content, settings.pop("init", None), content_weight)
     content_weight = texture.get("content_weight", content_weight)
     init_label = init if isinstance(init, str) or init is None else "image"
@@ -160,17 +208,22 @@ def plan_sweep(
         style_layer_weights=_axis("style_layer_weights", style_layer_weights),
         seed=_axis("seed", seed),
     )
-    resolved = [
-        resolve_settings(
-            preset, init=init_label, **settings, **dict(zip(AXES, values, strict=True))
-        )
-        for values in itertools.product(*grid.values())
-    ]
-    cells = [{name: getattr(s, name) for name in AXES} for s in resolved]
+
+    def resolve_cells(**fixed) -> list[Settings]:
+        values = itertools.product(*grid.values())
+        shared = {**settings, **fixed}
+        return [
+            resolve_settings(preset, init=init_label, **shared, **dict(zip(AXES, v, strict=True)))
+            for v in values
+        ]
+
+    whole = resolve_cells()  # the sweep as asked (every pass's size, if coarse-to-fine)
+    cells = [{name: getattr(s, name) for name in AXES} for s in whole]
     axes = {name: values for name, values in grid.items() if len(values) > 1}
+    sizes = whole[0].coarse_to_fine
+    # the first pass's settings (each resolved at its size: the convolution algorithm)
+    resolved = resolve_cells(size=sizes[0], coarse_to_fine=None) if sizes else whole
     s = resolved[0]
-    if s.coarse_to_fine:
-        raise JaxstyleError("coarse-to-fine runs one image at a time (stylize), not a sweep")
     p = get_preset(s.preset)
 
     timings: dict[str, float] = {}
@@ -179,7 +232,10 @@ def plan_sweep(
     content_img, style_imgs, original = prepare_images(content, style, s)
     shape = output_shape(content_img, style_imgs)
     start = s.init if init_label != "image" else init
-    starts = [initial_image(start, content_img, shape, c.seed) for c in resolved]
+    starts = [
+        initial_image(start if starts is None else starts[i], content_img, shape, c.seed)
+        for i, c in enumerate(resolved)
+    ]
     mask_weights = prepare_mask(mask, shape, len(style_imgs), s)
     timings["load"] = time.perf_counter() - t
 
@@ -193,7 +249,7 @@ def plan_sweep(
         params, objective, content_img, style_imgs, s, kernels=kernels, mask=mask_weights
     )
     timings["targets"] = time.perf_counter() - t
-    shared = {k: v for k, v in dataclasses.asdict(s).items() if k not in AXES}
+    shared = {k: v for k, v in dataclasses.asdict(whole[0]).items() if k not in AXES}
     fingerprint = as_json(
         {
             "settings": shared,
@@ -222,6 +278,13 @@ def plan_sweep(
         settings=s,
         fingerprint=fingerprint,
         original=original,
+        later=(*sizes[1:], whole[0].size) if sizes else (),
+        replan=lambda size, images: plan_sweep(
+            content,
+            style,
+            **{**given, "weights": params, "size": size, "coarse_to_fine": None},
+            starts=list(images),
+        ),
     )
 
 
@@ -256,7 +319,8 @@ def sweep(
         ``style_layer_weights``, ``seed``; ``preset``, ``weights``, ``devices``
         (to shard the cells over; default all), ``mask`` and the shared settings
         (``size``, ``steps``, ``optimizer``, ``learning_rate``, layers,
-        ``pooling``, ``init``, ...) as for ``stylize``: see :func:`plan_sweep`.
+        ``pooling``, ``init``, ``coarse_to_fine``, ...) as for ``stylize``: see
+        :func:`plan_sweep`.
 
     Returns:
       A :class:`SweepResult` with (N, H, W, 3) images and (N,) final losses.

@@ -166,8 +166,8 @@ def test_jobs_of_one_shape_whose_sizes_pick_other_convolutions_run_apart(
     assert [item.shape for item in ready] == [(24, 32)] * 3
     buckets = _buckets(ready)
     assert {key: [item.job.line for item in items] for key, items in buckets.items()} == {
-        ((24, 32), "winograd", None, None): [1, 3],
-        ((24, 32), "direct", None, None): [2],
+        ((((24, 32), "winograd", None),), None): [1, 3],
+        ((((24, 32), "direct", None),), None): [2],
     }
 
 
@@ -218,3 +218,30 @@ def test_batch_sharded_over_4_cpu_devices_equals_one_device(vgg_weights, images,
             assert four["final_losses"][k] == pytest.approx(v, rel=1e-4)
         a, b = (np.asarray(Image.open(tmp_path / d / f"{name}.png")) for d in ("four", "one"))
         assert np.abs(a.astype(int) - b).max() <= 1
+
+
+def test_coarse_to_fine_jobs_equal_coarse_to_fine_runs_alone(vgg_weights, images, tmp_path):
+    """Each job runs the 32 px pass, then the 64 px one from its own result, as
+    ``stylize`` does; a job too small for a pass is a row error."""
+    tubingen, starry, scream = (str(images[n]) for n in ("tubingen", "starry_night", "the_scream"))
+    rows = [
+        {"content": tubingen, "style": starry, "output": "a.png"},
+        {"content": tubingen, "style": scream, "output": "b.png", "seed": 3, "style_weight": 1e3},
+        {"content": tubingen, "style": scream, "output": "small.png", "size": 32},
+    ]
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run = dict(size=64, coarse_to_fine=32, **SETTINGS)
+    report = jaxstyle.batch(manifest, tmp_path / "out", weights=vgg_weights, **run)
+    assert [e.line for e in report.failed] == [3] and "below the size" in report.failed[0].message
+    assert [(b["pass_shapes"], b["jobs"]) for b in report.buckets] == [([(24, 32), (48, 64)], 2)]
+    assert not (tmp_path / "out" / ".jaxstyle-checkpoint").exists()
+    for name, style, extra in (("a", starry, {}), ("b", scream, {"seed": 3, "style_weight": 1e3})):
+        alone = jaxstyle.stylize(tubingen, style, weights=vgg_weights, **{**run, **extra})
+        written = np.asarray(Image.open(tmp_path / "out" / f"{name}.png"))
+        assert np.abs(written.astype(int) - to_uint8(alone.image)).max() <= 1
+        record = json.loads((tmp_path / "out" / f"{name}.json").read_text())
+        assert record["settings"]["coarse_to_fine"] == [32]
+        np.testing.assert_allclose(record["history"]["total"], alone.history["total"], rtol=1e-4)
+    again = jaxstyle.batch(manifest, tmp_path / "out", weights=vgg_weights, **run)
+    assert len(again.skipped) == 2 and not again.written

@@ -152,12 +152,3 @@ def test_coarse_to_fine_passes_start_from_the_last_result_upsampled(vgg_weights,
     assert result.final == fine.final and result.settings.coarse_to_fine == (32,)
     assert steps == [(2, (24, 32, 3)), (5, (48, 64, 3))]  # numbered over both passes
     assert fine.final["style"] < jaxstyle.stylize(*pair, size=SIZE, **run).final["style"]
-
-
-def test_sweeps_and_batches_refuse_coarse_to_fine(vgg_weights, pair, tmp_path):
-    with pytest.raises(jaxstyle.JaxstyleError, match="one image at a time .stylize., not a sweep"):
-        jaxstyle.sweep(
-            *pair, weights=vgg_weights, size=SIZE, style_weight=[1, 2], coarse_to_fine=32
-        )
-    with pytest.raises(jaxstyle.JaxstyleError, match="not a batch"):
-        jaxstyle.batch([], tmp_path, weights=vgg_weights, size=SIZE, coarse_to_fine=32)

@@ -25,6 +25,7 @@ from PIL import Image
 
 import jaxstyle
 from jaxstyle.cli import main
+from jaxstyle.resume import Checkpointing
 from jaxstyle.sweep import AXES, plan_sweep
 from jaxstyle.sweep_output import cell_files
 
@@ -374,3 +375,45 @@ def test_sharded_over_4_cpu_devices_equals_unsharded(pair, lbfgs_grid, tmp_path)
     np.testing.assert_allclose(r["images"], single.images, rtol=0, atol=LBFGS_IMAGE_ATOL)
     for name, values in single.final.items():
         np.testing.assert_allclose(r["final_" + name], values, rtol=LBFGS_LOSS_RTOL)
+
+
+def test_coarse_to_fine_cells_equal_coarse_to_fine_runs_and_take_up_finished_passes(
+    vgg_weights, pair, tmp_path
+):
+    """Each cell runs the 32 px pass, then the 64 px one from its own result
+    upsampled, as ``stylize`` does. With a checkpoint, a finished pass keeps its
+    last state: a rerun over the same checkpoints takes pass 0 up and resumes
+    pass 1 from its step-2 checkpoint, and gets the same cells."""
+    run = dict(size=SIZE, steps=3, optimizer="adam", coarse_to_fine=32, seed=[0, 1], init="noise")
+    checkpoint = Checkpointing(tmp_path / "ckpt", {}, every=2)
+    plan = plan_sweep(*pair, weights=vgg_weights, **run)
+    assert plan.settings.size == 32 and plan.later == (SIZE,)
+    grid = plan.run(checkpoint=checkpoint)
+    assert grid.images.shape == (2, 48, 64, 3) and grid.history["total"].shape == (2, 6)
+    assert grid.settings.coarse_to_fine == (32,) and grid.settings.size == SIZE
+    for i in range(2):
+        alone = jaxstyle.stylize(*pair, weights=vgg_weights, **{**run, "seed": i})
+        np.testing.assert_allclose(grid.images[i], alone.image, atol=IMAGE_ATOL)
+        np.testing.assert_allclose(grid.history["total"][i], alone.history["total"], rtol=LOSS_RTOL)
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["pass0", "pass1"]
+    again = plan_sweep(*pair, weights=vgg_weights, **run).run(checkpoint=checkpoint)
+    assert again.resumed_from == 3 + 2
+    np.testing.assert_array_equal(again.images, grid.images)
+    np.testing.assert_array_equal(again.history["total"], grid.history["total"])
+    other = plan_sweep(*pair, weights=vgg_weights, **{**run, "style_weight": 7.0})
+    with pytest.raises(jaxstyle.JaxstyleError, match="written by a run with other"):
+        other.run(checkpoint=checkpoint)
+
+
+def test_cli_coarse_to_fine_sweep_records_its_passes(pair, tmp_path, capsys):
+    out = tmp_path / "grid"
+    args = ["sweep", *pair, "-o", str(out), "--size", str(SIZE), "--steps", "3", "-q"]
+    args += ["--optimizer", "adam", "--style-weight", "1e2,1e3", "--coarse-to-fine", "32"]
+    assert main(args) == 0
+    record = json.loads((out / "sweep.json").read_text())
+    assert record["settings"]["coarse_to_fine"] == [32]
+    assert [len(c["history"]["total"]) for c in record["cells"]] == [6, 6]
+    assert not (out / ".jaxstyle-checkpoint").exists()
+    capsys.readouterr()
+    assert main(args) == 0 and "nothing to do" in capsys.readouterr().out
+    assert main([*args[:-2], "--coarse-to-fine", "48"]) == 2
