@@ -226,10 +226,9 @@ def _check(job: Job, out: Path, preset: str, shared: dict, params: VGG19Weights)
     shape = tuple(output_shape(content, styles))
     passes, programs = (s,), ((shape, s.conv_algorithm, _patches(s, styles)),)
     if s.coarse_to_fine:  # each pass resolved at its size, as stylize does
-        sizes = (*s.coarse_to_fine, s.size)
         passes = tuple(
-            resolve_settings(preset, init=init, **{**overrides, "size": z, "coarse_to_fine": None})
-            for z in sizes
+            resolve_settings(preset, init=init, **{**overrides, **s.pass_overrides(*q)})
+            for q in s.passes
         )
         programs = tuple(_program(job, ps) for ps in passes[:-1]) + programs
     fingerprint = {

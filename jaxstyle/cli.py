@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import itertools
 import json
 import os
 import signal
@@ -84,6 +85,13 @@ def _coarse_to_fine_argument(p: argparse.ArgumentParser) -> None:
         metavar="SIZES",
         help="rising sizes below --size, e.g. 256,512, run first: each pass runs --steps "
         "steps and the next starts from its result, upsampled",
+    )
+    p.add_argument(
+        "--coarse-to-fine-steps",
+        type=_csv(int),
+        metavar="STEPS",
+        help="the steps of those passes, one per size, e.g. 300,200 (--steps is then the "
+        "last pass's; default: --steps each)",
     )
 
 
@@ -326,6 +334,9 @@ SETTINGS = (
 )
 """The parsed options passed to the API as setting overrides."""
 
+COARSE_TO_FINE = ("coarse_to_fine", "coarse_to_fine_steps")
+"""The coarse-to-fine settings of stylize, sweep and batch."""
+
 PROGRAM_SETTINGS = (
     "optimizer",
     "content_layers",
@@ -416,11 +427,15 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     if args.save_every < 0:
         raise JaxstyleError("--save-every must be >= 0")
     inputs = _Inputs.from_args(args)
-    overrides = {k: getattr(args, k) for k in (*SETTINGS, "coarse_to_fine")}
+    overrides = {k: getattr(args, k) for k in (*SETTINGS, *COARSE_TO_FINE)}
     settings = resolve_settings(args.preset or DEFAULT_PRESET, **overrides)  # fail fast
-    every, steps = args.save_every, settings.steps
-    passes = len(settings.coarse_to_fine) + 1  # every pass's step numbers follow the last's
-    numbers = [p * steps + k for p in range(passes) for k in range(every, steps + 1, every or 1)]
+    every, passes = args.save_every, settings.passes
+    done = list(itertools.accumulate((n for _, n in passes), initial=0))  # steps before each
+    numbers = [
+        a + k
+        for a, (_, n) in zip(done[:-1], passes, strict=True)
+        for k in range(every, n + 1, every or 1)
+    ]
     saved = [_step_file(args.output, n) for n in numbers] if every else []
     _check_stylize_outputs(args.output, saved, inputs.files)
     content, style_images = inputs.images()
@@ -459,7 +474,10 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         args.output.with_suffix(".json"), json.dumps(record, indent=1) + "\n"
     )
     f = result.final
-    run = f"{passes} passes of {steps} steps" if passes > 1 else f"{steps} steps"
+    steps = [n for _, n in passes]
+    same = len(set(steps)) == 1
+    run = f"{len(passes)} passes of {steps[0] if same else '+'.join(map(str, steps))} steps"
+    run = run if len(passes) > 1 else f"{steps[0]} steps"
     print(
         f"wrote {args.output} ({result.image.shape[1]}x{result.image.shape[0]}, {run}, "
         f"{result.timings['ms_per_step']:.0f} ms/step; "
@@ -529,8 +547,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         weights=args.weights,
         init=inputs.init,
         mask=inputs.mask,
-        coarse_to_fine=args.coarse_to_fine,
-        **{k: getattr(args, k) for k in SETTINGS},
+        **{k: getattr(args, k) for k in (*SETTINGS, *COARSE_TO_FINE)},
     )
     if (out / "sweep.json").exists():
         recorded = recorded_fingerprint(out / "sweep.json")
@@ -578,7 +595,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     if args.size is None:
         args.size = default_size()
-    overrides = {k: getattr(args, k) for k in (*SETTINGS, "coarse_to_fine")}
+    overrides = {k: getattr(args, k) for k in (*SETTINGS, *COARSE_TO_FINE)}
     if args.init is not None:
         overrides["init"] = args.init
     report = batch(

@@ -67,6 +67,18 @@ class Settings:
     conv_algorithm: str
     preserve_colors: str | None
     coarse_to_fine: tuple[int, ...]
+    coarse_to_fine_steps: tuple[int, ...] | None
+
+    @property
+    def passes(self) -> tuple[tuple[int, int], ...]:
+        """(size, steps) of each pass: the coarse-to-fine ones (``steps`` each
+        unless ``coarse_to_fine_steps`` says), then the last, (``size``, ``steps``)."""
+        coarse = self.coarse_to_fine_steps or (self.steps,) * len(self.coarse_to_fine)
+        return (*zip(self.coarse_to_fine, coarse, strict=True), (self.size, self.steps))
+
+    def pass_overrides(self, size: int, steps: int) -> dict[str, Any]:
+        """The overrides that make these settings one pass's (see :attr:`passes`)."""
+        return {"size": size, "steps": steps, "coarse_to_fine": None, "coarse_to_fine_steps": None}
 
     @property
     def style_loss(self) -> str:
@@ -124,6 +136,7 @@ def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings
         conv_algorithm="auto",
         preserve_colors=None,
         coarse_to_fine=(),
+        coarse_to_fine_steps=None,
     )
     unknown = set(overrides) - set(values)
     if unknown:
@@ -155,14 +168,20 @@ SEEDS = (-(2**63), 2**63 - 1)
 
 
 def _check_integers(values: dict[str, Any]) -> None:
-    """``steps``, ``size``, ``seed`` and the ``coarse_to_fine`` sizes (one or a
-    sequence) must be integers (not bools); made Python ints (a tuple of them)."""
+    """``steps``, ``size``, ``seed`` and the ``coarse_to_fine`` sizes and steps
+    (one or a sequence) must be integers (not bools); made Python ints (a tuple
+    of them)."""
     for name in ("steps", "size", "seed"):
         if values[name] is not None:
             values[name] = _integer(name, values[name])
-    sizes = values["coarse_to_fine"]
-    sizes = [sizes] if np.ndim(sizes) == 0 else sizes
-    values["coarse_to_fine"] = tuple(_integer("coarse-to-fine size", v) for v in sizes)
+    for name, what in (
+        ("coarse_to_fine", "coarse-to-fine size"),
+        ("coarse_to_fine_steps", "coarse-to-fine steps"),
+    ):
+        items = values[name]
+        if items is not None:
+            items = [items] if np.ndim(items) == 0 else items
+            values[name] = tuple(_integer(what, v) for v in items)
 
 
 def _integer(name: str, value: Any) -> int:
@@ -192,6 +211,14 @@ def _check(s: Settings) -> None:
         raise JaxstyleError("style scale must be > 0")
     if s.coarse_to_fine:
         _check_coarse_to_fine(s.coarse_to_fine, s.size)
+    if s.coarse_to_fine_steps is not None:
+        if len(s.coarse_to_fine_steps) != len(s.coarse_to_fine):
+            raise JaxstyleError(
+                f"{len(s.coarse_to_fine_steps)} coarse-to-fine step counts given for "
+                f"{len(s.coarse_to_fine)} coarse-to-fine size(s)"
+            )
+        if min(s.coarse_to_fine_steps) < 0:
+            raise JaxstyleError("coarse-to-fine steps must be >= 0")
     if s.style_blend is not None and s.style_loss == "mrf":
         raise JaxstyleError(
             "an MRF style loss matches the style images' patches together: no style blend"
@@ -244,7 +271,7 @@ class StylizeResult:
       image: (H, W, 3) float32 RGB in [0, 1].
       history: {"total", "content", "style", "tv": (steps,) float32}, the
         weighted losses of the image entering each step (of every pass, in
-        order, with ``coarse_to_fine``: (passes * steps,)).
+        order, with ``coarse_to_fine``: the passes' steps summed).
       final: the same four losses of the returned image (with ``preserve_colors=
         "luminance"``: of the optimised grey image, before the content's
         chroma is put back).
@@ -449,7 +476,9 @@ def stylize(
         recoloured to the content's colour mean and covariance first; see
         :mod:`jaxstyle.colors`), ``coarse_to_fine`` (rising sizes below ``size``
         of earlier passes: each pass runs ``steps`` steps at its size and the
-        next starts from its result, upsampled; Gatys et al. 2017, sec. 6).
+        next starts from its result, upsampled; Gatys et al. 2017, sec. 6),
+        ``coarse_to_fine_steps`` (the steps of those passes, one per size, if
+        not ``steps``: ``steps`` is then the last pass's).
 
     Returns:
       A :class:`StylizeResult` with the image and the loss history.
@@ -469,9 +498,10 @@ def stylize(
         return lambda step, losses, image: callback(done + step, losses, image)
 
     passes: list[_Pass] = []
-    for size in (*s.coarse_to_fine, s.size):
+    for size, steps in s.passes:
         # each pass resolved at its own size (the convolution algorithm depends on it)
-        pass_settings = {**settings, "size": size, "coarse_to_fine": None}
+        pass_settings = {**settings, **s.pass_overrides(size, steps)}
+        done = sum(q.result.settings.steps for q in passes)
         passes.append(
             _stylize_pass(
                 content,
@@ -482,7 +512,7 @@ def stylize(
                 mask=mask,
                 driver=driver,
                 progress=progress,
-                callback=numbered_from(len(passes) * s.steps) if callback else None,
+                callback=numbered_from(done) if callback else None,
                 callback_every=callback_every,
             )
         )
@@ -490,7 +520,7 @@ def stylize(
     history = {k: np.concatenate([q.result.history[k] for q in passes]) for k in last.history}
     timings = {k: sum(q.result.timings[k] for q in passes) for k in last.timings}
     timings["load"] += load
-    timings["ms_per_step"] = 1e3 * timings["optimize"] / max(1, len(passes) * s.steps)
+    timings["ms_per_step"] = 1e3 * timings["optimize"] / max(1, len(history["total"]))
     return StylizeResult(last.image, history, last.final, s, timings)
 
 

@@ -100,17 +100,18 @@ class SweepPlan(CellPlan):
     ``fingerprint`` of the whole sweep (settings, weights, images) for checkpoints,
     and the content whose chroma the results take back (see
     :attr:`jaxstyle.stylize.Images.original`). A coarse-to-fine sweep's plan is
-    its first pass's: ``later`` are the sizes of the passes after it, and
-    ``replan(size, images)`` plans one of them from the (N, h, w, 3) images the
-    pass before left (see :func:`plan_sweep`)."""
+    its first pass's: ``later`` are the (size, steps) of the passes after it,
+    and ``replan(size, steps, images)`` plans one of them from the (N, h, w, 3)
+    images the pass before left (see :func:`plan_sweep`); ``settings`` are the
+    sweep's as asked (cell 0's, every pass's sizes)."""
 
     cells: list[dict[str, Any]]
     axes: dict[str, list]
     settings: Settings
     fingerprint: dict
     original: np.ndarray | None = None
-    later: tuple[int, ...] = ()
-    replan: Callable[[int, np.ndarray], SweepPlan] | None = None
+    later: tuple[tuple[int, int], ...] = ()
+    replan: Callable[[int, int, np.ndarray], SweepPlan] | None = None
 
     def checkpointing(self, directory: os.PathLike | str, every: int = 0) -> Checkpointing:
         """Checkpoints of this sweep in ``directory``, every ``every`` steps (0: on
@@ -139,12 +140,8 @@ class SweepPlan(CellPlan):
             raw = plan if last else dataclasses.replace(plan, original=None)  # the next start
             results.append(CellPlan.run(raw, checkpoint=pass_checkpoint, **options))
             if not last:
-                plan = self.replan(self.later[i], results[-1].images)
-        joined = join_passes(results)
-        sizes = (self.settings.size, *self.later[:-1])
-        return dataclasses.replace(
-            joined, settings=dataclasses.replace(joined.settings, coarse_to_fine=sizes)
-        )
+                plan = self.replan(*self.later[i], results[-1].images)
+        return dataclasses.replace(join_passes(results), settings=self.settings)
 
     def finish(self, carry, history, timings=None) -> SweepResult:
         """The :class:`SweepResult` (padding dropped); see :meth:`CellPlan.finish`."""
@@ -220,9 +217,9 @@ def plan_sweep(
     whole = resolve_cells()  # the sweep as asked (every pass's size, if coarse-to-fine)
     cells = [{name: getattr(s, name) for name in AXES} for s in whole]
     axes = {name: values for name, values in grid.items() if len(values) > 1}
-    sizes = whole[0].coarse_to_fine
+    passes = whole[0].passes
     # the first pass's settings (each resolved at its size: the convolution algorithm)
-    resolved = resolve_cells(size=sizes[0], coarse_to_fine=None) if sizes else whole
+    resolved = resolve_cells(**whole[0].pass_overrides(*passes[0])) if len(passes) > 1 else whole
     s = resolved[0]
     p = get_preset(s.preset)
 
@@ -275,14 +272,14 @@ def plan_sweep(
         timings=timings,
         cells=cells,
         axes=axes,
-        settings=s,
+        settings=whole[0],
         fingerprint=fingerprint,
         original=original,
-        later=(*sizes[1:], whole[0].size) if sizes else (),
-        replan=lambda size, images: plan_sweep(
+        later=passes[1:],
+        replan=lambda size, steps, images: plan_sweep(
             content,
             style,
-            **{**given, "weights": params, "size": size, "coarse_to_fine": None},
+            **{**given, "weights": params, **whole[0].pass_overrides(size, steps)},
             starts=list(images),
         ),
     )

@@ -231,7 +231,7 @@ def test_coarse_to_fine_jobs_equal_coarse_to_fine_runs_alone(vgg_weights, images
     ]
     manifest = tmp_path / "jobs.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    run = dict(size=64, coarse_to_fine=32, **SETTINGS)
+    run = dict(size=64, coarse_to_fine=32, coarse_to_fine_steps=2, **SETTINGS)
     report = jaxstyle.batch(manifest, tmp_path / "out", weights=vgg_weights, **run)
     assert [e.line for e in report.failed] == [3] and "below the size" in report.failed[0].message
     assert [(b["pass_shapes"], b["jobs"]) for b in report.buckets] == [([(24, 32), (48, 64)], 2)]

@@ -58,6 +58,15 @@ def test_coarse_to_fine_numbers_saved_steps_over_its_passes(pair, tmp_path, caps
     assert "2 passes of 3 steps" in capsys.readouterr().out
     assert stylize(*pair, "-o", out, *SMALL, "--coarse-to-fine", "64") == 2
     assert "not 64" in capsys.readouterr().err
+    out = tmp_path / "steps.png"
+    args = ["-o", out, *SMALL, "--coarse-to-fine", "32", "--coarse-to-fine-steps", "4"]
+    assert stylize(*pair, *args, "--save-every", "2") == 0
+    assert sorted(p.name for p in tmp_path.glob("steps.step*.png")) == [
+        "steps.step00002.png",
+        "steps.step00004.png",
+        "steps.step00006.png",  # the 64 px pass's step 2
+    ]
+    assert "2 passes of 4+3 steps" in capsys.readouterr().out
 
 
 def test_stylize_replaces_no_file_it_did_not_write(pair, tmp_path, capsys):

@@ -94,6 +94,10 @@ def test_zero_steps_returns_the_resized_content(vgg_weights, pair):
         (dict(coarse_to_fine=(8,)), "rise from at least 16 px"),
         (dict(coarse_to_fine=(32.0,)), "coarse-to-fine size must be an integer, not 32.0"),
         (dict(coarse_to_fine=32, size=None), "coarse-to-fine needs a size"),
+        (dict(coarse_to_fine=32, coarse_to_fine_steps=(2, 2)), "2 coarse-to-fine step counts"),
+        (dict(coarse_to_fine_steps=2), "1 coarse-to-fine step counts given for 0"),
+        (dict(coarse_to_fine=32, coarse_to_fine_steps=-1), "coarse-to-fine steps must be >= 0"),
+        (dict(coarse_to_fine=32, coarse_to_fine_steps=1.5), "coarse-to-fine steps must be an int"),
     ],
 )
 def test_bad_settings_raise_clear_errors(vgg_weights, pair, kwargs, match):
@@ -152,3 +156,13 @@ def test_coarse_to_fine_passes_start_from_the_last_result_upsampled(vgg_weights,
     assert result.final == fine.final and result.settings.coarse_to_fine == (32,)
     assert steps == [(2, (24, 32, 3)), (5, (48, 64, 3))]  # numbered over both passes
     assert fine.final["style"] < jaxstyle.stylize(*pair, size=SIZE, **run).final["style"]
+
+
+def test_coarse_to_fine_passes_run_their_own_steps(vgg_weights, pair):
+    """coarse_to_fine_steps: 4 steps at 32 px, then ``steps`` (3) at 64 px."""
+    run = dict(weights=vgg_weights, steps=3, optimizer="adam")
+    result = jaxstyle.stylize(*pair, size=SIZE, coarse_to_fine=32, coarse_to_fine_steps=4, **run)
+    coarse = jaxstyle.stylize(*pair, size=32, **{**run, "steps": 4})
+    fine = jaxstyle.stylize(*pair, size=SIZE, init=coarse.image, **run)
+    np.testing.assert_array_equal(result.image, fine.image)
+    assert len(result.history["total"]) == 7 and result.settings.coarse_to_fine_steps == (4,)

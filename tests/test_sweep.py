@@ -380,16 +380,17 @@ def test_sharded_over_4_cpu_devices_equals_unsharded(pair, lbfgs_grid, tmp_path)
 def test_coarse_to_fine_cells_equal_coarse_to_fine_runs_and_take_up_finished_passes(
     vgg_weights, pair, tmp_path
 ):
-    """Each cell runs the 32 px pass, then the 64 px one from its own result
-    upsampled, as ``stylize`` does. With a checkpoint, a finished pass keeps its
-    last state: a rerun over the same checkpoints takes pass 0 up and resumes
-    pass 1 from its step-2 checkpoint, and gets the same cells."""
+    """Each cell runs the 32 px pass (2 steps), then the 64 px one (3) from its
+    own result upsampled, as ``stylize`` does. With a checkpoint, a finished pass
+    keeps its last state: a rerun over the same checkpoints takes pass 0 up and
+    resumes pass 1 from its step-2 checkpoint, and gets the same cells."""
     run = dict(size=SIZE, steps=3, optimizer="adam", coarse_to_fine=32, seed=[0, 1], init="noise")
+    run["coarse_to_fine_steps"] = 2  # then steps (3) at 64 px
     checkpoint = Checkpointing(tmp_path / "ckpt", {}, every=2)
     plan = plan_sweep(*pair, weights=vgg_weights, **run)
-    assert plan.settings.size == 32 and plan.later == (SIZE,)
+    assert plan.settings.size == SIZE and plan.later == ((SIZE, 3),) and plan.x0.shape[1] == 24
     grid = plan.run(checkpoint=checkpoint)
-    assert grid.images.shape == (2, 48, 64, 3) and grid.history["total"].shape == (2, 6)
+    assert grid.images.shape == (2, 48, 64, 3) and grid.history["total"].shape == (2, 5)
     assert grid.settings.coarse_to_fine == (32,) and grid.settings.size == SIZE
     for i in range(2):
         alone = jaxstyle.stylize(*pair, weights=vgg_weights, **{**run, "seed": i})
@@ -397,7 +398,7 @@ def test_coarse_to_fine_cells_equal_coarse_to_fine_runs_and_take_up_finished_pas
         np.testing.assert_allclose(grid.history["total"][i], alone.history["total"], rtol=LOSS_RTOL)
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["pass0", "pass1"]
     again = plan_sweep(*pair, weights=vgg_weights, **run).run(checkpoint=checkpoint)
-    assert again.resumed_from == 3 + 2
+    assert again.resumed_from == 2 + 2
     np.testing.assert_array_equal(again.images, grid.images)
     np.testing.assert_array_equal(again.history["total"], grid.history["total"])
     other = plan_sweep(*pair, weights=vgg_weights, **{**run, "style_weight": 7.0})
