@@ -475,9 +475,8 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     )
     f = result.final
     steps = [n for _, n in passes]
-    same = len(set(steps)) == 1
-    run = f"{len(passes)} passes of {steps[0] if same else '+'.join(map(str, steps))} steps"
-    run = run if len(passes) > 1 else f"{steps[0]} steps"
+    each = steps[0] if len(set(steps)) == 1 else "+".join(map(str, steps))
+    run = f"{len(steps)} passes of {each} steps" if len(steps) > 1 else f"{each} steps"
     print(
         f"wrote {args.output} ({result.image.shape[1]}x{result.image.shape[0]}, {run}, "
         f"{result.timings['ms_per_step']:.0f} ms/step; "

@@ -254,3 +254,20 @@ def test_cli_takes_a_mask_per_style(shared_image, tmp_path):
         )
         == 2
     )
+
+
+def test_batch_row_with_a_mask_per_style_and_a_blend_is_a_row_error(vgg_weights, pair, tmp_path):
+    from jaxstyle.batch import _check
+    from jaxstyle.manifest import Job
+
+    content, style = pair
+    top = tmp_path / "top.png"
+    Image.fromarray(np.repeat(np.uint8([255, 0]), 24)[:, None].repeat(64, 1)).save(top)
+    shared = dict(size=SIZE, style_blend=(1, 3))
+    per_style = Job(1, content, (style, style), "a.png", {}, (top, top))
+    with pytest.raises(jaxstyle.JaxstyleError, match="not blended"):
+        _check(per_style, tmp_path, "jaxstyle", shared, vgg_weights)
+    one = _check(
+        Job(2, content, (style, style), "b.png", {}, top), tmp_path, "jaxstyle", shared, vgg_weights
+    )
+    assert one.mask == "shared" and one.settings.style_blend == (1.0, 3.0)
