@@ -288,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_path,
         help="the picture (PNG/JPEG); an existing file is not replaced",
     )
+    presets = sub.add_parser("presets", help="the loss definitions and defaults --preset names")
+    presets.add_argument("name", nargs="?", metavar="PRESET", help="only this one")
     weights = sub.add_parser("weights", help="get or import VGG19 weights")
     wsub = weights.add_subparsers(dest="weights_command", required=True, parser_class=_Parser)
     fetch = wsub.add_parser(
@@ -636,6 +638,17 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_presets(args: argparse.Namespace) -> int:
+    import textwrap
+
+    from jaxstyle.presets import DEFAULT_PRESET, PRESETS, describe, get_preset
+
+    for p in [get_preset(args.name)] if args.name else PRESETS.values():
+        print(f"{p.name}{' (default)' * (p.name == DEFAULT_PRESET)}: {describe(p)}")
+        print(textwrap.fill(p.source, width=88, initial_indent="  ", subsequent_indent="  "))
+    return 0
+
+
 def cmd_estimate(args: argparse.Namespace) -> int:
     from jaxstyle.estimate import estimate
     from jaxstyle.presets import DEFAULT_PRESET
@@ -743,6 +756,8 @@ def _run(argv: list[str] | None) -> int:
             return cmd_estimate(args)
         if args.command == "plot":
             return cmd_plot(args)
+        if args.command == "presets":
+            return cmd_presets(args)
         return cmd_weights(args)
     except Interrupted as err:
         print(f"jaxstyle: {err}", file=sys.stderr)

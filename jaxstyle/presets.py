@@ -164,6 +164,18 @@ PRESETS: dict[str, Preset] = {
 DEFAULT_PRESET = "jaxstyle"
 
 
+def describe(preset: Preset) -> str:
+    """One line of a preset's loss and run: layers and weights, style loss, optimiser."""
+    p = preset
+    style = "MRF patches" if p.style_loss == "mrf" else "Gram"
+    return (
+        f"content {','.join(p.content_layers)} x{p.content_weight:g}; "
+        f"style ({style}) {','.join(p.style_layers)} x{p.style_weight:g}; "
+        f"TV x{p.tv_weight:g}; {p.optimizer}, {p.steps} steps from "
+        + ("the content image" if p.init == "content" else "noise")
+    )
+
+
 def get_preset(name: str) -> Preset:
     """The preset called ``name``; a clear error listing the known ones."""
     try:

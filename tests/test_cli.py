@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import jaxstyle
 from jaxstyle.cli import main
 
 SMALL = ["--size", "64", "--steps", "3", "--optimizer", "adam", "-q"]
@@ -244,3 +245,18 @@ def test_installed_command_prints_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
     assert "missing.jpg" in proc.stderr
+
+
+def test_presets_lists_each_with_its_source(capsys):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    heads = [line.split(":")[0] for line in out.splitlines() if not line.startswith(" ")]
+    assert (
+        heads
+        == [*jaxstyle.PRESETS.keys()][:2] + ["jaxstyle (default)"] + [*jaxstyle.PRESETS.keys()][3:]
+    )
+    assert "style (MRF patches) relu3_1,relu4_1" in out and "Li & Wand" in out
+    assert main(["presets", "gatys"]) == 0
+    one = capsys.readouterr().out
+    assert one.startswith("gatys: content relu4_2 x1; style (Gram)") and "cnnmrf" not in one
+    assert main(["presets", "nope"]) == 2 and "unknown preset" in capsys.readouterr().err
