@@ -40,6 +40,7 @@ from jaxstyle.vgg import (
 from jaxstyle.weights import VGG19Weights
 
 STYLE_LOSSES = ("gram", "mrf")
+"""Gram matrices (Gatys et al.) or nearest-neighbour feature patches (Li & Wand)."""
 
 
 @dataclasses.dataclass(frozen=True)
