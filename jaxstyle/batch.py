@@ -51,6 +51,7 @@ from jaxstyle.resume import (
 from jaxstyle.stylize import (
     Settings,
     initial_image,
+    mask_record,
     output_shape,
     prepare_images,
     prepare_mask,
@@ -289,20 +290,17 @@ def _run_chunk(chunk, params, mesh, out: Path, every: int, driver: str):
     coarse-to-fine, a run per pass, each job starting from its result of the pass
     before (a finished pass's last state kept, as in a sweep)."""
     fingerprints = [item.fingerprint for item in chunk]
-    directory = out / CHECKPOINTS / json_digest(fingerprints)
+    checkpoint = Checkpointing(
+        out / CHECKPOINTS / json_digest(fingerprints), {"jobs": fingerprints}, every
+    )
     passes = len(chunk[0].passes)
     results, previous = [], None
     for i in range(passes):
-        checkpoint = Checkpointing(
-            directory / f"pass{i}" if passes > 1 else directory,
-            {"jobs": fingerprints, **({"pass": i} if passes > 1 else {})},
-            every,
-            final=i < passes - 1,
-        )
-        result, originals = _run_pass(chunk, i, previous, params, mesh, checkpoint, driver)
+        pass_checkpoint = checkpoint.for_pass(i, passes)
+        result, originals = _run_pass(chunk, i, previous, params, mesh, pass_checkpoint, driver)
         results.append(result)
         previous = result.images
-    shutil.rmtree(directory, ignore_errors=True)
+    checkpoint.clear()
     result = join_passes(results)
     recoloured = [
         restore_colors(x, original) for x, original in zip(result.images, originals, strict=True)
@@ -365,11 +363,7 @@ def _write(item: _Ready, result, i: int, params: VGG19Weights) -> None:
         "inputs": {
             "content": None if item.job.content is None else str(item.job.content),
             "styles": [str(p) for p in item.job.styles],
-            "mask": (  # one path, a list of one per style, or None
-                [str(m) for m in item.job.mask]
-                if isinstance(item.job.mask, tuple)
-                else item.job.mask and str(item.job.mask)
-            ),
+            "mask": mask_record(item.job.mask),
         },
         "settings": dataclasses.asdict(item.settings),
         "weights": params.name,

@@ -409,12 +409,13 @@ class _Inputs:
     def record(self, init: str) -> dict:
         """The inputs as JSON; ``init`` is the resolved init setting."""
         example = "example photo" if not self.paths and not self.texture else None
-        masks = [str(m) for m in self.masks]
+        from jaxstyle.stylize import mask_record
+
         return {
             "content": str(self.content) if self.content is not None else example,
             "styles": [str(s) if s is not None else "example painting" for s in self.styles],
             "init": str(self.init) if self.init is not None else init,
-            "mask": masks[0] if len(masks) == 1 else (masks or None),  # as ``mask``
+            "mask": mask_record(self.mask),
         }
 
 

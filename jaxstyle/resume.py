@@ -77,6 +77,18 @@ class Checkpointing:
     every: int = 0
     final: bool = False
 
+    def for_pass(self, i: int, passes: int, fingerprint: dict | None = None) -> Checkpointing:
+        """The checkpoints of pass ``i`` of a run of ``passes`` (coarse-to-fine), with
+        ``fingerprint`` (default: this one's): these, for a single pass; else
+        ``pass<i>`` under this directory, the fingerprint marked with the pass,
+        and a finished pass's state kept (the next pass starts from it)."""
+        fingerprint = self.fingerprint if fingerprint is None else fingerprint
+        if passes == 1:
+            return dataclasses.replace(self, fingerprint=fingerprint)
+        return Checkpointing(
+            self.directory / f"pass{i}", {**fingerprint, "pass": i}, self.every, i < passes - 1
+        )
+
     def __post_init__(self):
         if self.every < 0:
             raise JaxstyleError(f"checkpoint every must be >= 0 steps, not {self.every}")

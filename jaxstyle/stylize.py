@@ -392,6 +392,14 @@ def prepare_mask(
     return np.stack([_mask_weights(m, shape) for m in mask])
 
 
+def mask_record(mask: ImageLike | Sequence[ImageLike] | None) -> str | list[str] | None:
+    """A mask argument as a run's record holds it: one path, a list of one per
+    style, or None."""
+    if mask is None:
+        return None
+    return [str(m) for m in mask] if isinstance(mask, (list, tuple)) else str(mask)
+
+
 def _mask_weights(mask: ImageLike, shape: tuple[int, int]) -> np.ndarray:
     if not isinstance(mask, (str, os.PathLike)) and np.ndim(mask) == 2:
         mask = np.repeat(np.asarray(mask)[..., None], 3, axis=-1)

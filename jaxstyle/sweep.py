@@ -129,14 +129,12 @@ class SweepPlan(CellPlan):
         """
         if not self.later:
             return super().run(checkpoint=checkpoint, **options)
-        plan, results = self, []
-        for i in range(len(self.later) + 1):
-            last = i == len(self.later)
-            pass_checkpoint = None
-            if checkpoint is not None:
-                directory = checkpoint.directory / f"pass{i}"
-                every = checkpoint.every
-                pass_checkpoint = Checkpointing(directory, plan.fingerprint, every, final=not last)
+        plan, results, passes = self, [], len(self.later) + 1
+        for i in range(passes):
+            last = i == passes - 1
+            pass_checkpoint = (
+                None if checkpoint is None else checkpoint.for_pass(i, passes, plan.fingerprint)
+            )
             raw = plan if last else dataclasses.replace(plan, original=None)  # the next start
             results.append(CellPlan.run(raw, checkpoint=pass_checkpoint, **options))
             if not last:
@@ -187,14 +185,17 @@ def plan_sweep(
         (instead of ``init``; a coarse-to-fine pass starts from the last one's).
       **settings: the shared settings, as for :func:`jaxstyle.stylize`.
     """
-    axes_given = dict(
+    given = dict(  # the arguments, for the later passes' plans
         content_weight=content_weight,
         style_weight=style_weight,
         tv_weight=tv_weight,
         style_layer_weights=style_layer_weights,
         seed=seed,
+        preset=preset,
+        mask=mask,
+        devices=devices,
+        **settings,
     )
-    given = dict(preset=preset, mask=mask, devices=devices, **axes_given, **settings)
     init, texture = texture_overrides(content, settings.pop("init", None), content_weight)
     content_weight = texture.get("content_weight", content_weight)
     init_label = init if isinstance(init, str) or init is None else "image"
