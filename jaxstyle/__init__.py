@@ -22,6 +22,7 @@ from jaxstyle.estimate import Estimate as Estimate
 from jaxstyle.estimate import estimate as estimate
 from jaxstyle.images import load_image as load_image
 from jaxstyle.images import save_image as save_image
+from jaxstyle.live_view import LiveView as LiveView
 from jaxstyle.losses import content_loss as content_loss
 from jaxstyle.losses import extract_patches as extract_patches
 from jaxstyle.losses import gram_matrix as gram_matrix
@@ -64,6 +65,7 @@ __all__ = [
     "Job",
     "Estimate",
     "JaxstyleError",
+    "LiveView",
     "LossArgs",
     "LossWeights",
     "Objective",

@@ -7,10 +7,12 @@ import contextlib
 import dataclasses
 import itertools
 import json
+import math
 import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from jaxstyle.errors import Interrupted, JaxstyleError
@@ -76,6 +78,34 @@ def _stylize_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="also write OUT.stepN.png every N steps",
     )
+    _live_arguments(p)
+
+
+def _live_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--live",
+        type=_address,
+        metavar="[HOST:]PORT",
+        help="show the run in a browser at http://HOST:PORT/ (HOST default 127.0.0.1, "
+        "0.0.0.0 for every interface; PORT 0 picks one): the latest image and the loss "
+        "curves, while it runs",
+    )
+    p.add_argument(
+        "--live-every",
+        type=int,
+        default=10,
+        metavar="N",
+        help="update the --live page every N steps (default 10)",
+    )
+
+
+def _address(text: str) -> tuple[str, int]:
+    from jaxstyle.live_view import parse_address
+
+    try:
+        return parse_address(text)
+    except JaxstyleError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _coarse_to_fine_argument(p: argparse.ArgumentParser) -> None:
@@ -429,6 +459,8 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         args.size = default_size()
     if args.save_every < 0:
         raise JaxstyleError("--save-every must be >= 0")
+    if args.live_every < 1:
+        raise JaxstyleError("--live-every must be >= 1")
     inputs = _Inputs.from_args(args)
     overrides = {k: getattr(args, k) for k in (*SETTINGS, *COARSE_TO_FINE)}
     settings = resolve_settings(args.preset or DEFAULT_PRESET, **overrides)  # fail fast
@@ -449,20 +481,25 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     from jaxstyle.weights import load_vgg19
 
     weights = load_vgg19(args.weights)
-    result = stylize(
-        content,
-        style_images,
-        preset=args.preset or DEFAULT_PRESET,
-        weights=weights,
-        driver=args.driver,
-        progress=not args.quiet,
-        init=inputs.init,
-        mask=inputs.mask,
-        callback=save_intermediate if args.save_every else None,
-        callback_every=args.save_every,
-        **overrides,
-    )
-    image_io.save_image(args.output, result.image)
+    hooks = [(every, save_intermediate)] if every else []
+    with _live_view(args, f"jaxstyle stylize {args.output.name}", done[-1]) as live:
+        if live:
+            hooks.append((args.live_every, live.update))
+        result = stylize(
+            content,
+            style_images,
+            preset=args.preset or DEFAULT_PRESET,
+            weights=weights,
+            driver=args.driver,
+            progress=not args.quiet,
+            init=inputs.init,
+            mask=inputs.mask,
+            **_every(hooks, done[:-1]),
+            **overrides,
+        )
+        image_io.save_image(args.output, result.image)
+        if live:
+            live.finish(done[-1], result.final, result.image)
     record = {
         "output": str(args.output),
         "inputs": inputs.record(result.settings.init),
@@ -486,6 +523,33 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         f"losses: content {f['content']:.4g}, style {f['style']:.4g}, tv {f['tv']:.4g})"
     )
     return 0
+
+
+def _live_view(args: argparse.Namespace, title: str, total_steps: int):
+    """``--live``'s started :class:`LiveView` (its address printed), or a null context."""
+    if args.live is None:
+        return contextlib.nullcontext()
+    from jaxstyle.live_view import LiveView
+
+    host, port = args.live
+    view = LiveView(host, port, title=title, total_steps=total_steps)
+    print(f"jaxstyle: live view at {view.url}", file=sys.stderr, flush=True)
+    return view
+
+
+def _every(hooks: list[tuple[int, Callable]], starts: list[int]) -> dict:
+    """``stylize``'s callback options calling each (every, hook) after every
+    ``every``-th step of each pass; ``starts``: the steps run before each pass."""
+    if not hooks:
+        return {"callback": None, "callback_every": 0}
+
+    def callback(step, losses, image):
+        in_pass = step - max(s for s in starts if s < step)
+        for every, hook in hooks:
+            if in_pass % every == 0:
+                hook(step, losses, image)
+
+    return {"callback": callback, "callback_every": math.gcd(*(n for n, _ in hooks))}
 
 
 def _step_file(output: Path, step: int) -> Path:

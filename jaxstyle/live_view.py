@@ -1,0 +1,286 @@
+"""A live view of a run in the browser: the latest image and the loss curves, served
+while the optimisation goes on (crowsonkb/style-transfer-pytorch's web interface).
+
+    with LiveView(port=8000) as view:  # http://127.0.0.1:8000/
+        stylize(content, style, callback=view.update, callback_every=10)
+
+Standard library only: an HTTP server on a daemon thread serves the page (``/``), the
+latest image (``/image.png``) and the run's state (``/state.json``), which the page
+polls once a second. :meth:`LiveView.update` only keeps the image; it is encoded as PNG
+in the server's thread when a browser asks for it, at most once per image.
+"""
+
+from __future__ import annotations
+
+import http.server
+import io
+import json
+import math
+import socket
+import threading
+import time
+import urllib.parse
+from collections.abc import Mapping
+
+import numpy as np
+from PIL import Image
+
+from jaxstyle.errors import JaxstyleError
+from jaxstyle.images import to_uint8
+
+POLL_MS = 1000
+"""How often the page asks for the run's state."""
+
+
+class LiveView:
+    """Serves a page showing a run's latest image and loss curves.
+
+    Args:
+      host: the address to listen on; "127.0.0.1" (default) is this machine only,
+        "0.0.0.0" every interface.
+      port: the TCP port; 0 picks a free one (see :attr:`url`).
+      title: the page's heading.
+      total_steps: the run's steps, for the page's progress (None: unknown).
+
+    Use it as a context manager (or :meth:`start` and :meth:`close`); pass
+    :meth:`update` as ``stylize``'s callback. An address in use is a
+    :class:`JaxstyleError`.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        title: str = "jaxstyle",
+        total_steps: int | None = None,
+    ):
+        self._lock = threading.Lock()
+        self._state = {
+            "title": title,
+            "total_steps": total_steps,
+            "steps": [],
+            "times": [],
+            "losses": {},
+            "image": 0,
+            "shape": None,
+            "finished": False,
+        }
+        self._started = time.monotonic()
+        self._pixels: np.ndarray | None = None
+        self._png: tuple[int, bytes] = (0, b"")
+        server = http.server.ThreadingHTTPServer
+        if ":" in host:  # an IPv6 address
+            server = type("IPv6Server", (server,), {"address_family": socket.AF_INET6})
+        try:
+            self._server = server((host, port), _handler(self))
+        except (OSError, OverflowError) as err:
+            reason = getattr(err, "strerror", None) or err
+            raise JaxstyleError(f"cannot serve the live view on {host}:{port}: {reason}") from None
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The page's address, e.g. ``http://127.0.0.1:8000/``."""
+        host, port = self._server.server_address[:2]
+        return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+    def start(self) -> LiveView:
+        """Serve on a daemon thread until :meth:`close`."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, name="jaxstyle-live-view", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop serving and free the port."""
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join()
+        self._server.server_close()
+
+    def __enter__(self) -> LiveView:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def update(self, step: int, losses: Mapping[str, float], image) -> None:
+        """Show step ``step``'s ``losses`` ({term: value}) and (H, W, 3) ``image`` in
+        [0, 1]: ``stylize``'s callback signature."""
+        pixels = to_uint8(np.asarray(image))
+        with self._lock:
+            state = self._state
+            if state["steps"] and state["steps"][-1] == step:  # e.g. finish's last step
+                state["steps"].pop()
+                state["times"].pop()
+                for series in state["losses"].values():
+                    series.pop()
+            state["steps"].append(int(step))
+            state["times"].append(time.monotonic() - self._started)
+            for term, value in losses.items():
+                series = state["losses"].setdefault(term, [None] * (len(state["steps"]) - 1))
+                series.append(_json_number(value))
+            for series in state["losses"].values():  # a term this step lacks
+                series.extend([None] * (len(state["steps"]) - len(series)))
+            state["image"] += 1
+            state["shape"] = list(pixels.shape[:2])
+            self._pixels = pixels
+
+    def finish(self, step: int, losses: Mapping[str, float], image) -> None:
+        """:meth:`update` with the finished run's result; the page stops polling."""
+        self.update(step, losses, image)
+        with self._lock:
+            self._state["finished"] = True
+
+    def state(self) -> dict:
+        """What ``/state.json`` serves: title, total_steps, steps (the updates' step
+        numbers), times (their seconds since the view was made), losses ({term: one
+        value per update, None if not finite}), image (how many images were shown),
+        shape ([H, W] of the latest) and finished."""
+        with self._lock:
+            return json.loads(json.dumps(self._state))
+
+    def png(self) -> bytes | None:
+        """The latest image as PNG (None before the first update)."""
+        with self._lock:
+            version, pixels = self._state["image"], self._pixels
+            if self._png[0] == version:
+                return self._png[1] or None
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
+        with self._lock:
+            self._png = (version, buffer.getvalue())
+        return self._png[1]
+
+
+def _json_number(value) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``"8000"`` -> ("127.0.0.1", 8000); ``"0.0.0.0:8000"``; ``"[::1]:8000"``."""
+    host, _, port = text.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        number = int(port)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= 65535:
+        raise JaxstyleError(f"expected [HOST:]PORT with a port 0-65535, got {text!r}")
+    return host, number
+
+
+def _handler(view: LiveView) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            path = urllib.parse.urlsplit(self.path).path
+            if path in ("/", "/index.html"):
+                self._send(PAGE.encode(), "text/html; charset=utf-8")
+            elif path == "/state.json":
+                self._send(json.dumps(view.state()).encode(), "application/json")
+            elif path == "/image.png" and (png := view.png()) is not None:
+                self._send(png, "image/png")
+            else:
+                self.send_error(404)
+
+        def _send(self, body: bytes, kind: str) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):  # no line per request on the run's stderr
+            pass
+
+    return Handler
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>jaxstyle</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; background: #fafafa }
+main { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start }
+img { width: min(100%, 640px); height: auto; box-shadow: 0 1px 4px #0004 }
+canvas { background: #fff; border: 1px solid #ccc }
+td { padding: 0 1em 0 0; font-variant-numeric: tabular-nums }
+</style></head>
+<body>
+<h1 id="title">jaxstyle</h1>
+<p id="status">waiting for the first step (compiling)</p>
+<main>
+  <img id="image" alt="the image being optimised">
+  <div><canvas id="plot" width="520" height="320"></canvas><table id="losses"></table></div>
+</main>
+<script>
+const COLORS = {total: "#222", content: "#1f77b4", style: "#d62728", tv: "#2ca02c"};
+let shown = 0;
+
+function plot(s) {
+  const canvas = document.getElementById("plot"), g = canvas.getContext("2d");
+  const W = canvas.width, H = canvas.height, L = 60, B = 24;
+  g.clearRect(0, 0, W, H);
+  const values = Object.values(s.losses).flat().filter(v => v > 0);
+  if (!values.length) return;
+  const lo = Math.log10(Math.min(...values)), hi = Math.log10(Math.max(...values)) + 1e-6;
+  const last = Math.max(s.total_steps || 0, ...s.steps, 1);
+  const x = step => L + (W - L - 10) * step / last;
+  const y = v => 10 + (H - B - 10) * (hi - Math.log10(v)) / (hi - lo);
+  g.font = "12px system-ui"; g.fillStyle = "#555";
+  g.fillText(Number(10 ** hi).toPrecision(2), 2, 16);
+  g.fillText(Number(10 ** lo).toPrecision(2), 2, H - B);
+  g.fillText("step " + last, W - 70, H - 6); g.fillText("0", L, H - 6);
+  for (const [term, series] of Object.entries(s.losses)) {
+    g.strokeStyle = g.fillStyle = COLORS[term] || "#888"; g.beginPath();
+    let drawing = false;
+    series.forEach((v, i) => {
+      if (!(v > 0)) { drawing = false; return; }
+      drawing ? g.lineTo(x(s.steps[i]), y(v)) : g.moveTo(x(s.steps[i]), y(v));
+      drawing = true;
+    });
+    g.stroke();
+  }
+}
+
+function show(s) {
+  document.title = s.title; document.getElementById("title").textContent = s.title;
+  const step = s.steps.length ? s.steps[s.steps.length - 1] : 0;
+  const of = s.total_steps ? " of " + s.total_steps : "";
+  const size = s.shape ? ", " + s.shape[1] + "x" + s.shape[0] : "";
+  const n = s.steps.length, rate = n > 1 && !s.finished ?
+    ", " + ((s.steps[n - 1] - s.steps[n - 2]) / (s.times[n - 1] - s.times[n - 2])).toFixed(1) +
+    " steps/s" : "";
+  document.getElementById("status").textContent =
+    (s.finished ? "finished: " : s.steps.length ? "running: " : "compiling: ") +
+    "step " + step + of + size + rate;
+  if (s.image !== shown) {
+    document.getElementById("image").src = "image.png?v=" + s.image;
+    shown = s.image;
+  }
+  document.getElementById("losses").innerHTML = Object.entries(s.losses).map(
+    ([term, series]) => "<tr><td style='color:" + (COLORS[term] || "#888") + "'>" + term +
+      "</td><td>" +
+      (series[series.length - 1] ?? NaN).toPrecision(4) + "</td></tr>").join("");
+  plot(s);
+}
+
+async function poll() {
+  try {
+    const s = await (await fetch("state.json", {cache: "no-store"})).json();
+    show(s);
+    if (s.finished) return;
+  } catch (err) {
+    document.getElementById("status").textContent += " (the run has ended)";
+    return;
+  }
+  setTimeout(poll, POLL_MS);
+}
+poll();
+</script></body></html>
+""".replace("POLL_MS", str(POLL_MS))

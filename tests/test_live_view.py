@@ -1,0 +1,172 @@
+"""The live view: its page, state and image over HTTP, fed by stylize and the CLI."""
+
+from __future__ import annotations
+
+import io
+import json
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import jaxstyle
+from jaxstyle.cli import main
+from jaxstyle.images import to_uint8
+from jaxstyle.live_view import LiveView, parse_address
+
+SMALL = ["--size", "64", "--steps", "3", "--optimizer", "adam", "-q"]
+
+
+def get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read()
+
+
+def state(view: LiveView) -> dict:
+    return json.loads(get(view.url + "state.json"))
+
+
+def test_serves_the_page_the_state_and_the_latest_image():
+    rng = np.random.default_rng(0)
+    first, second = rng.random((20, 30, 3)), rng.random((24, 16, 3))
+    with LiveView(title="a run", total_steps=10) as view:
+        assert view.url.startswith("http://127.0.0.1:")
+        page = get(view.url).decode()
+        assert "state.json" in page and "image.png" in page and "<canvas" in page
+        assert state(view)["steps"] == [] and state(view)["title"] == "a run"
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            get(view.url + "image.png")  # nothing to show yet
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            get(view.url + "elsewhere")
+
+        view.update(5, {"total": 3.0, "style": float("nan")}, first)
+        view.update(10, {"total": 2.0, "content": 1.0}, first)
+        s = state(view)
+        assert s["steps"] == [5, 10] and s["total_steps"] == 10 and s["shape"] == [20, 30]
+        # a term missing from an update, or not finite, is null (valid JSON)
+        assert s["losses"] == {"total": [3.0, 2.0], "style": [None, None], "content": [None, 1.0]}
+        assert len(s["times"]) == 2 and 0 <= s["times"][0] <= s["times"][1]
+        assert s["image"] == 2 and not s["finished"]
+        png = Image.open(io.BytesIO(get(view.url + "image.png?v=2")))
+        np.testing.assert_array_equal(np.asarray(png), np.rint(first * 255).astype(np.uint8))
+
+        view.finish(10, {"total": 1.5, "content": 0.5}, second)  # replaces step 10
+        s = state(view)
+        assert s["steps"] == [5, 10]
+        assert s["losses"]["total"] == [3.0, 1.5] and s["finished"] and s["shape"] == [24, 16]
+        png = Image.open(io.BytesIO(get(view.url + "image.png")))
+        np.testing.assert_array_equal(np.asarray(png), np.rint(second * 255).astype(np.uint8))
+    with pytest.raises(urllib.error.URLError):
+        get(view.url)  # closed: the port is free again
+
+
+def test_an_address_in_use_is_a_one_line_error():
+    with LiveView() as view:
+        port = int(view.url.rstrip("/").rsplit(":", 1)[1])
+        with pytest.raises(jaxstyle.JaxstyleError, match=r"127.0.0.1:\d+: .*in use") as err:
+            LiveView(port=port)
+        assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "text, address",
+    [("8000", ("127.0.0.1", 8000)), ("0.0.0.0:80", ("0.0.0.0", 80)), ("[::1]:0", ("::1", 0))],
+)
+def test_parse_address(text, address):
+    assert parse_address(text) == address
+
+
+@pytest.mark.parametrize("text", ["", "x", "host:", "70000", "-1", "1.5"])
+def test_parse_address_refuses(text):
+    with pytest.raises(jaxstyle.JaxstyleError, match="PORT"):
+        parse_address(text)
+
+
+def test_stylize_shows_its_steps_and_images(shared_image, vgg_weights):
+    content = jaxstyle.load_image(shared_image("tubingen.jpg"))
+    style = jaxstyle.load_image(shared_image("starry_night.jpg"))
+    with LiveView() as view:
+        result = jaxstyle.stylize(
+            content,
+            [style],
+            weights=vgg_weights,
+            size=64,
+            steps=4,
+            optimizer="adam",
+            callback=view.update,
+            callback_every=2,
+        )
+        s = state(view)
+        png = np.asarray(Image.open(io.BytesIO(get(view.url + "image.png"))))
+    assert s["steps"] == [2, 4] and set(s["losses"]) >= {"total", "content", "style", "tv"}
+    np.testing.assert_allclose(s["losses"]["total"][-1], result.history["total"][-1], rtol=1e-6)
+    np.testing.assert_array_equal(png, to_uint8(result.image))
+
+
+def test_cli_live_serves_while_it_runs(shared_image, tmp_path, capsys, monkeypatch):
+    seen, update = [], LiveView.update
+
+    def update_and_ask(view, step, losses, image):  # the server answers mid-run
+        update(view, step, losses, image)
+        seen.append((step, state(view)["steps"][-1], image.shape[:2]))
+
+    closed = []
+    monkeypatch.setattr(LiveView, "update", update_and_ask)
+    monkeypatch.setattr(
+        LiveView,
+        "close",
+        lambda view, close=LiveView.close: (closed.append(view.state()), close(view)),
+    )
+    out = tmp_path / "out.png"
+    args = [shared_image("tubingen.jpg"), shared_image("starry_night.jpg"), "-o", out, *SMALL]
+    args += ["--coarse-to-fine", "32", "--coarse-to-fine-steps", "4", "--save-every", "2"]
+    assert main(["stylize", *map(str, args), "--live", "127.0.0.1:0", "--live-every", "3"]) == 0
+    assert "jaxstyle: live view at http://127.0.0.1:" in capsys.readouterr().err
+    # every 3rd step of each pass (3; 4+3), then the result; --save-every still every 2nd
+    assert seen == [(3, 3, (24, 32)), (7, 7, (48, 64)), (7, 7, (48, 64))]
+    assert sorted(p.name for p in tmp_path.glob("out.step*.png")) == [
+        "out.step00002.png",
+        "out.step00004.png",
+        "out.step00006.png",
+    ]
+    (last,) = closed
+    assert last["finished"] and last["steps"] == [3, 7] and last["total_steps"] == 7
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert last["losses"]["total"][-1] == pytest.approx(record["final_losses"]["total"], 1e-6)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--live", "nowhere"], "expected [HOST:]PORT"),
+        (["--live", "0", "--live-every", "0"], "--live-every must be >= 1"),
+    ],
+)
+def test_cli_live_bad_input_is_one_line(shared_image, tmp_path, capsys, extra, message):
+    args = [
+        shared_image("tubingen.jpg"),
+        shared_image("starry_night.jpg"),
+        "-o",
+        tmp_path / "o.png",
+    ]
+    assert main(["stylize", *map(str, args), *SMALL, *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_cli_live_on_a_port_in_use_writes_nothing(shared_image, tmp_path, capsys):
+    args = [
+        shared_image("tubingen.jpg"),
+        shared_image("starry_night.jpg"),
+        "-o",
+        tmp_path / "o.png",
+    ]
+    with LiveView() as view:
+        address = view.url.removeprefix("http://").rstrip("/")
+        assert main(["stylize", *map(str, args), *SMALL, "--live", address]) == 2
+    err = capsys.readouterr().err
+    assert "cannot serve the live view" in err and err.count("\n") == 1
+    assert not list(tmp_path.iterdir())
