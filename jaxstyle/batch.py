@@ -27,7 +27,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +120,8 @@ def batch(
     devices: Sequence[jax.Device] | None = None,
     driver: str = "auto",
     progress: bool = False,
+    callback: Callable[[int, dict, np.ndarray, list[Path]], None] | None = None,
+    callback_every: int = 0,
     **settings: Any,
 ) -> BatchReport:
     """Run every job of a manifest (see :mod:`jaxstyle.manifest`), grouped by shape.
@@ -133,6 +135,12 @@ def batch(
         SIGTERM/SIGINT, which then raise :class:`~jaxstyle.resume.Interrupted`).
       devices: the devices to shard each chunk over (default: all).
       progress: a progress bar counting jobs.
+      callback: called as ``callback(step, losses, images, outputs)`` after every
+        ``callback_every``-th step of each pass of each chunk, with the steps run
+        so far (over the chunks run), the chunk's losses {term: (n,)}, its
+        (n, H, W, 3) images and its jobs' output paths (e.g. to show them in a
+        :class:`~jaxstyle.live_view.LiveView`). With ``jax.distributed``, give
+        it in every process (it gathers the chunk's images).
       **settings: settings shared by every job (``size``, ``steps``,
         ``optimizer``, layers, ``coarse_to_fine``, ...), as for ``stylize``; a
         row's own content/style/TV weight, size and seed take precedence.
@@ -176,11 +184,14 @@ def batch(
     written: list[Path] = []
     timings = {"compile": 0.0, "optimize": 0.0}
     bar = progress_bar(progress, total=len(ready), desc="batch", unit="job")
+    steps_run = 0
     with bar:
         for items in buckets.values():
             for start in range(0, len(items), batch_size):
                 chunk = items[start : start + batch_size]
-                result = _run_chunk(chunk, params, mesh, out, checkpoint_every, driver)
+                shown = _shown(callback, callback_every, steps_run, chunk)
+                result = _run_chunk(chunk, params, mesh, out, checkpoint_every, driver, shown)
+                steps_run += sum(s.steps for s in chunk[0].passes)
                 for i in result.local:  # with jax.distributed: this process's jobs
                     _write(chunk[i], result, i, params)
                     written.append(chunk[i].output)
@@ -285,10 +296,31 @@ def _finished(item: _Ready) -> bool:
     )
 
 
-def _run_chunk(chunk, params, mesh, out: Path, every: int, driver: str):
+def _shown(callback, every: int, steps_run: int, chunk: list[_Ready]) -> Callable | None:
+    """``_run_chunk``'s ``shown(i)``: pass i's ``CellPlan.run`` callback options,
+    calling ``callback`` with the steps numbered on from ``steps_run`` over the
+    chunk's passes, and the chunk's outputs (None: no callback)."""
+    if callback is None:
+        return None
+    outputs = [item.output for item in chunk]
+
+    def shown(i: int, originals: list) -> dict:
+        before = steps_run + sum(s.steps for s in chunk[0].passes[:i])
+
+        def report(step, losses, images):
+            images = [restore_colors(x, o) for x, o in zip(images, originals, strict=True)]
+            callback(before + step, losses, np.stack(images), outputs)
+
+        return {"callback": report, "callback_every": every}
+
+    return shown
+
+
+def _run_chunk(chunk, params, mesh, out: Path, every: int, driver: str, shown=None):
     """Optimise a chunk of same-shaped jobs as one vmapped, checkpointed run; with
     coarse-to-fine, a run per pass, each job starting from its result of the pass
-    before (a finished pass's last state kept, as in a sweep)."""
+    before (a finished pass's last state kept, as in a sweep); ``shown`` as made
+    by :func:`_shown`."""
     fingerprints = [item.fingerprint for item in chunk]
     checkpoint = Checkpointing(
         out / CHECKPOINTS / json_digest(fingerprints), {"jobs": fingerprints}, every
@@ -297,7 +329,9 @@ def _run_chunk(chunk, params, mesh, out: Path, every: int, driver: str):
     results, previous = [], None
     for i in range(passes):
         pass_checkpoint = checkpoint.for_pass(i, passes)
-        result, originals = _run_pass(chunk, i, previous, params, mesh, pass_checkpoint, driver)
+        result, originals = _run_pass(
+            chunk, i, previous, params, mesh, pass_checkpoint, driver, shown
+        )
         results.append(result)
         previous = result.images
     checkpoint.clear()
@@ -308,7 +342,9 @@ def _run_chunk(chunk, params, mesh, out: Path, every: int, driver: str):
     return dataclasses.replace(result, images=np.stack(recoloured))
 
 
-def _run_pass(chunk, i: int, previous, params, mesh, checkpoint: Checkpointing, driver: str):
+def _run_pass(
+    chunk, i: int, previous, params, mesh, checkpoint: Checkpointing, driver: str, shown=None
+):
     """Pass ``i`` of a chunk's jobs, each starting from its image of ``previous``
     (N, h, w, 3) or, in the first pass, from its own start: (the result, in the
     colours the optimisation sees, and each job's :attr:`Images.original`)."""
@@ -348,8 +384,10 @@ def _run_pass(chunk, i: int, previous, params, mesh, checkpoint: Checkpointing, 
         mesh=mesh,
         kernels=kernels,
     )
-    result = plan.run(driver=driver, checkpoint=checkpoint, desc="chunk")
-    return result, [img.original for img in images]
+    originals = [img.original for img in images]
+    options = shown(i, originals) if shown else {}
+    result = plan.run(driver=driver, checkpoint=checkpoint, desc="chunk", **options)
+    return result, originals
 
 
 def _write(item: _Ready, result, i: int, params: VGG19Weights) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -215,9 +216,11 @@ class CellPlan:
         *,
         driver: str = "auto",
         on_progress: Callable[[int, dict, Callable[[], Carry]], None] | None = None,
+        progress_every: int = 0,
         should_stop: Callable[[], bool] | None = None,
     ) -> RunResult:
-        """``steps`` steps of every cell from ``carry``; history leaves are (steps, padded)."""
+        """``steps`` steps of every cell from ``carry``; history leaves are (steps, padded);
+        ``on_progress`` and ``progress_every`` as for :func:`jaxstyle.optimize.run`."""
         step = self._batched(make_step(self.loss_fn, self.config))
         return run(
             step,
@@ -226,6 +229,7 @@ class CellPlan:
             steps,
             driver=driver,
             on_progress=on_progress,
+            progress_every=progress_every,
             should_stop=should_stop,
         )
 
@@ -288,13 +292,18 @@ class CellPlan:
         progress: bool = False,
         desc: str = "cells",
         checkpoint: Checkpointing | None = None,
+        callback: Callable[[int, dict, np.ndarray], None] | None = None,
+        callback_every: int = 0,
     ) -> CellsResult:
         """Initialise (or resume from ``checkpoint``), run the remaining steps and finish.
 
         With ``checkpoint``, the state is saved every ``checkpoint.every`` steps
         and, on SIGTERM/SIGINT, once more before :class:`~jaxstyle.resume.Interrupted`
         is raised; a rerun resumes from the newest checkpoint and gives the same
-        result as an uninterrupted run. A progress bar counts steps.
+        result as an uninterrupted run. A progress bar counts steps. ``callback``
+        is called as ``callback(step, losses, images)`` after every
+        ``callback_every``-th step with the cells' losses {term: (N,)} and
+        (N, H, W, 3) images (e.g. to show them).
         """
         from jaxstyle.progress import progress_bar
 
@@ -315,6 +324,9 @@ class CellPlan:
             total = np.asarray(record["total"])[: self.n]
             bar.set_postfix(best=f"{total.min():.3g}", worst=f"{total.max():.3g}", refresh=False)
             bar.update(start + step - bar.n)
+            if callback and callback_every > 0 and (start + step) % callback_every == 0:
+                losses = {k: np.asarray(v)[: self.n] for k, v in record.items()}
+                callback(start + step, losses, self._unpad(final_image(get_carry())))
 
         run_seconds = 0.0
         stops = stop_requests() if checkpoint else contextlib.nullcontext(lambda: 0)
@@ -326,7 +338,9 @@ class CellPlan:
                     carry,
                     min(segment, self.steps - done),
                     driver=driver,
-                    on_progress=on_progress if progress else None,
+                    on_progress=on_progress if progress or callback else None,
+                    # reports on every step that is a multiple of callback_every
+                    progress_every=math.gcd(callback_every, start) if callback else 0,
                     should_stop=lambda: bool(stopped()),
                 )
                 compile_seconds += result.compile_seconds

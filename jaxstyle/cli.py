@@ -78,16 +78,16 @@ def _stylize_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="also write OUT.stepN.png every N steps",
     )
-    _live_arguments(p)
+    _live_arguments(p, what="the latest image")
 
 
-def _live_arguments(p: argparse.ArgumentParser) -> None:
+def _live_arguments(p: argparse.ArgumentParser, *, what: str) -> None:
     p.add_argument(
         "--live",
         type=_address,
         metavar="[HOST:]PORT",
         help="show the run in a browser at http://HOST:PORT/ (HOST default 127.0.0.1, "
-        "0.0.0.0 for every interface; PORT 0 picks one): the latest image and the loss "
+        f"0.0.0.0 for every interface; PORT 0 picks one): {what} and the loss "
         "curves, while it runs",
     )
     p.add_argument(
@@ -132,6 +132,7 @@ def _sweep_arguments(p: argparse.ArgumentParser) -> None:
     _setting_arguments(p, sweep=True)
     _coarse_to_fine_argument(p)
     _checkpoint_arguments(p)
+    _live_arguments(p, what="the cells' contact sheet")
 
 
 def _batch_arguments(p: argparse.ArgumentParser) -> None:
@@ -145,6 +146,7 @@ def _batch_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, type=_path, help="output DIRECTORY (created)")
     _setting_arguments(p)
     _coarse_to_fine_argument(p)
+    _live_arguments(p, what="the running chunk's images")
     p.add_argument(
         "--batch-size",
         type=int,
@@ -459,8 +461,6 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         args.size = default_size()
     if args.save_every < 0:
         raise JaxstyleError("--save-every must be >= 0")
-    if args.live_every < 1:
-        raise JaxstyleError("--live-every must be >= 1")
     inputs = _Inputs.from_args(args)
     overrides = {k: getattr(args, k) for k in (*SETTINGS, *COARSE_TO_FINE)}
     settings = resolve_settings(args.preset or DEFAULT_PRESET, **overrides)  # fail fast
@@ -525,7 +525,14 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     return 0
 
 
-def _live_view(args: argparse.Namespace, title: str, total_steps: int):
+def _check_live(args: argparse.Namespace) -> None:
+    if args.live_every < 1:
+        raise JaxstyleError("--live-every must be >= 1")
+    if args.live is not None and getattr(args, "distributed", False):
+        raise JaxstyleError("--live serves one process's run; it does not go with --distributed")
+
+
+def _live_view(args: argparse.Namespace, title: str, total_steps: int | None):
     """``--live``'s started :class:`LiveView` (its address printed), or a null context."""
     if args.live is None:
         return contextlib.nullcontext()
@@ -535,6 +542,37 @@ def _live_view(args: argparse.Namespace, title: str, total_steps: int):
     view = LiveView(host, port, title=title, total_steps=total_steps)
     print(f"jaxstyle: live view at {view.url}", file=sys.stderr, flush=True)
     return view
+
+
+def _show_cells(live, cells: list[dict], axes: dict) -> Callable:
+    """A sweep callback showing the cells' contact sheet and best and worst total
+    loss on the live view ``live``."""
+
+    def show(step, losses, images, *, finished=False):
+        from jaxstyle.sweep_output import contact_sheet
+
+        sheet = contact_sheet(images, cells, axes)
+        (live.finish if finished else live.update)(step, _best_and_worst(losses), sheet)
+
+    return show
+
+
+def _show_chunk(live) -> Callable:
+    """A batch callback showing the running chunk's images, labelled by their output
+    files, and its best and worst total loss on the live view ``live``."""
+
+    def show(step, losses, images, outputs):
+        from jaxstyle.sheets import labelled_grid
+
+        sheet = labelled_grid(images, [""], [path.name for path in outputs])
+        live.update(step, _best_and_worst(losses), sheet)
+
+    return show
+
+
+def _best_and_worst(losses: dict) -> dict[str, float]:
+    totals = [float(v) for v in losses["total"]]
+    return {"best total": min(totals), "worst total": max(totals)}
 
 
 def _every(hooks: list[tuple[int, Callable]], starts: list[int]) -> dict:
@@ -630,9 +668,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         image_io.check_output_path(out / name, inputs.files)
     if not checkpoint.directory.exists():  # an interrupted run's files are its own
         refuse_existing(out, plan.cells, plan.axes)
-    result = plan.run(
-        driver=args.driver, progress=not args.quiet, desc="sweep", checkpoint=checkpoint
-    )
+    steps = sum(n for _, n in plan.settings.passes)
+    with _live_view(args, f"jaxstyle sweep {out.name}", steps) as live:
+        show = _show_cells(live, plan.cells, plan.axes)
+        result = plan.run(
+            driver=args.driver,
+            progress=not args.quiet,
+            desc="sweep",
+            checkpoint=checkpoint,
+            **({"callback": show, "callback_every": args.live_every} if live else {}),
+        )
+        if live:
+            show(steps, result.final, result.images, finished=True)
     record = {
         "output": str(out),
         "inputs": inputs.record(result.settings.init),
@@ -664,17 +711,21 @@ def cmd_batch(args: argparse.Namespace) -> int:
     overrides = {k: getattr(args, k) for k in (*SETTINGS, *COARSE_TO_FINE)}
     if args.init is not None:
         overrides["init"] = args.init
-    report = batch(
-        args.manifest,
-        args.output,
-        preset=args.preset or DEFAULT_PRESET,
-        weights=args.weights,
-        batch_size=args.batch_size,
-        checkpoint_every=args.checkpoint_every,
-        driver=args.driver,
-        progress=not args.quiet,
-        **overrides,
-    )
+    with _live_view(args, f"jaxstyle batch {args.manifest.name}", None) as live:
+        report = batch(
+            args.manifest,
+            args.output,
+            preset=args.preset or DEFAULT_PRESET,
+            weights=args.weights,
+            batch_size=args.batch_size,
+            checkpoint_every=args.checkpoint_every,
+            driver=args.driver,
+            progress=not args.quiet,
+            **({"callback": _show_chunk(live), "callback_every": args.live_every} if live else {}),
+            **overrides,
+        )
+        if live:
+            live.finish()
     for line, message in report.failed:
         print(f"jaxstyle: {args.manifest}:{line}: {message}", file=sys.stderr)
     shapes = ", ".join(f"{b['jobs']} at {b['shape'][1]}x{b['shape'][0]}" for b in report.buckets)
@@ -804,6 +855,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if hasattr(args, "live"):
+            _check_live(args)  # before --distributed joins the other processes
         if getattr(args, "distributed", False):
             from jaxstyle.cells import initialize_distributed
 

@@ -109,9 +109,10 @@ class LiveView:
         self.close()
 
     def update(self, step: int, losses: Mapping[str, float], image) -> None:
-        """Show step ``step``'s ``losses`` ({term: value}) and (H, W, 3) ``image`` in
-        [0, 1]: ``stylize``'s callback signature."""
-        pixels = to_uint8(np.asarray(image))
+        """Show step ``step``'s ``losses`` ({term: value}) and (H, W, 3) ``image``
+        (floats in [0, 1], or uint8): ``stylize``'s callback signature."""
+        pixels = np.asarray(image)
+        pixels = pixels.copy() if pixels.dtype == np.uint8 else to_uint8(pixels)
         with self._lock:
             state = self._state
             if state["steps"] and state["steps"][-1] == step:  # e.g. finish's last step
@@ -130,9 +131,13 @@ class LiveView:
             state["shape"] = list(pixels.shape[:2])
             self._pixels = pixels
 
-    def finish(self, step: int, losses: Mapping[str, float], image) -> None:
-        """:meth:`update` with the finished run's result; the page stops polling."""
-        self.update(step, losses, image)
+    def finish(
+        self, step: int | None = None, losses: Mapping[str, float] | None = None, image=None
+    ) -> None:
+        """Mark the run finished (the page stops polling), after an :meth:`update`
+        with its result if given."""
+        if step is not None:
+            self.update(step, losses or {}, image)
         with self._lock:
             self._state["finished"] = True
 
@@ -219,7 +224,10 @@ td { padding: 0 1em 0 0; font-variant-numeric: tabular-nums }
   <div><canvas id="plot" width="520" height="320"></canvas><table id="losses"></table></div>
 </main>
 <script>
-const COLORS = {total: "#222", content: "#1f77b4", style: "#d62728", tv: "#2ca02c"};
+const COLORS = {
+  total: "#222", content: "#1f77b4", style: "#d62728", tv: "#2ca02c",
+  "best total": "#2ca02c", "worst total": "#d62728",
+};
 let shown = 0;
 
 function plot(s) {

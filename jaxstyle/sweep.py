@@ -118,17 +118,37 @@ class SweepPlan(CellPlan):
         SIGTERM/SIGINT only)."""
         return Checkpointing(Path(directory), self.fingerprint, every)
 
-    def run(self, *, checkpoint: Checkpointing | None = None, **options: Any) -> SweepResult:
+    def run(
+        self,
+        *,
+        checkpoint: Checkpointing | None = None,
+        callback: Callable[[int, dict, np.ndarray], None] | None = None,
+        callback_every: int = 0,
+        **options: Any,
+    ) -> SweepResult:
         """Run the sweep (every pass of a coarse-to-fine one) and finish; see
-        :meth:`CellPlan.run` for ``driver``, ``progress``, ``desc`` and ``checkpoint``.
+        :meth:`CellPlan.run` for ``driver``, ``progress``, ``desc``, ``checkpoint``
+        and ``callback``, which is called after every ``callback_every``-th step of
+        each pass, with the images in the result's colours and the steps numbered
+        on over the passes.
 
         A coarse-to-fine sweep keeps pass i's checkpoints in ``pass<i>`` under
         the checkpoint's directory, a finished pass's last state too, so a rerun
         takes up the passes it finished and resumes the one it was in. Its
         history covers every pass; its timings are the passes' sums.
         """
+
+        def shown(plan: SweepPlan, done: int) -> dict:  # the callback of a pass
+            if callback is None:
+                return {}
+
+            def report(step, losses, images):
+                callback(done + step, losses, restore_colors(images, plan.original))
+
+            return {"callback": report, "callback_every": callback_every}
+
         if not self.later:
-            return super().run(checkpoint=checkpoint, **options)
+            return super().run(checkpoint=checkpoint, **shown(self, 0), **options)
         plan, results, passes = self, [], len(self.later) + 1
         for i in range(passes):
             last = i == passes - 1
@@ -136,7 +156,10 @@ class SweepPlan(CellPlan):
                 None if checkpoint is None else checkpoint.for_pass(i, passes, plan.fingerprint)
             )
             raw = plan if last else dataclasses.replace(plan, original=None)  # the next start
-            results.append(CellPlan.run(raw, checkpoint=pass_checkpoint, **options))
+            done = sum(n for _, n in self.settings.passes[:i])  # steps before this pass
+            results.append(
+                CellPlan.run(raw, checkpoint=pass_checkpoint, **shown(plan, done), **options)
+            )
             if not last:
                 plan = self.replan(*self.later[i], results[-1].images)
         return dataclasses.replace(join_passes(results), settings=self.settings)
@@ -294,6 +317,8 @@ def sweep(
     progress: bool = False,
     checkpoint_dir: os.PathLike | str | None = None,
     checkpoint_every: int = 0,
+    callback: Callable[[int, dict, np.ndarray], None] | None = None,
+    callback_every: int = 0,
     **grid: Any,
 ) -> SweepResult:
     """Stylize a grid of loss weights and seeds in one compilation and one optimisation.
@@ -313,6 +338,10 @@ def sweep(
         steps (0: only on SIGTERM/SIGINT, which then raise
         :class:`~jaxstyle.resume.Interrupted`) and resume from it when it
         holds a checkpoint of the same sweep (one of another sweep is refused).
+      callback: called as ``callback(step, losses, images)`` after every
+        ``callback_every``-th step of each pass, with the cells' losses
+        {term: (N,)} and (N, H, W, 3) images (e.g. ``sweep_output.contact_sheet``
+        of them for a :class:`~jaxstyle.live_view.LiveView`).
       **grid: the axes ``content_weight``, ``style_weight``, ``tv_weight``,
         ``style_layer_weights``, ``seed``; ``preset``, ``weights``, ``devices``
         (to shard the cells over; default all), ``mask`` and the shared settings
@@ -329,4 +358,10 @@ def sweep(
     """
     plan = plan_sweep(content, style, **grid)
     checkpoint = plan.checkpointing(checkpoint_dir, checkpoint_every) if checkpoint_dir else None
-    return plan.run(driver=driver, progress=progress, checkpoint=checkpoint)
+    return plan.run(
+        driver=driver,
+        progress=progress,
+        checkpoint=checkpoint,
+        callback=callback,
+        callback_every=callback_every,
+    )

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 
 from jaxstyle import images as image_io
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.sheets import labelled_grid
 from jaxstyle.sweep import AXES, SweepResult
 
 SHORT = {
@@ -73,30 +73,7 @@ def contact_sheet(images: np.ndarray, cells: list[dict], axes: dict, *, pad: int
     rows = len(cells) // columns
     col_labels = [_label(cells[c], swept[-1:]) for c in range(columns)]
     row_labels = [_label(cells[r * columns], swept[:-1]) for r in range(rows)]
-    font = ImageFont.load_default()
-    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-
-    def size(text: str) -> tuple[int, int]:
-        left, top, right, bottom = measure.textbbox((0, 0), text, font=font)
-        return right - left, bottom - top
-
-    h, w = images.shape[1:3]
-    text_h = max(size(label)[1] for label in ["Ag", *col_labels])
-    col_w = max([w, *(size(label)[0] for label in col_labels)]) + pad
-    left = max([0, *(size(label)[0] for label in row_labels)]) + 2 * pad
-    top = text_h + 2 * pad if swept else pad
-    sheet = Image.new("RGB", (left + columns * col_w + pad, top + rows * (h + pad)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for c, label in enumerate(col_labels):
-        x = left + c * col_w + (col_w - size(label)[0]) // 2
-        draw.text((x, pad), label, fill="black", font=font)
-    for r, label in enumerate(row_labels):
-        y = top + r * (h + pad)
-        draw.text((pad, y + (h - text_h) // 2), label, fill="black", font=font)
-        for c in range(columns):
-            tile = Image.fromarray(image_io.to_uint8(images[r * columns + c]))
-            sheet.paste(tile, (left + c * col_w + (col_w - w) // 2, y))
-    return np.asarray(sheet)
+    return labelled_grid(images, row_labels, col_labels, pad=pad)
 
 
 def refuse_existing(directory: Path, cells: list[dict], axes: dict) -> None:

@@ -170,3 +170,118 @@ def test_cli_live_on_a_port_in_use_writes_nothing(shared_image, tmp_path, capsys
     err = capsys.readouterr().err
     assert "cannot serve the live view" in err and err.count("\n") == 1
     assert not list(tmp_path.iterdir())
+
+
+@pytest.fixture(scope="module")
+def pair(shared_image):
+    return str(shared_image("tubingen.jpg")), str(shared_image("starry_night.jpg"))
+
+
+def test_sweep_callback_every_nth_step_across_checkpoint_segments(pair, vgg_weights, tmp_path):
+    """Segments of 3 steps (checkpoints), a callback every 2nd: steps 2, 4 and 6 (the
+    second segment starts at 3, so it must report on its own 1st step)."""
+    calls = []
+    result = jaxstyle.sweep(
+        *pair,
+        weights=vgg_weights,
+        size=64,
+        steps=6,
+        optimizer="adam",
+        style_weight=[1e2, 1e3],
+        seed=[0, 1],  # 4 cells: the shape of the other sweep tests
+        checkpoint_dir=tmp_path,
+        checkpoint_every=3,
+        callback=lambda step, losses, images: calls.append((step, losses, images)),
+        callback_every=2,
+    )
+    assert [step for step, _, _ in calls] == [2, 4, 6]
+    for step, losses, images in calls:
+        assert images.shape == (4, 48, 64, 3) and losses["total"].shape == (4,)
+        np.testing.assert_allclose(losses["total"], result.history["total"][:, step - 1], 1e-6)
+    np.testing.assert_array_equal(calls[-1][2], result.images)
+
+
+def test_batch_callback_per_chunk_with_its_outputs(images_by_name, vgg_weights, tmp_path):
+    tubingen, starry, scream = images_by_name
+    jobs = [
+        jaxstyle.Job(line=1, content=tubingen, styles=(starry,), output="a.png", overrides={}),
+        jaxstyle.Job(line=2, content=tubingen, styles=(scream,), output="b.png", overrides={}),
+        jaxstyle.Job(
+            line=3, content=tubingen, styles=(scream,), output="small.png", overrides={"size": 32}
+        ),
+    ]
+    calls = []
+    report = jaxstyle.batch(
+        jobs,
+        tmp_path,
+        weights=vgg_weights,
+        size=64,
+        steps=3,
+        optimizer="adam",
+        callback=lambda *call: calls.append(call),
+        callback_every=3,
+    )
+    assert len(report.written) == 3 and not report.failed
+    # steps numbered on over the chunks: the 64 px pair, then the 32 px job
+    assert [(step, [p.name for p in outputs]) for step, _, _, outputs in calls] == [
+        (3, ["a.png", "b.png"]),
+        (6, ["small.png"]),
+    ]
+    assert calls[0][2].shape == (2, 48, 64, 3) and calls[1][2].shape == (1, 24, 32, 3)
+    for _, _, images, outputs in calls:
+        for image, output in zip(images, outputs, strict=True):
+            np.testing.assert_array_equal(to_uint8(image), np.asarray(Image.open(output)))
+
+
+@pytest.fixture(scope="module")
+def images_by_name(shared_image):
+    return tuple(shared_image(f"{n}.jpg") for n in ("tubingen", "starry_night", "the_scream"))
+
+
+@pytest.fixture
+def closed_views(monkeypatch):
+    """The state of every LiveView when it closes."""
+    states = []
+    close = LiveView.close
+    monkeypatch.setattr(LiveView, "close", lambda view: (states.append(view.state()), close(view)))
+    return states
+
+
+def test_cli_sweep_live_shows_the_contact_sheet(pair, tmp_path, capsys, closed_views):
+    out = tmp_path / "grid"
+    args = ["--size", "64", "--steps", "3", "--optimizer", "adam", "-q", "--init", "noise"]
+    axes = ["--style-weight", "1e2,1e3", "--seed", "0,1"]  # the 4-cell shape: no new compile
+    live = ["--live", "127.0.0.1:0", "--live-every", "2"]
+    assert main(["sweep", *pair, "-o", str(out), *args, *axes, *live]) == 0
+    assert "jaxstyle: live view at http://127.0.0.1:" in capsys.readouterr().err
+    (last,) = closed_views
+    assert last["steps"] == [2, 3] and last["finished"] and last["total_steps"] == 3
+    assert set(last["losses"]) == {"best total", "worst total"}
+    record = json.loads((out / "sweep.json").read_text())
+    totals = [c["final"]["total"] for c in record["cells"]]
+    assert last["losses"]["best total"][-1] == pytest.approx(min(totals), 1e-6)
+    assert last["shape"] == list(np.asarray(Image.open(out / "grid.png")).shape[:2])
+
+
+def test_cli_batch_live_shows_each_chunk(images_by_name, tmp_path, capsys, closed_views):
+    tubingen, starry, scream = map(str, images_by_name)
+    rows = [
+        {"content": tubingen, "style": starry, "output": "a.png"},
+        {"content": tubingen, "style": scream, "output": "b.png", "size": 32},
+    ]
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ["batch", str(manifest), "-o", str(tmp_path / "out"), "--size", "64", "--steps", "3"]
+    args += ["--optimizer", "adam", "-q", "--live", "127.0.0.1:0", "--live-every", "3"]
+    assert main(args) == 0
+    assert "jaxstyle: live view at http://127.0.0.1:" in capsys.readouterr().err
+    (last,) = closed_views
+    assert last["steps"] == [3, 6] and last["finished"] and last["total_steps"] is None
+
+
+@pytest.mark.parametrize("command", ["sweep", "batch"])
+def test_cli_live_does_not_go_with_distributed(pair, tmp_path, capsys, command):
+    inputs = [*pair] if command == "sweep" else [str(tmp_path / "jobs.jsonl")]
+    args = [command, *inputs, "-o", str(tmp_path / "out"), "--live", "0", "--distributed"]
+    assert main(args) == 2
+    assert "not go with --distributed" in capsys.readouterr().err
