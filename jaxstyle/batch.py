@@ -156,7 +156,7 @@ def batch(
     t0 = time.perf_counter()
     if batch_size < 1:
         raise JaxstyleError(f"batch size must be >= 1, not {batch_size}")
-    resolve_settings(preset, **settings)  # a bad one fails the whole batch
+    _check_shared(preset, settings)
     if isinstance(jobs, (str, os.PathLike)):
         jobs, failed = read_manifest(Path(jobs))
     else:
@@ -214,6 +214,19 @@ def batch(
     ]
     timings["total"] = time.perf_counter() - t0
     return BatchReport(written, skipped, failed, summary, timings)
+
+
+def _check_shared(preset: str, settings: dict) -> None:
+    """Refuse a bad shared setting for the whole batch, except where coarse-to-fine
+    sizes disagree only with the shared size (or its absence): rows may give their
+    own sizes, so each row is checked with its own (a row error if it still fails)."""
+    try:
+        resolve_settings(preset, **settings)
+    except JaxstyleError:
+        if not settings.get("coarse_to_fine"):
+            raise
+        passes = {"coarse_to_fine": None, "coarse_to_fine_steps": None}
+        resolve_settings(preset, **{**settings, **passes})  # any other bad setting
 
 
 def _buckets(ready: list[_Ready]) -> dict[tuple, list[_Ready]]:

@@ -245,3 +245,26 @@ def test_coarse_to_fine_jobs_equal_coarse_to_fine_runs_alone(vgg_weights, images
         np.testing.assert_allclose(record["history"]["total"], alone.history["total"], rtol=1e-4)
     again = jaxstyle.batch(manifest, tmp_path / "out", weights=vgg_weights, **run)
     assert len(again.skipped) == 2 and not again.written
+
+
+def test_coarse_to_fine_rows_with_their_own_sizes(vgg_weights, images, tmp_path):
+    """No shared size: coarse-to-fine sizes are checked against each row's own, and a
+    row without one is a row error, not the whole batch's."""
+    tubingen, starry, scream = (str(images[n]) for n in ("tubingen", "starry_night", "the_scream"))
+    rows = [
+        {"content": tubingen, "style": starry, "output": "a.png", "size": 64},
+        {"content": tubingen, "style": scream, "output": "b.png", "size": 64, "seed": 3},
+        {"content": tubingen, "style": scream, "output": "no_size.png"},
+        {"content": tubingen, "style": scream, "output": "small.png", "size": 32},
+    ]
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run = dict(coarse_to_fine=32, coarse_to_fine_steps=2, **SETTINGS)
+    report = jaxstyle.batch(manifest, tmp_path / "out", weights=vgg_weights, **run)
+    assert [p.name for p in report.written] == ["a.png", "b.png"]
+    assert [(e.line, e.message.split(":")[0]) for e in report.failed] == [
+        (3, "coarse-to-fine needs a size"),
+        (4, "coarse-to-fine sizes must rise from at least 16 px to below the size (32), not 32"),
+    ]
+    with pytest.raises(jaxstyle.JaxstyleError, match="steps"):  # any other bad shared setting
+        jaxstyle.batch(manifest, tmp_path / "out", weights=vgg_weights, **{**run, "steps": -1})
