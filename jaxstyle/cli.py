@@ -79,6 +79,7 @@ def _stylize_arguments(p: argparse.ArgumentParser) -> None:
         help="also write OUT.stepN.png every N steps",
     )
     _live_arguments(p, what="the latest image")
+    _split_argument(p)
 
 
 def _live_arguments(p: argparse.ArgumentParser, *, what: str) -> None:
@@ -244,6 +245,16 @@ def _estimate_arguments(p: argparse.ArgumentParser) -> None:
         help="with --batch > 1: a sweep's cells share targets; a batch's jobs have their own",
     )
     p.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    _split_argument(p)
+
+
+def _split_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--split-image",
+        action="store_true",
+        help="split the image's rows over every local device (spatial partitioning: each "
+        "holds 1/n of the activations), for pictures too large for one device's memory",
+    )
 
 
 def _setting_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
@@ -481,6 +492,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     from jaxstyle.weights import load_vgg19
 
     weights = load_vgg19(args.weights)
+    devices = _split_devices(args)
     hooks = [(every, save_intermediate)] if every else []
     with _live_view(args, f"jaxstyle stylize {args.output.name}", done[-1]) as live:
         if live:
@@ -494,6 +506,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             init=inputs.init,
             mask=inputs.mask,
+            devices=devices,
             **_every(hooks, done[:-1]),
             **overrides,
         )
@@ -508,6 +521,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         "final_losses": result.final,
         "timings": result.timings,
         "history": {k: v.tolist() for k, v in result.history.items()},
+        **({"split_over_devices": [str(d) for d in devices]} if devices else {}),
         **run_metadata(),
     }
     image_io.write_text_atomic(
@@ -588,6 +602,16 @@ def _every(hooks: list[tuple[int, Callable]], starts: list[int]) -> dict:
                 hook(step, losses, image)
 
     return {"callback": callback, "callback_every": math.gcd(*(n for n, _ in hooks))}
+
+
+def _split_devices(args: argparse.Namespace) -> list | None:
+    """``--split-image``'s devices: every local one (None without it, or with one)."""
+    if not args.split_image:
+        return None
+    import jax
+
+    devices = jax.local_devices()
+    return devices if len(devices) > 1 else None
 
 
 def _step_file(output: Path, step: int) -> Path:
@@ -776,6 +800,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         mode=args.mode,
         preset=args.preset or DEFAULT_PRESET,
         weights=args.weights,
+        split_image=args.split_image,
         **{k: getattr(args, k) for k in PROGRAM_SETTINGS},
     )
     if args.json:
@@ -792,7 +817,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         f"one {e.optimizer} step, {e.height}x{e.width}, batch {e.batch}"
         f"{f' ({e.mode})' if e.batch > 1 else ''}, preset {e.preset}, "
         f"{e.compute_dtype}, {e.conv_algorithm} convolutions, "
-        f"{e.backend} ({e.devices} device{'s' * (e.devices > 1)}):"
+        f"{e.backend} ({'rows split over ' * e.split_image}"
+        f"{e.devices} device{'s' * (e.devices > 1)}):"
     )
     rows = [
         ("arguments", mib(e.argument_bytes)),

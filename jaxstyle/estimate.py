@@ -35,6 +35,7 @@ from jaxstyle.errors import JaxstyleError
 from jaxstyle.objective import LossArgs, LossWeights, Objective, compute_targets, make_loss_fn
 from jaxstyle.optimize import OptimizerConfig, make_init, make_step
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
+from jaxstyle.split_image import keep_split, row_sharding
 from jaxstyle.stylize import MIN_SIZE, resolve_settings
 from jaxstyle.vgg import add_kernel_transforms
 from jaxstyle.weights import VGG19Weights, load_vgg19
@@ -52,6 +53,7 @@ class Estimate:
       height, width: of each image. batch: images per step, sharded over
         ``devices`` devices of ``backend``; ``mode`` ``"sweep"`` (cells sharing one
         set of targets) or ``"batch"`` (jobs, each with its own targets).
+        ``split_image``: the one image's rows split over the ``devices``.
       argument_bytes, output_bytes, temp_bytes, generated_code_bytes: XLA's
         memory analysis of the compiled step; ``alias_bytes`` of the outputs
         reuse the donated input carry's buffers.
@@ -86,6 +88,7 @@ class Estimate:
     peak_bytes: int
     xla_flops: float | None
     vgg_flops: float
+    split_image: bool = False
 
 
 def flops_per_step(macs: int, evals_per_step: float, forwards_per_step: float) -> float:
@@ -104,6 +107,7 @@ def estimate(
     mode: str = "sweep",
     preset: str = DEFAULT_PRESET,
     weights: VGG19Weights | str | os.PathLike | None = None,
+    split_image: bool = False,
     **settings: Any,
 ) -> Estimate:
     """Compile the optimisation step for abstract inputs and report its memory and FLOPs.
@@ -118,6 +122,8 @@ def estimate(
         :func:`jaxstyle.sweep`) or ``"batch"`` (each job holds its own targets,
         as in :func:`jaxstyle.batch`).
       preset, weights: as for :func:`jaxstyle.stylize`.
+      split_image: batch 1 with the image's rows split over the local devices
+        (``stylize(devices=jax.local_devices())``): the memory is each device's.
       **settings: the settings that shape the program: ``optimizer``,
         ``compute_dtype``, ``content_layers``, ``style_layers``, ``pooling``.
 
@@ -136,6 +142,8 @@ def estimate(
         raise JaxstyleError(f"image sides must be at least {MIN_SIDE} pixels, not {height}x{width}")
     if batch < 1:
         raise JaxstyleError(f"batch must be >= 1, not {batch}")
+    if split_image and batch != 1:
+        raise JaxstyleError("splitting the image goes with batch 1 (a batch shards its images)")
     if mode not in MODES:
         raise JaxstyleError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     s = resolve_settings(preset, size=max(height, width), **settings)
@@ -144,7 +152,13 @@ def estimate(
     params = weights if isinstance(weights, VGG19Weights) else load_vgg19(weights)
 
     compiled, devices = compile_step(
-        params, objective, config, (height, width), batch=batch, per_cell_targets=mode == "batch"
+        params,
+        objective,
+        config,
+        (height, width),
+        batch=batch,
+        per_cell_targets=mode == "batch",
+        split_image=split_image,
     )
     sizes = memory_sizes(compiled)
     if sizes is None:
@@ -180,6 +194,7 @@ def estimate(
         peak_bytes=peak,
         xla_flops=_xla_flops(compiled),
         vgg_flops=vgg_flops,
+        split_image=split_image and devices > 1,
     )
 
 
@@ -203,12 +218,14 @@ def compile_step(
     *,
     batch: int = 1,
     per_cell_targets: bool = False,
+    split_image: bool = False,
 ) -> tuple[Any, int]:
     """(the compiled step, devices) for (H, W) images, as a run would compile it.
 
     Batch 1: ``stylize``'s step. Batch > 1: a sweep's (or with ``per_cell_targets``
     a batch's), the cells vmapped and sharded over the local devices (padded to a
-    multiple of their number).
+    multiple of their number). ``split_image``: batch 1 with the image's rows split
+    over the local devices (:mod:`jaxstyle.split_image`).
     The carry is donated, as in :func:`jaxstyle.optimize.run`.
     """
     image = jax.ShapeDtypeStruct((*shape, 3), jnp.float32)
@@ -223,7 +240,14 @@ def compile_step(
         loss_fn = make_loss_fn(objective)
         init, step = make_init(loss_fn, config), make_step(loss_fn, config)
         args, devices = LossArgs(vgg, targets, loss_weights), 1
+        if split_image and jax.local_device_count() > 1:
+            devices = jax.local_device_count()
+            sharding = row_sharding(image.shape, jax.local_devices())
+            init, step = keep_split(init, step, sharding)
+            args = jax.tree.map(lambda x: _abstract(x, sharding=sharding(x)), args)
         carry = jax.eval_shape(init, image, args)
+        if split_image and devices > 1:
+            carry = jax.tree.map(lambda x: _abstract(x, sharding=sharding(x)), carry)
     else:
         mesh = Mesh(np.array(jax.local_devices()), (MESH_AXIS,))
         loss_fn = shared_loss_fn(objective, per_cell_targets, mesh.size)

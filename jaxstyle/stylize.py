@@ -34,6 +34,7 @@ from jaxstyle.optimize import (
     run,
 )
 from jaxstyle.presets import DEFAULT_PRESET, Preset, get_preset
+from jaxstyle.split_image import split_rows
 from jaxstyle.vgg import WinogradKernels, choose_conv_algorithm, prepare_weights
 from jaxstyle.weights import VGG19Weights, load_vgg19
 
@@ -444,6 +445,7 @@ def stylize(
     progress: bool = False,
     callback: Callable[[int, dict, np.ndarray], None] | None = None,
     callback_every: int = 0,
+    devices: Sequence[jax.Device] | None = None,
     **settings: Any,
 ) -> StylizeResult:
     """Paint ``content`` in the style of ``style`` (Gatys et al.).
@@ -467,6 +469,10 @@ def stylize(
       callback: called as ``callback(step, losses, image)`` after every
         ``callback_every``-th step (e.g. to save intermediate images; the last
         step's image is the result's).
+      devices: split the image's rows over these devices (spatial partitioning,
+        :mod:`jaxstyle.split_image`: each holds 1/n of the activations, for
+        pictures too large for one device's memory); None or one device: the
+        default device.
       **settings: overrides of the preset: ``size`` (longest side, pixels),
         ``steps``, ``optimizer`` (adam|lbfgs), ``learning_rate``,
         ``content_weight``, ``style_weight``, ``tv_weight``, ``content_layers``,
@@ -522,6 +528,7 @@ def stylize(
                 progress=progress,
                 callback=numbered_from(done) if callback else None,
                 callback_every=callback_every,
+                devices=devices,
             )
         )
     last = passes[-1].result
@@ -638,14 +645,18 @@ def optimize_image(
     progress=False,
     callback=None,
     callback_every=0,
+    devices=None,
 ):
     """Run the optimiser on one image from x0 (H, W, 3) with ``args`` (:class:`LossArgs`);
-    returns (image, history, RunResult)."""
+    returns (image, history, RunResult). With several ``devices`` the image's rows
+    are split over them (:mod:`jaxstyle.split_image`)."""
     from jaxstyle.progress import progress_bar
 
     loss_fn = make_loss_fn(objective)
-    carry = compile_once(make_init(loss_fn, config), x0, args)(x0, args)
-    step = make_step(loss_fn, config)
+    init, step = make_init(loss_fn, config), make_step(loss_fn, config)
+    if devices is not None and len(devices) > 1:
+        x0, args, init, step = split_rows(x0, args, init, step, devices)
+    carry = compile_once(init, x0, args)(x0, args)
     bar = progress_bar(progress, total=steps, desc="stylize", unit="step", leave=False)
 
     def on_progress(done, record, get_carry):

@@ -57,7 +57,7 @@ def test_shell_commands(tmp_path, monkeypatch):
         for line in block.splitlines()
         if line.startswith("jaxstyle ")
     ]
-    expected = ["stylize"] * 5 + ["sweep", "plot", "batch"]
+    expected = ["stylize"] * 6 + ["sweep", "plot", "batch"]
     assert [c[1] for c in commands] == expected
     for argv in commands:
         argv = [shared(a) for a in argv[1:]]

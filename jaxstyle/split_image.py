@@ -1,0 +1,68 @@
+"""One image's rows split over several devices (spatial partitioning), for pictures
+too large for one device's memory.
+
+The image (H, W, 3) and every image-shaped leaf of the optimiser's state (Adam's
+moments; L-BFGS's iterate, gradient and (m, H, W, 3) memory) are sharded by rows
+over a one-axis mesh; the VGG weights and the targets are replicated. XLA's SPMD
+partitioner then splits every convolution's rows, exchanging the halo rows a 3x3
+convolution needs with the neighbouring devices, and sums the Gram matrices and
+losses across them: the same optimisation, each device holding 1/n of the
+activations. With one device nothing changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+ROWS = "rows"
+"""The mesh axis the image's rows are split over."""
+
+
+def row_sharding(shape: tuple[int, ...], devices: Sequence[jax.Device]) -> Callable:
+    """``sharding(leaf) -> NamedSharding`` over ``devices``: a leaf whose last three
+    axes are the image's (H, W, 3) ``shape`` split by rows, any other replicated."""
+    mesh = Mesh(np.array(list(devices)), (ROWS,))
+    shape = tuple(shape)
+
+    def sharding(leaf) -> NamedSharding:
+        ndim = len(np.shape(leaf))
+        if ndim >= 3 and tuple(np.shape(leaf)[-3:]) == shape:
+            return NamedSharding(mesh, P(*[None] * (ndim - 3), ROWS, None, None))
+        return NamedSharding(mesh, P())
+
+    return sharding
+
+
+def keep_split(init: Callable, step: Callable, sharding: Callable) -> tuple[Callable, Callable]:
+    """``init(image, args) -> carry`` and ``step(carry, args) -> (carry, record)``
+    whose carries are laid out by ``sharding`` (:func:`row_sharding`), so that a
+    step's output carry is laid out as its input was."""
+
+    def constrain(tree):
+        return jax.tree.map(lambda v: jax.lax.with_sharding_constraint(v, sharding(v)), tree)
+
+    def split_init(image, args):
+        return constrain(init(image, args))
+
+    def split_step(carry, args):
+        carry, record = step(carry, args)
+        return constrain(carry), record
+
+    return split_init, split_step
+
+
+def split_rows(
+    x0: jax.Array, args: Any, init: Callable, step: Callable, devices: Sequence[jax.Device]
+) -> tuple[jax.Array, Any, Callable, Callable]:
+    """(x0, args, init, step) for a run whose (H, W, 3) image is split by rows over
+    ``devices``: x0 placed by rows, ``args`` replicated, init and step as
+    :func:`keep_split` makes them."""
+    sharding = row_sharding(np.shape(x0), devices)
+    x0, args = jax.device_put(x0, sharding(x0)), jax.device_put(args, sharding(None))
+    return x0, args, *keep_split(init, step, sharding)
