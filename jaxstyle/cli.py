@@ -558,37 +558,6 @@ def _live_view(args: argparse.Namespace, title: str, total_steps: int | None):
     return view
 
 
-def _show_cells(live, cells: list[dict], axes: dict) -> Callable:
-    """A sweep callback showing the cells' contact sheet and best and worst total
-    loss on the live view ``live``."""
-
-    def show(step, losses, images, *, finished=False):
-        from jaxstyle.sweep_output import contact_sheet
-
-        sheet = contact_sheet(images, cells, axes)
-        (live.finish if finished else live.update)(step, _best_and_worst(losses), sheet)
-
-    return show
-
-
-def _show_chunk(live) -> Callable:
-    """A batch callback showing the running chunk's images, labelled by their output
-    files, and its best and worst total loss on the live view ``live``."""
-
-    def show(step, losses, images, outputs):
-        from jaxstyle.sheets import labelled_grid
-
-        sheet = labelled_grid(images, [""], [path.name for path in outputs])
-        live.update(step, _best_and_worst(losses), sheet)
-
-    return show
-
-
-def _best_and_worst(losses: dict) -> dict[str, float]:
-    totals = [float(v) for v in losses["total"]]
-    return {"best total": min(totals), "worst total": max(totals)}
-
-
 def _every(hooks: list[tuple[int, Callable]], starts: list[int]) -> dict:
     """``stylize``'s callback options calling each (every, hook) after every
     ``every``-th step of each pass; ``starts``: the steps run before each pass."""
@@ -694,7 +663,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         refuse_existing(out, plan.cells, plan.axes)
     steps = sum(n for _, n in plan.settings.passes)
     with _live_view(args, f"jaxstyle sweep {out.name}", steps) as live:
-        show = _show_cells(live, plan.cells, plan.axes)
+        show = live.sweep_callback(plan.cells, plan.axes) if live else None
         result = plan.run(
             driver=args.driver,
             progress=not args.quiet,
@@ -745,7 +714,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
             checkpoint_every=args.checkpoint_every,
             driver=args.driver,
             progress=not args.quiet,
-            **({"callback": _show_chunk(live), "callback_every": args.live_every} if live else {}),
+            **(
+                {"callback": live.batch_callback(), "callback_every": args.live_every}
+                if live
+                else {}
+            ),
             **overrides,
         )
         if live:

@@ -20,13 +20,15 @@ import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.images import to_uint8
+from jaxstyle.sheets import labelled_grid
 
 POLL_MS = 1000
 """How often the page asks for the run's state."""
@@ -141,6 +143,30 @@ class LiveView:
         with self._lock:
             self._state["finished"] = True
 
+    def sweep_callback(self, cells: list[dict], axes: dict) -> Callable:
+        """A sweep callback (``SweepPlan.run(callback=...)``, with the plan's
+        ``cells`` and ``axes``) showing the cells' labelled contact sheet and the
+        best and worst cell's total loss; called with ``finished=True`` it
+        :meth:`finish` es."""
+
+        def show(step, losses, images, *, finished=False):
+            from jaxstyle.sweep_output import contact_sheet
+
+            sheet = contact_sheet(images, cells, axes)
+            (self.finish if finished else self.update)(step, _best_and_worst(losses), sheet)
+
+        return show
+
+    def batch_callback(self) -> Callable:
+        """A batch callback (``batch(callback=...)``) showing the running chunk's
+        images, labelled by their output files, and its best and worst total loss."""
+
+        def show(step, losses, images, outputs):
+            sheet = labelled_grid(images, [""], [Path(path).name for path in outputs])
+            self.update(step, _best_and_worst(losses), sheet)
+
+        return show
+
     def state(self) -> dict:
         """What ``/state.json`` serves: title, total_steps, steps (the updates' step
         numbers), times (their seconds since the view was made), losses ({term: one
@@ -160,6 +186,11 @@ class LiveView:
         with self._lock:
             self._png = (version, buffer.getvalue())
         return self._png[1]
+
+
+def _best_and_worst(losses: Mapping) -> dict[str, float]:
+    totals = [float(v) for v in np.ravel(losses["total"])]
+    return {"best total": min(totals), "worst total": max(totals)}
 
 
 def _json_number(value) -> float | None:

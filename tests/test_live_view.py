@@ -285,3 +285,24 @@ def test_cli_live_does_not_go_with_distributed(pair, tmp_path, capsys, command):
     args = [command, *inputs, "-o", str(tmp_path / "out"), "--live", "0", "--distributed"]
     assert main(args) == 2
     assert "not go with --distributed" in capsys.readouterr().err
+
+
+def test_sweep_and_batch_callbacks_show_labelled_sheets():
+    images = np.random.default_rng(1).random((4, 12, 16, 3))
+    cells = [{"content_weight": c, "style_weight": s} for c in (1.0, 5.0) for s in (1e2, 1e3)]
+    axes = {"content_weight": [1.0, 5.0], "style_weight": [1e2, 1e3]}
+    losses = {"total": np.array([3.0, 1.0, 4.0, 2.0])}
+    with LiveView() as view:
+        view.sweep_callback(cells, axes)(2, losses, images)
+        s = state(view)
+        assert s["losses"] == {"best total": [1.0], "worst total": [4.0]}
+        sheet = np.asarray(Image.open(io.BytesIO(get(view.url + "image.png"))))
+        assert sheet.shape[0] > 2 * 12 and sheet.shape[1] > 2 * 16  # 2 x 2, with labels
+        view.batch_callback()(
+            5, {"total": losses["total"][:3]}, images[:3], ["a.png", "b.png", "c"]
+        )
+        chunk = np.asarray(Image.open(io.BytesIO(get(view.url + "image.png"))))
+        assert chunk.shape[1] > 3 * 16 and state(view)["steps"] == [2, 5]
+        assert not state(view)["finished"]
+        view.sweep_callback(cells, axes)(6, losses, images, finished=True)
+        assert state(view)["finished"]
