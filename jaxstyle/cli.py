@@ -25,6 +25,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse whose errors are one line, like ours."""
 
     def error(self, message: str):
+        if message.endswith("expected one argument"):  # e.g. --shape -3x5
+            option = message.removeprefix("argument ").split(":")[0].split("/")[-1]
+            message += f" (a value starting with '-' is given as {option}=VALUE)"
         raise JaxstyleError(message)
 
 

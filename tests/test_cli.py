@@ -257,3 +257,11 @@ def test_presets_lists_each_with_its_source(capsys):
     one = capsys.readouterr().out
     assert one.startswith("gatys: content relu4_2 x1; style (Gram)") and "cnnmrf" not in one
     assert main(["presets", "nope"]) == 2 and "unknown preset" in capsys.readouterr().err
+
+
+def test_a_value_starting_with_a_dash_gets_the_equals_form_hint(capsys):
+    assert main(["estimate", "--shape", "-3x5"]) == 2
+    err = capsys.readouterr().err
+    assert "--shape=VALUE" in err and err.count("\n") == 1
+    assert main(["estimate", "--shape=-3x5"]) == 2  # then the value's own error
+    assert "at least 16 pixels, not -3x5" in capsys.readouterr().err
