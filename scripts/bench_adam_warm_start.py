@@ -29,6 +29,29 @@ from jaxstyle.objective import make_loss_fn
 from jaxstyle.optimize import compile_once, final_image, make_init, make_step, run
 
 
+def optimize_image_warm_started(mode: str):
+    """``jaxstyle.stylize``'s ``optimize_image`` whose Adam starts from the moments the
+    last call ended with ("resized" or "rescaled"; "fresh": as jaxstyle)."""
+    last_state = {}
+
+    def optimize_image(objective, config, x0, loss_args, steps, **_):
+        loss_fn = make_loss_fn(objective)
+        carry = compile_once(make_init(loss_fn, config), x0, loss_args)(x0, loss_args)
+        if mode != "fresh" and last_state:
+            adam, *rest = last_state["state"]
+            old, new = adam.mu.shape[0] * adam.mu.shape[1], x0.shape[0] * x0.shape[1]
+            r = old / new if mode == "rescaled" else 1.0
+            resize = lambda v: jax.image.resize(v, x0.shape, "linear")  # noqa: E731
+            adam = adam._replace(mu=resize(adam.mu) * r, nu=resize(adam.nu) * r * r)
+            carry = carry._replace(opt_state=(adam, *rest))
+        result = run(make_step(loss_fn, config), carry, loss_args, steps)
+        last_state["state"] = result.carry.opt_state
+        history = {k: np.asarray(v) for k, v in result.history.items()}
+        return final_image(result.carry), history, result
+
+    return optimize_image
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=256)
@@ -39,24 +62,7 @@ def main() -> None:
     args = parser.parse_args()
     stylize_module = sys.modules["jaxstyle.stylize"]  # jaxstyle.stylize is the function
     for mode in ("fresh", "resized", "rescaled"):
-        last_state = {}
-
-        def optimize_image(objective, config, x0, loss_args, steps, **_):
-            loss_fn = make_loss_fn(objective)
-            carry = compile_once(make_init(loss_fn, config), x0, loss_args)(x0, loss_args)
-            if mode != "fresh" and last_state:
-                adam, *rest = last_state["state"]
-                old, new = adam.mu.shape[0] * adam.mu.shape[1], x0.shape[0] * x0.shape[1]
-                r = old / new if mode == "rescaled" else 1.0
-                resize = lambda v: jax.image.resize(v, x0.shape, "linear")  # noqa: E731
-                adam = adam._replace(mu=resize(adam.mu) * r, nu=resize(adam.nu) * r * r)
-                carry = carry._replace(opt_state=(adam, *rest))
-            result = run(make_step(loss_fn, config), carry, loss_args, steps)
-            last_state["state"] = result.carry.opt_state
-            history = {k: np.asarray(v) for k, v in result.history.items()}
-            return final_image(result.carry), history, result
-
-        stylize_module.optimize_image = optimize_image
+        stylize_module.optimize_image = optimize_image_warm_started(mode)
         r = jaxstyle.stylize(
             args.content,
             args.style,
