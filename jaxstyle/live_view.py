@@ -84,8 +84,11 @@ class LiveView:
 
     @property
     def url(self) -> str:
-        """The page's address, e.g. ``http://127.0.0.1:8000/``."""
+        """The page's address, e.g. ``http://127.0.0.1:8000/``; listening on every
+        interface (0.0.0.0 or ::), the machine's host name."""
         host, port = self._server.server_address[:2]
+        if host in ("0.0.0.0", "::"):
+            host = socket.gethostname()
         return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
     def start(self) -> LiveView:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import urllib.error
 import urllib.request
 
@@ -60,6 +61,13 @@ def test_serves_the_page_the_state_and_the_latest_image():
         np.testing.assert_array_equal(np.asarray(png), np.rint(second * 255).astype(np.uint8))
     with pytest.raises(urllib.error.URLError):
         get(view.url)  # closed: the port is free again
+
+
+def test_every_interface_is_named_by_the_host_name():
+    with LiveView("0.0.0.0") as view:
+        assert view.url.startswith(f"http://{socket.gethostname()}:")
+        port = view.url.rstrip("/").rsplit(":", 1)[1]
+        assert json.loads(get(f"http://127.0.0.1:{port}/state.json"))["steps"] == []
 
 
 def test_an_address_in_use_is_a_one_line_error():
