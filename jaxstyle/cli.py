@@ -115,18 +115,30 @@ def _address(text: str) -> tuple[str, int]:
 def _coarse_to_fine_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--coarse-to-fine",
-        type=_csv(int),
+        type=_sizes_or_auto,
         metavar="SIZES",
         help="rising sizes below --size, e.g. 256,512, run first: each pass runs --steps "
-        "steps and the next starts from its result, upsampled",
+        "steps and the next starts from its result, upsampled; 'auto': --size halved while "
+        "at least 256 (2048: 256,512,1024)",
     )
     p.add_argument(
         "--coarse-to-fine-steps",
         type=_csv(int),
         metavar="STEPS",
         help="the steps of those passes, one per size, e.g. 300,200 (--steps is then the "
-        "last pass's; default: --steps each)",
+        "last pass's; default: --steps each; with auto: one count for all)",
     )
+
+
+def _sizes_or_auto(text: str) -> tuple[int, ...] | str:
+    if text.strip() == "auto":
+        return "auto"
+    try:
+        return _csv(int)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected sizes such as 256,512 or 'auto', got {text!r}"
+        ) from None
 
 
 def _sweep_arguments(p: argparse.ArgumentParser) -> None:

@@ -152,6 +152,14 @@ def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings
     values["style_layer_weights"] = tuple(float(w) for w in values["style_layer_weights"])
     if values["style_blend"] is not None:
         values["style_blend"] = tuple(float(b) for b in values["style_blend"])
+    if isinstance(values["coarse_to_fine"], str):
+        sizes = auto_coarse_to_fine(values["coarse_to_fine"], values["size"])
+        steps = values["coarse_to_fine_steps"]
+        if steps is not None:  # one count for every pass, however many there are
+            if np.ndim(steps) and len(steps) != 1:
+                raise JaxstyleError("coarse-to-fine 'auto' takes one step count for its passes")
+            steps = (np.ravel(steps)[0],) * len(sizes) or None
+        values["coarse_to_fine"], values["coarse_to_fine_steps"] = sizes, steps
     _check_integers(values)
     values["conv_algorithm"] = choose_conv_algorithm(
         values["conv_algorithm"], values["compute_dtype"], values["size"]
@@ -159,6 +167,25 @@ def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings
     settings = Settings(**values)
     _check(settings)
     return settings
+
+
+AUTO_COARSEST = 256
+"""``coarse_to_fine="auto"``'s smallest pass: below it a Gram matrix sees too few positions
+to set the style's large structures."""
+
+
+def auto_coarse_to_fine(mode: str, size: int | None) -> tuple[int, ...]:
+    """``coarse_to_fine="auto"``: halve ``size`` while the half is at least
+    :data:`AUTO_COARSEST`, e.g. 2048 -> (256, 512, 1024), 512 -> (256,), 256 -> ()."""
+    if mode != "auto":
+        raise JaxstyleError(f"coarse-to-fine must be sizes or 'auto', not {mode!r}")
+    if size is None:
+        raise JaxstyleError("coarse-to-fine 'auto' needs a size: the longest side of the last pass")
+    sizes, half = [], int(size) // 2
+    while half >= AUTO_COARSEST:
+        sizes.insert(0, half)
+        half //= 2
+    return tuple(sizes)
 
 
 MIN_SIZE = min_side("relu5_1")
@@ -490,9 +517,11 @@ def stylize(
         recoloured to the content's colour mean and covariance first; see
         :mod:`jaxstyle.colors`), ``coarse_to_fine`` (rising sizes below ``size``
         of earlier passes: each pass runs ``steps`` steps at its size and the
-        next starts from its result, upsampled; Gatys et al. 2017, sec. 6),
-        ``coarse_to_fine_steps`` (the steps of those passes, one per size, if
-        not ``steps``: ``steps`` is then the last pass's).
+        next starts from its result, upsampled; Gatys et al. 2017, sec. 6; or
+        "auto": ``size`` halved while at least 256 px, see
+        :func:`auto_coarse_to_fine`), ``coarse_to_fine_steps`` (the steps of
+        those passes, one per size, if not ``steps``: ``steps`` is then the last
+        pass's; with "auto", one count for all of them).
 
     Returns:
       A :class:`StylizeResult` with the image and the loss history.

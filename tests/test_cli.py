@@ -265,3 +265,13 @@ def test_a_value_starting_with_a_dash_gets_the_equals_form_hint(capsys):
     assert "--shape=VALUE" in err and err.count("\n") == 1
     assert main(["estimate", "--shape=-3x5"]) == 2  # then the value's own error
     assert "at least 16 pixels, not -3x5" in capsys.readouterr().err
+
+
+def test_coarse_to_fine_auto_on_the_command_line(pair, tmp_path, capsys):
+    """At 64 px 'auto' has no pass above 256 px: one pass, recorded as no sizes."""
+    out = tmp_path / "out.png"
+    assert stylize(*pair, "-o", out, *SMALL, "--coarse-to-fine", "auto") == 0
+    assert json.loads(out.with_suffix(".json").read_text())["settings"]["coarse_to_fine"] == []
+    assert "(64x48, 3 steps" in capsys.readouterr().out
+    assert stylize(*pair, "-o", out, *SMALL, "--coarse-to-fine", "finer") == 2
+    assert "expected sizes such as 256,512 or 'auto', got 'finer'" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import jaxstyle
+from jaxstyle.stylize import resolve_settings
 
 SIZE = 64  # tubingen at 64 px: 48 x 64
 
@@ -166,3 +167,25 @@ def test_coarse_to_fine_passes_run_their_own_steps(vgg_weights, pair):
     fine = jaxstyle.stylize(*pair, size=SIZE, init=coarse.image, **run)
     np.testing.assert_array_equal(result.image, fine.image)
     assert len(result.history["total"]) == 7 and result.settings.coarse_to_fine_steps == (4,)
+
+
+@pytest.mark.parametrize(
+    "size, sizes", [(256, ()), (300, ()), (512, (256,)), (2048, (256, 512, 1024))]
+)
+def test_coarse_to_fine_auto_halves_the_size_down_to_256(size, sizes):
+    s = resolve_settings(size=size, coarse_to_fine="auto", coarse_to_fine_steps=50, steps=30)
+    assert s.coarse_to_fine == sizes
+    assert s.passes == (*((q, 50) for q in sizes), (size, 30))
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(coarse_to_fine="auto"), "'auto' needs a size"),
+        (dict(size=512, coarse_to_fine="fine"), "sizes or 'auto', not 'fine'"),
+        (dict(size=1024, coarse_to_fine="auto", coarse_to_fine_steps=(1, 2)), "one step count"),
+    ],
+)
+def test_coarse_to_fine_auto_refuses(settings, message):
+    with pytest.raises(jaxstyle.JaxstyleError, match=message):
+        resolve_settings(**settings)
