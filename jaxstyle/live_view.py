@@ -17,6 +17,7 @@ import io
 import json
 import math
 import socket
+import sys
 import threading
 import time
 import urllib.parse
@@ -71,7 +72,7 @@ class LiveView:
         self._started = time.monotonic()
         self._pixels: np.ndarray | None = None
         self._png: tuple[int, bytes] = (0, b"")
-        server = http.server.ThreadingHTTPServer
+        server = _Server
         if ":" in host:  # an IPv6 address
             server = type("IPv6Server", (server,), {"address_family": socket.AF_INET6})
         try:
@@ -79,7 +80,6 @@ class LiveView:
         except (OSError, OverflowError) as err:
             reason = getattr(err, "strerror", None) or err
             raise JaxstyleError(f"cannot serve the live view on {host}:{port}: {reason}") from None
-        self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
     @property
@@ -194,6 +194,16 @@ class LiveView:
 def _best_and_worst(losses: Mapping) -> dict[str, float]:
     totals = [float(v) for v in np.ravel(losses["total"])]
     return {"best total": min(totals), "worst total": max(totals)}
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        """A browser that went away mid-answer (a closed tab, a reload) is not an
+        error to print over the run's progress; anything else is reported as usual."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def _json_number(value) -> float | None:

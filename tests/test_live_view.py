@@ -70,6 +70,21 @@ def test_every_interface_is_named_by_the_host_name():
         assert json.loads(get(f"http://127.0.0.1:{port}/state.json"))["steps"] == []
 
 
+def test_a_browser_gone_mid_answer_prints_nothing(capsys):
+    with LiveView() as view:
+        for error in (BrokenPipeError(), ConnectionResetError()):
+            try:
+                raise error
+            except ConnectionError:
+                view._server.handle_error(None, ("127.0.0.1", 1))
+        assert capsys.readouterr().err == ""
+        try:
+            raise ValueError("a bug")
+        except ValueError:
+            view._server.handle_error(None, ("127.0.0.1", 1))
+        assert "ValueError: a bug" in capsys.readouterr().err
+
+
 def test_an_address_in_use_is_a_one_line_error():
     with LiveView() as view:
         port = int(view.url.rstrip("/").rsplit(":", 1)[1])
