@@ -44,7 +44,7 @@ SPLIT = textwrap.dedent(
             "history": float(np.abs(split.history["total"] / one.history["total"] - 1).max()),
             "final": float(abs(split.final["total"] / one.final["total"] - 1)),
         }
-    plain, rows = (jaxstyle.estimate(128, split_image=s) for s in (False, True))
+    plain, rows = (jaxstyle.estimate(128, split_image=s, optimizer="adam") for s in (False, True))
     found["estimate"] = [plain.devices, rows.devices, rows.split_image]
     found["temp"] = [plain.temp_bytes, rows.temp_bytes]
     argv = ["stylize", content, style, "-o", out, "--size", "64", "--steps", "3"]
