@@ -149,8 +149,8 @@ class LiveView:
     def sweep_callback(self, cells: list[dict], axes: dict) -> Callable:
         """A sweep callback (``SweepPlan.run(callback=...)``, with the plan's
         ``cells`` and ``axes``) showing the cells' labelled contact sheet and the
-        best and worst cell's total loss; called with ``finished=True`` it
-        :meth:`finish` es."""
+        best and worst cell's total loss; called with ``finished=True`` it also
+        marks the run finished (:meth:`finish`)."""
 
         def show(step, losses, images, *, finished=False):
             from jaxstyle.sweep_output import contact_sheet
