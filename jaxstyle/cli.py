@@ -167,7 +167,8 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     weights = load_vgg19(args.weights)
     devices = _split_devices(args)
     hooks = [(every, save_intermediate)] if every else []
-    with _live_view(args, f"jaxstyle stylize {args.output.name}", done[-1]) as live:
+    title = f"jaxstyle stylize {args.output.name}"
+    with _live_view(args, title, done[-1], _captioned(content, style_images)) as live:
         if live:
             hooks.append((args.live_every, live.update))
         result = stylize(
@@ -219,16 +220,27 @@ def _check_live(args: argparse.Namespace) -> None:
         raise JaxstyleError("--live serves one process's run; it does not go with --distributed")
 
 
-def _live_view(args: argparse.Namespace, title: str, total_steps: int | None):
+def _live_view(
+    args: argparse.Namespace, title: str, total_steps: int | None, inputs: dict | None = None
+):
     """``--live``'s started :class:`LiveView` (its address printed), or a null context."""
     if args.live is None:
         return contextlib.nullcontext()
     from jaxstyle.live_view import LiveView
 
     host, port = args.live
-    view = LiveView(host, port, title=title, total_steps=total_steps)
+    view = LiveView(host, port, title=title, total_steps=total_steps, inputs=inputs)
     print(f"jaxstyle: live view at {view.url}", file=sys.stderr, flush=True)
     return view
+
+
+def _captioned(content, styles: list) -> dict:
+    """The live view's input thumbnails: {"content": ..., "style" (or "style i"): ...}."""
+    captions = ["style"] if len(styles) == 1 else [f"style {i + 1}" for i in range(len(styles))]
+    return {
+        **({} if content is None else {"content": content}),
+        **dict(zip(captions, styles, strict=True)),
+    }
 
 
 def _every(hooks: list[tuple[int, Callable]], starts: list[int]) -> dict:
@@ -335,7 +347,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not checkpoint.directory.exists():  # an interrupted run's files are its own
         refuse_existing(out, plan.cells, plan.axes)
     steps = sum(n for _, n in plan.settings.passes)
-    with _live_view(args, f"jaxstyle sweep {out.name}", steps) as live:
+    title = f"jaxstyle sweep {out.name}"
+    with _live_view(args, title, steps, _captioned(content, style_images)) as live:
         show = live.sweep_callback(plan.cells, plan.axes) if live else None
         result = plan.run(
             driver=args.driver,

@@ -16,6 +16,7 @@ import http.server
 import io
 import json
 import math
+import os
 import socket
 import sys
 import threading
@@ -23,16 +24,20 @@ import time
 import urllib.parse
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.images import to_uint8
+from jaxstyle.images import load_image, to_uint8
 from jaxstyle.sheets import labelled_grid
 
 POLL_MS = 1000
 """How often the page asks for the run's state."""
+
+THUMBNAIL = 192
+"""The longest side of the input images' thumbnails on the page."""
 
 
 class LiveView:
@@ -44,6 +49,8 @@ class LiveView:
       port: the TCP port; 0 picks a free one (see :attr:`url`).
       title: the page's heading.
       total_steps: the run's steps, for the page's progress (None: unknown).
+      inputs: {caption: image file or (H, W, 3) image} shown as thumbnails above
+        the run, e.g. {"content": photo, "style": painting}.
 
     Use it as a context manager (or :meth:`start` and :meth:`close`); pass
     :meth:`update` as ``stylize``'s callback. An address in use is a
@@ -57,8 +64,10 @@ class LiveView:
         *,
         title: str = "jaxstyle",
         total_steps: int | None = None,
+        inputs: Mapping[str, Any] | None = None,
     ):
         self._lock = threading.Lock()
+        self._inputs = [_png(_thumbnail(image)) for image in (inputs or {}).values()]
         self._state = {
             "title": title,
             "total_steps": total_steps,
@@ -68,6 +77,7 @@ class LiveView:
             "image": 0,
             "shape": None,
             "finished": False,
+            "inputs": list(inputs or {}),
         }
         self._started = time.monotonic()
         self._pixels: np.ndarray | None = None
@@ -174,7 +184,8 @@ class LiveView:
         """What ``/state.json`` serves: title, total_steps, steps (the updates' step
         numbers), times (their seconds since the view was made), losses ({term: one
         value per update, None if not finite}), image (how many images were shown),
-        shape ([H, W] of the latest) and finished."""
+        shape ([H, W] of the latest), finished and inputs (the captions of the
+        thumbnails at ``/input/<i>.png``)."""
         with self._lock:
             return json.loads(json.dumps(self._state))
 
@@ -184,11 +195,29 @@ class LiveView:
             version, pixels = self._state["image"], self._pixels
             if self._png[0] == version:
                 return self._png[1] or None
-        buffer = io.BytesIO()
-        Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
+        encoded = _png(pixels)
         with self._lock:
-            self._png = (version, buffer.getvalue())
-        return self._png[1]
+            self._png = (version, encoded)
+        return encoded
+
+    def input_png(self, index: int) -> bytes | None:
+        """The thumbnail of the ``index``-th input (None if there is none)."""
+        return self._inputs[index] if 0 <= index < len(self._inputs) else None
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def _thumbnail(image) -> np.ndarray:
+    """An image file, or an (H, W, 3) image in [0, 1] (or uint8), as uint8 with its
+    longest side at most :data:`THUMBNAIL`."""
+    pixels = load_image(Path(image)) if isinstance(image, (str, os.PathLike)) else np.asarray(image)
+    picture = Image.fromarray(pixels if pixels.dtype == np.uint8 else to_uint8(pixels))
+    picture.thumbnail((THUMBNAIL, THUMBNAIL))
+    return np.asarray(picture)
 
 
 def _best_and_worst(losses: Mapping) -> dict[str, float]:
@@ -224,6 +253,14 @@ def parse_address(text: str) -> tuple[str, int]:
     return host, number
 
 
+def _input(view: LiveView, path: str) -> bytes | None:
+    """``/input/<i>.png``'s thumbnail, else None."""
+    name = path.removeprefix("/input/").removesuffix(".png")
+    if path.startswith("/input/") and path.endswith(".png") and name.isdigit():
+        return view.input_png(int(name))
+    return None
+
+
 def _handler(view: LiveView) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
@@ -233,6 +270,8 @@ def _handler(view: LiveView) -> type[http.server.BaseHTTPRequestHandler]:
             elif path == "/state.json":
                 self._send(json.dumps(view.state()).encode(), "application/json")
             elif path == "/image.png" and (png := view.png()) is not None:
+                self._send(png, "image/png")
+            elif (png := _input(view, path)) is not None:
                 self._send(png, "image/png")
             else:
                 self.send_error(404)
@@ -258,10 +297,14 @@ body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; backgroun
 main { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start }
 img { width: min(100%, 640px); height: auto; box-shadow: 0 1px 4px #0004 }
 canvas { background: #fff; border: 1px solid #ccc }
+#inputs { display: flex; gap: 1em }
+figure { margin: 0; font-size: 0.9em; color: #555 }
+figure img { height: 112px; width: auto; box-shadow: none; display: block }
 td { padding: 0 1em 0 0; font-variant-numeric: tabular-nums }
 </style></head>
 <body>
 <h1 id="title">jaxstyle</h1>
+<div id="inputs"></div>
 <p id="status">waiting for the first step (compiling)</p>
 <main>
   <img id="image" alt="the image being optimised">
@@ -302,6 +345,10 @@ function plot(s) {
 
 function show(s) {
   document.title = s.title; document.getElementById("title").textContent = s.title;
+  const inputs = document.getElementById("inputs");
+  if (!inputs.children.length) inputs.innerHTML = s.inputs.map((caption, i) =>
+    "<figure><img src='input/" + i + ".png' alt=''><figcaption></figcaption></figure>").join("");
+  s.inputs.forEach((caption, i) => inputs.children[i].lastChild.textContent = caption);
   const step = s.steps.length ? s.steps[s.steps.length - 1] : 0;
   const of = s.total_steps ? " of " + s.total_steps : "";
   const size = s.shape ? ", " + s.shape[1] + "x" + s.shape[0] : "";

@@ -70,6 +70,18 @@ def test_every_interface_is_named_by_the_host_name():
         assert json.loads(get(f"http://127.0.0.1:{port}/state.json"))["steps"] == []
 
 
+def test_input_thumbnails_from_arrays_and_files(shared_image):
+    photo = np.random.default_rng(2).random((300, 400, 3))
+    with LiveView(inputs={"content": photo, "style": shared_image("the_scream.jpg")}) as view:
+        assert state(view)["inputs"] == ["content", "style"]
+        content = np.asarray(Image.open(io.BytesIO(get(view.url + "input/0.png"))))
+        style = Image.open(io.BytesIO(get(view.url + "input/1.png")))
+        assert content.shape == (144, 192, 3) and max(style.size) == 192
+        for missing in ("input/2.png", "input/x.png", "input/-1.png"):
+            with pytest.raises(urllib.error.HTTPError, match="404"):
+                get(view.url + missing)
+
+
 def test_a_browser_gone_mid_answer_prints_nothing(capsys):
     with LiveView() as view:
         for error in (BrokenPipeError(), ConnectionResetError()):
@@ -156,6 +168,7 @@ def test_cli_live_serves_while_it_runs(shared_image, tmp_path, capsys, monkeypat
     ]
     (last,) = closed
     assert last["finished"] and last["steps"] == [3, 7] and last["total_steps"] == 7
+    assert last["inputs"] == ["content", "style"]
     record = json.loads(out.with_suffix(".json").read_text())
     assert last["losses"]["total"][-1] == pytest.approx(record["final_losses"]["total"], 1e-6)
 

@@ -21,7 +21,7 @@ while True:  # until the page has shown step 60
         pass
     time.sleep(0.2)
 WAIT
-chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1240,620 \
+chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1240,760 \
     --virtual-time-budget=2500 --screenshot="$work/page.png" \
     "http://127.0.0.1:$port/" 2>/dev/null
 wait %1
