@@ -191,7 +191,7 @@ def batch(
                 chunk = items[start : start + batch_size]
                 shown = _shown(callback, callback_every, steps_run, chunk)
                 result = _run_chunk(chunk, params, mesh, out, checkpoint_every, driver, shown)
-                steps_run += sum(s.steps for s in chunk[0].passes)
+                steps_run += chunk[0].settings.total_steps
                 for i in result.local:  # with jax.distributed: this process's jobs
                     _write(chunk[i], result, i, params)
                     written.append(chunk[i].output)
@@ -318,7 +318,7 @@ def _shown(callback, every: int, steps_run: int, chunk: list[_Ready]) -> Callabl
     outputs = [item.output for item in chunk]
 
     def shown(i: int, originals: list) -> dict:
-        before = steps_run + sum(s.steps for s in chunk[0].passes[:i])
+        before = steps_run + chunk[0].settings.pass_starts[i]
 
         def report(step, losses, images):
             images = [restore_colors(x, o) for x, o in zip(images, originals, strict=True)]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import itertools
 import json
 import math
 import os
@@ -148,11 +147,10 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     inputs = _Inputs.from_args(args)
     overrides = {k: getattr(args, k) for k in (*SETTINGS, *COARSE_TO_FINE)}
     settings = resolve_settings(args.preset or DEFAULT_PRESET, **overrides)  # fail fast
-    every, passes = args.save_every, settings.passes
-    done = list(itertools.accumulate((n for _, n in passes), initial=0))  # steps before each
+    every, passes, starts = args.save_every, settings.passes, settings.pass_starts
     numbers = [
         a + k
-        for a, (_, n) in zip(done[:-1], passes, strict=True)
+        for a, (_, n) in zip(starts, passes, strict=True)
         for k in range(every, n + 1, every or 1)
     ]
     saved = [_step_file(args.output, n) for n in numbers] if every else []
@@ -168,7 +166,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     devices = _split_devices(args)
     hooks = [(every, save_intermediate)] if every else []
     title = f"jaxstyle stylize {args.output.name}"
-    with _live_view(args, title, done[-1], _captioned(content, style_images)) as live:
+    with _live_view(args, title, settings.total_steps, _captioned(content, style_images)) as live:
         if live:
             hooks.append((args.live_every, live.update))
         result = stylize(
@@ -181,12 +179,12 @@ def cmd_stylize(args: argparse.Namespace) -> int:
             init=inputs.init,
             mask=inputs.mask,
             devices=devices,
-            **_every(hooks, done[:-1]),
+            **_every(hooks, starts),
             **overrides,
         )
         image_io.save_image(args.output, result.image)
         if live:
-            live.finish(done[-1], result.final, result.image)
+            live.finish(settings.total_steps, result.final, result.image)
     record = {
         "output": str(args.output),
         "inputs": inputs.record(result.settings.init),
@@ -346,7 +344,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         image_io.check_output_path(out / name, inputs.files)
     if not checkpoint.directory.exists():  # an interrupted run's files are its own
         refuse_existing(out, plan.cells, plan.axes)
-    steps = sum(n for _, n in plan.settings.passes)
+    steps = plan.settings.total_steps
     title = f"jaxstyle sweep {out.name}"
     with _live_view(args, title, steps, _captioned(content, style_images)) as live:
         show = live.sweep_callback(plan.cells, plan.axes) if live else None

@@ -240,13 +240,14 @@ def compile_step(
         loss_fn = make_loss_fn(objective)
         init, step = make_init(loss_fn, config), make_step(loss_fn, config)
         args, devices = LossArgs(vgg, targets, loss_weights), 1
-        if split_image and jax.local_device_count() > 1:
+        split = split_image and jax.local_device_count() > 1
+        if split:
             devices = jax.local_device_count()
             sharding = row_sharding(image.shape, jax.local_devices())
             init, step = keep_split(init, step, sharding)
             args = jax.tree.map(lambda x: _abstract(x, sharding=sharding(x)), args)
         carry = jax.eval_shape(init, image, args)
-        if split_image and devices > 1:
+        if split:
             carry = jax.tree.map(lambda x: _abstract(x, sharding=sharding(x)), carry)
     else:
         mesh = Mesh(np.array(jax.local_devices()), (MESH_AXIS,))

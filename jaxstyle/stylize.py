@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -76,6 +77,17 @@ class Settings:
         unless ``coarse_to_fine_steps`` says), then the last, (``size``, ``steps``)."""
         coarse = self.coarse_to_fine_steps or (self.steps,) * len(self.coarse_to_fine)
         return (*zip(self.coarse_to_fine, coarse, strict=True), (self.size, self.steps))
+
+    @property
+    def pass_starts(self) -> tuple[int, ...]:
+        """The steps run before each pass (0 for the first): a pass's step k is the
+        run's step ``pass_starts[i] + k``."""
+        return tuple(itertools.accumulate((n for _, n in self.passes[:-1]), initial=0))
+
+    @property
+    def total_steps(self) -> int:
+        """The steps of every pass together."""
+        return self.pass_starts[-1] + self.steps
 
     def pass_overrides(self, size: int, steps: int) -> dict[str, Any]:
         """The overrides that make these settings one pass's (see :attr:`passes`)."""
@@ -541,10 +553,9 @@ def stylize(
         return lambda step, losses, image: callback(done + step, losses, image)
 
     passes: list[_Pass] = []
-    for size, steps in s.passes:
+    for (size, steps), done in zip(s.passes, s.pass_starts, strict=True):
         # each pass resolved at its own size (the convolution algorithm depends on it)
         pass_settings = {**settings, **s.pass_overrides(size, steps)}
-        done = sum(q.result.settings.steps for q in passes)
         passes.append(
             _stylize_pass(
                 content,

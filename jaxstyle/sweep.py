@@ -156,7 +156,7 @@ class SweepPlan(CellPlan):
                 None if checkpoint is None else checkpoint.for_pass(i, passes, plan.fingerprint)
             )
             raw = plan if last else dataclasses.replace(plan, original=None)  # the next start
-            done = sum(n for _, n in self.settings.passes[:i])  # steps before this pass
+            done = self.settings.pass_starts[i]
             results.append(
                 CellPlan.run(raw, checkpoint=pass_checkpoint, **shown(plan, done), **options)
             )

@@ -176,6 +176,8 @@ def test_coarse_to_fine_auto_halves_the_size_down_to_256(size, sizes):
     s = resolve_settings(size=size, coarse_to_fine="auto", coarse_to_fine_steps=50, steps=30)
     assert s.coarse_to_fine == sizes
     assert s.passes == (*((q, 50) for q in sizes), (size, 30))
+    assert s.pass_starts == tuple(50 * i for i in range(len(sizes) + 1))
+    assert s.total_steps == 50 * len(sizes) + 30
 
 
 @pytest.mark.parametrize(
