@@ -36,7 +36,7 @@ import numpy as np
 
 from jaxstyle import images as image_io
 from jaxstyle.batching import cells_per_device
-from jaxstyle.cells import CellPlan, cell_mesh, join_passes
+from jaxstyle.cells import CellPlan, cell_groups, cell_mesh, join_passes
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.manifest import Job, RowError, read_manifest
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
@@ -118,6 +118,7 @@ def batch(
     batch_size: int = 8,
     checkpoint_every: int = 0,
     devices: Sequence[jax.Device] | None = None,
+    split_image: bool | int = False,
     driver: str = "auto",
     progress: bool = False,
     callback: Callable[[int, dict, np.ndarray, list[Path]], None] | None = None,
@@ -134,6 +135,8 @@ def batch(
       checkpoint_every: save a running chunk every N steps (0: only on
         SIGTERM/SIGINT, which then raise :class:`~jaxstyle.resume.Interrupted`).
       devices: the devices to shard each chunk over (default: all).
+      split_image: also split each job's image by rows over this many devices
+        (True: all of a process's), the jobs sharded over the groups of them.
       progress: a progress bar counting jobs.
       callback: called as ``callback(step, losses, images, outputs)`` after every
         ``callback_every``-th step of each pass of each chunk, with the steps run
@@ -156,6 +159,7 @@ def batch(
     t0 = time.perf_counter()
     if batch_size < 1:
         raise JaxstyleError(f"batch size must be >= 1, not {batch_size}")
+    mesh = cell_mesh(devices, split_image)
     _check_shared(preset, settings)
     if isinstance(jobs, (str, os.PathLike)):
         jobs, failed = read_manifest(Path(jobs))
@@ -180,7 +184,6 @@ def batch(
     failed.sort()
 
     buckets = _buckets(ready)
-    mesh = cell_mesh(devices)
     written: list[Path] = []
     timings = {"compile": 0.0, "optimize": 0.0}
     bar = progress_bar(progress, total=len(ready), desc="batch", unit="job")
@@ -371,7 +374,7 @@ def _run_pass(
     ]
     shape = chunk[0].programs[i][0]
     style_shapes = [img.shape[:2] for _, styles, _ in images for img in styles]
-    cells = cells_per_device(len(chunk), mesh.size)
+    cells = cells_per_device(len(chunk), cell_groups(mesh))
     kernels = objective.winograd_kernels(shape, style_shapes, cells)
     starts, targets = [], []
     for j, (item, ps, (content, styles, _)) in enumerate(zip(chunk, settings, images, strict=True)):
@@ -421,6 +424,8 @@ def _write(item: _Ready, result, i: int, params: VGG19Weights) -> None:
         "final_losses": {k: float(v[i]) for k, v in result.final.items()},
         "history": {k: np.asarray(v[i]).tolist() for k, v in result.history.items()},
         "chunk_timings": result.timings,
+        "sharded_over": result.devices,
+        "split_image": result.split_image,
         "fingerprint": item.fingerprint,
         **run_metadata(),
     }

@@ -9,11 +9,11 @@ from functools import lru_cache
 
 import jax
 import jax.numpy as jnp
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
+from jax.sharding import Mesh
 
 from jaxstyle.executables import keyed
 from jaxstyle.objective import LossArgs, Objective, total_loss
+from jaxstyle.split_image import image_layout
 
 MESH_AXIS = "cells"
 
@@ -32,17 +32,21 @@ def batched(fn: Callable, mesh: Mesh, per_cell_targets: bool = False) -> Callabl
 
     The vmapped axis is named :data:`MESH_AXIS` (for collectives, such as the
     L-BFGS ``OptimizerConfig.batch_axis``). Every output keeps a leading cell
-    axis sharded over ``mesh``, so a step's output carry has its input's
+    axis sharded over ``mesh`` (image-shaped ones split by rows too, where the
+    mesh has several devices per cell), so a step's output carry has its input's
     sharding. Cached: one wrapper (and so one compilation) per function and mesh;
     keyed for :mod:`jaxstyle.executables` when ``fn`` is.
     """
     targets_axis = 0 if per_cell_targets else None
     in_axes = (0, LossArgs(vgg=None, targets=targets_axis, weights=0))
     vmapped = jax.vmap(fn, in_axes=in_axes, axis_name=MESH_AXIS)
-    cells = NamedSharding(mesh, P(MESH_AXIS))
 
     def run_cells(x, args):
-        return jax.lax.with_sharding_constraint(vmapped(x, args), cells)
+        # x: the (N, H, W, 3) images, or a carry holding them
+        image = next(v for v in jax.tree.leaves(x) if v.ndim == 4)
+        sharding = image_layout(mesh, image.shape[1:], MESH_AXIS)
+        out = vmapped(x, args)
+        return jax.tree.map(lambda v: jax.lax.with_sharding_constraint(v, sharding(v)), out)
 
     # the mesh by its axis sizes: a Mesh is callable, which keyed() would take for a function
     return keyed(run_cells, fn, tuple(mesh.shape.items()), per_cell_targets)
@@ -55,8 +59,9 @@ def shared_loss_fn(
     """``loss_fn(image, args: LossArgs) -> (J, terms)`` for one (H, W, 3) image, built
     to be vmapped over cells (the same values as ``objective.make_loss_fn``); the targets
     are shared by the cells, or with ``per_cell_targets`` each cell's own. The cells
-    are split over ``devices`` devices: VGG19 runs on each device's share at once
-    (the objective's ``batch``, which picks Winograd's tiles).
+    are split over ``devices`` devices (or groups of devices that split their rows):
+    VGG19 runs on each one's share at once (the objective's ``batch``, which picks
+    Winograd's tiles).
 
     Under ``vmap``, a ``lax.cond`` whose predicate differs per cell becomes a
     select, and JAX then broadcasts every operand of the cond to the batch,

@@ -2,12 +2,13 @@
 
 A *cell* is one image being optimised with its own loss weights (and, in a
 batch of jobs, its own targets). :class:`CellPlan` holds N cells stacked on a
-leading axis, padded to a multiple of the device count (repeating the last
-cell) and sharded over a one-axis mesh of the devices with ``NamedSharding``;
-one device is the same path. Each cell keeps its own iterate and optimiser
-state: the solver is vmapped, so with L-BFGS each cell runs its own line
-search. Sweeps (:mod:`jaxstyle.sweep`) share one set of targets among the
-cells; batches (:mod:`jaxstyle.batch`) give each cell its own.
+leading axis, padded to a multiple of the device groups (repeating the last
+cell) and sharded over them with ``NamedSharding``: a mesh (groups, rows) of the
+devices whose second axis splits each cell's image by rows (one device per group
+unless asked; :mod:`jaxstyle.split_image`). One device is the same path. Each
+cell keeps its own iterate and optimiser state: the solver is vmapped, so with
+L-BFGS each cell runs its own line search. Sweeps (:mod:`jaxstyle.sweep`) share
+one set of targets among the cells; batches (:mod:`jaxstyle.batch`) give each cell its own.
 
 The loop state is a plain pytree (:class:`~jaxstyle.optimize.Carry` with a
 leading cell axis on every leaf); with a :class:`~jaxstyle.resume.Checkpointing`
@@ -46,6 +47,7 @@ from jaxstyle.optimize import (
     to_host,
 )
 from jaxstyle.resume import Checkpointing, stop_requests
+from jaxstyle.split_image import ROWS, image_layout, rows_per_image
 from jaxstyle.vgg import WinogradKernels, prepare_weights
 from jaxstyle.weights import VGG19Weights
 
@@ -64,6 +66,7 @@ class CellsResult:
       timings: seconds: "compile", "optimize", "ms_per_step" (for all cells
         together), and those the plan was made with ("load", "targets").
       devices: the devices the cells were sharded over.
+      split_image: over how many of them each cell's rows were split (1: none).
       local: the indices of the cells held by this process's devices: all of
         them, except with ``jax.distributed`` over several processes, where each
         process writes the outputs of its own cells.
@@ -77,12 +80,33 @@ class CellsResult:
     devices: list[str]
     local: list[int]
     resumed_from: int = 0
+    split_image: int = 1
 
 
-def cell_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
-    """A one-axis mesh (axis :data:`~jaxstyle.batching.MESH_AXIS`) of ``devices``
-    (default: every device of every process)."""
-    return Mesh(np.array(list(devices or jax.devices())), (MESH_AXIS,))
+def cell_mesh(devices: Sequence[jax.Device] | None = None, split_image: bool | int = False) -> Mesh:
+    """A mesh of ``devices`` (default: every device of every process) whose axis
+    :data:`~jaxstyle.batching.MESH_AXIS` shards the cells and whose axis
+    :data:`~jaxstyle.split_image.ROWS` splits each cell's image by rows over
+    :func:`~jaxstyle.split_image.rows_per_image` (``split_image``) consecutive
+    devices of one process: (devices / rows, rows)."""
+    devices = list(devices or jax.devices())
+    local = [d for d in devices if d.process_index == jax.process_index()]
+    rows = rows_per_image(split_image, len(local) or len(devices))
+    if len(devices) % rows:
+        raise JaxstyleError(
+            f"cannot split each image over {rows} of {len(devices)} devices: the "
+            "number must divide the device count (the groups shard the cells)"
+        )
+    grid = np.array(devices).reshape(-1, rows)
+    if any(len({d.process_index for d in group}) > 1 for group in grid):
+        raise JaxstyleError(f"an image's rows must stay on one host's devices ({rows} per image)")
+    return Mesh(grid, (MESH_AXIS, ROWS))
+
+
+def cell_groups(mesh: Mesh) -> int:
+    """How many groups of devices the cells are sharded over (each group splits its
+    cells' rows over the mesh's other axis)."""
+    return mesh.shape[MESH_AXIS]
 
 
 def initialize_distributed() -> None:
@@ -158,19 +182,20 @@ class CellPlan:
         :meth:`Objective.winograd_kernels`; None: all). ``fields`` are a subclass's own."""
         mesh = mesh or cell_mesh()
         n = len(starts)
-        pad = -n % mesh.size
+        pad = -n % cell_groups(mesh)
 
         def padded(items):
             return list(items) + list(items[-1:]) * pad
 
         x0 = jnp.stack(padded(starts))
-        cell = NamedSharding(mesh, P(MESH_AXIS))
+        cell = NamedSharding(mesh, P(MESH_AXIS))  # replicated over each cell's rows
         replicated = NamedSharding(mesh, P())
         if per_cell_targets:
             targets = _put(jax.tree.map(lambda *t: jnp.stack(t), *padded(targets)), cell)
         else:
             targets = _put(targets, replicated)
-        x0, loss_weights = _put((x0, stack_weights(padded(weights))), cell)
+        x0 = _put(x0, image_layout(mesh, x0.shape[1:], MESH_AXIS))
+        loss_weights = _put(stack_weights(padded(weights)), cell)
         vgg = _put(prepare_weights(params, objective.conv_algorithm, kernels), replicated)
         config = dataclasses.replace(config, batch_axis=MESH_AXIS)
         return cls(
@@ -193,14 +218,15 @@ class CellPlan:
 
     @property
     def loss_fn(self) -> Callable:
-        return shared_loss_fn(self.objective, self.per_cell_targets, self.mesh.size)
+        return shared_loss_fn(self.objective, self.per_cell_targets, cell_groups(self.mesh))
 
     def _batched(self, fn: Callable) -> Callable:
         return batched(fn, self.mesh, self.per_cell_targets)
 
     def place(self, tree: Any) -> Any:
-        """Put a pytree with a leading (padded) cell axis on the mesh, e.g. a restored carry."""
-        return _put(tree, NamedSharding(self.mesh, P(MESH_AXIS)))
+        """Put a pytree with a leading (padded) cell axis on the mesh, e.g. a restored
+        carry (image-shaped leaves split by rows as well)."""
+        return _put(tree, image_layout(self.mesh, self.x0.shape[1:], MESH_AXIS))
 
     def _compiled_init(self) -> Callable:
         return compile_once(self._batched(make_init(self.loss_fn, self.config)), self.x0, self.args)
@@ -251,7 +277,8 @@ class CellPlan:
             history = {k: np.zeros((n, 0), np.float32) for k in LOSSES}
         devices = [str(d) for d in self.mesh.devices.flat]
         timings = {**self.timings, **(timings or {})}
-        return CellsResult(images[:n], history, final, timings, devices, mine)
+        rows = self.mesh.shape[ROWS]
+        return CellsResult(images[:n], history, final, timings, devices, mine, split_image=rows)
 
     def _unpad(self, tree: Any) -> Any:
         return jax.tree.map(lambda v: v[: self.n], to_host(tree))
@@ -383,10 +410,14 @@ def join_passes(results: Sequence[CellsResult]) -> CellsResult:
     return dataclasses.replace(final, history=history, timings=timings, resumed_from=resumed)
 
 
-def _put(tree: Any, sharding: NamedSharding) -> Any:
-    """Place a pytree by way of host copies: with ``jax.distributed``, every process
-    holds the same values and the mesh spans devices of other processes."""
-    return jax.device_put(jax.device_get(tree), sharding)
+def _put(tree: Any, sharding: NamedSharding | Callable[[Any], NamedSharding]) -> Any:
+    """Place a pytree by way of host copies (with ``jax.distributed``, every process
+    holds the same values and the mesh spans devices of other processes) on one
+    ``sharding``, or on ``sharding(leaf)`` for each leaf."""
+    tree = jax.device_get(tree)
+    if isinstance(sharding, jax.sharding.Sharding):
+        return jax.device_put(tree, sharding)
+    return jax.device_put(tree, jax.tree.map(sharding, tree))
 
 
 def _concat(histories: list[dict]) -> dict:

@@ -257,13 +257,16 @@ def _every(hooks: list[tuple[int, Callable]], starts: list[int]) -> dict:
 
 
 def _split_devices(args: argparse.Namespace) -> list | None:
-    """``--split-image``'s devices: every local one (None without it, or with one)."""
-    if not args.split_image:
+    """``--split-image [N]``'s devices: N local ones, or all (None without it, or one)."""
+    if args.split_image is False:
         return None
     import jax
 
+    from jaxstyle.split_image import rows_per_image
+
     devices = jax.local_devices()
-    return devices if len(devices) > 1 else None
+    rows = rows_per_image(args.split_image, len(devices))
+    return devices[:rows] if rows > 1 else None
 
 
 def _step_file(output: Path, step: int) -> Path:
@@ -327,6 +330,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         weights=args.weights,
         init=inputs.init,
         mask=inputs.mask,
+        split_image=args.split_image,
         **{k: getattr(args, k) for k in (*SETTINGS, *COARSE_TO_FINE)},
     )
     if (out / "sweep.json").exists():
@@ -374,7 +378,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(
         f"{wrote} to {out} ({w}x{h}, {result.settings.steps} steps, "
         f"{result.timings['ms_per_step']:.0f} ms/step for all cells on "
-        f"{len(result.devices)} device(s))"
+        f"{len(result.devices)} device(s)"
+        f"{f', each image split over {result.split_image}' * (result.split_image > 1)})"
     )
     return 0
 
@@ -396,6 +401,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
             weights=args.weights,
             batch_size=args.batch_size,
             checkpoint_every=args.checkpoint_every,
+            split_image=args.split_image,
             driver=args.driver,
             progress=not args.quiet,
             **(
@@ -474,8 +480,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         f"one {e.optimizer} step, {e.height}x{e.width}, batch {e.batch}"
         f"{f' ({e.mode})' if e.batch > 1 else ''}, preset {e.preset}, "
         f"{e.compute_dtype}, {e.conv_algorithm} convolutions, "
-        f"{e.backend} ({'rows split over ' * e.split_image}"
-        f"{e.devices} device{'s' * (e.devices > 1)}):"
+        f"{e.backend} ({e.devices} device{'s' * (e.devices > 1)}"
+        f"{f', each image split by rows over {e.split_image}' * (e.split_image > 1)}):"
     )
     rows = [
         ("arguments", mib(e.argument_bytes)),

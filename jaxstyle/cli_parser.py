@@ -140,6 +140,7 @@ def _sweep_arguments(p: argparse.ArgumentParser) -> None:
     _coarse_to_fine_argument(p)
     _checkpoint_arguments(p)
     _live_arguments(p, what="the cells' contact sheet")
+    _split_argument(p)
 
 
 def _batch_arguments(p: argparse.ArgumentParser) -> None:
@@ -162,6 +163,7 @@ def _batch_arguments(p: argparse.ArgumentParser) -> None:
         help="at most N same-shaped jobs run together, vmapped (default 8)",
     )
     _checkpoint_arguments(p)
+    _split_argument(p)
 
 
 def _checkpoint_arguments(p: argparse.ArgumentParser) -> None:
@@ -257,9 +259,14 @@ def _estimate_arguments(p: argparse.ArgumentParser) -> None:
 def _split_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--split-image",
-        action="store_true",
-        help="split the image's rows over every local device (spatial partitioning: each "
-        "holds 1/n of the activations), for pictures too large for one device's memory",
+        nargs="?",
+        type=int,
+        const=True,
+        default=False,
+        metavar="N",
+        help="split each image's rows over N local devices (no N: all of them; spatial "
+        "partitioning: each holds 1/N of the activations), for pictures too large for one "
+        "device's memory; in a sweep or batch the cells shard over the groups of N devices",
     )
 
 

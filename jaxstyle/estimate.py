@@ -24,18 +24,18 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jax.sharding import Mesh, NamedSharding
+from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxstyle.architecture import CONV_NAMES, LAYER_INDEX, deepest, forward_macs
 from jaxstyle.batching import MESH_AXIS, batched, cells_per_device, shared_loss_fn
+from jaxstyle.cells import cell_groups, cell_mesh
 from jaxstyle.compiler import jit
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.objective import LossArgs, LossWeights, Objective, compute_targets, make_loss_fn
 from jaxstyle.optimize import OptimizerConfig, make_init, make_step
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
-from jaxstyle.split_image import keep_split, row_sharding
+from jaxstyle.split_image import image_layout, keep_split, row_sharding, rows_per_image
 from jaxstyle.stylize import MIN_SIZE, resolve_settings
 from jaxstyle.vgg import add_kernel_transforms
 from jaxstyle.weights import VGG19Weights, load_vgg19
@@ -53,7 +53,8 @@ class Estimate:
       height, width: of each image. batch: images per step, sharded over
         ``devices`` devices of ``backend``; ``mode`` ``"sweep"`` (cells sharing one
         set of targets) or ``"batch"`` (jobs, each with its own targets).
-        ``split_image``: the one image's rows split over the ``devices``.
+        ``split_image``: over how many of the ``devices`` each image's rows are
+        split (1: none; the batch is sharded over the groups of them).
       argument_bytes, output_bytes, temp_bytes, generated_code_bytes: XLA's
         memory analysis of the compiled step; ``alias_bytes`` of the outputs
         reuse the donated input carry's buffers.
@@ -88,7 +89,7 @@ class Estimate:
     peak_bytes: int
     xla_flops: float | None
     vgg_flops: float
-    split_image: bool = False
+    split_image: int = 1
 
 
 def flops_per_step(macs: int, evals_per_step: float, forwards_per_step: float) -> float:
@@ -107,7 +108,7 @@ def estimate(
     mode: str = "sweep",
     preset: str = DEFAULT_PRESET,
     weights: VGG19Weights | str | os.PathLike | None = None,
-    split_image: bool = False,
+    split_image: bool | int = False,
     **settings: Any,
 ) -> Estimate:
     """Compile the optimisation step for abstract inputs and report its memory and FLOPs.
@@ -122,8 +123,9 @@ def estimate(
         :func:`jaxstyle.sweep`) or ``"batch"`` (each job holds its own targets,
         as in :func:`jaxstyle.batch`).
       preset, weights: as for :func:`jaxstyle.stylize`.
-      split_image: batch 1 with the image's rows split over the local devices
-        (``stylize(devices=jax.local_devices())``): the memory is each device's.
+      split_image: split each image's rows over this many local devices (True:
+        all), as ``stylize(devices=...)`` or ``sweep``/``batch``'s ``split_image``
+        do (the batch sharded over the groups of them): the memory is each device's.
       **settings: the settings that shape the program: ``optimizer``,
         ``compute_dtype``, ``content_layers``, ``style_layers``, ``pooling``.
 
@@ -142,8 +144,6 @@ def estimate(
         raise JaxstyleError(f"image sides must be at least {MIN_SIDE} pixels, not {height}x{width}")
     if batch < 1:
         raise JaxstyleError(f"batch must be >= 1, not {batch}")
-    if split_image and batch != 1:
-        raise JaxstyleError("splitting the image goes with batch 1 (a batch shards its images)")
     if mode not in MODES:
         raise JaxstyleError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     s = resolve_settings(preset, size=max(height, width), **settings)
@@ -164,7 +164,9 @@ def estimate(
     if sizes is None:
         raise JaxstyleError(f"jax's {jax.default_backend()} backend reports no memory analysis")
     last = deepest(objective.layers)
-    vgg = _prepared_shapes(params, objective, (height, width), cells_per_device(batch, devices))
+    rows = rows_per_image(split_image, jax.local_device_count())
+    per_group = cells_per_device(batch, devices // rows)
+    vgg = _prepared_shapes(params, objective, (height, width), per_group)
     weight_bytes = sum(
         leaf.size * leaf.dtype.itemsize
         for name in CONV_NAMES
@@ -194,7 +196,7 @@ def estimate(
         peak_bytes=peak,
         xla_flops=_xla_flops(compiled),
         vgg_flops=vgg_flops,
-        split_image=split_image and devices > 1,
+        split_image=rows,
     )
 
 
@@ -218,14 +220,15 @@ def compile_step(
     *,
     batch: int = 1,
     per_cell_targets: bool = False,
-    split_image: bool = False,
+    split_image: bool | int = False,
 ) -> tuple[Any, int]:
     """(the compiled step, devices) for (H, W) images, as a run would compile it.
 
     Batch 1: ``stylize``'s step. Batch > 1: a sweep's (or with ``per_cell_targets``
     a batch's), the cells vmapped and sharded over the local devices (padded to a
-    multiple of their number). ``split_image``: batch 1 with the image's rows split
-    over the local devices (:mod:`jaxstyle.split_image`).
+    multiple of their number). ``split_image``: each image's rows split over that
+    many local devices (True: all; :mod:`jaxstyle.split_image`), the cells over
+    the groups of them.
     The carry is donated, as in :func:`jaxstyle.optimize.run`.
     """
     image = jax.ShapeDtypeStruct((*shape, 3), jnp.float32)
@@ -235,28 +238,33 @@ def compile_step(
             content=1.0, style=1.0, tv=1.0, style_layers=(1.0,) * len(objective.style_layers)
         )
     )
+    local = jax.local_devices()
+    rows = rows_per_image(split_image, len(local))
     if batch == 1:
         vgg = _prepared_shapes(params, objective, shape, 1)
         loss_fn = make_loss_fn(objective)
         init, step = make_init(loss_fn, config), make_step(loss_fn, config)
-        args, devices = LossArgs(vgg, targets, loss_weights), 1
-        split = split_image and jax.local_device_count() > 1
-        if split:
-            devices = jax.local_device_count()
-            sharding = row_sharding(image.shape, jax.local_devices())
+        args = LossArgs(vgg, targets, loss_weights)
+        if rows > 1:
+            sharding = row_sharding(image.shape, local[:rows])
             init, step = keep_split(init, step, sharding)
             args = jax.tree.map(lambda x: _abstract(x, sharding=sharding(x)), args)
         carry = jax.eval_shape(init, image, args)
-        if split:
+        if rows > 1:
             carry = jax.tree.map(lambda x: _abstract(x, sharding=sharding(x)), carry)
+        devices = rows
     else:
-        mesh = Mesh(np.array(jax.local_devices()), (MESH_AXIS,))
-        loss_fn = shared_loss_fn(objective, per_cell_targets, mesh.size)
+        mesh = cell_mesh(local, split_image)
+        groups, devices = cell_groups(mesh), mesh.size
+        loss_fn = shared_loss_fn(objective, per_cell_targets, groups)
         config = dataclasses.replace(config, batch_axis=MESH_AXIS)
-        cells, devices = NamedSharding(mesh, P(MESH_AXIS)), mesh.size
+        cells, layout = (
+            NamedSharding(mesh, P(MESH_AXIS)),
+            image_layout(mesh, image.shape, MESH_AXIS),
+        )
         replicated = NamedSharding(mesh, P())
-        padded = batch + (-batch % devices)
-        vgg = _prepared_shapes(params, objective, shape, cells_per_device(batch, devices))
+        padded = batch + (-batch % groups)
+        vgg = _prepared_shapes(params, objective, shape, cells_per_device(batch, groups))
         args = LossArgs(
             _abstract(vgg, sharding=replicated),
             _abstract(targets, lead=(padded,), sharding=cells)
@@ -266,8 +274,11 @@ def compile_step(
         )
         init = batched(make_init(loss_fn, config), mesh, per_cell_targets)
         step = batched(make_step(loss_fn, config), mesh, per_cell_targets)
-        x0 = _abstract(image, lead=(padded,), sharding=cells)
-        carry = _abstract(jax.eval_shape(init, x0, args), sharding=cells)
+        x0 = _abstract(image, lead=(padded,))
+        x0 = _abstract(x0, sharding=layout(x0))
+        carry = jax.tree.map(
+            lambda x: _abstract(x, sharding=layout(x)), jax.eval_shape(init, x0, args)
+        )
     return jit(step, donate_argnums=0).lower(carry, args).compile(), devices
 
 

@@ -3,16 +3,19 @@ too large for one device's memory.
 
 The image (H, W, 3) and every image-shaped leaf of the optimiser's state (Adam's
 moments; L-BFGS's iterate, gradient and (m, H, W, 3) memory) are sharded by rows
-over a one-axis mesh; the VGG weights and the targets are replicated. XLA's SPMD
-partitioner then splits every convolution's rows, exchanging the halo rows a 3x3
-convolution needs with the neighbouring devices, and sums the Gram matrices and
+over a mesh axis :data:`ROWS`; the VGG weights and the targets are replicated. XLA's
+SPMD partitioner then splits every convolution's rows, exchanging the halo rows a
+3x3 convolution needs with the neighbouring devices, and sums the Gram matrices and
 losses across them: the same optimisation, each device holding 1/n of the
-activations. With one device nothing changes.
+activations. With one device nothing changes. A sweep's or batch's cells take a
+(cells, rows) mesh: :func:`image_layout` with a cell axis
+(:func:`jaxstyle.cells.cell_mesh`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from numbers import Integral
 from typing import Any
 
 import jax
@@ -20,23 +23,50 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from jaxstyle.errors import JaxstyleError
+
 ROWS = "rows"
 """The mesh axis the image's rows are split over."""
+
+
+def image_layout(mesh: Mesh, shape: tuple[int, ...], cells: str | None = None) -> Callable:
+    """``sharding(leaf) -> NamedSharding`` over ``mesh``: a leaf whose last three axes
+    are the image's (H, W, 3) ``shape`` is split by rows over the mesh's :data:`ROWS`
+    axis. With ``cells`` (a mesh axis), every leaf has a leading cell axis, sharded
+    over it (a sweep's or batch's cells); otherwise the other leaves are replicated."""
+    shape = tuple(shape)
+    lead = (cells,) if cells else ()
+
+    def sharding(leaf) -> NamedSharding:
+        leaf_shape = tuple(getattr(leaf, "shape", np.shape(leaf)))
+        if len(leaf_shape) >= 3 + len(lead) and leaf_shape[-3:] == shape:
+            middle = [None] * (len(leaf_shape) - 3 - len(lead))
+            return NamedSharding(mesh, P(*lead, *middle, ROWS, None, None))
+        return NamedSharding(mesh, P(*lead))
+
+    return sharding
 
 
 def row_sharding(shape: tuple[int, ...], devices: Sequence[jax.Device]) -> Callable:
     """``sharding(leaf) -> NamedSharding`` over ``devices``: a leaf whose last three
     axes are the image's (H, W, 3) ``shape`` split by rows, any other replicated."""
-    mesh = Mesh(np.array(list(devices)), (ROWS,))
-    shape = tuple(shape)
+    return image_layout(Mesh(np.array(list(devices)), (ROWS,)), shape)
 
-    def sharding(leaf) -> NamedSharding:
-        ndim = len(np.shape(leaf))
-        if ndim >= 3 and tuple(np.shape(leaf)[-3:]) == shape:
-            return NamedSharding(mesh, P(*[None] * (ndim - 3), ROWS, None, None))
-        return NamedSharding(mesh, P())
 
-    return sharding
+def rows_per_image(split_image: bool | int, devices: int) -> int:
+    """How many devices each image's rows are split over, of ``devices`` (local)
+    devices: ``True`` all of them, ``False`` (or 1) none, an integer that many."""
+    if split_image is True:
+        return devices
+    if split_image is False or split_image is None:
+        return 1
+    if not isinstance(split_image, Integral) or split_image < 1:
+        raise JaxstyleError(f"split each image over 1 or more devices, not {split_image!r}")
+    if split_image > devices:
+        raise JaxstyleError(
+            f"cannot split an image over {split_image} devices: there are {devices}"
+        )
+    return int(split_image)
 
 
 def keep_split(init: Callable, step: Callable, sharding: Callable) -> tuple[Callable, Callable]:

@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 from jaxstyle.batching import cells_per_device
-from jaxstyle.cells import CellPlan, CellsResult, cell_mesh, join_passes
+from jaxstyle.cells import CellPlan, CellsResult, cell_groups, cell_mesh, join_passes
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
 from jaxstyle.resume import Checkpointing, array_digest, as_json
@@ -185,6 +185,7 @@ def plan_sweep(
     weights: VGG19Weights | str | os.PathLike | None = None,
     mask: ImageLike | Sequence[ImageLike] | None = None,
     devices: Sequence[jax.Device] | None = None,
+    split_image: bool | int = False,
     starts: Sequence[ImageLike] | None = None,
     **settings: Any,
 ) -> SweepPlan:
@@ -204,6 +205,10 @@ def plan_sweep(
         them (an axis).
       preset, weights, mask: as :func:`jaxstyle.stylize`.
       devices: the devices to shard the cells over (default: all, of every process).
+      split_image: also split each cell's image by rows over this many devices
+        (True: all of a process's), the cells sharded over the groups of them:
+        for sweeps of fewer cells than devices, or too large for one device
+        (:mod:`jaxstyle.split_image`).
       starts: one (h, w, 3) image per cell to start from, resized to the output
         (instead of ``init``; a coarse-to-fine pass starts from the last one's).
       **settings: the shared settings, as for :func:`jaxstyle.stylize`.
@@ -217,8 +222,10 @@ def plan_sweep(
         preset=preset,
         mask=mask,
         devices=devices,
+        split_image=split_image,
         **settings,
     )
+    mesh = cell_mesh(devices, split_image)  # checked before anything is loaded
     init, texture = texture_overrides(content, settings.pop("init", None), content_weight)
     content_weight = texture.get("content_weight", content_weight)
     init_label = init if isinstance(init, str) or init is None else "image"
@@ -262,9 +269,10 @@ def plan_sweep(
 
     t = time.perf_counter()
     objective = s.objective(p)
-    mesh = cell_mesh(devices)
     kernels = objective.winograd_kernels(
-        shape, [img.shape[:2] for img in style_imgs], cells_per_device(len(starts), mesh.size)
+        shape,
+        [img.shape[:2] for img in style_imgs],
+        cells_per_device(len(starts), cell_groups(mesh)),
     )
     targets = prepare_targets(
         params, objective, content_img, style_imgs, s, kernels=kernels, mask=mask_weights
@@ -344,7 +352,8 @@ def sweep(
         of them for a :class:`~jaxstyle.live_view.LiveView`).
       **grid: the axes ``content_weight``, ``style_weight``, ``tv_weight``,
         ``style_layer_weights``, ``seed``; ``preset``, ``weights``, ``devices``
-        (to shard the cells over; default all), ``mask`` and the shared settings
+        (to shard the cells over; default all), ``split_image``, ``mask`` and the
+        shared settings
         (``size``, ``steps``, ``optimizer``, ``learning_rate``, layers,
         ``pooling``, ``init``, ``coarse_to_fine``, ...) as for ``stylize``: see
         :func:`plan_sweep`.

@@ -131,6 +131,7 @@ def write_sweep(
         "cells": cells,
         "timings": result.timings,
         "sharded_over": result.devices,
+        "split_image": result.split_image,
         **run_metadata(),
     }
     image_io.write_text_atomic(directory / "sweep.json", json.dumps(summary, indent=1) + "\n")

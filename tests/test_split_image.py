@@ -1,4 +1,6 @@
-"""One image's rows split over 4 host devices (in a subprocess) equal the 1-device run."""
+"""One image's rows split over 4 host devices (in a subprocess) equal the 1-device run;
+a sweep's or batch's cells sharded over 2 groups of 2 devices that split each cell's
+rows equal the cells sharded over the 4 devices."""
 
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ import sys
 import textwrap
 
 import numpy as np
-import pytest
 
 import jaxstyle
 from jaxstyle.cli import main
@@ -73,12 +74,101 @@ def test_rows_split_over_4_devices_equal_one_device(shared_image, tmp_path):
     assert found["adam"]["image"] < 1e-5 and found["adam"]["history"] < 1e-5
     # L-BFGS amplifies rounding at the box edges (see test_sweep's LBFGS_IMAGE_ATOL)
     assert found["lbfgs"]["image"] < 3e-3 and found["lbfgs"]["final"] < 1e-3
-    assert found["estimate"] == [1, 4, True]
+    assert found["estimate"] == [1, 4, 4]
     plain, split = found["temp"]
     assert split < plain / 2  # each device holds a quarter of the rows' activations
     assert found["cli"] == 0
     record = json.loads(out.with_suffix(".json").read_text())
     assert len(record["split_over_devices"]) == 4
+
+
+CELLS_AND_ROWS = textwrap.dedent(
+    """
+    import json, os, sys
+    import jax, numpy as np
+    jax.config.update("jax_compilation_cache_dir", os.environ["JAXSTYLE_CACHE"])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    import jaxstyle
+    from jaxstyle.cli import main
+    from jaxstyle.sweep import plan_sweep
+
+    content, style, manifest, out = sys.argv[1:]
+    found = {}
+
+    def image_specs(tree):
+        return sorted({str(v.sharding.spec) for v in jax.tree.leaves(tree) if v.ndim >= 4})
+
+    # a sweep of 2 cells: over the 4 devices (padded to 4) against 2 x 2 (cells x rows)
+    run = dict(size=64, steps=3, optimizer="adam", style_weight=[1e2, 1e4])
+    plain = jaxstyle.sweep(content, style, **run)
+    plan = plan_sweep(content, style, split_image=2, **run)
+    found["mesh"] = dict(plan.mesh.shape)
+    found["sweep_specs"] = image_specs(plan.advance(plan.init(), 1).carry)
+    split = plan.run()
+    found["sweep"] = {
+        "image": float(np.abs(plain.images - split.images).max()),
+        "history": float(np.abs(split.history["total"] / plain.history["total"] - 1).max()),
+        "split_image": [plain.split_image, split.split_image],
+    }
+    argv = ["sweep", content, style, "-o", out, "--size", "64", "--steps", "3", "-q"]
+    found["cli"] = main([*argv, "--optimizer", "adam", "--style-weight", "1e2,1e4",
+                         "--split-image", "2"])
+
+    # a batch of 2 jobs with L-BFGS: each job's own targets, L-BFGS memory split by rows
+    finals, specs = {}, []
+    for rows in (False, 2):
+        def keep(step, losses, images, outputs, rows=rows):
+            finals[rows] = images
+        jaxstyle.batch(manifest, f"{out}-batch-{rows}", size=64, steps=3, optimizer="lbfgs",
+                       split_image=rows, callback=keep, callback_every=3)
+    found["batch"] = float(np.abs(finals[False] - finals[2]).max())
+    record = json.load(open(f"{out}-batch-2/a.json"))
+    found["batch_record"] = [len(record["sharded_over"]), record["split_image"]]
+    found["errors"] = []
+    for bad in (3, 5):
+        try:
+            plan_sweep(content, style, split_image=bad, **run)
+        except jaxstyle.JaxstyleError as err:
+            found["errors"].append(str(err))
+    plain, rows = (jaxstyle.estimate(64, batch=2, split_image=s) for s in (False, 2))
+    found["estimate"] = [plain.devices, plain.split_image, rows.devices, rows.split_image]
+    json.dump(found, sys.stdout)
+    """
+)
+
+
+def test_cells_over_groups_of_devices_that_split_rows(shared_image, tmp_path):
+    t, s = str(shared_image("tubingen.jpg")), str(shared_image("starry_night.jpg"))
+    manifest = tmp_path / "jobs.jsonl"
+    rows = [
+        {"content": t, "style": s, "output": "a.png"},
+        {"content": t, "style": s, "output": "b.png", "style_weight": 1e4, "seed": 1},
+    ]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "sweep"
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    proc = subprocess.run(
+        [sys.executable, "-c", CELLS_AND_ROWS, t, s, str(manifest), str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert found["mesh"] == {"cells": 2, "rows": 2}
+    # Adam's moments and the image: cells over the groups, rows within each group
+    assert found["sweep_specs"] == ["P('cells', 'rows', None, None)"]
+    assert found["sweep"]["image"] < 1e-5 and found["sweep"]["history"] < 1e-5
+    assert found["sweep"]["split_image"] == [1, 2]
+    assert found["cli"] == 0, proc.stderr[-2000:]
+    assert json.loads((out / "sweep.json").read_text())["split_image"] == 2
+    assert found["batch"] < 3e-3  # L-BFGS: the rounding of the split sums (as above)
+    assert found["batch_record"] == [4, 2]
+    assert "must divide the device count" in found["errors"][0]
+    assert "cannot split an image over 5 devices: there are 4" in found["errors"][1]
+    assert len(found["errors"]) == 2
+    assert found["estimate"] == [4, 1, 4, 2]
 
 
 def test_one_device_is_the_plain_path(shared_image, tmp_path, capsys):
@@ -88,9 +178,13 @@ def test_one_device_is_the_plain_path(shared_image, tmp_path, capsys):
     argv = ["stylize", *pair, "-o", str(out), "--size", "64", "--steps", "3", "--optimizer"]
     assert main([*argv, "adam", "-q", "--split-image"]) == 0
     assert "split_over_devices" not in json.loads(out.with_suffix(".json").read_text())
-    assert main(["estimate", "--size", "64", "--split-image", "--batch", "2"]) == 2
-    assert "goes with batch 1" in capsys.readouterr().err
-    with pytest.raises(jaxstyle.JaxstyleError, match="batch 1"):
-        jaxstyle.estimate(64, batch=2, split_image=True)
-    assert not jaxstyle.estimate(64, split_image=True).split_image
+    assert jaxstyle.estimate(64, split_image=True).split_image == 1
     np.testing.assert_equal(jaxstyle.estimate(64, split_image=True).devices, 1)
+    for command, output in (("stylize", "x.png"), ("sweep", "x")):
+        assert main([command, *pair, "-o", str(tmp_path / output), "--split-image", "2"]) == 2
+        assert "cannot split an image over 2 devices: there are 1" in capsys.readouterr().err
+    assert main(["estimate", "--size", "64", "--split-image", "2", "--batch", "2"]) == 2
+    assert "there are 1" in capsys.readouterr().err
+    assert main(["stylize", *pair, "-o", str(tmp_path / "x.png"), "--split-image", "0"]) == 2
+    assert "over 1 or more devices, not 0" in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "x").exists()
