@@ -43,8 +43,8 @@ def batched(fn: Callable, mesh: Mesh, per_cell_targets: bool = False) -> Callabl
 
     def run_cells(x, args):
         # x: the (N, H, W, 3) images, or a carry holding them
-        image = next(v for v in jax.tree.leaves(x) if v.ndim == 4)
-        sharding = image_layout(mesh, image.shape[1:], MESH_AXIS)
+        images = [v.shape[1:] for v in jax.tree.leaves(x) if v.ndim == 4]
+        sharding = image_layout(mesh, images[0] if images else (), MESH_AXIS)
         out = vmapped(x, args)
         return jax.tree.map(lambda v: jax.lax.with_sharding_constraint(v, sharding(v)), out)
 

@@ -32,14 +32,16 @@ ROWS = "rows"
 def image_layout(mesh: Mesh, shape: tuple[int, ...], cells: str | None = None) -> Callable:
     """``sharding(leaf) -> NamedSharding`` over ``mesh``: a leaf whose last three axes
     are the image's (H, W, 3) ``shape`` is split by rows over the mesh's :data:`ROWS`
-    axis. With ``cells`` (a mesh axis), every leaf has a leading cell axis, sharded
-    over it (a sweep's or batch's cells); otherwise the other leaves are replicated."""
+    axis (if it has one). With ``cells`` (a mesh axis), every leaf has a leading cell
+    axis, sharded over it (a sweep's or batch's cells); otherwise the other leaves are
+    replicated."""
     shape = tuple(shape)
     lead = (cells,) if cells else ()
+    split = ROWS in mesh.axis_names and len(shape) == 3
 
     def sharding(leaf) -> NamedSharding:
         leaf_shape = tuple(getattr(leaf, "shape", np.shape(leaf)))
-        if len(leaf_shape) >= 3 + len(lead) and leaf_shape[-3:] == shape:
+        if split and len(leaf_shape) >= 3 + len(lead) and leaf_shape[-3:] == shape:
             middle = [None] * (len(leaf_shape) - 3 - len(lead))
             return NamedSharding(mesh, P(*lead, *middle, ROWS, None, None))
         return NamedSharding(mesh, P(*lead))
