@@ -15,6 +15,16 @@ import numpy as np
 import jaxstyle
 from jaxstyle.cli import main
 
+
+def on_4_devices(script: str, *argv: str) -> tuple[dict, str]:
+    """Run ``script`` in a process with 4 host devices: (the JSON it printed last, stderr)."""
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    command = [sys.executable, "-c", script, *argv]
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stderr
+
+
 SPLIT = textwrap.dedent(
     """
     import json, os, sys
@@ -58,16 +68,7 @@ SPLIT = textwrap.dedent(
 def test_rows_split_over_4_devices_equal_one_device(shared_image, tmp_path):
     pair = [str(shared_image("tubingen.jpg")), str(shared_image("starry_night.jpg"))]
     out = tmp_path / "split.png"
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
-    proc = subprocess.run(
-        [sys.executable, "-c", SPLIT, *pair, str(out)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    found, _ = on_4_devices(SPLIT, *pair, str(out))
     assert found["devices"] == 4
     assert found["placed"] == [[4, "P('rows', None, None)"]] * 3  # adam, lbfgs, cli
     # Adam: the same steps, summed in another order across devices
@@ -146,22 +147,13 @@ def test_cells_over_groups_of_devices_that_split_rows(shared_image, tmp_path):
     ]
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "sweep"
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
-    proc = subprocess.run(
-        [sys.executable, "-c", CELLS_AND_ROWS, t, s, str(manifest), str(out)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    found, stderr = on_4_devices(CELLS_AND_ROWS, t, s, str(manifest), str(out))
     assert found["mesh"] == {"cells": 2, "rows": 2}
     # Adam's moments and the image: cells over the groups, rows within each group
     assert found["sweep_specs"] == ["P('cells', 'rows', None, None)"]
     assert found["sweep"]["image"] < 1e-5 and found["sweep"]["history"] < 1e-5
     assert found["sweep"]["split_image"] == [1, 2]
-    assert found["cli"] == 0, proc.stderr[-2000:]
+    assert found["cli"] == 0, stderr[-2000:]
     assert json.loads((out / "sweep.json").read_text())["split_image"] == 2
     assert found["batch"] < 3e-3  # L-BFGS: the rounding of the split sums (as above)
     assert found["batch_record"] == [4, 2]
