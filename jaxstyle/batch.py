@@ -342,7 +342,7 @@ def _run_chunk(chunk, params, mesh, out: Path, every: int, driver: str, shown=No
         out / CHECKPOINTS / json_digest(fingerprints), {"jobs": fingerprints}, every
     )
     passes = len(chunk[0].passes)
-    results, previous = [], None
+    results, previous, originals = [], None, []
     for i in range(passes):
         pass_checkpoint = checkpoint.for_pass(i, passes)
         result, originals = _run_pass(

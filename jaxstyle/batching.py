@@ -38,7 +38,8 @@ def batched(fn: Callable, mesh: Mesh, per_cell_targets: bool = False) -> Callabl
     keyed for :mod:`jaxstyle.executables` when ``fn`` is.
     """
     targets_axis = 0 if per_cell_targets else None
-    in_axes = (0, LossArgs(vgg=None, targets=targets_axis, weights=0))
+    # a LossArgs of vmap axes (not arrays) in its fields' places: vgg, targets, weights
+    in_axes = (0, LossArgs._make((None, targets_axis, 0)))
     vmapped = jax.vmap(fn, in_axes=in_axes, axis_name=MESH_AXIS)
 
     def run_cells(x, args):

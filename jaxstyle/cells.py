@@ -24,7 +24,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -140,6 +140,9 @@ def stack_weights(weights: Sequence[LossWeights]) -> LossWeights:
     return jax.tree.map(lambda *w: jnp.stack(w), *weights)
 
 
+_Plan = TypeVar("_Plan", bound="CellPlan")
+
+
 @dataclasses.dataclass
 class CellPlan:
     """N cells ready to run: ``x0`` (padded, H, W, 3) and ``args``, a :class:`LossArgs`
@@ -161,7 +164,7 @@ class CellPlan:
 
     @classmethod
     def create(
-        cls,
+        cls: type[_Plan],
         *,
         params: VGG19Weights,
         objective: Objective,
@@ -175,7 +178,7 @@ class CellPlan:
         kernels: WinogradKernels | None = None,
         timings: dict[str, float] | None = None,
         **fields: Any,
-    ) -> CellPlan:
+    ) -> _Plan:
         """Pad, stack and place the cells' starting images (H, W, 3), loss weights and
         targets (a list of per-cell targets if ``per_cell_targets``, else one shared);
         ``kernels``: the Winograd kernels the run and its targets read (see
@@ -228,7 +231,7 @@ class CellPlan:
         carry (image-shaped leaves split by rows as well)."""
         return _put(tree, image_layout(self.mesh, self.x0.shape[1:], MESH_AXIS))
 
-    def _compiled_init(self) -> Callable:
+    def _compiled_init(self) -> jax.stages.Compiled:
         return compile_once(self._batched(make_init(self.loss_fn, self.config)), self.x0, self.args)
 
     def init(self) -> Carry:
@@ -338,7 +341,7 @@ class CellPlan:
         t = time.perf_counter()
         init = self._compiled_init()
         compile_seconds = time.perf_counter() - t
-        if saved is None:
+        if checkpoint is None or saved is None:
             done, carry, histories = 0, init(self.x0, self.args), []
         else:
             done, carry, histories = self._restore(saved, checkpoint)
@@ -376,7 +379,7 @@ class CellPlan:
                 histories.append(result.history)
                 if checkpoint and 0 < done and (done < self.steps or checkpoint.final):
                     self._save(checkpoint, done, carry, _concat(histories))
-                if stopped() and done < self.steps:
+                if checkpoint and stopped() and done < self.steps:
                     saved_note = (
                         f"saved a checkpoint in {checkpoint.directory}: rerun the same "
                         "command to resume"

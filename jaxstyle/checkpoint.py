@@ -26,7 +26,8 @@ def save_tree(path: Path, tree: Any) -> None:
     from orbax.checkpoint import v1 as ocp
 
     with _ONE_AT_A_TIME:
-        ocp.save(Path(path).absolute(), tree)
+        # orbax annotates the path as an etils epath.Path or a str; it takes any os.PathLike
+        ocp.save(Path(path).absolute(), tree)  # pyrefly: ignore[bad-argument-type]
 
 
 def load_tree(path: Path) -> Any:
@@ -34,4 +35,5 @@ def load_tree(path: Path) -> Any:
     from orbax.checkpoint import v1 as ocp
 
     with _ONE_AT_A_TIME:
-        return ocp.load(Path(path).absolute())
+        # orbax annotates the path as an etils epath.Path or a str; it takes any os.PathLike
+        return ocp.load(Path(path).absolute())  # pyrefly: ignore[bad-argument-type]

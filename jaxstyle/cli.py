@@ -12,8 +12,9 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from jaxstyle.cli_parser import build_parser
 from jaxstyle.errors import Interrupted, JaxstyleError
@@ -71,14 +72,14 @@ class _Inputs:
 
     paths: list[Path]
     content: Path | None
-    styles: list[Path | None]
+    styles: Sequence[Path | None]
     init: str | Path | None
     files: list[Path]  # every input file, for the output checks
     texture: bool = False
     masks: list[Path] = dataclasses.field(default_factory=list)
 
     @property
-    def mask(self) -> Path | list[Path] | None:
+    def mask(self) -> Path | Sequence[Path] | None:
         """The API's ``mask``: one for all styles, or a list of one per style."""
         return self.masks[0] if len(self.masks) == 1 else (self.masks or None)
 
@@ -241,7 +242,7 @@ def _captioned(content, styles: list) -> dict:
     }
 
 
-def _every(hooks: list[tuple[int, Callable]], starts: list[int]) -> dict:
+def _every(hooks: list[tuple[int, Callable]], starts: Sequence[int]) -> dict[str, Any]:
     """``stylize``'s callback options calling each (every, hook) after every
     ``every``-th step of each pass; ``starts``: the steps run before each pass."""
     if not hooks:
@@ -357,9 +358,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             desc="sweep",
             checkpoint=checkpoint,
-            **({"callback": show, "callback_every": args.live_every} if live else {}),
+            callback=show,
+            callback_every=args.live_every if live else 0,
         )
-        if live:
+        if show is not None:
             show(steps, result.final, result.images, finished=True)
     record = {
         "output": str(out),
@@ -404,11 +406,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
             split_image=args.split_image,
             driver=args.driver,
             progress=not args.quiet,
-            **(
-                {"callback": live.batch_callback(), "callback_every": args.live_every}
-                if live
-                else {}
-            ),
+            callback=live.batch_callback() if live else None,
+            callback_every=args.live_every if live else 0,
             **overrides,
         )
         if live:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 PRESERVE_COLORS = ("luminance", "histogram")
 """The values of the ``preserve_colors`` setting (None: the style's colours)."""
@@ -42,12 +43,12 @@ EPS = 1e-5
 """The smallest variance (and covariance eigenvalue) taken: flat images stay finite."""
 
 
-def rgb_to_yiq(image: jax.Array) -> jax.Array:
+def rgb_to_yiq(image: ArrayLike) -> jax.Array:
     """(..., 3) RGB -> (..., 3) YIQ."""
     return jnp.asarray(image, jnp.float32) @ RGB_TO_YIQ.T
 
 
-def yiq_to_rgb(image: jax.Array) -> jax.Array:
+def yiq_to_rgb(image: ArrayLike) -> jax.Array:
     """(..., 3) YIQ -> (..., 3) RGB, not clipped."""
     return jnp.asarray(image, jnp.float32) @ YIQ_TO_RGB.T
 
@@ -57,12 +58,12 @@ def grey(luminance: jax.Array) -> jax.Array:
     return jnp.repeat(jnp.clip(luminance, 0.0, 1.0)[..., None], 3, axis=-1)
 
 
-def luminance_image(image: jax.Array) -> jax.Array:
+def luminance_image(image: ArrayLike) -> jax.Array:
     """(..., H, W, 3) RGB -> its luminance as a grey (..., H, W, 3) RGB image."""
     return grey(rgb_to_yiq(image)[..., 0])
 
 
-def match_luminance(style: jax.Array, content: jax.Array) -> jax.Array:
+def match_luminance(style: ArrayLike, content: ArrayLike) -> jax.Array:
     """The grey (h, w, 3) image of ``style`` (h, w, 3)'s luminance shifted and scaled
     to the mean and standard deviation of ``content`` (H, W, 3)'s luminance."""
     s = rgb_to_yiq(style)[..., 0]
@@ -71,7 +72,7 @@ def match_luminance(style: jax.Array, content: jax.Array) -> jax.Array:
     return grey((s - s.mean()) * scale + c.mean())
 
 
-def match_color_histogram(style: jax.Array, content: jax.Array) -> jax.Array:
+def match_color_histogram(style: ArrayLike, content: ArrayLike) -> jax.Array:
     """``style`` (h, w, 3) recoloured to ``content`` (H, W, 3)'s colour mean and
     covariance: x -> A (x - mu_s) + mu_c with A = S_c^(1/2) S_s^(-1/2), the
     symmetric square roots of the covariances (the image-analogies colour
@@ -98,7 +99,7 @@ def _sqrtm(matrix: jax.Array, power: float) -> jax.Array:
     return vectors @ jnp.diag(values**power) @ vectors.T
 
 
-def with_content_colors(image: jax.Array, content: jax.Array) -> jax.Array:
+def with_content_colors(image: ArrayLike, content: ArrayLike) -> jax.Array:
     """``image`` (..., H, W, 3)'s luminance with ``content`` (H, W, 3)'s chroma
     (YIQ's I and Q), as RGB clipped to [0, 1]."""
     y = rgb_to_yiq(image)[..., :1]

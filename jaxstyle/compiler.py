@@ -23,7 +23,7 @@ import inspect
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import jax
 
@@ -73,7 +73,16 @@ def enable_compilation_cache(
     return directory
 
 
-def jit(fn: Callable, **kwargs: Any) -> Callable:
+class Jitted(Protocol):
+    """What :func:`jit` gives: the jitted function, with its ``lower`` and ``compile``."""
+
+    lower: Callable[..., jax.stages.Lowered]
+    compile: Callable[..., jax.stages.Compiled]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+def jit(fn: Callable, **kwargs: Any) -> Jitted:
     """``jax.jit(fn, **kwargs)`` with :func:`compiler_options`, chosen at the first call
     (so that importing jaxstyle does not start a jax backend), and compiled programs
     kept in :mod:`jaxstyle.executables`' disk cache when that is enabled. Called on
@@ -88,7 +97,7 @@ def jit(fn: Callable, **kwargs: Any) -> Callable:
     programs: dict = {}
 
     @functools.cache
-    def jitted(backend: str | None) -> Callable:
+    def jitted(backend: str | None) -> jax.stages.Wrapped:
         options = None if backend is None else compiler_options(backend)
         return jax.jit(fn, compiler_options=options, **kwargs)
 
@@ -102,7 +111,7 @@ def jit(fn: Callable, **kwargs: Any) -> Callable:
         )
         return dynamic, dynamic_kw, static
 
-    def lower(*args: Any, **kw: Any) -> Any:
+    def lower(*args: Any, **kw: Any) -> jax.stages.Lowered:
         return jitted(None if _traced(args, kw) else jax.default_backend()).lower(*args, **kw)
 
     def compiled(args: tuple, kw: dict, static: tuple, inputs: Any) -> jax.stages.Compiled:
@@ -142,9 +151,10 @@ def jit(fn: Callable, **kwargs: Any) -> Callable:
             return jitted(jax.default_backend())(*args, **kw)
         return compiled(args, kw, static, inputs)(*dynamic, **dynamic_kw)
 
-    call.lower = lower
-    call.compile = compile
-    return call
+    jitted_call = cast(Jitted, call)  # a function takes attributes; typing has no word for it
+    jitted_call.lower = lower
+    jitted_call.compile = compile
+    return jitted_call
 
 
 def _traced(args: tuple, kw: dict) -> bool:

@@ -70,6 +70,8 @@ def write_arrays(path: Path, tree: dict[str, dict]) -> bool:
     an ``.npz`` (no pickles); False if it could not be written."""
     flat = {f"{group}/{name}": np.asarray(a) for group, d in tree.items() for name, a in d.items()}
     buffer = io.BytesIO()
+    # numpy's stub fears a key named allow_pickle among the arrays; each of these holds a "/"
+    # pyrefly: ignore[bad-argument-type]
     np.savez(buffer, **flat)
     return write(path, buffer.getvalue())
 

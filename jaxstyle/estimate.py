@@ -132,11 +132,13 @@ def estimate(
     Returns:
       An :class:`Estimate`. Nothing is optimised and no image is read.
     """
-    if (size is None) == (shape is None):
+    if size is not None and shape is None:
+        shape = (size, size)
+    elif size is not None or shape is None:
         raise JaxstyleError("give either a size or a shape (H, W)")
-    if shape is not None and len(tuple(shape)) != 2:
+    elif len(tuple(shape)) != 2:
         raise JaxstyleError(f"shape must be (H, W), not {shape!r}")
-    height, width = (size, size) if shape is None else tuple(shape)
+    height, width = tuple(shape)
     for name, value in (("size", height), ("size", width), ("batch", batch)):
         if isinstance(value, bool) or not isinstance(value, Integral):
             raise JaxstyleError(f"{name} must be an integer, not {value!r}")
@@ -171,7 +173,7 @@ def estimate(
         leaf.size * leaf.dtype.itemsize
         for name in CONV_NAMES
         if LAYER_INDEX[name] <= LAYER_INDEX[last]
-        for collection in (vgg.params, vgg.transposed, vgg.winograd or {})
+        for collection in (vgg.params, vgg.transposed or {}, vgg.winograd or {})
         for leaf in jax.tree.leaves(collection.get(name))
     )
     peak = sum(sizes.values()) - 2 * sizes["alias"]  # aliased outputs: once

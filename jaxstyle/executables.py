@@ -44,7 +44,7 @@ import threading
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import jax
 
@@ -70,12 +70,21 @@ def prefetch(label: str) -> None:
     _prefetch_after(_previous_key)
 
 
+class _Keyed(Protocol):
+    """A function that :func:`keyed` labelled."""
+
+    program_key: Hashable | None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
 def keyed(fn: Callable, *parts: Hashable) -> Callable:
     """``fn`` labelled with a program key: its module and name and ``parts``, which
     must determine what the function computes (the settings a factory closed over;
     a function among them stands for its own key). Returns ``fn``."""
     keys = [program_key(p) if callable(p) else p for p in parts]
-    fn.program_key = None if None in keys else (fn.__module__, fn.__qualname__, *keys)
+    labelled = cast(_Keyed, fn)  # a function takes attributes; typing has no word for it
+    labelled.program_key = None if None in keys else (fn.__module__, fn.__qualname__, *keys)
     return fn
 
 
@@ -105,6 +114,8 @@ def signature(args: Any) -> Hashable | None:
             return None
         placement = None if sharding is None else _placement(sharding)
         aval = jax.api_util.shaped_abstractify(x)
+        # jax annotates that as giving the AbstractValue base class; it gives a ShapedArray
+        # pyrefly: ignore[missing-attribute]
         avals.append((aval.shape, str(aval.dtype), aval.weak_type, placement))
     return (str(treedef), tuple(avals))
 
@@ -138,10 +149,10 @@ def load_or_compile(
     executable it holds for ``fn``) and jax's persistent cache is bypassed.
     """
     key = _key(program, inputs, options)
-    if key is None:
+    path = None if key is None else disk_cache.entry(key, KIND)
+    if key is None or path is None:
         return compile_fn(fn)
     _follow(key)
-    path = disk_cache.entry(key, KIND)
     compiled = _background.take(path) if _background else _load(path)
     if compiled is None:
         compiled, fresh = _compile_fresh(fn, compile_fn)
@@ -159,6 +170,8 @@ def _follow(key: str) -> None:
     if previous is None or previous == key:
         return
     link = disk_cache.entry(previous, NEXT)
+    if link is None:  # nothing is cached
+        return
     try:
         if link.read_text() == key:
             return
@@ -172,15 +185,18 @@ def _prefetch_after(key: str) -> None:
     :data:`PREFETCH_DEPTH` links on) for deserialising in the background."""
     seen = {key}
     for _ in range(PREFETCH_DEPTH):
+        link = disk_cache.entry(key, NEXT)
+        if link is None:  # nothing is cached
+            return
         try:
-            key = disk_cache.entry(key, NEXT).read_text()
+            key = link.read_text()
         except OSError:
             return
         if key in seen or len(key) != 64:
             return
         seen.add(key)
         path = disk_cache.entry(key, KIND)
-        if path.exists():
+        if path is not None and path.exists():
             _start_background().add(path)
 
 
@@ -247,7 +263,7 @@ def _count_compile_events() -> None:
         if event == "/jax/compilation_cache/cache_hits":
             _events["cache_hits"] += 1
 
-    def on_duration(event: str, duration: float, **kwargs: Any) -> None:
+    def on_duration(event: str, duration_secs: float, **kwargs: Any) -> None:
         if event == BACKEND_COMPILE_EVENT:
             _events["compiles"] += 1
 
@@ -316,7 +332,7 @@ def _environment() -> tuple:
     source = hashlib.sha256()
     for path in sorted(Path(__file__).parent.glob("*.py")):
         source.update(path.name.encode() + b"\0" + path.read_bytes())
-    versions = []
+    versions: list[tuple[str, str | None]] = []
     for name in ("jax", "jaxlib", "flax", "optax", "numpy"):
         try:
             versions.append((name, importlib.metadata.version(name)))

@@ -11,7 +11,7 @@ import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import IO
 
@@ -57,7 +57,7 @@ def _fail(path: Path, reason: object) -> JaxstyleError:
 # ---------------------------------------------------------------- reading
 
 
-def load_image(path: Path) -> np.ndarray:
+def load_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as (H, W, 3) float32 RGB in [0, 1].
 
     EXIF orientation is applied; transparency is composited onto white; 16-bit
@@ -301,7 +301,7 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 @contextlib.contextmanager
-def _atomic_write(path: Path, mode: str) -> Iterator[IO]:
+def _atomic_write(path: Path, mode: str) -> Generator[IO, None, None]:
     """Yield a file that replaces ``path`` when the block succeeds (temp file + fsync + rename).
 
     On any failure the temporary file is removed and ``path`` is left as it was;

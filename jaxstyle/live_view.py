@@ -68,7 +68,7 @@ class LiveView:
     ):
         self._lock = threading.Lock()
         self._inputs = [_png(_thumbnail(image)) for image in (inputs or {}).values()]
-        self._state = {
+        self._state: dict[str, Any] = {
             "title": title,
             "total_steps": total_steps,
             "steps": [],
@@ -97,6 +97,7 @@ class LiveView:
         """The page's address, e.g. ``http://127.0.0.1:8000/``; listening on every
         interface (0.0.0.0 or ::), the machine's host name."""
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET or AF_INET6 server's: (host, port, ...)
         if host in ("0.0.0.0", "::"):
             host = socket.gethostname()
         return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
@@ -193,7 +194,7 @@ class LiveView:
         """The latest image as PNG (None before the first update)."""
         with self._lock:
             version, pixels = self._state["image"], self._pixels
-            if self._png[0] == version:
+            if self._png[0] == version or pixels is None:  # None: no image yet (version 0)
                 return self._png[1] or None
         encoded = _png(pixels)
         with self._lock:
@@ -284,7 +285,7 @@ def _handler(view: LiveView) -> type[http.server.BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *args):  # no line per request on the run's stderr
+        def log_message(self, format: str, *args: Any) -> None:  # no line per request on stderr
             pass
 
     return Handler

@@ -142,7 +142,7 @@ def style_loss(
     normalize: str = "chw",
     reduction: str = "mean",
     masks: Mapping[str, jax.Array] | None = None,
-) -> jax.Array:
+) -> jax.Array | float:
     """Weighted sum over layers of :func:`style_layer_loss`.
 
     Args:
@@ -155,7 +155,7 @@ def style_loss(
         :func:`gram_matrix`), or None: the style is matched where they are 1.
 
     Returns:
-      (...).
+      (...); 0.0 for no layers.
     """
     total = 0.0
     for name, f in features.items():

@@ -21,6 +21,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from jaxstyle import losses
 from jaxstyle.architecture import LAYER_INDEX, deepest, min_side
@@ -111,7 +112,8 @@ class Objective:
     @property
     def layers(self) -> tuple[str, ...]:
         """Every layer the objective reads, in network order."""
-        return tuple(sorted(set(self.content_layers + self.style_layers), key=LAYER_INDEX.get))
+        layers = set(self.content_layers + self.style_layers)
+        return tuple(sorted(layers, key=LAYER_INDEX.__getitem__))
 
     def winograd_kernels(
         self,
@@ -178,7 +180,7 @@ class Targets:
     style: dict
     style_masks: dict | None = None
 
-    def with_style_mask(self, mask: jax.Array | None, layers: Sequence[str]) -> Targets:
+    def with_style_mask(self, mask: ArrayLike | None, layers: Sequence[str]) -> Targets:
         """These targets with the style matched only where ``mask`` (H, W), of the
         output image's shape, is 1 (weights in [0, 1]; None: everywhere), or
         each style (``style`` Grams (S, C, C)) where its own mask of ``mask``
@@ -188,7 +190,7 @@ class Targets:
         )
 
 
-def layer_masks(mask: jax.Array, layers: Sequence[str]) -> dict[str, jax.Array]:
+def layer_masks(mask: ArrayLike, layers: Sequence[str]) -> dict[str, jax.Array]:
     """{layer: (..., h, w)} of (..., H, W) image masks at each layer's feature
     resolution: averaged over the 2x2 windows of every VGG19 pooling before it
     (VALID, as the network pools: an odd last row or column dropped)."""
@@ -234,6 +236,8 @@ def compute_targets(
     """
     if content is not None:
         content_targets = _content_features(params, content, objective)
+    elif content_shape is None:
+        raise JaxstyleError("targets without a content image need the content_shape")
     else:
         shape = jax.ShapeDtypeStruct((*content_shape, 3), jnp.float32)
         abstract = jax.eval_shape(lambda p, x: _content_features(p, x, objective), params, shape)
@@ -332,8 +336,10 @@ def loss_terms(
     }
 
 
-def _mrf_style(acts, targets: Targets, weights: LossWeights, objective: Objective) -> jax.Array:
-    """Σ_l w_l · MRF loss of one image's {layer: (1, h, w, C)} activations."""
+def _mrf_style(
+    acts, targets: Targets, weights: LossWeights, objective: Objective
+) -> jax.Array | float:
+    """Σ_l w_l · MRF loss of one image's {layer: (1, h, w, C)} activations (0 for no layers)."""
     o, masks = objective, targets.style_masks
     return sum(
         w
@@ -348,7 +354,9 @@ def _mrf_style(acts, targets: Targets, weights: LossWeights, objective: Objectiv
     )
 
 
-def _gram_style(acts, targets: Targets, weights: LossWeights, objective: Objective) -> jax.Array:
+def _gram_style(
+    acts, targets: Targets, weights: LossWeights, objective: Objective
+) -> jax.Array | float:
     """Σ_l w_l · E_l of one image's {layer: (1, h, w, C)} activations: the Gram
     loss, each style in its own region where the masks are (S, h, w)."""
     masks = targets.style_masks

@@ -169,6 +169,9 @@ def linesearch_with_terms(
         every_cell_accepts = jax.lax.pmin(accept.astype(jnp.int32), axis_name) > 0
         return jax.lax.cond(every_cell_accepts, take_trial, search_unless_accepted)
 
+    # optax's TransformUpdateExtraArgsFn protocol leaves no room for required keyword-only
+    # extra args, which its own line searches' updates take (value, grad, value_fn) too
+    # pyrefly: ignore[bad-argument-type]
     return optax.GradientTransformationExtraArgs(init, update)
 
 
@@ -221,6 +224,8 @@ def make_step(
         def adam_step(carry, args):
             (value, terms), grad = jax.value_and_grad(loss_fn, has_aux=True)(carry.image, args)
             updates, opt_state = opt.update(grad, carry.opt_state, carry.image)
+            # optax types apply_updates as giving any tree, not the array it is given
+            # pyrefly: ignore[bad-argument-type]
             image = jnp.clip(optax.apply_updates(carry.image, updates), 0.0, 1.0)
             return Carry(image, opt_state), {"total": value, **terms}
 
@@ -240,6 +245,8 @@ def make_step(
             grad=grad,
             loss_fn=lambda x: value_fn(x, args),
         )
+        # optax types apply_updates as giving any tree, not the array it is given
+        # pyrefly: ignore[bad-argument-type]
         return Carry(optax.apply_updates(carry.image, updates), opt_state), {
             "total": value,
             **terms,
@@ -347,7 +354,7 @@ def run(
     *,
     driver: str = "auto",
     chunk: int = 50,
-    on_progress: Callable[[int, dict, Callable[[], jax.Array]], None] | None = None,
+    on_progress: Callable[[int, dict, Callable[[], Carry]], None] | None = None,
     progress_every: int = 0,
     progress_seconds: float = 0.2,
     should_stop: Callable[[], bool] | None = None,

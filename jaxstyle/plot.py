@@ -54,6 +54,7 @@ def plot_losses(curves: Mapping[str, Mapping[str, Sequence[float]]], output: Pat
 
     matplotlib.use("Agg")  # no display needed
     from matplotlib import pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     if not curves:
         raise JaxstyleError("no loss curves to plot")
@@ -71,8 +72,10 @@ def plot_losses(curves: Mapping[str, Mapping[str, Sequence[float]]], output: Pat
         if len(curves) <= MAX_LEGEND:
             axes[0].legend(fontsize=7)
         fig.tight_layout()
-        fig.canvas.draw()
-        pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+        canvas = fig.canvas
+        assert isinstance(canvas, FigureCanvasAgg)  # matplotlib.use("Agg") above
+        canvas.draw()
+        pixels = np.asarray(canvas.buffer_rgba())[..., :3]
     finally:
         plt.close(fig)
     image_io.save_image(Path(output), pixels)

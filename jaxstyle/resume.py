@@ -17,7 +17,7 @@ import re
 import shutil
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +145,7 @@ class Checkpointing:
 
 
 @contextlib.contextmanager
-def stop_requests() -> Iterator[Callable[[], int]]:
+def stop_requests() -> Generator[Callable[[], int], None, None]:
     """Within the block, SIGTERM and SIGINT are recorded instead of ending the process;
     the yielded function returns the first such signal's number (0 while none came).
     With several processes (``jax.distributed``) it is a collective that returns

@@ -25,7 +25,8 @@ def labelled_grid(
 
     def size(text: str) -> tuple[int, int]:
         left, top, right, bottom = measure.textbbox((0, 0), text, font=font)
-        return right - left, bottom - top
+        # PIL types the box as floats (for a fractional xy); from (0, 0) it holds ints
+        return int(right - left), int(bottom - top)
 
     h, w = images.shape[1:3]
     text_h = max(size(label)[1] for label in ["Ag", *col_labels])

@@ -8,7 +8,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from numbers import Integral
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -72,7 +72,7 @@ class Settings:
     coarse_to_fine_steps: tuple[int, ...] | None
 
     @property
-    def passes(self) -> tuple[tuple[int, int], ...]:
+    def passes(self) -> tuple[tuple[int | None, int], ...]:
         """(size, steps) of each pass: the coarse-to-fine ones (``steps`` each
         unless ``coarse_to_fine_steps`` says), then the last, (``size``, ``steps``)."""
         coarse = self.coarse_to_fine_steps or (self.steps,) * len(self.coarse_to_fine)
@@ -89,7 +89,7 @@ class Settings:
         """The steps of every pass together."""
         return self.pass_starts[-1] + self.steps
 
-    def pass_overrides(self, size: int, steps: int) -> dict[str, Any]:
+    def pass_overrides(self, size: int | None, steps: int) -> dict[str, Any]:
         """The overrides that make these settings one pass's (see :attr:`passes`)."""
         return {"size": size, "steps": steps, "coarse_to_fine": None, "coarse_to_fine_steps": None}
 
@@ -128,7 +128,7 @@ class Settings:
 def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings:
     """The preset's defaults with every non-None override applied and checked."""
     p = get_preset(preset)
-    values = dict(
+    values: dict[str, Any] = dict(
         preset=p.name,
         size=None,
         steps=p.steps,
@@ -362,7 +362,8 @@ def prepare_images(
 ) -> Images:
     """Load and resize the content (longest side ``size``) and style images, and
     recolour them as ``settings.preserve_colors`` asks."""
-    styles = list(style) if isinstance(style, (list, tuple)) else [style]
+    # a list or tuple is several images; any other value, one
+    styles = list(style) if isinstance(style, (list, tuple)) else [cast(ImageLike, style)]
     if not styles:
         raise JaxstyleError("at least one style image is needed")
     if content is None and settings.preserve_colors:
@@ -388,6 +389,7 @@ def _recolor(mode: str | None, content: np.ndarray | None, styles: list[np.ndarr
     """The :class:`Images` of a ``preserve_colors`` mode from the resized images."""
     if mode is None:
         return Images(content, styles)
+    assert content is not None, "prepare_images refuses to preserve colours without a content"
     if mode == "histogram":
         return Images(
             content, [np.asarray(colors.match_color_histogram(s, content)) for s in styles]
@@ -417,8 +419,8 @@ def prepare_mask(
     style blend, nor an MRF style loss); None for None."""
     if mask is None:
         return None
-    if not isinstance(mask, (list, tuple)):
-        return _mask_weights(mask, shape)
+    if not isinstance(mask, (list, tuple)):  # one mask, whatever its type
+        return _mask_weights(cast(ImageLike, mask), shape)
     if len(mask) != styles:
         raise JaxstyleError(
             f"{len(mask)} masks given for {styles} style image(s): give one mask, or one per style"
@@ -549,7 +551,7 @@ def stylize(
     load = time.perf_counter() - t
     start = s.init if init_label != "image" else init
 
-    def numbered_from(done):  # a pass's callback, its steps counted from the run's start
+    def numbered_from(done, callback):  # a pass's callback, its steps counted from the run's start
         return lambda step, losses, image: callback(done + step, losses, image)
 
     passes: list[_Pass] = []
@@ -566,7 +568,7 @@ def stylize(
                 mask=mask,
                 driver=driver,
                 progress=progress,
-                callback=numbered_from(done) if callback else None,
+                callback=numbered_from(done, callback) if callback else None,
                 callback_every=callback_every,
                 devices=devices,
             )

@@ -77,7 +77,7 @@ def _axis(name: str, value: Any) -> list:
         if name == "style_layer_weights":
             items = list(value)
             rows = [items] if not items or np.ndim(items[0]) == 0 else items
-            values = [tuple(float(w) for w in row) for row in rows]
+            values: list[Any] = [tuple(float(w) for w in row) for row in rows]
         else:
             values = [float(v) for v in (value if np.ndim(value) else [value])]
     except (TypeError, ValueError):
@@ -148,7 +148,10 @@ class SweepPlan(CellPlan):
             return {"callback": report, "callback_every": callback_every}
 
         if not self.later:
-            return super().run(checkpoint=checkpoint, **shown(self, 0), **options)
+            result = super().run(checkpoint=checkpoint, **shown(self, 0), **options)
+            assert isinstance(result, SweepResult)  # made by SweepPlan.finish
+            return result
+        assert self.replan is not None  # plan_sweep gives one with the later passes
         plan, results, passes = self, [], len(self.later) + 1
         for i in range(passes):
             last = i == passes - 1
@@ -162,7 +165,9 @@ class SweepPlan(CellPlan):
             )
             if not last:
                 plan = self.replan(*self.later[i], results[-1].images)
-        return dataclasses.replace(join_passes(results), settings=self.settings)
+        result = join_passes(results)
+        assert isinstance(result, SweepResult)  # the last pass's plan is a SweepPlan
+        return dataclasses.replace(result, settings=self.settings)
 
     def finish(self, carry, history, timings=None) -> SweepResult:
         """The :class:`SweepResult` (padding dropped); see :meth:`CellPlan.finish`."""
@@ -213,7 +218,7 @@ def plan_sweep(
         (instead of ``init``; a coarse-to-fine pass starts from the last one's).
       **settings: the shared settings, as for :func:`jaxstyle.stylize`.
     """
-    given = dict(  # the arguments, for the later passes' plans
+    given: dict[str, Any] = dict(  # the arguments, for the later passes' plans
         content_weight=content_weight,
         style_weight=style_weight,
         tv_weight=tv_weight,
@@ -260,7 +265,7 @@ def plan_sweep(
     content_img, style_imgs, original = prepare_images(content, style, s)
     shape = output_shape(content_img, style_imgs)
     start = s.init if init_label != "image" else init
-    starts = [
+    x0 = [
         initial_image(start if starts is None else starts[i], content_img, shape, c.seed)
         for i, c in enumerate(resolved)
     ]
@@ -272,7 +277,7 @@ def plan_sweep(
     kernels = objective.winograd_kernels(
         shape,
         [img.shape[:2] for img in style_imgs],
-        cells_per_device(len(starts), cell_groups(mesh)),
+        cells_per_device(len(x0), cell_groups(mesh)),
     )
     targets = prepare_targets(
         params, objective, content_img, style_imgs, s, kernels=kernels, mask=mask_weights
@@ -285,7 +290,7 @@ def plan_sweep(
             "cells": cells,
             "weights": params.name,
             "content": None if content_img is None else array_digest(content_img),
-            "start": [array_digest(x) for x in starts],
+            "start": [array_digest(x) for x in x0],
             "styles": [array_digest(x) for x in style_imgs],
             **({} if original is None else {"original": array_digest(original)}),
             **({} if mask_weights is None else {"mask": array_digest(mask_weights)}),
@@ -296,7 +301,7 @@ def plan_sweep(
         objective=objective,
         config=s.optimizer_config(p),
         steps=s.steps,
-        starts=starts,
+        starts=x0,
         weights=[c.loss_weights() for c in resolved],
         targets=targets,
         mesh=mesh,
@@ -311,7 +316,8 @@ def plan_sweep(
         replan=lambda size, steps, images: plan_sweep(
             content,
             style,
-            **{**given, "weights": params, **whole[0].pass_overrides(size, steps)},
+            **{**given, **whole[0].pass_overrides(size, steps)},
+            weights=params,
             starts=list(images),
         ),
     )

@@ -111,7 +111,7 @@ def write_sweep(
     sheet = contact_sheet(result.images, result.cells, result.axes)
     image_io.save_image(directory / "grid.png", sheet.astype(np.float32) / 255.0)
 
-    cells = [
+    cells: list[dict[str, Any]] = [
         {
             "index": i,
             "file": name,

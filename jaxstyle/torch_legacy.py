@@ -25,10 +25,11 @@ import math
 import pickle
 import struct
 import zipfile
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 import ml_dtypes
 import numpy as np
+from numpy.typing import DTypeLike
 
 from jaxstyle.errors import JaxstyleError
 
@@ -56,12 +57,12 @@ _CORRUPT = (
 class _Storage:
     """A storage named in the pickle; its bytes are attached after unpickling."""
 
-    def __init__(self, dtype: np.dtype, numel: int):
+    def __init__(self, dtype: DTypeLike, numel: int):
         self.dtype = np.dtype(dtype)
         self.numel = numel
         self.data: np.ndarray | None = None
 
-    def attach(self, raw: bytes, byteorder: str = "<") -> None:
+    def attach(self, raw: bytes, byteorder: Literal["<", ">"] = "<") -> None:
         """Use ``raw`` (exactly ``numel`` elements) as this storage's contents."""
         dtype = self.dtype.newbyteorder(byteorder)
         if len(raw) != self.numel * dtype.itemsize:

@@ -384,7 +384,7 @@ def features(
 
     last = deepest(layers)
     if conv_algorithm == "winograd" and params.winograd is not None:
-        needed = winograd_kernels(images.shape[1:3], last, batch * len(images))
+        needed = winograd_kernels((images.shape[1], images.shape[2]), last, batch * len(images))
         _check_prepared(params.winograd, needed)
     model = VGG19(last, pooling, compute_dtype, conv_algorithm, batch)
     x = preprocess(images.astype(jnp.float32), params.preprocessing)
@@ -393,6 +393,9 @@ def features(
         if getattr(params, collection) is not None:
             variables[collection] = getattr(params, collection)
     out = model.apply(variables, x)
+    # flax types apply's result as the output or (output, state) whatever `mutable` is;
+    # without `mutable` it is the output
+    # pyrefly: ignore[bad-index]
     return {name: out[name] for name in layers}
 
 

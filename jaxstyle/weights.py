@@ -184,8 +184,8 @@ def _load(path: Path, stamp: int | None) -> VGG19Weights:
         preprocessing = Preprocessing(
             bgr=bool(pre["bgr"]),
             scale=float(pre["scale"]),
-            mean=tuple(map(float, pre["mean"])),
-            std=tuple(map(float, pre["std"])),
+            mean=_per_channel(pre["mean"]),
+            std=_per_channel(pre["std"]),
         )
         params = _read_params(path / "params")
     except (OSError, ValueError, KeyError, TypeError) as err:
@@ -193,6 +193,13 @@ def _load(path: Path, stamp: int | None) -> VGG19Weights:
     params = {k: {n: np.asarray(v, np.float32) for n, v in params[k].items()} for k in CONV_NAMES}
     _check_params(params)
     return VGG19Weights(params, preprocessing, meta.get("name", path.name))
+
+
+def _per_channel(values: list) -> tuple[float, float, float]:
+    """One float per channel (a ValueError for another count: :func:`jaxstyle.vgg.preprocess`
+    takes three)."""
+    a, b, c = map(float, values)
+    return a, b, c
 
 
 def _read_params(directory: Path) -> dict:

@@ -143,6 +143,7 @@ def _combine(coefficients: np.ndarray, term) -> jax.Array:
             total = t if c > 0 else lax.neg(t)
         else:
             total = lax.add(total, t) if c > 0 else lax.sub(total, t)
+    assert total is not None, "a transform's row has no nonzero coefficient"
     return total
 
 
