@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from jaxstyle.cli_parser import build_parser
-from jaxstyle.errors import Interrupted, JaxstyleError
+from jaxstyle.errors import Interrupted, JaxstyleError, brief
 
 EXIT_USAGE = 2
 EXIT_JOBS_FAILED = 1
@@ -165,6 +165,14 @@ def cmd_stylize(args: argparse.Namespace) -> int:
 
     weights = load_vgg19(args.weights)
     devices = _split_devices(args)
+    record_path = args.output.with_suffix(".json")
+    if not record_path.exists():  # claims the outputs: a rerun may replace what is left
+        unfinished = {  # by a run interrupted or failing before its record is written
+            "output": str(args.output),
+            "status": "unfinished: interrupted, or failed before writing this record",
+            "settings": dataclasses.asdict(settings),
+        }
+        image_io.write_text_atomic(record_path, json.dumps(unfinished, indent=1) + "\n")
     hooks = [(every, save_intermediate)] if every else []
     title = f"jaxstyle stylize {args.output.name}"
     with _live_view(args, title, settings.total_steps, _captioned(content, style_images)) as live:
@@ -197,9 +205,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         **({"split_over_devices": [str(d) for d in devices]} if devices else {}),
         **run_metadata(),
     }
-    image_io.write_text_atomic(
-        args.output.with_suffix(".json"), json.dumps(record, indent=1) + "\n"
-    )
+    image_io.write_text_atomic(record_path, json.dumps(record, indent=1) + "\n")
     f = result.final
     steps = [n for _, n in passes]
     each = steps[0] if len(set(steps)) == 1 else "+".join(map(str, steps))
@@ -534,6 +540,21 @@ def _sigterm_ends_the_command():
         signal.signal(signal.SIGTERM, previous)
 
 
+def _start_jax() -> None:
+    """Import jax and start its backend, a one-line error where the environment
+    (``JAX_PLATFORMS``, a ``JAX_*`` flag) names one that cannot start here."""
+    try:
+        import jax
+
+        jax.devices()
+    except (RuntimeError, ValueError, AssertionError) as err:  # jax raises all three
+        platforms = os.environ.get("JAX_PLATFORMS")
+        raise JaxstyleError(
+            f"cannot start JAX ({brief(err)}); check JAX_PLATFORMS={platforms!r} and the JAX_* "
+            "environment variables"
+        ) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: returns the exit status; user errors print one line."""
     with _sigterm_ends_the_command():
@@ -549,6 +570,7 @@ def _run(argv: list[str] | None) -> int:
             from jaxstyle.cells import initialize_distributed
 
             initialize_distributed()
+        _start_jax()
         from jaxstyle.compiler import enable_compilation_cache
 
         enable_compilation_cache(run_label=f"cli {args.command}")

@@ -24,11 +24,14 @@ class _Parser(argparse.ArgumentParser):
 
 def _csv(kind):
     def parse(text: str):
+        items = [item.strip() for item in text.split(",")]
         try:
-            return tuple(kind(item.strip()) for item in text.split(",") if item.strip())
+            if "" in items:
+                raise ValueError
+            return tuple(kind(item) for item in items)
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"expected a comma-separated list, got {text!r}"
+                f"expected a comma-separated list without empty items, got {text!r}"
             ) from None
 
     return parse
@@ -37,14 +40,14 @@ def _csv(kind):
 def _tuples(kind):
     """``"1,1;0.5,1"`` -> ``((1.0, 1.0), (0.5, 1.0))``: comma lists separated by ``;``."""
     row = _csv(kind)
-    return lambda text: tuple(row(part) for part in text.split(";") if part.strip())
+    return lambda text: tuple(row(part) for part in text.split(";"))
 
 
 def _nonempty(text: str) -> str:
     """A path or keyword argument, refused when empty (``Path("")`` would silently be
     the current directory)."""
     if not text:
-        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+        raise argparse.ArgumentTypeError("expected a value, got an empty string")
     return text
 
 
@@ -214,6 +217,7 @@ def _program_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--preset",
         default=None,
+        type=_nonempty,
         help="jaxstyle (default), jcjohnson, gatys, pytorch-tutorial, tf-tutorial, "
         "cnnmrf (Li & Wand's MRF style loss)",
     )

@@ -16,3 +16,11 @@ class Interrupted(JaxstyleError):
     def __init__(self, message: str, signum: int):
         super().__init__(message)
         self.exit_code = 128 + signum
+
+
+def brief(err: BaseException, limit: int = 200) -> str:
+    """A library error's message for one line of ours: its first clause, whitespace
+    collapsed, TensorStore's ``[tensorstore_spec=...]`` dump dropped, at most ``limit``
+    characters."""
+    text = " ".join(str(err).split("[tensorstore_spec=")[0].split()) or type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

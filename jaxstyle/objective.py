@@ -133,6 +133,28 @@ class Objective:
         return frozenset().union(*(winograd_kernels(s, last, n) for s, n in runs))
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def finite_float32(what: str, value, *, ndim: int = 0) -> np.ndarray:
+    """``value`` as a float32 array of ``ndim`` dimensions, each number finite, >= 0 and
+    within float32's range; a :class:`JaxstyleError` naming ``what`` otherwise."""
+    try:
+        array = np.asarray(value, np.float64)
+    except (TypeError, ValueError):
+        kind = "a number" if ndim == 0 else "numbers"
+        raise JaxstyleError(f"{what} must be {kind}, not {value!r}") from None
+    if array.ndim != ndim:
+        shape = "one number" if ndim == 0 else "a list of numbers"
+        hint = " (jaxstyle.sweep takes a list of values)" if ndim == 0 and array.ndim else ""
+        raise JaxstyleError(f"{what} must be {shape}, not {value!r}{hint}")
+    if not (np.all(np.isfinite(array)) and np.all(array >= 0)):
+        raise JaxstyleError(f"{what} must be finite and >= 0")
+    if np.any(array > FLOAT32_MAX):
+        raise JaxstyleError(f"{what} must be at most {FLOAT32_MAX:.3g} (float32)")
+    return array.astype(np.float32)
+
+
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class LossWeights:
@@ -150,12 +172,13 @@ class LossWeights:
 
     @classmethod
     def create(cls, *, content, style, tv, style_layers) -> LossWeights:
-        """Weights from numbers; negative values are refused."""
-        values = dict(content=content, style=style, tv=tv, style_layers=style_layers)
-        values = {k: np.asarray(v, np.float32) for k, v in values.items()}  # checked on the host
-        for name, value in values.items():
-            if np.any(value < 0) or not np.all(np.isfinite(value)):
-                raise JaxstyleError(f"{name.replace('_', ' ')} weight must be finite and >= 0")
+        """Weights from numbers (``style_layers`` one per style layer); negative,
+        non-finite and float32-overflowing values are refused."""
+        given = dict(content=content, style=style, tv=tv, style_layers=style_layers)
+        values = {}
+        for name, value in given.items():  # checked on the host
+            what = f"{name.replace('_', ' ')} weight{'s' * (name == 'style_layers')}"
+            values[name] = finite_float32(what, value, ndim=1 if name == "style_layers" else 0)
         return cls(**jax.device_put(values))  # jnp.asarray would compile a program per shape
 
 
@@ -257,9 +280,11 @@ def compute_targets(
         per_style = [_weighted_grams(params, style, one, objective) for style in styles]
         grams = {k: jnp.stack([g[k] for g in per_style]) for k in per_style[0]}
         return Targets(content=content_targets, style=grams)
-    blend = [1.0 / len(styles)] * len(styles) if blend is None else list(blend)
+    if blend is None:
+        blend = [1.0 / len(styles)] * len(styles)
+    blend = [float(b) for b in finite_float32("style blend weights", blend, ndim=1)]
     total = sum(blend)
-    if len(blend) != len(styles) or total <= 0 or min(blend) < 0:
+    if len(blend) != len(styles) or total <= 0:
         raise JaxstyleError("style blend weights must be >= 0, sum > 0, one per style image")
     grams: dict = {}
     for style, b in zip(styles, blend, strict=True):

@@ -59,8 +59,8 @@ class OptimizerConfig:
             raise JaxstyleError(
                 f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.name!r}"
             )
-        if not self.learning_rate > 0:
-            raise JaxstyleError("learning rate must be > 0")
+        if not 0 < self.learning_rate <= np.finfo(np.float32).max:
+            raise JaxstyleError(f"learning rate must be finite and > 0, not {self.learning_rate}")
 
     def build(self) -> optax.GradientTransformationExtraArgs:
         if self.name == "adam":

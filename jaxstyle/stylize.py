@@ -24,6 +24,7 @@ from jaxstyle.objective import (
     Objective,
     Targets,
     compute_targets,
+    finite_float32,
     make_loss_fn,
 )
 from jaxstyle.optimize import (
@@ -155,15 +156,18 @@ def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings
     if unknown:
         raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
     values.update({k: v for k, v in overrides.items() if v is not None})
-    values["content_layers"] = tuple(values["content_layers"])
-    values["style_layers"] = tuple(values["style_layers"])
+    for name in ("content_layers", "style_layers"):  # a list, or "relu1_1,relu2_1"
+        layers = values[name]
+        values[name] = tuple(layers.split(",") if isinstance(layers, str) else layers)
     if values["style_layer_weights"] is None:
         same_layers = values["style_layers"] == p.style_layers
         n = len(values["style_layers"])
         values["style_layer_weights"] = p.style_layer_weights if same_layers else (1.0,) * n
-    values["style_layer_weights"] = tuple(float(w) for w in values["style_layer_weights"])
-    if values["style_blend"] is not None:
-        values["style_blend"] = tuple(float(b) for b in values["style_blend"])
+    for name in ("style_layer_weights", "style_blend"):
+        if values[name] is not None:
+            what = "style layer weights" if name == "style_layer_weights" else "style blend weights"
+            numbers = finite_float32(what, values[name], ndim=1)
+            values[name] = tuple(float(w) for w in numbers)
     if isinstance(values["coarse_to_fine"], str):
         sizes = auto_coarse_to_fine(values["coarse_to_fine"], values["size"])
         steps = values["coarse_to_fine_steps"]

@@ -31,7 +31,7 @@ import numpy as np
 
 from jaxstyle import checkpoint, disk_cache
 from jaxstyle.architecture import CONV_NAMES, CONV_SHAPES
-from jaxstyle.errors import JaxstyleError
+from jaxstyle.errors import JaxstyleError, brief
 from jaxstyle.torch_legacy import load_legacy
 
 ENV_VAR = "JAXSTYLE_WEIGHTS"
@@ -189,7 +189,8 @@ def _load(path: Path, stamp: int | None) -> VGG19Weights:
         )
         params = _read_params(path / "params")
     except (OSError, ValueError, KeyError, TypeError) as err:
-        raise JaxstyleError(f"{path} is not a readable jaxstyle weight set ({err})") from None
+        reason = brief(err)
+        raise JaxstyleError(f"{path} is not a readable jaxstyle weight set ({reason})") from None
     params = {k: {n: np.asarray(v, np.float32) for n, v in params[k].items()} for k in CONV_NAMES}
     _check_params(params)
     return VGG19Weights(params, preprocessing, meta.get("name", path.name))

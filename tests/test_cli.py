@@ -157,8 +157,14 @@ def bad_cases(pair, tmp_path):
         "bad number": ([*pair, *ok, "--size", "big"], "size"),
         "bad compute dtype": ([*pair, *ok, "--compute-dtype", "float16"], "compute-dtype"),
         "bad conv algorithm": ([*pair, *ok, "--conv-algorithm", "fft"], "conv-algorithm"),
-        "no style layers": ([*pair, *ok, "--style-layers", ","], "no style layers"),
-        "no content layers": ([*pair, *ok, "--content-layers", ","], "no content layers"),
+        "no style layers": ([*pair, *ok, "--style-layers", ","], "without empty items"),
+        "no content layers": ([*pair, *ok, "--content-layers", ","], "without empty items"),
+        "empty list item": ([*pair, *ok, "--style-layer-weights", "1,,1"], "empty items"),
+        "empty preset": ([*pair, *ok, "--preset", ""], "empty string"),
+        "NaN style blend": ([*pair, pair[1], *ok, "--style-blend", "1,nan"], "finite"),
+        "infinite style blend": ([*pair, pair[1], *ok, "--style-blend", "1,inf"], "finite"),
+        "infinite learning rate": ([*pair, *ok, "--lr", "inf"], "learning rate"),
+        "weight beyond float32": ([*pair, *ok, "--style-weight", "1e39"], "float32"),
         "image too thin": ([thin, pair[1], *ok], "content image is 64x1 px"),
         "style scaled too small": ([*pair, *ok, "--style-scale", "0.2"], "relu5_1 needs"),
         "seed beyond 64 bits": ([*pair, *ok, "--init", "noise", "--seed", "9" * 20], "seed"),
@@ -189,6 +195,12 @@ def bad_cases(pair, tmp_path):
         "bad conv algorithm",
         "no style layers",
         "no content layers",
+        "empty list item",
+        "empty preset",
+        "NaN style blend",
+        "infinite style blend",
+        "infinite learning rate",
+        "weight beyond float32",
         "image too thin",
         "style scaled too small",
         "seed beyond 64 bits",
@@ -208,7 +220,8 @@ def test_bad_input_is_one_line_and_exit_2(pair, tmp_path, capsys, case):
 
 def test_sigterm_ends_stylize_with_one_line_and_no_output(pair, tmp_path):
     """SIGTERM mid-run (after the first intermediate image): exit 143 and one line,
-    as SIGINT gets; the output is not written."""
+    as SIGINT gets; the output is not written, and the record says the run is
+    unfinished, so that the same command may replace the intermediate images it left."""
     out = tmp_path / "out.png"
     command = [sys.executable, "-m", "jaxstyle", "stylize", *pair, "-o", str(out)]
     command += [*SMALL[:2], "--steps", "100000", "--optimizer", "adam", "--save-every", "1", "-q"]
@@ -222,7 +235,10 @@ def test_sigterm_ends_stylize_with_one_line_and_no_output(pair, tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
     assert err.strip() == "jaxstyle: terminated (SIGTERM)"
-    assert not out.exists() and not out.with_suffix(".json").exists()
+    assert not out.exists()
+    assert json.loads(out.with_suffix(".json").read_text())["status"].startswith("unfinished")
+    assert stylize(*pair, "-o", out, *SMALL, "--save-every", "1") == 0  # the same command
+    assert "status" not in json.loads(out.with_suffix(".json").read_text())
 
 
 def test_installed_command_prints_no_traceback(tmp_path):
@@ -245,6 +261,17 @@ def test_installed_command_prints_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
     assert "missing.jpg" in proc.stderr
+
+
+@pytest.mark.parametrize("platform", ["tpu", "cuda"])
+def test_a_backend_that_cannot_start_is_one_line(platform):
+    """JAX_PLATFORMS copied from another machine: one line naming it, exit status 2."""
+    env = {**os.environ, "JAX_PLATFORMS": platform}
+    command = [sys.executable, "-m", "jaxstyle", "presets"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+    assert "cannot start JAX" in proc.stderr and f"JAX_PLATFORMS='{platform}'" in proc.stderr
 
 
 def test_presets_lists_each_with_its_source(capsys):

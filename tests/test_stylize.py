@@ -191,3 +191,29 @@ def test_coarse_to_fine_auto_halves_the_size_down_to_256(size, sizes):
 def test_coarse_to_fine_auto_refuses(settings, message):
     with pytest.raises(jaxstyle.JaxstyleError, match=message):
         resolve_settings(**settings)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"style_weight": [1, 2]}, "style weight must be one number, not [1, 2] (jaxstyle.sweep"),
+        ({"tv_weight": [1.0]}, "tv weight must be one number"),
+        ({"style_weight": "big"}, "style weight must be a number, not 'big'"),
+        ({"content_weight": 1e39}, "content weight must be at most 3.4e+38 (float32)"),
+        ({"style_layer_weights": "1,1"}, "style layer weights must be numbers, not '1,1'"),
+        ({"style_blend": [1, float("nan")]}, "style blend weights must be finite and >= 0"),
+        ({"style_blend": [1, float("inf")]}, "style blend weights must be finite and >= 0"),
+        ({"learning_rate": float("inf")}, "learning rate must be finite and > 0"),
+    ],
+)
+def test_settings_of_the_wrong_kind_are_named(overrides, message):
+    """The Python API names the argument, rather than failing deep inside JAX."""
+    with pytest.raises(jaxstyle.JaxstyleError) as err:
+        resolve_settings("jaxstyle", **overrides)
+    assert message in str(err.value)
+
+
+def test_layers_as_a_comma_string():
+    s = resolve_settings("jaxstyle", style_layers="relu1_1,relu2_1", content_layers="relu4_2")
+    assert s.style_layers == ("relu1_1", "relu2_1") and s.content_layers == ("relu4_2",)
+    assert s.style_layer_weights == (1.0, 1.0)
