@@ -47,7 +47,7 @@ from jaxstyle.optimize import (
     to_host,
 )
 from jaxstyle.resume import Checkpointing, stop_requests
-from jaxstyle.split_image import ROWS, image_layout, rows_per_image
+from jaxstyle.split_image import ROWS, check_devices, image_layout, rows_per_image
 from jaxstyle.vgg import WinogradKernels, prepare_weights
 from jaxstyle.weights import VGG19Weights
 
@@ -89,7 +89,7 @@ def cell_mesh(devices: Sequence[jax.Device] | None = None, split_image: bool | i
     :data:`~jaxstyle.split_image.ROWS` splits each cell's image by rows over
     :func:`~jaxstyle.split_image.rows_per_image` (``split_image``) consecutive
     devices of one process: (devices / rows, rows)."""
-    devices = list(devices or jax.devices())
+    devices = check_devices(devices or jax.devices())
     local = [d for d in devices if d.process_index == jax.process_index()]
     rows = rows_per_image(split_image, len(local) or len(devices))
     if len(devices) % rows:

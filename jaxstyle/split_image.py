@@ -71,6 +71,13 @@ def rows_per_image(split_image: bool | int, devices: int) -> int:
     return int(split_image)
 
 
+def check_devices(devices: Sequence[Any]) -> list[jax.Device]:
+    """``devices`` as a list, refused unless each is a ``jax.Device`` (``jax.devices()``)."""
+    if isinstance(devices, (str, bytes)) or not all(isinstance(d, jax.Device) for d in devices):
+        raise JaxstyleError(f"devices must be jax.Device objects (jax.devices()), not {devices!r}")
+    return list(devices)
+
+
 def keep_split(init: Callable, step: Callable, sharding: Callable) -> tuple[Callable, Callable]:
     """``init(image, args) -> carry`` and ``step(carry, args) -> (carry, record)``
     whose carries are laid out by ``sharding`` (:func:`row_sharding`), so that a

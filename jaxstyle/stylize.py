@@ -36,7 +36,7 @@ from jaxstyle.optimize import (
     run,
 )
 from jaxstyle.presets import DEFAULT_PRESET, Preset, get_preset
-from jaxstyle.split_image import split_rows
+from jaxstyle.split_image import check_devices, split_rows
 from jaxstyle.vgg import WinogradKernels, choose_conv_algorithm, prepare_weights
 from jaxstyle.weights import VGG19Weights, load_vgg19
 
@@ -550,6 +550,7 @@ def stylize(
     settings.update(texture)
     init_label = init if isinstance(init, str) or init is None else "image"
     s = resolve_settings(preset, init=init_label, **settings)
+    devices = None if devices is None else check_devices(devices)
     t = time.perf_counter()
     params = weights if isinstance(weights, VGG19Weights) else load_vgg19(weights)
     load = time.perf_counter() - t

@@ -438,6 +438,8 @@ def vgg_features(
     layers = check_layers(layers)
     dtype = check_compute_dtype(compute_dtype)
     images = jnp.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise JaxstyleError(f"images must be (N, H, W, 3), not {images.shape} (add a batch axis)")
     algorithm = choose_conv_algorithm(conv_algorithm, dtype, max(images.shape[1:3]))
     out = features(params, images, layers, pooling, dtype, algorithm)
     # jit returns dicts with sorted keys

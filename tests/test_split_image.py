@@ -11,6 +11,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 import jaxstyle
 from jaxstyle.cli import main
@@ -180,3 +181,14 @@ def test_one_device_is_the_plain_path(shared_image, tmp_path, capsys):
     assert main(["stylize", *pair, "-o", str(tmp_path / "x.png"), "--split-image", "0"]) == 2
     assert "over 1 or more devices, not 0" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists() and not (tmp_path / "x").exists()
+
+
+def test_devices_that_are_not_devices_are_named(shared_image):
+    pair = [str(shared_image("tubingen.jpg")), str(shared_image("starry_night.jpg"))]
+    for devices in ("cpu", [0, 1]):
+        with pytest.raises(jaxstyle.JaxstyleError, match="devices must be jax.Device objects"):
+            jaxstyle.stylize(*pair, size=32, steps=1, devices=devices)
+        with pytest.raises(jaxstyle.JaxstyleError, match="devices must be jax.Device objects"):
+            jaxstyle.sweep(*pair, size=32, steps=1, style_weight=[1, 2], devices=devices)
+    with pytest.raises(jaxstyle.JaxstyleError, match=r"must be \(N, H, W, 3\)"):
+        jaxstyle.vgg_features(jaxstyle.load_vgg19(), np.zeros((32, 32, 3)), ["relu1_1"])
