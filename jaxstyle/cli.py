@@ -219,6 +219,9 @@ def cmd_stylize(args: argparse.Namespace) -> int:
 
 
 def _check_live(args: argparse.Namespace) -> None:
+    if args.live_every is not None and args.live is None:
+        raise JaxstyleError("--live-every goes with --live [HOST:]PORT (the page it updates)")
+    args.live_every = 10 if args.live_every is None else args.live_every
     if args.live_every < 1:
         raise JaxstyleError("--live-every must be >= 1")
     if args.live is not None and getattr(args, "distributed", False):

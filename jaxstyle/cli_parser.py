@@ -91,7 +91,7 @@ def _live_arguments(p: argparse.ArgumentParser, *, what: str) -> None:
     p.add_argument(
         "--live-every",
         type=int,
-        default=10,
+        default=None,
         metavar="N",
         help="update the --live page every N steps (default 10)",
     )

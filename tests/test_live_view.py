@@ -178,6 +178,7 @@ def test_cli_live_serves_while_it_runs(shared_image, tmp_path, capsys, monkeypat
     [
         (["--live", "nowhere"], "expected [HOST:]PORT"),
         (["--live", "0", "--live-every", "0"], "--live-every must be >= 1"),
+        (["--live-every", "5"], "--live-every goes with --live"),
     ],
 )
 def test_cli_live_bad_input_is_one_line(shared_image, tmp_path, capsys, extra, message):
