@@ -218,6 +218,19 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_learning_rate(args: argparse.Namespace) -> None:
+    """``--lr`` sets Adam's step: refused where the run's optimiser is L-BFGS."""
+    if getattr(args, "learning_rate", None) is None:
+        return
+    from jaxstyle.presets import DEFAULT_PRESET, get_preset
+
+    if (args.optimizer or get_preset(args.preset or DEFAULT_PRESET).optimizer) == "lbfgs":
+        raise JaxstyleError(
+            "--lr is Adam's step size; L-BFGS takes none (its line search picks the step): "
+            "add --optimizer adam or drop --lr"
+        )
+
+
 def _check_live(args: argparse.Namespace) -> None:
     if args.live_every is not None and args.live is None:
         raise JaxstyleError("--live-every goes with --live [HOST:]PORT (the page it updates)")
@@ -569,6 +582,7 @@ def _run(argv: list[str] | None) -> int:
         args = build_parser().parse_args(argv)
         if hasattr(args, "live"):
             _check_live(args)  # before --distributed joins the other processes
+        _check_learning_rate(args)
         if getattr(args, "distributed", False):
             from jaxstyle.cells import initialize_distributed
 

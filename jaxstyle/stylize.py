@@ -341,7 +341,9 @@ def texture_overrides(
         return init, {}
     if content_weight is not None:
         raise JaxstyleError("content weight cannot be set without a content image")
-    return ("noise" if init in (None, "content") else init), {"content_weight": 0.0}
+    if isinstance(init, str) and init == "content":
+        raise JaxstyleError("init 'content' needs a content image (a texture starts from noise)")
+    return ("noise" if init is None else init), {"content_weight": 0.0}
 
 
 def output_shape(content: np.ndarray | None, styles: Sequence[np.ndarray]) -> tuple[int, int]:
