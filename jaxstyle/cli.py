@@ -210,9 +210,10 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     steps = [n for _, n in passes]
     each = steps[0] if len(set(steps)) == 1 else "+".join(map(str, steps))
     run = f"{len(steps)} passes of {each} steps" if len(steps) > 1 else f"{each} steps"
+    if sum(steps):  # no rate without a step
+        run += f", {result.timings['ms_per_step']:.0f} ms/step"
     print(
-        f"wrote {args.output} ({result.image.shape[1]}x{result.image.shape[0]}, {run}, "
-        f"{result.timings['ms_per_step']:.0f} ms/step; "
+        f"wrote {args.output} ({result.image.shape[1]}x{result.image.shape[0]}, {run}; "
         f"losses: content {f['content']:.4g}, style {f['style']:.4g}, tv {f['tv']:.4g})"
     )
     return 0
