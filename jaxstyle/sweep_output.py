@@ -104,13 +104,14 @@ def write_sweep(
     files = cell_files(result.cells, result.axes)
     if not overwrite:
         refuse_existing(directory, result.cells, result.axes)
-    for i in result.local:
-        image_io.save_image(directory / files[i], result.images[i])
+    writes: list[tuple[Path, np.ndarray | str]] = [
+        (directory / files[i], result.images[i]) for i in result.local
+    ]
     if jax.process_index() != 0:
-        return [directory / files[i] for i in result.local]
+        _write_all(writes)
+        return [path for path, _ in writes]
     sheet = contact_sheet(result.images, result.cells, result.axes)
-    image_io.save_image(directory / "grid.png", sheet.astype(np.float32) / 255.0)
-
+    writes.append((directory / "grid.png", sheet.astype(np.float32) / 255.0))
     cells: list[dict[str, Any]] = [
         {
             "index": i,
@@ -134,7 +135,7 @@ def write_sweep(
         "split_image": result.split_image,
         **run_metadata(),
     }
-    image_io.write_text_atomic(directory / "sweep.json", json.dumps(summary, indent=1) + "\n")
+    writes.append((directory / "sweep.json", json.dumps(summary, indent=1) + "\n"))
 
     table = io.StringIO()
     writer = csv.writer(table, lineterminator="\n")
@@ -142,5 +143,27 @@ def write_sweep(
     for cell in cells:
         values = [format_value(v) if isinstance(v, tuple) else v for v in map(cell.get, AXES)]
         writer.writerow([cell["index"], cell["file"], *values, *map(cell["final"].get, LOSSES)])
-    image_io.write_text_atomic(directory / "sweep.csv", table.getvalue())
+    writes.append((directory / "sweep.csv", table.getvalue()))
+    _write_all(writes)
     return [directory / name for name in (*files, *SUMMARY_FILES)]
+
+
+def _write_all(writes: list[tuple[Path, np.ndarray | str]]) -> None:
+    """Write each (path, image (H, W, 3) or text). If one fails, the files this call
+    created are removed before the error is raised, so that the same sweep can run
+    again rather than be refused by its own partial outputs."""
+    created: list[Path] = []
+    try:
+        for path, content in writes:
+            if not path.exists():
+                created.append(path)
+            if isinstance(content, str):
+                image_io.write_text_atomic(path, content)
+            else:
+                image_io.save_image(path, content)
+    except JaxstyleError as err:
+        for path in created:
+            path.unlink(missing_ok=True)
+        raise JaxstyleError(
+            f"{err} (the files this sweep had created are removed: the same command can run again)"
+        ) from None

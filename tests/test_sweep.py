@@ -251,6 +251,29 @@ def test_write_sweep_files_grid_json_csv(adam_grid, tmp_path):
     assert [row["file"] for row in csv.DictReader((out / "sweep.csv").open())] == files
 
 
+def test_a_failed_write_leaves_no_partial_sweep(adam_grid, tmp_path, monkeypatch):
+    """A write failing midway (a full disk) removes the files it had created, so that
+    the same sweep can be written again instead of being refused by its own files."""
+    r, out = adam_grid, tmp_path / "sweep"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's")
+    save = jaxstyle.images.save_image
+    calls = []
+
+    def failing(path, image):
+        calls.append(path)
+        if len(calls) == 2:
+            raise jaxstyle.JaxstyleError(f"cannot write {path}: No space left on device")
+        return save(path, image)
+
+    monkeypatch.setattr(jaxstyle.images, "save_image", failing)
+    with pytest.raises(jaxstyle.JaxstyleError, match="No space left.*can run again"):
+        jaxstyle.write_sweep(r, out)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    monkeypatch.undo()
+    assert len(jaxstyle.write_sweep(r, out)) == len(r.cells) + 3
+
+
 def test_cli_sweep_writes_a_directory(pair, tmp_path, capsys):
     out = tmp_path / "new" / "grid"
     args = ["--size", "64", "--steps", "3", "--optimizer", "adam", "-q", "--init", "noise"]
