@@ -553,6 +553,8 @@ def stylize(
     init_label = init if isinstance(init, str) or init is None else "image"
     s = resolve_settings(preset, init=init_label, **settings)
     devices = None if devices is None else check_devices(devices)
+    if callback_every < 0:
+        raise JaxstyleError(f"callback_every must be >= 0 steps, not {callback_every}")
     t = time.perf_counter()
     params = weights if isinstance(weights, VGG19Weights) else load_vgg19(weights)
     load = time.perf_counter() - t

@@ -371,6 +371,11 @@ def sweep(
       >>> r = sweep(photo, painting, content_weight=[1, 5], style_weight=[1e2, 1e3])
       >>> r.cells[1]["style_weight"], r.images.shape  # (1000.0, (4, H, W, 3))
     """
+    if checkpoint_every < 0 or callback_every < 0:
+        raise JaxstyleError("checkpoint_every and callback_every must be >= 0 steps")
+    if checkpoint_dir is not None and Path(checkpoint_dir).exists():
+        if not Path(checkpoint_dir).is_dir():
+            raise JaxstyleError(f"checkpoint directory {checkpoint_dir} is a file")
     plan = plan_sweep(content, style, **grid)
     checkpoint = plan.checkpointing(checkpoint_dir, checkpoint_every) if checkpoint_dir else None
     return plan.run(

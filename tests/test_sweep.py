@@ -346,6 +346,12 @@ def test_api_errors(vgg_weights, pair):
         jaxstyle.sweep(*pair, weights=vgg_weights, tv_weight=[0.0, -1e-3])
     with pytest.raises(jaxstyle.JaxstyleError, match="integers"):
         jaxstyle.sweep(*pair, weights=vgg_weights, seed=[0, 1.5])
+    with pytest.raises(jaxstyle.JaxstyleError, match="must be >= 0 steps"):
+        jaxstyle.sweep(*pair, weights=vgg_weights, style_weight=[1, 2], checkpoint_every=-3)
+    with pytest.raises(jaxstyle.JaxstyleError, match="is a file"):
+        jaxstyle.sweep(*pair, weights=vgg_weights, checkpoint_dir=pair[0], checkpoint_every=1)
+    with pytest.raises(jaxstyle.JaxstyleError, match="callback_every must be >= 0"):
+        jaxstyle.stylize(*pair, weights=vgg_weights, callback=print, callback_every=-1)
 
 
 SHARDED = textwrap.dedent(
