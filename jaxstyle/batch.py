@@ -42,6 +42,7 @@ from jaxstyle.manifest import Job, RowError, read_manifest
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
 from jaxstyle.resume import (
     CHECKPOINTS,
+    STEP,
     Checkpointing,
     array_digest,
     as_json,
@@ -184,23 +185,27 @@ def batch(
     failed.sort()
 
     buckets = _buckets(ready)
+    chunks = [
+        items[start : start + batch_size]
+        for items in buckets.values()
+        for start in range(0, len(items), batch_size)
+    ]
+    _refuse_other_checkpoints(out / CHECKPOINTS, chunks)
     written: list[Path] = []
     timings = {"compile": 0.0, "optimize": 0.0}
     bar = progress_bar(progress, total=len(ready), desc="batch", unit="job")
     steps_run = 0
     with bar:
-        for items in buckets.values():
-            for start in range(0, len(items), batch_size):
-                chunk = items[start : start + batch_size]
-                shown = _shown(callback, callback_every, steps_run, chunk)
-                result = _run_chunk(chunk, params, mesh, out, checkpoint_every, driver, shown)
-                steps_run += chunk[0].settings.total_steps
-                for i in result.local:  # with jax.distributed: this process's jobs
-                    _write(chunk[i], result, i, params)
-                    written.append(chunk[i].output)
-                timings["compile"] += result.timings["compile"]
-                timings["optimize"] += result.timings["optimize"]
-                bar.update(len(chunk))
+        for chunk in chunks:
+            shown = _shown(callback, callback_every, steps_run, chunk)
+            result = _run_chunk(chunk, params, mesh, out, checkpoint_every, driver, shown)
+            steps_run += chunk[0].settings.total_steps
+            for i in result.local:  # with jax.distributed: this process's jobs
+                _write(chunk[i], result, i, params)
+                written.append(chunk[i].output)
+            timings["compile"] += result.timings["compile"]
+            timings["optimize"] += result.timings["optimize"]
+            bar.update(len(chunk))
     if (out / CHECKPOINTS).is_dir():
         shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)  # every chunk finished
     summary = [
@@ -240,6 +245,25 @@ def _buckets(ready: list[_Ready]) -> dict[tuple, list[_Ready]]:
     for item in ready:
         buckets.setdefault((item.programs, item.mask), []).append(item)
     return buckets
+
+
+def _chunk_key(chunk: list[_Ready]) -> str:
+    """The name of a chunk's checkpoint directory: a digest of its jobs' fingerprints."""
+    return json_digest([item.fingerprint for item in chunk])
+
+
+def _refuse_other_checkpoints(root: Path, chunks: list[list[_Ready]]) -> None:
+    """Refuse to run while ``root`` holds the saved state of a chunk that this run
+    does not run (other settings, rows, inputs or batch size): it would be deleted."""
+    if not root.is_dir():
+        return
+    mine = {_chunk_key(chunk) for chunk in chunks}
+    for path in root.iterdir():
+        if path.name not in mine and any(STEP.match(p.name) for p in path.rglob("step_*")):
+            raise JaxstyleError(
+                f"checkpoint {root} was written by a run with other settings, jobs or "
+                "batch size; rerun with those, or delete the checkpoint directory to start over"
+            )
 
 
 def _check(job: Job, out: Path, preset: str, shared: dict, params: VGG19Weights) -> _Ready:
@@ -338,9 +362,7 @@ def _run_chunk(chunk, params, mesh, out: Path, every: int, driver: str, shown=No
     before (a finished pass's last state kept, as in a sweep); ``shown`` as made
     by :func:`_shown`."""
     fingerprints = [item.fingerprint for item in chunk]
-    checkpoint = Checkpointing(
-        out / CHECKPOINTS / json_digest(fingerprints), {"jobs": fingerprints}, every
-    )
+    checkpoint = Checkpointing(out / CHECKPOINTS / _chunk_key(chunk), {"jobs": fingerprints}, every)
     passes = len(chunk[0].passes)
     results, previous, originals = [], None, []
     for i in range(passes):

@@ -30,7 +30,8 @@ from jaxstyle.images import write_text_atomic
 CHECKPOINTS = ".jaxstyle-checkpoint"
 """The checkpoint directory inside a sweep's or batch's output directory."""
 
-_STEP = re.compile(r"^step_(\d{8})$")
+STEP = re.compile(r"^step_(\d{8})$")
+"""The name of a complete checkpoint's directory (Orbax renames it to that when done)."""
 
 
 def array_digest(array: Any) -> str:
@@ -113,7 +114,7 @@ class Checkpointing:
     def _steps(self) -> list[Path]:
         if not self.directory.is_dir():
             return []
-        return sorted(p for p in self.directory.iterdir() if _STEP.match(p.name) and p.is_dir())
+        return sorted(p for p in self.directory.iterdir() if STEP.match(p.name) and p.is_dir())
 
     def load(self) -> Any | None:
         """The newest saved tree (NumPy leaves), or None if there is none; refuses a

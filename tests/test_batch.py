@@ -22,6 +22,7 @@ from jaxstyle.batch import _buckets, _check
 from jaxstyle.cli import main
 from jaxstyle.images import to_uint8
 from jaxstyle.manifest import Job, read_manifest
+from jaxstyle.resume import CHECKPOINTS
 
 SETTINGS = dict(steps=3, optimizer="adam")
 
@@ -147,6 +148,36 @@ def test_cli_batch_buckets_equal_solo_runs_skip_bad_rows_and_resume(
     assert [p.name for p in report.written] == ["a.png", "b.png"] and not report.failed
     for name in ("a.png", "b.png"):
         assert (again / name).read_bytes() == (out / name).read_bytes()
+
+
+def test_rerun_with_other_settings_keeps_an_interrupted_chunks_checkpoint(
+    vgg_weights, images, tmp_path, capsys, monkeypatch, sigterm_after
+):
+    """Other steps, or an edited row: refused before any optimisation, the checkpoint
+    left as it was (not recomputed from scratch and deleted)."""
+    t, s = str(images["tubingen"]), str(images["starry_night"])
+    manifest = tmp_path / "jobs.jsonl"
+    rows = [{"content": t, "style": s, "output": "a.png"}]
+    rows.append({"content": t, "style": s, "output": "b.png", "style_weight": 1000})
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    with monkeypatch.context() as patch:
+        patch.setattr(cells, "stop_requests", lambda: sigterm_after(2))
+        with pytest.raises(jaxstyle.JaxstyleError, match="interrupted at step 2 of 3"):
+            jaxstyle.batch(manifest, out, weights=vgg_weights, size=32, **SETTINGS)
+    ck = out / CHECKPOINTS
+    saved = sorted(ck.rglob("*"))
+    args = ["batch", str(manifest), "-o", str(out), "--size", "32", "--steps", "2"]
+    assert main([*args, "--optimizer", "adam", "-q"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"jaxstyle: error: checkpoint {ck} was written by a run with other settings, jobs or "
+        "batch size; rerun with those, or delete the checkpoint directory to start over"
+    ]
+    rows[1]["style_weight"] = 10
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(jaxstyle.JaxstyleError, match="other settings, jobs or batch size"):
+        jaxstyle.batch(manifest, out, weights=vgg_weights, size=32, **SETTINGS)
+    assert sorted(ck.rglob("*")) == saved and not (out / "a.png").exists()
 
 
 def test_jobs_of_one_shape_whose_sizes_pick_other_convolutions_run_apart(
