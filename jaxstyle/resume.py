@@ -120,10 +120,18 @@ class Checkpointing:
         """The newest saved tree (NumPy leaves), or None if there is none; refuses a
         checkpoint with another fingerprint (:class:`JaxstyleError`)."""
         self._check_fingerprint()
-        from jaxstyle.checkpoint import load_tree
+        from jaxstyle.checkpoint import TreeIOError, load_tree
 
         steps = self._steps()
-        return load_tree(steps[-1]) if steps else None
+        if not steps:
+            return None
+        try:
+            return load_tree(steps[-1])
+        except TreeIOError as err:
+            raise JaxstyleError(
+                f"checkpoint {steps[-1]} is unreadable ({err}); "
+                f"delete {self.directory} to start over"
+            ) from None
 
     def save(self, step: int, tree: Any) -> None:
         """Save ``tree`` as the state after ``step`` steps and drop older checkpoints."""
@@ -132,10 +140,13 @@ class Checkpointing:
         run_json = self.directory / "run.json"
         if not run_json.exists():
             write_text_atomic(run_json, json.dumps(self.fingerprint, indent=1) + "\n")
-        from jaxstyle.checkpoint import save_tree
+        from jaxstyle.checkpoint import TreeIOError, save_tree
 
         path = self.directory / f"step_{step:08d}"
-        save_tree(path, tree)  # every process calls it (Orbax coordinates them)
+        try:
+            save_tree(path, tree)  # every process calls it (Orbax coordinates them)
+        except TreeIOError as err:
+            raise JaxstyleError(f"cannot save a checkpoint in {self.directory}: {err}") from None
         for old in self._steps():
             if old != path:
                 shutil.rmtree(old, ignore_errors=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -178,6 +179,17 @@ def test_rerun_with_other_settings_keeps_an_interrupted_chunks_checkpoint(
     with pytest.raises(jaxstyle.JaxstyleError, match="other settings, jobs or batch size"):
         jaxstyle.batch(manifest, out, weights=vgg_weights, size=32, **SETTINGS)
     assert sorted(ck.rglob("*")) == saved and not (out / "a.png").exists()
+
+    # Damaged (a partial copy): one line, no tracebacks of Orbax's other reads.
+    for state in ck.glob("*/step_*/state"):
+        shutil.rmtree(state / "d")
+    rows[1]["style_weight"] = 1000
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    command = [sys.executable, "-m", "jaxstyle", *args, "--steps", "3", "--optimizer", "adam"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"jaxstyle: error: checkpoint {ck}/") and "is unreadable (" in line
 
 
 def test_jobs_of_one_shape_whose_sizes_pick_other_convolutions_run_apart(

@@ -52,6 +52,47 @@ def test_checkpointing_keeps_the_newest_and_refuses_another_run(tmp_path):
     assert not run.directory.exists()
 
 
+def test_a_damaged_checkpoint_or_a_failed_save_is_a_one_line_error(tmp_path, monkeypatch):
+    from orbax.checkpoint import v1 as ocp
+
+    run = Checkpointing(tmp_path / "ck", {"cells": [1]})
+    run.save(1, {"x": np.arange(3.0)})
+    step = run.directory / "step_00000001"
+    spare = tmp_path / "spare"
+    shutil.copytree(step, spare)
+    shutil.rmtree(step / "state" / "d")  # a partial copy
+    with pytest.raises(jaxstyle.JaxstyleError) as err:
+        run.load()
+    message = str(err.value)
+    assert message.startswith(f"checkpoint {step} is unreadable (NOT_FOUND: ")
+    assert message.endswith(f"; delete {run.directory} to start over")
+    reason = message.split(" is unreadable (")[1].rsplit("); delete", 1)[0]
+    assert "\n" not in message and len(reason) <= 200
+    shutil.rmtree(step)
+    shutil.copytree(spare, step)
+    (step / "_CHECKPOINT_METADATA").unlink()
+    with pytest.raises(jaxstyle.JaxstyleError, match=r"unreadable \(Could not recognize"):
+        run.load()
+
+    def full(path, tree):  # as Orbax fails on a full disk, its temporary directory left
+        tmp = path.parent / f"{path.name}.orbax-checkpoint-tmp"
+        (tmp / "state").mkdir(parents=True)
+        raise ValueError(
+            f'RESOURCE_EXHAUSTED: Error writing "x/c/0" in OCDBT database at local file "{tmp}/'
+            f'state/": Failed writing: "{tmp}/state/d/da313dfde2732170": Failed to write 325 '
+            "bytes to file 17: No space left on device [os_error_code='28']"
+        )
+
+    monkeypatch.setattr(ocp, "save", full)
+    with pytest.raises(jaxstyle.JaxstyleError) as err:
+        run.save(2, {"x": np.arange(3.0)})
+    assert str(err.value) == (
+        f"cannot save a checkpoint in {run.directory}: RESOURCE_EXHAUSTED: ...: "
+        "No space left on device"
+    )
+    assert sorted(p.name for p in run.directory.iterdir()) == ["run.json", "step_00000001"]
+
+
 def test_sweep_stopped_by_sigterm_resumes_to_the_uninterrupted_result(
     vgg_weights, pair, tmp_path, monkeypatch, sigterm_after
 ):
