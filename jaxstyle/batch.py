@@ -15,9 +15,9 @@ compilation per distinct (shape, chunk size); jobs of one size share them.
 
 Outputs are written as each chunk finishes: ``OUTPUT`` and ``OUTPUT.json``
 (settings, final losses, history and the job's fingerprint). A rerun skips
-jobs whose record matches (never recomputed or overwritten), refuses to
-overwrite files it did not write, and resumes an interrupted chunk from its
-checkpoint.
+jobs whose record matches (never recomputed or overwritten), redoes a job whose
+image alone was deleted, refuses to overwrite files it did not write, and
+resumes an interrupted chunk from its checkpoint (refusing one of other chunks).
 """
 
 from __future__ import annotations
@@ -323,17 +323,18 @@ def _mask_layout(mask: np.ndarray | None) -> str | None:
 
 
 def _finished(item: _Ready) -> bool:
-    """True if an earlier run wrote this job's output; raises if the output exists
-    but was not written by this job (it is never overwritten)."""
+    """True if an earlier run wrote this job's output; False if there is none or only
+    this job's record (its image deleted: the job is redone); raises if a file in the
+    way was not written by this job (it is never overwritten)."""
     record = item.output.with_suffix(".json")
-    if not item.output.exists() and not record.exists():
-        return False
-    if recorded_fingerprint(record) == item.fingerprint and item.output.exists():
-        return True
+    recorded = recorded_fingerprint(record)
+    if recorded == item.fingerprint:
+        return item.output.exists()
     existing = item.output if item.output.exists() else record
-    raise JaxstyleError(
-        f"{existing} exists and was not written by this job's settings; not overwriting it"
-    )
+    if not existing.exists():
+        return False
+    whose = "jaxstyle" if recorded is None else "this job's settings"
+    raise JaxstyleError(f"{existing} exists and was not written by {whose}; not overwriting it")
 
 
 def _shown(callback, every: int, steps_run: int, chunk: list[_Ready]) -> Callable | None:

@@ -113,7 +113,10 @@ def test_cli_batch_buckets_equal_solo_runs_skip_bad_rows_and_resume(
     captured = capsys.readouterr()
     errors = captured.err.strip().splitlines()
     assert errors[0].startswith(f"jaxstyle: {manifest}:3: no such image file")
-    assert errors[1].startswith(f"jaxstyle: {manifest}:5: ") and "not overwriting" in errors[1]
+    assert errors[1] == (
+        f"jaxstyle: {manifest}:5: {out / 'mine.png'} exists and was not written by jaxstyle; "
+        "not overwriting it"
+    )
     assert "wrote 3 job(s)" in captured.out and "2 at 64x48, 1 at 32x24" in captured.out
     assert (out / "mine.png").read_bytes() == b"a file of the user's"
     assert not (out / "c.png").exists() and not (out / ".jaxstyle-checkpoint").exists()
@@ -136,6 +139,10 @@ def test_cli_batch_buckets_equal_solo_runs_skip_bad_rows_and_resume(
     assert main(args) == 1
     assert "3 already done" in capsys.readouterr().out
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == mtimes
+    png = (out / "a.png").read_bytes()
+    (out / "a.png").unlink()  # only the image deleted: its job (its record) is redone
+    assert main(args) == 1
+    assert "wrote 1 job(s)" in capsys.readouterr().out and (out / "a.png").read_bytes() == png
 
     # Interrupted by SIGTERM in the first chunk, then resumed: the same outputs.
     again = tmp_path / "again"
