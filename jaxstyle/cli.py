@@ -340,7 +340,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from jaxstyle.presets import DEFAULT_PRESET
     from jaxstyle.resume import CHECKPOINTS, recorded_fingerprint
     from jaxstyle.sweep import plan_sweep
-    from jaxstyle.sweep_output import cell_files, refuse_existing, write_sweep
+    from jaxstyle.sweep_output import SUMMARY_FILES, cell_files, refuse_existing, write_sweep
 
     if args.size is None:
         args.size = default_size()
@@ -357,11 +357,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         split_image=args.split_image,
         **{k: getattr(args, k) for k in (*SETTINGS, *COARSE_TO_FINE)},
     )
-    if (out / "sweep.json").exists():
-        recorded = recorded_fingerprint(out / "sweep.json")
-        if recorded == plan.fingerprint:
+    recorded = recorded_fingerprint(out / "sweep.json")
+    if recorded == plan.fingerprint:  # this sweep's files: redone if any is missing
+        names = [*cell_files(plan.cells, plan.axes), *SUMMARY_FILES]
+        missing = [name for name in names if not (out / name).exists()]
+        if not missing:
             print(f"{out} already holds this finished sweep: nothing to do")
             return 0
+        print(f"{out} holds this finished sweep but not {', '.join(missing)}: running it again")
+    elif (out / "sweep.json").exists():
         if recorded is None:
             raise JaxstyleError(f"{out / 'sweep.json'} exists; not overwriting it")
         raise JaxstyleError(
@@ -370,7 +374,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     checkpoint = plan.checkpointing(out / CHECKPOINTS, args.checkpoint_every)
     for name in [*cell_files(plan.cells, plan.axes), "grid.png"]:
         image_io.check_output_path(out / name, inputs.files)
-    if not checkpoint.directory.exists():  # an interrupted run's files are its own
+    # an interrupted run's files are its own, and a finished one's
+    if not checkpoint.directory.exists() and recorded != plan.fingerprint:
         refuse_existing(out, plan.cells, plan.axes)
     steps = plan.settings.total_steps
     title = f"jaxstyle sweep {out.name}"

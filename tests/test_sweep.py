@@ -286,6 +286,12 @@ def test_cli_sweep_writes_a_directory(pair, tmp_path, capsys):
     assert files[1].endswith("_style100_tv0.001_seed1.png") and len(files) == 4
     assert all((out / f).is_file() for f in [*files, "grid.png", "sweep.csv"])
     assert "wrote 4 cells" in capsys.readouterr().out
+    png = (out / files[1]).read_bytes()
+    (out / files[1]).unlink()  # one cell deleted: not "nothing to do", but redone
+    assert main(["sweep", *pair, "-o", str(out), *args, *axes]) == 0
+    printed = capsys.readouterr().out
+    assert f"this finished sweep but not {files[1]}: running it again" in printed
+    assert "wrote 4 cells" in printed and (out / files[1]).read_bytes() == png
 
 
 def test_cli_sweep_from_noise_refuses_another_content_and_keeps_users_files(pair, tmp_path, capsys):
