@@ -11,7 +11,9 @@ Fields of a job (JSONL keys, or CSV header columns):
   content_weight, style_weight, tv_weight, size, seed   optional numbers
 Relative paths are relative to the manifest's directory. Blank lines and lines
 that start with ``#`` are skipped (in CSV, also before the header). A bad row is
-reported as a :class:`RowError` with its line number; the other rows stand.
+reported as a :class:`RowError` with its line number; the other rows stand. A JSON
+key given twice in a row, or a CSV row with more or fewer values than the header
+has columns, is a bad row; a column given twice in the header, a bad manifest.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ def read_manifest(path: Path) -> tuple[list[Job], list[RowError]]:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
         raise JaxstyleError(f"cannot read manifest {path}: {err}") from None
-    rows = _jsonl_rows(text) if path.suffix.lower() == ".jsonl" else _csv_rows(text)
+    rows = _jsonl_rows(text) if path.suffix.lower() == ".jsonl" else _csv_rows(text, path)
     jobs: list[Job] = []
     errors: list[RowError] = []
     outputs: dict[str, int] = {}
@@ -101,21 +103,40 @@ def _jsonl_rows(text: str) -> Iterator[tuple[int, Any]]:
         if not raw.strip() or raw.lstrip().startswith("#"):
             continue
         try:
-            yield line, json.loads(raw)
+            row = json.loads(raw, object_pairs_hook=_unique_keys)
+        except JaxstyleError as err:
+            row = err
         except ValueError as err:
-            yield line, JaxstyleError(f"not JSON: {err}")
+            row = JaxstyleError(f"not JSON: {err}")
+        yield line, row
 
 
-def _csv_rows(text: str) -> Iterator[tuple[int, Any]]:
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object's pairs as a dict; raises if a key appears twice (not: the last wins)."""
+    keys = [key for key, _ in pairs]
+    for key in keys:
+        if keys.count(key) > 1:
+            raise JaxstyleError(f"the key {json.dumps(key)} appears twice")
+    return dict(pairs)
+
+
+def _csv_rows(text: str, path: Path) -> Iterator[tuple[int, Any]]:
     lines = ["" if raw.lstrip().startswith("#") else raw for raw in text.splitlines()]
     header = next((i for i, raw in enumerate(lines) if raw.strip()), len(lines))
     reader = csv.DictReader(lines[header:])  # skips blank rows, not a blank header
+    columns = [name.strip() for name in reader.fieldnames or []]
+    for name in columns:
+        if name and columns.count(name) > 1:
+            raise JaxstyleError(f"{path}:{header + 1}: the column {name} appears twice")
     for row in reader:
         line = header + reader.line_num
         if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
             continue
         if None in row:
             yield line, JaxstyleError("more values than header columns")
+            continue
+        if None in row.values():
+            yield line, JaxstyleError("fewer values than header columns")
             continue
         yield line, {k.strip(): (v or "").strip() for k, v in row.items() if (v or "").strip()}
 

@@ -91,6 +91,22 @@ def test_manifest_csv(images, tmp_path):
         read_manifest(tmp_path / "jobs.txt")
 
 
+def test_manifest_ambiguous_rows_are_errors(images, tmp_path):
+    """A JSON key or a CSV column given twice, or a short CSV row: not silently resolved."""
+    t, s = images["tubingen"], images["starry_night"]
+    jsonl = tmp_path / "jobs.jsonl"
+    jsonl.write_text(f'{{"content": "{t}", "style": "{s}", "output": "y.png", "output": "z.png"}}')
+    assert read_manifest(jsonl) == ([], [(1, 'the key "output" appears twice')])
+    short = tmp_path / "short.csv"
+    short.write_text(f"content,style,output\n{t},{s}\n{t},{s},a.png\n")
+    jobs, errors = read_manifest(short)
+    assert [j.line for j in jobs] == [3] and errors == [(2, "fewer values than header columns")]
+    twice = tmp_path / "twice.csv"
+    twice.write_text(f"# jobs\ncontent,style,output, content\n{t},{s},a.png,{s}\n")
+    with pytest.raises(jaxstyle.JaxstyleError, match=f"^{twice}:2: the column content appears"):
+        read_manifest(twice)
+
+
 def test_cli_batch_buckets_equal_solo_runs_skip_bad_rows_and_resume(
     vgg_weights, images, tmp_path, capsys, monkeypatch, sigterm_after
 ):
