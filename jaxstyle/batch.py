@@ -166,6 +166,11 @@ def batch(
         jobs, failed = read_manifest(Path(jobs))
     else:
         jobs, failed = list(jobs), []
+        if not all(isinstance(job, Job) for job in jobs):
+            raise JaxstyleError(
+                "jobs must be a manifest path or jaxstyle.manifest.Job objects "
+                "(jaxstyle.read_manifest reads them)"
+            )
     out = image_io.check_output_dir(Path(output_dir))
     params = weights if isinstance(weights, VGG19Weights) else load_vgg19(weights)
 

@@ -8,12 +8,13 @@ CPU, which a warm start that reads its weights from the disk cache's copy
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 import sys
 import threading
 from pathlib import Path
 from typing import Any
+
+from jaxstyle.errors import brief
 
 # Orbax logs each save/load at INFO through absl; keep the CLI quiet.
 logging.getLogger("absl").setLevel(logging.WARNING)
@@ -27,18 +28,6 @@ _DROPPING = False  # whether _drop_leftovers has run
 
 class TreeIOError(ValueError):
     """An Orbax save or load that failed; the message is its reason, in one short line."""
-
-
-def _reason(err: Exception) -> str:
-    """The first sentence of an Orbax/TensorStore error, without TensorStore's
-    ``[tensorstore_spec=...]``; if long, its status and last clause (the cause:
-    "RESOURCE_EXHAUSTED: ...: No space left on device"), trimmed to 200 characters."""
-    text = (str(err).strip().splitlines() or [type(err).__name__])[0]
-    text = re.split(r" \[(?:tensorstore_spec|os_error_code)=", text)[0].split(". ")[0]
-    parts = text.split(": ")
-    if len(text) > 200 and len(parts) > 2:
-        text = f"{parts[0]}: ...: {parts[-1]}"
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _drop_leftovers() -> None:
@@ -81,7 +70,7 @@ def save_tree(path: Path, tree: Any) -> None:
         except Exception as err:  # Orbax and TensorStore raise many kinds (full disk: ValueError)
             for tmp in Path(path).parent.glob(f"{Path(path).name}.orbax-checkpoint-tmp*"):
                 shutil.rmtree(tmp, ignore_errors=True)
-            raise TreeIOError(_reason(err)) from err
+            raise TreeIOError(brief(err)) from err
 
 
 def load_tree(path: Path) -> Any:
@@ -95,4 +84,4 @@ def load_tree(path: Path) -> Any:
             # orbax annotates the path as an etils epath.Path or a str; it takes any os.PathLike
             return ocp.load(Path(path).absolute())  # pyrefly: ignore[bad-argument-type]
         except Exception as err:  # damaged or missing files: many kinds, as above
-            raise TreeIOError(_reason(err)) from err
+            raise TreeIOError(brief(err)) from err

@@ -1,5 +1,7 @@
 """The one exception type users see."""
 
+import re
+
 
 class JaxstyleError(Exception):
     """A problem with the user's input or environment.
@@ -19,8 +21,13 @@ class Interrupted(JaxstyleError):
 
 
 def brief(err: BaseException, limit: int = 200) -> str:
-    """A library error's message for one line of ours: its first clause, whitespace
-    collapsed, TensorStore's ``[tensorstore_spec=...]`` dump dropped, at most ``limit``
+    """A library error's message for one line of ours: its first sentence, without
+    TensorStore's ``[tensorstore_spec=...]`` dump; if long, its status and last clause
+    (the cause: "RESOURCE_EXHAUSTED: ...: No space left on device"), at most ``limit``
     characters."""
-    text = " ".join(str(err).split("[tensorstore_spec=")[0].split()) or type(err).__name__
+    text = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    text = re.split(r" \[(?:tensorstore_spec|os_error_code)=", text)[0].split(". ")[0]
+    parts = text.split(": ")
+    if len(text) > limit and len(parts) > 2:
+        text = f"{parts[0]}: ...: {parts[-1]}"
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -243,6 +243,9 @@ def test_batch_api_refuses_bad_shared_settings(vgg_weights, tmp_path):
         jaxstyle.batch([job], tmp_path, weights=vgg_weights, batch_size=0)
     with pytest.raises(jaxstyle.JaxstyleError, match="steps"):
         jaxstyle.batch([job], tmp_path, weights=vgg_weights, steps=-1)
+    row = {"content": "c.png", "style": "s.png", "output": "y.png"}
+    with pytest.raises(jaxstyle.JaxstyleError, match="manifest path or jaxstyle.manifest.Job"):
+        jaxstyle.batch([row], tmp_path, weights=vgg_weights)
 
 
 SHARDED = """
