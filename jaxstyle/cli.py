@@ -166,16 +166,16 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     weights = load_vgg19(args.weights)
     devices = _split_devices(args)
     record_path = args.output.with_suffix(".json")
-    if not record_path.exists():  # claims the outputs: a rerun may replace what is left
-        unfinished = {  # by a run interrupted or failing before its record is written
-            "output": str(args.output),
-            "status": "unfinished: interrupted, or failed before writing this record",
-            "settings": dataclasses.asdict(settings),
-        }
-        image_io.write_text_atomic(record_path, json.dumps(unfinished, indent=1) + "\n")
     hooks = [(every, save_intermediate)] if every else []
     title = f"jaxstyle stylize {args.output.name}"
     with _live_view(args, title, settings.total_steps, _captioned(content, style_images)) as live:
+        if not record_path.exists():  # claims the outputs: a rerun may replace what is left
+            unfinished = {  # by a run interrupted or failing before its record is written
+                "output": str(args.output),
+                "status": "unfinished: interrupted, or failed before writing this record",
+                "settings": dataclasses.asdict(settings),
+            }
+            image_io.write_text_atomic(record_path, json.dumps(unfinished, indent=1) + "\n")
         if live:
             hooks.append((args.live_every, live.update))
         result = stylize(
