@@ -435,10 +435,10 @@ def _run_pass(
 
 
 def _write(item: _Ready, result, i: int, params: VGG19Weights) -> None:
-    """Write job ``i`` of a chunk's result: the image, then its record."""
+    """Write job ``i`` of a chunk's result: its record, then the image (a rerun redoes
+    a job whose record is there without its image: a write that failed between)."""
     from jaxstyle.provenance import run_metadata
 
-    image_io.save_image(item.output, result.images[i])
     record = {
         "output": str(item.output),
         "manifest_line": item.job.line,
@@ -460,3 +460,4 @@ def _write(item: _Ready, result, i: int, params: VGG19Weights) -> None:
     image_io.write_text_atomic(
         item.output.with_suffix(".json"), json.dumps(record, indent=1) + "\n"
     )
+    image_io.save_image(item.output, result.images[i])

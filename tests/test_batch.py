@@ -337,3 +337,27 @@ def test_coarse_to_fine_rows_with_their_own_sizes(vgg_weights, images, tmp_path)
     ]
     with pytest.raises(jaxstyle.JaxstyleError, match="steps"):  # any other bad shared setting
         jaxstyle.batch(manifest, tmp_path / "out", weights=vgg_weights, **{**run, "steps": -1})
+
+
+def test_a_failed_write_is_redone_by_the_rerun(vgg_weights, images, tmp_path, monkeypatch):
+    """A job's record is written before its image: a write failing at either (a full
+    disk) leaves nothing the rerun would refuse as not its own, and the job is redone."""
+    manifest = tmp_path / "jobs.jsonl"
+    row = {"content": str(images["tubingen"]), "style": str(images["starry_night"])}
+    manifest.write_text(json.dumps({**row, "output": "a.png"}) + "\n")
+    run = dict(weights=vgg_weights, size=32, steps=2, optimizer="adam")
+    out = tmp_path / "out"
+
+    def full_disk(path, *_):
+        raise jaxstyle.JaxstyleError(f"cannot write {path}: No space left on device")
+
+    for failing in ("write_text_atomic", "save_image"):  # the record's write, the image's
+        monkeypatch.setattr(jaxstyle.images, failing, full_disk)
+        with pytest.raises(jaxstyle.JaxstyleError, match="No space left"):
+            jaxstyle.batch(manifest, out, **run)
+        monkeypatch.undo()
+        assert not (out / "a.png").exists()
+        report = jaxstyle.batch(manifest, out, **run)
+        assert report.written == [out / "a.png"] and (out / "a.png").exists()
+        (out / "a.png").unlink()
+        (out / "a.json").unlink()
