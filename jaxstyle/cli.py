@@ -138,7 +138,6 @@ class _Inputs:
 def cmd_stylize(args: argparse.Namespace) -> int:
     from jaxstyle import images as image_io
     from jaxstyle.presets import DEFAULT_PRESET
-    from jaxstyle.provenance import run_metadata
     from jaxstyle.stylize import resolve_settings, stylize
 
     if args.size is None:
@@ -191,21 +190,17 @@ def cmd_stylize(args: argparse.Namespace) -> int:
             **_every(hooks, starts),
             **overrides,
         )
-        image_io.save_image(args.output, result.image)
+        result.save(
+            args.output,
+            record={
+                "inputs": inputs.record(result.settings.init),
+                "weights": weights.name,
+                **({"split_over_devices": [str(d) for d in devices]} if devices else {}),
+            },
+            overwrite=True,  # checked above: an earlier run's, or this one's unfinished record
+        )
         if live:
             live.finish(settings.total_steps, result.final, result.image)
-    record = {
-        "output": str(args.output),
-        "inputs": inputs.record(result.settings.init),
-        "settings": dataclasses.asdict(result.settings),
-        "weights": weights.name,
-        "final_losses": result.final,
-        "timings": result.timings,
-        "history": {k: v.tolist() for k, v in result.history.items()},
-        **({"split_over_devices": [str(d) for d in devices]} if devices else {}),
-        **run_metadata(),
-    }
-    image_io.write_text_atomic(record_path, json.dumps(record, indent=1) + "\n")
     f = result.final
     steps = [n for _, n in passes]
     each = steps[0] if len(set(steps)) == 1 else "+".join(map(str, steps))

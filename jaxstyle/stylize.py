@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from numbers import Integral
+from pathlib import Path
 from typing import Any, NamedTuple, cast
 
 import jax
@@ -329,6 +330,38 @@ class StylizeResult:
     final: dict[str, float]
     settings: Settings
     timings: dict[str, float]
+
+    def save(
+        self, path: str | os.PathLike, *, record: dict | None = None, overwrite: bool = False
+    ) -> Path:
+        """Write the image to ``path`` (.png/.jpg) and its record beside it, as
+        ``jaxstyle stylize -o`` does: ``path`` with the suffix .json, holding the
+        settings, final losses, loss history, timings, versions and machine, and
+        ``record``'s entries (e.g. the inputs); ``jaxstyle plot`` reads it. The record
+        is written first. An existing file at either is an error unless ``overwrite``.
+        Returns the record's path."""
+        import json
+
+        from jaxstyle.provenance import run_metadata
+
+        path = Path(path)
+        image_io.check_output_path(path, [])
+        record_path = path.with_suffix(".json")
+        for existing in (path, record_path):
+            if existing.exists() and not overwrite:
+                raise JaxstyleError(f"{existing} exists; not overwriting it")
+        content = {
+            "output": str(path),
+            **(record or {}),
+            "settings": dataclasses.asdict(self.settings),
+            "final_losses": self.final,
+            "timings": self.timings,
+            "history": {k: np.asarray(v).tolist() for k, v in self.history.items()},
+            **run_metadata(),
+        }
+        image_io.write_text_atomic(record_path, json.dumps(content, indent=1) + "\n")
+        image_io.save_image(path, self.image)
+        return record_path
 
 
 def texture_overrides(

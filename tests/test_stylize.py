@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+from PIL import Image
 
 import jaxstyle
 from jaxstyle.stylize import resolve_settings
@@ -217,3 +220,30 @@ def test_layers_as_a_comma_string():
     s = resolve_settings("jaxstyle", style_layers="relu1_1,relu2_1", content_layers="relu4_2")
     assert s.style_layers == ("relu1_1", "relu2_1") and s.content_layers == ("relu4_2",)
     assert s.style_layer_weights == (1.0, 1.0)
+
+
+def test_result_save_writes_the_image_and_the_record_plot_reads(tmp_path):
+    """StylizeResult.save: the CLI's image and record from Python, refusing to overwrite."""
+    from jaxstyle.cli import main
+    from jaxstyle.stylize import StylizeResult
+
+    history = {k: np.linspace(3.0, 1.0, 4, dtype=np.float32) for k in ("content", "style", "tv")}
+    history["total"] = sum(history.values())
+    result = StylizeResult(
+        image=np.full((6, 8, 3), 0.5, np.float32),
+        history=history,
+        final={k: float(v[-1]) for k, v in history.items()},
+        settings=resolve_settings("jaxstyle", steps=4),
+        timings={"ms_per_step": 1.0},
+    )
+    out = tmp_path / "out.png"
+    record = result.save(out, record={"inputs": {"content": "c.png"}})
+    saved = json.loads(record.read_text())
+    assert record == tmp_path / "out.json" and saved["output"] == str(out)
+    assert saved["inputs"] == {"content": "c.png"} and saved["settings"]["steps"] == 4
+    assert saved["history"]["total"] == history["total"].tolist() and "versions" in saved
+    assert np.asarray(Image.open(out)).shape == (6, 8, 3)
+    with pytest.raises(jaxstyle.JaxstyleError, match="exists; not overwriting it"):
+        result.save(out)
+    result.save(out, overwrite=True)
+    assert main(["plot", str(record), "-o", str(tmp_path / "losses.png")]) == 0
