@@ -28,6 +28,7 @@ from typing import Any, Protocol, cast
 import jax
 
 from jaxstyle import disk_cache, executables
+from jaxstyle.errors import JaxstyleError
 
 CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
 """Options for XLA:CPU: an empty list of YNNPACK fusion types turns them off."""
@@ -65,6 +66,16 @@ def enable_compilation_cache(
         home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
         directory = os.environ.get("JAXSTYLE_CACHE") or home / "jaxstyle" / "jax"
     directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        writable = os.access(directory, os.W_OK)
+    except OSError:
+        writable = False
+    if not writable:
+        raise JaxstyleError(
+            f"the compilation cache {directory} is not a writable directory: set "
+            "JAXSTYLE_CACHE to one"
+        )
     jax.config.update("jax_compilation_cache_dir", str(directory))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     disk_cache.enable(directory)

@@ -278,6 +278,14 @@ def test_a_backend_that_cannot_start_is_one_line(platform):
     assert "cannot start JAX" in proc.stderr and f"JAX_PLATFORMS='{platform}'" in proc.stderr
 
 
+def test_a_cache_that_is_a_file_is_one_line(tmp_path, monkeypatch, capsys):
+    (tmp_path / "cache").write_text("not a directory")
+    monkeypatch.setenv("JAXSTYLE_CACHE", str(tmp_path / "cache"))
+    assert main(["presets"]) == 2
+    err = capsys.readouterr().err
+    assert "is not a writable directory: set JAXSTYLE_CACHE" in err and err.count("\n") == 1
+
+
 def test_presets_lists_each_with_its_source(capsys):
     assert main(["presets"]) == 0
     out = capsys.readouterr().out
