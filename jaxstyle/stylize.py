@@ -418,9 +418,10 @@ def prepare_images(
         scaled = max(MIN_SIZE, round(side * settings.style_scale))
         style_imgs.append(image_io.resize_longest(img, scaled))
     patch = get_preset(settings.preset).mrf_patch_size if settings.style_loss == "mrf" else 1
-    _check_sides("content", content_img, settings.content_layers, settings.style_layers, patch)
+    sides = (settings.content_layers, settings.style_layers, patch, settings.size)
+    _check_sides("content", content_img, *sides)
     for img in style_imgs:
-        _check_sides("style", img, (), settings.style_layers, patch)
+        _check_sides("style", img, (), *sides[1:])
     return _recolor(settings.preserve_colors, content_img, style_imgs)
 
 
@@ -497,10 +498,12 @@ def _check_sides(
     content_layers: Sequence[str],
     style_layers: Sequence[str],
     patch: int = 1,
+    size: int | None = None,
 ) -> None:
-    """An image (H, W, 3), as resized, must reach the deepest of its layers with
-    feature maps that are not empty (at least 16 px a side for relu5_1), at the
-    style layers at least ``patch`` positions a side (an MRF loss's patches)."""
+    """An image (H, W, 3), as resized (to a longest side of ``size``, the run's or
+    its coarse-to-fine pass's), must reach the deepest of its layers with feature
+    maps that are not empty (at least 16 px a side for relu5_1), at the style
+    layers at least ``patch`` positions a side (an MRF loss's patches)."""
     if image is None:
         return
     needs = [(min_side(name), name) for name in content_layers]
@@ -509,8 +512,9 @@ def _check_sides(
     h, w = image.shape[:2]
     if min(h, w) < need:
         raise JaxstyleError(
-            f"the {kind} image is {w}x{h} px after resizing; {last} needs sides of at least "
-            f"{need} px: use a larger size{' or style scale' * (kind == 'style')}"
+            f"the {kind} image is {w}x{h} px after resizing"
+            f"{f' to {size} px' if size else ''}; {last} needs sides of at least {need} px: "
+            f"use a larger size (or coarse-to-fine size){' or style scale' * (kind == 'style')}"
         )
 
 

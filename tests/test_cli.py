@@ -168,6 +168,10 @@ def bad_cases(pair, tmp_path):
         "texture from the content": (["--texture", pair[1], *ok, "--init", "content"], "noise"),
         "weight beyond float32": ([*pair, *ok, "--style-weight", "1e39"], "float32"),
         "image too thin": ([thin, pair[1], *ok], "content image is 64x1 px"),
+        "coarse pass too small": (
+            [*pair, "-o", tmp_path / "o.png", "--size", "64", "--coarse-to-fine", "16"],
+            "16x12 px after resizing to 16 px; relu5_1 needs sides of at least 16 px",
+        ),
         "style scaled too small": ([*pair, *ok, "--style-scale", "0.2"], "relu5_1 needs"),
         "seed beyond 64 bits": ([*pair, *ok, "--init", "noise", "--seed", "9" * 20], "seed"),
         "content weight, no content": (
@@ -206,6 +210,7 @@ def bad_cases(pair, tmp_path):
         "texture from the content",
         "weight beyond float32",
         "image too thin",
+        "coarse pass too small",
         "style scaled too small",
         "seed beyond 64 bits",
         "content weight, no content",
