@@ -13,7 +13,7 @@ from jax.sharding import Mesh
 
 from jaxstyle.executables import keyed
 from jaxstyle.objective import LossArgs, Objective, total_loss
-from jaxstyle.split_image import image_layout
+from jaxstyle.split_image import constrain, image_layout
 
 MESH_AXIS = "cells"
 
@@ -46,8 +46,7 @@ def batched(fn: Callable, mesh: Mesh, per_cell_targets: bool = False) -> Callabl
         # x: the (N, H, W, 3) images, or a carry holding them
         images = [v.shape[1:] for v in jax.tree.leaves(x) if v.ndim == 4]
         sharding = image_layout(mesh, images[0] if images else (), MESH_AXIS)
-        out = vmapped(x, args)
-        return jax.tree.map(lambda v: jax.lax.with_sharding_constraint(v, sharding(v)), out)
+        return constrain(vmapped(x, args), sharding)
 
     # the mesh by its axis sizes: a Mesh is callable, which keyed() would take for a function
     return keyed(run_cells, fn, tuple(mesh.shape.items()), per_cell_targets)

@@ -78,20 +78,23 @@ def check_devices(devices: Sequence[Any]) -> list[jax.Device]:
     return list(devices)
 
 
+def constrain(tree: Any, sharding: Callable) -> Any:
+    """Inside a traced function: each leaf of ``tree`` laid out as ``sharding(leaf)``
+    (:func:`image_layout`) says."""
+    return jax.tree.map(lambda v: jax.lax.with_sharding_constraint(v, sharding(v)), tree)
+
+
 def keep_split(init: Callable, step: Callable, sharding: Callable) -> tuple[Callable, Callable]:
     """``init(image, args) -> carry`` and ``step(carry, args) -> (carry, record)``
     whose carries are laid out by ``sharding`` (:func:`row_sharding`), so that a
     step's output carry is laid out as its input was."""
 
-    def constrain(tree):
-        return jax.tree.map(lambda v: jax.lax.with_sharding_constraint(v, sharding(v)), tree)
-
     def split_init(image, args):
-        return constrain(init(image, args))
+        return constrain(init(image, args), sharding)
 
     def split_step(carry, args):
         carry, record = step(carry, args)
-        return constrain(carry), record
+        return constrain(carry, sharding), record
 
     return split_init, split_step
 
