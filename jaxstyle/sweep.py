@@ -257,6 +257,11 @@ def plan_sweep(
     # the first pass's settings (each resolved at its size: the convolution algorithm)
     resolved = resolve_cells(**whole[0].pass_overrides(*passes[0])) if len(passes) > 1 else whole
     s = resolved[0]
+    if len(grid["seed"]) > 1 and s.init != "noise":
+        raise JaxstyleError(
+            f"a seed axis needs init noise: a seed only draws the noise start, so from"
+            f" init {s.init} every seed gives the same image"
+        )
     p = get_preset(s.preset)
 
     timings: dict[str, float] = {}

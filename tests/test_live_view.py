@@ -226,6 +226,7 @@ def test_sweep_callback_every_nth_step_across_checkpoint_segments(pair, vgg_weig
         optimizer="adam",
         style_weight=[1e2, 1e3],
         seed=[0, 1],  # 4 cells: the shape of the other sweep tests
+        init="noise",
         checkpoint_dir=tmp_path,
         checkpoint_every=3,
         callback=lambda step, losses, images: calls.append((step, losses, images)),

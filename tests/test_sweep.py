@@ -327,6 +327,8 @@ def test_cli_sweep_from_noise_refuses_another_content_and_keeps_users_files(pair
         (["--style-weight", "1e2,-1"], "style weight"),
         (["--style-weight", "1e2,1e2"], "repeat"),
         (["--seed", "0,x"], "comma-separated"),
+        (["--seed", "0,1"], "a seed axis needs init noise"),
+        (["--seed", "0,1", "--init", "FILE"], "every seed gives the same image"),
         (["--style-layer-weights", "1,1,1,1,1;1,1"], "style layer weights"),
         (["-o", "FILE"], "is a file"),
     ],
@@ -352,6 +354,8 @@ def test_api_errors(vgg_weights, pair):
         jaxstyle.sweep(*pair, weights=vgg_weights, tv_weight=[0.0, -1e-3])
     with pytest.raises(jaxstyle.JaxstyleError, match="integers"):
         jaxstyle.sweep(*pair, weights=vgg_weights, seed=[0, 1.5])
+    with pytest.raises(jaxstyle.JaxstyleError, match="from init content every seed gives the same"):
+        jaxstyle.sweep(*pair, weights=vgg_weights, seed=[0, 1], init="content")
     with pytest.raises(jaxstyle.JaxstyleError, match="must be >= 0 steps"):
         jaxstyle.sweep(*pair, weights=vgg_weights, style_weight=[1, 2], checkpoint_every=-3)
     with pytest.raises(jaxstyle.JaxstyleError, match="is a file"):
