@@ -9,6 +9,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -144,6 +145,10 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         args.size = default_size()
     if args.save_every < 0:
         raise JaxstyleError("--save-every must be >= 0")
+    if args.checkpoint_every is not None and args.checkpoint_every < 0:
+        raise JaxstyleError("--checkpoint-every must be >= 0")
+    checkpoint_dir = _stylize_checkpoint(args.output)
+    resumable = args.checkpoint_every is not None or checkpoint_dir.exists()
     inputs = _Inputs.from_args(args)
     overrides = {k: getattr(args, k) for k in (*SETTINGS, *COARSE_TO_FINE)}
     settings = resolve_settings(args.preset or DEFAULT_PRESET, **overrides)  # fail fast
@@ -189,6 +194,11 @@ def cmd_stylize(args: argparse.Namespace) -> int:
             devices=devices,
             **_every(hooks, starts),
             **overrides,
+            **(
+                dict(checkpoint_dir=checkpoint_dir, checkpoint_every=args.checkpoint_every or 0)
+                if resumable
+                else {}
+            ),
         )
         result.save(
             args.output,
@@ -201,12 +211,16 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         )
         if live:
             live.finish(settings.total_steps, result.final, result.image)
+    if resumable:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)  # the outputs are written
     f = result.final
     steps = [n for _, n in passes]
     each = steps[0] if len(set(steps)) == 1 else "+".join(map(str, steps))
     run = f"{len(steps)} passes of {each} steps" if len(steps) > 1 else f"{each} steps"
     if sum(steps):  # no rate without a step
         run += f", {result.timings['ms_per_step']:.0f} ms/step"
+    if result.resumed_from:
+        run += f", resumed at step {result.resumed_from}"
     print(
         f"wrote {args.output} ({result.image.shape[1]}x{result.image.shape[0]}, {run}; "
         f"losses: content {f['content']:.4g}, style {f['style']:.4g}, tv {f['tv']:.4g})"
@@ -286,6 +300,11 @@ def _split_devices(args: argparse.Namespace) -> list | None:
     devices = jax.local_devices()
     rows = rows_per_image(args.split_image, len(devices))
     return devices[:rows] if rows > 1 else None
+
+
+def _stylize_checkpoint(output: Path) -> Path:
+    """``stylize --checkpoint-every``'s directory: .OUT.jaxstyle-checkpoint beside OUT."""
+    return output.with_name(f".{output.name}.jaxstyle-checkpoint")
 
 
 def _step_file(output: Path, step: int) -> Path:

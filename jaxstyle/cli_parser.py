@@ -75,6 +75,15 @@ def _stylize_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="also write OUT.stepN.png every N steps",
     )
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=None,
+        metavar="N",
+        help="make the run resumable: save it every N steps (0: only on SIGTERM/SIGINT) "
+        "in .OUT.jaxstyle-checkpoint beside OUT; rerunning the same command resumes "
+        "(default: no checkpoints, unless one of OUT is there)",
+    )
     _live_arguments(p, what="the latest image")
     _split_argument(p)
 

@@ -323,6 +323,7 @@ class StylizeResult:
       settings: every resolved setting.
       timings: seconds: "load", "targets", "compile", "optimize" (summed over
         the passes), and "ms_per_step" (their mean).
+      resumed_from: the step a checkpointed run resumed from (0: a fresh start).
     """
 
     image: np.ndarray
@@ -330,6 +331,7 @@ class StylizeResult:
     final: dict[str, float]
     settings: Settings
     timings: dict[str, float]
+    resumed_from: int = 0
 
     def save(
         self, path: str | os.PathLike, *, record: dict | None = None, overwrite: bool = False
@@ -530,6 +532,8 @@ def stylize(
     callback: Callable[[int, dict, np.ndarray], None] | None = None,
     callback_every: int = 0,
     devices: Sequence[jax.Device] | None = None,
+    checkpoint_dir: os.PathLike | str | None = None,
+    checkpoint_every: int = 0,
     **settings: Any,
 ) -> StylizeResult:
     """Paint ``content`` in the style of ``style`` (Gatys et al.).
@@ -557,6 +561,12 @@ def stylize(
         :mod:`jaxstyle.split_image`: each holds 1/n of the activations, for
         pictures too large for one device's memory); None or one device: the
         default device.
+      checkpoint_dir: make the run resumable: its state is saved there every
+        ``checkpoint_every`` steps (0: only on SIGTERM/SIGINT, which then raise
+        :class:`~jaxstyle.errors.Interrupted`), and a run with the same
+        arguments resumes from it (one of another run is refused). It runs as
+        a one-cell :func:`jaxstyle.sweep`, which checkpoints: the same result as
+        without, to float rounding.
       **settings: overrides of the preset: ``size`` (longest side, pixels),
         ``steps``, ``optimizer`` (adam|lbfgs), ``learning_rate``,
         ``content_weight``, ``style_weight``, ``tv_weight``, ``content_layers``,
@@ -583,6 +593,7 @@ def stylize(
     Returns:
       A :class:`StylizeResult` with the image and the loss history.
     """
+    given = dict(settings)  # as asked, for a resumable run
     init, texture = texture_overrides(
         content, settings.pop("init", None), settings.get("content_weight")
     )
@@ -592,6 +603,22 @@ def stylize(
     devices = None if devices is None else check_devices(devices)
     if callback_every < 0:
         raise JaxstyleError(f"callback_every must be >= 0 steps, not {callback_every}")
+    if checkpoint_dir is not None:
+        return _stylize_resumable(
+            content,
+            style,
+            preset=preset,
+            weights=weights,
+            mask=mask,
+            driver=driver,
+            progress=progress,
+            callback=callback,
+            callback_every=callback_every,
+            devices=devices,
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_every=checkpoint_every,
+            **given,
+        )
     t = time.perf_counter()
     params = weights if isinstance(weights, VGG19Weights) else load_vgg19(weights)
     load = time.perf_counter() - t
@@ -625,6 +652,34 @@ def stylize(
     timings["load"] += load
     timings["ms_per_step"] = 1e3 * timings["optimize"] / max(1, len(history["total"]))
     return StylizeResult(last.image, history, last.final, s, timings)
+
+
+def _stylize_resumable(content, style, *, devices, callback, **options) -> StylizeResult:
+    """:func:`stylize` with checkpoints: a sweep of one cell on the default device
+    (or split over ``devices``), which checkpoints and resumes."""
+    from jaxstyle.sweep import sweep
+
+    devices = jax.devices()[:1] if devices is None else check_devices(devices)
+
+    def cell_callback(step, losses, images):  # the one cell's, as stylize reports them
+        callback(step, {k: float(v[0]) for k, v in losses.items()}, images[0])
+
+    r = sweep(
+        content,
+        style,
+        devices=devices,
+        split_image=len(devices),
+        callback=cell_callback if callback else None,
+        **options,
+    )
+    return StylizeResult(
+        r.images[0],
+        {k: v[0] for k, v in r.history.items()},
+        {k: float(r.final[k][0]) for k in sorted(r.final, key=lambda k: k != "total")},
+        r.cell_settings(0),
+        r.timings,
+        r.resumed_from,
+    )
 
 
 class _Pass(NamedTuple):

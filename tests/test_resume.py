@@ -180,3 +180,77 @@ def test_cli_sweep_survives_sigterm_and_sigkill(vgg_weights, pair, tmp_path):
     assert main(command[3:]) == 0  # finished: nothing recomputed or rewritten
     assert (out / "sweep.json").stat().st_mtime_ns == mtime
     assert main([*command[3:-4], "--style-weight", "1,2", "--checkpoint-every", "1"]) == 2
+
+
+STYLIZE = dict(size=32, optimizer="adam", steps=5)  # Adam: one-cell sweep == plain to 1e-5
+
+
+def test_stylize_with_a_checkpoint_dir_resumes_to_the_plain_result(
+    vgg_weights, pair, tmp_path, monkeypatch, sigterm_after
+):
+    """``stylize(checkpoint_dir=...)`` runs as a one-cell sweep: stopped by SIGTERM it
+    saves, the rerun resumes, and the result equals a plain ``stylize`` (Adam:
+    images atol 1e-5, losses rtol 1e-4, as a sweep cell equals its single run);
+    its callback gets stylize's floats and (H, W, 3) image."""
+    plain = jaxstyle.stylize(*pair, weights=vgg_weights, **STYLIZE)
+    ck = tmp_path / "ck"
+    with monkeypatch.context() as m:
+        m.setattr(cells, "stop_requests", lambda: sigterm_after(4))
+        with pytest.raises(jaxstyle.JaxstyleError, match="interrupted at step 2 of 5"):
+            jaxstyle.stylize(
+                *pair, weights=vgg_weights, checkpoint_dir=ck, checkpoint_every=1, **STYLIZE
+            )
+    with pytest.raises(jaxstyle.JaxstyleError, match="other cells"):
+        jaxstyle.stylize(*pair, weights=vgg_weights, checkpoint_dir=ck, style_weight=1, **STYLIZE)
+    calls = []
+    resumed = jaxstyle.stylize(
+        *pair,
+        weights=vgg_weights,
+        checkpoint_dir=ck,
+        callback=lambda step, losses, image: calls.append((step, losses, image.shape)),
+        callback_every=1,
+        **STYLIZE,
+    )
+    assert resumed.resumed_from == 2 and resumed.settings == plain.settings
+    steps = [(step, type(losses["total"])) for step, losses, _ in calls]
+    assert steps == [(3, float), (4, float), (5, float)]
+    assert calls[-1][2] == plain.image.shape
+    np.testing.assert_allclose(resumed.image, plain.image, rtol=0, atol=1e-5)
+    assert list(resumed.final) == list(plain.final)
+    for name in plain.final:
+        np.testing.assert_allclose(resumed.final[name], plain.final[name], rtol=1e-4)
+        np.testing.assert_allclose(resumed.history[name], plain.history[name], rtol=1e-4)
+
+
+def test_cli_stylize_checkpoint_every_survives_sigterm(vgg_weights, pair, tmp_path):
+    """``stylize --checkpoint-every``: SIGTERM saves and exits 143; a rerun with other
+    settings is refused, touching nothing; the same command (even without the flag)
+    resumes, writes the plain run's image and removes the checkpoint."""
+    out = tmp_path / "o.png"
+    ck = tmp_path / ".o.png.jaxstyle-checkpoint"
+    steps = 400
+    command = [sys.executable, "-m", "jaxstyle", "stylize", *pair, "-o", str(out), "-q"]
+    command += ["--size", "32", "--optimizer", "adam", "--steps", str(steps)]
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    proc = subprocess.Popen(
+        [*command, "--checkpoint-every", "5"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    _wait_for_checkpoint(proc, ck, after=0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert f"saved a checkpoint in {ck}: rerun the same command to resume" in err
+    stopped_at = int(sorted(p.name for p in ck.glob("step_*"))[-1][5:])
+    assert 0 < stopped_at < steps and not out.exists()
+
+    before = sorted(p.name for p in ck.iterdir())
+    assert main([*command[3:], "--style-weight", "7"]) == 2
+    assert sorted(p.name for p in ck.iterdir()) == before and not out.exists()
+    assert main(command[3:]) == 0
+    assert not ck.exists()
+    record = json.loads(out.with_suffix(".json").read_text())
+    plain = jaxstyle.stylize(*pair, weights=vgg_weights, **{**STYLIZE, "steps": steps})
+    png = np.asarray(Image.open(out)).astype(np.int16)
+    assert np.abs(png - to_uint8(plain.image)).max() <= 1  # the 1e-5 of the API test, rounded
+    assert record["final_losses"]["total"] == pytest.approx(plain.final["total"], rel=1e-4)
+    assert main([*command[3:], "--checkpoint-every", "-1"]) == 2
