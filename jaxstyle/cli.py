@@ -193,12 +193,9 @@ def cmd_stylize(args: argparse.Namespace) -> int:
             mask=inputs.mask,
             devices=devices,
             **_every(hooks, starts),
+            checkpoint_dir=checkpoint_dir if resumable else None,
+            checkpoint_every=args.checkpoint_every or 0,
             **overrides,
-            **(
-                dict(checkpoint_dir=checkpoint_dir, checkpoint_every=args.checkpoint_every or 0)
-                if resumable
-                else {}
-            ),
         )
         result.save(
             args.output,
