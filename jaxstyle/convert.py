@@ -29,6 +29,7 @@ import numpy as np
 from jaxstyle import weights
 from jaxstyle.architecture import CONV_NAMES, LAYER_INDEX
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.images import open_input
 from jaxstyle.torch_legacy import load_torch_file
 from jaxstyle.weights import CAFFE, TORCHVISION, Preprocessing, VGG19Weights
 
@@ -78,6 +79,7 @@ class _Format:
 
 def _load(source: Path, preprocessing: str | None) -> tuple[VGG19Weights, _Format, bytes]:
     """The weights in ``source``, its format and its bytes."""
+    open_input(source, noun="a weights file").close()  # missing, a directory, a FIFO
     fmt = _FORMATS.get(source.suffix.lower())
     if fmt is None:
         raise JaxstyleError(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import sys
 import tempfile
 import warnings
@@ -57,6 +58,30 @@ def _fail(path: Path, reason: object) -> JaxstyleError:
 # ---------------------------------------------------------------- reading
 
 
+def open_input(path: Path, label: str = "", noun: str = "an image") -> IO[bytes]:
+    """Open the user's file ``path`` for binary reading, or raise a one-line
+    ``cannot read {label}{path}: why`` (no such file, a directory, not ``noun``, ...).
+    A FIFO, device or socket is refused unopened: reading it could block or never end."""
+    path = Path(path)
+
+    def fail(reason: object) -> JaxstyleError:
+        return JaxstyleError(_one_line(f"cannot read {label}{path}: {reason}"))
+
+    try:
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise fail(f"it is a directory, not {noun}")
+        if not stat.S_ISREG(mode):
+            raise fail("it is not a regular file (a FIFO, device or socket)")
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise fail("no such file") from None
+    except PermissionError:
+        raise fail("permission denied") from None
+    except OSError as e:
+        raise fail(e.strerror or e) from None
+
+
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as (H, W, 3) float32 RGB in [0, 1].
 
@@ -72,17 +97,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     if not os.fspath(path):
         raise JaxstyleError("an image path is empty")
     path = Path(path)
-    try:
-        file = open(path, "rb")  # closed below
-    except FileNotFoundError:
-        raise _fail(path, "no such file") from None
-    except IsADirectoryError:
-        raise _fail(path, "it is a directory, not an image") from None
-    except PermissionError:
-        raise _fail(path, "permission denied") from None
-    except OSError as e:
-        raise _fail(path, e.strerror or e) from None
-    with file:
+    with open_input(path) as file:
         if os.fstat(file.fileno()).st_size == 0:
             raise _fail(path, "the file is empty")
         image, original = _decode(path, file)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.images import FORMATS
+from jaxstyle.images import FORMATS, open_input
 
 NUMBERS = ("content_weight", "style_weight", "tv_weight", "size", "seed")
 INTEGERS = ("size", "seed")
@@ -72,10 +72,14 @@ def read_manifest(path: Path) -> tuple[list[Job], list[RowError]]:
     path = Path(path)
     if path.suffix.lower() not in (".jsonl", ".csv"):
         raise JaxstyleError(f"manifest {path} must be .jsonl (JSON Lines) or .csv")
+    with open_input(path, "manifest ", "a manifest") as file:
+        data = file.read()
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise JaxstyleError(f"cannot read manifest {path}: {err}") from None
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise JaxstyleError(
+            f"cannot read manifest {path}: it is not UTF-8 text; save it as UTF-8"
+        ) from None
     rows = _jsonl_rows(text) if path.suffix.lower() == ".jsonl" else _csv_rows(text, path)
     jobs: list[Job] = []
     errors: list[RowError] = []
@@ -183,8 +187,10 @@ def _path(value: Any, base: Path) -> Path:
     path = path if path.is_absolute() else base / path
     if path.is_dir():
         raise JaxstyleError(f"{path} is a directory, not an image file")
-    if not path.is_file():
+    if not path.exists():
         raise JaxstyleError(f"no such image file: {path}")
+    if not path.is_file():
+        raise JaxstyleError(f"{path} is not a regular file (a FIFO, device or socket)")
     return path
 
 

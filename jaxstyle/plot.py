@@ -28,9 +28,11 @@ def read_histories(path: Path) -> dict[str, dict[str, np.ndarray]]:
     record's own history (named by its output's file name), or a sweep's cells
     (named by their files)."""
     path = Path(path)
+    with image_io.open_input(path, "the record ", "a record") as file:
+        data = file.read()
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as err:
+        record = json.loads(data.decode("utf-8"))
+    except ValueError as err:  # UnicodeDecodeError too
         raise JaxstyleError(f"cannot read the record {path}: {err}") from None
     try:
         if isinstance(record, dict) and "cells" in record:

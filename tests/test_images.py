@@ -47,6 +47,14 @@ def test_directory(tmp_path):
     assert "directory" in load_error(tmp_path / "folder.jpg")
 
 
+def test_fifo_and_device_are_refused_unopened(tmp_path):
+    """Reading a FIFO blocks until a writer comes; /dev/zero never ends."""
+    os.mkfifo(tmp_path / "pipe.png")
+    (tmp_path / "zero.png").symlink_to("/dev/zero")
+    for name in ("pipe.png", "zero.png"):
+        assert "not a regular file" in load_error(tmp_path / name)
+
+
 def test_empty_or_mistyped_path():
     for path, needle in (("", "an image path is empty"), (b"a.png", "not bytes")):
         with pytest.raises(JaxstyleError, match=needle):

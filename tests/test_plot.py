@@ -56,3 +56,11 @@ def test_cli_plot_draws_every_curve_and_replaces_nothing(records, tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert err.endswith("is not a jaxstyle record with a loss history (OUT.json or sweep.json)")
     assert len(err.splitlines()) == 1 and not (tmp_path / "x.png").exists()
+
+
+def test_unreadable_records_are_named_plainly(tmp_path):
+    (tmp_path / "adir").mkdir()
+    for name, why in (("nope.json", "no such file"), ("adir", "it is a directory, not a record")):
+        match = f"^cannot read the record .*{name}: {why}$"
+        with pytest.raises(jaxstyle.JaxstyleError, match=match):
+            jaxstyle.read_histories(tmp_path / name)

@@ -460,6 +460,14 @@ def test_corrupt_files(tmp_path, suffix):
     assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
+def test_a_directory_or_fifo_is_not_a_weights_file(tmp_path):
+    (tmp_path / "folder").mkdir()
+    os.mkfifo(tmp_path / "pipe.pth")
+    for name, why in (("folder", "it is a directory"), ("pipe.pth", "it is not a regular file")):
+        with pytest.raises(JaxstyleError, match=f"^cannot read .*{name}: {why}"):
+            read_weights(tmp_path / name)
+
+
 def test_cli_convert(tmp_path, vgg, capsys, monkeypatch):
     enabled = []
     monkeypatch.setattr(compiler, "enable_compilation_cache", lambda **kw: enabled.append(kw))
