@@ -18,6 +18,7 @@ has columns, is a bad row; a column given twice in the header, a bad manifest.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -132,6 +133,12 @@ def _csv_rows(text: str, path: Path) -> Iterator[tuple[int, Any]]:
     for name in columns:
         if name and columns.count(name) > 1:
             raise JaxstyleError(f"{path}:{header + 1}: the column {name} appears twice")
+    if columns and "style" not in columns:  # every row would lack its style image
+        json_lines = lines[header].lstrip().startswith("{")
+        raise JaxstyleError(
+            f"{path}:{header + 1}: the header has no style column"
+            + ("; is this JSON Lines? name it .jsonl" if json_lines else "")
+        )
     for row in reader:
         line = header + reader.line_num
         if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
@@ -202,6 +209,9 @@ def _number(name: str, value: Any) -> float | int:
     except (TypeError, ValueError):
         raise JaxstyleError(f"{name} must be a number, not {value!r}") from None
     if name in INTEGERS:
+        if isinstance(value, (int, str)):  # exactly, not through float: a JSON int, "12"
+            with contextlib.suppress(ValueError):
+                return int(value)
         if not math.isfinite(number) or number != int(number):
             raise JaxstyleError(f"{name} must be an integer, not {value!r}")
         return int(number)

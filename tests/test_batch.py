@@ -108,23 +108,37 @@ def test_manifest_ambiguous_rows_are_errors(images, tmp_path):
 
 
 def test_manifest_files_that_cannot_be_read(images, tmp_path):
-    """Missing, a directory, a FIFO, not UTF-8: one plain line."""
+    """Missing, a directory, a FIFO, not UTF-8, JSON Lines named .csv: one plain line."""
     t, s = images["tubingen"], images["starry_night"]
     row = json.dumps({"content": str(t), "style": str(s)})
     (tmp_path / "dir.jsonl").mkdir()
     os.mkfifo(tmp_path / "pipe.jsonl")
     (tmp_path / "utf16.jsonl").write_text(row, encoding="utf-16")
     (tmp_path / "latin1.csv").write_bytes(f"content,style\n{t}\u00e9,{s}\n".encode("latin-1"))
+    (tmp_path / "lines.csv").write_text(row + "\n")
     for name, message in (
         ("none.jsonl", "cannot read manifest {}: no such file"),
         ("dir.jsonl", "cannot read manifest {}: it is a directory, not a manifest"),
         ("pipe.jsonl", "cannot read manifest {}: it is not a regular file"),
         ("utf16.jsonl", "cannot read manifest {}: it is not UTF-8 text; save it as UTF-8"),
         ("latin1.csv", "cannot read manifest {}: it is not UTF-8 text; save it as UTF-8"),
+        ("lines.csv", "{}:1: the header has no style column; is this JSON Lines? name it .jsonl"),
     ):
         with pytest.raises(jaxstyle.JaxstyleError) as info:
             read_manifest(tmp_path / name)
         assert str(info.value).startswith(message.format(tmp_path / name))
+
+
+def test_manifest_integers_are_read_exactly(images, tmp_path):
+    """A huge seed is reported as given, not rounded through float."""
+    big = 99999999999999999999999
+    manifest = tmp_path / "jobs.jsonl"
+    row = {"content": str(images["tubingen"]), "style": str(images["starry_night"]), "seed": big}
+    manifest.write_text(json.dumps(row))
+    assert read_manifest(manifest)[0][0].overrides == {"seed": big}
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text(f"content,style,seed\n{images['tubingen']},{images['starry_night']},{big}")
+    assert read_manifest(manifest)[0][0].overrides == {"seed": big}
 
 
 def test_cli_batch_buckets_equal_solo_runs_skip_bad_rows_and_resume(
