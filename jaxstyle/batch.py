@@ -23,7 +23,6 @@ resumes an interrupted chunk from its checkpoint (refusing one of other chunks).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import time
@@ -437,7 +436,7 @@ def _run_pass(
 def _write(item: _Ready, result, i: int, params: VGG19Weights) -> None:
     """Write job ``i`` of a chunk's result: its record, then the image (a rerun redoes
     a job whose record is there without its image: a write that failed between)."""
-    from jaxstyle.provenance import run_metadata
+    from jaxstyle.provenance import record_text, run_metadata
 
     record = {
         "output": str(item.output),
@@ -457,7 +456,5 @@ def _write(item: _Ready, result, i: int, params: VGG19Weights) -> None:
         "fingerprint": item.fingerprint,
         **run_metadata(),
     }
-    image_io.write_text_atomic(
-        item.output.with_suffix(".json"), json.dumps(record, indent=1) + "\n"
-    )
+    image_io.write_text_atomic(item.output.with_suffix(".json"), record_text(record))
     image_io.save_image(item.output, result.images[i])

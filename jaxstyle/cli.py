@@ -139,6 +139,7 @@ class _Inputs:
 def cmd_stylize(args: argparse.Namespace) -> int:
     from jaxstyle import images as image_io
     from jaxstyle.presets import DEFAULT_PRESET
+    from jaxstyle.provenance import record_text
     from jaxstyle.stylize import resolve_settings, stylize
 
     if args.size is None:
@@ -179,7 +180,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
                 "status": "unfinished: interrupted, or failed before writing this record",
                 "settings": dataclasses.asdict(settings),
             }
-            image_io.write_text_atomic(record_path, json.dumps(unfinished, indent=1) + "\n")
+            image_io.write_text_atomic(record_path, record_text(unfinished))
         if live:
             hooks.append((args.live_every, live.update))
         result = stylize(

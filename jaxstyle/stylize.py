@@ -342,9 +342,8 @@ class StylizeResult:
         ``record``'s entries (e.g. the inputs); ``jaxstyle plot`` reads it. The record
         is written first. An existing file at either is an error unless ``overwrite``.
         Returns the record's path."""
-        import json
 
-        from jaxstyle.provenance import run_metadata
+        from jaxstyle.provenance import record_text, run_metadata
 
         path = Path(path)
         image_io.check_output_path(path, [])
@@ -361,7 +360,7 @@ class StylizeResult:
             "history": {k: np.asarray(v).tolist() for k, v in self.history.items()},
             **run_metadata(),
         }
-        image_io.write_text_atomic(record_path, json.dumps(content, indent=1) + "\n")
+        image_io.write_text_atomic(record_path, record_text(content))
         image_io.save_image(path, self.image)
         return record_path
 

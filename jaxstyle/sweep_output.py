@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +97,7 @@ def write_sweep(
     """
     import jax
 
-    from jaxstyle.provenance import run_metadata
+    from jaxstyle.provenance import record_text, run_metadata
 
     directory = image_io.check_output_dir(Path(directory))
     files = cell_files(result.cells, result.axes)
@@ -135,7 +134,7 @@ def write_sweep(
         "split_image": result.split_image,
         **run_metadata(),
     }
-    writes.append((directory / "sweep.json", json.dumps(summary, indent=1) + "\n"))
+    writes.append((directory / "sweep.json", record_text(summary)))
 
     table = io.StringIO()
     writer = csv.writer(table, lineterminator="\n")

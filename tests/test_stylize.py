@@ -247,3 +247,12 @@ def test_result_save_writes_the_image_and_the_record_plot_reads(tmp_path):
         result.save(out)
     result.save(out, overwrite=True)
     assert main(["plot", str(record), "-o", str(tmp_path / "losses.png")]) == 0
+
+    history["total"][-1], result.final["style"] = np.nan, np.inf  # diverged: null, not NaN
+    result.save(out, overwrite=True)
+
+    def refuse(constant):
+        raise ValueError(f"bare {constant} in the record")
+
+    saved = json.loads(record.read_text(), parse_constant=refuse)
+    assert saved["history"]["total"][-1] is None and saved["final_losses"]["style"] is None
