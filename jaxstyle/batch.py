@@ -298,7 +298,8 @@ def _check(job: Job, out: Path, preset: str, shared: dict, params: VGG19Weights)
     if mask is not None:
         fingerprint["mask"] = array_digest(mask)
     output = out / job.output
-    image_io.check_output_path(output, [p for p in (job.content, *job.styles, *_masks(job)) if p])
+    inputs = [p for p in (job.content, *job.styles, *_masks(job)) if p]
+    image_io.check_output_path(output, inputs, named=False)  # a name in the manifest, not a path
     return _Ready(job, s, passes, programs, as_json(fingerprint), output, _mask_layout(mask))
 
 

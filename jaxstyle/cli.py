@@ -385,7 +385,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         )
     checkpoint = plan.checkpointing(out / CHECKPOINTS, args.checkpoint_every)
     for name in [*cell_files(plan.cells, plan.axes), "grid.png"]:
-        image_io.check_output_path(out / name, inputs.files)
+        image_io.check_output_path(out / name, inputs.files, named=False)
     # an interrupted run's files are its own, and a finished one's
     if not checkpoint.directory.exists() and recorded != plan.fingerprint:
         refuse_existing(out, plan.cells, plan.axes)
@@ -468,9 +468,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from jaxstyle import images as image_io
     from jaxstyle.plot import plot_losses, read_histories
 
+    image_io.check_output_path(args.output, [])  # a directory, a suffix
     if args.output.exists():
         raise JaxstyleError(f"{args.output} exists; not overwriting it")
-    image_io.check_output_path(args.output, [])
     curves: dict = {}
     for record in args.records:
         for name, history in read_histories(record).items():

@@ -352,17 +352,20 @@ def _umask() -> int:
 # ---------------------------------------------------------- output checks
 
 
-def check_output_path(output: Path, inputs: list[Path]) -> None:
+def check_output_path(output: Path, inputs: list[Path], named: bool = True) -> None:
     """Refuse an output that cannot be written or would overwrite an input.
 
     Checks: ``output`` is not a directory, has a supported suffix, lies under a
     directory (existing or to be created) that is writable, and neither it nor
     its JSON record (``output.with_suffix(".json")``) is one of ``inputs``.
+    ``named``: the user chose the name (else jaxstyle did: a sweep's or batch's file).
     """
     output = Path(output)
     if output.is_dir():
         raise JaxstyleError(
             f"output {output} is a directory; give a file name such as {output / 'out.png'}"
+            if named
+            else f"a directory {output} is in the way of an output file; move it elsewhere"
         )
     _format(output)
     ancestor = output.parent

@@ -106,8 +106,8 @@ class Checkpointing:
         if saved != mine:
             differ = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
             raise JaxstyleError(
-                f"checkpoint {self.directory} was written by a run with other "
-                f"{', '.join(differ)}; rerun with those settings, or delete the "
+                f"checkpoint {self.directory} was written by a run with other settings "
+                f"(differing: {', '.join(differ)}); rerun with those, or delete the "
                 "checkpoint directory to start over"
             )
 

@@ -391,6 +391,12 @@ def test_check_output_path_accepts_new_and_previous_outputs(tmp_path):
     images.check_output_path(tmp_path / "out.png", [content])
 
 
+def test_check_output_path_of_a_generated_name_suggests_no_name(tmp_path):
+    (tmp_path / "a.png").mkdir()
+    with pytest.raises(JaxstyleError, match=r"^a directory .*a\.png is in the way of an output"):
+        images.check_output_path(tmp_path / "a.png", [], named=False)
+
+
 def test_check_output_path_refuses(tmp_path, monkeypatch):
     content = write(tmp_path / "content.png", gradient())
     (tmp_path / "dir.png").mkdir()

@@ -64,3 +64,8 @@ def test_unreadable_records_are_named_plainly(tmp_path):
         match = f"^cannot read the record .*{name}: {why}$"
         with pytest.raises(jaxstyle.JaxstyleError, match=match):
             jaxstyle.read_histories(tmp_path / name)
+
+
+def test_plot_into_a_directory_says_so(tmp_path, capsys):
+    assert main(["plot", str(tmp_path / "out.json"), "-o", str(tmp_path)]) == 2
+    assert f"output {tmp_path} is a directory" in capsys.readouterr().err

@@ -43,8 +43,10 @@ def test_checkpointing_keeps_the_newest_and_refuses_another_run(tmp_path):
     np.testing.assert_array_equal(run.load()["x"], np.arange(3.0) + 4)
     (run.directory / "step_00000006.orbax-checkpoint-tmp-1").mkdir()  # a save cut short
     np.testing.assert_array_equal(run.load()["x"], np.arange(3.0) + 4)
-    other = Checkpointing(tmp_path / "ck", {"cells": [1, 3]})
-    with pytest.raises(jaxstyle.JaxstyleError, match="other cells"):
+    other = Checkpointing(tmp_path / "ck", {"cells": [1, 3], "start": 1})
+    with pytest.raises(
+        jaxstyle.JaxstyleError, match=r"other settings \(differing: cells, start\);"
+    ):
         other.load()
     with pytest.raises(jaxstyle.JaxstyleError, match="every"):
         Checkpointing(tmp_path / "x", {}, every=-1)
@@ -106,7 +108,7 @@ def test_sweep_stopped_by_sigterm_resumes_to_the_uninterrupted_result(
             )
     assert err.value.exit_code == 128 + signal.SIGTERM
     assert sorted(p.name for p in ck.iterdir()) == ["run.json", "step_00000003"]
-    with pytest.raises(jaxstyle.JaxstyleError, match="other cells"):
+    with pytest.raises(jaxstyle.JaxstyleError, match="differing: cells"):
         jaxstyle.sweep(
             *pair, weights=vgg_weights, steps=5, checkpoint_dir=ck, **{**SWEEP, "style_weight": 1}
         )
