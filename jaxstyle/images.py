@@ -286,12 +286,13 @@ def _format(path: Path) -> str:
     return fmt
 
 
-def save_image(path: Path, image: np.ndarray) -> None:
+def save_image(path: Path, image: np.ndarray, *, overwrite: bool = True) -> None:
     """Write (H, W, 3) float [0, 1] (or uint8/uint16) as PNG/JPEG/WebP/TIFF (by
     suffix), atomically.
 
     Parent directories are created; an existing file is replaced only once the
-    new one is completely written. Float values are clipped to [0, 1], NaN -> 0.
+    new one is completely written, and with ``overwrite=False`` is an error (left
+    as it was). Float values are clipped to [0, 1], NaN -> 0.
     """
     path = Path(path)
     fmt = _format(path)
@@ -303,7 +304,7 @@ def save_image(path: Path, image: np.ndarray) -> None:
     if pixels.ndim != 3 or pixels.shape[-1] != 3 or min(pixels.shape[:2]) < 1:
         raise JaxstyleError(f"cannot write {path}: not an (H, W, 3) image: shape {pixels.shape}")
     try:
-        with _atomic_write(path, "wb") as file:
+        with _atomic_write(path, "wb", overwrite) as file:
             Image.fromarray(pixels).save(file, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
     except (ValueError, KeyError) as e:
         raise JaxstyleError(_one_line(f"cannot write {path}: {e}")) from None
@@ -316,8 +317,9 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 @contextlib.contextmanager
-def _atomic_write(path: Path, mode: str) -> Generator[IO, None, None]:
-    """Yield a file that replaces ``path`` when the block succeeds (temp file + fsync + rename).
+def _atomic_write(path: Path, mode: str, overwrite: bool = True) -> Generator[IO, None, None]:
+    """Yield a file that replaces ``path`` when the block succeeds (temp file + fsync + rename;
+    without ``overwrite``, a hard link that fails if ``path`` exists).
 
     On any failure the temporary file is removed and ``path`` is left as it was;
     OSErrors become a one-line JaxstyleError.
@@ -332,8 +334,14 @@ def _atomic_write(path: Path, mode: str) -> Generator[IO, None, None]:
             yield file
             file.flush()
             os.fsync(file.fileno())
-        os.replace(tmp, path)
-        tmp = None
+        if overwrite:
+            os.replace(tmp, path)
+            tmp = None
+        else:
+            try:
+                os.link(tmp, path)  # the temporary file is removed below
+            except FileExistsError:
+                raise JaxstyleError(f"{path} exists; not overwriting it") from None
     except OSError as e:
         reason = "it is a directory" if path.is_dir() else (e.strerror or e)
         raise JaxstyleError(_one_line(f"cannot write {path}: {reason}")) from None

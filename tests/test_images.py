@@ -350,6 +350,16 @@ def test_save_image_writes_uint8_codes_as_they_are(tmp_path):
         images.save_image(tmp_path / "i32.png", codes.astype(np.int32))
 
 
+def test_save_image_without_overwrite_keeps_an_existing_file(tmp_path):
+    path = tmp_path / "mine.png"
+    path.write_bytes(b"the user's file")
+    with pytest.raises(JaxstyleError, match="mine.png exists; not overwriting it"):
+        images.save_image(path, np.zeros((2, 2, 3), np.float32), overwrite=False)
+    assert path.read_bytes() == b"the user's file" and os.listdir(tmp_path) == ["mine.png"]
+    images.save_image(tmp_path / "new.png", np.zeros((2, 2, 3), np.float32), overwrite=False)
+    assert images.load_image(tmp_path / "new.png").shape == (2, 2, 3)
+
+
 def test_save_unsupported_suffix(tmp_path):
     with pytest.raises(JaxstyleError) as info:
         images.save_image(tmp_path / "out.bmpx", np.zeros((2, 2, 3), np.float32))
