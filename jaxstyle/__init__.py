@@ -46,6 +46,8 @@ from jaxstyle.plot import read_histories as read_histories
 from jaxstyle.presets import PRESETS as PRESETS
 from jaxstyle.presets import Preset as Preset
 from jaxstyle.stylize import StylizeResult as StylizeResult
+from jaxstyle.stylize import step_image_path as step_image_path
+from jaxstyle.stylize import step_image_saver as step_image_saver
 from jaxstyle.stylize import stylize as stylize
 from jaxstyle.sweep import SweepResult as SweepResult
 from jaxstyle.sweep import sweep as sweep
@@ -103,6 +105,8 @@ __all__ = [
     "save_image",
     "style_layer_loss",
     "style_loss",
+    "step_image_path",
+    "step_image_saver",
     "stylize",
     "sweep",
     "total_loss",

@@ -140,7 +140,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     from jaxstyle import images as image_io
     from jaxstyle.presets import DEFAULT_PRESET
     from jaxstyle.provenance import record_text
-    from jaxstyle.stylize import resolve_settings, stylize
+    from jaxstyle.stylize import resolve_settings, step_image_path, step_image_saver, stylize
 
     if args.size is None:
         args.size = default_size()
@@ -159,19 +159,17 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         for a, (_, n) in zip(starts, passes, strict=True)
         for k in range(every, n + 1, every or 1)
     ]
-    saved = [_step_file(args.output, n) for n in numbers] if every else []
+    saved = [step_image_path(args.output, n) for n in numbers] if every else []
     _check_stylize_outputs(args.output, saved, inputs.files)
     content, style_images = inputs.images()
-
-    def save_intermediate(step, losses, image):
-        image_io.save_image(_step_file(args.output, step), image)
 
     from jaxstyle.weights import load_vgg19
 
     weights = load_vgg19(args.weights)
     devices = _split_devices(args)
     record_path = args.output.with_suffix(".json")
-    hooks = [(every, save_intermediate)] if every else []
+    # the step images checked above: an earlier run's, or this one's
+    hooks = [(every, step_image_saver(args.output, overwrite=True))] if every else []
     title = f"jaxstyle stylize {args.output.name}"
     with _live_view(args, title, settings.total_steps, _captioned(content, style_images)) as live:
         if not record_path.exists():  # claims the outputs: a rerun may replace what is left
@@ -183,21 +181,24 @@ def cmd_stylize(args: argparse.Namespace) -> int:
             image_io.write_text_atomic(record_path, record_text(unfinished))
         if live:
             hooks.append((args.live_every, live.update))
-        result = stylize(
-            content,
-            style_images,
-            preset=args.preset or DEFAULT_PRESET,
-            weights=weights,
-            driver=args.driver,
-            progress=not args.quiet,
-            init=inputs.init,
-            mask=inputs.mask,
-            devices=devices,
-            **_every(hooks, starts),
-            checkpoint_dir=checkpoint_dir if resumable else None,
-            checkpoint_every=args.checkpoint_every or 0,
-            **overrides,
-        )
+        try:
+            result = stylize(
+                content,
+                style_images,
+                preset=args.preset or DEFAULT_PRESET,
+                weights=weights,
+                driver=args.driver,
+                progress=not args.quiet,
+                init=inputs.init,
+                mask=inputs.mask,
+                devices=devices,
+                **_every(hooks, starts),
+                checkpoint_dir=checkpoint_dir if resumable else None,
+                checkpoint_every=args.checkpoint_every or 0,
+                **overrides,
+            )
+        except KeyboardInterrupt as err:  # SIGTERM too (_Terminated)
+            raise _stopped(err, saved) from None
         result.save(
             args.output,
             record={
@@ -224,6 +225,18 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         f"losses: content {f['content']:.4g}, style {f['style']:.4g}, tv {f['tv']:.4g})"
     )
     return 0
+
+
+def _stopped(err: KeyboardInterrupt, saved: list[Path]) -> Interrupted:
+    """A stylize run's signal as one line: no output written, and the step images kept."""
+    terminated = isinstance(err, _Terminated)
+    existing = set(os.listdir(saved[0].parent)) if saved and saved[0].parent.is_dir() else set()
+    kept = [p.name for p in saved if p.name in existing]
+    message = f"{'terminated (SIGTERM)' if terminated else 'interrupted'}: no output written"
+    if kept:
+        names = kept[0] if len(kept) == 1 else f"{kept[0]} .. {kept[-1]} ({len(kept)} files)"
+        message += f"; kept the step images {names}: the same command replaces them"
+    return Interrupted(message, signal.SIGTERM if terminated else signal.SIGINT)
 
 
 def _check_learning_rate(args: argparse.Namespace) -> None:
@@ -303,11 +316,6 @@ def _split_devices(args: argparse.Namespace) -> list | None:
 def _stylize_checkpoint(output: Path) -> Path:
     """``stylize --checkpoint-every``'s directory: .OUT.jaxstyle-checkpoint beside OUT."""
     return output.with_name(f".{output.name}.jaxstyle-checkpoint")
-
-
-def _step_file(output: Path, step: int) -> Path:
-    """``--save-every``'s image of ``step``: OUT.stepNNNNN.SUFFIX beside OUT."""
-    return output.with_name(f"{output.stem}.step{step:05d}{output.suffix}")
 
 
 def _check_stylize_outputs(output: Path, intermediate: list[Path], inputs: list[Path]) -> None:

@@ -365,6 +365,28 @@ class StylizeResult:
         return record_path
 
 
+def step_image_path(output: str | os.PathLike, step: int) -> Path:
+    """The image of ``step`` saved beside ``output``: OUT.stepNNNNN.SUFFIX."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}.step{step:05d}{output.suffix}")
+
+
+def step_image_saver(
+    output: str | os.PathLike, *, overwrite: bool = False
+) -> Callable[[int, dict, np.ndarray], None]:
+    """A :func:`stylize` callback writing each image it is given to
+    :func:`step_image_path` (``jaxstyle stylize -o OUT --save-every N`` is
+    ``callback=step_image_saver(OUT), callback_every=N``). An existing file is an
+    error unless ``overwrite``."""
+    output = Path(output)
+    image_io.check_output_path(output, [])
+
+    def save(step: int, losses: dict, image: np.ndarray) -> None:
+        image_io.save_image(step_image_path(output, step), image, overwrite=overwrite)
+
+    return save
+
+
 def texture_overrides(
     content: ImageLike | None, init: Any, content_weight: Any = None
 ) -> tuple[Any, dict[str, float]]:

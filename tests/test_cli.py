@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -243,11 +244,42 @@ def test_sigterm_ends_stylize_with_one_line_and_no_output(pair, tmp_path):
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
-    assert err.strip() == "jaxstyle: terminated (SIGTERM)"
+    stopped = "jaxstyle: terminated (SIGTERM): no output written; kept the step images out.step"
+    assert err.strip().startswith(stopped) and err.count("\n") == 1
     assert not out.exists()
     assert json.loads(out.with_suffix(".json").read_text())["status"].startswith("unfinished")
     assert stylize(*pair, "-o", out, *SMALL, "--save-every", "1") == 0  # the same command
     assert "status" not in json.loads(out.with_suffix(".json").read_text())
+
+
+def test_an_interrupt_names_the_step_images_kept(pair, tmp_path, capsys, monkeypatch):
+    """And the API's step_image_saver writes what --save-every does."""
+
+    def interrupted_at_step_2(*images, callback, callback_every, **options):
+        assert callback_every == 1
+        for step in (1, 2):
+            callback(step, {}, np.full((4, 4, 3), 0.5, np.float32))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(
+        importlib.import_module("jaxstyle.stylize"), "stylize", interrupted_at_step_2
+    )
+    out = tmp_path / "out.png"
+    assert stylize(*pair, "-o", out, *SMALL, "--save-every", "1") == 128 + signal.SIGINT
+    assert capsys.readouterr().err == (
+        "jaxstyle: interrupted: no output written; kept the step images out.step00001.png .. "
+        "out.step00002.png (2 files): the same command replaces them\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "out.json",
+        "out.step00001.png",
+        "out.step00002.png",
+    ]
+    save = jaxstyle.step_image_saver(out)  # the API's --save-every: callback=, callback_every=
+    with pytest.raises(jaxstyle.JaxstyleError, match="out.step00002.png exists; not overwriting"):
+        save(2, {}, np.zeros((4, 4, 3), np.float32))
+    save(3, {}, np.zeros((4, 4, 3), np.float32))
+    assert jaxstyle.step_image_path(out, 3).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_installed_command_prints_no_traceback(tmp_path):
