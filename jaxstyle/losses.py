@@ -129,7 +129,8 @@ def style_layer_loss(
     squared = jnp.square(gram - jnp.broadcast_to(target_gram, gram.shape))
     if reduction == "gatys":
         channels = gram.shape[-1]
-        m = float(positions) if isinstance(positions, int) else positions
+        # float32, not jnp's int32: h·w of a 256x256 map squared overflows it
+        m = float(positions) if isinstance(positions, int) else jnp.asarray(positions, jnp.float32)
         return squared.sum((-2, -1)) / (4.0 * channels**2 * jnp.square(m))
     return _reduce(squared[..., None], (-3, -2, -1), reduction)
 

@@ -178,3 +178,12 @@ def test_bad_options_raise():
         losses.total_variation_loss(F, power=3)
     with pytest.raises(TypeError):
         losses.content_loss(F, P, "mean")  # keyword-only
+
+
+@pytest.mark.parametrize("positions", [np.int64(256 * 256), jnp.int32(256 * 256), 256 * 256])
+def test_gatys_style_layer_loss_counts_integer_array_positions_in_float(positions):
+    # 65536² overflows int32: h·w as a NumPy or jax integer gave inf
+    g = RNG.normal(size=(4, 4)).astype(np.float32)
+    got = losses.style_layer_loss(g, np.zeros_like(g), positions=positions, reduction="gatys")
+    want = np.square(g.astype(np.float64)).sum() / (4 * 4**2 * 65536.0**2)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
