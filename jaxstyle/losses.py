@@ -274,8 +274,10 @@ def total_variation_loss(images: jax.Array, *, power: int = 2, reduction: str = 
         mean, summed) of |d|**power.
 
     Returns:
-      (...).
+      (...), float32: the differences are taken in float32 whatever ``images``'
+      dtype (integer pixels would wrap around, bfloat16 sums lose digits).
     """
+    images = jnp.asarray(images, jnp.float32)
     dy = images[..., 1:, :, :] - images[..., :-1, :, :]
     dx = images[..., :, 1:, :] - images[..., :, :-1, :]
     if power == 1:

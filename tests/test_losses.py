@@ -187,3 +187,15 @@ def test_gatys_style_layer_loss_counts_integer_array_positions_in_float(position
     got = losses.style_layer_loss(g, np.zeros_like(g), positions=positions, reduction="gatys")
     want = np.square(g.astype(np.float64)).sum() / (4 * 4**2 * 65536.0**2)
     np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, jnp.bfloat16])
+def test_total_variation_is_float32_whatever_the_pixels_dtype(dtype):
+    # uint8 differences wrapped around modulo 256; bfloat16 ones were summed in bfloat16
+    pixels = RNG.integers(0, 256, size=(2, 40, 50, 3)).astype(np.uint8)
+    images = jnp.asarray(pixels, dtype)
+    got = losses.total_variation_loss(images)
+    d = pixels.astype(np.float64)
+    want = sum(np.square(np.diff(d, axis=a)).sum((1, 2, 3)) for a in (1, 2))
+    assert got.dtype == jnp.float32
+    np.testing.assert_allclose(got, want, rtol=1e-6)
