@@ -15,7 +15,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from jaxstyle.architecture import CONV_NAMES, LAYER_INDEX, conv_inputs, deepest
+from jaxstyle.architecture import CONV_NAMES, LAYER_INDEX, conv_inputs, deepest, min_side
 from jaxstyle.compiler import jit
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.weights import Preprocessing, VGG19Weights
@@ -383,6 +383,7 @@ def features(
     from jaxstyle.vgg_module import VGG19
 
     last = deepest(layers)
+    check_images(images, last)
     if conv_algorithm == "winograd" and params.winograd is not None:
         needed = winograd_kernels((images.shape[1], images.shape[2]), last, batch * len(images))
         _check_prepared(params.winograd, needed)
@@ -397,6 +398,24 @@ def features(
     # without `mutable` it is the output
     # pyrefly: ignore[bad-index]
     return {name: out[name] for name in layers}
+
+
+def check_images(images: jax.Array, last_layer: str) -> None:
+    """A clear error unless ``images`` are float (N, H, W, 3) whose feature maps at
+    ``last_layer`` are not empty (sides of at least :func:`min_side`); static, so
+    also inside traced code."""
+    if images.ndim != 4 or images.shape[-1] != 3:
+        hint = " (add a batch axis)" if images.ndim == 3 and images.shape[-1] == 3 else ""
+        raise JaxstyleError(f"images must be (N, H, W, 3), not {images.shape}{hint}")
+    if not jnp.issubdtype(images.dtype, jnp.floating):
+        raise JaxstyleError(
+            f"images must be floats in [0, 1], not {images.dtype} (divide uint8 pixels by 255)"
+        )
+    h, w, need = images.shape[1], images.shape[2], min_side(last_layer)
+    if min(h, w) < need:
+        raise JaxstyleError(
+            f"{w}x{h} px images have no {last_layer} features: it needs sides of at least {need} px"
+        )
 
 
 def _check_prepared(stored: dict, needed: WinogradKernels) -> None:
@@ -422,7 +441,8 @@ def vgg_features(
 
     Args:
       params: weights from :func:`jaxstyle.load_vgg19`.
-      images: float (N, H, W, 3), RGB in [0, 1].
+      images: float (N, H, W, 3), RGB in [0, 1], sides at least 2**(poolings up
+        to the deepest layer) px (16 for relu5_1); others are a JaxstyleError.
       layers: names such as ``"relu4_2"``; only layers up to the deepest are run.
       pooling: ``"max"`` (as trained) or ``"avg"`` (Gatys et al.'s choice).
       compute_dtype: ``"float32"`` or ``"bfloat16"`` (convolutions only).
@@ -438,8 +458,7 @@ def vgg_features(
     layers = check_layers(layers)
     dtype = check_compute_dtype(compute_dtype)
     images = jnp.asarray(images)
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise JaxstyleError(f"images must be (N, H, W, 3), not {images.shape} (add a batch axis)")
+    check_images(images, deepest(layers))
     algorithm = choose_conv_algorithm(conv_algorithm, dtype, max(images.shape[1:3]))
     out = features(params, images, layers, pooling, dtype, algorithm)
     # jit returns dicts with sorted keys

@@ -331,3 +331,18 @@ def test_cells_pick_winograd_tiles_by_the_cells_on_each_device(vgg_weights, monk
     jax.eval_shape(cells, jax.ShapeDtypeStruct((4, 32, 32, 3), jnp.float32), args)
     # custom_vmap may also trace the function unbatched, for its output shapes
     assert 4 // devices in seen and set(seen) <= {1, 4 // devices}
+
+
+def test_images_vgg19_cannot_read_are_refused_by_name(vgg_weights):
+    # integer pixels ran as if in [0, 1] (activations ~466x too large), and maps
+    # emptied by the poolings gave (N, 0, 0, C) features and NaN Grams, silently
+    image = np.zeros((1, 32, 32, 3), np.uint8)
+    with pytest.raises(JaxstyleError, match="must be floats in \\[0, 1\\], not uint8"):
+        vgg_features(vgg_weights, image, ["relu1_1"])
+    objective = resolve_settings("jaxstyle", size=32).objective(get_preset("jaxstyle"))
+    with pytest.raises(JaxstyleError, match="not uint8"):
+        compute_targets(vgg_weights, objective, image[0], [image[0]])
+    with pytest.raises(JaxstyleError, match="10x9 px images have no relu5_1 .* at least 16 px"):
+        vgg_features(vgg_weights, np.zeros((1, 9, 10, 3), np.float32), ["relu1_1", "relu5_1"])
+    with pytest.raises(JaxstyleError, match=r"not \(1, 3, 8, 8\)$"):  # no batch-axis hint
+        vgg_features(vgg_weights, np.zeros((1, 3, 8, 8), np.float32), ["relu1_1"])
