@@ -36,12 +36,24 @@ from jaxstyle.vgg import (
     check_layers,
     choose_conv_algorithm,
     features,
+    layer_names,
     winograd_kernels,
 )
 from jaxstyle.weights import VGG19Weights
 
 STYLE_LOSSES = ("gram", "mrf")
 """Gram matrices (Gatys et al.) or nearest-neighbour feature patches (Li & Wand)."""
+
+CHOICES = {
+    "pooling": POOLINGS,
+    "style_loss": STYLE_LOSSES,
+    "gram_normalize": losses.GRAM_NORMALIZATIONS,
+    "content_reduction": losses.REDUCTIONS,
+    "style_reduction": losses.STYLE_REDUCTIONS,
+    "tv_power": (1, 2),
+    "tv_reduction": losses.REDUCTIONS,
+}
+"""The values each of these :class:`Objective` settings may take."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,18 +93,18 @@ class Objective:
     batch: int = 1
 
     def __post_init__(self):
+        for name in ("content_layers", "style_layers"):  # tuples: hashable
+            object.__setattr__(self, name, layer_names(getattr(self, name), name))
         check_layers(self.content_layers + self.style_layers)
         check_compute_dtype(self.compute_dtype)
         algorithm = choose_conv_algorithm(self.conv_algorithm, self.compute_dtype)
         object.__setattr__(self, "conv_algorithm", algorithm)
-        if self.pooling not in POOLINGS:
-            raise JaxstyleError(
-                f"pooling must be one of {', '.join(POOLINGS)}, not {self.pooling!r}"
-            )
-        if self.style_loss not in STYLE_LOSSES:
-            raise JaxstyleError(
-                f"style loss must be one of {', '.join(STYLE_LOSSES)}, not {self.style_loss!r}"
-            )
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise JaxstyleError(
+                    f"{name.replace('_', ' ')} must be one of {', '.join(map(str, allowed))}, "
+                    f"not {getattr(self, name)!r}"
+                )
         if self.style_loss == "mrf" and self.style_reduction not in losses.REDUCTIONS:
             raise JaxstyleError(
                 f"an MRF style loss reduces by {', '.join(losses.REDUCTIONS)}, "

@@ -348,9 +348,20 @@ def check_compute_dtype(dtype: str) -> str:
     return dtype
 
 
+def layer_names(layers: Iterable[str], what: str = "layers") -> tuple[str, ...]:
+    """``layers`` as a tuple; a clear error for one name given as a bare string
+    (which would be taken letter by letter)."""
+    if isinstance(layers, str):
+        raise JaxstyleError(
+            f"{what.replace('_', ' ')} must be a sequence of layer names such as "
+            f"({layers!r},), not the string {layers!r}"
+        )
+    return tuple(layers)
+
+
 def check_layers(layers: Iterable[str]) -> tuple[str, ...]:
     """The layer names as a tuple; a clear error for unknown ones."""
-    layers = tuple(layers)
+    layers = layer_names(layers)
     unknown = [name for name in layers if name not in LAYER_INDEX]
     if unknown:
         raise JaxstyleError(

@@ -143,6 +143,31 @@ def test_bad_settings_are_refused():
         get_preset("picasso")
 
 
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        (dict(gram_normalize="cwh"), "gram normalize must be one of none, hw, chw, not 'cwh'"),
+        (dict(content_reduction="l1"), "content reduction must be one of sum, half_sum, mean"),
+        (dict(style_reduction="gatsby"), "style reduction must be one of .*gatys, not 'gatsby'"),
+        (dict(tv_power=3), "tv power must be one of 1, 2, not 3"),
+        (dict(tv_reduction="max"), "tv reduction must be one of"),
+        (dict(style_layers="relu1_1"), r"style layers must be .* \('relu1_1',\), not the string"),
+    ],
+)
+def test_objective_refuses_bad_settings_when_made(setting, message):
+    # these were accepted, to fail as a ValueError from inside the first traced loss
+    with pytest.raises(jaxstyle.JaxstyleError, match=message):
+        Objective(**{"content_layers": ("relu4_2",), "style_layers": ("relu1_1",), **setting})
+
+
+def test_objective_takes_layer_lists_as_tuples():
+    objective = Objective(content_layers=["relu4_2"], style_layers=["relu1_1", "relu2_1"])
+    assert objective.style_layers == ("relu1_1", "relu2_1")
+    hash(objective)  # a jit static argument: lists were unhashable
+    with pytest.raises(jaxstyle.JaxstyleError, match="not the string 'relu1_1'"):
+        jaxstyle.vgg_features(None, np.zeros((1, 8, 8, 3), np.float32), "relu1_1")
+
+
 BF16_LOSS_RTOL = 2e-2  # measured 0.4-0.6 % on tubingen/starry_night at 48x64 (jaxstyle preset)
 
 
