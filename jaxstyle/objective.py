@@ -352,7 +352,10 @@ def loss_terms(
       patches, as ``objective.style_loss``), "tv": γ·TV}, float32 scalars; J is
       their sum.
     """
+    _check_loss_inputs(image, weights, objective)
     acts = _features(params, image[None], objective.layers, objective)
+    for name in objective.content_layers:
+        _check_content_target(acts[name].shape[1:], jnp.shape(targets.content[name]), image)
     content = sum(
         losses.content_loss(
             acts[name][0], targets.content[name], reduction=objective.content_reduction
@@ -371,6 +374,35 @@ def loss_terms(
         "style": weights.style * style,
         "tv": weights.tv * tv,
     }
+
+
+def _check_loss_inputs(image: jax.Array, weights: LossWeights, objective: Objective) -> None:
+    """A clear error for an image that is not one (H, W, 3) or a wrong number of
+    style layer weights (static shapes: also inside traced code)."""
+    if jnp.ndim(image) != 3 or jnp.shape(image)[-1] != 3:
+        raise JaxstyleError(
+            f"the loss takes one (H, W, 3) image, not {jnp.shape(image)} (jax.vmap it over a batch)"
+        )
+    layers = len(objective.style_layers)
+    if jnp.shape(weights.style_layers) != (layers,):
+        raise JaxstyleError(
+            f"style layer weights must be ({layers},), one per style layer of the objective, "
+            f"not {jnp.shape(weights.style_layers)}"
+        )
+
+
+def _check_content_target(features: tuple, target: tuple, image: jax.Array) -> None:
+    """A clear error for content targets of another image size than ``image``'s."""
+    try:
+        fits = np.broadcast_shapes(target, features) == features
+    except ValueError:
+        fits = False
+    if not fits:
+        h, w = jnp.shape(image)[:2]
+        raise JaxstyleError(
+            f"the content targets {target} are not of a {w}x{h} px image's features "
+            f"{features}: compute them from a content image of the optimised image's size"
+        )
 
 
 def _mrf_style(

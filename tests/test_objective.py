@@ -215,3 +215,19 @@ def test_bfloat16_loss_and_gradient_agree_with_float32(vgg_weights, shared_image
 def test_bad_compute_dtype_is_refused():
     with pytest.raises(jaxstyle.JaxstyleError, match="compute dtype must be one of"):
         Objective.from_preset(get_preset("jaxstyle"), compute_dtype="float16")
+
+
+def test_loss_inputs_of_the_wrong_shape_are_named(vgg_weights):
+    # each came out of the convolution or a broadcast deep inside JAX, or a zip() ValueError
+    objective = Objective.from_preset(get_preset("jcjohnson"))
+    targets = compute_targets(vgg_weights, objective, CONTENT, [STYLE])
+    weights = weights_of(get_preset("jcjohnson"))
+    loss_fn = jaxstyle.make_loss_fn(objective)
+    args = jaxstyle.LossArgs(vgg_weights, targets, weights)
+    with pytest.raises(jaxstyle.JaxstyleError, match=r"one \(H, W, 3\) image, not \(1, "):
+        loss_fn(CONTENT[None], args)
+    with pytest.raises(jaxstyle.JaxstyleError, match="content targets .* not of a 32x20 px"):
+        jax.jit(loss_fn)(CONTENT[:20, :32], args)
+    few = LossWeights.create(content=1.0, style=1.0, tv=0.0, style_layers=[1.0, 1.0])
+    with pytest.raises(jaxstyle.JaxstyleError, match=r"must be \(5,\), one per style layer"):
+        total_loss(CONTENT, vgg_weights, targets, few, objective)
