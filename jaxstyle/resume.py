@@ -59,6 +59,10 @@ def json_digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
 
 
+FINGERPRINT_WORDS = {"cells": "loss weights or seeds", "start": "starting images"}
+"""How a checkpoint mismatch names the fingerprint's parts that are not plain words."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Checkpointing:
     """Where and how often a run saves its state.
@@ -104,7 +108,11 @@ class Checkpointing:
             raise JaxstyleError(f"checkpoint {self.directory} is unreadable: {err}") from None
         mine = as_json(self.fingerprint)
         if saved != mine:
-            differ = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
+            differ = sorted(
+                FINGERPRINT_WORDS.get(k, k)
+                for k in set(saved) | set(mine)
+                if saved.get(k) != mine.get(k)
+            )
             raise JaxstyleError(
                 f"checkpoint {self.directory} was written by a run with other settings "
                 f"(differing: {', '.join(differ)}); rerun with those, or delete the "
