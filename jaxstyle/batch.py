@@ -133,7 +133,7 @@ def batch(
       preset, weights, driver: as :func:`jaxstyle.stylize`.
       batch_size: at most this many jobs run together (vmapped) in one chunk.
       checkpoint_every: save a running chunk every N steps (0: only on
-        SIGTERM/SIGINT, which then raise :class:`~jaxstyle.resume.Interrupted`).
+        SIGTERM/SIGINT, which then raise :class:`jaxstyle.Interrupted`).
       devices: the devices to shard each chunk over (default: all).
       split_image: also split each job's image by rows over this many devices
         (True: all of a process's), the jobs sharded over the groups of them.

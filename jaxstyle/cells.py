@@ -328,7 +328,7 @@ class CellPlan:
         """Initialise (or resume from ``checkpoint``), run the remaining steps and finish.
 
         With ``checkpoint``, the state is saved every ``checkpoint.every`` steps
-        and, on SIGTERM/SIGINT, once more before :class:`~jaxstyle.resume.Interrupted`
+        and, on SIGTERM/SIGINT, once more before :class:`jaxstyle.Interrupted`
         is raised; a rerun resumes from the newest checkpoint and gives the same
         result as an uninterrupted run. A progress bar counts steps. ``callback``
         is called as ``callback(step, losses, images)`` after every

@@ -23,6 +23,7 @@ import csv
 import dataclasses
 import json
 import math
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -56,6 +57,15 @@ class Job:
     output: str
     overrides: dict[str, Any]
     mask: Path | tuple[Path, ...] | None = None
+
+    def __post_init__(self):  # one style given as a path, not iterated by character
+        if isinstance(self.styles, (str, os.PathLike)):
+            object.__setattr__(self, "styles", (Path(self.styles),))
+        unknown = sorted(set(self.overrides) - set(NUMBERS))
+        if unknown:
+            raise JaxstyleError(
+                f"a job's overrides are among {', '.join(NUMBERS)}, not {', '.join(unknown)}"
+            )
 
 
 class RowError(NamedTuple):

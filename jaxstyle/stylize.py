@@ -584,7 +584,7 @@ def stylize(
         default device.
       checkpoint_dir: make the run resumable: its state is saved there every
         ``checkpoint_every`` steps (0: only on SIGTERM/SIGINT, which then raise
-        :class:`~jaxstyle.errors.Interrupted`), and a run with the same
+        :class:`jaxstyle.Interrupted`), and a run with the same
         arguments resumes from it (one of another run is refused). It runs as
         a one-cell :func:`jaxstyle.sweep`, which checkpoints: the same result as
         without, to float rounding.

@@ -355,7 +355,7 @@ def sweep(
       driver, progress: as :func:`jaxstyle.stylize`.
       checkpoint_dir: save the run's state there every ``checkpoint_every``
         steps (0: only on SIGTERM/SIGINT, which then raise
-        :class:`~jaxstyle.resume.Interrupted`) and resume from it when it
+        :class:`jaxstyle.Interrupted`) and resume from it when it
         holds a checkpoint of the same sweep (one of another sweep is refused).
       callback: called as ``callback(step, losses, images)`` after every
         ``callback_every``-th step of each pass, with the cells' losses

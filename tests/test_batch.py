@@ -282,6 +282,13 @@ def test_batch_api_refuses_bad_shared_settings(vgg_weights, tmp_path):
         jaxstyle.batch([row], tmp_path, weights=vgg_weights)
 
 
+def test_job_takes_one_style_path_and_refuses_unknown_overrides(tmp_path):
+    assert Job(1, None, str(tmp_path / "s.png"), "y.png", {}).styles == (tmp_path / "s.png",)
+    assert Job(1, None, tmp_path / "s.png", "y.png", {}).styles == (tmp_path / "s.png",)
+    with pytest.raises(jaxstyle.JaxstyleError, match="not stlye_weight"):
+        Job(1, None, (tmp_path / "s.png",), "y.png", {"stlye_weight": 1})
+
+
 SHARDED = """
 import os, sys, json
 import jax

@@ -80,6 +80,21 @@ def test_luminance_match_is_grey_with_the_contents_luminance_mean_and_spread():
     assert y.std() == pytest.approx(want.std(), rel=1e-3)
 
 
+def test_matching_takes_one_image_each_and_vmaps_over_a_batch():
+    """A batch would pool its statistics over the images: refused, and vmapped it
+    equals matching each image alone."""
+    styles = np.stack([_mid_range(i, (20, 16), np.eye(3)) for i in (5, 6)])
+    content = _mid_range(7, (24, 32), np.full((3, 3), 1.0))
+    for match in (colors.match_color_histogram, colors.match_luminance):
+        with pytest.raises(jaxstyle.JaxstyleError, match=r"one \(h, w, 3\) style image"):
+            match(styles, content)
+        with pytest.raises(jaxstyle.JaxstyleError, match="content image, not shape"):
+            match(styles[0], content[..., :2])
+        batched = jax.vmap(match, in_axes=(0, None))(styles, content)
+        for i, style in enumerate(styles):
+            np.testing.assert_allclose(batched[i], match(style, content), atol=1e-6)
+
+
 def test_content_colours_keep_each_images_luminance_and_take_the_contents_chroma():
     images = np.stack([_mid_range(5, (6, 8), np.eye(3)), _mid_range(6, (6, 8), np.eye(3))])
     content = _mid_range(7, (6, 8), [[1, 0.2, 0], [0, 1, 0], [0, 0.4, 1]])
