@@ -148,8 +148,6 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         raise JaxstyleError("--save-every must be >= 0")
     if args.checkpoint_every is not None and args.checkpoint_every < 0:
         raise JaxstyleError("--checkpoint-every must be >= 0")
-    checkpoint_dir = _stylize_checkpoint(args.output)
-    resumable = args.checkpoint_every is not None or checkpoint_dir.exists()
     inputs = _Inputs.from_args(args)
     overrides = {k: getattr(args, k) for k in (*SETTINGS, *COARSE_TO_FINE)}
     settings = resolve_settings(args.preset or DEFAULT_PRESET, **overrides)  # fail fast
@@ -161,6 +159,8 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     ]
     saved = [step_image_path(args.output, n) for n in numbers] if every else []
     _check_stylize_outputs(args.output, saved, inputs.files)
+    checkpoint_dir = _stylize_checkpoint(args.output)
+    resumable = args.checkpoint_every is not None or checkpoint_dir.exists()
     content, style_images = inputs.images()
 
     from jaxstyle.weights import load_vgg19
