@@ -1,7 +1,9 @@
 """Loss primitives of neural style transfer: pure, jit- and vmap-safe.
 
 Every function reduces over the trailing image axes and keeps leading batch
-axes, so ``f(x)`` on (N, h, w, C) equals ``vmap(f)`` over N. Normalisations are
+axes, so ``f(x)`` on (N, h, w, C) equals ``vmap(f)`` over N. Arguments of other
+shapes are a :class:`~jaxstyle.errors.JaxstyleError` naming them, raised from the
+static shapes when traced (free under jit; per example under vmap). Normalisations are
 explicit keyword options; :mod:`jaxstyle.presets` names the combinations that
 reproduce published defaults.
 
@@ -19,6 +21,9 @@ from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from jaxstyle.errors import JaxstyleError
 
 GRAM_NORMALIZATIONS = ("none", "hw", "chw")
 REDUCTIONS = ("sum", "half_sum", "mean")
@@ -33,6 +38,43 @@ def _reduce(values: jax.Array, axes: tuple[int, ...], reduction: str) -> jax.Arr
     if reduction == "mean":
         return values.mean(axes)
     raise ValueError(f"reduction must be one of {REDUCTIONS}, not {reduction!r}")
+
+
+def _check_axes(name: str, array, axes: str) -> tuple[int, ...]:
+    """``array``'s static shape (per example under vmap); a :class:`JaxstyleError`
+    naming ``name`` unless it has the trailing ``axes`` ("h, w, C")."""
+    shape = jnp.shape(array)
+    if len(shape) < len(axes.split(", ")):
+        raise JaxstyleError(f"{name} must be (..., {axes}), not {shape}")
+    return shape
+
+
+def broadcast_shape(*shapes: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The shape ``shapes`` broadcast to, or None if they do not."""
+    try:
+        return np.broadcast_shapes(*shapes)
+    except ValueError:
+        return None
+
+
+def _check_target(name: str, target, shape: tuple[int, ...], axes: int) -> None:
+    """A :class:`JaxstyleError` naming ``name`` unless ``target`` broadcasts to
+    ``shape``, whose last ``axes`` axes ((h, w, C) or (C, C)) it should have."""
+    if broadcast_shape(jnp.shape(target), shape) != tuple(shape):
+        raise JaxstyleError(
+            f"{name} must be {tuple(shape[-axes:])} (or broadcast to {tuple(shape)}), "
+            f"not {jnp.shape(target)}"
+        )
+
+
+def _check_mask(mask, shape: tuple[int, ...]) -> None:
+    """A :class:`JaxstyleError` unless ``mask`` is (..., h, w) for (..., h, w, C)
+    features of ``shape``, leading axes broadcasting."""
+    got = jnp.shape(mask)
+    if got[-2:] != tuple(shape[-3:-1]) or broadcast_shape(got[:-2], shape[:-3]) is None:
+        raise JaxstyleError(
+            f"mask must be (..., {shape[-3]}, {shape[-2]}) for features {tuple(shape)}, not {got}"
+        )
 
 
 @jax.custom_jvp
@@ -70,8 +112,9 @@ def gram_matrix(
       reverse mode) by one matrix product in ``features``' dtype, with float32
       accumulation.
     """
-    *_, h, w, c = features.shape
+    *_, h, w, c = _check_axes("features", features, "h, w, C")
     if mask is not None:
+        _check_mask(mask, features.shape)
         features = features * jnp.sqrt(mask)[..., None].astype(features.dtype)
     gram = _gram(features.reshape(*features.shape[:-3], h * w, c))
     if normalize == "none":
@@ -102,6 +145,8 @@ def content_loss(features: jax.Array, target: jax.Array, *, reduction: str = "me
     Returns:
       (...) one value per leading index.
     """
+    shape = _check_axes("features", features, "h, w, C")
+    _check_target("the content target", target, shape, 3)
     target = jnp.broadcast_to(jnp.asarray(target, jnp.float32), features.shape)
     diff = features.astype(jnp.float32) - target
     return _reduce(jnp.square(diff), (-3, -2, -1), reduction)
@@ -126,6 +171,7 @@ def style_layer_loss(
     Returns:
       (...).
     """
+    _check_target("the target Gram", target_gram, _check_axes("gram", gram, "C, C"), 2)
     squared = jnp.square(gram - jnp.broadcast_to(target_gram, gram.shape))
     if reduction == "gatys":
         channels = gram.shape[-1]
@@ -158,6 +204,11 @@ def style_loss(
     Returns:
       (...); 0.0 for no layers.
     """
+    given = {"target_grams": target_grams, "layer_weights": layer_weights, "masks": masks}
+    for what, mapping in given.items():
+        missing = [name for name in features if mapping is not None and name not in mapping]
+        if missing:
+            raise JaxstyleError(f"{what} lack the features' layer(s) {', '.join(missing)}")
     total = 0.0
     for name, f in features.items():
         mask = None if masks is None else masks[name]
@@ -184,7 +235,9 @@ def extract_patches(features: jax.Array, *, size: int = 3, stride: int = 1) -> j
       (..., P, size·size·C): P = ⌊(h−size)/stride+1⌋·⌊(w−size)/stride+1⌋ patches in
       row-major order of their top-left corners, each flattened (row, column, channel).
     """
-    *_, h, w, c = features.shape
+    if min(size, stride) < 1:
+        raise JaxstyleError(f"patch size and stride must be >= 1, not {size} and {stride}")
+    *_, h, w, c = _check_axes("features", features, "h, w, C")
     if min(h, w) < size:
         raise ValueError(f"{h}x{w} feature maps have no {size}x{size} patch")
     rows, cols = (h - size) // stride + 1, (w - size) // stride + 1
@@ -234,6 +287,14 @@ def mrf_loss(
       time; only the matched patches enter the gradient.
     """
     patches = extract_patches(features, size=patch_size, stride=stride)
+    depth, given = patches.shape[-1], jnp.shape(target_patches)
+    if len(given) != 2 or given[-1] != depth:
+        raise JaxstyleError(
+            f"target patches must be (P', {depth}), {patch_size}x{patch_size} patches of "
+            f"{features.shape[-1]} channels (extract_patches with the same size), not {given}"
+        )
+    if mask is not None:
+        _check_mask(mask, features.shape)
     targets = jnp.asarray(target_patches)
     norms = jnp.linalg.norm(targets.astype(jnp.float32), axis=-1, keepdims=True)
     unit = (targets / jnp.maximum(norms, 1e-8)).astype(patches.dtype)
@@ -277,6 +338,7 @@ def total_variation_loss(images: jax.Array, *, power: int = 2, reduction: str = 
       (...), float32: the differences are taken in float32 whatever ``images``'
       dtype (integer pixels would wrap around, bfloat16 sums lose digits).
     """
+    _check_axes("images", images, "H, W, C")
     images = jnp.asarray(images, jnp.float32)
     dy = images[..., 1:, :, :] - images[..., :-1, :, :]
     dx = images[..., :, 1:, :] - images[..., :, :-1, :]

@@ -393,11 +393,7 @@ def _check_loss_inputs(image: jax.Array, weights: LossWeights, objective: Object
 
 def _check_content_target(features: tuple, target: tuple, image: jax.Array) -> None:
     """A clear error for content targets of another image size than ``image``'s."""
-    try:
-        fits = np.broadcast_shapes(target, features) == features
-    except ValueError:
-        fits = False
-    if not fits:
+    if losses.broadcast_shape(target, features) != features:
         h, w = jnp.shape(image)[:2]
         raise JaxstyleError(
             f"the content targets {target} are not of a {w}x{h} px image's features "

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import jaxstyle
 from jaxstyle import losses
 
 RNG = np.random.default_rng(0)
@@ -199,3 +200,56 @@ def test_total_variation_is_float32_whatever_the_pixels_dtype(dtype):
     want = sum(np.square(np.diff(d, axis=a)).sum((1, 2, 3)) for a in (1, 2))
     assert got.dtype == jnp.float32
     np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+G = np.ones((6, 6), np.float32)
+PATCHES = losses.extract_patches(P, size=3)  # (15, 54)
+MASK = np.ones((2, 5, 7), np.float32)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: losses.gram_matrix(F[0, 0]), r"features must be \(\.\.\., h, w, C\), not \(7,"),
+        (lambda: losses.total_variation_loss(P[..., 0]), r"images must be \(\.\.\., H, W, C\)"),
+        (lambda: losses.gram_matrix(F, mask=MASK[:, :, :4]), r"mask must be \(\.\.\., 5, 7\)"),
+        (lambda: losses.mrf_loss(P, PATCHES, mask=MASK[0, :4]), r"mask must be \(\.\.\., 5, 7\)"),
+        (lambda: losses.content_loss(F, P[:4]), r"content target must be \(5, 7, 6\) .*\(4, 7,"),
+        (lambda: losses.content_loss(P, F), r"content target must be \(5, 7, 6\)"),
+        (lambda: losses.style_layer_loss(G, G[:3, :3], positions=35), r"Gram must be \(6, 6\)"),
+        (lambda: losses.mrf_loss(P, PATCHES, patch_size=2), r"patches must be \(P', 24\), 2x2"),
+        (lambda: losses.style_loss({"a": F}, {}), "target_grams lack the features' layer.* a"),
+        (
+            lambda: losses.style_loss({"a": F}, {"a": G}, layer_weights={"b": 1.0}),
+            "layer_weights lack the features' layer.* a",
+        ),
+        (lambda: losses.style_loss({"a": F}, {"a": G}, masks={}), "masks lack"),
+        (lambda: losses.extract_patches(F, stride=0), "patch size and stride must be >= 1"),
+    ],
+    ids=[
+        "gram-2d",
+        "tv-2d",
+        "gram-mask",
+        "mrf-mask",
+        "content-target",
+        "content-target-batched",
+        "style-target",
+        "mrf-patch-size",
+        "style-targets-layer",
+        "style-weights-layer",
+        "style-masks-layer",
+        "patches-stride-0",
+    ],
+)
+def test_arguments_of_the_wrong_shape_are_named(call, match):
+    # errors from inside JAX before: unpacking, indexing, broadcasting, einsum, KeyError, / 0
+    with pytest.raises(jaxstyle.JaxstyleError, match=match):
+        call()
+
+
+def test_shape_checks_see_each_example_under_vmap_and_jit():
+    # static shapes: traced code checks them too, vmap the per-example shape
+    with pytest.raises(jaxstyle.JaxstyleError, match=r"not \(7, 6\)"):
+        jax.vmap(losses.gram_matrix)(F[:, 0])
+    with pytest.raises(jaxstyle.JaxstyleError, match="content target"):
+        jax.jit(jax.vmap(losses.content_loss, in_axes=(0, None)))(F, P[:4])
