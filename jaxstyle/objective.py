@@ -264,12 +264,21 @@ def compute_targets(
       content: (H, W, 3) RGB in [0, 1], or None for texture synthesis (then
         the content targets are zeros of ``content_shape``'s features and the
         content weight should be 0).
-      styles: one or more (H', W', 3) style images (sizes may differ).
+      styles: a list of one or more (H', W', 3) style images (sizes may differ).
       blend: weights of the style images' Grams (default equal, sum 1).
       separate: keep each style image's Grams apart, {layer: (S, C, C)}, for
         one mask per style (see :meth:`Targets.with_style_mask`); no blend.
     """
+    if getattr(styles, "ndim", 4) != 4 or not len(styles):  # one array: its rows
+        hint = " (one style: [style])" if getattr(styles, "ndim", 0) == 3 else ""
+        raise JaxstyleError(
+            "styles must be a list of one or more (H, W, 3) images, "
+            f"not {getattr(styles, 'shape', styles)}{hint}"
+        )
+    for i, style in enumerate(styles):
+        _check_image(style, f"style {i}")
     if content is not None:
+        _check_image(content, "the content")
         content_targets = _content_features(params, content, objective)
     elif content_shape is None:
         raise JaxstyleError("targets without a content image need the content_shape")
@@ -379,16 +388,21 @@ def loss_terms(
 def _check_loss_inputs(image: jax.Array, weights: LossWeights, objective: Objective) -> None:
     """A clear error for an image that is not one (H, W, 3) or a wrong number of
     style layer weights (static shapes: also inside traced code)."""
-    if jnp.ndim(image) != 3 or jnp.shape(image)[-1] != 3:
-        raise JaxstyleError(
-            f"the loss takes one (H, W, 3) image, not {jnp.shape(image)} (jax.vmap it over a batch)"
-        )
+    _check_image(image, "the loss's image")
     layers = len(objective.style_layers)
     if jnp.shape(weights.style_layers) != (layers,):
         raise JaxstyleError(
             f"style layer weights must be ({layers},), one per style layer of the objective, "
             f"not {jnp.shape(weights.style_layers)}"
         )
+
+
+def _check_image(image, what: str) -> None:
+    """A clear error unless ``image`` is one (H, W, 3) image (static shape: also traced)."""
+    shape = jnp.shape(image)
+    if len(shape) != 3 or shape[-1] != 3:
+        hint = " (jax.vmap over a batch)" if len(shape) == 4 and shape[-1] == 3 else ""
+        raise JaxstyleError(f"{what} must be one (H, W, 3) image, not {shape}{hint}")
 
 
 def _check_content_target(features: tuple, target: tuple, image: jax.Array) -> None:

@@ -231,3 +231,20 @@ def test_loss_inputs_of_the_wrong_shape_are_named(vgg_weights):
     few = LossWeights.create(content=1.0, style=1.0, tv=0.0, style_layers=[1.0, 1.0])
     with pytest.raises(jaxstyle.JaxstyleError, match=r"must be \(5,\), one per style layer"):
         total_loss(CONTENT, vgg_weights, targets, few, objective)
+
+
+@pytest.mark.parametrize(
+    ("content", "styles", "match"),
+    [
+        (CONTENT, STYLE, r"styles must be a list .*not \(40, 40, 3\) \(one style: \[style\]\)"),
+        (CONTENT, [], r"styles must be a list of one or more"),
+        (CONTENT, [STYLE, STYLE[0]], r"style 1 must be one \(H, W, 3\) image, not \(40, 3\)"),
+        (CONTENT[None], [STYLE], r"content must be one \(H, W, 3\) image, not \(1, 32, 48, 3\) "),
+    ],
+    ids=["one-style-array", "no-styles", "2d-style", "batched-content"],
+)
+def test_compute_targets_names_images_of_the_wrong_shape(vgg_weights, content, styles, match):
+    # a convolution's "lhs and rhs ndim" TypeError, or "add a batch axis" to a style's rows
+    objective = Objective.from_preset(get_preset("jcjohnson"))
+    with pytest.raises(jaxstyle.JaxstyleError, match=match):
+        compute_targets(vgg_weights, objective, content, styles)
