@@ -170,7 +170,8 @@ def finite_float32(what: str, value, *, ndim: int = 0) -> np.ndarray:
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class LossWeights:
-    """Sweepable loss weights, each a float32 array.
+    """Sweepable loss weights, each a float32 array: from numbers by :meth:`create`
+    (checked on the host), in traced code ``LossWeights(content=..., ...)`` of arrays.
 
     Attributes:
       content: () α. style: () β. tv: () γ.
@@ -187,6 +188,12 @@ class LossWeights:
         """Weights from numbers (``style_layers`` one per style layer); negative,
         non-finite and float32-overflowing values are refused."""
         given = dict(content=content, style=style, tv=tv, style_layers=style_layers)
+        if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(given)):
+            raise JaxstyleError(
+                "LossWeights.create checks numbers on the host, not traced values (inside jit, "
+                "vmap or grad): there build LossWeights(content=, style=, tv=, style_layers=) "
+                "directly from float32 arrays, () each and (L,) style_layers"
+            )
         values = {}
         for name, value in given.items():  # checked on the host
             what = f"{name.replace('_', ' ')} weight{'s' * (name == 'style_layers')}"

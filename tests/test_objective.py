@@ -248,3 +248,20 @@ def test_compute_targets_names_images_of_the_wrong_shape(vgg_weights, content, s
     objective = Objective.from_preset(get_preset("jcjohnson"))
     with pytest.raises(jaxstyle.JaxstyleError, match=match):
         compute_targets(vgg_weights, objective, content, styles)
+
+
+@pytest.mark.parametrize(
+    ("transform", "style"),
+    [(jax.jit, jnp.float32(2.0)), (jax.vmap, jnp.ones(2))],
+    ids=["jit", "vmap"],
+)
+def test_loss_weights_create_in_traced_code_points_to_the_constructor(transform, style):
+    # it said "style weight must be a number, not VmapTracer(...)"
+    def create(s):
+        return LossWeights.create(content=1.0, style=s, tv=0.0, style_layers=[1.0])
+
+    with pytest.raises(jaxstyle.JaxstyleError, match=r"build LossWeights\(content=.*directly"):
+        transform(create)(style)
+    one, zero = jnp.float32(1.0), jnp.float32(0.0)
+    built = transform(lambda s: LossWeights(one, s, zero, jnp.ones(1, jnp.float32)))(style)
+    assert jnp.shape(built.style) == jnp.shape(style)
