@@ -198,7 +198,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
                 **overrides,
             )
         except KeyboardInterrupt as err:  # SIGTERM too (_Terminated)
-            raise _stopped(err, saved) from None
+            raise _stopped(err, saved, resumable) from None
         result.save(
             args.output,
             record={
@@ -227,8 +227,9 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stopped(err: KeyboardInterrupt, saved: list[Path]) -> Interrupted:
-    """A stylize run's signal as one line: no output written, and the step images kept."""
+def _stopped(err: KeyboardInterrupt, saved: list[Path], resumable: bool) -> Interrupted:
+    """A stylize run's signal as one line: no output written, the step images kept,
+    and (unless it was) how to make a run resumable."""
     terminated = isinstance(err, _Terminated)
     existing = set(os.listdir(saved[0].parent)) if saved and saved[0].parent.is_dir() else set()
     kept = [p.name for p in saved if p.name in existing]
@@ -236,6 +237,8 @@ def _stopped(err: KeyboardInterrupt, saved: list[Path]) -> Interrupted:
     if kept:
         names = kept[0] if len(kept) == 1 else f"{kept[0]} .. {kept[-1]} ({len(kept)} files)"
         message += f"; kept the step images {names}: the same command replaces them"
+    if not resumable:
+        message += " (--checkpoint-every N makes a run resumable)"
     return Interrupted(message, signal.SIGTERM if terminated else signal.SIGINT)
 
 

@@ -268,7 +268,8 @@ def test_an_interrupt_names_the_step_images_kept(pair, tmp_path, capsys, monkeyp
     assert stylize(*pair, "-o", out, *SMALL, "--save-every", "1") == 128 + signal.SIGINT
     assert capsys.readouterr().err == (
         "jaxstyle: interrupted: no output written; kept the step images out.step00001.png .. "
-        "out.step00002.png (2 files): the same command replaces them\n"
+        "out.step00002.png (2 files): the same command replaces them "
+        "(--checkpoint-every N makes a run resumable)\n"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "out.json",
