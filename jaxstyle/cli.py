@@ -317,8 +317,11 @@ def _split_devices(args: argparse.Namespace) -> list | None:
 
 
 def _stylize_checkpoint(output: Path) -> Path:
-    """``stylize --checkpoint-every``'s directory: .OUT.jaxstyle-checkpoint beside OUT."""
-    return output.with_name(f".{output.name}.jaxstyle-checkpoint")
+    """``stylize --checkpoint-every``'s directory: .OUT.jaxstyle-checkpoint beside OUT
+    (a sweep's or batch's :data:`~jaxstyle.resume.CHECKPOINTS`, named for OUT)."""
+    from jaxstyle.resume import CHECKPOINTS
+
+    return output.with_name(f".{output.name}{CHECKPOINTS}")
 
 
 def _check_stylize_outputs(output: Path, intermediate: list[Path], inputs: list[Path]) -> None:

@@ -680,7 +680,7 @@ def _stylize_resumable(content, style, *, devices, callback, **options) -> Styli
     (or split over ``devices``), which checkpoints and resumes."""
     from jaxstyle.sweep import sweep
 
-    devices = jax.devices()[:1] if devices is None else check_devices(devices)
+    devices = devices or jax.devices()[:1]  # checked by stylize; none: the default device
 
     def cell_callback(step, losses, images):  # the one cell's, as stylize reports them
         callback(step, {k: float(v[0]) for k, v in losses.items()}, images[0])
