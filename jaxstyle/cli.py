@@ -597,9 +597,9 @@ def _start_jax() -> None:
         jax.devices()
     except (RuntimeError, ValueError, AssertionError) as err:  # jax raises all three
         platforms = os.environ.get("JAX_PLATFORMS")
+        named = "" if platforms is None else f"JAX_PLATFORMS={platforms!r} and "
         raise JaxstyleError(
-            f"cannot start JAX ({brief(err)}); check JAX_PLATFORMS={platforms!r} and the JAX_* "
-            "environment variables"
+            f"cannot start JAX ({brief(err)}); check {named}the JAX_* environment variables"
         ) from None
 
 

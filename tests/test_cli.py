@@ -316,6 +316,24 @@ def test_a_backend_that_cannot_start_is_one_line(platform):
     assert "cannot start JAX" in proc.stderr and f"JAX_PLATFORMS='{platform}'" in proc.stderr
 
 
+@pytest.mark.parametrize(
+    "variable", ["JAX_ENABLE_X64=maybe", "JAX_DEFAULT_MATMUL_PRECISION=fastest"]
+)
+def test_a_jax_variable_jax_refuses_is_one_line(variable):
+    """jax raises at import on such a value: the command says it in one line, and the
+    API raises jax's error on first use, not at ``import jaxstyle``."""
+    name, value = variable.split("=")
+    env = {**os.environ, name: value}
+    command = [sys.executable, "-m", "jaxstyle", "presets"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+    assert "cannot start JAX" in proc.stderr and value in proc.stderr
+    use = "import jaxstyle\ntry:\n    jaxstyle.stylize\nexcept ValueError as e:\n    print(e)"
+    proc = subprocess.run([sys.executable, "-c", use], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0 and value in proc.stdout, proc.stderr[-2000:]
+
+
 def test_a_cache_that_is_a_file_is_one_line(tmp_path, monkeypatch, capsys):
     (tmp_path / "cache").write_text("not a directory")
     monkeypatch.setenv("JAXSTYLE_CACHE", str(tmp_path / "cache"))
