@@ -19,7 +19,31 @@ class _Parser(argparse.ArgumentParser):
         if message.endswith("expected one argument"):  # e.g. --shape -3x5
             option = message.removeprefix("argument ").split(":")[0].split("/")[-1]
             message += f" (a value starting with '-' is given as {option}=VALUE)"
+        for action in self._actions:  # no command: name the choices, not the dest
+            if isinstance(action, argparse._SubParsersAction) and message.endswith(
+                f"required: {action.dest}"
+            ):
+                message = f"'{self.prog}' needs a command: {', '.join(action.choices)}"
         raise JaxstyleError(message)
+
+
+def _version() -> str:
+    """``jaxstyle --version``: jaxstyle's and its main dependencies' versions."""
+    from importlib import metadata
+
+    from jaxstyle import __version__
+
+    def installed(name: str) -> str:
+        try:
+            return f"{name} {metadata.version(name)}"
+        except metadata.PackageNotFoundError:
+            return f"{name} not installed"
+
+    return f"jaxstyle {__version__} ({', '.join(map(installed, DEPENDENCIES))})"
+
+
+DEPENDENCIES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint")
+"""What ``--version`` names beside jaxstyle."""
 
 
 def _csv(kind):
@@ -328,7 +352,12 @@ def _setting_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> No
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="jaxstyle", description="Neural style transfer in JAX.")
+    parser = _Parser(
+        prog="jaxstyle",
+        description="Neural style transfer in JAX.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # --version on one line
+    )
+    parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _stylize_arguments(sub.add_parser("stylize", help="paint an image in the style of others"))
     _sweep_arguments(

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -370,3 +371,27 @@ def test_coarse_to_fine_auto_on_the_command_line(pair, tmp_path, capsys):
     assert "(64x48, 3 steps" in capsys.readouterr().out
     assert stylize(*pair, "-o", out, *SMALL, "--coarse-to-fine", "finer") == 2
     assert "expected sizes such as 256,512 or 'auto', got 'finer'" in capsys.readouterr().err
+
+
+def test_version_names_jaxstyle_and_jax(capsys):
+    """``--version``: the package's version (the one pyproject.toml declares) and jax's."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    pyproject = (Path(__file__).parents[1] / "pyproject.toml").read_text()
+    assert f'\nversion = "{jaxstyle.__version__}"\n' in pyproject
+    import jax
+
+    assert out.startswith(f"jaxstyle {jaxstyle.__version__} (jax {jax.__version__}, ")
+    assert out.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "names"),
+    [([], "'jaxstyle' needs a command: stylize, sweep, batch"), (["weights"], "fetch, convert")],
+)
+def test_no_command_names_the_commands(argv, names, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert names in err and err.count("\n") == 1
