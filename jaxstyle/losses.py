@@ -239,7 +239,10 @@ def extract_patches(features: jax.Array, *, size: int = 3, stride: int = 1) -> j
         raise JaxstyleError(f"patch size and stride must be >= 1, not {size} and {stride}")
     *_, h, w, c = _check_axes("features", features, "h, w, C")
     if min(h, w) < size:
-        raise ValueError(f"{h}x{w} feature maps have no {size}x{size} patch")
+        raise JaxstyleError(
+            f"features of h={h}, w={w} have no {size}x{size} patch: "
+            f"h and w must be at least the patch size {size}"
+        )
     rows, cols = (h - size) // stride + 1, (w - size) // stride + 1
     shifted = [
         features[

@@ -225,6 +225,7 @@ MASK = np.ones((2, 5, 7), np.float32)
         ),
         (lambda: losses.style_loss({"a": F}, {"a": G}, masks={}), "masks lack"),
         (lambda: losses.extract_patches(F, stride=0), "patch size and stride must be >= 1"),
+        (lambda: losses.extract_patches(F, size=0), r"patch size and stride .* not 0 and 1"),
     ],
     ids=[
         "gram-2d",
@@ -239,6 +240,7 @@ MASK = np.ones((2, 5, 7), np.float32)
         "style-weights-layer",
         "style-masks-layer",
         "patches-stride-0",
+        "patches-size-0",
     ],
 )
 def test_arguments_of_the_wrong_shape_are_named(call, match):

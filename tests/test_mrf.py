@@ -77,9 +77,16 @@ def test_patches_are_the_windows_in_row_major_order(size, stride):
         np.testing.assert_array_equal(patches[n], numpy_patches(f[n], size, stride))
 
 
-def test_patches_need_a_window():
-    with pytest.raises(ValueError, match="no 3x3 patch"):
-        jaxstyle.extract_patches(jnp.zeros((2, 5, 4)), size=3)
+@pytest.mark.parametrize("shape", [(2, 5, 4), (3, 5, 2, 4)])
+def test_patches_need_a_window(shape):
+    # a ValueError before, not a JaxstyleError: the CLI showed a traceback
+    h, w = shape[-3:-1]
+    patches = jax.jit(jaxstyle.extract_patches, static_argnames=("size", "stride"))
+    match = rf"features of h={h}, w={w} have no 3x3 patch: .* at least the patch size 3"
+    with pytest.raises(jaxstyle.JaxstyleError, match=match):
+        patches(jnp.zeros(shape), size=3)
+    with pytest.raises(jaxstyle.JaxstyleError, match="no 3x3 patch"):
+        jaxstyle.mrf_loss(jnp.zeros(shape), jnp.zeros((4, 36)))
 
 
 @pytest.mark.parametrize("reduction", ["sum", "half_sum", "mean"])
