@@ -58,13 +58,12 @@ def broadcast_shape(*shapes: tuple[int, ...]) -> tuple[int, ...] | None:
 
 
 def _check_target(name: str, target, shape: tuple[int, ...], axes: int) -> None:
-    """A :class:`JaxstyleError` naming ``name`` unless ``target`` broadcasts to
-    ``shape``, whose last ``axes`` axes ((h, w, C) or (C, C)) it should have."""
-    if broadcast_shape(jnp.shape(target), shape) != tuple(shape):
-        raise JaxstyleError(
-            f"{name} must be {tuple(shape[-axes:])} (or broadcast to {tuple(shape)}), "
-            f"not {jnp.shape(target)}"
-        )
+    """A :class:`JaxstyleError` naming ``name`` unless ``target`` has the last
+    ``axes`` axes of ``shape`` ((h, w, C) or (C, C)) and broadcasts to ``shape``."""
+    got, shape = jnp.shape(target), tuple(shape)
+    if got[-axes:] != shape[-axes:] or broadcast_shape(got, shape) != shape:
+        leading = f" (leading axes broadcasting to {shape})" if len(shape) > axes else ""
+        raise JaxstyleError(f"{name} must be {shape[-axes:]}{leading}, not {got}")
 
 
 def _check_mask(mask, shape: tuple[int, ...]) -> None:
@@ -139,7 +138,8 @@ def content_loss(features: jax.Array, target: jax.Array, *, reduction: str = "me
 
     Args:
       features: (..., h, w, C).
-      target: (h, w, C) or broadcastable to ``features``.
+      target: (..., h, w, C) of the same h, w, C, leading axes broadcasting to
+        ``features``'.
       reduction: see the module docstring.
 
     Returns:
@@ -163,7 +163,7 @@ def style_layer_loss(
 
     Args:
       gram: (..., C, C) from :func:`gram_matrix`.
-      target_gram: (C, C) or broadcastable.
+      target_gram: (..., C, C) of the same C, leading axes broadcasting to ``gram``'s.
       positions: h·w of the layer (M_l in Gatys et al.), or (...) Σ m_k of a mask.
       reduction: as in the module docstring, or ``"gatys"``:
         Σ(G−A)² / (4·C²·(h·w)²), the paper's E_l for un-normalised Grams.
@@ -171,7 +171,10 @@ def style_layer_loss(
     Returns:
       (...).
     """
-    _check_target("the target Gram", target_gram, _check_axes("gram", gram, "C, C"), 2)
+    shape = _check_axes("gram", gram, "C, C")
+    if shape[-2] != shape[-1]:
+        raise JaxstyleError(f"gram must be (..., C, C), square, not {shape}")
+    _check_target("the target Gram", target_gram, shape, 2)
     squared = jnp.square(gram - jnp.broadcast_to(target_gram, gram.shape))
     if reduction == "gatys":
         channels = gram.shape[-1]

@@ -216,6 +216,7 @@ MASK = np.ones((2, 5, 7), np.float32)
         (lambda: losses.mrf_loss(P, PATCHES, mask=MASK[0, :4]), r"mask must be \(\.\.\., 5, 7\)"),
         (lambda: losses.content_loss(F, P[:4]), r"content target must be \(5, 7, 6\) .*\(4, 7,"),
         (lambda: losses.content_loss(P, F), r"content target must be \(5, 7, 6\)"),
+        (lambda: losses.content_loss(F, P[:1, :1]), r"target must be \(5, 7, 6\) .*\(1, 1,"),
         (lambda: losses.style_layer_loss(G, G[:3, :3], positions=35), r"Gram must be \(6, 6\)"),
         (lambda: losses.mrf_loss(P, PATCHES, patch_size=2), r"patches must be \(P', 24\), 2x2"),
         (lambda: losses.style_loss({"a": F}, {}), "target_grams lack the features' layer.* a"),
@@ -234,6 +235,7 @@ MASK = np.ones((2, 5, 7), np.float32)
         "mrf-mask",
         "content-target",
         "content-target-batched",
+        "content-target-broadcast-h-w",
         "style-target",
         "mrf-patch-size",
         "style-targets-layer",
@@ -247,6 +249,35 @@ def test_arguments_of_the_wrong_shape_are_named(call, match):
     # errors from inside JAX before: unpacking, indexing, broadcasting, einsum, KeyError, / 0
     with pytest.raises(jaxstyle.JaxstyleError, match=match):
         call()
+
+
+@pytest.mark.parametrize(
+    ("gram", "target", "match"),
+    [
+        ((6, 5), (6, 5), r"gram must be \(\.\.\., C, C\), square, not \(6, 5\)"),
+        ((6, 6), (1, 6), r"target Gram must be \(6, 6\), not \(1, 6\)"),
+        ((6, 6), (6, 1), r"target Gram must be \(6, 6\), not \(6, 1\)"),
+        ((6, 6), (), r"target Gram must be \(6, 6\), not \(\)"),
+        ((6, 6), (5, 5), r"target Gram must be \(6, 6\), not \(5, 5\)"),
+        ((2, 6, 6), (3, 6, 6), r"\(6, 6\) \(leading axes broadcasting to \(2, 6, 6\)\)"),
+    ],
+    ids=["not-square", "row", "column", "scalar", "other-c", "other-leading-axes"],
+)
+def test_style_layer_loss_takes_square_grams_of_the_targets_c(gram, target, match):
+    # all but the last two broadcast before: a loss of the wrong matrices, silently
+    loss = jax.jit(lambda g, t: losses.style_layer_loss(g, t, positions=35))
+    with pytest.raises(jaxstyle.JaxstyleError, match=match):
+        loss(jnp.ones(gram), jnp.ones(target))
+    # static shapes: vmap checks each example's
+    with pytest.raises(jaxstyle.JaxstyleError, match=match.split(" \\(leading")[0]):
+        jax.jit(jax.vmap(loss, in_axes=(0, None)))(jnp.ones((4, *gram)), jnp.ones(target))
+
+
+def test_style_layer_loss_broadcasts_a_targets_leading_axes():
+    g = RNG.normal(size=(2, 3, 6, 6)).astype(np.float32)
+    a = RNG.normal(size=(3, 6, 6)).astype(np.float32)
+    got = jax.jit(lambda g, a: losses.style_layer_loss(g, a, positions=35))(g, a)
+    np.testing.assert_allclose(got, np.square(g - a).mean((-2, -1)), rtol=1e-5)
 
 
 def test_shape_checks_see_each_example_under_vmap_and_jit():
