@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from jaxstyle.errors import JaxstyleError
+from jaxstyle.images import check_image
 
 PRESERVE_COLORS = ("luminance", "histogram")
 """The values of the ``preserve_colors`` setting (None: the style's colours)."""
@@ -70,7 +70,8 @@ def luminance_image(image: ArrayLike) -> jax.Array:
 def match_luminance(style: ArrayLike, content: ArrayLike) -> jax.Array:
     """The grey (h, w, 3) image of ``style`` (h, w, 3)'s luminance shifted and scaled
     to the mean and standard deviation of ``content`` (H, W, 3)'s luminance."""
-    _check_single(style, content, "match_luminance")
+    check_image(style, "match_luminance's style")  # a batch would pool its statistics
+    check_image(content, "match_luminance's content")
     s = rgb_to_yiq(style)[..., 0]
     c = rgb_to_yiq(content)[..., 0]
     scale = jnp.sqrt(c.var() / jnp.maximum(s.var(), EPS))
@@ -82,23 +83,14 @@ def match_color_histogram(style: ArrayLike, content: ArrayLike) -> jax.Array:
     covariance: x -> A (x - mu_s) + mu_c with A = S_c^(1/2) S_s^(-1/2), the
     symmetric square roots of the covariances (the image-analogies colour
     transfer of Gatys et al. 2017, section 5), clipped to [0, 1]."""
-    _check_single(style, content, "match_color_histogram")
+    check_image(style, "match_color_histogram's style")  # a batch would pool its statistics
+    check_image(content, "match_color_histogram's content")
     s = jnp.asarray(style, jnp.float32).reshape(-1, 3)
     c = jnp.asarray(content, jnp.float32).reshape(-1, 3)
     mu_s, mu_c = s.mean(0, keepdims=True), c.mean(0, keepdims=True)
     a = _sqrtm(_covariance(c), 0.5) @ _sqrtm(_covariance(s), -0.5)
     matched = (s - mu_s) @ a.T + mu_c
     return jnp.clip(matched, 0.0, 1.0).reshape(jnp.shape(style))
-
-
-def _check_single(style: ArrayLike, content: ArrayLike, name: str) -> None:
-    """Refuse anything but one (h, w, 3) image each: a batch would pool its statistics."""
-    for what, image in (("style", style), ("content", content)):
-        if np.ndim(image) != 3 or np.shape(image)[-1] != 3:
-            raise JaxstyleError(
-                f"{name} takes one (h, w, 3) {what} image, not shape {np.shape(image)}"
-                " (jax.vmap it for a batch)"
-            )
 
 
 def _covariance(pixels: jax.Array) -> jax.Array:

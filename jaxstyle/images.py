@@ -245,6 +245,15 @@ def _white(dtype: np.dtype) -> float | None:
     return 1.0 if dtype.kind in "bf" else INTEGER_SCALES.get(dtype)
 
 
+def check_image(image, what: str) -> None:
+    """A :class:`JaxstyleError` naming ``what`` unless ``image`` is one (H, W, 3)
+    image; from its static shape, so also inside jit and per example under vmap."""
+    shape = np.shape(image)
+    if len(shape) != 3 or shape[-1] != 3:
+        hint = " (jax.vmap over a batch)" if len(shape) == 4 and shape[-1] == 3 else ""
+        raise JaxstyleError(f"{what} must be one (H, W, 3) image, not {shape}{hint}")
+
+
 def image_from_array(array) -> np.ndarray:
     """An (H, W, 3) RGB array -> float32 in [0, 1]: uint8 and uint16 scaled by their
     white, bool as 0/1, floats checked (finite, within :data:`OVERSHOOT` of

@@ -28,6 +28,7 @@ from jaxstyle.architecture import LAYER_INDEX, deepest, min_side
 from jaxstyle.compiler import jit
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.executables import keyed
+from jaxstyle.images import check_image
 from jaxstyle.presets import Preset
 from jaxstyle.vgg import (
     POOLINGS,
@@ -283,9 +284,9 @@ def compute_targets(
             f"not {getattr(styles, 'shape', styles)}{hint}"
         )
     for i, style in enumerate(styles):
-        _check_image(style, f"style {i}")
+        check_image(style, f"style {i}")
     if content is not None:
-        _check_image(content, "the content")
+        check_image(content, "the content")
         content_targets = _content_features(params, content, objective)
     elif content_shape is None:
         raise JaxstyleError("targets without a content image need the content_shape")
@@ -395,21 +396,13 @@ def loss_terms(
 def _check_loss_inputs(image: jax.Array, weights: LossWeights, objective: Objective) -> None:
     """A clear error for an image that is not one (H, W, 3) or a wrong number of
     style layer weights (static shapes: also inside traced code)."""
-    _check_image(image, "the loss's image")
+    check_image(image, "the loss's image")
     layers = len(objective.style_layers)
     if jnp.shape(weights.style_layers) != (layers,):
         raise JaxstyleError(
             f"style layer weights must be ({layers},), one per style layer of the objective, "
             f"not {jnp.shape(weights.style_layers)}"
         )
-
-
-def _check_image(image, what: str) -> None:
-    """A clear error unless ``image`` is one (H, W, 3) image (static shape: also traced)."""
-    shape = jnp.shape(image)
-    if len(shape) != 3 or shape[-1] != 3:
-        hint = " (jax.vmap over a batch)" if len(shape) == 4 and shape[-1] == 3 else ""
-        raise JaxstyleError(f"{what} must be one (H, W, 3) image, not {shape}{hint}")
 
 
 def _check_content_target(features: tuple, target: tuple, image: jax.Array) -> None:

@@ -86,10 +86,13 @@ def test_matching_takes_one_image_each_and_vmaps_over_a_batch():
     styles = np.stack([_mid_range(i, (20, 16), np.eye(3)) for i in (5, 6)])
     content = _mid_range(7, (24, 32), np.full((3, 3), 1.0))
     for match in (colors.match_color_histogram, colors.match_luminance):
-        with pytest.raises(jaxstyle.JaxstyleError, match=r"one \(h, w, 3\) style image"):
-            match(styles, content)
-        with pytest.raises(jaxstyle.JaxstyleError, match="content image, not shape"):
-            match(styles[0], content[..., :2])
+        name, one = match.__name__, r"must be one \(H, W, 3\) image, not"
+        batch = rf"^{name}'s style {one} \(2, 20, 16, 3\) \(jax.vmap over a batch\)"
+        with pytest.raises(jaxstyle.JaxstyleError, match=batch):
+            jax.jit(match)(styles, content)
+        channels = rf"^{name}'s content {one} \(24, 32, 2\)(?! \()"  # no vmap hint: not a batch
+        with pytest.raises(jaxstyle.JaxstyleError, match=channels):
+            jax.jit(match)(styles[0], content[..., :2])
         batched = jax.vmap(match, in_axes=(0, None))(styles, content)
         for i, style in enumerate(styles):
             np.testing.assert_allclose(batched[i], match(style, content), atol=1e-6)
