@@ -458,4 +458,4 @@ def _write(item: _Ready, result, i: int, params: VGG19Weights) -> None:
         **run_metadata(),
     }
     image_io.write_text_atomic(item.output.with_suffix(".json"), record_text(record))
-    image_io.save_image(item.output, result.images[i])
+    image_io.save_image(item.output, result.images[i], overwrite=True)  # _finished checked

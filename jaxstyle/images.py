@@ -295,13 +295,13 @@ def _format(path: Path) -> str:
     return fmt
 
 
-def save_image(path: Path, image: np.ndarray, *, overwrite: bool = True) -> None:
+def save_image(path: Path, image: np.ndarray, *, overwrite: bool = False) -> None:
     """Write (H, W, 3) float [0, 1] (or uint8/uint16) as PNG/JPEG/WebP/TIFF (by
     suffix), atomically.
 
-    Parent directories are created; an existing file is replaced only once the
-    new one is completely written, and with ``overwrite=False`` is an error (left
-    as it was). Float values are clipped to [0, 1], NaN -> 0.
+    Parent directories are created. An existing file is an error (left as it
+    was) unless ``overwrite``, when it is replaced only once the new one is
+    completely written. Float values are clipped to [0, 1], NaN -> 0.
     """
     path = Path(path)
     fmt = _format(path)

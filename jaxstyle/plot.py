@@ -80,5 +80,5 @@ def plot_losses(curves: Mapping[str, Mapping[str, Sequence[float]]], output: Pat
         pixels = np.asarray(canvas.buffer_rgba())[..., :3]
     finally:
         plt.close(fig)
-    image_io.save_image(Path(output), pixels)
+    image_io.save_image(Path(output), pixels, overwrite=True)
     return Path(output)

@@ -361,7 +361,7 @@ class StylizeResult:
             **run_metadata(),
         }
         image_io.write_text_atomic(record_path, record_text(content))
-        image_io.save_image(path, self.image)
+        image_io.save_image(path, self.image, overwrite=overwrite)
         return record_path
 
 

@@ -159,7 +159,7 @@ def _write_all(writes: list[tuple[Path, np.ndarray | str]]) -> None:
             if isinstance(content, str):
                 image_io.write_text_atomic(path, content)
             else:
-                image_io.save_image(path, content)
+                image_io.save_image(path, content, overwrite=True)  # write_sweep checked
     except JaxstyleError as err:
         for path in created:
             path.unlink(missing_ok=True)

@@ -389,7 +389,7 @@ def test_a_failed_write_is_redone_by_the_rerun(vgg_weights, images, tmp_path, mo
     run = dict(weights=vgg_weights, size=32, steps=2, optimizer="adam")
     out = tmp_path / "out"
 
-    def full_disk(path, *_):
+    def full_disk(path, *_, **__):
         raise jaxstyle.JaxstyleError(f"cannot write {path}: No space left on device")
 
     for failing in ("write_text_atomic", "save_image"):  # the record's write, the image's

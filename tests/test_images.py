@@ -301,7 +301,7 @@ def test_save_replaces_only_after_success(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Image.Image, "save", broken)
     with pytest.raises(JaxstyleError) as info:
-        images.save_image(path, np.ones((4, 4, 3), np.float32))
+        images.save_image(path, np.ones((4, 4, 3), np.float32), overwrite=True)
     assert "\n" not in str(info.value) and "out.png" in str(info.value)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
@@ -350,14 +350,22 @@ def test_save_image_writes_uint8_codes_as_they_are(tmp_path):
         images.save_image(tmp_path / "i32.png", codes.astype(np.int32))
 
 
-def test_save_image_without_overwrite_keeps_an_existing_file(tmp_path):
+@pytest.mark.parametrize("options", [{}, {"overwrite": False}], ids=["default", "false"])
+def test_save_image_keeps_an_existing_file_unless_overwrite(tmp_path, options):
+    # the default replaced it, unlike StylizeResult.save's
+    import jaxstyle
+
     path = tmp_path / "mine.png"
     path.write_bytes(b"the user's file")
-    with pytest.raises(JaxstyleError, match="mine.png exists; not overwriting it"):
-        images.save_image(path, np.zeros((2, 2, 3), np.float32), overwrite=False)
+    refused = rf"^{re.escape(str(path))} exists; not overwriting it$"
+    with pytest.raises(JaxstyleError, match=refused):
+        jaxstyle.save_image(path, np.zeros((2, 2, 3), np.float32), **options)
     assert path.read_bytes() == b"the user's file" and os.listdir(tmp_path) == ["mine.png"]
-    images.save_image(tmp_path / "new.png", np.zeros((2, 2, 3), np.float32), overwrite=False)
+    images.save_image(tmp_path / "new.png", np.zeros((2, 2, 3), np.float32), **options)
     assert images.load_image(tmp_path / "new.png").shape == (2, 2, 3)
+    images.save_image(path, np.ones((2, 2, 3), np.float32), overwrite=True)
+    assert images.load_image(path).min() == 1.0
+    assert sorted(os.listdir(tmp_path)) == ["mine.png", "new.png"]  # no temporary files
 
 
 def test_save_unsupported_suffix(tmp_path):

@@ -260,11 +260,11 @@ def test_a_failed_write_leaves_no_partial_sweep(adam_grid, tmp_path, monkeypatch
     save = jaxstyle.images.save_image
     calls = []
 
-    def failing(path, image):
+    def failing(path, image, **options):
         calls.append(path)
         if len(calls) == 2:
             raise jaxstyle.JaxstyleError(f"cannot write {path}: No space left on device")
-        return save(path, image)
+        return save(path, image, **options)
 
     monkeypatch.setattr(jaxstyle.images, "save_image", failing)
     with pytest.raises(jaxstyle.JaxstyleError, match="No space left.*can run again"):
