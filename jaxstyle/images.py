@@ -325,10 +325,29 @@ def write_text_atomic(path: Path, text: str) -> None:
         file.write(text)
 
 
+def _move_to_new_name(tmp: str, path: Path) -> None:
+    """Move file ``tmp`` to ``path``, which must not exist (else FileExistsError): by a
+    hard link, or where the filesystem has none (FAT, some network shares) by claiming
+    the name with ``O_EXCL`` and replacing that empty file."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            os.unlink(path)  # the empty file claimed above
+            raise
+        return
+    os.unlink(tmp)
+
+
 @contextlib.contextmanager
 def _atomic_write(path: Path, mode: str, overwrite: bool = True) -> Generator[IO, None, None]:
     """Yield a file that replaces ``path`` when the block succeeds (temp file + fsync + rename;
-    without ``overwrite``, a hard link that fails if ``path`` exists).
+    without ``overwrite``, a move that fails if ``path`` exists: :func:`_move_to_new_name`).
 
     On any failure the temporary file is removed and ``path`` is left as it was;
     OSErrors become a one-line JaxstyleError.
@@ -348,9 +367,10 @@ def _atomic_write(path: Path, mode: str, overwrite: bool = True) -> Generator[IO
             tmp = None
         else:
             try:
-                os.link(tmp, path)  # the temporary file is removed below
+                _move_to_new_name(tmp, path)
             except FileExistsError:
                 raise JaxstyleError(f"{path} exists; not overwriting it") from None
+            tmp = None
     except OSError as e:
         reason = "it is a directory" if path.is_dir() else (e.strerror or e)
         raise JaxstyleError(_one_line(f"cannot write {path}: {reason}")) from None

@@ -368,6 +368,24 @@ def test_save_image_keeps_an_existing_file_unless_overwrite(tmp_path, options):
     assert sorted(os.listdir(tmp_path)) == ["mine.png", "new.png"]  # no temporary files
 
 
+def test_save_image_without_hard_links_still_refuses_an_existing_file(tmp_path, monkeypatch):
+    """A filesystem without hard links (FAT, some network shares): the name is claimed
+    exclusively instead, so a new file is still written and an existing one still kept."""
+
+    def no_links(src, dst):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    path = tmp_path / "mine.png"
+    path.write_bytes(b"the user's file")
+    with pytest.raises(JaxstyleError, match="exists; not overwriting it"):
+        images.save_image(path, np.zeros((2, 2, 3), np.float32))
+    assert path.read_bytes() == b"the user's file"
+    images.save_image(tmp_path / "new.png", np.ones((2, 2, 3), np.float32))
+    assert images.load_image(tmp_path / "new.png").min() == 1.0
+    assert sorted(os.listdir(tmp_path)) == ["mine.png", "new.png"]  # no temporary files
+
+
 def test_save_unsupported_suffix(tmp_path):
     with pytest.raises(JaxstyleError) as info:
         images.save_image(tmp_path / "out.bmpx", np.zeros((2, 2, 3), np.float32))
