@@ -48,10 +48,13 @@ def _history(history: Mapping) -> dict[str, np.ndarray]:
     return {k: np.asarray(history[k], np.float64) for k in TERMS}
 
 
-def plot_losses(curves: Mapping[str, Mapping[str, Sequence[float]]], output: Path) -> Path:
+def plot_losses(
+    curves: Mapping[str, Mapping[str, Sequence[float]]], output: Path, *, overwrite: bool = False
+) -> Path:
     """Draw each curve's {term: losses per step} in one panel per term of
     :data:`TERMS` (log scale where the losses are positive) and write the picture
-    (PNG/JPEG/... by suffix, atomically) to ``output``."""
+    (PNG/JPEG/... by suffix, atomically) to ``output``, an existing file only with
+    ``overwrite``."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display needed
@@ -80,5 +83,5 @@ def plot_losses(curves: Mapping[str, Mapping[str, Sequence[float]]], output: Pat
         pixels = np.asarray(canvas.buffer_rgba())[..., :3]
     finally:
         plt.close(fig)
-    image_io.save_image(Path(output), pixels, overwrite=True)
+    image_io.save_image(Path(output), pixels, overwrite=overwrite)
     return Path(output)

@@ -69,3 +69,14 @@ def test_unreadable_records_are_named_plainly(tmp_path):
 def test_plot_into_a_directory_says_so(tmp_path, capsys):
     assert main(["plot", str(tmp_path / "out.json"), "-o", str(tmp_path)]) == 2
     assert f"output {tmp_path} is a directory" in capsys.readouterr().err
+
+
+def test_plot_losses_keeps_an_existing_file_unless_overwrite(tmp_path):
+    curves = {"run": {term: [3.0, 2.0, 1.0] for term in jaxstyle.plot.TERMS}}
+    out = tmp_path / "losses.png"
+    out.write_bytes(b"the user's file")
+    with pytest.raises(jaxstyle.JaxstyleError, match="exists; not overwriting it"):
+        jaxstyle.plot_losses(curves, out)
+    assert out.read_bytes() == b"the user's file"
+    assert jaxstyle.plot_losses(curves, out, overwrite=True) == out
+    assert np.asarray(Image.open(out)).shape == (340, 1600, 3)
