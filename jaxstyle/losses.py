@@ -37,7 +37,7 @@ def _reduce(values: jax.Array, axes: tuple[int, ...], reduction: str) -> jax.Arr
         return 0.5 * values.sum(axes)
     if reduction == "mean":
         return values.mean(axes)
-    raise ValueError(f"reduction must be one of {REDUCTIONS}, not {reduction!r}")
+    raise JaxstyleError(f"reduction must be one of {REDUCTIONS}, not {reduction!r}")
 
 
 def _check_axes(name: str, array, axes: str) -> tuple[int, ...]:
@@ -124,7 +124,7 @@ def gram_matrix(
         return gram / positions
     if normalize == "chw":
         return gram / (c * positions)
-    raise ValueError(f"normalize must be one of {GRAM_NORMALIZATIONS}, not {normalize!r}")
+    raise JaxstyleError(f"normalize must be one of {GRAM_NORMALIZATIONS}, not {normalize!r}")
 
 
 def mask_positions(mask: jax.Array) -> jax.Array:
@@ -353,6 +353,6 @@ def total_variation_loss(images: jax.Array, *, power: int = 2, reduction: str = 
     elif power == 2:
         dy, dx = jnp.square(dy), jnp.square(dx)
     else:
-        raise ValueError(f"power must be 1 or 2, not {power!r}")
+        raise JaxstyleError(f"power must be 1 or 2, not {power!r}")
     axes = (-3, -2, -1)
     return _reduce(dy, axes, reduction) + _reduce(dx, axes, reduction)

@@ -10,6 +10,7 @@ import pytest
 
 import jaxstyle
 from jaxstyle import losses
+from jaxstyle.errors import JaxstyleError
 
 RNG = np.random.default_rng(0)
 F = RNG.normal(size=(2, 5, 7, 6)).astype(np.float32)  # (N, h, w, C)
@@ -171,11 +172,11 @@ def test_losses_vmap_equals_batch():
 
 
 def test_bad_options_raise():
-    with pytest.raises(ValueError):
+    with pytest.raises(JaxstyleError, match="normalize must be one of .*, not 'nope'"):
         losses.gram_matrix(F, normalize="nope")
-    with pytest.raises(ValueError):
+    with pytest.raises(JaxstyleError, match="reduction must be one of .*, not 'nope'"):
         losses.content_loss(F, P, reduction="nope")
-    with pytest.raises(ValueError):
+    with pytest.raises(JaxstyleError, match="power must be 1 or 2, not 3"):
         losses.total_variation_loss(F, power=3)
     with pytest.raises(TypeError):
         losses.content_loss(F, P, "mean")  # keyword-only
