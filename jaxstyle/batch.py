@@ -37,6 +37,15 @@ from jaxstyle import images as image_io
 from jaxstyle.batching import cells_per_device
 from jaxstyle.cells import CellPlan, cell_groups, cell_mesh, join_passes
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.inputs import (
+    initial_image,
+    mask_record,
+    output_shape,
+    prepare_images,
+    prepare_mask,
+    restore_colors,
+    texture_overrides,
+)
 from jaxstyle.manifest import Job, RowError, read_manifest
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
 from jaxstyle.resume import (
@@ -48,18 +57,8 @@ from jaxstyle.resume import (
     json_digest,
     recorded_fingerprint,
 )
-from jaxstyle.stylize import (
-    Settings,
-    initial_image,
-    mask_record,
-    output_shape,
-    prepare_images,
-    prepare_mask,
-    prepare_targets,
-    resolve_settings,
-    restore_colors,
-    texture_overrides,
-)
+from jaxstyle.settings import Settings, resolve_settings
+from jaxstyle.stylize import prepare_targets
 from jaxstyle.weights import VGG19Weights, load_vgg19
 
 

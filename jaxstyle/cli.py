@@ -126,7 +126,7 @@ class _Inputs:
     def record(self, init: str) -> dict:
         """The inputs as JSON; ``init`` is the resolved init setting."""
         example = "example photo" if not self.paths and not self.texture else None
-        from jaxstyle.stylize import mask_record
+        from jaxstyle.inputs import mask_record
 
         return {
             "content": str(self.content) if self.content is not None else example,
@@ -140,7 +140,8 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     from jaxstyle import images as image_io
     from jaxstyle.presets import DEFAULT_PRESET
     from jaxstyle.provenance import record_text
-    from jaxstyle.stylize import resolve_settings, step_image_path, step_image_saver, stylize
+    from jaxstyle.settings import resolve_settings
+    from jaxstyle.stylize import step_image_path, step_image_saver, stylize
 
     if args.size is None:
         args.size = default_size()

@@ -35,8 +35,8 @@ from jaxstyle.errors import JaxstyleError
 from jaxstyle.objective import LossArgs, LossWeights, Objective, compute_targets, make_loss_fn
 from jaxstyle.optimize import OptimizerConfig, make_init, make_step
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
+from jaxstyle.settings import MIN_SIZE, resolve_settings
 from jaxstyle.split_image import image_layout, keep_split, row_sharding, rows_per_image
-from jaxstyle.stylize import MIN_SIZE, resolve_settings
 from jaxstyle.vgg import add_kernel_transforms
 from jaxstyle.weights import VGG19Weights, load_vgg19
 

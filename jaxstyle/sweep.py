@@ -26,20 +26,19 @@ import numpy as np
 from jaxstyle.batching import cells_per_device
 from jaxstyle.cells import CellPlan, CellsResult, cell_groups, cell_mesh, join_passes
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.presets import DEFAULT_PRESET, get_preset
-from jaxstyle.resume import Checkpointing, array_digest, as_json
-from jaxstyle.stylize import (
+from jaxstyle.inputs import (
     ImageLike,
-    Settings,
     initial_image,
     output_shape,
     prepare_images,
     prepare_mask,
-    prepare_targets,
-    resolve_settings,
     restore_colors,
     texture_overrides,
 )
+from jaxstyle.presets import DEFAULT_PRESET, get_preset
+from jaxstyle.resume import Checkpointing, array_digest, as_json
+from jaxstyle.settings import Settings, resolve_settings
+from jaxstyle.stylize import prepare_targets
 from jaxstyle.weights import VGG19Weights, load_vgg19
 
 AXES = ("content_weight", "style_weight", "tv_weight", "style_layer_weights", "seed")
@@ -99,7 +98,7 @@ class SweepPlan(CellPlan):
     and what they are: resolved cells, swept axes, shared settings, a
     ``fingerprint`` of the whole sweep (settings, weights, images) for checkpoints,
     and the content whose chroma the results take back (see
-    :attr:`jaxstyle.stylize.Images.original`). A coarse-to-fine sweep's plan is
+    :attr:`jaxstyle.inputs.Images.original`). A coarse-to-fine sweep's plan is
     its first pass's: ``later`` are the (size, steps) of the passes after it,
     and ``replan(size, steps, images)`` plans one of them from the (N, h, w, 3)
     images the pass before left (see :func:`plan_sweep`); ``settings`` are the

@@ -273,8 +273,9 @@ class RunStats:
 
 def make_inputs(params, config: Config, a: argparse.Namespace) -> Inputs:
     """Resolve the preset's settings and load/resize the images as jaxstyle.stylize does."""
+    from jaxstyle.inputs import initial_image, prepare_images
     from jaxstyle.presets import get_preset
-    from jaxstyle.stylize import initial_image, prepare_images, resolve_settings
+    from jaxstyle.settings import resolve_settings
 
     settings = resolve_settings(
         a.preset,

@@ -28,7 +28,7 @@ from jaxstyle.compiler import jit
 from jaxstyle.objective import LossArgs, Objective, compute_targets, make_loss_fn, total_loss
 from jaxstyle.optimize import OptimizerConfig, make_init, make_step, run
 from jaxstyle.presets import get_preset
-from jaxstyle.stylize import resolve_settings
+from jaxstyle.settings import resolve_settings
 from jaxstyle.vgg import prepare_weights
 from jaxstyle.weights import load_vgg19
 

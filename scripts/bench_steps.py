@@ -29,9 +29,10 @@ from jaxstyle import examples
 from jaxstyle.architecture import deepest, forward_macs
 from jaxstyle.estimate import flops_per_step
 from jaxstyle.images import load_image
+from jaxstyle.inputs import prepare_images
 from jaxstyle.objective import compute_targets
 from jaxstyle.presets import get_preset
-from jaxstyle.stylize import prepare_images, resolve_settings
+from jaxstyle.settings import resolve_settings
 
 
 def float32_losses(weights, content, style, preset: str, size: int):

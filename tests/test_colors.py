@@ -19,7 +19,8 @@ import jaxstyle
 from jaxstyle import colors
 from jaxstyle.cli import main
 from jaxstyle.images import to_uint8
-from jaxstyle.stylize import prepare_images, resolve_settings
+from jaxstyle.inputs import prepare_images
+from jaxstyle.settings import resolve_settings
 
 SIZE = 64  # tubingen at 64 px: 48 x 64, the shape of the other end-to-end tests
 RUN = dict(size=SIZE, steps=4, optimizer="adam")

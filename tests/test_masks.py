@@ -18,9 +18,11 @@ from PIL import Image
 import jaxstyle
 from jaxstyle.cli import main
 from jaxstyle.images import to_uint8
+from jaxstyle.inputs import prepare_images, prepare_mask
 from jaxstyle.objective import layer_masks, loss_terms
 from jaxstyle.presets import get_preset
-from jaxstyle.stylize import prepare_images, prepare_mask, prepare_targets, resolve_settings
+from jaxstyle.settings import resolve_settings
+from jaxstyle.stylize import prepare_targets
 
 SIZE = 64  # tubingen at 64 px: 48 x 64, the shape of the other end-to-end tests
 RUN = dict(size=SIZE, steps=8, optimizer="adam", learning_rate=0.05)

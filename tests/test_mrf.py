@@ -21,9 +21,11 @@ import jaxstyle
 from jaxstyle import losses
 from jaxstyle.cli import main
 from jaxstyle.images import to_uint8
+from jaxstyle.inputs import prepare_images, prepare_mask
 from jaxstyle.objective import Objective, compute_targets
 from jaxstyle.presets import get_preset
-from jaxstyle.stylize import prepare_images, prepare_mask, prepare_targets, resolve_settings
+from jaxstyle.settings import resolve_settings
+from jaxstyle.stylize import prepare_targets
 
 RNG = np.random.default_rng(7)
 SIZE = 64  # tubingen at 64 px: 48 x 64, the shape of the other end-to-end tests

@@ -173,7 +173,8 @@ BF16_LOSS_RTOL = 2e-2  # measured 0.4-0.6 % on tubingen/starry_night at 48x64 (j
 
 def test_bfloat16_loss_and_gradient_agree_with_float32(vgg_weights, shared_image):
     """bf16 convolutions: J within BF16_LOSS_RTOL, ∇J pointing the same way (cosine > 0.99)."""
-    from jaxstyle.stylize import prepare_images, resolve_settings
+    from jaxstyle.inputs import prepare_images
+    from jaxstyle.settings import resolve_settings
 
     settings = resolve_settings("jaxstyle", size=64)
     paths = shared_image("tubingen.jpg"), [shared_image("starry_night.jpg")]

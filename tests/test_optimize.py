@@ -9,9 +9,10 @@ import pytest
 
 import jaxstyle
 from jaxstyle import optimize
+from jaxstyle.inputs import prepare_images
 from jaxstyle.objective import LossArgs, compute_targets, make_loss_fn
 from jaxstyle.presets import get_preset
-from jaxstyle.stylize import prepare_images, resolve_settings
+from jaxstyle.settings import resolve_settings
 from jaxstyle.vgg import prepare_weights
 
 SIZE = 64  # tubingen at 64 px: 48 x 64, the shape the other end-to-end tests use

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 import jaxstyle
-from jaxstyle.stylize import resolve_settings
+from jaxstyle.settings import resolve_settings
 
 SIZE = 64  # tubingen at 64 px: 48 x 64
 

@@ -12,6 +12,7 @@ import pytest
 
 from jaxstyle import disk_cache, target_cache
 from jaxstyle.presets import get_preset
+from jaxstyle.settings import resolve_settings
 
 stylize = sys.modules["jaxstyle.stylize"]  # the module (jaxstyle.stylize is the function)
 
@@ -33,7 +34,7 @@ def computed(monkeypatch):
 
 
 def _targets(weights, content, styles, cache=True, **overrides):
-    settings = stylize.resolve_settings(**overrides)
+    settings = resolve_settings(**overrides)
     objective = settings.objective(get_preset("jcjohnson"))
     targets = stylize.prepare_targets(weights, objective, content, styles, settings, cache=cache)
     return jax.tree.map(np.asarray, targets)

@@ -13,7 +13,7 @@ from jaxstyle.architecture import CONV_SHAPES, LAYER_INDEX, deepest
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.objective import LossArgs, compute_targets, make_loss_fn
 from jaxstyle.presets import get_preset
-from jaxstyle.stylize import resolve_settings
+from jaxstyle.settings import resolve_settings
 from jaxstyle.vgg import (
     WINOGRAD_F4_MIN_TILES,
     WINOGRAD_LAYERS,
