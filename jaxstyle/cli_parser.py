@@ -257,7 +257,9 @@ def _program_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--optimizer", choices=("adam", "lbfgs"), help="(preset's default)")
     p.add_argument("--content-layers", type=_csv(str), help="e.g. relu4_2")
     p.add_argument("--style-layers", type=_csv(str), help="e.g. relu1_1,relu2_1,relu3_1")
-    p.add_argument("--pooling", choices=("max", "avg"))
+    p.add_argument(
+        "--pooling", choices=("max", "avg"), help="VGG19's pooling: max (as trained) or avg"
+    )
     p.add_argument(
         "--compute-dtype",
         choices=("float32", "bfloat16"),
@@ -310,7 +312,10 @@ def _split_argument(p: argparse.ArgumentParser) -> None:
 def _setting_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
     """The settings of stylize and sweep; in a sweep the sweepable ones take lists (axes)."""
     number = _csv(float) if sweep else float
-    axis = "comma list: the values of a sweep axis" if sweep else None
+
+    def axis(what: str) -> str:
+        return what + ("; a comma list: the values of a sweep axis" if sweep else "")
+
     _program_arguments(p)
     p.add_argument(
         "--size",
@@ -321,9 +326,13 @@ def _setting_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> No
     p.add_argument(
         "--lr", type=float, dest="learning_rate", help="Adam learning rate, [0,1] pixels"
     )
-    p.add_argument("--content-weight", type=number, help=axis)
-    p.add_argument("--style-weight", type=number, help=axis)
-    p.add_argument("--tv-weight", type=number, help=axis)
+    p.add_argument(
+        "--content-weight", type=number, help=axis("alpha, the content weight (preset's default)")
+    )
+    p.add_argument(
+        "--style-weight", type=number, help=axis("beta, the style weight (preset's default)")
+    )
+    p.add_argument("--tv-weight", type=number, help=axis("gamma, the TV weight (preset's default)"))
     p.add_argument(
         "--style-layer-weights",
         type=_tuples(float) if sweep else _csv(float),
@@ -340,7 +349,10 @@ def _setting_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> No
         "content's colour mean and covariance first); default: the style's colours",
     )
     p.add_argument(
-        "--seed", type=_csv(int) if sweep else int, default=None if sweep else 0, help=axis
+        "--seed",
+        type=_csv(int) if sweep else int,
+        default=None if sweep else 0,
+        help=axis("random seed of the noise init (default 0)"),
     )
     p.add_argument(
         "--driver",
