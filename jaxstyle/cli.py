@@ -173,7 +173,8 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     hooks = [(every, step_image_saver(args.output, overwrite=True))] if every else []
     title = f"jaxstyle stylize {args.output.name}"
     with _live_view(args, title, settings.total_steps, _captioned(content, style_images)) as live:
-        if not record_path.exists():  # claims the outputs: a rerun may replace what is left
+        claimed = not record_path.exists()
+        if claimed:  # claims the outputs: a rerun may replace what is left
             unfinished = {  # by a run interrupted or failing before its record is written
                 "output": str(args.output),
                 "status": "unfinished: interrupted, or failed before writing this record",
@@ -200,6 +201,10 @@ def cmd_stylize(args: argparse.Namespace) -> int:
             )
         except KeyboardInterrupt as err:  # SIGTERM too (_Terminated)
             raise _stopped(err, saved, resumable) from None
+        except JaxstyleError:  # bad input: its claim goes, unless a step image was written
+            if claimed and not any(path.exists() for path in saved):
+                record_path.unlink(missing_ok=True)
+            raise
         result.save(
             args.output,
             record={

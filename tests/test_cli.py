@@ -226,7 +226,7 @@ def test_bad_input_is_one_line_and_exit_2(pair, tmp_path, capsys, case):
     assert err.startswith("jaxstyle: error: ") and "\n" not in err, err
     assert needle.lower() in err.lower(), err
     assert {p: p.stat().st_mtime_ns for p in before} == before
-    assert not (tmp_path / "o.png").exists()
+    assert not (tmp_path / "o.png").exists() and not (tmp_path / "o.json").exists()
 
 
 def test_sigterm_ends_stylize_with_one_line_and_no_output(pair, tmp_path):
