@@ -156,9 +156,9 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     numbers = [
         a + k
         for a, (_, n) in zip(starts, passes, strict=True)
-        for k in range(every, n + 1, every or 1)
+        for k in (range(every, n + 1, every) if every else ())
     ]
-    saved = [step_image_path(args.output, n) for n in numbers] if every else []
+    saved = [step_image_path(args.output, n) for n in numbers]
     _check_stylize_outputs(args.output, saved, inputs.files)
     checkpoint_dir = _stylize_checkpoint(args.output)
     resumable = args.checkpoint_every is not None or checkpoint_dir.exists()

@@ -306,6 +306,21 @@ def test_installed_command_prints_no_traceback(tmp_path):
     assert "missing.jpg" in proc.stderr
 
 
+def test_a_huge_step_count_is_checked_without_listing_its_steps(tmp_path):
+    """Without --save-every no step is listed: 10**18 steps reach the input check (a
+    4 GiB address space, where listing them raised MemoryError)."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+    missing, out = tmp_path / "missing.jpg", tmp_path / "out.png"
+    command = [sys.executable, "-m", "jaxstyle", "stylize", str(missing), str(missing)]
+    command += ["-o", str(out), "--steps", str(10**18)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=120, preexec_fn=limit)
+    assert proc.returncode == 2 and "missing.jpg: no such file" in proc.stderr, proc.stderr[-2000:]
+
+
 @pytest.mark.parametrize("platform", ["tpu", "cuda"])
 def test_a_backend_that_cannot_start_is_one_line(platform):
     """JAX_PLATFORMS copied from another machine: one line naming it, exit status 2."""
