@@ -176,7 +176,12 @@ def _job(line: int, row: Any, base: Path) -> Job:
     styles = _paths("style", row["style"], base)
     overrides = {name: _number(name, row[name]) for name in NUMBERS if name in row}
     output = row.get("output") or f"{(content or styles[0]).stem}_{styles[0].stem}.png"
-    if not isinstance(output, str) or Path(output).name != output or output.startswith("."):
+    if (
+        not isinstance(output, str)
+        or Path(output).name != output
+        or output.startswith(".")
+        or "\0" in output  # no file name can hold one
+    ):
         raise JaxstyleError(f"output must be a plain file name, not {output!r}")
     if Path(output).suffix.lower() not in FORMATS or Path(output).suffix.lower() == ".json":
         raise JaxstyleError(
