@@ -117,3 +117,13 @@ def test_progress_is_reported_only_at_its_points(driver):
     ]
     every_time = [n for n, _, _ in calls(progress_seconds=0.0, chunk=2)]
     assert every_time == ([1, 2, 3, 4, 5, 6, 7] if driver == "python" else [2, 4, 6, 7])
+
+
+@pytest.mark.parametrize("driver", ["python", "device"])
+def test_zero_steps_run_none(driver):
+    """No step: the carry as given, an empty history (the device loop failed to
+    compile, its history having no row to write)."""
+    x = jax.numpy.ones(2)
+    result = optimize.run(lambda c, a: (c + a, {"total": c.sum()}), x, 1.0, 0, driver=driver)
+    assert result.history == {} and result.steps_done == 0
+    np.testing.assert_array_equal(result.carry, np.ones(2))
