@@ -225,8 +225,8 @@ def _check(s: Settings) -> None:
             f"{len(s.style_layer_weights)} style layer weights given for "
             f"{len(s.style_layers)} style layers"
         )
-    if not s.style_scale > 0:
-        raise JaxstyleError("style scale must be > 0")
+    if not 0 < s.style_scale < float("inf"):
+        raise JaxstyleError("style scale must be finite and > 0")
     if s.coarse_to_fine:
         _check_coarse_to_fine(s.coarse_to_fine, s.size)
     if s.coarse_to_fine_steps is not None:

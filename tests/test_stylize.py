@@ -92,6 +92,8 @@ def test_zero_steps_returns_the_resized_content(vgg_weights, pair):
         (dict(size="32"), "size must be an integer, not '32'"),
         (dict(size=100_000), "size must be from 16 to 8192 pixels"),
         (dict(style_scale=500.0), "resized to at most 8192 px"),
+        (dict(style_scale=float("inf")), "style scale must be finite and > 0"),
+        (dict(style_scale=float("nan")), "style scale must be finite and > 0"),
         (dict(seed=1.0), "seed must be an integer"),
         (dict(coarse_to_fine=(64,)), "rise from at least 16 px to below the size \\(64\\), not 64"),
         (dict(coarse_to_fine=(48, 32)), "rise from at least 16 px"),
