@@ -169,18 +169,22 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     weights = load_vgg19(args.weights)
     devices = _split_devices(args)
     record_path = args.output.with_suffix(".json")
-    # the step images checked above: an earlier run's, or this one's
-    hooks = [(every, step_image_saver(args.output, overwrite=True))] if every else []
+    save = step_image_saver(args.output, overwrite=True)  # checked above: an earlier run's, or ours
+    unfinished = {
+        "output": str(args.output),
+        "status": "unfinished: interrupted, or failed before writing this record",
+        "settings": dataclasses.asdict(settings),
+    }
+
+    def save_step(step: int, losses: dict, image) -> None:
+        if not record_path.exists():  # claims the outputs before the first is written, so that
+            # a rerun replaces what a run interrupted or failing leaves (bad input: nothing)
+            image_io.write_text_atomic(record_path, record_text(unfinished))
+        save(step, losses, image)
+
+    hooks = [(every, save_step)] if every else []
     title = f"jaxstyle stylize {args.output.name}"
     with _live_view(args, title, settings.total_steps, _captioned(content, style_images)) as live:
-        claimed = not record_path.exists()
-        if claimed:  # claims the outputs: a rerun may replace what is left
-            unfinished = {  # by a run interrupted or failing before its record is written
-                "output": str(args.output),
-                "status": "unfinished: interrupted, or failed before writing this record",
-                "settings": dataclasses.asdict(settings),
-            }
-            image_io.write_text_atomic(record_path, record_text(unfinished))
         if live:
             hooks.append((args.live_every, live.update))
         try:
@@ -201,10 +205,6 @@ def cmd_stylize(args: argparse.Namespace) -> int:
             )
         except KeyboardInterrupt as err:  # SIGTERM too (_Terminated)
             raise _stopped(err, saved, resumable) from None
-        except JaxstyleError:  # bad input: its claim goes, unless a step image was written
-            if claimed and not any(path.exists() for path in saved):
-                record_path.unlink(missing_ok=True)
-            raise
         result.save(
             args.output,
             record={

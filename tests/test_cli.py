@@ -145,6 +145,10 @@ def bad_cases(pair, tmp_path):
     ok = ["-o", tmp_path / "o.png", *SMALL]
     return {
         "missing file": ([tmp_path / "nope.jpg", pair[1], *ok], "nope.jpg"),
+        "missing file, output in a new directory": (
+            [tmp_path / "nope.jpg", pair[1], "-o", tmp_path / "new" / "o.png", *SMALL],
+            "nope.jpg",
+        ),
         "not an image": ([pair[0], text, *ok], "notes.jpg"),
         "output is a directory": ([*pair, "-o", tmp_path, *SMALL], "directory"),
         "output is the current directory": ([*pair, "-o", ".", *SMALL], "directory"),
@@ -187,6 +191,7 @@ def bad_cases(pair, tmp_path):
     "case",
     [
         "missing file",
+        "missing file, output in a new directory",
         "not an image",
         "output is a directory",
         "output is the current directory",
@@ -221,12 +226,13 @@ def bad_cases(pair, tmp_path):
 def test_bad_input_is_one_line_and_exit_2(pair, tmp_path, capsys, case):
     args, needle = bad_cases(pair, tmp_path)[case]
     before = {p: p.stat().st_mtime_ns for p in map(__import__("pathlib").Path, pair)}
+    listed = sorted(tmp_path.iterdir())
     assert stylize(*args) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("jaxstyle: error: ") and "\n" not in err, err
     assert needle.lower() in err.lower(), err
     assert {p: p.stat().st_mtime_ns for p in before} == before
-    assert not (tmp_path / "o.png").exists() and not (tmp_path / "o.json").exists()
+    assert sorted(tmp_path.iterdir()) == listed  # nothing written: no record, no directory
 
 
 def test_sigterm_ends_stylize_with_one_line_and_no_output(pair, tmp_path):
