@@ -17,6 +17,7 @@ import itertools
 import os
 import time
 from collections.abc import Callable, Sequence
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -77,14 +78,16 @@ def _axis(name: str, value: Any) -> list:
             items = list(value)
             rows = [items] if not items or np.ndim(items[0]) == 0 else items
             values: list[Any] = [tuple(float(w) for w in row) for row in rows]
+        elif name == "seed":  # exactly, not through a float (53 bits; a seed has 64)
+            given = value if np.ndim(value) else [value]
+            items = [v if isinstance(v, Integral) else float(v) for v in given]
+            if not all(isinstance(v, Integral) or v.is_integer() for v in items):
+                raise JaxstyleError("seeds must be integers")
+            values = [int(v) for v in items]
         else:
             values = [float(v) for v in (value if np.ndim(value) else [value])]
     except (TypeError, ValueError):
         raise JaxstyleError(f"{name.replace('_', ' ')} values must be numbers") from None
-    if name == "seed":
-        if any(v != int(v) for v in values):
-            raise JaxstyleError("seeds must be integers")
-        values = [int(v) for v in values]
     if not values:
         raise JaxstyleError(f"no {name.replace('_', ' ')} values to sweep")
     if len(set(values)) < len(values):

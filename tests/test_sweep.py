@@ -345,6 +345,15 @@ def test_cli_sweep_errors_are_one_line_exit_2(pair, tmp_path, capsys, extra, nee
     assert not (tmp_path / "out").exists() and target.read_bytes() == b"x"
 
 
+def test_seeds_are_taken_exactly():
+    """Not through a float: 2**53 + 1 and 2**53 were one seed ("values repeat"), and
+    a 64-bit seed given was not the one run or recorded."""
+    from jaxstyle.sweep import _axis
+
+    assert _axis("seed", [2**53 + 1, 2**53]) == [2**53 + 1, 2**53]
+    assert _axis("seed", 3.0) == [3] and _axis("seed", [2**63 - 1]) == [2**63 - 1]
+
+
 def test_api_errors(vgg_weights, pair):
     with pytest.raises(jaxstyle.JaxstyleError, match="no style weight values"):
         jaxstyle.sweep(*pair, weights=vgg_weights, style_weight=[])
@@ -354,6 +363,8 @@ def test_api_errors(vgg_weights, pair):
         jaxstyle.sweep(*pair, weights=vgg_weights, tv_weight=[0.0, -1e-3])
     with pytest.raises(jaxstyle.JaxstyleError, match="integers"):
         jaxstyle.sweep(*pair, weights=vgg_weights, seed=[0, 1.5])
+    with pytest.raises(jaxstyle.JaxstyleError, match="integers"):  # was a ValueError
+        jaxstyle.sweep(*pair, weights=vgg_weights, seed=[0, float("nan")])
     with pytest.raises(jaxstyle.JaxstyleError, match="from init content every seed gives the same"):
         jaxstyle.sweep(*pair, weights=vgg_weights, seed=[0, 1], init="content")
     with pytest.raises(jaxstyle.JaxstyleError, match="must be >= 0 steps"):
