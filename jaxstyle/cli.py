@@ -654,6 +654,27 @@ def _run(argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         print("jaxstyle: interrupted", file=sys.stderr)
         return 128 + signal.SIGINT
+    except Exception as err:
+        if not _out_of_memory(err):
+            raise
+        print(f"jaxstyle: error: out of memory ({brief(err)}); {MEMORY_ADVICE}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+MEMORY_ADVICE = (
+    "try a smaller --size, --compute-dtype bfloat16, --split-image over several devices, or "
+    "a smaller sweep grid or batch --batch-size; `jaxstyle estimate` prints what a size needs"
+)
+"""What the command line suggests when a run does not fit in memory."""
+
+
+def _out_of_memory(err: Exception) -> bool:
+    """Whether ``err`` is a failed allocation: XLA's RESOURCE_EXHAUSTED "Out of memory"
+    on a device, or Python's MemoryError on the host."""
+    text = str(err)
+    return isinstance(err, MemoryError) or (
+        text.startswith("RESOURCE_EXHAUSTED") and "out of memory" in text.lower()
+    )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 from PIL import Image
@@ -257,6 +258,36 @@ def test_sigterm_ends_stylize_with_one_line_and_no_output(pair, tmp_path):
     assert json.loads(out.with_suffix(".json").read_text())["status"].startswith("unfinished")
     assert stylize(*pair, "-o", out, *SMALL, "--save-every", "1") == 0  # the same command
     assert "status" not in json.loads(out.with_suffix(".json").read_text())
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        jax.errors.JaxRuntimeError(
+            "RESOURCE_EXHAUSTED: Out of memory while trying to allocate 17179869184 bytes."
+        ),
+        MemoryError(),
+    ],
+    ids=["device", "host"],
+)
+def test_out_of_memory_is_one_line_with_what_to_try(pair, tmp_path, capsys, monkeypatch, failure):
+    """An allocation that fails (XLA on a device, Python on the host) is one line naming the
+    memory levers; other runtime errors are not disguised as it."""
+
+    def fails(*images, **options):
+        raise failure
+
+    module = importlib.import_module("jaxstyle.stylize")
+    monkeypatch.setattr(module, "stylize", fails)
+    out = tmp_path / "out.png"
+    assert stylize(*pair, "-o", out, *SMALL) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("jaxstyle: error: out of memory (") and err.count("\n") == 1
+    assert "--split-image" in err and "jaxstyle estimate" in err and not out.exists()
+    other = jax.errors.JaxRuntimeError("INTERNAL: something else")
+    monkeypatch.setattr(module, "stylize", lambda *a, **k: (_ for _ in ()).throw(other))
+    with pytest.raises(jax.errors.JaxRuntimeError, match="INTERNAL"):
+        stylize(*pair, "-o", out, *SMALL)
 
 
 def test_an_interrupt_names_the_step_images_kept(pair, tmp_path, capsys, monkeypatch):
