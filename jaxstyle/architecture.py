@@ -38,6 +38,20 @@ def deepest(layers) -> str:
     return max(layers, key=LAYER_INDEX.__getitem__)
 
 
+def blocks(last_layer: str) -> tuple[tuple[str, ...], ...]:
+    """The layers up to ``last_layer`` by block, each block's ending at its pooling
+    (the last one's at ``last_layer``): the units :func:`jaxstyle.vgg.features`
+    rematerialises."""
+    out: list[tuple[str, ...]] = []
+    block: list[str] = []
+    for name in LAYER_NAMES[: LAYER_INDEX[last_layer] + 1]:
+        block.append(name)
+        if name.startswith("pool"):
+            out.append(tuple(block))
+            block = []
+    return (*out, tuple(block)) if block else tuple(out)
+
+
 def min_side(layer: str) -> int:
     """The shortest image side, in pixels, whose feature map at ``layer`` is not
     empty: each pooling up to it halves the sides, rounding down (16 for relu5_1)."""

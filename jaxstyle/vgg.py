@@ -15,7 +15,15 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from jaxstyle.architecture import CONV_NAMES, LAYER_INDEX, conv_inputs, deepest, min_side
+from jaxstyle.architecture import (
+    CONV_NAMES,
+    LAYER_INDEX,
+    LAYER_NAMES,
+    blocks,
+    conv_inputs,
+    deepest,
+    min_side,
+)
 from jaxstyle.compiler import jit
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.weights import Preprocessing, VGG19Weights
@@ -373,7 +381,9 @@ def check_layers(layers: Iterable[str]) -> tuple[str, ...]:
     return layers
 
 
-@partial(jit, static_argnames=("layers", "pooling", "compute_dtype", "conv_algorithm", "batch"))
+@partial(
+    jit, static_argnames=("layers", "pooling", "compute_dtype", "conv_algorithm", "batch", "remat")
+)
 def features(
     params: VGG19Weights,
     images: jax.Array,
@@ -382,6 +392,7 @@ def features(
     compute_dtype: str = "float32",
     conv_algorithm: str = "direct",
     batch: int = 1,
+    remat: bool = False,
 ):
     """Unchecked core of :func:`vgg_features`, for use inside traced code.
 
@@ -389,7 +400,10 @@ def features(
     or "winograd"); the activations come out in ``compute_dtype`` (bfloat16
     Grams then run on the matrix units; they and the losses accumulate in
     float32 either way). ``batch``: how many times ``vmap`` runs this call at
-    once (it sees one call's N), for :func:`winograd_tile`.
+    once (it sees one call's N), for :func:`winograd_tile`. ``remat``: each
+    block is a ``jax.checkpoint``, so a gradient keeps only the blocks' inputs
+    and ``layers`` and recomputes the rest, a block at a time (less memory, one
+    more forward pass).
     """
     from jaxstyle.vgg_module import VGG19
 
@@ -398,16 +412,24 @@ def features(
     if conv_algorithm == "winograd" and params.winograd is not None:
         needed = winograd_kernels((images.shape[1], images.shape[2]), last, batch * len(images))
         _check_prepared(params.winograd, needed)
-    model = VGG19(last, pooling, compute_dtype, conv_algorithm, batch)
     x = preprocess(images.astype(jnp.float32), params.preprocessing)
     variables = {"params": params.params}
     for collection in ("transposed", "winograd"):
         if getattr(params, collection) is not None:
             variables[collection] = getattr(params, collection)
-    out = model.apply(variables, x)
-    # flax types apply's result as the output or (output, state) whatever `mutable` is;
-    # without `mutable` it is the output
-    # pyrefly: ignore[bad-index]
+    out: dict[str, jax.Array] = {}
+    for block in blocks(last) if remat else (LAYER_NAMES[: LAYER_INDEX[last] + 1],):
+        model = VGG19(block[-1], pooling, compute_dtype, conv_algorithm, batch, block[0])
+        kept = tuple(name for name in block if name in layers or name == block[-1])
+
+        def run(variables, x, model=model, kept=kept) -> dict[str, jax.Array]:
+            acts = model.apply(variables, x)
+            # flax types apply's result as the output or (output, state) whatever
+            # `mutable` is; without `mutable` it is the output
+            return {name: acts[name] for name in kept}  # pyrefly: ignore[bad-index]
+
+        out |= (jax.checkpoint(run) if remat else run)(variables, x)
+        x = out[block[-1]]
     return {name: out[name] for name in layers}
 
 

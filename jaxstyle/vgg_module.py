@@ -61,6 +61,8 @@ class VGG19(nn.Module):
 
     Input is already preprocessed (see :func:`preprocess`); the output maps
     every layer name up to and including ``last_layer`` to its activation.
+    From ``first_layer`` on, the input is the activation before it instead (one
+    block of a rematerialised run, see :func:`jaxstyle.vgg.features`).
     ``dtype`` is the computation dtype: inputs and float32 weights are cast to
     it for each convolution, and the activations come out in it.
     ``conv_algorithm`` ("direct" or "winograd") is that of :data:`WINOGRAD_LAYERS`,
@@ -72,11 +74,12 @@ class VGG19(nn.Module):
     dtype: str = "float32"
     conv_algorithm: str = "direct"
     batch: int = 1
+    first_layer: str = "conv1_1"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
         out = {}
-        for name in LAYER_NAMES[: LAYER_INDEX[self.last_layer] + 1]:
+        for name in LAYER_NAMES[LAYER_INDEX[self.first_layer] : LAYER_INDEX[self.last_layer] + 1]:
             if name.startswith("conv"):
                 winograd = self.conv_algorithm == "winograd" and name in WINOGRAD_LAYERS
                 x = Conv3x3(CONV_SHAPES[name][1], self.dtype, winograd, self.batch, name=name)(x)

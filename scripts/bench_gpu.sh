@@ -64,6 +64,8 @@ for driver in python device; do
     stage sweep_lbfgs_$driver 120 $py scripts/bench_sweep.py --size 512 --steps 20 --cells 8 \
         --optimizer lbfgs --driver $driver --content "$content" --style "$style"
 done
+# Issue 4: rematerialisation of VGG19's blocks, memory and time (kept only if it saves memory).
+stage remat 90 $py scripts/bench_remat.py --sizes 512,1024 --compute-dtype bfloat16 --repeats 5
 stage cli 90 bash -c "time $py -m jaxstyle stylize '$content' '$style' -o '$out/gpu_tubingen_starry.png' --size 512 --steps 500"
 stage probes 120 $py scripts/bench.py --sizes 512 --batch 1 --optimizers adam --steps 20 \
     --repeats 3 --content "$content" --style "$style" --json "$out/bench_probes.json"

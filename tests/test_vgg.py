@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxstyle.architecture import CONV_SHAPES, LAYER_INDEX, deepest
+from jaxstyle.architecture import CONV_SHAPES, LAYER_INDEX, blocks, deepest
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.objective import LossArgs, compute_targets, make_loss_fn
 from jaxstyle.presets import get_preset
@@ -255,6 +255,33 @@ def test_winograd_features_equal_direct_ones(vgg_weights):
         scale = float(jnp.abs(direct[name]).max())
         np.testing.assert_allclose(four[name], direct[name], rtol=0, atol=1e-5 * scale)
         assert not np.array_equal(four[name], fast[name])  # F(4x4) did run
+
+
+def test_rematerialised_blocks_give_the_same_features_and_gradient(vgg_weights):
+    """``features(remat=True)`` (a jax.checkpoint per block, measured by
+    scripts/bench_remat.py) runs the same layers: equal values and image gradients."""
+    assert blocks("relu3_1") == (
+        ("conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1"),
+        ("conv2_1", "relu2_1", "conv2_2", "relu2_2", "pool2"),
+        ("conv3_1", "relu3_1"),
+    )
+    images = jnp.asarray(RNG.uniform(size=(1, 32, 40, 3)), jnp.float32)
+    layers = ("relu1_1", "relu3_1", "relu4_2", "relu5_1")
+    vgg = prepare_weights(vgg_weights)
+
+    def energy(images, remat):
+        out = features(vgg, images, layers, "max", remat=remat)
+        return sum(jnp.sum(out[n] ** 2) / out[n].size for n in layers), out
+
+    grad = jax.jit(jax.grad(energy, has_aux=True), static_argnums=1)
+    (plain, plain_out), (remat, remat_out) = grad(images, False), grad(images, True)
+    for name in layers:
+        np.testing.assert_allclose(remat_out[name], plain_out[name], rtol=1e-6, atol=0)
+    assert float(jnp.abs(plain).max()) > 0
+    np.testing.assert_allclose(remat, plain, rtol=0, atol=1e-6 * float(jnp.abs(plain).max()))
+    # remat did apply: its recomputations are fenced from CSE by optimisation barriers
+    barriers = [grad.lower(images, r).as_text().count("optimization_barrier") for r in (0, 1)]
+    assert barriers[1] > barriers[0]
 
 
 def test_conv_algorithm_choice():
