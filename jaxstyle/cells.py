@@ -33,7 +33,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxstyle.batching import MESH_AXIS, batched, shared_loss_fn
-from jaxstyle.errors import Interrupted, JaxstyleError
+from jaxstyle.errors import Interrupted, JaxstyleError, stopped_by
 from jaxstyle.objective import LossArgs, LossWeights, Objective
 from jaxstyle.optimize import (
     Carry,
@@ -387,7 +387,8 @@ class CellPlan:
                         else "nothing to save yet"
                     )
                     raise Interrupted(
-                        f"interrupted at step {done} of {self.steps}; {saved_note}", stopped()
+                        f"{stopped_by(stopped())} at step {done} of {self.steps}; {saved_note}",
+                        stopped(),
                     )
         timings = dict(
             compile=compile_seconds,

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from jaxstyle.cli_parser import build_parser
-from jaxstyle.errors import Interrupted, JaxstyleError, brief
+from jaxstyle.errors import Interrupted, JaxstyleError, brief, stopped_by
 
 EXIT_USAGE = 2
 EXIT_JOBS_FAILED = 1
@@ -236,16 +236,21 @@ def cmd_stylize(args: argparse.Namespace) -> int:
 def _stopped(err: KeyboardInterrupt, saved: list[Path], resumable: bool) -> Interrupted:
     """A stylize run's signal as one line: no output written, the step images kept,
     and (unless it was) how to make a run resumable."""
-    terminated = isinstance(err, _Terminated)
+    signum = _signal(err)
     existing = set(os.listdir(saved[0].parent)) if saved and saved[0].parent.is_dir() else set()
     kept = [p.name for p in saved if p.name in existing]
-    message = f"{'terminated (SIGTERM)' if terminated else 'interrupted'}: no output written"
+    message = f"{stopped_by(signum)}: no output written"
     if kept:
         names = kept[0] if len(kept) == 1 else f"{kept[0]} .. {kept[-1]} ({len(kept)} files)"
         message += f"; kept the step images {names}: the same command replaces them"
     if not resumable:
         message += " (--checkpoint-every N makes a run resumable)"
-    return Interrupted(message, signal.SIGTERM if terminated else signal.SIGINT)
+    return Interrupted(message, signum)
+
+
+def _signal(err: KeyboardInterrupt) -> int:
+    """The signal that raised ``err``: SIGTERM (:class:`_Terminated`) or SIGINT."""
+    return signal.SIGTERM if isinstance(err, _Terminated) else signal.SIGINT
 
 
 def _check_learning_rate(args: argparse.Namespace) -> None:
@@ -648,12 +653,9 @@ def _run(argv: list[str] | None) -> int:
     except JaxstyleError as err:
         print(f"jaxstyle: error: {err}", file=sys.stderr)
         return EXIT_USAGE
-    except _Terminated:
-        print("jaxstyle: terminated (SIGTERM)", file=sys.stderr)
-        return 128 + signal.SIGTERM
-    except KeyboardInterrupt:
-        print("jaxstyle: interrupted", file=sys.stderr)
-        return 128 + signal.SIGINT
+    except KeyboardInterrupt as err:  # SIGTERM too (_Terminated)
+        print(f"jaxstyle: {stopped_by(_signal(err))}", file=sys.stderr)
+        return 128 + _signal(err)
     except Exception as err:
         if not _out_of_memory(err):
             raise

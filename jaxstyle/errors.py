@@ -1,6 +1,7 @@
 """The one exception type users see."""
 
 import re
+import signal
 
 
 class JaxstyleError(Exception):
@@ -18,6 +19,12 @@ class Interrupted(JaxstyleError):
     def __init__(self, message: str, signum: int):
         super().__init__(message)
         self.exit_code = 128 + signum
+
+
+def stopped_by(signum: int) -> str:
+    """How a message names the signal that stopped a command: "terminated (SIGTERM)",
+    else "interrupted" (SIGINT), the same for stylize, sweep and batch."""
+    return "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
 
 
 def brief(err: BaseException, limit: int = 200) -> str:

@@ -50,16 +50,16 @@ def shared_image():
 @pytest.fixture
 def sigterm_after():
     """A stand-in for ``jaxstyle.resume.stop_requests`` (patch ``jaxstyle.cells``'s):
-    ``sigterm_after(n)`` reports SIGTERM from the n-th poll on (runs poll once after
-    every step, and once after every segment between checkpoints)."""
+    ``sigterm_after(n)`` reports SIGTERM (or ``signum``) from the n-th poll on (runs poll
+    once after every step, and once after every segment between checkpoints)."""
 
     @contextlib.contextmanager
-    def stop_requests(polls: int):
+    def stop_requests(polls: int, signum: int = signal.SIGTERM):
         count = [0]
 
         def stopped():
             count[0] += 1
-            return signal.SIGTERM if count[0] >= polls else 0
+            return signum if count[0] >= polls else 0
 
         yield stopped
 

@@ -201,7 +201,7 @@ def test_cli_batch_buckets_equal_solo_runs_skip_bad_rows_and_resume(
     jobs = [j for j in read_manifest(manifest)[0] if j.output in ("a.png", "b.png")]
     with monkeypatch.context() as patch:
         patch.setattr(cells, "stop_requests", lambda: sigterm_after(2))
-        with pytest.raises(jaxstyle.JaxstyleError, match="interrupted at step 2 of 3"):
+        with pytest.raises(jaxstyle.JaxstyleError, match=r"terminated \(SIGTERM\) at step 2 of 3"):
             jaxstyle.batch(jobs, again, weights=vgg_weights, size=64, **SETTINGS)
     assert not (again / "a.png").exists() and any((again / ".jaxstyle-checkpoint").iterdir())
     report = jaxstyle.batch(jobs, again, weights=vgg_weights, size=64, **SETTINGS)
@@ -223,7 +223,7 @@ def test_rerun_with_other_settings_keeps_an_interrupted_chunks_checkpoint(
     out = tmp_path / "out"
     with monkeypatch.context() as patch:
         patch.setattr(cells, "stop_requests", lambda: sigterm_after(2))
-        with pytest.raises(jaxstyle.JaxstyleError, match="interrupted at step 2 of 3"):
+        with pytest.raises(jaxstyle.JaxstyleError, match=r"terminated \(SIGTERM\) at step 2 of 3"):
             jaxstyle.batch(manifest, out, weights=vgg_weights, size=32, **SETTINGS)
     ck = out / CHECKPOINTS
     saved = sorted(ck.rglob("*"))

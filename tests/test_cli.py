@@ -321,6 +321,22 @@ def test_an_interrupt_names_the_step_images_kept(pair, tmp_path, capsys, monkeyp
     assert jaxstyle.step_image_path(out, 3).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_signal_outside_a_checkpointed_loop_is_worded_as_inside_it(capsys, monkeypatch):
+    """SIGTERM/SIGINT outside stylize's run and a sweep's or batch's checkpointed loop:
+    the same words as there ("terminated (SIGTERM) at step ..."), exit 143/130."""
+    cli = importlib.import_module("jaxstyle.cli")
+    for signum, raised in ((signal.SIGTERM, cli._Terminated), (signal.SIGINT, KeyboardInterrupt)):
+
+        def stop(args, raised=raised):
+            raise raised
+
+        monkeypatch.setattr(cli, "cmd_presets", stop)
+        assert main(["presets"]) == 128 + signum
+        word = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
+        assert capsys.readouterr().err == f"jaxstyle: {word}\n"
+        assert jaxstyle.errors.stopped_by(signum) == word
+
+
 def test_installed_command_prints_no_traceback(tmp_path):
     """The real entry point, in a fresh process: one line, exit status 2."""
     proc = subprocess.run(

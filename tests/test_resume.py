@@ -102,8 +102,14 @@ def test_sweep_stopped_by_sigterm_resumes_to_the_uninterrupted_result(
     whole = jaxstyle.sweep(*pair, weights=vgg_weights, steps=5, **SWEEP)
     ck = tmp_path / "ck"
     with monkeypatch.context() as m:
+        m.setattr(cells, "stop_requests", lambda: sigterm_after(1, signal.SIGINT))
+        with pytest.raises(jaxstyle.JaxstyleError, match="^interrupted at step 1 of 5") as err:
+            jaxstyle.sweep(*pair, weights=vgg_weights, steps=5, checkpoint_dir=ck, **SWEEP)
+        assert err.value.exit_code == 128 + signal.SIGINT
+        shutil.rmtree(ck)
         m.setattr(cells, "stop_requests", lambda: sigterm_after(4))
-        with pytest.raises(jaxstyle.JaxstyleError, match="interrupted at step 3 of 5") as err:
+        stopped = r"terminated \(SIGTERM\) at step 3 of 5"
+        with pytest.raises(jaxstyle.JaxstyleError, match=stopped) as err:
             jaxstyle.sweep(
                 *pair, weights=vgg_weights, steps=5, checkpoint_dir=ck, checkpoint_every=2, **SWEEP
             )
@@ -159,7 +165,7 @@ def test_cli_sweep_survives_sigterm_and_sigkill(vgg_weights, pair, tmp_path):
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
-    assert "interrupted at step" in err and "rerun the same command to resume" in err
+    assert "terminated (SIGTERM) at step" in err and "rerun the same command to resume" in err
     stopped_at = int(sorted(p.name for p in ck.glob("step_*"))[-1][5:])
     assert 0 < stopped_at < steps
 
@@ -199,7 +205,7 @@ def test_stylize_with_a_checkpoint_dir_resumes_to_the_plain_result(
     ck = tmp_path / "ck"
     with monkeypatch.context() as m:
         m.setattr(cells, "stop_requests", lambda: sigterm_after(4))
-        with pytest.raises(jaxstyle.JaxstyleError, match="interrupted at step 2 of 5"):
+        with pytest.raises(jaxstyle.JaxstyleError, match=r"terminated \(SIGTERM\) at step 2 of 5"):
             jaxstyle.stylize(
                 *pair, weights=vgg_weights, checkpoint_dir=ck, checkpoint_every=1, **STYLIZE
             )
@@ -242,6 +248,7 @@ def test_cli_stylize_checkpoint_every_survives_sigterm(vgg_weights, pair, tmp_pa
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert "jaxstyle: terminated (SIGTERM) at step" in err  # as without --checkpoint-every
     assert f"saved a checkpoint in {ck}: rerun the same command to resume" in err
     stopped_at = int(sorted(p.name for p in ck.glob("step_*"))[-1][5:])
     assert 0 < stopped_at < steps and not out.exists()
