@@ -54,6 +54,7 @@ from jaxstyle.resume import (
     Checkpointing,
     array_digest,
     as_json,
+    check_checkpoint_every,
     json_digest,
     recorded_fingerprint,
 )
@@ -158,6 +159,7 @@ def batch(
     t0 = time.perf_counter()
     if batch_size < 1:
         raise JaxstyleError(f"batch size must be >= 1, not {batch_size}")
+    check_checkpoint_every(checkpoint_every)
     mesh = cell_mesh(devices, split_image)
     _check_shared(preset, settings)
     if isinstance(jobs, (str, os.PathLike)):

@@ -147,8 +147,6 @@ def cmd_stylize(args: argparse.Namespace) -> int:
         args.size = default_size()
     if args.save_every < 0:
         raise JaxstyleError("--save-every must be >= 0")
-    if args.checkpoint_every is not None and args.checkpoint_every < 0:
-        raise JaxstyleError("--checkpoint-every must be >= 0")
     inputs = _Inputs.from_args(args)
     overrides = {k: getattr(args, k) for k in (*SETTINGS, *COARSE_TO_FINE)}
     settings = resolve_settings(args.preset or DEFAULT_PRESET, **overrides)  # fail fast
@@ -626,6 +624,10 @@ def _run(argv: list[str] | None) -> int:
         if hasattr(args, "live"):
             _check_live(args)  # before --distributed joins the other processes
         _check_learning_rate(args)
+        if getattr(args, "checkpoint_every", None) is not None:  # stylize, sweep, batch
+            from jaxstyle.resume import check_checkpoint_every
+
+            check_checkpoint_every(args.checkpoint_every)
         if getattr(args, "distributed", False):
             from jaxstyle.cells import initialize_distributed
 

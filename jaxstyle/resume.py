@@ -63,6 +63,13 @@ FINGERPRINT_WORDS = {"cells": "loss weights or seeds", "start": "starting images
 """How a checkpoint mismatch names the fingerprint's parts that are not plain words."""
 
 
+def check_checkpoint_every(every: int) -> None:
+    """Refuse a negative ``checkpoint_every`` (``--checkpoint-every``): the one check,
+    and wording, of stylize, sweep and batch."""
+    if every < 0:
+        raise JaxstyleError(f"checkpoint every must be >= 0 steps, not {every}")
+
+
 @dataclasses.dataclass(frozen=True)
 class Checkpointing:
     """Where and how often a run saves its state.
@@ -95,8 +102,7 @@ class Checkpointing:
         )
 
     def __post_init__(self):
-        if self.every < 0:
-            raise JaxstyleError(f"checkpoint every must be >= 0 steps, not {self.every}")
+        check_checkpoint_every(self.every)
 
     def _check_fingerprint(self) -> None:
         path = self.directory / "run.json"

@@ -337,6 +337,21 @@ def test_a_signal_outside_a_checkpointed_loop_is_worded_as_inside_it(capsys, mon
         assert jaxstyle.errors.stopped_by(signum) == word
 
 
+def test_a_negative_checkpoint_interval_is_one_check_for_every_command(pair, tmp_path, capsys):
+    """stylize, sweep and batch, from the command line and from Python: one wording."""
+    refused = "checkpoint every must be >= 0 steps, not -1"
+    manifest = tmp_path / "jobs.jsonl"
+    for argv in (["stylize", *pair, "-o", "x.png"], ["sweep", *pair], ["batch", manifest]):
+        assert main([*map(str, argv), "-o", str(tmp_path / "x"), "--checkpoint-every", "-1"]) == 2
+        assert capsys.readouterr().err == f"jaxstyle: error: {refused}\n"
+    for run in (jaxstyle.stylize, jaxstyle.sweep):
+        with pytest.raises(jaxstyle.JaxstyleError, match=f"^{refused}$"):
+            run(*pair, checkpoint_every=-1)
+    with pytest.raises(jaxstyle.JaxstyleError, match=f"^{refused}$"):
+        jaxstyle.batch([], tmp_path / "out", checkpoint_every=-1)
+    assert not any(tmp_path.iterdir())
+
+
 def test_installed_command_prints_no_traceback(tmp_path):
     """The real entry point, in a fresh process: one line, exit status 2."""
     proc = subprocess.run(
