@@ -65,9 +65,8 @@ def rows_per_image(split_image: bool | int, devices: int) -> int:
     if not isinstance(split_image, Integral) or split_image < 1:
         raise JaxstyleError(f"split each image over 1 or more devices, not {split_image!r}")
     if split_image > devices:
-        raise JaxstyleError(
-            f"cannot split an image over {split_image} devices: there are {devices}"
-        )
+        there = f"there {'is' if devices == 1 else 'are'} {devices}"
+        raise JaxstyleError(f"cannot split an image over {split_image} devices: {there}")
     return int(split_image)
 
 

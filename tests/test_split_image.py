@@ -164,6 +164,14 @@ def test_cells_over_groups_of_devices_that_split_rows(shared_image, tmp_path):
     assert found["estimate"] == [4, 1, 4, 2]
 
 
+def test_more_rows_than_devices_names_the_count_in_good_grammar():
+    from jaxstyle.split_image import rows_per_image
+
+    for devices, there in ((1, "there is 1"), (4, "there are 4")):
+        with pytest.raises(jaxstyle.JaxstyleError, match=f"over 5 devices: {there}$"):
+            rows_per_image(5, devices)
+
+
 def test_one_device_is_the_plain_path(shared_image, tmp_path, capsys):
     """Here (1 device) --split-image changes nothing: no split recorded."""
     pair = [str(shared_image("tubingen.jpg")), str(shared_image("starry_night.jpg"))]
@@ -175,9 +183,9 @@ def test_one_device_is_the_plain_path(shared_image, tmp_path, capsys):
     np.testing.assert_equal(jaxstyle.estimate(64, split_image=True).devices, 1)
     for command, output in (("stylize", "x.png"), ("sweep", "x")):
         assert main([command, *pair, "-o", str(tmp_path / output), "--split-image", "2"]) == 2
-        assert "cannot split an image over 2 devices: there are 1" in capsys.readouterr().err
+        assert "cannot split an image over 2 devices: there is 1\n" in capsys.readouterr().err
     assert main(["estimate", "--size", "64", "--split-image", "2", "--batch", "2"]) == 2
-    assert "there are 1" in capsys.readouterr().err
+    assert "there is 1\n" in capsys.readouterr().err
     assert main(["stylize", *pair, "-o", str(tmp_path / "x.png"), "--split-image", "0"]) == 2
     assert "over 1 or more devices, not 0" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists() and not (tmp_path / "x").exists()
