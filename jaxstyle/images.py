@@ -202,7 +202,7 @@ def resize_longest(image: np.ndarray, side: int) -> np.ndarray:
         raise JaxstyleError(f"image size must be at least 1 pixel, not {side}")
     if side > MAX_RESIZE:
         raise JaxstyleError(
-            f"images are resized to at most {MAX_RESIZE} px (longest side), not {side}: "
+            f"images are resized to at most {MAX_RESIZE} px (longest side), not {side:g}: "
             "use a smaller size or style scale"
         )
     height, width = image.shape[:2]

@@ -180,6 +180,7 @@ def bad_cases(pair, tmp_path):
             "16x12 px after resizing to 16 px; relu5_1 needs sides of at least 16 px",
         ),
         "style scaled too small": ([*pair, *ok, "--style-scale", "0.2"], "relu5_1 needs"),
+        "style scaled too large": ([*pair, *ok, "--style-scale", "1e300"], "not 6.4e+301: use"),
         "seed beyond 64 bits": ([*pair, *ok, "--init", "noise", "--seed", "9" * 20], "seed"),
         "content weight, no content": (
             ["--texture", pair[1], *ok, "--content-weight", "5"],
@@ -220,6 +221,7 @@ def bad_cases(pair, tmp_path):
         "image too thin",
         "coarse pass too small",
         "style scaled too small",
+        "style scaled too large",
         "seed beyond 64 bits",
         "content weight, no content",
     ],
