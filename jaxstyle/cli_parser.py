@@ -7,7 +7,6 @@ commands it parses. Errors are one line (:class:`JaxstyleError`), as everywhere.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from jaxstyle.errors import JaxstyleError
@@ -16,43 +15,16 @@ from jaxstyle.errors import JaxstyleError
 class _Parser(argparse.ArgumentParser):
     """argparse whose errors are one line, like ours."""
 
-    def parse_known_args(self, args=None, namespace=None):
-        self._given = sys.argv[1:] if args is None else list(args)  # as argparse reads them
-        return super().parse_known_args(self._given, namespace)
-
     def error(self, message: str):
-        if message.endswith("expected one argument"):
+        if message.endswith("expected one argument"):  # e.g. --shape -3x5
             option = message.removeprefix("argument ").split(":")[0].split("/")[-1]
-            if self._dash_value(option):  # e.g. --shape -3x5, not a missing value
-                message += f" (a value starting with '-' is given as {option}=VALUE)"
+            message += f" (one that starts with '-' is written {option}=VALUE)"
         for action in self._actions:  # no command: name the choices, not the dest
             if isinstance(action, argparse._SubParsersAction) and message.endswith(
                 f"required: {action.dest}"
             ):
                 message = f"'{self.prog}' needs a command: {', '.join(action.choices)}"
         raise JaxstyleError(message)
-
-    def _option(self, token: str) -> argparse.Action | None:
-        """The option ``token`` names (``--opt``, ``--opt=VALUE``, an abbreviation), or None."""
-        name = token.split("=", 1)[0]
-        if name in self._option_string_actions:
-            return self._option_string_actions[name]
-        found = {
-            action
-            for string, action in self._option_string_actions.items()
-            if self.allow_abbrev and name.startswith("--") and string.startswith(name)
-        }
-        return found.pop() if len(found) == 1 else None
-
-    def _dash_value(self, option: str) -> bool:
-        """Whether ``option`` was given a value starting with '-' (argparse takes it for
-        an option) rather than none: followed by something not one of our options."""
-        action = self._option_string_actions[option]
-        given = getattr(self, "_given", [])
-        return any(
-            "=" not in token and self._option(token) is action and self._option(value) is None
-            for token, value in zip(given, given[1:], strict=False)
-        )
 
 
 def _version() -> str:
