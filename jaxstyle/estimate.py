@@ -143,7 +143,8 @@ def estimate(
         if isinstance(value, bool) or not isinstance(value, Integral):
             raise JaxstyleError(f"{name} must be an integer, not {value!r}")
     if min(height, width) < MIN_SIDE:
-        raise JaxstyleError(f"image sides must be at least {MIN_SIDE} pixels, not {height}x{width}")
+        given = size if size is not None else f"{height}x{width}"
+        raise JaxstyleError(f"image sides must be at least {MIN_SIDE} pixels, not {given}")
     if batch < 1:
         raise JaxstyleError(f"batch must be >= 1, not {batch}")
     if mode not in MODES:

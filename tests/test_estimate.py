@@ -119,8 +119,8 @@ def test_cli_prints_table_and_json(estimates, capsys):
 @pytest.mark.parametrize(
     "args,needle",
     [
-        (["--size", "8"], "at least 16"),
-        (["--shape", "0x32"], "at least 16"),
+        (["--size", "8"], "at least 16 pixels, not 8"),
+        (["--shape", "0x32"], "at least 16 pixels, not 0x32"),
         (["--shape", "32by32"], "HxW"),
         (["--size", "32", "--batch", "0"], "batch"),
         (["--size", "32", "--batch", "2", "--mode", "jobs"], "mode"),
@@ -134,6 +134,11 @@ def test_bad_arguments_are_one_line_errors(capsys, args, needle):
     err = capsys.readouterr().err.strip()
     assert err.startswith("jaxstyle: error: ") and "\n" not in err, err
     assert needle in err, err
+
+
+def test_a_size_too_small_is_named_as_given(capsys):
+    assert main(["estimate", "--size=-3"]) == 2
+    assert capsys.readouterr().err.endswith("image sides must be at least 16 pixels, not -3\n")
 
 
 @pytest.mark.parametrize(
