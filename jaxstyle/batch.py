@@ -68,7 +68,8 @@ class BatchReport:
     """What :func:`batch` did.
 
     Attributes:
-      written: the output paths written by this run, in manifest order.
+      written: the output paths written by this run, in manifest order (none in
+        a dry run).
       skipped: outputs of jobs finished by an earlier run (not recomputed).
       failed: the rows not run, with their manifest line and the reason.
       buckets: per image shape, convolution algorithm (see
@@ -123,6 +124,7 @@ def batch(
     progress: bool = False,
     callback: Callable[[int, dict, np.ndarray, list[Path]], None] | None = None,
     callback_every: int = 0,
+    dry_run: bool = False,
     **settings: Any,
 ) -> BatchReport:
     """Run every job of a manifest (see :mod:`jaxstyle.manifest`), grouped by shape.
@@ -144,6 +146,9 @@ def batch(
         (n, H, W, 3) images and its jobs' output paths (e.g. to show them in a
         :class:`~jaxstyle.live_view.LiveView`). With ``jax.distributed``, give
         it in every process (it gathers the chunk's images).
+      dry_run: plan only: check every row (reading its images) and the outputs,
+        group the jobs, and report that (``written`` empty), running nothing and
+        writing nothing.
       **settings: settings shared by every job (``size``, ``steps``,
         ``optimizer``, layers, ``coarse_to_fine``, ...), as for ``stylize``; a
         row's own content/style/TV weight, size and seed take precedence.
@@ -198,10 +203,10 @@ def batch(
     _refuse_other_checkpoints(out / CHECKPOINTS, chunks)
     written: list[Path] = []
     timings = {"compile": 0.0, "optimize": 0.0}
-    bar = progress_bar(progress, total=len(ready), desc="batch", unit="job")
+    bar = progress_bar(progress and not dry_run, total=len(ready), desc="batch", unit="job")
     steps_run = 0
     with bar:
-        for chunk in chunks:
+        for chunk in [] if dry_run else chunks:
             shown = _shown(callback, callback_every, steps_run, chunk)
             result = _run_chunk(chunk, params, mesh, out, checkpoint_every, driver, shown)
             steps_run += chunk[0].settings.total_steps

@@ -458,7 +458,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
     overrides = {k: getattr(args, k) for k in (*SETTINGS, *COARSE_TO_FINE)}
     if args.init is not None:
         overrides["init"] = args.init
-    with _live_view(args, f"jaxstyle batch {args.manifest.name}", None) as live:
+    title = f"jaxstyle batch {args.manifest.name}"
+    view = contextlib.nullcontext() if args.dry_run else _live_view(args, title, None)
+    with view as live:
         report = batch(
             args.manifest,
             args.output,
@@ -471,6 +473,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             callback=live.batch_callback() if live else None,
             callback_every=args.live_every if live else 0,
+            dry_run=args.dry_run,
             **overrides,
         )
         if live:
@@ -478,8 +481,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
     for line, message in report.failed:
         print(f"jaxstyle: {args.manifest}:{line}: {message}", file=sys.stderr)
     shapes = ", ".join(f"{b['jobs']} at {b['shape'][1]}x{b['shape'][0]}" for b in report.buckets)
+    if args.dry_run:
+        jobs, chunks = (sum(b[k] for b in report.buckets) for k in ("jobs", "chunks"))
+        done = f"dry run: would run {jobs} job(s) in {chunks} chunk(s) into {args.output}"
+    else:
+        done = f"wrote {len(report.written)} job(s) to {args.output}"
     print(
-        f"wrote {len(report.written)} job(s) to {args.output}"
+        done
         + (f" ({shapes})" if shapes else "")
         + (f"; {len(report.skipped)} already done" if report.skipped else "")
         + (f"; {len(report.failed)} failed (lines above)" if report.failed else "")

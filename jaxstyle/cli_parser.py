@@ -198,6 +198,12 @@ def _batch_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="at most N same-shaped jobs run together, vmapped (default 8)",
     )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check every row (its images, settings and output) and print how the jobs "
+        "would be grouped, without running or writing anything",
+    )
     _checkpoint_arguments(p)
     _split_argument(p)
 

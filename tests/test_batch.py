@@ -210,6 +210,42 @@ def test_cli_batch_buckets_equal_solo_runs_skip_bad_rows_and_resume(
         assert (again / name).read_bytes() == (out / name).read_bytes()
 
 
+def test_dry_run_checks_rows_and_plans_without_running_or_writing(
+    vgg_weights, images, tmp_path, capsys
+):
+    t, s, m = (str(images[k]) for k in ("tubingen", "starry_night", "the_scream"))
+    rows = [
+        {"content": t, "style": s, "output": "a.png"},
+        {"content": t, "style": m, "output": "b.png", "seed": 4},
+        {"content": t, "style": "nope.jpg", "output": "c.png"},
+        {"content": t, "style": s, "output": "d.png", "size": 32},
+        {"content": t, "style": m, "output": "mine.png"},
+    ]
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.png").write_bytes(b"a file of the user's")
+    args = ["batch", str(manifest), "-o", str(out), "--size", "64", "--steps", "3"]
+    assert main([*args, "--batch-size", "1", "--dry-run"]) == 1  # some rows would fail
+    captured = capsys.readouterr()
+    assert [line.split(": ")[1] for line in captured.err.splitlines()] == [
+        f"{manifest}:3",
+        f"{manifest}:5",
+    ]
+    assert captured.out == (
+        f"dry run: would run 3 job(s) in 3 chunk(s) into {out} (2 at 64x48, 1 at 32x24); "
+        "2 failed (lines above)\n"
+    )
+    assert os.listdir(out) == ["mine.png"]  # nothing written, nothing compiled or run
+
+    fresh = tmp_path / "not-yet"
+    report = jaxstyle.batch(manifest, fresh, weights=vgg_weights, size=64, dry_run=True)
+    assert report.written == [] and [e.line for e in report.failed] == [3]
+    assert [(b["jobs"], b["chunks"]) for b in report.buckets] == [(3, 1), (1, 1)]  # mine.png too
+    assert not fresh.exists()
+
+
 def test_rerun_with_other_settings_keeps_an_interrupted_chunks_checkpoint(
     vgg_weights, images, tmp_path, capsys, monkeypatch, sigterm_after
 ):
