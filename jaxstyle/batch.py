@@ -76,10 +76,11 @@ class BatchReport:
         :func:`jaxstyle.vgg.choose_conv_algorithm`; one shape has two only when
         some jobs give no size) and mask layout: {"shape": (H, W),
         "conv_algorithm": name, "mask": None, "shared" or "per style (S)",
-        "jobs": n, "chunks": k}; with an MRF style loss also by the style
-        images' shapes, "style_shapes": ((h, w), ...); with coarse-to-fine by
-        every pass's, "pass_shapes": [(h, w), ...].
-      timings: seconds: "compile", "optimize" (all chunks), "total".
+        "jobs": n, "chunks": k, "steps": each job's (all passes)}; with an MRF
+        style loss also by the style images' shapes, "style_shapes": ((h, w),
+        ...); with coarse-to-fine by every pass's, "pass_shapes": [(h, w), ...].
+      timings: seconds: "compile", "optimize" (all chunks), "total" (a plan's:
+        "total" only, its planning).
     """
 
     written: list[Path]
@@ -124,6 +125,7 @@ def batch(
     progress: bool = False,
     callback: Callable[[int, dict, np.ndarray, list[Path]], None] | None = None,
     callback_every: int = 0,
+    on_plan: Callable[[BatchReport], None] | None = None,
     dry_run: bool = False,
     **settings: Any,
 ) -> BatchReport:
@@ -146,9 +148,11 @@ def batch(
         (n, H, W, 3) images and its jobs' output paths (e.g. to show them in a
         :class:`~jaxstyle.live_view.LiveView`). With ``jax.distributed``, give
         it in every process (it gathers the chunk's images).
+      on_plan: called once every row is checked and the jobs grouped, before any
+        run, with the plan as a :class:`BatchReport` (``written`` empty): e.g. to
+        report the bad rows at once, or to show the total steps.
       dry_run: plan only: check every row (reading its images) and the outputs,
-        group the jobs, and report that (``written`` empty), running nothing and
-        writing nothing.
+        group the jobs, and return the plan, running nothing and writing nothing.
       **settings: settings shared by every job (``size``, ``steps``,
         ``optimizer``, layers, ``coarse_to_fine``, ...), as for ``stylize``; a
         row's own content/style/TV weight, size and seed take precedence.
@@ -201,12 +205,30 @@ def batch(
         for start in range(0, len(items), batch_size)
     ]
     _refuse_other_checkpoints(out / CHECKPOINTS, chunks)
+    summary = [
+        {
+            "shape": programs[-1][0],
+            "conv_algorithm": programs[-1][1],
+            "mask": mask,
+            **({} if programs[-1][2] is None else {"style_shapes": programs[-1][2]}),
+            **({} if len(programs) == 1 else {"pass_shapes": [q[0] for q in programs]}),
+            "jobs": len(items),
+            "chunks": -(-len(items) // batch_size),
+            "steps": items[0].settings.total_steps,
+        }
+        for (programs, mask), items in buckets.items()
+    ]
+    plan = BatchReport([], skipped, failed, summary, {"total": time.perf_counter() - t0})
+    if on_plan is not None:
+        on_plan(plan)
+    if dry_run:
+        return plan
     written: list[Path] = []
     timings = {"compile": 0.0, "optimize": 0.0}
-    bar = progress_bar(progress and not dry_run, total=len(ready), desc="batch", unit="job")
+    bar = progress_bar(progress, total=len(ready), desc="batch", unit="job")
     steps_run = 0
     with bar:
-        for chunk in [] if dry_run else chunks:
+        for chunk in chunks:
             shown = _shown(callback, callback_every, steps_run, chunk)
             result = _run_chunk(chunk, params, mesh, out, checkpoint_every, driver, shown)
             steps_run += chunk[0].settings.total_steps
@@ -218,18 +240,6 @@ def batch(
             bar.update(len(chunk))
     if (out / CHECKPOINTS).is_dir():
         shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)  # every chunk finished
-    summary = [
-        {
-            "shape": programs[-1][0],
-            "conv_algorithm": programs[-1][1],
-            "mask": mask,
-            **({} if programs[-1][2] is None else {"style_shapes": programs[-1][2]}),
-            **({} if len(programs) == 1 else {"pass_shapes": [q[0] for q in programs]}),
-            "jobs": len(items),
-            "chunks": -(-len(items) // batch_size),
-        }
-        for (programs, mask), items in buckets.items()
-    ]
     timings["total"] = time.perf_counter() - t0
     return BatchReport(written, skipped, failed, summary, timings)
 

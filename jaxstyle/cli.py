@@ -461,6 +461,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
     title = f"jaxstyle batch {args.manifest.name}"
     view = contextlib.nullcontext() if args.dry_run else _live_view(args, title, None)
     with view as live:
+
+        def planned(plan) -> None:  # the bad rows at once, not after the run
+            for line, message in plan.failed:
+                print(f"jaxstyle: {args.manifest}:{line}: {message}", file=sys.stderr)
+            if live:
+                live.set_total_steps(sum(b["chunks"] * b["steps"] for b in plan.buckets))
+
         report = batch(
             args.manifest,
             args.output,
@@ -473,13 +480,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             callback=live.batch_callback() if live else None,
             callback_every=args.live_every if live else 0,
+            on_plan=planned,
             dry_run=args.dry_run,
             **overrides,
         )
         if live:
             live.finish()
-    for line, message in report.failed:
-        print(f"jaxstyle: {args.manifest}:{line}: {message}", file=sys.stderr)
     shapes = ", ".join(f"{b['jobs']} at {b['shape'][1]}x{b['shape'][0]}" for b in report.buckets)
     if args.dry_run:
         jobs, chunks = (sum(b[k] for b in report.buckets) for k in ("jobs", "chunks"))

@@ -124,6 +124,11 @@ class LiveView:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def set_total_steps(self, total_steps: int | None) -> None:
+        """The run's steps, for the page's progress, once known (None: unknown)."""
+        with self._lock:
+            self._state["total_steps"] = total_steps
+
     def update(self, step: int, losses: Mapping[str, float], image) -> None:
         """Show step ``step``'s ``losses`` ({term: value}) and (H, W, 3) ``image``
         (floats in [0, 1], or uint8): ``stylize``'s callback signature."""

@@ -258,8 +258,12 @@ def test_batch_callback_per_chunk_with_its_outputs(images_by_name, vgg_weights, 
         optimizer="adam",
         callback=lambda *call: calls.append(call),
         callback_every=3,
+        on_plan=lambda plan: calls.append(plan),
     )
     assert len(report.written) == 3 and not report.failed
+    plan = calls.pop(0)  # before any step
+    assert plan.written == []
+    assert [(b["jobs"], b["steps"]) for b in plan.buckets] == [(2, 3), (1, 3)]
     # steps numbered on over the chunks: the 64 px pair, then the 32 px job
     assert [(step, [p.name for p in outputs]) for step, _, _, outputs in calls] == [
         (3, ["a.png", "b.png"]),
@@ -314,7 +318,8 @@ def test_cli_batch_live_shows_each_chunk(images_by_name, tmp_path, capsys, close
     assert main(args) == 0
     assert "jaxstyle: live view at http://127.0.0.1:" in capsys.readouterr().err
     (last,) = closed_views
-    assert last["steps"] == [3, 6] and last["finished"] and last["total_steps"] is None
+    # the total from the plan: 2 chunks (one per shape) of 3 steps
+    assert last["steps"] == [3, 6] and last["finished"] and last["total_steps"] == 6
 
 
 @pytest.mark.parametrize("command", ["sweep", "batch"])
