@@ -46,7 +46,7 @@ from jaxstyle.inputs import (
     restore_colors,
     texture_overrides,
 )
-from jaxstyle.manifest import Job, RowError, read_manifest
+from jaxstyle.manifest import Job, RowError, read_manifest, unique_outputs
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
 from jaxstyle.resume import (
     CHECKPOINTS,
@@ -180,6 +180,7 @@ def batch(
                 "jobs must be a manifest path or jaxstyle.manifest.Job objects "
                 "(jaxstyle.read_manifest reads them)"
             )
+        jobs, failed = unique_outputs(jobs)
     out = image_io.check_output_dir(Path(output_dir))
     params = weights if isinstance(weights, VGG19Weights) else load_vgg19(weights)
 

@@ -66,6 +66,20 @@ class Job:
             raise JaxstyleError(
                 f"a job's overrides are among {', '.join(NUMBERS)}, not {', '.join(unknown)}"
             )
+        if isinstance(self.line, bool) or not isinstance(self.line, int):
+            raise JaxstyleError(f"a job's line must be an integer, not {self.line!r}")
+        output = self.output  # a name in the output directory, never a path out of it
+        if (
+            not isinstance(output, str)
+            or Path(output).name != output
+            or output.startswith(".")
+            or "\0" in output  # no file name can hold one
+        ):
+            raise JaxstyleError(f"output must be a plain file name, not {output!r}")
+        if Path(output).suffix.lower() not in FORMATS or Path(output).suffix.lower() == ".json":
+            raise JaxstyleError(
+                f"output {output} needs an image suffix ({', '.join(sorted(set(FORMATS)))})"
+            )
 
 
 class RowError(NamedTuple):
@@ -94,23 +108,37 @@ def read_manifest(path: Path) -> tuple[list[Job], list[RowError]]:
     rows = _jsonl_rows(text) if path.suffix.lower() == ".jsonl" else _csv_rows(text, path)
     jobs: list[Job] = []
     errors: list[RowError] = []
-    outputs: dict[str, int] = {}
     for line, row in rows:
         try:
-            job = _job(line, row, path.parent)
-            stem = Path(job.output).stem.lower()
-            if stem in outputs:
-                raise JaxstyleError(
-                    f"output {job.output} has the same name as line {outputs[stem]}'s "
-                    "(each output also gets a .json record)"
-                )
-            outputs[stem] = line
-            jobs.append(job)
+            jobs.append(_job(line, row, path.parent))
         except JaxstyleError as err:
             errors.append(RowError(line, str(err)))
     if not jobs and not errors:
         raise JaxstyleError(f"manifest {path} has no jobs")
-    return jobs, errors
+    jobs, clashes = unique_outputs(jobs)
+    return jobs, sorted(errors + clashes)
+
+
+def unique_outputs(jobs: list[Job]) -> tuple[list[Job], list[RowError]]:
+    """The jobs whose output name (and so its .json record) no earlier job has, and
+    a :class:`RowError` for each that repeats one (it would overwrite that job's)."""
+    kept: list[Job] = []
+    errors: list[RowError] = []
+    outputs: dict[str, int] = {}
+    for job in jobs:
+        stem = Path(job.output).stem.lower()
+        if stem in outputs:
+            errors.append(
+                RowError(
+                    job.line,
+                    f"output {job.output} has the same name as line {outputs[stem]}'s "
+                    "(each output also gets a .json record)",
+                )
+            )
+        else:
+            outputs[stem] = job.line
+            kept.append(job)
+    return kept, errors
 
 
 def _jsonl_rows(text: str) -> Iterator[tuple[int, Any]]:
@@ -176,17 +204,6 @@ def _job(line: int, row: Any, base: Path) -> Job:
     styles = _paths("style", row["style"], base)
     overrides = {name: _number(name, row[name]) for name in NUMBERS if name in row}
     output = row.get("output") or f"{(content or styles[0]).stem}_{styles[0].stem}.png"
-    if (
-        not isinstance(output, str)
-        or Path(output).name != output
-        or output.startswith(".")
-        or "\0" in output  # no file name can hold one
-    ):
-        raise JaxstyleError(f"output must be a plain file name, not {output!r}")
-    if Path(output).suffix.lower() not in FORMATS or Path(output).suffix.lower() == ".json":
-        raise JaxstyleError(
-            f"output {output} needs an image suffix ({', '.join(sorted(set(FORMATS)))})"
-        )
     mask = _paths("mask", row["mask"], base) if row.get("mask") else None
     if mask is not None and isinstance(row["mask"], str) and len(mask) == 1:
         mask = mask[0]  # one mask, every style's; a list: one per style (counted by batch)

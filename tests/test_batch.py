@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -325,6 +326,29 @@ def test_job_takes_one_style_path_and_refuses_unknown_overrides(tmp_path):
     assert Job(1, None, tmp_path / "s.png", "y.png", {}).styles == (tmp_path / "s.png",)
     with pytest.raises(jaxstyle.JaxstyleError, match="not stlye_weight"):
         Job(1, None, (tmp_path / "s.png",), "y.png", {"stlye_weight": 1})
+
+
+@pytest.mark.parametrize(
+    "output", ["../y.png", "/tmp/y.png", "sub/y.png", ".y.png", "y.json", "y", None, Path("y.png")]
+)
+def test_job_output_is_a_plain_image_name_in_the_output_directory(output, tmp_path):
+    # a Job made in Python was not checked as a manifest's row is: "../y.png" was
+    # written outside the output directory
+    with pytest.raises(jaxstyle.JaxstyleError, match="output"):
+        Job(1, None, tmp_path / "s.png", output, {})
+    with pytest.raises(jaxstyle.JaxstyleError, match="line must be an integer, not None"):
+        Job(None, None, tmp_path / "s.png", "y.png", {})
+
+
+def test_batch_of_jobs_refuses_an_output_name_used_twice(vgg_weights, images, tmp_path):
+    # both ran, and the second job's image and record replaced the first's
+    style = (images["starry_night"],)
+    jobs = [Job(1, None, style, "y.png", {}), Job(2, None, style, "y.jpg", {})]
+    report = jaxstyle.batch(jobs, tmp_path, weights=vgg_weights, size=32, dry_run=True)
+    assert report.failed == [
+        (2, "output y.jpg has the same name as line 1's (each output also gets a .json record)")
+    ]
+    assert [b["jobs"] for b in report.buckets] == [1]
 
 
 SHARDED = """
