@@ -54,11 +54,11 @@ from jaxstyle.resume import (
     Checkpointing,
     array_digest,
     as_json,
-    check_checkpoint_every,
+    check_every,
     json_digest,
     recorded_fingerprint,
 )
-from jaxstyle.settings import Settings, resolve_settings
+from jaxstyle.settings import Settings, integer, resolve_settings
 from jaxstyle.stylize import prepare_targets
 from jaxstyle.weights import VGG19Weights, load_vgg19
 
@@ -166,9 +166,10 @@ def batch(
     from jaxstyle.progress import progress_bar
 
     t0 = time.perf_counter()
-    if batch_size < 1:
+    if integer("batch size", batch_size) < 1:
         raise JaxstyleError(f"batch size must be >= 1, not {batch_size}")
-    check_checkpoint_every(checkpoint_every)
+    check_every("checkpoint every", checkpoint_every)
+    check_every("callback_every", callback_every)
     mesh = cell_mesh(devices, split_image)
     _check_shared(preset, settings)
     if isinstance(jobs, (str, os.PathLike)):

@@ -26,6 +26,7 @@ import numpy as np
 
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.images import write_text_atomic
+from jaxstyle.settings import integer
 
 CHECKPOINTS = ".jaxstyle-checkpoint"
 """The checkpoint directory inside a sweep's or batch's output directory."""
@@ -63,11 +64,14 @@ FINGERPRINT_WORDS = {"cells": "loss weights or seeds", "start": "starting images
 """How a checkpoint mismatch names the fingerprint's parts that are not plain words."""
 
 
-def check_checkpoint_every(every: int) -> None:
-    """Refuse a negative ``checkpoint_every`` (``--checkpoint-every``): the one check,
-    and wording, of stylize, sweep and batch."""
+def check_every(name: str, every: Any) -> int:
+    """Refuse an interval of steps (``checkpoint_every``, ``--checkpoint-every``,
+    ``callback_every``) that is not an integer >= 0: the one check, and wording, of
+    stylize, sweep and batch."""
+    every = integer(name, every)
     if every < 0:
-        raise JaxstyleError(f"checkpoint every must be >= 0 steps, not {every}")
+        raise JaxstyleError(f"{name} must be >= 0 steps, not {every}")
+    return every
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +106,7 @@ class Checkpointing:
         )
 
     def __post_init__(self):
-        check_checkpoint_every(self.every)
+        check_every("checkpoint every", self.every)
 
     def _check_fingerprint(self) -> None:
         path = self.directory / "run.json"

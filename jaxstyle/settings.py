@@ -191,7 +191,7 @@ def _check_integers(values: dict[str, Any]) -> None:
     of them)."""
     for name in ("steps", "size", "seed"):
         if values[name] is not None:
-            values[name] = _integer(name, values[name])
+            values[name] = integer(name, values[name])
     for name, what in (
         ("coarse_to_fine", "coarse-to-fine size"),
         ("coarse_to_fine_steps", "coarse-to-fine steps"),
@@ -199,10 +199,12 @@ def _check_integers(values: dict[str, Any]) -> None:
         items = values[name]
         if items is not None:
             items = [items] if np.ndim(items) == 0 else items
-            values[name] = tuple(_integer(what, v) for v in items)
+            values[name] = tuple(integer(what, v) for v in items)
 
 
-def _integer(name: str, value: Any) -> int:
+def integer(name: str, value: Any) -> int:
+    """``value`` as a Python int, refused unless an integer (not a bool): a
+    :class:`JaxstyleError` naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise JaxstyleError(f"{name} must be an integer, not {value!r}")
     return int(value)

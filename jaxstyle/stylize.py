@@ -27,7 +27,7 @@ from jaxstyle.inputs import (
 from jaxstyle.objective import LossArgs, Objective, Targets, compute_targets, make_loss_fn
 from jaxstyle.optimize import compile_once, final_image, make_init, make_step, run
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
-from jaxstyle.resume import check_checkpoint_every
+from jaxstyle.resume import check_every
 from jaxstyle.settings import Settings, resolve_settings
 from jaxstyle.split_image import check_devices, split_rows
 from jaxstyle.vgg import WinogradKernels, prepare_weights
@@ -194,9 +194,8 @@ def stylize(
     init_label = init if isinstance(init, str) or init is None else "image"
     s = resolve_settings(preset, init=init_label, **settings)
     devices = None if devices is None else check_devices(devices)
-    if callback_every < 0:
-        raise JaxstyleError(f"callback_every must be >= 0 steps, not {callback_every}")
-    check_checkpoint_every(checkpoint_every)
+    check_every("callback_every", callback_every)
+    check_every("checkpoint every", checkpoint_every)
     if checkpoint_dir is not None:
         return _stylize_resumable(
             content,

@@ -37,7 +37,7 @@ from jaxstyle.inputs import (
     texture_overrides,
 )
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
-from jaxstyle.resume import Checkpointing, array_digest, as_json, check_checkpoint_every
+from jaxstyle.resume import Checkpointing, array_digest, as_json, check_every
 from jaxstyle.settings import Settings, resolve_settings
 from jaxstyle.stylize import prepare_targets
 from jaxstyle.weights import VGG19Weights, load_vgg19
@@ -378,9 +378,8 @@ def sweep(
       >>> r = sweep(photo, painting, content_weight=[1, 5], style_weight=[1e2, 1e3])
       >>> r.cells[1]["style_weight"], r.images.shape  # (1000.0, (4, H, W, 3))
     """
-    check_checkpoint_every(checkpoint_every)
-    if callback_every < 0:
-        raise JaxstyleError(f"callback_every must be >= 0 steps, not {callback_every}")
+    check_every("checkpoint every", checkpoint_every)
+    check_every("callback_every", callback_every)
     if checkpoint_dir is not None and Path(checkpoint_dir).exists():
         if not Path(checkpoint_dir).is_dir():
             raise JaxstyleError(f"checkpoint directory {checkpoint_dir} is a file")

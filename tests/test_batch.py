@@ -314,6 +314,13 @@ def test_batch_api_refuses_bad_shared_settings(vgg_weights, tmp_path):
     job = Job(1, None, (tmp_path / "x.png",), "y.png", {})
     with pytest.raises(jaxstyle.JaxstyleError, match="batch size"):
         jaxstyle.batch([job], tmp_path, weights=vgg_weights, batch_size=0)
+    for bad in (2.5, "8", None):  # TypeErrors, 2.5 only once the jobs were checked
+        with pytest.raises(jaxstyle.JaxstyleError, match="batch size must be an integer"):
+            jaxstyle.batch([job], tmp_path, weights=vgg_weights, batch_size=bad)
+        with pytest.raises(jaxstyle.JaxstyleError, match="checkpoint every must be an integer"):
+            jaxstyle.batch([job], tmp_path, weights=vgg_weights, checkpoint_every=bad)
+    with pytest.raises(jaxstyle.JaxstyleError, match="callback_every must be >= 0"):  # ignored
+        jaxstyle.batch([job], tmp_path, weights=vgg_weights, callback=print, callback_every=-1)
     with pytest.raises(jaxstyle.JaxstyleError, match="steps"):
         jaxstyle.batch([job], tmp_path, weights=vgg_weights, steps=-1)
     row = {"content": "c.png", "style": "s.png", "output": "y.png"}

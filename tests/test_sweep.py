@@ -373,6 +373,13 @@ def test_api_errors(vgg_weights, pair):
         jaxstyle.sweep(*pair, weights=vgg_weights, checkpoint_dir=pair[0], checkpoint_every=1)
     with pytest.raises(jaxstyle.JaxstyleError, match="callback_every must be >= 0"):
         jaxstyle.stylize(*pair, weights=vgg_weights, callback=print, callback_every=-1)
+    # a float interval ran (called at the steps it divided), a str or None was a TypeError
+    for run in (jaxstyle.stylize, jaxstyle.sweep):
+        for every in (1.5, "2", None, True):
+            with pytest.raises(jaxstyle.JaxstyleError, match="callback_every must be an integer"):
+                run(*pair, weights=vgg_weights, callback=print, callback_every=every)
+            with pytest.raises(jaxstyle.JaxstyleError, match="checkpoint every must be an integer"):
+                run(*pair, weights=vgg_weights, checkpoint_every=every)
 
 
 SHARDED = textwrap.dedent(
