@@ -180,7 +180,7 @@ def get_preset(name: str) -> Preset:
     """The preset called ``name``; a clear error listing the known ones."""
     try:
         return PRESETS[name]
-    except KeyError:
+    except (KeyError, TypeError):  # TypeError: not hashable (a list)
         raise JaxstyleError(
             f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}"
         ) from None

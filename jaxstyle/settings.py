@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,7 @@ from jaxstyle.errors import JaxstyleError
 from jaxstyle.objective import LossWeights, Objective, finite_float32
 from jaxstyle.optimize import OptimizerConfig
 from jaxstyle.presets import DEFAULT_PRESET, Preset, get_preset
-from jaxstyle.vgg import choose_conv_algorithm
+from jaxstyle.vgg import choose_conv_algorithm, layer_names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,11 +128,13 @@ def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings
     )
     unknown = set(overrides) - set(values)
     if unknown:
-        raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+        raise JaxstyleError(
+            f"unknown settings: {', '.join(sorted(unknown))}; known: {', '.join(values)}"
+        )
     values.update({k: v for k, v in overrides.items() if v is not None})
     for name in ("content_layers", "style_layers"):  # a list, or "relu1_1,relu2_1"
         layers = values[name]
-        values[name] = tuple(layers.split(",") if isinstance(layers, str) else layers)
+        values[name] = layer_names(layers.split(",") if isinstance(layers, str) else layers, name)
     if values["style_layer_weights"] is None:
         same_layers = values["style_layers"] == p.style_layers
         n = len(values["style_layers"])
@@ -151,6 +153,9 @@ def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings
             steps = (np.ravel(steps)[0],) * len(sizes) or None
         values["coarse_to_fine"], values["coarse_to_fine_steps"] = sizes, steps
     _check_integers(values)
+    for name in ("learning_rate", "style_scale"):  # compared with numbers by the checks
+        if isinstance(values[name], bool) or not isinstance(values[name], Real):
+            raise JaxstyleError(f"{name.replace('_', ' ')} must be a number, not {values[name]!r}")
     values["conv_algorithm"] = choose_conv_algorithm(
         values["conv_algorithm"], values["compute_dtype"], values["size"]
     )

@@ -364,7 +364,12 @@ def layer_names(layers: Iterable[str], what: str = "layers") -> tuple[str, ...]:
             f"{what.replace('_', ' ')} must be a sequence of layer names such as "
             f"({layers!r},), not the string {layers!r}"
         )
-    return tuple(layers)
+    try:
+        return tuple(layers)
+    except TypeError:
+        raise JaxstyleError(
+            f"{what.replace('_', ' ')} must be a sequence of layer names, not {layers!r}"
+        ) from None
 
 
 def check_layers(layers: Iterable[str]) -> tuple[str, ...]:

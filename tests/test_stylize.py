@@ -210,6 +210,11 @@ def test_coarse_to_fine_auto_refuses(settings, message):
         ({"style_blend": [1, float("nan")]}, "style blend weights must be finite and >= 0"),
         ({"style_blend": [1, float("inf")]}, "style blend weights must be finite and >= 0"),
         ({"learning_rate": float("inf")}, "learning rate must be finite and > 0"),
+        # these were TypeErrors from deep inside the checks
+        ({"sizee": 32}, "unknown settings: sizee; known: preset, size, steps, "),
+        ({"learning_rate": "0.1"}, "learning rate must be a number, not '0.1'"),
+        ({"style_scale": "2"}, "style scale must be a number, not '2'"),
+        ({"style_layers": 5}, "style layers must be a sequence of layer names, not 5"),
     ],
 )
 def test_settings_of_the_wrong_kind_are_named(overrides, message):
@@ -217,6 +222,11 @@ def test_settings_of_the_wrong_kind_are_named(overrides, message):
     with pytest.raises(jaxstyle.JaxstyleError) as err:
         resolve_settings("jaxstyle", **overrides)
     assert message in str(err.value)
+
+
+def test_a_preset_that_is_not_a_name_is_named():
+    with pytest.raises(jaxstyle.JaxstyleError, match=r"unknown preset \['gatys'\]; choose one"):
+        resolve_settings(["gatys"])  # was a TypeError: unhashable type: 'list'
 
 
 def test_layers_as_a_comma_string():
