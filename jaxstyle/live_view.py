@@ -23,6 +23,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.images import load_image, to_uint8
+from jaxstyle.images import check_image, load_image, to_uint8
 from jaxstyle.sheets import labelled_grid
 
 POLL_MS = 1000
@@ -70,7 +71,7 @@ class LiveView:
         self._inputs = [_png(_thumbnail(image)) for image in (inputs or {}).values()]
         self._state: dict[str, Any] = {
             "title": title,
-            "total_steps": total_steps,
+            "total_steps": _total_steps(total_steps),
             "steps": [],
             "times": [],
             "losses": {},
@@ -126,12 +127,15 @@ class LiveView:
 
     def set_total_steps(self, total_steps: int | None) -> None:
         """The run's steps, for the page's progress, once known (None: unknown)."""
+        total_steps = _total_steps(total_steps)
         with self._lock:
             self._state["total_steps"] = total_steps
 
     def update(self, step: int, losses: Mapping[str, float], image) -> None:
         """Show step ``step``'s ``losses`` ({term: value}) and (H, W, 3) ``image``
-        (floats in [0, 1], or uint8): ``stylize``'s callback signature."""
+        (floats in [0, 1], or uint8): ``stylize``'s callback signature (a sweep's
+        or batch's images: :meth:`sweep_callback`, :meth:`batch_callback`)."""
+        check_image(image, "LiveView.update's image")
         pixels = np.asarray(image)
         pixels = pixels.copy() if pixels.dtype == np.uint8 else to_uint8(pixels)
         with self._lock:
@@ -239,6 +243,15 @@ class _Server(http.server.ThreadingHTTPServer):
         error to print over the run's progress; anything else is reported as usual."""
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
+
+
+def _total_steps(total_steps) -> int | None:
+    """``total_steps`` as a JSON-able int, refused unless an integer >= 0 or None."""
+    if total_steps is None:
+        return None
+    if isinstance(total_steps, bool) or not isinstance(total_steps, Integral) or total_steps < 0:
+        raise JaxstyleError(f"total steps must be an integer >= 0 or None, not {total_steps!r}")
+    return int(total_steps)
 
 
 def _json_number(value) -> float | None:

@@ -14,6 +14,7 @@ from PIL import Image
 
 import jaxstyle
 from jaxstyle.cli import main
+from jaxstyle.errors import JaxstyleError
 from jaxstyle.images import to_uint8
 from jaxstyle.live_view import LiveView, parse_address
 
@@ -287,6 +288,21 @@ def closed_views(monkeypatch):
     close = LiveView.close
     monkeypatch.setattr(LiveView, "close", lambda view: (states.append(view.state()), close(view)))
     return states
+
+
+def test_a_batch_of_images_or_a_bad_total_is_refused_before_the_state_changes():
+    """A sweep's (N, H, W, 3) images given to update (sweep_callback shows them) and a
+    total that JSON cannot hold are clear errors, and the page keeps serving."""
+    with LiveView(total_steps=np.int64(6)) as view:
+        assert state(view)["total_steps"] == 6  # numpy's integer stored as an int
+        with pytest.raises(JaxstyleError, match=r"LiveView.update's image must be one \(H, W"):
+            view.update(1, {"total": 1.0}, np.zeros((4, 8, 8, 3), np.float32))
+        for bad in (-1, 2.5, "6", True):
+            with pytest.raises(JaxstyleError, match="total steps must be an integer >= 0"):
+                view.set_total_steps(bad)
+        view.set_total_steps(np.int32(9))
+        s = state(view)
+        assert s["steps"] == [] and s["image"] == 0 and s["total_steps"] == 9
 
 
 def test_cli_sweep_live_shows_the_contact_sheet(pair, tmp_path, capsys, closed_views):
