@@ -269,13 +269,20 @@ def image_from_array(array) -> np.ndarray:
     pixels = array.astype(np.float32) / np.float32(white)
     if not np.isfinite(pixels).all():
         raise JaxstyleError("the image array holds NaN or infinite values")
-    low, high = float(pixels.min()), float(pixels.max())
-    if low < -OVERSHOOT or high > 1.0 + OVERSHOOT:
-        raise JaxstyleError(
-            f"float images must be in [0, 1], this one spans [{low:.4g}, {high:.4g}] "
-            "(for 0-255 values divide by 255, or pass uint8)"
-        )
+    _check_range(pixels, "float images")
     return np.clip(pixels, 0.0, 1.0)
+
+
+def _check_range(pixels: np.ndarray, what: str) -> None:
+    """Refuse float ``pixels`` beyond :data:`OVERSHOOT` of [0, 1] (NaN ignored): such an
+    image is on another scale, such as 0-255."""
+    if pixels.size and not np.isnan(pixels).all():
+        low, high = float(np.nanmin(pixels)), float(np.nanmax(pixels))
+        if low < -OVERSHOOT or high > 1.0 + OVERSHOOT:
+            raise JaxstyleError(
+                f"{what} must be in [0, 1], this one spans [{low:.4g}, {high:.4g}] "
+                "(for 0-255 values divide by 255, or pass uint8)"
+            )
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -301,7 +308,8 @@ def save_image(path: Path, image: np.ndarray, *, overwrite: bool = False) -> Non
 
     Parent directories are created. An existing file is an error (left as it
     was) unless ``overwrite``, when it is replaced only once the new one is
-    completely written. Float values are clipped to [0, 1], NaN -> 0.
+    completely written. Float values are clipped to [0, 1] (beyond
+    :data:`OVERSHOOT` of it, such as 0-255, they are an error), NaN -> 0.
     """
     path = Path(path)
     fmt = _format(path)
@@ -309,6 +317,8 @@ def save_image(path: Path, image: np.ndarray, *, overwrite: bool = False) -> Non
     white = _white(image.dtype)
     if white is None:
         raise JaxstyleError(f"cannot write {path}: pixels of type {image.dtype}")
+    if image.dtype.kind == "f":
+        _check_range(image, f"cannot write {path}: float pixels")
     pixels = image if image.dtype == np.uint8 else to_uint8(image / np.float32(white))
     if pixels.ndim != 3 or pixels.shape[-1] != 3 or min(pixels.shape[:2]) < 1:
         raise JaxstyleError(f"cannot write {path}: not an (H, W, 3) image: shape {pixels.shape}")

@@ -348,6 +348,13 @@ def test_save_image_writes_uint8_codes_as_they_are(tmp_path):
         np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / name)), codes)
     with pytest.raises(JaxstyleError, match="pixels of type int32"):
         images.save_image(tmp_path / "i32.png", codes.astype(np.int32))
+    # 0-255 values as floats were written all white: refused, as image_from_array does
+    with pytest.raises(JaxstyleError, match=re.escape("float pixels must be in [0, 1], this")):
+        images.save_image(tmp_path / "f.png", codes.astype(np.float32))
+    assert not (tmp_path / "f.png").exists()
+    nan = np.where(codes > 128, np.nan, codes / 255).astype(np.float32)  # NaN -> 0, as before
+    images.save_image(tmp_path / "nan.png", nan)
+    assert np.asarray(Image.open(tmp_path / "nan.png"))[codes > 128].max() == 0
 
 
 @pytest.mark.parametrize("options", [{}, {"overwrite": False}], ids=["default", "false"])
