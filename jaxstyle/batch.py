@@ -47,6 +47,7 @@ from jaxstyle.inputs import (
     texture_overrides,
 )
 from jaxstyle.manifest import Job, RowError, read_manifest, unique_outputs
+from jaxstyle.paths import user_path
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
 from jaxstyle.resume import (
     CHECKPOINTS,
@@ -182,7 +183,7 @@ def batch(
                 "(jaxstyle.read_manifest reads them)"
             )
         jobs, failed = unique_outputs(jobs)
-    out = image_io.check_output_dir(Path(output_dir))
+    out = image_io.check_output_dir(user_path(output_dir, "an output directory"))
     params = weights if isinstance(weights, VGG19Weights) else load_vgg19(weights)
 
     ready: list[_Ready] = []

@@ -30,6 +30,7 @@ from jaxstyle import weights
 from jaxstyle.architecture import CONV_NAMES, LAYER_INDEX
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.images import open_input
+from jaxstyle.paths import user_path
 from jaxstyle.torch_legacy import load_torch_file
 from jaxstyle.weights import CAFFE, TORCHVISION, Preprocessing, VGG19Weights
 
@@ -52,7 +53,7 @@ def convert(source: Path, output: Path, *, preprocessing: str | None = None) -> 
       ``output``. Its ``weightset.json`` records the source file's name, sha256
       and format.
     """
-    source, output = Path(source), Path(output)
+    source, output = user_path(source, "a weights file"), user_path(output, "a weights directory")
     if output.exists():
         raise JaxstyleError(f"{output} already exists; not overwriting it")
     vgg, fmt, data = _load(source, preprocessing)

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.paths import user_path
 
 MAX_PIXELS = 12_000 * 12_000
 """Hard limit: larger images (decompression bombs, giant scans) are refused.
@@ -92,11 +93,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     :data:`MAX_SIDE` are downscaled (with a note on stderr); images over
     :data:`MAX_PIXELS` are refused. The file is opened read-only.
     """
-    if not isinstance(path, (str, os.PathLike)):
-        raise JaxstyleError(f"an image path must be a str or path, not {type(path).__name__}")
-    if not os.fspath(path):
-        raise JaxstyleError("an image path is empty")
-    path = Path(path)
+    path = user_path(path, "an image path")
     with open_input(path) as file:
         if os.fstat(file.fileno()).st_size == 0:
             raise _fail(path, "the file is empty")
@@ -311,7 +308,7 @@ def save_image(path: Path, image: np.ndarray, *, overwrite: bool = False) -> Non
     completely written. Float values are clipped to [0, 1] (beyond
     :data:`OVERSHOOT` of it, such as 0-255, they are an error), NaN -> 0.
     """
-    path = Path(path)
+    path = user_path(path, "an output path")
     fmt = _format(path)
     image = np.asarray(image)
     white = _white(image.dtype)

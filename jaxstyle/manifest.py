@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.images import FORMATS, open_input
+from jaxstyle.paths import user_path
 
 NUMBERS = ("content_weight", "style_weight", "tv_weight", "size", "seed")
 INTEGERS = ("size", "seed")
@@ -94,7 +95,7 @@ def read_manifest(path: Path) -> tuple[list[Job], list[RowError]]:
 
     Raises :class:`JaxstyleError` only when the file itself cannot be read.
     """
-    path = Path(path)
+    path = user_path(path, "a manifest path")
     if path.suffix.lower() not in (".jsonl", ".csv"):
         raise JaxstyleError(f"manifest {path} must be .jsonl (JSON Lines) or .csv")
     with open_input(path, "manifest ", "a manifest") as file:

@@ -15,6 +15,7 @@ import numpy as np
 
 from jaxstyle import images as image_io
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.paths import user_path
 
 TERMS = ("total", "content", "style", "tv")
 """The loss terms plotted, one panel each."""
@@ -27,7 +28,7 @@ def read_histories(path: Path) -> dict[str, dict[str, np.ndarray]]:
     """{curve name: {term: (steps,) losses}} of one record: a stylize or batch
     record's own history (named by its output's file name), or a sweep's cells
     (named by their files)."""
-    path = Path(path)
+    path = user_path(path, "a record path")
     with image_io.open_input(path, "the record ", "a record") as file:
         data = file.read()
     try:

@@ -36,6 +36,7 @@ from jaxstyle.inputs import (
     restore_colors,
     texture_overrides,
 )
+from jaxstyle.paths import user_path
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
 from jaxstyle.resume import Checkpointing, array_digest, as_json, check_every
 from jaxstyle.settings import Settings, resolve_settings
@@ -380,8 +381,9 @@ def sweep(
     """
     check_every("checkpoint every", checkpoint_every)
     check_every("callback_every", callback_every)
-    if checkpoint_dir is not None and Path(checkpoint_dir).exists():
-        if not Path(checkpoint_dir).is_dir():
+    if checkpoint_dir is not None:
+        checkpoint_dir = user_path(checkpoint_dir, "a checkpoint directory")
+        if checkpoint_dir.exists() and not checkpoint_dir.is_dir():
             raise JaxstyleError(f"checkpoint directory {checkpoint_dir} is a file")
     plan = plan_sweep(content, style, **grid)
     checkpoint = plan.checkpointing(checkpoint_dir, checkpoint_every) if checkpoint_dir else None

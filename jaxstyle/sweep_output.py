@@ -12,6 +12,7 @@ import numpy as np
 
 from jaxstyle import images as image_io
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.paths import user_path
 from jaxstyle.sheets import labelled_grid
 from jaxstyle.sweep import AXES, SweepResult
 
@@ -99,7 +100,7 @@ def write_sweep(
 
     from jaxstyle.provenance import record_text, run_metadata
 
-    directory = image_io.check_output_dir(Path(directory))
+    directory = image_io.check_output_dir(user_path(directory, "an output directory"))
     files = cell_files(result.cells, result.axes)
     if not overwrite:
         refuse_existing(directory, result.cells, result.axes)

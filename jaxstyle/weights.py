@@ -32,6 +32,7 @@ import numpy as np
 from jaxstyle import checkpoint, disk_cache
 from jaxstyle.architecture import CONV_NAMES, CONV_SHAPES
 from jaxstyle.errors import JaxstyleError, brief
+from jaxstyle.paths import user_path
 from jaxstyle.torch_legacy import load_legacy
 
 ENV_VAR = "JAXSTYLE_WEIGHTS"
@@ -334,7 +335,7 @@ def fetch(path: Path | None = None, *, progress: bool = True) -> Path:
     """
     from jaxstyle.progress import progress_bar
 
-    path = Path(path) if path is not None else default_location()
+    path = user_path(path, "a weights directory") if path is not None else default_location()
     if is_weight_set(path):
         return path
     if path.exists():  # checked before downloading; a weight set appears whole (renamed)
@@ -375,7 +376,7 @@ def load_vgg19(path: str | os.PathLike | None = None) -> VGG19Weights:
     progress) when missing; if that fails the error says how to supply one.
     """
     if path is not None:
-        path = Path(path).expanduser()
+        path = user_path(path, "a weights directory").expanduser()
         if not is_weight_set(path):
             raise JaxstyleError(
                 f"{path} is not a weight set; create one with "

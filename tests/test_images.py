@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
+import jaxstyle
 from jaxstyle import examples, images
 from jaxstyle.errors import JaxstyleError
 
@@ -502,3 +503,24 @@ def test_example_style_is_deterministic(painting):
     np.testing.assert_array_equal(examples.example_style(), painting)
     small = examples.example_style(64)
     assert small.shape == (64, 64, 3) and small.std() > 0.1
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: jaxstyle.save_image(5, np.zeros((2, 2, 3))), "an output path must be"),
+        (lambda: jaxstyle.load_image(None), "an image path must be a str or path, not NoneType"),
+        (lambda: jaxstyle.read_manifest(["a.jsonl"]), "a manifest path must be"),
+        (lambda: jaxstyle.batch([], None), "an output directory must be"),
+        (lambda: jaxstyle.read_histories(3), "a record path must be"),
+        (lambda: jaxstyle.load_vgg19(b"weights"), "a weights directory must be"),
+        (lambda: jaxstyle.fetch_weights(""), "a weights directory is empty"),
+        (lambda: jaxstyle.convert_weights(None, "out"), "a weights file must be"),
+        (lambda: jaxstyle.sweep(None, None, checkpoint_dir=""), "a checkpoint directory is empty"),
+    ],
+)
+def test_path_arguments_that_are_not_paths_are_named(call, message):
+    """Not a TypeError from pathlib (nor, for "", the current directory): one line naming
+    the argument."""
+    with pytest.raises(JaxstyleError, match=re.escape(message)):
+        call()
