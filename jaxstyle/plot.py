@@ -84,5 +84,5 @@ def plot_losses(
         pixels = np.asarray(canvas.buffer_rgba())[..., :3]
     finally:
         plt.close(fig)
-    image_io.save_image(Path(output), pixels, overwrite=overwrite)
+    image_io.save_image(output, pixels, overwrite=overwrite)  # checks the path
     return Path(output)

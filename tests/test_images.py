@@ -505,6 +505,9 @@ def test_example_style_is_deterministic(painting):
     assert small.shape == (64, 64, 3) and small.std() > 0.1
 
 
+CURVES = {"run": {term: [2.0, 1.0] for term in ("total", "content", "style", "tv")}}
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
@@ -513,6 +516,7 @@ def test_example_style_is_deterministic(painting):
         (lambda: jaxstyle.read_manifest(["a.jsonl"]), "a manifest path must be"),
         (lambda: jaxstyle.batch([], None), "an output directory must be"),
         (lambda: jaxstyle.read_histories(3), "a record path must be"),
+        (lambda: jaxstyle.plot_losses(CURVES, None), "an output path must be"),
         (lambda: jaxstyle.load_vgg19(b"weights"), "a weights directory must be"),
         (lambda: jaxstyle.fetch_weights(""), "a weights directory is empty"),
         (lambda: jaxstyle.convert_weights(None, "out"), "a weights file must be"),
