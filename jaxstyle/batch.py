@@ -47,6 +47,7 @@ from jaxstyle.inputs import (
     texture_overrides,
 )
 from jaxstyle.manifest import Job, RowError, read_manifest, unique_outputs
+from jaxstyle.optimize import choose_driver
 from jaxstyle.paths import user_path
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
 from jaxstyle.resume import (
@@ -171,6 +172,7 @@ def batch(
         raise JaxstyleError(f"batch size must be >= 1, not {batch_size}")
     check_every("checkpoint every", checkpoint_every)
     check_every("callback_every", callback_every)
+    choose_driver(driver)  # a bad one before the rows are read and the steps compile
     mesh = cell_mesh(devices, split_image)
     _check_shared(preset, settings)
     if isinstance(jobs, (str, os.PathLike)):

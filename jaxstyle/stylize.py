@@ -25,7 +25,7 @@ from jaxstyle.inputs import (
     texture_overrides,
 )
 from jaxstyle.objective import LossArgs, Objective, Targets, compute_targets, make_loss_fn
-from jaxstyle.optimize import compile_once, final_image, make_init, make_step, run
+from jaxstyle.optimize import choose_driver, compile_once, final_image, make_init, make_step, run
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
 from jaxstyle.resume import check_every
 from jaxstyle.settings import Settings, resolve_settings
@@ -194,6 +194,7 @@ def stylize(
     init_label = init if isinstance(init, str) or init is None else "image"
     s = resolve_settings(preset, init=init_label, **settings)
     devices = None if devices is None else check_devices(devices)
+    choose_driver(driver)  # a bad one before the weights load and the step compiles
     check_every("callback_every", callback_every)
     check_every("checkpoint every", checkpoint_every)
     if checkpoint_dir is not None:

@@ -36,6 +36,7 @@ from jaxstyle.inputs import (
     restore_colors,
     texture_overrides,
 )
+from jaxstyle.optimize import choose_driver
 from jaxstyle.paths import user_path
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
 from jaxstyle.resume import Checkpointing, array_digest, as_json, check_every
@@ -381,6 +382,7 @@ def sweep(
     """
     check_every("checkpoint every", checkpoint_every)
     check_every("callback_every", callback_every)
+    choose_driver(driver)  # a bad one before the weights load and the step compiles
     if checkpoint_dir is not None:
         checkpoint_dir = user_path(checkpoint_dir, "a checkpoint directory")
         if checkpoint_dir.exists() and not checkpoint_dir.is_dir():

@@ -127,3 +127,13 @@ def test_zero_steps_run_none(driver):
     result = optimize.run(lambda c, a: (c + a, {"total": c.sum()}), x, 1.0, 0, driver=driver)
     assert result.history == {} and result.steps_done == 0
     np.testing.assert_array_equal(result.carry, np.ones(2))
+
+
+@pytest.mark.parametrize("run", ["stylize", "sweep", "batch"])
+def test_a_bad_driver_is_refused_before_any_input_is_read(run, tmp_path):
+    """Before the images (here missing), the weights and the compiled step."""
+    import jaxstyle
+
+    inputs = ([], tmp_path) if run == "batch" else ("missing.jpg", "missing.jpg")
+    with pytest.raises(jaxstyle.JaxstyleError, match="driver must be one of auto, python"):
+        getattr(jaxstyle, run)(*inputs, driver="gpu")
