@@ -24,6 +24,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -136,7 +137,7 @@ def estimate(
         shape = (size, size)
     elif size is not None or shape is None:
         raise JaxstyleError("give either a size or a shape (H, W)")
-    elif len(tuple(shape)) != 2:
+    elif np.ndim(shape) != 1 or len(shape) != 2:
         raise JaxstyleError(f"shape must be (H, W), not {shape!r}")
     height, width = tuple(shape)
     for name, value in (("size", height), ("size", width), ("batch", batch)):

@@ -136,6 +136,7 @@ class LiveView:
         (floats in [0, 1], or uint8): ``stylize``'s callback signature (a sweep's
         or batch's images: :meth:`sweep_callback`, :meth:`batch_callback`)."""
         check_image(image, "LiveView.update's image")
+        values = _loss_values(step, losses)
         pixels = np.asarray(image)
         pixels = pixels.copy() if pixels.dtype == np.uint8 else to_uint8(pixels)
         with self._lock:
@@ -147,9 +148,9 @@ class LiveView:
                     series.pop()
             state["steps"].append(int(step))
             state["times"].append(time.monotonic() - self._started)
-            for term, value in losses.items():
+            for term, value in values.items():
                 series = state["losses"].setdefault(term, [None] * (len(state["steps"]) - 1))
-                series.append(_json_number(value))
+                series.append(value)
             for series in state["losses"].values():  # a term this step lacks
                 series.extend([None] * (len(state["steps"]) - len(series)))
             state["image"] += 1
@@ -252,6 +253,20 @@ def _total_steps(total_steps) -> int | None:
     if isinstance(total_steps, bool) or not isinstance(total_steps, Integral) or total_steps < 0:
         raise JaxstyleError(f"total steps must be an integer >= 0 or None, not {total_steps!r}")
     return int(total_steps)
+
+
+def _loss_values(step, losses) -> dict[str, float | None]:
+    """One update's {term: JSON number}, refused unless ``step`` is an integer and
+    ``losses`` maps terms to numbers (not a sweep's or batch's arrays of them)."""
+    try:
+        if isinstance(step, bool) or not isinstance(step, Integral):
+            raise TypeError
+        return {str(term): _json_number(value) for term, value in dict(losses).items()}
+    except (TypeError, ValueError):
+        raise JaxstyleError(
+            "LiveView.update takes an integer step and {term: number} losses (a sweep's or "
+            "batch's: sweep_callback, batch_callback)"
+        ) from None
 
 
 def _json_number(value) -> float | None:

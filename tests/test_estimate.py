@@ -145,6 +145,8 @@ def test_a_size_too_small_is_named_as_given(capsys):
     "kwargs,needle",
     [
         (dict(shape=(16,)), "shape must be (H, W)"),
+        (dict(shape=5), "shape must be (H, W), not 5"),
+        (dict(shape="32x32"), "shape must be (H, W)"),
         (dict(shape=(16.5, 16)), "size must be an integer, not 16.5"),
         (dict(size=32, batch=2.5), "batch must be an integer, not 2.5"),
         (dict(size=True), "size must be an integer, not True"),
