@@ -144,9 +144,9 @@ def test_manifest_integers_are_read_exactly(images, tmp_path):
     assert read_manifest(manifest)[0][0].overrides == {"seed": big}
 
 
-def test_cli_batch_buckets_equal_solo_runs_skip_bad_rows_and_resume(
-    vgg_weights, images, tmp_path, capsys, monkeypatch, sigterm_after
-):
+def _five_rows(images, tmp_path):
+    """(rows, manifest, out): 3 good jobs (2 at 64 px, 1 at 32), a missing style on line
+    3 and, on line 5, an output where the user's own file is."""
     t, s, m = (str(images[k]) for k in ("tubingen", "starry_night", "the_scream"))
     rows = [
         {"content": t, "style": s, "output": "a.png", "style_weight": 1e3},
@@ -160,6 +160,13 @@ def test_cli_batch_buckets_equal_solo_runs_skip_bad_rows_and_resume(
     out = tmp_path / "out"
     out.mkdir()
     (out / "mine.png").write_bytes(b"a file of the user's")
+    return rows, manifest, out
+
+
+def test_cli_batch_buckets_equal_solo_runs_skip_bad_rows_and_resume(
+    vgg_weights, images, tmp_path, capsys, monkeypatch, sigterm_after
+):
+    rows, manifest, out = _five_rows(images, tmp_path)
     args = ["batch", str(manifest), "-o", str(out), "--size", "64", "--steps", "3"]
     args += ["--optimizer", "adam", "-q", "--batch-size", "8"]
     assert main(args) == 1  # some rows failed
@@ -214,19 +221,7 @@ def test_cli_batch_buckets_equal_solo_runs_skip_bad_rows_and_resume(
 def test_dry_run_checks_rows_and_plans_without_running_or_writing(
     vgg_weights, images, tmp_path, capsys
 ):
-    t, s, m = (str(images[k]) for k in ("tubingen", "starry_night", "the_scream"))
-    rows = [
-        {"content": t, "style": s, "output": "a.png"},
-        {"content": t, "style": m, "output": "b.png", "seed": 4},
-        {"content": t, "style": "nope.jpg", "output": "c.png"},
-        {"content": t, "style": s, "output": "d.png", "size": 32},
-        {"content": t, "style": m, "output": "mine.png"},
-    ]
-    manifest = tmp_path / "jobs.jsonl"
-    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "mine.png").write_bytes(b"a file of the user's")
+    _, manifest, out = _five_rows(images, tmp_path)
     args = ["batch", str(manifest), "-o", str(out), "--size", "64", "--steps", "3"]
     assert main([*args, "--batch-size", "1", "--dry-run"]) == 1  # some rows would fail
     captured = capsys.readouterr()
