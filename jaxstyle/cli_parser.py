@@ -28,22 +28,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _version() -> str:
-    """``jaxstyle --version``: jaxstyle's and its main dependencies' versions."""
-    from importlib import metadata
+    """``jaxstyle --version``: jaxstyle's version and its dependencies' (a record's)."""
+    from jaxstyle.provenance import versions
 
-    from jaxstyle import __version__
-
-    def installed(name: str) -> str:
-        try:
-            return f"{name} {metadata.version(name)}"
-        except metadata.PackageNotFoundError:
-            return f"{name} not installed"
-
-    return f"jaxstyle {__version__} ({', '.join(map(installed, DEPENDENCIES))})"
-
-
-DEPENDENCIES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint")
-"""What ``--version`` names beside jaxstyle."""
+    found = versions()
+    own = found.pop("jaxstyle")
+    return f"jaxstyle {own} ({', '.join(f'{name} {v}' for name, v in found.items())})"
 
 
 def _csv(kind):

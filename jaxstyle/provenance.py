@@ -2,26 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import platform
 from typing import Any
+
+PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy")
+"""The packages whose versions a record and ``jaxstyle --version`` name."""
+
+
+def versions() -> dict[str, str]:
+    """jaxstyle's version, each installed one of :data:`PACKAGES`' and Python's, read
+    from the packages' metadata (nothing is imported)."""
+    from importlib import metadata
+
+    from jaxstyle import __version__
+
+    found = {"jaxstyle": __version__}
+    for name in PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[name] = metadata.version(name)
+    return {**found, "python": platform.python_version()}
 
 
 def run_metadata() -> dict:
     """What produced a result: package versions, jax backend, devices, machine (JSON-able)."""
     import jax
 
-    import jaxstyle
-
-    versions = {"jaxstyle": jaxstyle.__version__, "python": platform.python_version()}
-    for name in ("jax", "jaxlib", "flax", "optax", "numpy"):
-        try:
-            versions[name] = __import__(name).__version__
-        except ImportError:
-            pass
     return {
-        "versions": versions,
+        "versions": versions(),
         "backend": jax.default_backend(),
         "devices": [str(d) for d in jax.devices()],
         "machine": platform.machine(),
