@@ -379,7 +379,8 @@ class CellPlan:
                 histories.append(result.history)
                 if checkpoint and 0 < done and (done < self.steps or checkpoint.final):
                     self._save(checkpoint, done, carry, _concat(histories))
-                if checkpoint and stopped() and done < self.steps:
+                signum = stopped()
+                if checkpoint and signum and done < self.steps:
                     saved_note = (
                         f"saved a checkpoint in {checkpoint.directory}: rerun the same "
                         "command to resume"
@@ -387,8 +388,7 @@ class CellPlan:
                         else "nothing to save yet"
                     )
                     raise Interrupted(
-                        f"{stopped_by(stopped())} at step {done} of {self.steps}; {saved_note}",
-                        stopped(),
+                        f"{stopped_by(signum)} at step {done} of {self.steps}; {saved_note}", signum
                     )
         timings = dict(
             compile=compile_seconds,
