@@ -81,3 +81,17 @@ def test_shell_commands(tmp_path, monkeypatch):
     assert Image.open(tmp_path / "grid-losses.png").size == (1600, 340)
     assert (tmp_path / "results" / "bridge_scream.png").exists()
     assert (tmp_path / "results" / "tubingen_starry.json").exists()
+
+
+def test_install_extras_exist():
+    """Every extra the README installs (``pip install ".[name]"``, or ``".[name]"`` alone)
+    is one pyproject.toml declares; the accelerator extras bring jax's own of that name."""
+    import importlib.metadata
+
+    named = set(re.findall(r'"\.\[([\w-]+)\]"', README))
+    assert {"cuda12", "tpu", "h5", "test"} <= named
+    metadata = importlib.metadata.metadata("jaxstyle")
+    assert named <= set(metadata.get_all("Provides-Extra") or [])
+    requires = metadata.get_all("Requires-Dist") or []
+    for extra in ("cuda12", "cuda13", "tpu"):
+        assert any(r.startswith(f"jax[{extra}]") and f'extra == "{extra}"' in r for r in requires)
