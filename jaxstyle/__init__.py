@@ -23,6 +23,8 @@ try:
     from jaxstyle.errors import JaxstyleError as JaxstyleError
     from jaxstyle.estimate import Estimate as Estimate
     from jaxstyle.estimate import estimate as estimate
+    from jaxstyle.examples import example_content as example_content
+    from jaxstyle.examples import example_style as example_style
     from jaxstyle.images import load_image as load_image
     from jaxstyle.images import save_image as save_image
     from jaxstyle.live_view import LiveView as LiveView
@@ -53,6 +55,7 @@ try:
     from jaxstyle.stylize import step_image_saver as step_image_saver
     from jaxstyle.stylize import stylize as stylize
     from jaxstyle.sweep import SweepResult as SweepResult
+    from jaxstyle.sweep import plan_sweep as plan_sweep
     from jaxstyle.sweep import sweep as sweep
     from jaxstyle.sweep_output import write_sweep as write_sweep
     from jaxstyle.vgg import prepare_weights as prepare_weights
@@ -100,6 +103,8 @@ __all__ = [
     "content_loss",
     "convert_weights",
     "estimate",
+    "example_content",
+    "example_style",
     "fetch_weights",
     "extract_patches",
     "gram_matrix",
@@ -112,6 +117,7 @@ __all__ = [
     "make_loss_fn",
     "match_color_histogram",
     "match_luminance",
+    "plan_sweep",
     "plot_losses",
     "prepare_weights",
     "read_histories",

@@ -128,7 +128,8 @@ def estimate(
         all), as ``stylize(devices=...)`` or ``sweep``/``batch``'s ``split_image``
         do (the batch sharded over the groups of them): the memory is each device's.
       **settings: the settings that shape the program: ``optimizer``,
-        ``compute_dtype``, ``content_layers``, ``style_layers``, ``pooling``.
+        ``compute_dtype``, ``conv_algorithm``, ``content_layers``, ``style_layers``,
+        ``pooling``.
 
     Returns:
       An :class:`Estimate`. Nothing is optimised and no image is read.

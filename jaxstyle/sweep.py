@@ -198,7 +198,12 @@ def plan_sweep(
     starts: Sequence[ImageLike] | None = None,
     **settings: Any,
 ) -> SweepPlan:
-    """Resolve and check every cell, compute the targets once, place the inputs.
+    """Resolve and check every cell, compute the targets once, place the inputs:
+    :func:`sweep` is ``plan_sweep(...).run(...)``. The plan knows its ``cells`` and
+    ``axes`` before it runs, e.g. for a live view of the labelled contact sheet,
+    as ``jaxstyle sweep --live`` shows it: ``plan.run(callback=view.sweep_callback(
+    plan.cells, plan.axes), callback_every=N)`` (:class:`jaxstyle.LiveView`), and
+    ``plan.run(checkpoint=plan.checkpointing(directory, every))`` resumes.
 
     Every cell's settings are checked (e.g. a negative weight raises
     :class:`JaxstyleError`) before anything is loaded. With ``coarse_to_fine``
@@ -363,8 +368,9 @@ def sweep(
         holds a checkpoint of the same sweep (one of another sweep is refused).
       callback: called as ``callback(step, losses, images)`` after every
         ``callback_every``-th step of each pass, with the cells' losses
-        {term: (N,)} and (N, H, W, 3) images (e.g. ``sweep_output.contact_sheet``
-        of them for a :class:`~jaxstyle.live_view.LiveView`).
+        {term: (N,)} and (N, H, W, 3) images (for a
+        :class:`~jaxstyle.live_view.LiveView` of them, labelled by their cells:
+        :func:`plan_sweep`).
       **grid: the axes ``content_weight``, ``style_weight``, ``tv_weight``,
         ``style_layer_weights``, ``seed``; ``preset``, ``weights``, ``devices``
         (to shard the cells over; default all), ``split_image``, ``mask`` and the

@@ -485,3 +485,55 @@ def test_no_command_names_the_commands(argv, names, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert names in err and err.count("\n") == 1
+
+
+def subcommands(parser) -> dict:
+    """{"stylize": its parser, ..., "weights fetch": ...}: every command's parser."""
+    import argparse
+
+    found = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                inner = subcommands(sub)
+                found.update({f"{name} {k}": v for k, v in inner.items()} or {name: sub})
+    return found
+
+
+# the options of a run done otherwise in Python (README: "Python API")
+CLI_ONLY = {
+    "stylize": {"images", "output", "texture", "quiet", "save_every", "live", "live_every"},
+    "sweep": {"images", "output", "texture", "quiet", "live", "live_every", "distributed"},
+    "batch": {"manifest", "output", "quiet", "live", "live_every", "distributed"},
+    "estimate": {"json"},
+}
+
+
+def test_every_option_of_a_run_reaches_the_python_api():
+    """Each option of stylize, sweep, batch and estimate is a setting or a keyword of
+    the function it calls (or in CLI_ONLY, done otherwise in Python), and every setting
+    is an option: the command line and the API stay at parity."""
+    import dataclasses
+    import inspect
+
+    from jaxstyle.cli import COARSE_TO_FINE, SETTINGS
+    from jaxstyle.cli_parser import build_parser
+    from jaxstyle.settings import Settings
+
+    settings = {f.name for f in dataclasses.fields(Settings)}
+    assert {*SETTINGS, *COARSE_TO_FINE, "preset", "init"} == settings
+    keywords = {
+        "stylize": [jaxstyle.stylize],
+        "sweep": [jaxstyle.sweep, jaxstyle.plan_sweep],
+        "batch": [jaxstyle.batch],
+        "estimate": [jaxstyle.estimate],
+    }
+    stylize_devices = {"stylize": {"split_image"}}  # stylize(devices=...): README
+    parsers = subcommands(build_parser())
+    for command, functions in keywords.items():
+        api = {k for f in functions for k in inspect.signature(f).parameters} | settings
+        dests = {a.dest for a in parsers[command]._actions if a.dest != "help"}
+        missing = dests - api - CLI_ONLY[command] - stylize_devices.get(command, set())
+        assert not missing, f"jaxstyle {command}: options without a Python form: {missing}"
+    assert {"stylize", "sweep", "batch", "estimate", "plot", "presets"} < set(parsers)
+    assert {"weights fetch", "weights convert"} < set(parsers)

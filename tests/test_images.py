@@ -477,7 +477,7 @@ def test_check_output_path_refuses_a_record_over_an_input(tmp_path):
 def test_example_content():
     from matplotlib import cbook
 
-    path = examples.example_content()
+    path = jaxstyle.example_content()  # public: Python's form of a command with no images
     assert isinstance(path, Path) and path.is_file()
     assert path == Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
     image = images.load_image(path)
@@ -486,7 +486,7 @@ def test_example_content():
 
 @pytest.fixture(scope="module")
 def painting():
-    return examples.example_style()
+    return jaxstyle.example_style()
 
 
 def test_example_style(painting):

@@ -325,6 +325,30 @@ def test_cli_sweep_live_shows_the_contact_sheet(pair, tmp_path, capsys, closed_v
     assert last["shape"] == list(np.asarray(Image.open(out / "grid.png")).shape[:2])
 
 
+def test_python_sweep_live_shows_the_contact_sheet_as_the_command_does(pair, vgg_weights):
+    """``jaxstyle sweep --live`` from Python, with public names only: the plan's cells
+    and axes label the sheet (README: ``plan_sweep``, ``LiveView.sweep_callback``)."""
+    plan = jaxstyle.plan_sweep(
+        *pair,
+        weights=vgg_weights,
+        size=64,
+        steps=3,
+        optimizer="adam",
+        init="noise",
+        style_weight=[1e2, 1e3],
+        seed=[0, 1],  # the 4-cell shape: no new compile
+    )
+    with jaxstyle.LiveView(port=0, total_steps=3) as view:
+        show = view.sweep_callback(plan.cells, plan.axes)
+        result = plan.run(callback=show, callback_every=2)
+        show(3, result.final, result.images, finished=True)
+        s = state(view)
+    assert isinstance(result, jaxstyle.SweepResult) and result.images.shape == (4, 48, 64, 3)
+    assert s["steps"] == [2, 3] and s["finished"]
+    assert s["losses"]["best total"][-1] == pytest.approx(float(np.min(result.final["total"])))
+    assert s["shape"][0] > 2 * 48 and s["shape"][1] > 2 * 64  # 2 x 2, with labels
+
+
 def test_cli_batch_live_shows_each_chunk(images_by_name, tmp_path, capsys, closed_views):
     tubingen, starry, scream = map(str, images_by_name)
     rows = [

@@ -95,3 +95,30 @@ def test_install_extras_exist():
     requires = metadata.get_all("Requires-Dist") or []
     for extra in ("cuda12", "cuda13", "tpu"):
         assert any(r.startswith(f"jax[{extra}]") and f'extra == "{extra}"' in r for r in requires)
+
+
+def test_python_api_maps_every_option():
+    """The Python API section's table names every command and option, and the
+    functions it gives are public."""
+    import argparse
+
+    import jaxstyle
+    from jaxstyle.cli_parser import build_parser
+
+    section = README.split("## Python API")[1].split("\n## ")[0]
+    table = "\n".join(line for line in section.splitlines() if line.startswith("|"))
+
+    def options(parser, command=()):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    assert f"jaxstyle {' '.join([*command, name])}" in table, name
+                    yield from options(sub, (*command, name))
+            elif action.option_strings and not isinstance(action, argparse._HelpAction):
+                yield command, action.option_strings
+
+    for command, strings in options(build_parser()):
+        named = [s for s in strings if re.search(rf"(?<![\w-]){re.escape(s)}(?![\w-])", table)]
+        assert named, f"jaxstyle {' '.join(command)} {'/'.join(strings)} is not in the table"
+    called = set(re.findall(r"(?<![\w.])([A-Za-z_]\w*)\(", table))
+    assert called and called <= set(jaxstyle.__all__), called - set(jaxstyle.__all__)
