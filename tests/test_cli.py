@@ -477,6 +477,40 @@ def test_version_names_jaxstyle_and_jax(capsys):
     assert out.count("\n") == 1
 
 
+def test_ctrl_c_while_jax_imports_is_one_line(tmp_path):
+    """SIGINT while ``python -m jaxstyle`` imports jax (it takes about a second): one
+    line and status 130, where it was a traceback (or an ImportError from a C
+    extension, or a KeyboardInterrupt swallowed and the command run on)."""
+    for delay in (0.5, 1.0):  # after Python starts, before the command ends
+        started = subprocess.Popen(
+            [sys.executable, "-m", "jaxstyle", "presets"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        )  # fmt: skip
+        time.sleep(delay)
+        started.send_signal(signal.SIGINT)
+        out, err = started.communicate(timeout=60)
+        assert (started.returncode, err, out) == (130, "jaxstyle: interrupted\n", ""), delay
+
+
+def test_ctrl_c_is_noted_during_the_imports_only_in_the_command(monkeypatch, capsys):
+    """``interrupts_noted`` turns a SIGINT inside it into the command's one line and
+    status 130 once the block ends; in a program importing jaxstyle it changes nothing."""
+    from jaxstyle.command_start import interrupts_noted
+
+    monkeypatch.setattr(sys, "argv", ["/usr/bin/jaxstyle", "presets"])
+    with pytest.raises(SystemExit) as exit_, interrupts_noted():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)  # the handler runs: noted, not raised
+        noted_only = True
+    assert noted_only and exit_.value.code == 130
+    assert capsys.readouterr().err == "jaxstyle: interrupted\n"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    monkeypatch.setattr(sys, "argv", ["my_program.py"])
+    with pytest.raises(KeyboardInterrupt), interrupts_noted():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)
+
+
 @pytest.mark.parametrize(
     ("argv", "names"),
     [([], "'jaxstyle' needs a command: stylize, sweep, batch"), (["weights"], "fetch, convert")],
