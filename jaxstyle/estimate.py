@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from numbers import Integral
 from typing import Any
 
 import jax
@@ -36,7 +35,7 @@ from jaxstyle.errors import JaxstyleError
 from jaxstyle.objective import LossArgs, LossWeights, Objective, compute_targets, make_loss_fn
 from jaxstyle.optimize import OptimizerConfig, make_init, make_step
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
-from jaxstyle.settings import MIN_SIZE, resolve_settings
+from jaxstyle.settings import MIN_SIZE, integer, resolve_settings
 from jaxstyle.split_image import image_layout, keep_split, row_sharding, rows_per_image
 from jaxstyle.vgg import add_kernel_transforms
 from jaxstyle.weights import VGG19Weights, load_vgg19
@@ -142,8 +141,7 @@ def estimate(
         raise JaxstyleError(f"shape must be (H, W), not {shape!r}")
     height, width = tuple(shape)
     for name, value in (("size", height), ("size", width), ("batch", batch)):
-        if isinstance(value, bool) or not isinstance(value, Integral):
-            raise JaxstyleError(f"{name} must be an integer, not {value!r}")
+        integer(name, value)
     if min(height, width) < MIN_SIDE:
         given = size if size is not None else f"{height}x{width}"
         raise JaxstyleError(f"image sides must be at least {MIN_SIDE} pixels, not {given}")

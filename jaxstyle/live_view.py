@@ -23,7 +23,6 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
-from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from PIL import Image
 
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.images import check_image, load_image, to_uint8
+from jaxstyle.settings import integer
 from jaxstyle.sheets import labelled_grid
 
 POLL_MS = 1000
@@ -250,22 +250,21 @@ def _total_steps(total_steps) -> int | None:
     """``total_steps`` as a JSON-able int, refused unless an integer >= 0 or None."""
     if total_steps is None:
         return None
-    if isinstance(total_steps, bool) or not isinstance(total_steps, Integral) or total_steps < 0:
-        raise JaxstyleError(f"total steps must be an integer >= 0 or None, not {total_steps!r}")
+    if integer("total steps", total_steps) < 0:
+        raise JaxstyleError(f"total steps must be >= 0, not {total_steps}")
     return int(total_steps)
 
 
 def _loss_values(step, losses) -> dict[str, float | None]:
     """One update's {term: JSON number}, refused unless ``step`` is an integer and
     ``losses`` maps terms to numbers (not a sweep's or batch's arrays of them)."""
+    integer("LiveView.update's step", step)
     try:
-        if isinstance(step, bool) or not isinstance(step, Integral):
-            raise TypeError
         return {str(term): _json_number(value) for term, value in dict(losses).items()}
     except (TypeError, ValueError):
         raise JaxstyleError(
-            "LiveView.update takes an integer step and {term: number} losses (a sweep's or "
-            "batch's: sweep_callback, batch_callback)"
+            "LiveView.update takes {term: number} losses (a sweep's or batch's: "
+            "sweep_callback, batch_callback)"
         ) from None
 
 

@@ -298,11 +298,19 @@ def test_a_batch_of_images_or_a_bad_total_is_refused_before_the_state_changes():
         with pytest.raises(JaxstyleError, match=r"LiveView.update's image must be one \(H, W"):
             view.update(1, {"total": 1.0}, np.zeros((4, 8, 8, 3), np.float32))
         per_cell = {"total": np.array([1.0, 2.0])}
-        for step, losses in ((1, per_cell), (1, {"total": "low"}), ("1", {}), (1, [1.0])):
-            with pytest.raises(JaxstyleError, match="LiveView.update takes an integer step"):
-                view.update(step, losses, np.zeros((8, 8, 3), np.float32))
-        for bad in (-1, 2.5, "6", True):
-            with pytest.raises(JaxstyleError, match="total steps must be an integer >= 0"):
+        for losses in (per_cell, {"total": "low"}, [1.0]):
+            with pytest.raises(JaxstyleError, match=r"LiveView.update takes \{term: number\}"):
+                view.update(1, losses, np.zeros((8, 8, 3), np.float32))
+        with pytest.raises(JaxstyleError, match="update's step must be an integer, not '1'"):
+            view.update("1", {}, np.zeros((8, 8, 3), np.float32))
+        refused = {
+            -1: ">= 0, not -1",
+            2.5: "an integer, not 2.5",
+            "6": "an integer, not '6'",
+            True: "an integer, not True",
+        }
+        for bad, needle in refused.items():
+            with pytest.raises(JaxstyleError, match=f"^total steps must be {needle}$"):
                 view.set_total_steps(bad)
         view.set_total_steps(np.int32(9))
         s = state(view)
