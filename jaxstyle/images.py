@@ -242,13 +242,28 @@ def _white(dtype: np.dtype) -> float | None:
     return 1.0 if dtype.kind in "bf" else INTEGER_SCALES.get(dtype)
 
 
-def check_image(image, what: str) -> None:
+def check_image(image, what: str, *, array: bool = False) -> None:
     """A :class:`JaxstyleError` naming ``what`` unless ``image`` is one (H, W, 3)
-    image; from its static shape, so also inside jit and per example under vmap."""
+    image; from its static shape, so also inside jit and per example under vmap.
+    ``array``: an array the API was given (not a traced value): no side may be empty,
+    and a batch gets no jax.vmap hint."""
     shape = np.shape(image)
     if len(shape) != 3 or shape[-1] != 3:
-        hint = " (jax.vmap over a batch)" if len(shape) == 4 and shape[-1] == 3 else ""
+        batch = len(shape) == 4 and shape[-1] == 3 and not array
+        hint = " (jax.vmap over a batch)" if batch else ""
         raise JaxstyleError(f"{what} must be one (H, W, 3) image, not {shape}{hint}")
+    if array and min(shape[:2]) < 1:
+        raise JaxstyleError(f"{what} has an empty side: {shape}")
+
+
+def _image_white(image: np.ndarray, what: str) -> float:
+    """White in ``image``'s pixels (:func:`_white`), refused unless it is one (H, W, 3)
+    image (:func:`check_image`) of floats, bools, uint8 or uint16."""
+    white = _white(image.dtype)
+    if white is None:
+        raise JaxstyleError(f"{what} must be floats in [0, 1] or uint8/uint16, not {image.dtype}")
+    check_image(image, what, array=True)
+    return white
 
 
 def image_from_array(array) -> np.ndarray:
@@ -256,13 +271,7 @@ def image_from_array(array) -> np.ndarray:
     white, bool as 0/1, floats checked (finite, within :data:`OVERSHOOT` of
     [0, 1]) and clipped; anything else is a :class:`JaxstyleError`."""
     array = np.asarray(array)
-    white = _white(array.dtype)
-    if white is None:
-        raise JaxstyleError(
-            f"images must be float arrays in [0, 1] or uint8/uint16 arrays, not {array.dtype}"
-        )
-    if array.ndim != 3 or array.shape[-1] != 3 or min(array.shape[:2]) < 1:
-        raise JaxstyleError(f"images must be (H, W, 3) RGB arrays, not shape {array.shape}")
+    white = _image_white(array, "an image array")
     pixels = array.astype(np.float32) / np.float32(white)
     if not np.isfinite(pixels).all():
         raise JaxstyleError("the image array holds NaN or infinite values")
@@ -311,14 +320,10 @@ def save_image(path: Path, image: np.ndarray, *, overwrite: bool = False) -> Non
     path = user_path(path, "an output path")
     fmt = _format(path)
     image = np.asarray(image)
-    white = _white(image.dtype)
-    if white is None:
-        raise JaxstyleError(f"cannot write {path}: pixels of type {image.dtype}")
+    white = _image_white(image, f"cannot write {path}: the image")
     if image.dtype.kind == "f":
         _check_range(image, f"cannot write {path}: float pixels")
     pixels = image if image.dtype == np.uint8 else to_uint8(image / np.float32(white))
-    if pixels.ndim != 3 or pixels.shape[-1] != 3 or min(pixels.shape[:2]) < 1:
-        raise JaxstyleError(f"cannot write {path}: not an (H, W, 3) image: shape {pixels.shape}")
     try:
         with _atomic_write(path, "wb", overwrite) as file:
             Image.fromarray(pixels).save(file, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))

@@ -334,7 +334,9 @@ def test_arrays_are_scaled_by_their_type_and_checked():
         "NaN or infinite": np.where(codes > 128, np.nan, expected),
         "not int64": codes.astype(np.int64),
         "not <U1": np.full((2, 2, 3), "a"),
-        "not shape (30, 40)": expected[..., 0],
+        "an image array must be one (H, W, 3) image, not (30, 40)": expected[..., 0],
+        "an image array must be one (H, W, 3) image, not (1, 30, 40, 3)": expected[None],
+        "an image array has an empty side: (0, 40, 3)": expected[:0],
     }
     for needle, array in refused.items():
         with pytest.raises(JaxstyleError, match=re.escape(needle)):
@@ -347,8 +349,15 @@ def test_save_image_writes_uint8_codes_as_they_are(tmp_path):
     images.save_image(tmp_path / "u16.png", codes.astype(np.uint16) * 257)
     for name in ("u8.png", "u16.png"):
         np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / name)), codes)
-    with pytest.raises(JaxstyleError, match="pixels of type int32"):
-        images.save_image(tmp_path / "i32.png", codes.astype(np.int32))
+    refused = {
+        "i32.png": ("must be floats in [0, 1] or uint8/uint16, not int32", codes.astype(np.int32)),
+        "gray.png": ("must be one (H, W, 3) image, not (30, 40)", codes[..., 0]),
+        "empty.png": ("has an empty side: (30, 0, 3)", codes[:, :0]),
+    }
+    for name, (fault, array) in refused.items():
+        message = f"cannot write {tmp_path / name}: the image {fault}"
+        with pytest.raises(JaxstyleError, match=f"^{re.escape(message)}$"):
+            images.save_image(tmp_path / name, array)
     # 0-255 values as floats were written all white: refused, as image_from_array does
     with pytest.raises(JaxstyleError, match=re.escape("float pixels must be in [0, 1], this")):
         images.save_image(tmp_path / "f.png", codes.astype(np.float32))
