@@ -6,21 +6,22 @@ import contextlib
 import json
 import math
 import platform
+from collections.abc import Sequence
 from typing import Any
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy")
 """The packages whose versions a record and ``jaxstyle --version`` name."""
 
 
-def versions() -> dict[str, str]:
-    """jaxstyle's version, each installed one of :data:`PACKAGES`' and Python's, read
-    from the packages' metadata (nothing is imported)."""
+def versions(extra: Sequence[str] = ()) -> dict[str, str]:
+    """jaxstyle's version, each installed one of :data:`PACKAGES`' and ``extra``'s
+    (e.g. torch) and Python's, read from the packages' metadata (nothing is imported)."""
     from importlib import metadata
 
     from jaxstyle import __version__
 
     found = {"jaxstyle": __version__}
-    for name in PACKAGES:
+    for name in (*PACKAGES, *extra):
         with contextlib.suppress(metadata.PackageNotFoundError):
             found[name] = metadata.version(name)
     return {**found, "python": platform.python_version()}

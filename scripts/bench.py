@@ -160,18 +160,10 @@ def usable_cpus() -> int:
 
 def machine_info(frameworks: list[str]) -> dict:
     """Machine, backend and package versions for the report header."""
-    from importlib.metadata import PackageNotFoundError, version
-
     import jax
 
-    versions = {"python": platform.python_version()}
-    packages = ["jaxstyle", "jax", "jaxlib", "flax", "optax", "numpy"]
-    packages += ["torch"] if "torch" in frameworks else []
-    for package in packages:
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            versions[package] = None
+    from jaxstyle.provenance import versions
+
     device = jax.devices()[0]
     return {
         "cpu": _cpu_model(),
@@ -181,7 +173,7 @@ def machine_info(frameworks: list[str]) -> dict:
         "os": platform.platform(),
         "jax_backend": jax.default_backend(),
         "device": device.device_kind,
-        "versions": versions,
+        "versions": versions(["torch"] if "torch" in frameworks else []),
     }
 
 
