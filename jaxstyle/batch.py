@@ -56,6 +56,7 @@ from jaxstyle.resume import (
     Checkpointing,
     array_digest,
     as_json,
+    check_callback,
     check_every,
     json_digest,
     recorded_fingerprint,
@@ -172,6 +173,8 @@ def batch(
         raise JaxstyleError(f"batch size must be >= 1, not {batch_size}")
     check_every("checkpoint every", checkpoint_every)
     check_every("callback_every", callback_every)
+    check_callback("callback", callback)
+    check_callback("on_plan", on_plan)
     choose_driver(driver)  # a bad one before the rows are read and the steps compile
     mesh = cell_mesh(devices, split_image)
     _check_shared(preset, settings)

@@ -74,6 +74,14 @@ def check_every(name: str, every: Any) -> int:
     return every
 
 
+def check_callback(name: str, callback: Any) -> None:
+    """Refuse a callback (``callback``, ``on_plan``) that is neither None nor callable
+    before the run that would first call it: the one check, and wording, of stylize,
+    sweep and batch."""
+    if callback is not None and not callable(callback):
+        raise JaxstyleError(f"{name} must be a function or None, not {type(callback).__name__}")
+
+
 @dataclasses.dataclass(frozen=True)
 class Checkpointing:
     """Where and how often a run saves its state.

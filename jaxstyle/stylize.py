@@ -27,7 +27,7 @@ from jaxstyle.inputs import (
 from jaxstyle.objective import LossArgs, Objective, Targets, compute_targets, make_loss_fn
 from jaxstyle.optimize import choose_driver, compile_once, final_image, make_init, make_step, run
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
-from jaxstyle.resume import check_every
+from jaxstyle.resume import check_callback, check_every
 from jaxstyle.settings import Settings, resolve_settings
 from jaxstyle.split_image import check_devices, split_rows
 from jaxstyle.vgg import WinogradKernels, prepare_weights
@@ -195,6 +195,7 @@ def stylize(
     s = resolve_settings(preset, init=init_label, **settings)
     devices = None if devices is None else check_devices(devices)
     choose_driver(driver)  # a bad one before the weights load and the step compiles
+    check_callback("callback", callback)
     check_every("callback_every", callback_every)
     check_every("checkpoint every", checkpoint_every)
     if checkpoint_dir is not None:

@@ -39,7 +39,7 @@ from jaxstyle.inputs import (
 from jaxstyle.optimize import choose_driver
 from jaxstyle.paths import user_path
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
-from jaxstyle.resume import Checkpointing, array_digest, as_json, check_every
+from jaxstyle.resume import Checkpointing, array_digest, as_json, check_callback, check_every
 from jaxstyle.settings import Settings, resolve_settings
 from jaxstyle.stylize import prepare_targets
 from jaxstyle.weights import VGG19Weights, load_vgg19
@@ -139,8 +139,11 @@ class SweepPlan(CellPlan):
         A coarse-to-fine sweep keeps pass i's checkpoints in ``pass<i>`` under
         the checkpoint's directory, a finished pass's last state too, so a rerun
         takes up the passes it finished and resumes the one it was in. Its
-        history covers every pass; its timings are the passes' sums.
+        history covers every pass; its timings are the passes' sums. A bad
+        ``callback`` or ``callback_every`` is refused before anything compiles.
         """
+        check_callback("callback", callback)
+        check_every("callback_every", callback_every)
 
         def shown(plan: SweepPlan, done: int) -> dict:  # the callback of a pass
             if callback is None:
@@ -388,6 +391,7 @@ def sweep(
     """
     check_every("checkpoint every", checkpoint_every)
     check_every("callback_every", callback_every)
+    check_callback("callback", callback)
     choose_driver(driver)  # a bad one before the weights load and the step compiles
     if checkpoint_dir is not None:
         checkpoint_dir = user_path(checkpoint_dir, "a checkpoint directory")

@@ -317,6 +317,18 @@ def test_a_batch_of_images_or_a_bad_total_is_refused_before_the_state_changes():
         assert s["steps"] == [] and s["image"] == 0 and s["total_steps"] == 9
 
 
+@pytest.mark.parametrize(
+    "run, option",
+    [("stylize", "callback"), ("sweep", "callback"), ("batch", "callback"), ("batch", "on_plan")],
+)
+def test_a_callback_that_is_not_callable_is_refused_before_any_input_is_read(run, option, tmp_path):
+    """It failed at its first call (on_plan once the rows were read), else never; here
+    the images are missing."""
+    inputs = ([], tmp_path) if run == "batch" else ("missing.jpg", "missing.jpg")
+    with pytest.raises(JaxstyleError, match=f"{option} must be a function or None, not int"):
+        getattr(jaxstyle, run)(*inputs, **{option: 5, "callback_every": 1})
+
+
 def test_cli_sweep_live_shows_the_contact_sheet(pair, tmp_path, capsys, closed_views):
     out = tmp_path / "grid"
     args = ["--size", "64", "--steps", "3", "--optimizer", "adam", "-q", "--init", "noise"]

@@ -382,6 +382,18 @@ def test_api_errors(vgg_weights, pair):
                 run(*pair, weights=vgg_weights, checkpoint_every=every)
 
 
+def test_a_plans_run_refuses_a_bad_callback_before_it_runs(vgg_weights, pair):
+    """The live view's way (README): a callback that is not callable failed at its first
+    call, after the compile; a negative interval called it on every step."""
+    plan = plan_sweep(*pair, weights=vgg_weights, devices=jax.devices()[:1], **LBFGS)
+    with pytest.raises(
+        jaxstyle.JaxstyleError, match="callback must be a function or None, not int"
+    ):
+        plan.run(callback=5, callback_every=1)
+    with pytest.raises(jaxstyle.JaxstyleError, match="callback_every must be >= 0"):
+        plan.run(callback=print, callback_every=-1)
+
+
 SHARDED = textwrap.dedent(
     """
     import json, os, sys
