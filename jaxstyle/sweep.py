@@ -274,6 +274,7 @@ def plan_sweep(
             f"a seed axis needs init noise: a seed only draws the noise start, so from"
             f" init {s.init} every seed gives the same image"
         )
+    _check_starts(starts, len(resolved))
     p = get_preset(s.preset)
 
     timings: dict[str, float] = {}
@@ -338,6 +339,19 @@ def plan_sweep(
             starts=list(images),
         ),
     )
+
+
+def _check_starts(starts: Any, cells: int) -> None:
+    """Refuse ``starts`` (see :func:`plan_sweep`) unless None or one image per cell."""
+    if starts is None:
+        return
+    try:
+        count = len(starts)
+    except TypeError:
+        count = None
+    if count != cells:
+        given = f"{count} image(s)" if count is not None else type(starts).__name__
+        raise JaxstyleError(f"starts must be one image per cell ({cells}), not {given}")
 
 
 def sweep(

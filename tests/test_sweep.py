@@ -382,6 +382,20 @@ def test_api_errors(vgg_weights, pair):
                 run(*pair, weights=vgg_weights, checkpoint_every=every)
 
 
+@pytest.mark.parametrize(
+    "starts, given", [([], "0 image"), ([np.zeros((8, 8, 3))] * 3, "3 image"), (5, "int")]
+)
+def test_starts_must_be_one_image_per_cell(tmp_path, starts, given):
+    """Too few was an IndexError, too many were ignored, once the weights had loaded (here
+    there are none, nor images)."""
+    with pytest.raises(
+        jaxstyle.JaxstyleError, match=rf"starts must be one image per cell \(2\), not {given}"
+    ):
+        plan_sweep(
+            "missing.jpg", "missing.jpg", weights=tmp_path, content_weight=[1, 5], starts=starts
+        )
+
+
 def test_a_plans_run_refuses_a_bad_callback_before_it_runs(vgg_weights, pair):
     """The live view's way (README): a callback that is not callable failed at its first
     call, after the compile; a negative interval called it on every step."""
