@@ -26,7 +26,7 @@ import dataclasses
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -181,13 +181,13 @@ def batch(
     if isinstance(jobs, (str, os.PathLike)):
         jobs, failed = read_manifest(Path(jobs))
     else:
-        jobs, failed = list(jobs), []
-        if not all(isinstance(job, Job) for job in jobs):
+        listed = list(jobs) if isinstance(jobs, Iterable) else None
+        if listed is None or not all(isinstance(job, Job) for job in listed):
             raise JaxstyleError(
                 "jobs must be a manifest path or jaxstyle.manifest.Job objects "
                 "(jaxstyle.read_manifest reads them)"
             )
-        jobs, failed = unique_outputs(jobs)
+        jobs, failed = unique_outputs(listed)
     out = image_io.check_output_dir(user_path(output_dir, "an output directory"))
     params = weights if isinstance(weights, VGG19Weights) else load_vgg19(weights)
 

@@ -24,7 +24,7 @@ import dataclasses
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -47,7 +47,8 @@ class Job:
       styles: one or more style images.
       output: the output file name (no directory part).
       overrides: the row's settings {name: number} (content_weight, style_weight,
-        tv_weight, size, seed), applied over the batch's shared settings.
+        tv_weight, size, seed), applied over the batch's shared settings; None
+        (the default) is {}: none.
       mask: the style mask, a tuple of one mask per style image (each style in
         its own region), or None (the style everywhere).
     """
@@ -56,12 +57,18 @@ class Job:
     content: Path | None
     styles: tuple[Path, ...]
     output: str
-    overrides: dict[str, Any]
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     mask: Path | tuple[Path, ...] | None = None
 
     def __post_init__(self):  # one style given as a path, not iterated by character
         if isinstance(self.styles, (str, os.PathLike)):
             object.__setattr__(self, "styles", (Path(self.styles),))
+        if self.overrides is None:
+            object.__setattr__(self, "overrides", {})
+        if not isinstance(self.overrides, Mapping):
+            raise JaxstyleError(
+                f"a job's overrides must be a dict or None, not {type(self.overrides).__name__}"
+            )
         unknown = sorted(set(self.overrides) - set(NUMBERS))
         if unknown:
             raise JaxstyleError(

@@ -319,8 +319,21 @@ def test_batch_api_refuses_bad_shared_settings(vgg_weights, tmp_path):
     with pytest.raises(jaxstyle.JaxstyleError, match="steps"):
         jaxstyle.batch([job], tmp_path, weights=vgg_weights, steps=-1)
     row = {"content": "c.png", "style": "s.png", "output": "y.png"}
-    with pytest.raises(jaxstyle.JaxstyleError, match="manifest path or jaxstyle.manifest.Job"):
-        jaxstyle.batch([row], tmp_path, weights=vgg_weights)
+    for jobs in ([row], None, job):  # None and one Job (not a list of them) were TypeErrors
+        with pytest.raises(jaxstyle.JaxstyleError, match="manifest path or jaxstyle.manifest.Job"):
+            jaxstyle.batch(jobs, tmp_path, weights=vgg_weights)
+
+
+def test_job_overrides_none_are_empty_and_others_are_refused(tmp_path):
+    """None was a TypeError, as was a list of pairs; a str was refused letter by letter."""
+    style = (tmp_path / "s.png",)
+    assert Job(1, None, style, "y.png", None).overrides == {}
+    assert Job(1, None, style, "y.png").overrides == {}
+    for bad, kind in (([("size", 64)], "list"), ("size", "str")):
+        with pytest.raises(
+            jaxstyle.JaxstyleError, match=f"overrides must be a dict or None, not {kind}"
+        ):
+            Job(1, None, style, "y.png", bad)
 
 
 def test_job_takes_one_style_path_and_refuses_unknown_overrides(tmp_path):
