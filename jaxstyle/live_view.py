@@ -172,10 +172,16 @@ class LiveView:
         ``axes`` of ``plan = jaxstyle.plan_sweep(...)``) showing the cells'
         labelled contact sheet and the best and worst cell's total loss; called
         with ``finished=True`` it also marks the run finished (:meth:`finish`)."""
+        """A sweep callback (``SweepPlan.run(callback=...)``, with the plan's
+        ``cells`` and ``axes``) showing the cells' labelled contact sheet and the
+        best and worst cell's total loss, given their losses {term: (N,)} and
+        (N, H, W, 3) images; called with ``finished=True`` it also marks the run
+        finished (:meth:`finish`)."""
 
         def show(step, losses, images, *, finished=False):
             from jaxstyle.sweep_output import contact_sheet
 
+            _check_cells("sweep_callback", losses, images, len(cells))
             sheet = contact_sheet(images, cells, axes)
             (self.finish if finished else self.update)(step, _best_and_worst(losses), sheet)
 
@@ -183,9 +189,11 @@ class LiveView:
 
     def batch_callback(self) -> Callable:
         """A batch callback (``batch(callback=...)``) showing the running chunk's
-        images, labelled by their output files, and its best and worst total loss."""
+        (n, H, W, 3) images, labelled by their n output files, and its best and
+        worst total loss (of losses {term: (n,)})."""
 
         def show(step, losses, images, outputs):
+            _check_cells("batch_callback", losses, images, len(outputs))
             sheet = labelled_grid(images, [""], [Path(path).name for path in outputs])
             self.update(step, _best_and_worst(losses), sheet)
 
@@ -229,6 +237,27 @@ def _thumbnail(image) -> np.ndarray:
     picture = Image.fromarray(pixels if pixels.dtype == np.uint8 else to_uint8(pixels))
     picture.thumbnail((THUMBNAIL, THUMBNAIL))
     return np.asarray(picture)
+
+
+def _check_cells(what: str, losses: Any, images: Any, n: int) -> None:
+    """Refuse a sweep's or batch's callback arguments unless ``losses`` have a total
+    of shape (n,) (one per cell or job) and ``images`` are (n, H, W, 3); a single
+    run's numbers and (H, W, 3) image are :meth:`LiveView.update`'s."""
+    try:
+        total = np.shape(losses["total"])
+    except (TypeError, KeyError, IndexError, ValueError):  # not a mapping, or no total
+        total = None
+    try:
+        shape = np.shape(images)
+    except ValueError:  # images of several shapes
+        shape = None
+    if total != (n,) or shape is None or len(shape) != 4 or (shape[0], shape[3]) != (n, 3):
+        got = "losses without a total" if total is None else f"a total of shape {total}"
+        raise JaxstyleError(
+            f"LiveView.{what}'s callback takes losses {{term: ({n},)}} with a total and "
+            f"({n}, H, W, 3) images, not {got} and images of shape {shape} "
+            "(one run's: LiveView.update)"
+        )
 
 
 def _best_and_worst(losses: Mapping) -> dict[str, float]:

@@ -329,6 +329,29 @@ def test_a_callback_that_is_not_callable_is_refused_before_any_input_is_read(run
         getattr(jaxstyle, run)(*inputs, **{option: 5, "callback_every": 1})
 
 
+def test_sweep_and_batch_callbacks_refuse_a_single_runs_losses_and_image():
+    """A stylize run's number and (H, W, 3) image, or losses without a total, were a
+    ValueError of the grid ("48 images do not fill 2x2"), a KeyError, or shown as if
+    every cell had that loss."""
+    image, images = np.zeros((48, 64, 3)), np.zeros((4, 48, 64, 3))
+    cells = [{"content_weight": c, "style_weight": s} for c in (1.0, 5.0) for s in (1e2, 1e3)]
+    axes = {"content_weight": [1.0, 5.0], "style_weight": [1e2, 1e3]}
+    per_cell = {"total": np.arange(4.0)}
+    with LiveView() as view:
+        show_sweep, show_batch = view.sweep_callback(cells, axes), view.batch_callback()
+        for losses, pictures, got in (
+            (per_cell, image, r"a total of shape \(4,\) and images of shape \(48, 64, 3\)"),
+            ({"total": 1.0}, images, r"a total of shape \(\) and images of shape \(4, 48"),
+            ({"style": np.arange(4.0)}, images, "losses without a total"),
+        ):
+            expected = r"takes losses \{term: \(4,\)\} with a total and \(4, H, W, 3\) images, not "
+            with pytest.raises(JaxstyleError, match="sweep_callback's callback " + expected + got):
+                show_sweep(1, losses, pictures)
+            with pytest.raises(JaxstyleError, match="batch_callback's callback " + expected + got):
+                show_batch(1, losses, pictures, ["a.png", "b.png", "c.png", "d.png"])
+        assert state(view)["image"] == 0  # nothing shown
+
+
 def test_cli_sweep_live_shows_the_contact_sheet(pair, tmp_path, capsys, closed_views):
     out = tmp_path / "grid"
     args = ["--size", "64", "--steps", "3", "--optimizer", "adam", "-q", "--init", "noise"]
