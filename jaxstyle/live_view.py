@@ -170,13 +170,9 @@ class LiveView:
     def sweep_callback(self, cells: list[dict], axes: dict) -> Callable:
         """A sweep callback (``plan.run(callback=...)``, with the ``cells`` and
         ``axes`` of ``plan = jaxstyle.plan_sweep(...)``) showing the cells'
-        labelled contact sheet and the best and worst cell's total loss; called
-        with ``finished=True`` it also marks the run finished (:meth:`finish`)."""
-        """A sweep callback (``SweepPlan.run(callback=...)``, with the plan's
-        ``cells`` and ``axes``) showing the cells' labelled contact sheet and the
-        best and worst cell's total loss, given their losses {term: (N,)} and
-        (N, H, W, 3) images; called with ``finished=True`` it also marks the run
-        finished (:meth:`finish`)."""
+        labelled contact sheet and the best and worst cell's total loss, given their
+        losses {term: (N,)} and (N, H, W, 3) images; called with ``finished=True`` it
+        also marks the run finished (:meth:`finish`)."""
 
         def show(step, losses, images, *, finished=False):
             from jaxstyle.sweep_output import contact_sheet
