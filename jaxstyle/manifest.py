@@ -9,6 +9,8 @@ Fields of a job (JSONL keys, or CSV header columns):
             :func:`jaxstyle.stylize`'s ``mask``); one per style image (each
             style in its own region): a JSON list, or ``;``-separated
   content_weight, style_weight, tv_weight, size, seed   optional numbers
+  style_blend   optional weights of several style images, one per image: a JSON
+            list, or ``;``-separated
 Relative paths are relative to the manifest's directory. Blank lines and lines
 that start with ``#`` are skipped (in CSV, also before the header). A bad row is
 reported as a :class:`RowError` with its line number; the other rows stand. A JSON
@@ -34,7 +36,10 @@ from jaxstyle.paths import user_path
 
 NUMBERS = ("content_weight", "style_weight", "tv_weight", "size", "seed")
 INTEGERS = ("size", "seed")
-FIELDS = ("content", "style", "output", "mask", *NUMBERS)
+LISTS = ("style_blend",)
+"""Settings a row gives as several numbers."""
+OVERRIDES = (*NUMBERS, *LISTS)
+FIELDS = ("content", "style", "output", "mask", *OVERRIDES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,8 +52,8 @@ class Job:
       styles: one or more style images.
       output: the output file name (no directory part).
       overrides: the row's settings {name: number} (content_weight, style_weight,
-        tv_weight, size, seed), applied over the batch's shared settings; None
-        (the default) is {}: none.
+        tv_weight, size, seed) and {"style_blend": (w, ...)}, applied over the
+        batch's shared settings; None (the default) is {}: none.
       mask: the style mask, a tuple of one mask per style image (each style in
         its own region), or None (the style everywhere).
     """
@@ -69,10 +74,10 @@ class Job:
             raise JaxstyleError(
                 f"a job's overrides must be a dict or None, not {type(self.overrides).__name__}"
             )
-        unknown = sorted(set(self.overrides) - set(NUMBERS))
+        unknown = sorted(set(self.overrides) - set(OVERRIDES))
         if unknown:
             raise JaxstyleError(
-                f"a job's overrides are among {', '.join(NUMBERS)}, not {', '.join(unknown)}"
+                f"a job's overrides are among {', '.join(OVERRIDES)}, not {', '.join(unknown)}"
             )
         if isinstance(self.line, bool) or not isinstance(self.line, int):
             raise JaxstyleError(f"a job's line must be an integer, not {self.line!r}")
@@ -211,6 +216,7 @@ def _job(line: int, row: Any, base: Path) -> Job:
         raise JaxstyleError("no style image")
     styles = _paths("style", row["style"], base)
     overrides = {name: _number(name, row[name]) for name in NUMBERS if name in row}
+    overrides.update({name: _numbers(name, row[name]) for name in LISTS if name in row})
     output = row.get("output") or f"{(content or styles[0]).stem}_{styles[0].stem}.png"
     mask = _paths("mask", row["mask"], base) if row.get("mask") else None
     if mask is not None and isinstance(row["mask"], str) and len(mask) == 1:
@@ -239,6 +245,15 @@ def _path(value: Any, base: Path) -> Path:
     if not path.is_file():
         raise JaxstyleError(f"{path} is not a regular file (a FIFO, device or socket)")
     return path
+
+
+def _numbers(name: str, value: Any) -> tuple[float | int, ...]:
+    """The numbers of a field that holds a JSON list of them or ``;``-separated ones."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(";")]
+    if not isinstance(value, list) or not value:
+        raise JaxstyleError(f"{name} must be a list of numbers, not {value!r}")
+    return tuple(_number(name, v) for v in value)
 
 
 def _number(name: str, value: Any) -> float | int:

@@ -407,6 +407,39 @@ def test_batch_sharded_over_4_cpu_devices_equals_one_device(vgg_weights, images,
         assert np.abs(a.astype(int) - b).max() <= 1
 
 
+def test_rows_blend_their_style_images_as_stylize_does(vgg_weights, images, tmp_path):
+    """A row's ``style_blend`` (a JSON list, or ``;``-separated) weighs its style
+    images' Grams as ``stylize(style_blend=...)`` does; a bad blend is a bad row."""
+    tubingen, starry, scream = (str(images[n]) for n in ("tubingen", "starry_night", "the_scream"))
+    two = [starry, scream]
+    rows = [
+        {"content": tubingen, "style": two, "output": "a.png", "style_blend": [0.8, 0.2]},
+        {"content": tubingen, "style": two, "output": "b.png", "style_blend": "0.2; 0.8"},
+        {"content": tubingen, "style": two, "output": "c.png", "style_blend": [1, 2, 3]},
+        {"content": tubingen, "style": two, "output": "d.png", "style_blend": "1;much"},
+        {"content": tubingen, "style": two, "output": "e.png", "style_blend": [-1, 2]},
+    ]
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    report = jaxstyle.batch(manifest, tmp_path / "out", weights=vgg_weights, size=64, **SETTINGS)
+    failed = {e.line: e.message for e in report.failed}
+    assert sorted(failed) == [3, 4, 5] and [p.name for p in report.written] == ["a.png", "b.png"]
+    assert failed[3] == "style blend weights must be one per style image (2), not 3"
+    assert failed[4] == "style_blend must be a number, not 'much'"
+    assert failed[5] == "style blend weights must be finite and >= 0"
+    for name, blend in (("a", (0.8, 0.2)), ("b", (0.2, 0.8))):
+        alone = jaxstyle.stylize(
+            tubingen, two, weights=vgg_weights, size=64, style_blend=blend, **SETTINGS
+        )
+        written = np.asarray(Image.open(tmp_path / "out" / f"{name}.png"))
+        assert np.abs(written.astype(int) - to_uint8(alone.image)).max() <= 1
+        record = json.loads((tmp_path / "out" / f"{name}.json").read_text())
+        assert record["settings"]["style_blend"] == pytest.approx(blend)
+        np.testing.assert_allclose(record["history"]["total"], alone.history["total"], rtol=1e-4)
+    a, b = (np.asarray(Image.open(tmp_path / "out" / n), np.float32) for n in ("a.png", "b.png"))
+    assert np.abs(a - b).mean() > 1  # the blends differ
+
+
 def test_coarse_to_fine_jobs_equal_coarse_to_fine_runs_alone(vgg_weights, images, tmp_path):
     """Each job runs the 32 px pass, then the 64 px one from its own result, as
     ``stylize`` does; a job too small for a pass is a row error."""
