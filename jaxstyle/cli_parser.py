@@ -335,7 +335,12 @@ def _setting_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> No
         help="one per style layer" + ("; a sweep axis: tuples separated by ';'" if sweep else ""),
     )
     p.add_argument("--style-scale", type=float, help="style image size relative to --size (1)")
-    p.add_argument("--style-blend", type=_csv(float), help="weights of several style images")
+    p.add_argument(
+        "--style-blend",
+        type=_tuples(float) if sweep else _csv(float),
+        help="weights of several style images, one per image"
+        + ("; a sweep axis: tuples separated by ';'" if sweep else ""),
+    )
     p.add_argument("--init", type=_nonempty, help="content, noise, or an image PATH")
     p.add_argument(
         "--preserve-colors",
@@ -369,7 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _stylize_arguments(sub.add_parser("stylize", help="paint an image in the style of others"))
     _sweep_arguments(
-        sub.add_parser("sweep", help="a grid of loss weights and seeds in one vmapped run")
+        sub.add_parser(
+            "sweep", help="a grid of loss weights, style blends and seeds in one vmapped run"
+        )
     )
     _batch_arguments(
         sub.add_parser("batch", help="many jobs from a manifest, vmapped by image shape")

@@ -74,13 +74,18 @@ class Images(NamedTuple):
     original: np.ndarray | None = None
 
 
+def style_list(style: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
+    """The style images of a ``style`` argument: a list or tuple is several, any other
+    value one."""
+    return list(style) if isinstance(style, (list, tuple)) else [cast(ImageLike, style)]
+
+
 def prepare_images(
     content: ImageLike | None, style: ImageLike | Sequence[ImageLike], settings: Settings
 ) -> Images:
     """Load and resize the content (longest side ``size``) and style images, and
     recolour them as ``settings.preserve_colors`` asks."""
-    # a list or tuple is several images; any other value, one
-    styles = list(style) if isinstance(style, (list, tuple)) else [cast(ImageLike, style)]
+    styles = style_list(style)
     if not styles:
         raise JaxstyleError("at least one style image is needed")
     _check_blend(settings.style_blend, len(styles))

@@ -273,9 +273,11 @@ def compute_targets(
         the content targets are zeros of ``content_shape``'s features and the
         content weight should be 0).
       styles: a list of one or more (H', W', 3) style images (sizes may differ).
-      blend: weights of the style images' Grams (default equal, sum 1).
+      blend: weights of the style images' Grams (default equal; normalised to
+        sum 1 by :func:`blend_weights`, blended by :func:`blend_grams`).
       separate: keep each style image's Grams apart, {layer: (S, C, C)}, for
-        one mask per style (see :meth:`Targets.with_style_mask`); no blend.
+        one mask per style (see :meth:`Targets.with_style_mask`) or for
+        :func:`blend_grams` to blend later; no blend.
     """
     if getattr(styles, "ndim", 4) != 4 or not len(styles):  # one array: its rows
         hint = " (one style: [style])" if getattr(styles, "ndim", 0) == 3 else ""
@@ -285,6 +287,12 @@ def compute_targets(
         )
     for i, style in enumerate(styles):
         check_image(style, f"style {i}")
+    if objective.style_loss == "mrf" and (separate or blend is not None):
+        raise JaxstyleError(
+            "an MRF style loss matches patches of all the style images together: "
+            "no style blend or mask per style"
+        )
+    weights = blend_weights(blend, len(styles))  # refused before any VGG19 pass
     if content is not None:
         check_image(content, "the content")
         content_targets = _content_features(params, content, objective)
@@ -296,30 +304,37 @@ def compute_targets(
         zeros = {k: np.zeros(v.shape, v.dtype) for k, v in abstract.items()}
         content_targets = jax.device_put(zeros)
     if objective.style_loss == "mrf":
-        if separate or blend is not None:
-            raise JaxstyleError(
-                "an MRF style loss matches patches of all the style images together: "
-                "no style blend or mask per style"
-            )
         per_style = [_style_patches(params, style, objective) for style in styles]
         patches = {k: jnp.concatenate([p[k] for p in per_style]) for k in per_style[0]}
         return Targets(content=content_targets, style=patches)
-    if separate:
-        one = np.float32(1.0)
-        per_style = [_weighted_grams(params, style, one, objective) for style in styles]
-        grams = {k: jnp.stack([g[k] for g in per_style]) for k in per_style[0]}
-        return Targets(content=content_targets, style=grams)
+    per_style = [_grams(params, style, objective) for style in styles]
+    grams = {k: jnp.stack([g[k] for g in per_style]) for k in per_style[0]}
+    return Targets(
+        content=content_targets, style=grams if separate else blend_grams(grams, weights)
+    )
+
+
+def blend_weights(blend: Sequence[float] | None, styles: int) -> np.ndarray:
+    """(S,) float32 weights of ``styles`` style images' Grams, summing to 1: ``blend``
+    normalised (None: equal). Refused unless one per style image, each >= 0, sum > 0."""
     if blend is None:
-        blend = [1.0 / len(styles)] * len(styles)
-    blend = [float(b) for b in finite_float32("style blend weights", blend, ndim=1)]
-    total = sum(blend)
-    if len(blend) != len(styles) or total <= 0:
-        raise JaxstyleError("style blend weights must be >= 0, sum > 0, one per style image")
-    grams: dict = {}
-    for style, b in zip(styles, blend, strict=True):
-        for name, g in _weighted_grams(params, style, np.float32(b / total), objective).items():
-            grams[name] = grams[name] + g if name in grams else g
-    return Targets(content=content_targets, style=grams)
+        return np.full(styles, 1.0 / styles, np.float32)
+    weights = finite_float32("style blend weights", blend, ndim=1).astype(np.float64)
+    if len(weights) != styles or weights.sum() <= 0:
+        given = ",".join(f"{w:g}" for w in weights)
+        raise JaxstyleError(
+            f"style blend weights must be one per style image ({styles}), each >= 0, "
+            f"sum > 0; not {given}"
+        )
+    return (weights / weights.sum()).astype(np.float32)
+
+
+@jit
+def blend_grams(grams: dict, weights: ArrayLike) -> dict[str, jax.Array]:
+    """{layer: (C, C)} Σ_s w_s·G_s of each style image's Grams {layer: (S, C, C)}
+    and (S,) ``weights`` (:func:`blend_weights`)."""
+    w = jnp.asarray(weights, jnp.float32)[:, None, None]
+    return {k: (w * g).sum(0) for k, g in grams.items()}
 
 
 @functools.partial(jit, static_argnums=2)
@@ -331,12 +346,12 @@ def _content_features(params, image, objective: Objective) -> dict[str, jax.Arra
     return {k: v[0].astype(jnp.float32) for k, v in feats.items()}
 
 
-@functools.partial(jit, static_argnums=3)
-def _weighted_grams(params, image, weight, objective: Objective) -> dict[str, jax.Array]:
-    """{layer: (C, C)} Gram matrices of one (H, W, 3) style image, times ``weight``."""
+@functools.partial(jit, static_argnums=2)
+def _grams(params, image, objective: Objective) -> dict[str, jax.Array]:
+    """{layer: (C, C)} Gram matrices of one (H, W, 3) style image."""
     feats = _features(params, image[None], objective.style_layers, objective)
     norm = objective.gram_normalize
-    return {k: weight * losses.gram_matrix(f[0], normalize=norm) for k, f in feats.items()}
+    return {k: losses.gram_matrix(f[0], normalize=norm) for k, f in feats.items()}
 
 
 @functools.partial(jit, static_argnums=2)

@@ -340,6 +340,7 @@ def prepare_targets(
     kernels: WinogradKernels | None = None,
     mask: np.ndarray | None = None,
     cache: bool = True,
+    separate: bool = False,
 ) -> Targets:
     """The run's targets (computed, ready) from the prepared content (H, W, 3) or None
     (texture synthesis: zeros of the first style image's shape) and style images.
@@ -348,11 +349,13 @@ def prepare_targets(
     run's Winograd ``kernels``, on the device), so they are not copied to the
     device again for each image; the style restricted to ``mask`` (H, W), or
     each style to its own region of ``mask`` (S, H, W), unblended (see
-    :func:`prepare_mask` and :meth:`Targets.with_style_mask`). With
+    :func:`prepare_mask` and :meth:`Targets.with_style_mask`); with ``separate``
+    each style image's Grams {layer: (S, C, C)} unblended (a sweep's blend axis
+    blends them per cell: :func:`jaxstyle.objective.blend_grams`). With
     ``cache``, read from the disk cache instead where a run with the same inputs
     stored them, and stored there otherwise (:mod:`jaxstyle.target_cache`)."""
     shape = output_shape(content, styles)
-    separate = mask is not None and mask.ndim == 3  # one region per style, no blend
+    separate = separate or (mask is not None and mask.ndim == 3)  # one region per style
     key = None
     if cache:
         blend = "separate" if separate else settings.style_blend
@@ -364,7 +367,7 @@ def prepare_targets(
             objective,
             None if content is None else jax.device_put(content),
             [jax.device_put(img) for img in styles],
-            blend=settings.style_blend,
+            blend=None if separate else settings.style_blend,
             separate=separate,
             content_shape=shape,
         )

@@ -1,4 +1,5 @@
-"""``sweep``: a grid of loss weights and seeds as one compiled, vmapped, sharded optimisation.
+"""``sweep``: a grid of loss weights, style blends and seeds as one compiled, vmapped,
+sharded optimisation.
 
 Cells are the Cartesian product of the axes in :data:`AXES` order, the last
 axis varying fastest (``itertools.product``). The cells run as one
@@ -7,7 +8,10 @@ optimiser state and L-BFGS line search), sharded over the devices, resumable
 from checkpoints. Content and style targets are computed once and shared by
 all cells (not batched); J and ∇J come from
 :func:`jaxstyle.batching.shared_loss_fn`, which keeps the VGG weights and targets
-unbatched even inside optax's per-cell ``lax.cond``.
+unbatched even inside optax's per-cell ``lax.cond``. A style blend axis is the
+exception: each style image's Grams are computed once and blended per cell
+(:func:`jaxstyle.objective.blend_grams`), so each cell holds its own targets
+(the content features and the blended Grams: a few MB per cell).
 """
 
 from __future__ import annotations
@@ -34,8 +38,10 @@ from jaxstyle.inputs import (
     prepare_images,
     prepare_mask,
     restore_colors,
+    style_list,
     texture_overrides,
 )
+from jaxstyle.objective import Targets, blend_grams, blend_weights
 from jaxstyle.optimize import choose_driver
 from jaxstyle.paths import user_path
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
@@ -44,7 +50,14 @@ from jaxstyle.settings import Settings, resolve_settings
 from jaxstyle.stylize import prepare_targets
 from jaxstyle.weights import VGG19Weights, load_vgg19
 
-AXES = ("content_weight", "style_weight", "tv_weight", "style_layer_weights", "seed")
+AXES = (
+    "content_weight",
+    "style_weight",
+    "tv_weight",
+    "style_layer_weights",
+    "style_blend",
+    "seed",
+)
 """The sweepable settings, in cell order (the last varies fastest)."""
 
 
@@ -55,7 +68,8 @@ class SweepResult(CellsResult):
 
     Attributes:
       cells: N dicts {axis: value} with every :data:`AXES` value of the cell
-        (``style_layer_weights`` a tuple), in cell order.
+        (``style_layer_weights`` a tuple, ``style_blend`` a tuple or None), in
+        cell order.
       axes: {axis: values} of the swept axes only (more than one value), in
         :data:`AXES` order.
       settings: the shared settings; its :data:`AXES` fields are cell 0's
@@ -72,11 +86,12 @@ class SweepResult(CellsResult):
 
 
 def _axis(name: str, value: Any) -> list:
-    """The values of one axis: a scalar (for style layer weights, one tuple) or a list."""
+    """The values of one axis: a scalar (for style layer weights and style blend, one
+    tuple) or a list."""
     if value is None:
         return [None]
     try:
-        if name == "style_layer_weights":
+        if name in ("style_layer_weights", "style_blend"):
             items = list(value)
             rows = [items] if not items or np.ndim(items[0]) == 0 else items
             values: list[Any] = [tuple(float(w) for w in row) for row in rows]
@@ -99,15 +114,15 @@ def _axis(name: str, value: Any) -> list:
 
 @dataclasses.dataclass(kw_only=True)
 class SweepPlan(CellPlan):
-    """A prepared sweep: the cells' :class:`~jaxstyle.cells.CellPlan` (shared targets)
-    and what they are: resolved cells, swept axes, shared settings, a
-    ``fingerprint`` of the whole sweep (settings, weights, images) for checkpoints,
-    and the content whose chroma the results take back (see
-    :attr:`jaxstyle.inputs.Images.original`). A coarse-to-fine sweep's plan is
-    its first pass's: ``later`` are the (size, steps) of the passes after it,
-    and ``replan(size, steps, images)`` plans one of them from the (N, h, w, 3)
-    images the pass before left (see :func:`plan_sweep`); ``settings`` are the
-    sweep's as asked (cell 0's, every pass's sizes)."""
+    """A prepared sweep: the cells' :class:`~jaxstyle.cells.CellPlan` (shared targets;
+    each cell's own with a style blend axis) and what they are: resolved cells,
+    swept axes, shared settings, a ``fingerprint`` of the whole sweep (settings,
+    weights, images) for checkpoints, and the content whose chroma the results
+    take back (see :attr:`jaxstyle.inputs.Images.original`). A coarse-to-fine
+    sweep's plan is its first pass's: ``later`` are the (size, steps) of the
+    passes after it, and ``replan(size, steps, images)`` plans one of them from
+    the (N, h, w, 3) images the pass before left (see :func:`plan_sweep`);
+    ``settings`` are the sweep's as asked (cell 0's, every pass's sizes)."""
 
     cells: list[dict[str, Any]]
     axes: dict[str, list]
@@ -192,6 +207,7 @@ def plan_sweep(
     style_weight: float | Sequence[float] | None = None,
     tv_weight: float | Sequence[float] | None = None,
     style_layer_weights: Sequence[float] | Sequence[Sequence[float]] | None = None,
+    style_blend: Sequence[float] | Sequence[Sequence[float]] | None = None,
     seed: int | Sequence[int] | None = None,
     preset: str = DEFAULT_PRESET,
     weights: VGG19Weights | str | os.PathLike | None = None,
@@ -208,11 +224,12 @@ def plan_sweep(
     plan.cells, plan.axes), callback_every=N)`` (:class:`jaxstyle.LiveView`), and
     ``plan.run(checkpoint=plan.checkpointing(directory, every))`` resumes.
 
-    Every cell's settings are checked (e.g. a negative weight raises
-    :class:`JaxstyleError`) before anything is loaded. With ``coarse_to_fine``
-    sizes the plan is the first pass's, at the first size, and
-    :meth:`SweepPlan.run` runs every pass, each cell starting from its own
-    result of the pass before, upsampled (as :func:`jaxstyle.stylize` does).
+    Every cell's settings are checked (e.g. a negative weight, or a style blend
+    without one weight per style image, raises :class:`JaxstyleError`) before
+    anything is loaded. With ``coarse_to_fine`` sizes the plan is the first
+    pass's, at the first size, and :meth:`SweepPlan.run` runs every pass, each
+    cell starting from its own result of the pass before, upsampled (as
+    :func:`jaxstyle.stylize` does).
 
     Args:
       content, style: as :func:`jaxstyle.stylize`.
@@ -220,6 +237,9 @@ def plan_sweep(
         of numbers (a swept axis).
       style_layer_weights: one tuple (one weight per style layer) or a list of
         them (an axis).
+      style_blend: one tuple (one weight per style image: a fixed blend, the
+        targets shared) or a list of them (an axis: each style image's Grams
+        computed once, blended per cell, each cell with its own targets).
       preset, weights, mask: as :func:`jaxstyle.stylize`.
       devices: the devices to shard the cells over (default: all, of every process).
       split_image: also split each cell's image by rows over this many devices
@@ -235,6 +255,7 @@ def plan_sweep(
         style_weight=style_weight,
         tv_weight=tv_weight,
         style_layer_weights=style_layer_weights,
+        style_blend=style_blend,
         seed=seed,
         preset=preset,
         mask=mask,
@@ -251,6 +272,7 @@ def plan_sweep(
         style_weight=_axis("style_weight", style_weight),
         tv_weight=_axis("tv_weight", tv_weight),
         style_layer_weights=_axis("style_layer_weights", style_layer_weights),
+        style_blend=_axis("style_blend", style_blend),
         seed=_axis("seed", seed),
     )
 
@@ -275,6 +297,11 @@ def plan_sweep(
             f" init {s.init} every seed gives the same image"
         )
     _check_starts(starts, len(resolved))
+    styles = len(style_list(style))
+    for blend in grid["style_blend"]:  # one weight per style image, sum > 0
+        if blend is not None:
+            blend_weights(blend, styles)
+    blended = len(grid["style_blend"]) > 1  # each cell its own targets
     p = get_preset(s.preset)
 
     timings: dict[str, float] = {}
@@ -298,8 +325,17 @@ def plan_sweep(
         cells_per_device(len(x0), cell_groups(mesh)),
     )
     targets = prepare_targets(
-        params, objective, content_img, style_imgs, s, kernels=kernels, mask=mask_weights
+        params,
+        objective,
+        content_img,
+        style_imgs,
+        s,
+        kernels=kernels,
+        mask=mask_weights,
+        separate=blended,
     )
+    if blended:
+        targets = cell_targets(targets, [c.style_blend for c in resolved])
     timings["targets"] = time.perf_counter() - t
     shared = {k: v for k, v in dataclasses.asdict(whole[0]).items() if k not in AXES}
     fingerprint = as_json(
@@ -322,6 +358,7 @@ def plan_sweep(
         starts=x0,
         weights=[c.loss_weights() for c in resolved],
         targets=targets,
+        per_cell_targets=blended,
         mesh=mesh,
         kernels=kernels,
         timings=timings,
@@ -339,6 +376,17 @@ def plan_sweep(
             starts=list(images),
         ),
     )
+
+
+def cell_targets(per_style: Targets, blends: Sequence[Sequence[float] | None]) -> list[Targets]:
+    """One :class:`~jaxstyle.objective.Targets` per cell: ``per_style``'s Grams of each
+    style image {layer: (S, C, C)} blended by the cell's blend into {layer: (C, C)}
+    (:func:`~jaxstyle.objective.blend_grams`; each distinct blend once), the rest shared."""
+    styles = len(next(iter(per_style.style.values())))
+    mixed = {
+        b: blend_grams(per_style.style, blend_weights(b, styles)) for b in dict.fromkeys(blends)
+    }
+    return [dataclasses.replace(per_style, style=mixed[b]) for b in blends]
 
 
 def _check_starts(starts: Any, cells: int) -> None:
@@ -366,14 +414,15 @@ def sweep(
     callback_every: int = 0,
     **grid: Any,
 ) -> SweepResult:
-    """Stylize a grid of loss weights and seeds in one compilation and one optimisation.
+    """Stylize a grid of loss weights, style blends and seeds in one compilation and one
+    optimisation.
 
     Each axis is a scalar (fixed) or a list of values (swept);
-    ``style_layer_weights`` is one tuple (one per style layer) or a list of
-    them. Cells are the Cartesian product in :data:`AXES` order
-    (content_weight, style_weight, tv_weight, style_layer_weights, seed), the
-    last varying fastest; cell i equals ``stylize`` with
-    ``result.cell_settings(i)``.
+    ``style_layer_weights`` (one per style layer) and ``style_blend`` (one per
+    style image) are one tuple or a list of them. Cells are the Cartesian
+    product in :data:`AXES` order (content_weight, style_weight, tv_weight,
+    style_layer_weights, style_blend, seed), the last varying fastest; cell i
+    equals ``stylize`` with ``result.cell_settings(i)``.
 
     Args:
       content, style: as :func:`jaxstyle.stylize` (content None: texture
@@ -389,9 +438,9 @@ def sweep(
         :class:`~jaxstyle.live_view.LiveView` of them, labelled by their cells:
         :func:`plan_sweep`).
       **grid: the axes ``content_weight``, ``style_weight``, ``tv_weight``,
-        ``style_layer_weights``, ``seed``; ``preset``, ``weights``, ``devices``
-        (to shard the cells over; default all), ``split_image``, ``mask`` and the
-        shared settings
+        ``style_layer_weights``, ``style_blend``, ``seed``; ``preset``,
+        ``weights``, ``devices`` (to shard the cells over; default all),
+        ``split_image``, ``mask`` and the shared settings
         (``size``, ``steps``, ``optimizer``, ``learning_rate``, layers,
         ``pooling``, ``init``, ``coarse_to_fine``, ...) as for ``stylize``: see
         :func:`plan_sweep`.
@@ -402,6 +451,7 @@ def sweep(
     Example:
       >>> r = sweep(photo, painting, content_weight=[1, 5], style_weight=[1e2, 1e3])
       >>> r.cells[1]["style_weight"], r.images.shape  # (1000.0, (4, H, W, 3))
+      >>> r = sweep(photo, [starry, scream], style_blend=[(1, 0), (0.5, 0.5), (0, 1)])
     """
     check_every("checkpoint every", checkpoint_every)
     check_every("callback_every", callback_every)

@@ -49,7 +49,7 @@ def key(
         digest.update(array.data)
     blend = blend if blend is None or isinstance(blend, str) else tuple(map(float, blend))
     parts = (content is None, digest.hexdigest(), len(styles), blend, content_shape)
-    return executables.environment_digest("targets 1", fingerprint(weights), objective, parts)
+    return executables.environment_digest("targets 2", fingerprint(weights), objective, parts)
 
 
 def load(key: str | None) -> Targets | None:

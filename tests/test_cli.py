@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import importlib
 import json
 import os
@@ -121,6 +122,33 @@ def test_texture_mode_and_init_from_image(pair, tmp_path):
     assert json.loads(out.with_suffix(".json").read_text())["settings"]["content_weight"] == 0.0
     out2 = tmp_path / "init.png"
     assert stylize(*pair, "-o", out2, *SMALL, "--init", pair[1]) == 0
+
+
+def test_sweep_over_style_blends_names_each_cell_by_its_blend(pair, shared_image, tmp_path, capsys):
+    """The interpolation between two styles as one sweep (tests/test_sweep.py's BLEND:
+    the same programs): a PNG per cell named by its blend, a grid, sweep.csv/json with
+    the blend; another blend into the same directory is another sweep (fingerprint)."""
+    out = tmp_path / "blend"
+    images = [*pair, str(shared_image("the_scream.jpg"))]
+    blends = ["--style-blend", "1,0;0.5,0.5;0,1"]
+    assert main(["sweep", *images, "-o", str(out), *SMALL, *blends]) == 0
+    assert "wrote 3 cells" in capsys.readouterr().out
+    record = json.loads((out / "sweep.json").read_text())
+    assert record["axes"] == {"style_blend": [[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]]}
+    files = [c["file"] for c in record["cells"]]
+    assert [f.split("_")[3] for f in files] == ["blend1-0", "blend0.5-0.5", "blend0-1"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [*files, "grid.png", "sweep.json", "sweep.csv"]
+    )
+    grid = np.asarray(Image.open(out / "grid.png").convert("L"))
+    assert grid.shape[1] > 3 * 64 and grid[: grid.shape[0] - 48 - 8].min() < 128  # labels
+    rows = list(csv.DictReader((out / "sweep.csv").open()))
+    assert [(row["file"], row["style_blend"]) for row in rows] == list(
+        zip(files, ["1,0", "0.5,0.5", "0,1"], strict=True)
+    )
+    other = ["--style-blend", "1,0;0.25,0.75;0,1"]
+    assert main(["sweep", *images, "-o", str(out), *SMALL, *other]) == 2
+    assert "holds a finished sweep with other settings" in capsys.readouterr().err
 
 
 def test_texture_with_no_image_synthesises_the_built_in_painting(tmp_path, capsys):

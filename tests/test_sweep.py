@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -501,3 +502,129 @@ def test_cli_coarse_to_fine_sweep_records_its_passes(pair, tmp_path, capsys):
     capsys.readouterr()
     assert main(args) == 0 and "nothing to do" in capsys.readouterr().out
     assert main([*args[:-2], "--coarse-to-fine", "48"]) == 2
+
+
+BLENDS = [(1.0, 0.0), (0.5, 0.5), (0.0, 1.0)]
+BLEND = dict(size=SIZE, steps=3, optimizer="adam", style_blend=BLENDS)  # test_cli's too
+
+
+@pytest.fixture(scope="module")
+def styles(shared_image, pair):
+    return [pair[1], str(shared_image("the_scream.jpg"))]
+
+
+@pytest.fixture(scope="module")
+def blend_plan(vgg_weights, pair, styles):
+    """The interpolation between two styles, 3 cells."""
+    return plan_sweep(pair[0], styles, weights=vgg_weights, **BLEND)
+
+
+@pytest.fixture(scope="module")
+def blend_grid(blend_plan):
+    return blend_plan.run()
+
+
+def test_blend_axis_cells_equal_single_runs_with_their_blend(vgg_weights, pair, styles, blend_grid):
+    r = blend_grid
+    assert [c["style_blend"] for c in r.cells] == BLENDS and r.axes == {"style_blend": BLENDS}
+    assert np.abs(r.images[0] - r.images[2]).mean() > 1e-2  # one style, then the other
+    for i in range(3):
+        single = single_run(vgg_weights, (pair[0], styles), r.cell_settings(i))
+        assert_cell_equals_single_run(r, i, single)
+
+
+def test_blend_axis_targets_are_compute_targets_with_each_cells_blend(
+    vgg_weights, pair, styles, blend_plan
+):
+    """Each style image's Grams once (kept in the target cache, as for one mask per
+    style), then each cell's blend of them: what ``compute_targets`` gives that blend."""
+    from jaxstyle import target_cache
+    from jaxstyle.inputs import prepare_images
+    from jaxstyle.objective import compute_targets
+
+    plan = blend_plan
+    content, images, _ = prepare_images(pair[0], styles, plan.settings)
+    assert plan.per_cell_targets
+    for i, blend in enumerate(BLENDS):
+        expected = compute_targets(vgg_weights, plan.objective, content, images, blend=blend)
+        for kind in ("content", "style"):
+            for layer, target in getattr(expected, kind).items():
+                np.testing.assert_array_equal(getattr(plan.args.targets, kind)[layer][i], target)
+    key = target_cache.key(vgg_weights, plan.objective, content, images, "separate", (48, 64))
+    cached = target_cache.load(key)
+    assert cached is not None and cached.style["relu1_1"].shape == (2, 64, 64)
+
+
+def test_blend_axis_coarse_to_fine_replans_each_pass_with_the_blends(vgg_weights, pair, styles):
+    """A coarse-to-fine pass after the first is planned from the given arguments: the
+    blend axis with them (each cell its own targets at the pass's size)."""
+    plan = plan_sweep(pair[0], styles, weights=vgg_weights, **BLEND, coarse_to_fine=32)
+    assert plan.per_cell_targets and plan.x0.shape == (3, 24, 32, 3)
+    later = plan.replan(*plan.later[0], np.asarray(plan.x0))
+    assert later.per_cell_targets and later.cells == plan.cells and later.x0.shape[1:3] == (48, 64)
+    grams = later.args.targets.style["relu1_1"]
+    assert grams.shape == (3, 64, 64) and not np.allclose(grams[0], grams[2])
+
+
+def test_write_sweep_names_the_blend(blend_grid, tmp_path, monkeypatch):
+    """Files, grid labels, sweep.json and sweep.csv name the swept blend."""
+    from jaxstyle import sweep_output
+
+    labels = []
+    grid = sweep_output.labelled_grid
+
+    def labelled(images, rows, columns, **options):
+        labels.append((rows, columns))
+        return grid(images, rows, columns, **options)
+
+    monkeypatch.setattr(sweep_output, "labelled_grid", labelled)
+    r = blend_grid
+    jaxstyle.write_sweep(r, tmp_path)
+    files = cell_files(r.cells, r.axes)
+    assert files[1].endswith("_tv0.001_blend0.5-0.5_seed0.png"), files
+    assert labels == [([""], ["blend 1,0", "blend 0.5,0.5", "blend 0,1"])]
+    record = json.loads((tmp_path / "sweep.json").read_text())
+    assert record["axes"] == {"style_blend": [[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]]}
+    assert "style_blend" not in record["settings"] and record["cells"][1]["style_blend"] == [
+        0.5,
+        0.5,
+    ]
+    rows = list(csv.DictReader((tmp_path / "sweep.csv").open()))
+    assert [row["style_blend"] for row in rows] == ["1,0", "0.5,0.5", "0,1"]
+
+
+@pytest.mark.parametrize(
+    "blend,needle",
+    [
+        (
+            "1,0,1;0,1",
+            r"style blend weights must be one per style image \(2\), each >= 0, sum > 0; not 1,0,1",
+        ),
+        ("0,0;0,1", "sum > 0; not 0,0"),
+        ("1,0;-1,2", "style blend weights must be finite and >= 0"),
+        ("1,0;1,0", r"style blend values repeat: \[\(1.0, 0.0\), \(1.0, 0.0\)\]"),
+        ("1,0;0,1 --preset cnnmrf", "an MRF style loss matches the style images' patches together"),
+    ],
+)
+def test_bad_blend_axes_are_one_line_before_the_weights_load(
+    pair, styles, tmp_path, capsys, blend, needle
+):
+    """From the command line (exit 2) and from Python; the weights directory is empty,
+    so an error after loading would be another one."""
+    blend, *more = blend.split()
+    args = ["sweep", pair[0], *styles, "-o", str(tmp_path / "out"), "--size", "64", "-q"]
+    assert main([*args, "--weights", str(tmp_path), "--style-blend", blend, *more]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("jaxstyle: error: ") and "\n" not in err, err
+    assert re.search(needle, err), err
+    assert not (tmp_path / "out").exists()
+    axis = [tuple(map(float, row.split(","))) for row in blend.split(";")]
+    preset = {"preset": more[1]} if more else {}
+    with pytest.raises(jaxstyle.JaxstyleError, match=needle):
+        plan_sweep("missing.jpg", ["a.jpg", "b.jpg"], weights=tmp_path, style_blend=axis, **preset)
+
+
+def test_blend_axis_refuses_one_mask_per_style(vgg_weights, pair, styles):
+    masks = [np.ones((8, 8)), np.ones((8, 8))]
+    with pytest.raises(jaxstyle.JaxstyleError, match="styles with a mask each are not blended"):
+        plan_sweep(pair[0], styles, weights=vgg_weights, mask=masks, **BLEND)
