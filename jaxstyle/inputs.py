@@ -15,6 +15,7 @@ from jaxstyle import colors
 from jaxstyle import images as image_io
 from jaxstyle.architecture import min_side
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.objective import blend_weights
 from jaxstyle.presets import get_preset
 from jaxstyle.settings import MIN_SIZE, Settings
 
@@ -88,7 +89,7 @@ def prepare_images(
     styles = style_list(style)
     if not styles:
         raise JaxstyleError("at least one style image is needed")
-    _check_blend(settings.style_blend, len(styles))
+    blend_weights(settings.style_blend, len(styles))  # before any image is read
     if content is None and settings.preserve_colors:
         raise JaxstyleError("preserving colours needs a content image (texture synthesis has none)")
     content_img = None if content is None else as_image(content)
@@ -107,17 +108,6 @@ def prepare_images(
     for img in style_imgs:
         _check_sides("style", img, (), *sides[1:])
     return _recolor(settings.preserve_colors, content_img, style_imgs)
-
-
-def _check_blend(blend: tuple[float, ...] | None, styles: int) -> None:
-    """Refuse style blend weights (checked >= 0 by the settings) unless there is one
-    per style image and not all are 0: before any image is read."""
-    if blend is not None and len(blend) != styles:
-        raise JaxstyleError(
-            f"style blend weights must be one per style image ({styles}), not {len(blend)}"
-        )
-    if blend is not None and not any(blend):
-        raise JaxstyleError("style blend weights must not all be 0")
 
 
 def _recolor(mode: str | None, content: np.ndarray | None, styles: list[np.ndarray]) -> Images:

@@ -215,7 +215,7 @@ def _job(line: int, row: Any, base: Path) -> Job:
     if not row.get("style"):
         raise JaxstyleError("no style image")
     styles = _paths("style", row["style"], base)
-    overrides = {name: _number(name, row[name]) for name in NUMBERS if name in row}
+    overrides: dict[str, Any] = {name: _number(name, row[name]) for name in NUMBERS if name in row}
     overrides.update({name: _numbers(name, row[name]) for name in LISTS if name in row})
     output = row.get("output") or f"{(content or styles[0]).stem}_{styles[0].stem}.png"
     mask = _paths("mask", row["mask"], base) if row.get("mask") else None

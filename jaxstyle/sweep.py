@@ -299,8 +299,7 @@ def plan_sweep(
     _check_starts(starts, len(resolved))
     styles = len(style_list(style))
     for blend in grid["style_blend"]:  # one weight per style image, sum > 0
-        if blend is not None:
-            blend_weights(blend, styles)
+        blend_weights(blend, styles)
     blended = len(grid["style_blend"]) > 1  # each cell its own targets
     p = get_preset(s.preset)
 

@@ -424,7 +424,9 @@ def test_rows_blend_their_style_images_as_stylize_does(vgg_weights, images, tmp_
     report = jaxstyle.batch(manifest, tmp_path / "out", weights=vgg_weights, size=64, **SETTINGS)
     failed = {e.line: e.message for e in report.failed}
     assert sorted(failed) == [3, 4, 5] and [p.name for p in report.written] == ["a.png", "b.png"]
-    assert failed[3] == "style blend weights must be one per style image (2), not 3"
+    assert failed[3] == (
+        "style blend weights must be one per style image (2), each >= 0, sum > 0; not 1,2,3"
+    )
     assert failed[4] == "style_blend must be a number, not 'much'"
     assert failed[5] == "style blend weights must be finite and >= 0"
     for name, blend in (("a", (0.8, 0.2)), ("b", (0.2, 0.8))):

@@ -200,9 +200,9 @@ def bad_cases(pair, tmp_path):
         "infinite style blend": ([*pair, pair[1], *ok, "--style-blend", "1,inf"], "finite"),
         "style blend of 3 for 2 styles": (
             [*pair, pair[1], *ok, "--style-blend", "1,1,1"],
-            "style blend weights must be one per style image (2), not 3",
+            "style blend weights must be one per style image (2), each >= 0, sum > 0; not 1,1,1",
         ),
-        "style blend all 0": ([*pair, pair[1], *ok, "--style-blend", "0,0"], "not all be 0"),
+        "style blend all 0": ([*pair, pair[1], *ok, "--style-blend", "0,0"], "sum > 0; not 0,0"),
         "infinite learning rate": ([*pair, *ok, "--lr", "inf"], "learning rate"),
         "learning rate for L-BFGS": ([*pair, "-o", tmp_path / "o.png", "--lr", "0.5"], "--lr"),
         "texture from the content": (["--texture", pair[1], *ok, "--init", "content"], "noise"),
