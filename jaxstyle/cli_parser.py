@@ -334,7 +334,9 @@ def _setting_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> No
         type=_tuples(float) if sweep else _csv(float),
         help="one per style layer" + ("; a sweep axis: tuples separated by ';'" if sweep else ""),
     )
-    p.add_argument("--style-scale", type=float, help="style image size relative to --size (1)")
+    p.add_argument(
+        "--style-scale", type=number, help=axis("style image size relative to --size (1)")
+    )
     p.add_argument(
         "--style-blend",
         type=_tuples(float) if sweep else _csv(float),
@@ -375,7 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     _stylize_arguments(sub.add_parser("stylize", help="paint an image in the style of others"))
     _sweep_arguments(
         sub.add_parser(
-            "sweep", help="a grid of loss weights, style blends and seeds in one vmapped run"
+            "sweep",
+            help="a grid of loss weights, style scales, style blends and seeds in one vmapped run",
         )
     )
     _batch_arguments(

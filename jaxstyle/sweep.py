@@ -1,5 +1,5 @@
-"""``sweep``: a grid of loss weights, style blends and seeds as one compiled, vmapped,
-sharded optimisation.
+"""``sweep``: a grid of loss weights, style scales, style blends and seeds as one compiled,
+vmapped, sharded optimisation.
 
 Cells are the Cartesian product of the axes in :data:`AXES` order, the last
 axis varying fastest (``itertools.product``). The cells run as one
@@ -8,10 +8,11 @@ optimiser state and L-BFGS line search), sharded over the devices, resumable
 from checkpoints. Content and style targets are computed once and shared by
 all cells (not batched); J and ∇J come from
 :func:`jaxstyle.batching.shared_loss_fn`, which keeps the VGG weights and targets
-unbatched even inside optax's per-cell ``lax.cond``. A style blend axis is the
-exception: each style image's Grams are computed once and blended per cell
-(:func:`jaxstyle.objective.blend_grams`), so each cell holds its own targets
-(the content features and the blended Grams: a few MB per cell).
+unbatched even inside optax's per-cell ``lax.cond``. A style scale or blend axis
+is the exception: the targets are computed once per scale (each style image's
+Grams, blended per cell by :func:`jaxstyle.objective.blend_grams` on a blend
+axis), so each cell holds its own targets (the content features and its Grams: a
+few MB per cell).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ AXES = (
     "style_weight",
     "tv_weight",
     "style_layer_weights",
+    "style_scale",
     "style_blend",
     "seed",
 )
@@ -68,8 +70,8 @@ class SweepResult(CellsResult):
 
     Attributes:
       cells: N dicts {axis: value} with every :data:`AXES` value of the cell
-        (``style_layer_weights`` a tuple, ``style_blend`` a tuple or None), in
-        cell order.
+        (``style_layer_weights`` a tuple, ``style_scale`` a float, ``style_blend``
+        a tuple or None), in cell order.
       axes: {axis: values} of the swept axes only (more than one value), in
         :data:`AXES` order.
       settings: the shared settings; its :data:`AXES` fields are cell 0's
@@ -115,7 +117,7 @@ def _axis(name: str, value: Any) -> list:
 @dataclasses.dataclass(kw_only=True)
 class SweepPlan(CellPlan):
     """A prepared sweep: the cells' :class:`~jaxstyle.cells.CellPlan` (shared targets;
-    each cell's own with a style blend axis) and what they are: resolved cells,
+    each cell's own with a style scale or blend axis) and what they are: resolved cells,
     swept axes, shared settings, a ``fingerprint`` of the whole sweep (settings,
     weights, images) for checkpoints, and the content whose chroma the results
     take back (see :attr:`jaxstyle.inputs.Images.original`). A coarse-to-fine
@@ -207,6 +209,7 @@ def plan_sweep(
     style_weight: float | Sequence[float] | None = None,
     tv_weight: float | Sequence[float] | None = None,
     style_layer_weights: Sequence[float] | Sequence[Sequence[float]] | None = None,
+    style_scale: float | Sequence[float] | None = None,
     style_blend: Sequence[float] | Sequence[Sequence[float]] | None = None,
     seed: int | Sequence[int] | None = None,
     preset: str = DEFAULT_PRESET,
@@ -226,7 +229,8 @@ def plan_sweep(
 
     Every cell's settings are checked (e.g. a negative weight, or a style blend
     without one weight per style image, raises :class:`JaxstyleError`) before
-    anything is loaded. With ``coarse_to_fine`` sizes the plan is the first
+    anything is loaded, and every scale's style images (e.g. too small for VGG19)
+    before the weights load. With ``coarse_to_fine`` sizes the plan is the first
     pass's, at the first size, and :meth:`SweepPlan.run` runs every pass, each
     cell starting from its own result of the pass before, upsampled (as
     :func:`jaxstyle.stylize` does).
@@ -237,6 +241,10 @@ def plan_sweep(
         of numbers (a swept axis).
       style_layer_weights: one tuple (one weight per style layer) or a list of
         them (an axis).
+      style_scale: a number (the style images' size relative to the output:
+        fixed, the targets shared) or a list of them (an axis: each scale's
+        targets computed once, each cell with its scale's; not with a texture,
+        whose size is its style image's, nor the MRF style loss).
       style_blend: one tuple (one weight per style image: a fixed blend, the
         targets shared) or a list of them (an axis: each style image's Grams
         computed once, blended per cell, each cell with its own targets).
@@ -255,6 +263,7 @@ def plan_sweep(
         style_weight=style_weight,
         tv_weight=tv_weight,
         style_layer_weights=style_layer_weights,
+        style_scale=style_scale,
         style_blend=style_blend,
         seed=seed,
         preset=preset,
@@ -272,6 +281,7 @@ def plan_sweep(
         style_weight=_axis("style_weight", style_weight),
         tv_weight=_axis("tv_weight", tv_weight),
         style_layer_weights=_axis("style_layer_weights", style_layer_weights),
+        style_scale=_axis("style_scale", style_scale),
         style_blend=_axis("style_blend", style_blend),
         seed=_axis("seed", seed),
     )
@@ -301,12 +311,16 @@ def plan_sweep(
     for blend in grid["style_blend"]:  # one weight per style image, sum > 0
         blend_weights(blend, styles)
     blended = len(grid["style_blend"]) > 1  # each cell its own targets
+    scaled = len(grid["style_scale"]) > 1  # each cell its scale's targets
+    _check_scale_axis(scaled, content is None, s.style_loss)
     p = get_preset(s.preset)
 
     timings: dict[str, float] = {}
     t = time.perf_counter()
+    by_scale = {c.style_scale: c for c in resolved}  # a cell of each scale
+    images = {x: prepare_images(content, style, c) for x, c in by_scale.items()}  # checked
     params = weights if isinstance(weights, VGG19Weights) else load_vgg19(weights)
-    content_img, style_imgs, original = prepare_images(content, style, s)
+    content_img, style_imgs, original = images[s.style_scale]  # the content: every scale's
     shape = output_shape(content_img, style_imgs)
     start = s.init if init_label != "image" else init
     x0 = [
@@ -320,21 +334,24 @@ def plan_sweep(
     objective = s.objective(p)
     kernels = objective.winograd_kernels(
         shape,
-        [img.shape[:2] for img in style_imgs],
+        [img.shape[:2] for scale in images.values() for img in scale.styles],
         cells_per_device(len(x0), cell_groups(mesh)),
     )
-    targets = prepare_targets(
-        params,
-        objective,
-        content_img,
-        style_imgs,
-        s,
-        kernels=kernels,
-        mask=mask_weights,
-        separate=blended,
-    )
-    if blended:
-        targets = cell_targets(targets, [c.style_blend for c in resolved])
+    per_scale = {
+        x: prepare_targets(
+            params,
+            objective,
+            content_img,
+            images[x].styles,
+            c,
+            kernels=kernels,
+            mask=mask_weights,
+            separate=blended,
+        )
+        for x, c in by_scale.items()
+    }
+    per_cell = blended or scaled
+    targets = cell_targets(per_scale, resolved, blended) if per_cell else per_scale[s.style_scale]
     timings["targets"] = time.perf_counter() - t
     shared = {k: v for k, v in dataclasses.asdict(whole[0]).items() if k not in AXES}
     fingerprint = as_json(
@@ -344,7 +361,7 @@ def plan_sweep(
             "weights": params.name,
             "content": None if content_img is None else array_digest(content_img),
             "start": [array_digest(x) for x in x0],
-            "styles": [array_digest(x) for x in style_imgs],
+            "styles": [array_digest(x) for scale in images.values() for x in scale.styles],
             **({} if original is None else {"original": array_digest(original)}),
             **({} if mask_weights is None else {"mask": array_digest(mask_weights)}),
         }
@@ -357,7 +374,7 @@ def plan_sweep(
         starts=x0,
         weights=[c.loss_weights() for c in resolved],
         targets=targets,
-        per_cell_targets=blended,
+        per_cell_targets=per_cell,
         mesh=mesh,
         kernels=kernels,
         timings=timings,
@@ -377,15 +394,41 @@ def plan_sweep(
     )
 
 
-def cell_targets(per_style: Targets, blends: Sequence[Sequence[float] | None]) -> list[Targets]:
-    """One :class:`~jaxstyle.objective.Targets` per cell: ``per_style``'s Grams of each
-    style image {layer: (S, C, C)} blended by the cell's blend into {layer: (C, C)}
-    (:func:`~jaxstyle.objective.blend_grams`; each distinct blend once), the rest shared."""
-    styles = len(next(iter(per_style.style.values())))
-    mixed = {
-        b: blend_grams(per_style.style, blend_weights(b, styles)) for b in dict.fromkeys(blends)
-    }
-    return [dataclasses.replace(per_style, style=mixed[b]) for b in blends]
+def cell_targets(
+    per_scale: dict[float, Targets], cells: Sequence[Settings], blend: bool
+) -> list[Targets]:
+    """One :class:`~jaxstyle.objective.Targets` per cell: those of the cell's style
+    scale in ``per_scale``; with ``blend`` their Grams of each style image
+    {layer: (S, C, C)} blended by the cell's blend into {layer: (C, C)}
+    (:func:`~jaxstyle.objective.blend_grams`). Each distinct (scale, blend) once."""
+
+    def targets(scale: float, weights: tuple[float, ...] | None) -> Targets:
+        shared = per_scale[scale]
+        if not blend:
+            return shared
+        styles = len(next(iter(shared.style.values())))
+        grams = blend_grams(shared.style, blend_weights(weights, styles))
+        return dataclasses.replace(shared, style=grams)
+
+    keys = [(c.style_scale, c.style_blend) for c in cells]
+    made = {key: targets(*key) for key in dict.fromkeys(keys)}
+    return [made[key] for key in keys]
+
+
+def _check_scale_axis(scaled: bool, texture: bool, style_loss: str) -> None:
+    """Refuse a style scale axis (``scaled``) for a texture (its output is its style
+    image's size, so each scale's another) or an MRF ``style_loss`` (its targets,
+    the style patches, are as many as the style's size gives: not stacked per cell)."""
+    if scaled and texture:
+        raise JaxstyleError(
+            "a style scale axis needs a content image: a texture is its style image's "
+            "size, so each scale would be another size"
+        )
+    if scaled and style_loss == "mrf":
+        raise JaxstyleError(
+            "an MRF style loss has as many style patches as the style's size gives: "
+            "no style scale axis"
+        )
 
 
 def _check_starts(starts: Any, cells: int) -> None:
@@ -413,15 +456,15 @@ def sweep(
     callback_every: int = 0,
     **grid: Any,
 ) -> SweepResult:
-    """Stylize a grid of loss weights, style blends and seeds in one compilation and one
-    optimisation.
+    """Stylize a grid of loss weights, style scales, style blends and seeds in one
+    compilation and one optimisation.
 
     Each axis is a scalar (fixed) or a list of values (swept);
     ``style_layer_weights`` (one per style layer) and ``style_blend`` (one per
     style image) are one tuple or a list of them. Cells are the Cartesian
     product in :data:`AXES` order (content_weight, style_weight, tv_weight,
-    style_layer_weights, style_blend, seed), the last varying fastest; cell i
-    equals ``stylize`` with ``result.cell_settings(i)``.
+    style_layer_weights, style_scale, style_blend, seed), the last varying
+    fastest; cell i equals ``stylize`` with ``result.cell_settings(i)``.
 
     Args:
       content, style: as :func:`jaxstyle.stylize` (content None: texture
@@ -437,7 +480,7 @@ def sweep(
         :class:`~jaxstyle.live_view.LiveView` of them, labelled by their cells:
         :func:`plan_sweep`).
       **grid: the axes ``content_weight``, ``style_weight``, ``tv_weight``,
-        ``style_layer_weights``, ``style_blend``, ``seed``; ``preset``,
+        ``style_layer_weights``, ``style_scale``, ``style_blend``, ``seed``; ``preset``,
         ``weights``, ``devices`` (to shard the cells over; default all),
         ``split_image``, ``mask`` and the shared settings
         (``size``, ``steps``, ``optimizer``, ``learning_rate``, layers,
@@ -451,6 +494,7 @@ def sweep(
       >>> r = sweep(photo, painting, content_weight=[1, 5], style_weight=[1e2, 1e3])
       >>> r.cells[1]["style_weight"], r.images.shape  # (1000.0, (4, H, W, 3))
       >>> r = sweep(photo, [starry, scream], style_blend=[(1, 0), (0.5, 0.5), (0, 1)])
+      >>> r = sweep(photo, painting, style_scale=[0.5, 1, 2])  # the strokes' size
     """
     check_every("checkpoint every", checkpoint_every)
     check_every("callback_every", callback_every)

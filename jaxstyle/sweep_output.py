@@ -21,12 +21,13 @@ SHORT = {
     "style_weight": "style",
     "tv_weight": "tv",
     "style_layer_weights": "layers",
+    "style_scale": "scale",
     "style_blend": "blend",
     "seed": "seed",
 }
 """Each axis's short name, used in file names and grid labels."""
 
-NAMED_WHEN_SWEPT = ("style_layer_weights", "style_blend")
+NAMED_WHEN_SWEPT = ("style_layer_weights", "style_scale", "style_blend")
 """The axes a cell's file name names only when they are swept."""
 
 SUMMARY_FILES = ("grid.png", "sweep.json", "sweep.csv")
@@ -44,10 +45,10 @@ def cell_files(cells: list[dict], axes: dict) -> list[str]:
     """One PNG name per cell from its settings, e.g. ``content5_style1000_tv0.001_seed0.png``.
 
     Content, style, TV weights and seed always appear; the style layer weights
-    (``layers1-0.5-1-1-1``) and the style blend (``blend0.75-0.25``) only when
-    swept. Names are stable and filesystem-safe (digits, letters, ``.+-_``); if
-    two cells' values print the same, every name gets its cell index as a
-    prefix (``cell003_...``).
+    (``layers1-0.5-1-1-1``), the style scale (``scale0.5``) and the style blend
+    (``blend0.75-0.25``) only when swept. Names are stable and filesystem-safe
+    (digits, letters, ``.+-_``); if two cells' values print the same, every name
+    gets its cell index as a prefix (``cell003_...``).
     """
     names = [
         "_".join(

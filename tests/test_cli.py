@@ -124,30 +124,54 @@ def test_texture_mode_and_init_from_image(pair, tmp_path):
     assert stylize(*pair, "-o", out2, *SMALL, "--init", pair[1]) == 0
 
 
-def test_sweep_over_style_blends_names_each_cell_by_its_blend(pair, shared_image, tmp_path, capsys):
-    """The interpolation between two styles as one sweep (tests/test_sweep.py's BLEND:
-    the same programs): a PNG per cell named by its blend, a grid, sweep.csv/json with
-    the blend; another blend into the same directory is another sweep (fingerprint)."""
-    out = tmp_path / "blend"
-    images = [*pair, str(shared_image("the_scream.jpg"))]
-    blends = ["--style-blend", "1,0;0.5,0.5;0,1"]
-    assert main(["sweep", *images, "-o", str(out), *SMALL, *blends]) == 0
+@pytest.mark.parametrize(
+    "option,values,other,axes,names,column",
+    [
+        (
+            "--style-blend",
+            "1,0;0.5,0.5;0,1",
+            "1,0;0.25,0.75;0,1",
+            {"style_blend": [[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]]},
+            ["blend1-0", "blend0.5-0.5", "blend0-1"],
+            ["1,0", "0.5,0.5", "0,1"],
+        ),
+        (
+            "--style-scale",
+            "0.5,1,2",
+            "0.5,2",
+            {"style_scale": [0.5, 1.0, 2.0]},
+            ["scale0.5", "scale1", "scale2"],
+            ["0.5", "1.0", "2.0"],
+        ),
+    ],
+)
+def test_sweep_over_style_blends_or_scales_names_each_cell_by_its_value(
+    pair, shared_image, tmp_path, capsys, option, values, other, axes, names, column
+):
+    """The interpolation between two styles, or one style at three scales, as one sweep
+    (tests/test_sweep.py's BLEND and SCALE: the same programs): a PNG per cell named by
+    its blend or scale, a labelled grid, sweep.csv/json with them; the same sweep again
+    is done, another blend or scale set into the same directory is another sweep
+    (fingerprint)."""
+    out = tmp_path / "sweep"
+    axis = next(iter(axes))
+    images = [*pair, str(shared_image("the_scream.jpg"))] if axis == "style_blend" else pair
+    assert main(["sweep", *images, "-o", str(out), *SMALL, option, values]) == 0
     assert "wrote 3 cells" in capsys.readouterr().out
     record = json.loads((out / "sweep.json").read_text())
-    assert record["axes"] == {"style_blend": [[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]]}
+    assert record["axes"] == axes
     files = [c["file"] for c in record["cells"]]
-    assert [f.split("_")[3] for f in files] == ["blend1-0", "blend0.5-0.5", "blend0-1"]
+    assert [f.split("_")[3] for f in files] == names
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [*files, "grid.png", "sweep.json", "sweep.csv"]
     )
     grid = np.asarray(Image.open(out / "grid.png").convert("L"))
     assert grid.shape[1] > 3 * 64 and grid[: grid.shape[0] - 48 - 8].min() < 128  # labels
     rows = list(csv.DictReader((out / "sweep.csv").open()))
-    assert [(row["file"], row["style_blend"]) for row in rows] == list(
-        zip(files, ["1,0", "0.5,0.5", "0,1"], strict=True)
-    )
-    other = ["--style-blend", "1,0;0.25,0.75;0,1"]
-    assert main(["sweep", *images, "-o", str(out), *SMALL, *other]) == 2
+    assert [(row["file"], row[axis]) for row in rows] == list(zip(files, column, strict=True))
+    assert main(["sweep", *images, "-o", str(out), *SMALL, option, values]) == 0
+    assert "already holds this finished sweep: nothing to do" in capsys.readouterr().out
+    assert main(["sweep", *images, "-o", str(out), *SMALL, option, other]) == 2
     assert "holds a finished sweep with other settings" in capsys.readouterr().err
 
 

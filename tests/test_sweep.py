@@ -566,31 +566,50 @@ def test_blend_axis_coarse_to_fine_replans_each_pass_with_the_blends(vgg_weights
     assert grams.shape == (3, 64, 64) and not np.allclose(grams[0], grams[2])
 
 
-def test_write_sweep_names_the_blend(blend_grid, tmp_path, monkeypatch):
-    """Files, grid labels, sweep.json and sweep.csv name the swept blend."""
+@pytest.mark.parametrize(
+    "grid,axis,file,labels,values",
+    [
+        (
+            "blend_grid",
+            "style_blend",
+            "_tv0.001_blend0.5-0.5_seed0.png",
+            ["blend 1,0", "blend 0.5,0.5", "blend 0,1"],
+            ["1,0", "0.5,0.5", "0,1"],
+        ),
+        (
+            "scale_grid",
+            "style_scale",
+            "_tv0.001_scale1_seed0.png",
+            ["scale 0.5", "scale 1", "scale 2"],
+            ["0.5", "1.0", "2.0"],
+        ),
+    ],
+)
+def test_write_sweep_names_the_swept_blend_or_scale(
+    request, tmp_path, monkeypatch, grid, axis, file, labels, values
+):
+    """Files, grid labels, sweep.json and sweep.csv name the swept blend or scale."""
     from jaxstyle import sweep_output
 
-    labels = []
-    grid = sweep_output.labelled_grid
+    drawn = []
+    labelled_grid = sweep_output.labelled_grid
 
     def labelled(images, rows, columns, **options):
-        labels.append((rows, columns))
-        return grid(images, rows, columns, **options)
+        drawn.append((rows, columns))
+        return labelled_grid(images, rows, columns, **options)
 
     monkeypatch.setattr(sweep_output, "labelled_grid", labelled)
-    r = blend_grid
+    r = request.getfixturevalue(grid)
     jaxstyle.write_sweep(r, tmp_path)
     files = cell_files(r.cells, r.axes)
-    assert files[1].endswith("_tv0.001_blend0.5-0.5_seed0.png"), files
-    assert labels == [([""], ["blend 1,0", "blend 0.5,0.5", "blend 0,1"])]
+    assert files[1].endswith(file), files
+    assert drawn == [([""], labels)]
     record = json.loads((tmp_path / "sweep.json").read_text())
-    assert record["axes"] == {"style_blend": [[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]]}
-    assert "style_blend" not in record["settings"] and record["cells"][1]["style_blend"] == [
-        0.5,
-        0.5,
-    ]
+    assert record["axes"] == json.loads(json.dumps(r.axes)) and list(r.axes) == [axis]
+    assert axis not in record["settings"]
+    assert record["cells"][1][axis] == json.loads(json.dumps(r.cells[1][axis]))
     rows = list(csv.DictReader((tmp_path / "sweep.csv").open()))
-    assert [row["style_blend"] for row in rows] == ["1,0", "0.5,0.5", "0,1"]
+    assert [row[axis] for row in rows] == values
 
 
 @pytest.mark.parametrize(
@@ -628,3 +647,152 @@ def test_blend_axis_refuses_one_mask_per_style(vgg_weights, pair, styles):
     masks = [np.ones((8, 8)), np.ones((8, 8))]
     with pytest.raises(jaxstyle.JaxstyleError, match="styles with a mask each are not blended"):
         plan_sweep(pair[0], styles, weights=vgg_weights, mask=masks, **BLEND)
+
+
+SCALES = [0.5, 1.0, 2.0]  # starry_night at 64 px: 32x20, 64x40, 128x80
+SCALE = dict(size=SIZE, steps=3, optimizer="adam", style_scale=SCALES)  # test_cli's too
+
+
+@pytest.fixture(scope="module")
+def scale_plan(vgg_weights, pair):
+    """The style at three scales, 3 cells (BLEND's programs)."""
+    return plan_sweep(*pair, weights=vgg_weights, **SCALE)
+
+
+@pytest.fixture(scope="module")
+def scale_checkpoint(tmp_path_factory):
+    return tmp_path_factory.mktemp("scale") / "checkpoint"
+
+
+@pytest.fixture(scope="module")
+def scale_grid(scale_plan, scale_checkpoint):
+    """The run of ``scale_plan``, its state saved after step 2 in ``scale_checkpoint``."""
+    return scale_plan.run(checkpoint=scale_plan.checkpointing(scale_checkpoint, 2))
+
+
+def test_scale_axis_cells_equal_single_runs_with_their_scale(vgg_weights, pair, scale_grid):
+    r = scale_grid
+    assert [c["style_scale"] for c in r.cells] == SCALES and r.axes == {"style_scale": SCALES}
+    assert np.abs(r.images[0] - r.images[2]).mean() > 1e-2  # small strokes, then large
+    for i in range(3):
+        assert_cell_equals_single_run(r, i, single_run(vgg_weights, pair, r.cell_settings(i)))
+
+
+def test_scale_axis_targets_are_compute_targets_at_each_cells_scale(vgg_weights, pair, scale_plan):
+    """Each scale's style images, and their Grams; the content's features every cell's."""
+    import dataclasses
+
+    from jaxstyle.inputs import prepare_images
+    from jaxstyle.objective import compute_targets
+
+    plan = scale_plan
+    assert plan.per_cell_targets
+    sides = []
+    for i, scale in enumerate(SCALES):
+        settings = dataclasses.replace(plan.settings, style_scale=scale)
+        content, images, _ = prepare_images(*pair, settings)
+        sides.append(images[0].shape[:2])
+        expected = compute_targets(vgg_weights, plan.objective, content, images)
+        for kind in ("content", "style"):
+            for layer, target in getattr(expected, kind).items():
+                np.testing.assert_array_equal(getattr(plan.args.targets, kind)[layer][i], target)
+    assert sides == [(20, 32), (40, 64), (80, 128)]
+
+
+def test_scale_axis_resumes_its_own_checkpoint_and_refuses_other_scales(
+    vgg_weights, pair, scale_grid, scale_checkpoint
+):
+    """The cells hold their scale: the same sweep resumes from step 2 (to the same
+    images), the same scales in another order are another sweep (its cells and
+    style images differ)."""
+    again = plan_sweep(*pair, weights=vgg_weights, **SCALE)
+    resumed = again.run(checkpoint=again.checkpointing(scale_checkpoint, 2))
+    assert resumed.resumed_from == 2
+    np.testing.assert_array_equal(resumed.images, scale_grid.images)
+    other = plan_sweep(*pair, weights=vgg_weights, **{**SCALE, "style_scale": SCALES[::-1]})
+    with pytest.raises(jaxstyle.JaxstyleError, match="differing: loss weights or seeds, styles"):
+        other.run(checkpoint=other.checkpointing(scale_checkpoint, 2))
+
+
+def test_scale_and_blend_axes_cells_equal_single_runs_with_both(vgg_weights, pair, styles):
+    """2 scales x 2 blends: each scale's Grams of each style once, blended per cell."""
+    blends = [(1.0, 0.0), (0.0, 1.0)]
+    r = jaxstyle.sweep(
+        pair[0],
+        styles,
+        weights=vgg_weights,
+        **{**BLEND, "style_blend": blends},
+        style_scale=[0.5, 2.0],
+    )
+    assert [(c["style_scale"], c["style_blend"]) for c in r.cells] == [
+        (0.5, blends[0]),
+        (0.5, blends[1]),
+        (2.0, blends[0]),
+        (2.0, blends[1]),
+    ]
+    assert r.axes == {"style_scale": [0.5, 2.0], "style_blend": blends}
+    for i in range(4):
+        single = single_run(vgg_weights, (pair[0], styles), r.cell_settings(i))
+        assert_cell_equals_single_run(r, i, single)
+
+
+def test_scale_axis_coarse_to_fine_replans_each_pass_with_the_scales(vgg_weights, pair, scale_plan):
+    """A coarse-to-fine pass after the first is planned with the scale axis too: each
+    cell its scale's targets at the pass's size (scale_plan's cells 1 and 2)."""
+    scales = {**SCALE, "style_scale": SCALES[1:]}  # 0.5 at 32 px: 16x10, too small
+    plan = plan_sweep(*pair, weights=vgg_weights, **scales, coarse_to_fine=32)
+    assert plan.per_cell_targets and plan.x0.shape == (2, 24, 32, 3)
+    later = plan.replan(*plan.later[0], np.asarray(plan.x0))
+    assert later.per_cell_targets and later.cells == plan.cells and later.x0.shape[1:3] == (48, 64)
+    for layer, grams in later.args.targets.style.items():
+        np.testing.assert_array_equal(grams, scale_plan.args.targets.style[layer][1:])
+
+
+@pytest.mark.parametrize(
+    "scale,needle",
+    [
+        ("0.25,1", r"the style image is 16x10 px after resizing to 64 px; relu5_1 needs sides"),
+        ("1,0.5,1", r"style scale values repeat: \[1.0, 0.5, 1.0\]"),
+        ("1,-2", "style scale must be finite and > 0"),
+        ("1,2 --preset cnnmrf", "an MRF style loss has as many style patches as"),
+        ("1,2 --texture", "a style scale axis needs a content image"),
+        ("1,x", "expected a comma-separated list"),
+    ],
+)
+def test_bad_scale_axes_are_one_line_before_the_weights_load(pair, tmp_path, capsys, scale, needle):
+    """From the command line (exit 2) and from Python; the weights directory is empty,
+    so an error after loading would be another one."""
+    scale, *more = scale.split()
+    images = pair[1:] if more == ["--texture"] else pair
+    args = ["sweep", *images, "-o", str(tmp_path / "out"), "--size", "64", "-q"]
+    assert main([*args, "--weights", str(tmp_path), "--style-scale", scale, *more]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("jaxstyle: error: ") and "\n" not in err, err
+    assert re.search(needle, err), err
+    assert not (tmp_path / "out").exists()
+    options = {"preset": more[1]} if more[:1] == ["--preset"] else {}
+    content = None if more == ["--texture"] else pair[0]
+    axis = scale.split(",")
+    if "x" not in axis:
+        axis = [float(x) for x in axis]
+    needle = "style scale values must be numbers" if "x" in axis else needle
+    with pytest.raises(jaxstyle.JaxstyleError, match=needle):
+        plan_sweep(content, pair[1], weights=tmp_path, size=64, style_scale=axis, **options)
+
+
+def test_winograd_scale_axis_prepares_the_kernels_of_every_scales_style(vgg_weights, pair):
+    """Each scale's style images are other shapes, whose targets read their own
+    Winograd tilings: at scale 4 (256x160 px) block 3 reads F(4x4), which neither the
+    cells (48x64) nor the style at scale 1 (64x40) read; the plan stores it, and the
+    targets computed with the plan's kernels (a missing one would be refused)."""
+    plan = plan_sweep(
+        *pair,
+        weights=vgg_weights,
+        devices=jax.devices()[:1],
+        **{**SCALE, "style_scale": [1.0, 4.0]},
+        conv_algorithm="winograd",
+    )
+    assert plan.per_cell_targets and plan.x0.shape == (2, 48, 64, 3)
+    block3 = [f"conv3_{i}" for i in range(1, 5)]
+    stored = {name: sorted(ks) for name, ks in plan.args.vgg.winograd.items()}
+    assert all(stored[name] == ["f2", "f4"] for name in block3), stored
