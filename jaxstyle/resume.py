@@ -60,7 +60,10 @@ def json_digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
 
 
-FINGERPRINT_WORDS = {"cells": "loss weights or seeds", "start": "starting images"}
+FINGERPRINT_WORDS = {
+    "cells": "cells' weights, style scales, blends or seeds",
+    "start": "starting images",
+}
 """How a checkpoint mismatch names the fingerprint's parts that are not plain words."""
 
 

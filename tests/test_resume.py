@@ -46,7 +46,8 @@ def test_checkpointing_keeps_the_newest_and_refuses_another_run(tmp_path):
     other = Checkpointing(tmp_path / "ck", {"cells": [1, 3], "start": 1})
     with pytest.raises(
         jaxstyle.JaxstyleError,
-        match=r"other settings \(differing: loss weights or seeds, starting images\);",
+        match=r"other settings \(differing: cells' weights, style scales, blends or seeds, "
+        r"starting images\);",
     ):
         other.load()
     with pytest.raises(jaxstyle.JaxstyleError, match="every"):
@@ -115,7 +116,9 @@ def test_sweep_stopped_by_sigterm_resumes_to_the_uninterrupted_result(
             )
     assert err.value.exit_code == 128 + signal.SIGTERM
     assert sorted(p.name for p in ck.iterdir()) == ["run.json", "step_00000003"]
-    with pytest.raises(jaxstyle.JaxstyleError, match="differing: loss weights or seeds"):
+    with pytest.raises(
+        jaxstyle.JaxstyleError, match="differing: cells' weights, style scales, blends or seeds"
+    ):
         jaxstyle.sweep(
             *pair, weights=vgg_weights, steps=5, checkpoint_dir=ck, **{**SWEEP, "style_weight": 1}
         )
@@ -209,7 +212,9 @@ def test_stylize_with_a_checkpoint_dir_resumes_to_the_plain_result(
             jaxstyle.stylize(
                 *pair, weights=vgg_weights, checkpoint_dir=ck, checkpoint_every=1, **STYLIZE
             )
-    with pytest.raises(jaxstyle.JaxstyleError, match="differing: loss weights or seeds"):
+    with pytest.raises(
+        jaxstyle.JaxstyleError, match="differing: cells' weights, style scales, blends or seeds"
+    ):
         jaxstyle.stylize(*pair, weights=vgg_weights, checkpoint_dir=ck, style_weight=1, **STYLIZE)
     calls = []
     resumed = jaxstyle.stylize(

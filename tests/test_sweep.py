@@ -710,7 +710,10 @@ def test_scale_axis_resumes_its_own_checkpoint_and_refuses_other_scales(
     assert resumed.resumed_from == 2
     np.testing.assert_array_equal(resumed.images, scale_grid.images)
     other = plan_sweep(*pair, weights=vgg_weights, **{**SCALE, "style_scale": SCALES[::-1]})
-    with pytest.raises(jaxstyle.JaxstyleError, match="differing: loss weights or seeds, styles"):
+    with pytest.raises(
+        jaxstyle.JaxstyleError,
+        match="differing: cells' weights, style scales, blends or seeds, styles",
+    ):
         other.run(checkpoint=other.checkpointing(scale_checkpoint, 2))
 
 
