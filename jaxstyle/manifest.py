@@ -8,7 +8,7 @@ Fields of a job (JSONL keys, or CSV header columns):
   mask      optional style mask: white where the style is matched (see
             :func:`jaxstyle.stylize`'s ``mask``); one per style image (each
             style in its own region): a JSON list, or ``;``-separated
-  content_weight, style_weight, tv_weight, size, seed   optional numbers
+  content_weight, style_weight, tv_weight, size, seed, style_scale   optional numbers
   style_blend   optional weights of several style images, one per image: a JSON
             list, or ``;``-separated
 Relative paths are relative to the manifest's directory. Blank lines and lines
@@ -34,7 +34,7 @@ from jaxstyle.errors import JaxstyleError
 from jaxstyle.images import FORMATS, open_input
 from jaxstyle.paths import user_path
 
-NUMBERS = ("content_weight", "style_weight", "tv_weight", "size", "seed")
+NUMBERS = ("content_weight", "style_weight", "tv_weight", "size", "seed", "style_scale")
 INTEGERS = ("size", "seed")
 LISTS = ("style_blend",)
 """Settings a row gives as several numbers."""
@@ -52,7 +52,7 @@ class Job:
       styles: one or more style images.
       output: the output file name (no directory part).
       overrides: the row's settings {name: number} (content_weight, style_weight,
-        tv_weight, size, seed) and {"style_blend": (w, ...)}, applied over the
+        tv_weight, size, seed, style_scale) and {"style_blend": (w, ...)}, applied over the
         batch's shared settings; None (the default) is {}: none.
       mask: the style mask, a tuple of one mask per style image (each style in
         its own region), or None (the style everywhere).

@@ -442,6 +442,35 @@ def test_rows_blend_their_style_images_as_stylize_does(vgg_weights, images, tmp_
     assert np.abs(a - b).mean() > 1  # the blends differ
 
 
+def test_rows_scale_their_style_images_as_stylize_does(vgg_weights, images, tmp_path):
+    """A row's ``style_scale`` sizes its style images as ``stylize(style_scale=...)``
+    does; rows of several scales run in one chunk (Gram targets are (C, C) whatever
+    the style's size); a scale too small for VGG19 is a bad row."""
+    tubingen, starry = str(images["tubingen"]), str(images["starry_night"])
+    rows = [
+        {"content": tubingen, "style": starry, "output": "half.png", "style_scale": 0.5},
+        {"content": tubingen, "style": starry, "output": "double.png", "style_scale": "2"},
+        {"content": tubingen, "style": starry, "output": "tiny.png", "style_scale": 0.1},
+    ]
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text(
+        "content,style,output,style_scale\n"
+        + "".join(f"{r['content']},{r['style']},{r['output']},{r['style_scale']}\n" for r in rows)
+    )
+    report = jaxstyle.batch(manifest, tmp_path / "out", weights=vgg_weights, size=64, **SETTINGS)
+    assert [e.line for e in report.failed] == [4] and "relu5_1 needs" in report.failed[0].message
+    assert [b["jobs"] for b in report.buckets] == [2]
+    for name, scale in (("half", 0.5), ("double", 2.0)):
+        alone = jaxstyle.stylize(
+            tubingen, starry, weights=vgg_weights, size=64, style_scale=scale, **SETTINGS
+        )
+        written = np.asarray(Image.open(tmp_path / "out" / f"{name}.png"))
+        assert np.abs(written.astype(int) - to_uint8(alone.image)).max() <= 1
+        record = json.loads((tmp_path / "out" / f"{name}.json").read_text())
+        assert record["settings"]["style_scale"] == scale
+        np.testing.assert_allclose(record["history"]["total"], alone.history["total"], rtol=1e-4)
+
+
 def test_coarse_to_fine_jobs_equal_coarse_to_fine_runs_alone(vgg_weights, images, tmp_path):
     """Each job runs the 32 px pass, then the 64 px one from its own result, as
     ``stylize`` does; a job too small for a pass is a row error."""
