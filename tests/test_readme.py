@@ -122,3 +122,14 @@ def test_python_api_maps_every_option():
         assert named, f"jaxstyle {' '.join(command)} {'/'.join(strings)} is not in the table"
     called = set(re.findall(r"(?<![\w.])([A-Za-z_]\w*)\(", table))
     assert called and called <= set(jaxstyle.__all__), called - set(jaxstyle.__all__)
+
+
+def test_contents_list_every_section_with_its_github_anchor():
+    """The contents at the top link every ``##``/``###`` heading, in order, by the
+    anchor GitHub gives it (lower case, punctuation dropped, spaces as hyphens)."""
+    contents = README.split("**Contents**")[1].split("\n## ")[0]
+    links = re.findall(r"^ *- \[(.+)\]\(#(.+)\)$", contents, flags=re.M)
+    headings = re.findall(r"^##+ (.+)$", README, flags=re.M)
+    assert [title for title, _ in links] == headings
+    for title, target in links:
+        assert target == re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
