@@ -193,7 +193,7 @@ def _to_array(image: Image.Image) -> np.ndarray:
 # --------------------------------------------------------------- resizing
 
 
-def resize_longest(image: np.ndarray, side: int) -> np.ndarray:
+def resize_longest(image: np.ndarray, side: float) -> np.ndarray:
     """Resize (H, W, 3) so its longest side is ``side``, keeping the aspect ratio."""
     if side < 1:
         raise JaxstyleError(f"image size must be at least 1 pixel, not {side}")

@@ -3,6 +3,7 @@ resized and recoloured (``preserve_colors``), its style masks and its starting i
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from typing import Any, NamedTuple, cast
@@ -100,7 +101,8 @@ def prepare_images(
     for s in styles:
         img = as_image(s)
         side = reference or max(img.shape[:2])
-        scaled = max(MIN_SIZE, round(side * settings.style_scale))
+        scaled = side * settings.style_scale  # inf for a scale too large: refused below
+        scaled = max(MIN_SIZE, round(scaled)) if math.isfinite(scaled) else scaled
         style_imgs.append(image_io.resize_longest(img, scaled))
     patch = get_preset(settings.preset).mrf_patch_size if settings.style_loss == "mrf" else 1
     sides = (settings.content_layers, settings.style_layers, patch, settings.size)

@@ -93,6 +93,7 @@ def test_zero_steps_returns_the_resized_content(vgg_weights, pair):
         (dict(size=100_000), "size must be from 16 to 8192 pixels"),
         (dict(style_scale=500.0), "resized to at most 8192 px \\(longest side\\), not 32000:"),
         (dict(style_scale=1e300), "not 6.4e\\+301: use a smaller size or style scale$"),
+        (dict(style_scale=1e308), "not inf: use a smaller size or style scale$"),
         (dict(style_scale=float("inf")), "style scale must be finite and > 0"),
         (dict(style_scale=float("nan")), "style scale must be finite and > 0"),
         (dict(seed=1.0), "seed must be an integer"),
