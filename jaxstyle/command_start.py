@@ -20,7 +20,8 @@ def is_command() -> bool:
     ``python -m jaxstyle``), not a program importing jaxstyle."""
     argv = getattr(sys, "orig_argv", [])
     by_module = any(a == "-m" and b == "jaxstyle" for a, b in zip(argv, argv[1:], strict=False))
-    return Path(sys.argv[0]).name == "jaxstyle" or by_module
+    script = (getattr(sys, "argv", None) or [""])[0]  # an embedding may set none
+    return Path(script).name == "jaxstyle" or by_module
 
 
 @contextlib.contextmanager

@@ -570,6 +570,18 @@ def test_ctrl_c_is_noted_during_the_imports_only_in_the_command(monkeypatch, cap
         time.sleep(1)
 
 
+@pytest.mark.parametrize("argv", [[], None])
+def test_importing_with_no_argv_is_a_library_import(monkeypatch, argv):
+    """A program that empties or removes sys.argv (an embedding) still imports jaxstyle."""
+    from jaxstyle.command_start import is_command
+
+    if argv is None:
+        monkeypatch.delattr(sys, "argv")
+    else:
+        monkeypatch.setattr(sys, "argv", argv)
+    assert not is_command()
+
+
 @pytest.mark.parametrize(
     ("argv", "names"),
     [([], "'jaxstyle' needs a command: stylize, sweep, batch"), (["weights"], "fetch, convert")],
