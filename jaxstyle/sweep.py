@@ -308,8 +308,7 @@ def plan_sweep(
         )
     _check_starts(starts, len(resolved))
     styles = len(style_list(style))
-    for blend in grid["style_blend"]:  # one weight per style image, sum > 0
-        blend_weights(blend, styles)
+    _check_blends(grid["style_blend"], styles)
     blended = len(grid["style_blend"]) > 1  # each cell its own targets
     scaled = len(grid["style_scale"]) > 1  # each cell its scale's targets
     _check_scale_axis(scaled, content is None, s.style_loss)
@@ -413,6 +412,21 @@ def cell_targets(
     keys = [(c.style_scale, c.style_blend) for c in cells]
     made = {key: targets(*key) for key in dict.fromkeys(keys)}
     return [made[key] for key in keys]
+
+
+def _check_blends(blends: list, styles: int) -> None:
+    """Refuse blends that are not one weight per style image (sum > 0), or that are
+    one blend once normalised (e.g. 1,0 and 2,0: the same cells)."""
+    normalised: dict[tuple, tuple] = {}
+    for blend in blends:
+        key = tuple(blend_weights(blend, styles).tolist())
+        if key in normalised:
+            first, again = (",".join(f"{w:g}" for w in b) for b in (normalised[key], blend))
+            raise JaxstyleError(
+                f"style blends {first} and {again} are one blend (the weights are "
+                "normalised to sum 1)"
+            )
+        normalised[key] = blend
 
 
 def _check_scale_axis(scaled: bool, texture: bool, style_loss: str) -> None:

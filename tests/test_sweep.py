@@ -622,6 +622,7 @@ def test_write_sweep_names_the_swept_blend_or_scale(
         ("0,0;0,1", "sum > 0; not 0,0"),
         ("1,0;-1,2", "style blend weights must be finite and >= 0"),
         ("1,0;1,0", r"style blend values repeat: \[\(1.0, 0.0\), \(1.0, 0.0\)\]"),
+        ("1,0;0.5,0.5;2,0", r"style blends 1,0 and 2,0 are one blend \(the weights are normal"),
         ("1,0;0,1 --preset cnnmrf", "an MRF style loss matches the style images' patches together"),
     ],
 )
