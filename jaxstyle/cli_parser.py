@@ -285,7 +285,8 @@ def _estimate_arguments(p: argparse.ArgumentParser) -> None:
         "--mode",
         choices=("sweep", "batch"),
         default="sweep",
-        help="with --batch > 1: a sweep's cells share targets; a batch's jobs have their own",
+        help="with --batch > 1: a sweep's cells share targets; a batch's jobs have their own"
+        " (as a sweep's cells do with a style scale or blend axis)",
     )
     p.add_argument("--json", action="store_true", help="print the estimate as JSON")
     _split_argument(p)

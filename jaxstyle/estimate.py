@@ -121,7 +121,8 @@ def estimate(
         single-image step.
       mode: for batch > 1, ``"sweep"`` (the cells share the targets, as in
         :func:`jaxstyle.sweep`) or ``"batch"`` (each job holds its own targets,
-        as in :func:`jaxstyle.batch`).
+        as in :func:`jaxstyle.batch`, and a sweep's cells with a style scale or
+        blend axis).
       preset, weights: as for :func:`jaxstyle.stylize`.
       split_image: split each image's rows over this many local devices (True:
         all), as ``stylize(devices=...)`` or ``sweep``/``batch``'s ``split_image``
