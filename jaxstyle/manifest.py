@@ -249,11 +249,15 @@ def _path(value: Any, base: Path) -> Path:
 
 def _numbers(name: str, value: Any) -> tuple[float | int, ...]:
     """The numbers of a field that holds a JSON list of them or ``;``-separated ones."""
-    if isinstance(value, str):
-        value = [part.strip() for part in value.split(";")]
-    if not isinstance(value, list) or not value:
-        raise JaxstyleError(f"{name} must be a list of numbers, not {value!r}")
-    return tuple(_number(name, v) for v in value)
+    items = [part.strip() for part in value.split(";")] if isinstance(value, str) else value
+    try:
+        if not isinstance(items, list) or not items:
+            raise JaxstyleError
+        return tuple(_number(name, v) for v in items)
+    except JaxstyleError:
+        raise JaxstyleError(
+            f"{name} must be numbers separated by ';' (or a JSON list), not {value!r}"
+        ) from None
 
 
 def _number(name: str, value: Any) -> float | int:

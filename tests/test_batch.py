@@ -94,6 +94,20 @@ def test_manifest_csv(images, tmp_path):
         read_manifest(tmp_path / "jobs.txt")
 
 
+def test_manifest_style_blend_of_commas_names_the_separator(images, tmp_path):
+    """A CSV row's blend written as on the command line (1,0, quoted) is refused by
+    naming the list form, not as if the column took one number."""
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text(
+        "content,style,style_blend\n"
+        f'{images["tubingen"]},{images["starry_night"]};{images["the_scream"]},"1,0"\n'
+        f"{images['tubingen']},{images['starry_night']},[[1]]\n"
+    )
+    jobs, errors = read_manifest(manifest)
+    expected = "style_blend must be numbers separated by ';' (or a JSON list), not "
+    assert not jobs and errors == [(2, expected + "'1,0'"), (3, expected + "'[[1]]'")]
+
+
 def test_manifest_ambiguous_rows_are_errors(images, tmp_path):
     """A JSON key or a CSV column given twice, or a short CSV row: not silently resolved."""
     t, s = images["tubingen"], images["starry_night"]
@@ -427,7 +441,9 @@ def test_rows_blend_their_style_images_as_stylize_does(vgg_weights, images, tmp_
     assert failed[3] == (
         "style blend weights must be one per style image (2), each >= 0, sum > 0; not 1,2,3"
     )
-    assert failed[4] == "style_blend must be a number, not 'much'"
+    assert failed[4] == (
+        "style_blend must be numbers separated by ';' (or a JSON list), not '1;much'"
+    )
     assert failed[5] == "style blend weights must be finite and >= 0"
     for name, blend in (("a", (0.8, 0.2)), ("b", (0.2, 0.8))):
         alone = jaxstyle.stylize(
