@@ -321,7 +321,7 @@ def blend_weights(blend: Sequence[float] | None, styles: int) -> np.ndarray:
         return np.full(styles, 1.0 / styles, np.float32)
     weights = finite_float32("style blend weights", blend, ndim=1).astype(np.float64)
     if len(weights) != styles or weights.sum() <= 0:
-        given = ",".join(f"{w:g}" for w in weights)
+        given = ",".join(f"{w:g}" for w in weights) or "[] (no weights)"
         raise JaxstyleError(
             f"style blend weights must be one per style image ({styles}), each >= 0, "
             f"sum > 0; not {given}"

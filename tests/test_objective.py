@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 import jaxstyle
-from jaxstyle.objective import LossWeights, Objective, compute_targets, total_loss
+from jaxstyle.objective import (
+    LossWeights,
+    Objective,
+    blend_weights,
+    compute_targets,
+    total_loss,
+)
 from jaxstyle.presets import PRESETS, get_preset
 
 RNG = np.random.default_rng(1)
@@ -266,3 +272,9 @@ def test_loss_weights_create_in_traced_code_points_to_the_constructor(transform,
     one, zero = jnp.float32(1.0), jnp.float32(0.0)
     built = transform(lambda s: LossWeights(one, s, zero, jnp.ones(1, jnp.float32)))(style)
     assert jnp.shape(built.style) == jnp.shape(style)
+
+
+def test_an_empty_style_blend_is_named_in_its_error():
+    """sweep(style_blend=[]) or stylize(style_blend=()) ended the message on "not "."""
+    with pytest.raises(jaxstyle.JaxstyleError, match=r"sum > 0; not \[\] \(no weights\)$"):
+        blend_weights((), 2)
