@@ -440,11 +440,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         process = jax.process_index()
         summary = ", grid.png, sweep.json and sweep.csv" if process == 0 else ""
         wrote = f"process {process} of {jax.process_count()}: wrote cells {result.local}{summary}"
+    resumed = f", resumed at step {result.resumed_from}" if result.resumed_from else ""
     print(
         f"{wrote} to {out} ({w}x{h}, {result.settings.steps} steps, "
         f"{result.timings['ms_per_step']:.0f} ms/step for all cells on "
         f"{len(result.devices)} device(s)"
-        f"{f', each image split over {result.split_image}' * (result.split_image > 1)})"
+        f"{f', each image split over {result.split_image}' * (result.split_image > 1)}"
+        f"{resumed})"
     )
     return 0
 

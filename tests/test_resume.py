@@ -24,7 +24,7 @@ from jaxstyle import cells
 from jaxstyle.checkpoint import load_tree, save_tree
 from jaxstyle.cli import main
 from jaxstyle.images import to_uint8
-from jaxstyle.resume import CHECKPOINTS, Checkpointing
+from jaxstyle.resume import CHECKPOINTS, STEP, Checkpointing
 
 SWEEP = dict(size=32, optimizer="lbfgs", style_weight=[1e1, 1e2, 1e4])  # test_sweep's shape
 
@@ -152,9 +152,10 @@ def _wait_for_checkpoint(proc, directory, after: int, timeout: float = 300) -> i
     raise AssertionError(f"no checkpoint past step {after} in {timeout} s")
 
 
-def test_cli_sweep_survives_sigterm_and_sigkill(vgg_weights, pair, tmp_path):
+def test_cli_sweep_survives_sigterm_and_sigkill(vgg_weights, pair, tmp_path, capsys):
     """SIGTERM: checkpoint, exit 143, clear message. SIGKILL midway: the periodic
-    checkpoint. The rerun after both completes, equal to an uninterrupted run."""
+    checkpoint. The rerun after both completes, equal to an uninterrupted run, and
+    says the step it resumed at."""
     steps = 8
     out = tmp_path / "sweep"
     command = [sys.executable, "-m", "jaxstyle", "sweep", *pair, "-o", str(out), "-q"]
@@ -178,7 +179,10 @@ def test_cli_sweep_survives_sigterm_and_sigkill(vgg_weights, pair, tmp_path):
     proc.wait(timeout=60)
     assert killed_after < steps and not (out / "sweep.json").exists()
 
+    saved = max(int(m[1]) for p in ck.iterdir() if (m := STEP.match(p.name)))
+    capsys.readouterr()
     assert main(command[3:]) == 0
+    assert f"device(s), resumed at step {saved})" in capsys.readouterr().out
     assert not ck.exists()
     whole = jaxstyle.sweep(*pair, weights=vgg_weights, steps=steps, **SWEEP)
     record = json.loads((out / "sweep.json").read_text())
