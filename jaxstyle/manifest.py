@@ -250,14 +250,10 @@ def _path(value: Any, base: Path) -> Path:
 def _numbers(name: str, value: Any) -> tuple[float | int, ...]:
     """The numbers of a field that holds a JSON list of them or ``;``-separated ones."""
     items = [part.strip() for part in value.split(";")] if isinstance(value, str) else value
-    try:
-        if not isinstance(items, list) or not items:
-            raise JaxstyleError
-        return tuple(_number(name, v) for v in items)
-    except JaxstyleError:
-        raise JaxstyleError(
-            f"{name} must be numbers separated by ';' (or a JSON list), not {value!r}"
-        ) from None
+    if isinstance(items, list) and items:
+        with contextlib.suppress(JaxstyleError):  # one message for the whole field
+            return tuple(_number(name, v) for v in items)
+    raise JaxstyleError(f"{name} must be numbers separated by ';' (or a JSON list), not {value!r}")
 
 
 def _number(name: str, value: Any) -> float | int:
