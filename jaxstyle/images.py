@@ -7,6 +7,8 @@ with a user's file is raised as a one-line :class:`JaxstyleError` naming it.
 from __future__ import annotations
 
 import contextlib
+import functools
+import io
 import os
 import stat
 import sys
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
 
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.paths import user_path
@@ -52,7 +54,7 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
-def _fail(path: Path, reason: object) -> JaxstyleError:
+def _fail(path: Path | str, reason: object) -> JaxstyleError:
     return JaxstyleError(_one_line(f"cannot read {path}: {reason}"))
 
 
@@ -86,10 +88,11 @@ def open_input(path: Path, label: str = "", noun: str = "an image") -> IO[bytes]
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file as (H, W, 3) float32 RGB in [0, 1].
 
-    EXIF orientation is applied; transparency is composited onto white; 16-bit
-    grayscale keeps its precision (32-bit integer images are read on the same
-    0..65535 scale; float images already in [0, 1] as they are, larger float
-    ranges as 0..255 or 0..65535). Images whose longest side exceeds
+    EXIF orientation is applied; colours are converted to sRGB from the ICC profile
+    the file embeds (Display P3, Adobe RGB, CMYK, ...); transparency is composited
+    onto white; 16-bit grayscale keeps its precision (32-bit integer images are read
+    on the same 0..65535 scale; float images already in [0, 1] as they are, larger
+    float ranges as 0..255 or 0..65535). Images whose longest side exceeds
     :data:`MAX_SIDE` are downscaled (with a note on stderr); images over
     :data:`MAX_PIXELS` are refused. The file is opened read-only.
     """
@@ -98,13 +101,26 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         if os.fstat(file.fileno()).st_size == 0:
             raise _fail(path, "the file is empty")
         image, original = _decode(path, file)
+    return _to_array(_noted(image, original, path))
+
+
+def image_from_pil(image: Image.Image) -> np.ndarray:
+    """A Pillow image (of any mode) as (H, W, 3) float32 RGB in [0, 1], read as
+    :func:`load_image` reads a file: its EXIF orientation and ICC profile applied,
+    alpha over white, within :data:`MAX_SIDE`. ``image`` itself is not changed."""
+    source = "the Pillow image"
+    return _to_array(_noted(*_prepare(image, source), source))
+
+
+def _noted(image: Image.Image, original: tuple[int, int], source: Path | str) -> Image.Image:
+    """``image``, with a note on stderr where it was downscaled from ``original`` (W, H)."""
     if image.size != original:
         print(
-            f"jaxstyle: note: {path} is {original[0]}x{original[1]}; resized to "
+            f"jaxstyle: note: {source} is {original[0]}x{original[1]}; resized to "
             f"{image.width}x{image.height} (longest side limit {MAX_SIDE})",
             file=sys.stderr,
         )
-    return _to_array(image)
+    return image
 
 
 def _decode(path: Path, file: IO[bytes]) -> tuple[Image.Image, tuple[int, int]]:
@@ -112,38 +128,88 @@ def _decode(path: Path, file: IO[bytes]) -> tuple[Image.Image, tuple[int, int]]:
     truncated_ok = ImageFile.LOAD_TRUNCATED_IMAGES
     ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never padded
     try:
-        with warnings.catch_warnings():
+        with _pillow_errors(path), warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS rules
             image = Image.open(file)
-        width, height = image.size
-        if width < 1 or height < 1:
-            raise _fail(path, f"the image has zero size ({width}x{height})")
-        if width * height > MAX_PIXELS:
-            raise _too_big(path, width, height)
-        orientation = image.getexif().get(_ORIENTATION, 1)
-        original = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
-        if max(width, height) > MAX_SIDE and image.format == "JPEG":
-            scale = MAX_SIDE / max(width, height)
-            image.draft(image.mode, (round(width * scale), round(height * scale)))
-        image.load()
-        image = ImageOps.exif_transpose(image)
-        image = _normalize_mode(image)
-        if max(image.size) > MAX_SIDE:
-            image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
-        return image, original
-    except JaxstyleError:
-        raise
-    except Image.DecompressionBombError as e:
-        raise _fail(path, f"the image is too large to load safely ({e})") from None
-    except UnidentifiedImageError:
-        raise _fail(path, "not an image file, or a format Pillow cannot decode") from None
-    except Exception as e:  # Pillow raises many types for truncated/corrupt data
-        raise _fail(path, f"the image data is truncated or corrupt ({e})") from None
+        return _prepare(image, path, draft=True)
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = truncated_ok
 
 
-def _too_big(path: Path, width: int, height: int) -> JaxstyleError:
+@contextlib.contextmanager
+def _pillow_errors(source: Path | str) -> Generator[None, None, None]:
+    """Pillow's errors reading ``source`` as one-line :class:`JaxstyleError` naming it."""
+    try:
+        yield
+    except JaxstyleError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise _fail(source, f"the image is too large to load safely ({e})") from None
+    except UnidentifiedImageError:
+        raise _fail(source, "not an image file, or a format Pillow cannot decode") from None
+    except Exception as e:  # Pillow raises many types for truncated/corrupt data
+        raise _fail(source, f"the image data is truncated or corrupt ({e})") from None
+
+
+def _prepare(
+    image: Image.Image, source: Path | str, *, draft: bool = False
+) -> tuple[Image.Image, tuple[int, int]]:
+    """Decode an opened ``image``, oriented by its EXIF tag, in sRGB (:func:`_to_srgb`),
+    in a normalized mode and within :data:`MAX_SIDE`: (image, original oriented (W, H)).
+    ``draft``: a large JPEG may be decoded at a reduced scale (Pillow's ``draft``, which
+    changes ``image``: only for an image opened here)."""
+    with _pillow_errors(source):
+        width, height = image.size
+        if width < 1 or height < 1:
+            raise _fail(source, f"the image has zero size ({width}x{height})")
+        if width * height > MAX_PIXELS:
+            raise _too_big(source, width, height)
+        orientation = image.getexif().get(_ORIENTATION, 1)
+        original = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+        if draft and max(width, height) > MAX_SIDE and image.format == "JPEG":
+            scale = MAX_SIDE / max(width, height)
+            image.draft(image.mode, (round(width * scale), round(height * scale)))
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        image = _normalize_mode(_to_srgb(image, source))
+        if max(image.size) > MAX_SIDE:
+            image.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
+        return image, original
+
+
+def _to_srgb(image: Image.Image, source: Path | str) -> Image.Image:
+    """``image`` converted from the ICC colour profile it embeds (Display P3, Adobe RGB,
+    a CMYK press profile, ...) to sRGB, the colours jaxstyle's arrays and outputs are in
+    (Little CMS, perceptual intent; alpha kept). As it is without a profile, in a mode
+    Little CMS does not convert (16-bit or float grey, palettes), or with a profile it
+    cannot use (then a note on stderr: its values are taken as sRGB)."""
+    profile = image.info.get("icc_profile")
+    if not profile or image.mode not in ("RGB", "RGBA", "CMYK", "L"):
+        return image
+    try:
+        converted = ImageCms.profileToProfile(
+            image,
+            ImageCms.ImageCmsProfile(io.BytesIO(profile)),
+            _srgb_profile(),
+            outputMode="RGBA" if image.mode == "RGBA" else "RGB",
+        )
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError) as e:
+        print(
+            f"jaxstyle: note: {source}'s colour profile cannot be used ({_one_line(e)}); "
+            "its colours are taken as sRGB",
+            file=sys.stderr,
+        )
+        return image
+    assert converted is not None  # not in place
+    return converted
+
+
+@functools.cache
+def _srgb_profile() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def _too_big(path: Path | str, width: int, height: int) -> JaxstyleError:
     return _fail(
         path,
         f"the image is {width}x{height} = {width * height / 1e6:.4g} megapixels, over "

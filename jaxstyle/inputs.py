@@ -11,6 +11,7 @@ from typing import Any, NamedTuple, cast
 import jax
 import jax.numpy as jnp
 import numpy as np
+from PIL import Image
 
 from jaxstyle import colors
 from jaxstyle import images as image_io
@@ -20,15 +21,19 @@ from jaxstyle.objective import blend_weights
 from jaxstyle.presets import get_preset
 from jaxstyle.settings import MIN_SIZE, Settings
 
-ImageLike = str | os.PathLike | np.ndarray | jax.Array
-"""A path to an image file, or an (H, W, 3) RGB array: float in [0, 1], or uint8/uint16."""
+ImageLike = str | os.PathLike | np.ndarray | jax.Array | Image.Image
+"""A path to an image file, an (H, W, 3) RGB array (float in [0, 1], or uint8/uint16),
+or a Pillow image."""
 
 
 def as_image(image: ImageLike) -> np.ndarray:
-    """An (H, W, 3) float32 array in [0, 1] from a path or an array (see
+    """An (H, W, 3) float32 array in [0, 1] from a path, a Pillow image (see
+    :func:`jaxstyle.images.load_image`) or an array (see
     :func:`jaxstyle.images.image_from_array`)."""
     if isinstance(image, (str, os.PathLike)):
         return image_io.load_image(image)
+    if isinstance(image, Image.Image):
+        return image_io.image_from_pil(image)
     return image_io.image_from_array(image)
 
 
@@ -170,7 +175,7 @@ def mask_record(mask: ImageLike | Sequence[ImageLike] | None) -> str | list[str]
 
 
 def _mask_weights(mask: ImageLike, shape: tuple[int, int]) -> np.ndarray:
-    if not isinstance(mask, (str, os.PathLike)) and np.ndim(mask) == 2:
+    if not isinstance(mask, (str, os.PathLike, Image.Image)) and np.ndim(mask) == 2:
         mask = np.repeat(np.asarray(mask)[..., None], 3, axis=-1)
     image = image_io.resize_to(as_image(mask), shape)
     weights = np.asarray(colors.rgb_to_yiq(image)[..., 0]).clip(0.0, 1.0)

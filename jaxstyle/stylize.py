@@ -132,8 +132,8 @@ def stylize(
     """Paint ``content`` in the style of ``style`` (Gatys et al.).
 
     Args:
-      content: the photograph (path or (H, W, 3) array in [0, 1]); None for
-        texture synthesis (content weight 0, output the style's size).
+      content: the photograph (a path, a Pillow image, or an (H, W, 3) array in [0, 1]
+        or uint8); None for texture synthesis (content weight 0, output the style's size).
       style: one style image or a list of them (Grams blended by ``style_blend``).
       preset: loss definition and defaults: ``jaxstyle`` (default), ``jcjohnson``, ``gatys``,
         ``pytorch-tutorial``, ``tf-tutorial``, ``cnnmrf`` (Li & Wand's MRF
@@ -164,7 +164,7 @@ def stylize(
         ``steps``, ``optimizer`` (adam|lbfgs), ``learning_rate``,
         ``content_weight``, ``style_weight``, ``tv_weight``, ``content_layers``,
         ``style_layers``, ``style_layer_weights``, ``pooling`` (max|avg),
-        ``init`` ("content", "noise", a path or an array), ``seed``,
+        ``init`` ("content", "noise", a path, a Pillow image or an array), ``seed``,
         ``style_scale``, ``style_blend``, ``compute_dtype`` ("float32" or
         "bfloat16": the dtype of the VGG19 convolutions and the Grams'
         products, which accumulate in float32; losses, the image and the

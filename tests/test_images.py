@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageFile
+from PIL import Image, ImageCms, ImageFile
 
 import jaxstyle
 from jaxstyle import examples, images
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.inputs import as_image
 
 
 def write(path: Path, image: Image.Image, **options) -> Path:
@@ -233,6 +235,119 @@ def test_exif_orientation(tmp_path, orientation):
     # 6: turn 90 degrees clockwise to display; 8: counter-clockwise.
     expected_top_left = [0, 0, 1] if orientation == 6 else [0, 1, 0]
     np.testing.assert_array_equal(image[0, 0], expected_top_left)
+
+
+# ------------------------------------------------------------ colour profiles
+
+D50 = (0.9642, 1.0, 0.8249)
+SRGB_COLORANTS = ((0.4361, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971), (0.1431, 0.0606, 0.7141))
+"""sRGB's red, green and blue in the ICC connection space (XYZ, adapted to D50)."""
+
+
+def rgb_profile(gamma: float, colorants=SRGB_COLORANTS) -> bytes:
+    """An ICC v2 RGB display profile (matrix/TRC) with these primaries and a pure power
+    curve (ICC.1:2001-04: header, tag table, desc/wtpt/XYZ/curv tags)."""
+
+    def s15(x: float) -> bytes:
+        return struct.pack(">i", round(x * 65536))
+
+    def xyz(v) -> bytes:
+        return b"XYZ " + bytes(4) + b"".join(map(s15, v))
+
+    curve = b"curv" + bytes(4) + struct.pack(">IH", 1, round(gamma * 256)) + bytes(2)
+    name = b"test profile\0"
+    desc = b"desc" + bytes(4) + struct.pack(">I", len(name)) + name + bytes(8 + 3 + 67)
+    tags = [(b"desc", desc), (b"wtpt", xyz(D50))]
+    tags += [(sig, xyz(c)) for sig, c in zip((b"rXYZ", b"gXYZ", b"bXYZ"), colorants, strict=True)]
+    tags += [(sig, curve) for sig in (b"rTRC", b"gTRC", b"bTRC")]
+    offset = 128 + 4 + 12 * len(tags)
+    table = data = b""
+    for sig, body in tags:
+        body += bytes(-len(body) % 4)
+        table += sig + struct.pack(">II", offset + len(data), len(body))
+        data += body
+    header = struct.pack(">I", offset + len(data)) + bytes(4) + struct.pack(">I", 0x02100000)
+    header += b"mntrRGB XYZ " + bytes(12) + b"acsp" + bytes(28) + b"".join(map(s15, D50))
+    header += bytes(128 - len(header))
+    return header + struct.pack(">I", len(tags)) + table + data
+
+
+def srgb_encoded(linear: np.ndarray) -> np.ndarray:
+    """The sRGB transfer curve (IEC 61966-2-1) of linear light in [0, 1]."""
+    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+
+
+def test_icc_profile_values_are_converted_to_srgb(tmp_path):
+    # a linear-light profile with sRGB's primaries: each value v reads as sRGB's
+    # encoding of v (the profile's gamma, not sRGB's, said what v means)
+    codes = np.array([[[0, 16, 64], [128, 200, 255]]], np.uint8)
+    path = write(tmp_path / "linear.png", Image.fromarray(codes), icc_profile=rgb_profile(1.0))
+    image = images.load_image(path)
+    np.testing.assert_allclose(image, srgb_encoded(codes / 255.0), atol=1.5 / 255)
+    assert np.abs(image - codes / 255.0).max() > 0.2  # not read as sRGB codes
+
+
+def test_icc_profile_primaries_are_converted_to_srgb(tmp_path):
+    # a profile whose red is sRGB's blue and blue sRGB's red, gamma 2.2
+    swapped = SRGB_COLORANTS[::-1]
+    red = Image.new("RGB", (4, 4), (255, 0, 0))
+    path = write(tmp_path / "swapped.png", red, icc_profile=rgb_profile(2.2, swapped))
+    np.testing.assert_allclose(images.load_image(path)[0, 0], [0, 0, 1], atol=1.5 / 255)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp", ".tiff"])
+def test_an_srgb_profile_changes_nothing(tmp_path, suffix):
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    plain = images.load_image(write(tmp_path / f"plain{suffix}", gradient()))
+    tagged = images.load_image(write(tmp_path / f"tagged{suffix}", gradient(), icc_profile=srgb))
+    np.testing.assert_array_equal(tagged, plain)
+
+
+def test_icc_profile_of_an_image_with_alpha(tmp_path):
+    codes = np.array([[[64, 64, 64, 255], [64, 64, 64, 0]]], np.uint8)
+    path = write(tmp_path / "alpha.png", Image.fromarray(codes), icc_profile=rgb_profile(1.0))
+    image = images.load_image(path)
+    np.testing.assert_allclose(image[0, 0], srgb_encoded(np.full(3, 64 / 255)), atol=1.5 / 255)
+    np.testing.assert_array_equal(image[0, 1], [1, 1, 1])  # transparent: white
+
+
+def test_an_unusable_icc_profile_is_noted_and_ignored(tmp_path, capsys):
+    path = write(tmp_path / "broken.png", gradient(), icc_profile=b"not a profile")
+    image = images.load_image(path)
+    np.testing.assert_array_equal(image, np.asarray(gradient()) / np.float32(255))
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{path}'s colour profile cannot be used" in err
+    assert err.rstrip().endswith("its colours are taken as sRGB")
+
+
+def test_pillow_images_are_read_as_their_files(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rgba = Image.fromarray(np.dstack([np.asarray(gradient()), np.full((30, 40), 128, np.uint8)]))
+    path = write(tmp_path / "turned.png", rgba, exif=exif, icc_profile=rgb_profile(1.8))
+    with Image.open(path) as opened:
+        from_pillow = as_image(opened)
+        assert (opened.size, opened.mode) == ((40, 30), "RGBA")  # not changed
+    assert from_pillow.shape == (40, 30, 3)
+    np.testing.assert_array_equal(from_pillow, images.load_image(path))
+    in_memory = gradient()
+    np.testing.assert_array_equal(as_image(in_memory), np.asarray(gradient()) / np.float32(255))
+    grey = Image.fromarray(np.full((5, 6), 51, np.uint8))  # mode L
+    np.testing.assert_allclose(as_image(grey), np.full((5, 6, 3), 0.2), atol=1e-7)
+
+
+def test_a_large_pillow_image_is_downscaled_not_changed(monkeypatch, capsys):
+    monkeypatch.setattr(images, "MAX_SIDE", 20)
+    picture = gradient()
+    assert as_image(picture).shape == (15, 20, 3)
+    assert picture.size == (40, 30)
+    assert "the Pillow image is 40x30; resized to 20x15" in capsys.readouterr().err
+
+
+def test_a_bad_pillow_image_is_one_line():
+    message = "^cannot read the Pillow image: the image has zero size"
+    with pytest.raises(JaxstyleError, match=message):
+        as_image(Image.new("RGB", (0, 4)))
 
 
 def test_loading_leaves_the_file_untouched(tmp_path):

@@ -155,6 +155,21 @@ def test_cli_mask_is_recorded_checked_and_never_overwritten(pair, tmp_path, caps
     assert mask.read_bytes() == before
 
 
+def test_pillow_images_and_masks_are_read_as_their_files(pair, tmp_path):
+    mask = tmp_path / "mask.png"
+    Image.fromarray(np.tile(np.uint8([0, 255]).repeat(32), (48, 1))).save(mask)
+    with Image.open(mask) as picture:
+        np.testing.assert_array_equal(
+            prepare_mask(picture, (24, 32), 1), prepare_mask(mask, (24, 32), 1)
+        )
+    settings = resolve_settings(size=SIZE, style_scale=0.75)
+    from_paths = prepare_images(*pair, settings)
+    with Image.open(pair[0]) as content, Image.open(pair[1]) as style:
+        from_pillow = prepare_images(content, [style], settings)
+    np.testing.assert_array_equal(from_pillow.content, from_paths.content)
+    np.testing.assert_array_equal(from_pillow.styles[0], from_paths.styles[0])
+
+
 def test_batch_jobs_take_their_own_masks(vgg_weights, pair, shared_image, tmp_path):
     top, left = tmp_path / "top.png", tmp_path / "left.png"
     Image.fromarray(np.repeat(np.uint8([255, 0]), 24)[:, None].repeat(64, 1)).save(top)
