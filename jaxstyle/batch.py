@@ -57,11 +57,10 @@ from jaxstyle.resume import (
     array_digest,
     as_json,
     check_callback,
-    check_every,
     json_digest,
     recorded_fingerprint,
 )
-from jaxstyle.settings import Settings, integer, resolve_settings
+from jaxstyle.settings import Settings, check_every, integer, resolve_settings
 from jaxstyle.stylize import prepare_targets
 from jaxstyle.weights import VGG19Weights, load_vgg19
 

@@ -641,7 +641,7 @@ def _run(argv: list[str] | None) -> int:
             _check_live(args)  # before --distributed joins the other processes
         _check_learning_rate(args)
         if getattr(args, "checkpoint_every", None) is not None:  # stylize, sweep, batch
-            from jaxstyle.resume import check_every
+            from jaxstyle.settings import check_every
 
             check_every("checkpoint every", args.checkpoint_every)
         if getattr(args, "distributed", False):

@@ -14,14 +14,37 @@ from pathlib import Path
 
 from jaxstyle.errors import stopped_by
 
+COMMAND_NAMES = ("jaxstyle", "jaxstyle.exe", "jaxstyle-script.py")
+"""``sys.argv[0]``'s name in the console script (on Windows its launcher or script)."""
+
 
 def is_command() -> bool:
     """Whether this process is the ``jaxstyle`` command (its console script, or
-    ``python -m jaxstyle``), not a program importing jaxstyle."""
-    argv = getattr(sys, "orig_argv", [])
-    by_module = any(a == "-m" and b == "jaxstyle" for a, b in zip(argv, argv[1:], strict=False))
+    ``python -m jaxstyle`` in any spelling), not a program importing jaxstyle."""
     script = (getattr(sys, "argv", None) or [""])[0]  # an embedding may set none
-    return Path(script).name == "jaxstyle" or by_module
+    by_module = _module_run(getattr(sys, "orig_argv", [])) == "jaxstyle"
+    return Path(script).name in COMMAND_NAMES or by_module
+
+
+def _module_run(argv: list[str]) -> str | None:
+    """The module the interpreter's own arguments ``argv`` run (``-m jaxstyle``,
+    ``-mjaxstyle``, ``-Im jaxstyle``, ...), read as CPython reads its options;
+    None for a script, ``-c`` or stdin."""
+    args = iter(argv[1:])
+    for arg in args:
+        if arg in ("-", "--") or not arg.startswith("-"):  # stdin, or a script
+            return None
+        if arg == "--check-hash-based-pycs":  # the one long option with a value
+            next(args, None)
+        if arg.startswith("--"):
+            continue
+        for i, flag in enumerate(arg[1:], start=2):
+            if flag in "cmWX":  # the options that take a value, attached or next
+                value = arg[i:] or next(args, "")
+                if flag in "cm":
+                    return value if flag == "m" else None
+                break
+    return None
 
 
 @contextlib.contextmanager

@@ -113,7 +113,7 @@ def prepare_images(
     sides = (settings.content_layers, settings.style_layers, patch, settings.size)
     _check_sides("content", content_img, *sides)
     for img in style_imgs:
-        _check_sides("style", img, (), *sides[1:])
+        _check_sides("style", img, (), *sides[1:], scale=settings.style_scale)
     return _recolor(settings.preserve_colors, content_img, style_imgs)
 
 
@@ -191,11 +191,13 @@ def _check_sides(
     style_layers: Sequence[str],
     patch: int = 1,
     size: int | None = None,
+    scale: float = 1.0,
 ) -> None:
     """An image (H, W, 3), as resized (to a longest side of ``size``, the run's or
-    its coarse-to-fine pass's), must reach the deepest of its layers with feature
-    maps that are not empty (at least 16 px a side for relu5_1), at the style
-    layers at least ``patch`` positions a side (an MRF loss's patches)."""
+    its coarse-to-fine pass's, times a style image's ``scale``), must reach the
+    deepest of its layers with feature maps that are not empty (at least 16 px a
+    side for relu5_1), at the style layers at least ``patch`` positions a side (an
+    MRF loss's patches)."""
     if image is None:
         return
     needs = [(min_side(name), name) for name in content_layers]
@@ -205,6 +207,7 @@ def _check_sides(
     if min(h, w) < need:
         raise JaxstyleError(
             f"the {kind} image is {w}x{h} px after resizing"
-            f"{f' to {size} px' if size else ''}; {last} needs sides of at least {need} px: "
+            f"{f' to {size} px' if size else ''}{f' x style scale {scale:g}' * (scale != 1)}; "
+            f"{last} needs sides of at least {need} px: "
             f"use a larger size (or coarse-to-fine size){' or style scale' * (kind == 'style')}"
         )

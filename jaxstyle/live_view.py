@@ -31,7 +31,7 @@ from PIL import Image
 
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.images import check_image, load_image, to_uint8
-from jaxstyle.settings import integer
+from jaxstyle.settings import check_every, integer
 from jaxstyle.sheets import labelled_grid
 
 POLL_MS = 1000
@@ -273,11 +273,7 @@ class _Server(http.server.ThreadingHTTPServer):
 
 def _total_steps(total_steps) -> int | None:
     """``total_steps`` as a JSON-able int, refused unless an integer >= 0 or None."""
-    if total_steps is None:
-        return None
-    if integer("total steps", total_steps) < 0:
-        raise JaxstyleError(f"total steps must be >= 0, not {total_steps}")
-    return int(total_steps)
+    return None if total_steps is None else check_every("total steps", total_steps)
 
 
 def _loss_values(step, losses) -> dict[str, float | None]:

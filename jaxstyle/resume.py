@@ -26,7 +26,7 @@ import numpy as np
 
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.images import write_text_atomic
-from jaxstyle.settings import integer
+from jaxstyle.settings import check_every
 
 CHECKPOINTS = ".jaxstyle-checkpoint"
 """The checkpoint directory inside a sweep's or batch's output directory."""
@@ -65,16 +65,6 @@ FINGERPRINT_WORDS = {
     "start": "starting images",
 }
 """How a checkpoint mismatch names the fingerprint's parts that are not plain words."""
-
-
-def check_every(name: str, every: Any) -> int:
-    """Refuse an interval of steps (``checkpoint_every``, ``--checkpoint-every``,
-    ``callback_every``) that is not an integer >= 0: the one check, and wording, of
-    stylize, sweep and batch."""
-    every = integer(name, every)
-    if every < 0:
-        raise JaxstyleError(f"{name} must be >= 0 steps, not {every}")
-    return every
 
 
 def check_callback(name: str, callback: Any) -> None:

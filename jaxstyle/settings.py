@@ -215,6 +215,16 @@ def integer(name: str, value: Any) -> int:
     return int(value)
 
 
+def check_every(name: str, every: Any) -> int:
+    """Refuse a count of steps (``checkpoint_every``, ``--checkpoint-every``,
+    ``callback_every``, a live view's total steps) that is not an integer >= 0: the one
+    check, and wording, of stylize, sweep, batch and LiveView."""
+    every = integer(name, every)
+    if every < 0:
+        raise JaxstyleError(f"{name} must be >= 0 steps, not {every}")
+    return every
+
+
 def _check(s: Settings) -> None:
     if s.steps < 0:
         raise JaxstyleError(f"steps must be >= 0, not {s.steps}")

@@ -27,8 +27,8 @@ from jaxstyle.inputs import (
 from jaxstyle.objective import LossArgs, Objective, Targets, compute_targets, make_loss_fn
 from jaxstyle.optimize import choose_driver, compile_once, final_image, make_init, make_step, run
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
-from jaxstyle.resume import check_callback, check_every
-from jaxstyle.settings import Settings, resolve_settings
+from jaxstyle.resume import check_callback
+from jaxstyle.settings import Settings, check_every, resolve_settings
 from jaxstyle.split_image import check_devices, split_rows
 from jaxstyle.vgg import WinogradKernels, prepare_weights
 from jaxstyle.weights import VGG19Weights, load_vgg19

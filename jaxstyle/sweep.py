@@ -46,8 +46,8 @@ from jaxstyle.objective import Targets, blend_grams, blend_weights
 from jaxstyle.optimize import choose_driver
 from jaxstyle.paths import user_path
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
-from jaxstyle.resume import Checkpointing, array_digest, as_json, check_callback, check_every
-from jaxstyle.settings import Settings, resolve_settings
+from jaxstyle.resume import Checkpointing, array_digest, as_json, check_callback
+from jaxstyle.settings import Settings, check_every, resolve_settings
 from jaxstyle.stylize import prepare_targets
 from jaxstyle.weights import VGG19Weights, load_vgg19
 

@@ -236,7 +236,10 @@ def bad_cases(pair, tmp_path):
             [*pair, "-o", tmp_path / "o.png", "--size", "64", "--coarse-to-fine", "16"],
             "16x12 px after resizing to 16 px; relu5_1 needs sides of at least 16 px",
         ),
-        "style scaled too small": ([*pair, *ok, "--style-scale", "0.2"], "relu5_1 needs"),
+        "style scaled too small": (
+            [*pair, *ok, "--style-scale", "0.2"],
+            "to 64 px x style scale 0.2; relu5_1 needs",
+        ),
         "style scaled too large": ([*pair, *ok, "--style-scale", "1e300"], "not 6.4e+301: use"),
         "seed beyond 64 bits": ([*pair, *ok, "--init", "noise", "--seed", "9" * 20], "seed"),
         "content weight, no content": (
@@ -568,6 +571,34 @@ def test_ctrl_c_is_noted_during_the_imports_only_in_the_command(monkeypatch, cap
     with pytest.raises(KeyboardInterrupt), interrupts_noted():
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(1)
+
+
+@pytest.mark.parametrize(
+    ("orig_argv", "argv0", "command"),
+    [
+        (["python", "-m", "jaxstyle", "presets"], "-m", True),
+        (["python", "-mjaxstyle", "presets"], "-m", True),
+        (["python", "-Im", "jaxstyle"], "-m", True),
+        (["python", "-X", "importtime", "-Imjaxstyle"], "-m", True),
+        (["C:\\Scripts\\jaxstyle.exe"], "jaxstyle.exe", True),
+        (["python", "C:\\Scripts\\jaxstyle-script.py"], "jaxstyle-script.py", True),
+        (["python", "-m", "pytest", "jaxstyle"], "-m", False),
+        (["python", "-mpytest", "jaxstyle"], "-m", False),
+        (["python", "-Ximporttime", "my_program.py", "-m", "jaxstyle"], "my_program.py", False),
+        (["python", "-W", "error", "-bb", "-mjaxstyle"], "-m", True),
+        (["python", "--check-hash-based-pycs", "always", "-m", "jaxstyle"], "-m", True),
+        (["python", "my_program.py", "jaxstyle"], "my_program.py", False),
+        (["python", "-c", "import jaxstyle"], "-c", False),
+    ],
+)
+def test_the_command_is_told_from_a_program_importing_jaxstyle(
+    monkeypatch, orig_argv, argv0, command
+):
+    from jaxstyle.command_start import is_command
+
+    monkeypatch.setattr(sys, "orig_argv", orig_argv)
+    monkeypatch.setattr(sys, "argv", [argv0])
+    assert is_command() == command
 
 
 @pytest.mark.parametrize("argv", [[], None])

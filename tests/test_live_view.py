@@ -304,7 +304,7 @@ def test_a_batch_of_images_or_a_bad_total_is_refused_before_the_state_changes():
         with pytest.raises(JaxstyleError, match="update's step must be an integer, not '1'"):
             view.update("1", {}, np.zeros((8, 8, 3), np.float32))
         refused = {
-            -1: ">= 0, not -1",
+            -1: ">= 0 steps, not -1",
             2.5: "an integer, not 2.5",
             "6": "an integer, not '6'",
             True: "an integer, not True",

@@ -755,7 +755,10 @@ def test_scale_axis_coarse_to_fine_replans_each_pass_with_the_scales(vgg_weights
 @pytest.mark.parametrize(
     "scale,needle",
     [
-        ("0.25,1", r"the style image is 16x10 px after resizing to 64 px; relu5_1 needs sides"),
+        (
+            "0.25,1",
+            r"the style image is 16x10 px after resizing to 64 px x style scale 0.25; relu5_1",
+        ),
         ("1,0.5,1", r"style scale values repeat: \[1.0, 0.5, 1.0\]"),
         ("1,-2", "style scale must be finite and > 0"),
         ("1,2 --preset cnnmrf", "an MRF style loss has as many style patches as"),
