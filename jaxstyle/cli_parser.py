@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from jaxstyle.errors import JaxstyleError
+from jaxstyle.manifest import OVERRIDES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -174,8 +175,9 @@ def _batch_arguments(p: argparse.ArgumentParser) -> None:
         "manifest",
         type=_path,
         metavar="MANIFEST",
-        help=".jsonl or .csv, one job a line: content, style, output, and optionally "
-        "mask (one, or one per style), content_weight, style_weight, tv_weight, size, seed",
+        help=".jsonl or .csv, one job a line: content, style (several: a JSON list or "
+        "';'-separated), output, and optionally mask (one, or one per style), "
+        f"{', '.join(OVERRIDES)} (several weights: a JSON list or ';'-separated)",
     )
     p.add_argument("-o", "--output", required=True, type=_path, help="output DIRECTORY (created)")
     _setting_arguments(p)

@@ -23,7 +23,7 @@ from jaxstyle import cells
 from jaxstyle.batch import _buckets, _check
 from jaxstyle.cli import main
 from jaxstyle.images import to_uint8
-from jaxstyle.manifest import Job, read_manifest
+from jaxstyle.manifest import FIELDS, Job, read_manifest
 from jaxstyle.resume import CHECKPOINTS
 
 SETTINGS = dict(steps=3, optimizer="adam")
@@ -559,3 +559,10 @@ def test_a_failed_write_is_redone_by_the_rerun(vgg_weights, images, tmp_path, mo
         assert report.written == [out / "a.png"] and (out / "a.png").exists()
         (out / "a.png").unlink()
         (out / "a.json").unlink()
+
+
+def test_batch_help_names_every_manifest_field(capsys):
+    with pytest.raises(SystemExit):
+        main(["batch", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert [field for field in FIELDS if field not in text] == []
