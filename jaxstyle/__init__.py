@@ -53,6 +53,7 @@ with interrupts_noted():  # the command's Ctrl-C while jax imports
         from jaxstyle.plot import read_histories as read_histories
         from jaxstyle.presets import PRESETS as PRESETS
         from jaxstyle.presets import Preset as Preset
+        from jaxstyle.recorded import recorded_run as recorded_run
         from jaxstyle.stylize import StylizeResult as StylizeResult
         from jaxstyle.stylize import step_image_path as step_image_path
         from jaxstyle.stylize import step_image_saver as step_image_saver
@@ -125,6 +126,7 @@ __all__ = [
     "prepare_weights",
     "read_histories",
     "read_manifest",
+    "recorded_run",
     "rgb_to_yiq",
     "save_image",
     "style_layer_loss",

@@ -136,6 +136,35 @@ class _Inputs:
         }
 
 
+def _take_record(args: argparse.Namespace) -> None:
+    """Fill in what the command line leaves out from ``--from``'s record (see
+    :func:`jaxstyle.recorded.recorded_run`, which does the same in Python)."""
+    from jaxstyle.recorded import EXAMPLE_CONTENT, EXAMPLE_STYLE, read_run_record
+
+    record = read_run_record(args.from_result)
+    record.check_weights(args.weights)
+    names = ("preset", *SETTINGS, *COARSE_TO_FINE)
+    given = {k: getattr(args, k) for k in names}
+    settings = record.settings_with(given)
+    for name in names:
+        setattr(args, name, settings.get(name))
+    if args.images:  # another picture: the record's mask and init image are not its
+        if args.init is None and record.init in ("content", "noise"):
+            args.init = record.init
+    else:
+        styles = [] if record.styles == [EXAMPLE_STYLE] else [Path(s) for s in record.styles]
+        if args.texture or record.content is None:
+            args.texture, args.images = True, styles
+        elif record.content != EXAMPLE_CONTENT:
+            args.images = [Path(record.content), *styles]
+        if args.mask is None and record.mask:
+            masks = record.mask if isinstance(record.mask, list) else [record.mask]
+            args.mask = [Path(m) for m in masks]
+        args.init = args.init or record.init
+    if args.texture and given["content_weight"] is None:  # a texture's is 0 by definition
+        args.content_weight = None
+
+
 def cmd_stylize(args: argparse.Namespace) -> int:
     from jaxstyle import images as image_io
     from jaxstyle.presets import DEFAULT_PRESET
@@ -143,6 +172,8 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     from jaxstyle.settings import resolve_settings
     from jaxstyle.stylize import step_image_path, step_image_saver, stylize
 
+    if args.from_result is not None:
+        _take_record(args)
     if args.size is None:
         args.size = default_size()
     if args.save_every < 0:
@@ -208,6 +239,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
             record={
                 "inputs": inputs.record(result.settings.init),
                 "weights": weights.name,
+                **({"from": str(args.from_result)} if args.from_result else {}),
                 **({"split_over_devices": [str(d) for d in devices]} if devices else {}),
             },
             overwrite=True,  # checked above: an earlier run's, or this one's unfinished record
@@ -377,6 +409,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from jaxstyle.sweep import plan_sweep
     from jaxstyle.sweep_output import SUMMARY_FILES, cell_files, refuse_existing, write_sweep
 
+    if args.from_result is not None:
+        _take_record(args)
     if args.size is None:
         args.size = default_size()
     out = image_io.check_output_dir(args.output)
@@ -430,6 +464,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         "output": str(out),
         "inputs": inputs.record(result.settings.init),
         "weights": plan.params.name,
+        **({"from": str(args.from_result)} if args.from_result else {}),
         "fingerprint": plan.fingerprint,
     }
     write_sweep(result, out, record=record, overwrite=True)  # files checked above

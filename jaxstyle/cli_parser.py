@@ -241,6 +241,16 @@ def _image_arguments(p: argparse.ArgumentParser, *, output: str) -> None:
         "is matched, black where only the content and TV losses act (greys between); "
         "repeated, one per STYLE: each style in its own region",
     )
+    p.add_argument(
+        "--from",
+        dest="from_result",
+        type=_path,
+        metavar="RESULT",
+        help="run again the run that made RESULT (an image a stylize, sweep or batch run "
+        "wrote, or its .json record): its images, mask, init, preset and settings; the "
+        "options given replace its settings (a new --size drops its coarse-to-fine passes), "
+        "IMAGE... its images (then not its mask or init image)",
+    )
 
 
 def _program_arguments(p: argparse.ArgumentParser) -> None:

@@ -638,8 +638,10 @@ def subcommands(parser) -> dict:
 
 # the options of a run done otherwise in Python (README: "Python API")
 CLI_ONLY = {
-    "stylize": {"images", "output", "texture", "quiet", "save_every", "live", "live_every"},
-    "sweep": {"images", "output", "texture", "quiet", "live", "live_every", "distributed"},
+    "stylize": {"images", "output", "texture", "quiet", "save_every", "live", "live_every"}
+    | {"from_result"},  # recorded_run
+    "sweep": {"images", "output", "texture", "quiet", "live", "live_every", "distributed"}
+    | {"from_result"},
     "batch": {"manifest", "output", "quiet", "live", "live_every", "distributed"},
     "estimate": {"json"},
 }

@@ -57,7 +57,7 @@ def test_shell_commands(tmp_path, monkeypatch):
         for line in block.splitlines()
         if line.startswith("jaxstyle ")
     ]
-    expected = ["stylize"] * 6 + ["sweep", "plot", "batch"]
+    expected = ["stylize"] * 6 + ["sweep", "plot", "stylize", "batch"]
     assert [c[1] for c in commands] == expected
     for argv in commands:
         argv = [shared(a) for a in argv[1:]]
@@ -79,6 +79,8 @@ def test_shell_commands(tmp_path, monkeypatch):
     assert mrf["settings"]["preset"] == "cnnmrf" and len(mrf["history"]["total"]) == 6
     assert (tmp_path / "grid" / "grid.png").exists()
     assert Image.open(tmp_path / "grid-losses.png").size == (1600, 340)
+    big = json.loads((tmp_path / "big.json").read_text())  # --from a cell: its settings
+    assert (big["settings"]["content_weight"], big["settings"]["style_weight"]) == (5, 1000)
     assert (tmp_path / "results" / "bridge_scream.png").exists()
     assert (tmp_path / "results" / "tubingen_starry.json").exists()
 

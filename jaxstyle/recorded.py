@@ -1,0 +1,184 @@
+"""A finished run read back from its record, to run it again: larger, longer, or on
+other images (``jaxstyle stylize --from RESULT``, :func:`recorded_run`).
+
+Every result has a record: ``X.json`` beside a ``stylize`` output or a ``batch``
+job's image, and ``sweep.json`` beside a sweep's cells, which names each cell's
+file and settings. The record holds the images as they were given (paths relative
+to the directory the run started in) and every setting, resolved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from jaxstyle.errors import JaxstyleError
+from jaxstyle.paths import user_path
+from jaxstyle.settings import Settings
+from jaxstyle.weights import DEFAULT_SET
+
+EXAMPLE_CONTENT = "example photo"
+EXAMPLE_STYLE = "example painting"
+"""How a record names the built-in images (:mod:`jaxstyle.examples`)."""
+
+FOLLOWING = {
+    "size": ("coarse_to_fine", "coarse_to_fine_steps"),
+    "coarse_to_fine": ("coarse_to_fine_steps",),
+    "style_layers": ("style_layer_weights",),
+    "conv_algorithm": (),
+}
+"""A setting given anew -> the recorded settings chosen for the old value, left to
+their defaults (unless given too). The convolution algorithm is always chosen anew:
+``auto`` picks it by size and device, and the algorithms agree to float rounding."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """What a finished run's record says.
+
+    Attributes:
+      path: the record (``X.json``, or ``sweep.json`` for a sweep's cell).
+      content: the content image as given; None for a texture,
+        :data:`EXAMPLE_CONTENT` for the built-in photo.
+      styles: the style images as given (:data:`EXAMPLE_STYLE`: the built-in one).
+      mask: the style mask(s) as given, or None.
+      init: ``content``, ``noise`` or an image path.
+      settings: {name: value} of every :class:`~jaxstyle.settings.Settings` field.
+      weights: the name of the weight set the run used.
+    """
+
+    path: Path
+    content: str | None
+    styles: list[str]
+    mask: str | list[str] | None
+    init: str
+    settings: dict[str, Any]
+    weights: str
+
+    def settings_with(self, given: dict[str, Any]) -> dict[str, Any]:
+        """The recorded settings with the non-None ``given`` ones in their place, and
+        those that follow from a given one (:data:`FOLLOWING`) left out. A preset is
+        not given anew: the record's settings are that preset's loss."""
+        given = {k: v for k, v in given.items() if v is not None}
+        if given.get("preset", self.settings["preset"]) != self.settings["preset"]:
+            raise JaxstyleError(
+                f"{self.path} is a run of preset {self.settings['preset']}: its settings "
+                "are that loss; for another preset, start without the record"
+            )
+        unknown = set(given) - set(self.settings)
+        if unknown:
+            raise JaxstyleError(f"unknown settings: {', '.join(sorted(unknown))}")
+        left_out = {k for name in given for k in (name, *FOLLOWING.get(name, ()))}
+        kept = {k: v for k, v in self.settings.items() if k not in left_out}
+        kept.pop("conv_algorithm", None)
+        return {**kept, **given}
+
+    def check_weights(self, given: Any) -> None:
+        """Refuse to run again a run of another weight set than the fetched one
+        without the weights (``given`` None)."""
+        if self.weights != DEFAULT_SET and given is None:
+            raise JaxstyleError(
+                f"{self.path} is a run with the weight set {self.weights}: give it "
+                "(--weights DIR; Python: weights=)"
+            )
+
+
+def read_run_record(result: str | os.PathLike) -> RunRecord:
+    """The record of a finished run's ``result``: an image a ``stylize``, ``sweep`` or
+    ``batch`` run wrote, or the ``X.json`` record of a ``stylize`` or ``batch`` one.
+    Anything else (no record, a record of an unfinished run, a sweep's own
+    ``sweep.json``) is a one-line :class:`JaxstyleError`."""
+    path = user_path(result, "a result path")
+    if path.suffix.lower() == ".json":
+        if path.name == "sweep.json":
+            raise JaxstyleError(
+                f"{path} records a whole sweep: name one of its cells' images instead"
+            )
+        return _run_record(path, _read(path))
+    beside = path.with_suffix(".json")
+    if beside.is_file():
+        return _run_record(beside, _read(beside))
+    sweep = path.parent / "sweep.json"
+    if sweep.is_file():
+        record = _read(sweep)
+        cells = [c for c in record.get("cells", ()) if c.get("file") == path.name]
+        if not cells:
+            raise JaxstyleError(f"{sweep} has no cell {path.name}")
+        axes = {k: v for k, v in cells[0].items() if k in _fields()}
+        return _run_record(sweep, {**record, "settings": {**record["settings"], **axes}})
+    raise JaxstyleError(f"no record of {path}: neither {beside.name} nor a sweep.json beside it")
+
+
+def _read(path: Path) -> dict:
+    """A record's JSON object; a one-line error where it is not one."""
+    from jaxstyle.images import open_input
+
+    with open_input(path, noun="a record") as file:
+        try:
+            record = json.loads(file.read())
+        except (UnicodeDecodeError, ValueError) as e:
+            raise JaxstyleError(f"cannot read {path}: not a JSON record ({e})") from None
+    if not isinstance(record, dict):
+        raise JaxstyleError(f"cannot read {path}: not a JSON record (an object)")
+    return record
+
+
+def _run_record(path: Path, record: dict) -> RunRecord:
+    """A :class:`RunRecord` of a record's JSON; a one-line error where it lacks its
+    inputs or settings (an unfinished run's, or not jaxstyle's)."""
+    if "status" in record:
+        raise JaxstyleError(f"{path} records an unfinished run: {record['status']}")
+    inputs, settings = record.get("inputs"), record.get("settings")
+    if not isinstance(inputs, dict) or not isinstance(settings, dict):
+        raise JaxstyleError(f"{path} is not a jaxstyle run record (no inputs and settings)")
+    missing = _fields() - set(settings)
+    if missing:
+        raise JaxstyleError(f"{path} lacks settings {', '.join(sorted(missing))}")
+    return RunRecord(
+        path=path,
+        content=inputs.get("content"),
+        styles=list(inputs.get("styles") or ()),
+        mask=inputs.get("mask"),
+        init=inputs.get("init") or settings["init"],
+        settings={k: settings[k] for k in sorted(_fields())},
+        weights=str(record.get("weights", DEFAULT_SET)),
+    )
+
+
+def _fields() -> set[str]:
+    return {f.name for f in dataclasses.fields(Settings)}
+
+
+def recorded_run(result: str | os.PathLike, **overrides: Any) -> dict[str, Any]:
+    """Keyword arguments of :func:`jaxstyle.stylize` that run again the run that made
+    ``result`` (see :func:`read_run_record`), with ``overrides`` in their place:
+    ``jaxstyle.stylize(**jaxstyle.recorded_run("grid/content5_style100.png", size=1024))``
+    renders a sweep's cell larger, as ``jaxstyle stylize --from`` does.
+
+    The record gives the content and style images, mask, init, preset and every
+    setting. A setting overridden leaves out the recorded ones chosen for its old
+    value (:data:`FOLLOWING`: a new ``size`` drops the coarse-to-fine passes). A new
+    ``content`` takes the record's settings but not its mask or init image. A run
+    with another weight set than the fetched one needs ``weights``. Relative paths
+    are as recorded: relative to the directory that run started in.
+    """
+    from jaxstyle.examples import example_content, example_style
+
+    record = read_run_record(result)
+    record.check_weights(overrides.get("weights"))
+    run = record.settings_with({k: overrides.pop(k) for k in _fields() if k in overrides})
+    if "content" in overrides:  # another picture: the record's mask and init image are not its
+        run["mask"] = None
+        run["init"] = record.init if record.init in ("content", "noise") else None
+    else:
+        content = record.content
+        run["content"] = example_content() if content == EXAMPLE_CONTENT else content
+        run["mask"], run["init"] = record.mask, record.init
+    run["style"] = [example_style() if s == EXAMPLE_STYLE else s for s in record.styles]
+    run |= overrides
+    if run["content"] is None:  # a texture: its content weight is 0 by definition
+        run.pop("content_weight")
+    return run

@@ -1,0 +1,163 @@
+"""Running a finished run again from its record: ``stylize --from RESULT`` and
+``jaxstyle.recorded_run``.
+
+Tolerance: a run again from a sweep cell's record equals the cell to float32
+rounding (tests/test_sweep.py: 1e-5), so the 8-bit PNGs agree to 1 code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import jaxstyle
+from jaxstyle.cli import main
+from jaxstyle.sweep import AXES
+
+SWEEP = ["--size", "64", "--steps", "3", "-q", "--optimizer", "adam"]
+SWEEP += ["--style-weight", "1e2,1e3", "--coarse-to-fine", "32"]  # test_sweep's shapes
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory, shared_image):
+    """A finished 2-cell coarse-to-fine sweep: (directory, content, style, cell file)."""
+    pair = [str(shared_image("tubingen.jpg")), str(shared_image("starry_night.jpg"))]
+    out = tmp_path_factory.mktemp("recorded") / "grid"
+    assert main(["sweep", *pair, "-o", str(out), *SWEEP]) == 0
+    cell = json.loads((out / "sweep.json").read_text())["cells"][1]
+    assert cell["style_weight"] == 1000.0
+    return out, *pair, out / cell["file"]
+
+
+def pixels(path) -> np.ndarray:
+    return np.asarray(Image.open(path), np.int16)
+
+
+def test_stylize_from_a_sweep_cell_repeats_it_and_takes_new_settings(swept, tmp_path, capsys):
+    out, content, style, cell = swept
+    again = tmp_path / "again.png"
+    assert main(["stylize", "--from", str(cell), "-o", str(again), "-q"]) == 0
+    assert np.abs(pixels(again) - pixels(cell)).max() <= 1
+    record = json.loads(again.with_suffix(".json").read_text())
+    assert record["from"] == str(cell)
+    assert record["inputs"] == {
+        "content": content,
+        "styles": [style],
+        "init": "content",
+        "mask": None,
+    }
+    settings = record["settings"]
+    assert (settings["style_weight"], settings["coarse_to_fine"], settings["steps"]) == (
+        1e3,
+        [32],
+        3,
+    )
+
+    small = tmp_path / "small.png"  # a new size: the passes chosen for the old one dropped
+    assert main(["stylize", "--from", str(cell), "-o", str(small), "--size", "32", "-q"]) == 0
+    settings = json.loads(small.with_suffix(".json").read_text())["settings"]
+    assert (settings["size"], settings["coarse_to_fine"], settings["style_weight"]) == (32, [], 1e3)
+    assert Image.open(small).size == (32, 24)
+
+    # and from a stylize result's own record, in Python: the same image
+    run = jaxstyle.recorded_run(again)
+    assert run["content"] == content and run["style"] == [style] and run["style_weight"] == 1e3
+    result = jaxstyle.stylize(**run)
+    assert (
+        np.abs(jaxstyle.images.to_uint8(result.image).astype(np.int16) - pixels(again)).max() <= 1
+    )
+    assert "conv_algorithm" not in run  # chosen anew for the size and device
+    assert "coarse_to_fine" not in jaxstyle.recorded_run(cell, size=32)
+    assert jaxstyle.recorded_run(cell, coarse_to_fine=[16])["coarse_to_fine"] == [16]
+
+
+def test_from_with_new_images_takes_the_settings_only(swept, tmp_path, shared_image):
+    out, content, style, cell = swept
+    other = str(shared_image("golden_gate.jpg"))
+    run = jaxstyle.recorded_run(cell, content=other)
+    assert (run["content"], run["style"], run["style_weight"]) == (other, [style], 1e3)
+    texture = jaxstyle.recorded_run(cell, content=None)
+    assert texture["content"] is None and "content_weight" not in texture
+    new = tmp_path / "bridge.png"
+    args = ["stylize", other, style, "--from", str(cell), "-o", str(new), "--size", "32", "-q"]
+    assert main(args) == 0
+    record = json.loads(new.with_suffix(".json").read_text())
+    assert record["inputs"]["content"] == other and record["settings"]["style_weight"] == 1e3
+
+
+@pytest.mark.parametrize(
+    ("source", "extra", "needle"),
+    [
+        ("../nothing.png", [], "no record of .*nothing.png: neither nothing.json nor a sweep"),
+        ("sweep.json", [], "records a whole sweep: name one of its cells' images instead"),
+        ("other.png", [], "sweep.json has no cell other.png"),
+        ("CELL", ["--preset", "gatys"], "is a run of preset jaxstyle: its settings are that loss"),
+        ("CELL", ["-o", "CELL"], "exists and was not written by jaxstyle; not overwriting it"),
+    ],
+)
+def test_from_errors_are_one_line_and_overwrite_nothing(
+    swept, tmp_path, capsys, source, extra, needle
+):
+    copy = tmp_path / "grid"
+    shutil.copytree(swept[0], copy)
+    Image.new("RGB", (4, 4)).save(copy / "other.png")  # an image no record names
+    cell = str(copy / swept[3].name)
+    before = {p.name: p.read_bytes() for p in copy.iterdir()}
+    args = ["-o", str(tmp_path / "x.png"), *extra] if "-o" not in extra else extra
+    given = [cell if a == "CELL" else a for a in args]
+    assert (
+        main(["stylize", "--from", cell if source == "CELL" else str(copy / source), *given]) == 2
+    )
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(needle, err), err
+    assert {p.name: p.read_bytes() for p in copy.iterdir()} == before
+
+
+def test_records_that_cannot_be_run_again_are_refused(swept, tmp_path, capsys):
+    out, content, style, cell = swept
+    sweep = json.loads((out / "sweep.json").read_text())
+    axes = {k: sweep["cells"][0][k] for k in AXES}
+    run = {"output": "r.png", "inputs": sweep["inputs"], "settings": sweep["settings"] | axes}
+    records = {
+        "unfinished": {"output": "u.png", "status": "unfinished: interrupted"},
+        "weights": {**run, "weights": "vgg19-torchvision"},
+        "moved": {**run, "inputs": {**run["inputs"], "content": str(tmp_path / "gone.jpg")}},
+        "partial": {**run, "settings": {"size": 64}},
+        "list": [run],
+    }
+    needles = {
+        "unfinished": "records an unfinished run: unfinished: interrupted",
+        "weights": "a run with the weight set vgg19-torchvision: give it",
+        "moved": "cannot read .*gone.jpg: no such file",
+        "partial": "lacks settings ",
+        "list": "not a JSON record",
+        "missing": "cannot read .*missing.json: no such file",
+    }
+    for name, record in records.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(record))
+    for name, needle in needles.items():
+        path = tmp_path / f"{name}.json"
+        assert main(["stylize", "--from", str(path), "-o", str(tmp_path / "x.png"), "-q"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and re.search(needle, err), (name, err)
+    assert not (tmp_path / "x.png").exists()
+    assert main(["stylize", "--from", str(tmp_path / "weights.json"), "--weights", "nowhere",
+                 "-o", str(tmp_path / "x.png"), "-q"]) == 2  # fmt: skip
+    assert "nowhere" in capsys.readouterr().err  # the weights given are the ones loaded
+
+
+def test_sweep_from_a_cell_sweeps_around_it(swept, tmp_path):
+    """The cell's settings with the original axis given again: the same sweep."""
+    out, content, style, cell = swept
+    again = tmp_path / "again"
+    assert main(["sweep", "--from", str(cell), "-o", str(again), "--style-weight", "1e2,1e3"]) == 0
+    record = json.loads((again / "sweep.json").read_text())
+    assert record["from"] == str(cell) and record["inputs"]["content"] == content
+    assert record["settings"]["coarse_to_fine"] == [32] and record["settings"]["steps"] == 3
+    for c in record["cells"]:
+        assert np.abs(pixels(again / c["file"]) - pixels(out / c["file"])).max() <= 1
