@@ -148,19 +148,16 @@ def _take_record(args: argparse.Namespace) -> None:
     settings = record.settings_with(given)
     for name in names:
         setattr(args, name, settings.get(name))
-    if args.images:  # another picture: the record's mask and init image are not its
-        if args.init is None and record.init in ("content", "noise"):
-            args.init = record.init
-    else:
-        styles = [] if record.styles == [EXAMPLE_STYLE] else [Path(s) for s in record.styles]
-        if args.texture or record.content is None:
+    inputs = record.inputs(new_content=bool(args.images))
+    if not args.images:
+        styles = [] if inputs["style"] == [EXAMPLE_STYLE] else [Path(s) for s in inputs["style"]]
+        if args.texture or inputs["content"] is None:
             args.texture, args.images = True, styles
-        elif record.content != EXAMPLE_CONTENT:
-            args.images = [Path(record.content), *styles]
-        if args.mask is None and record.mask:
-            masks = record.mask if isinstance(record.mask, list) else [record.mask]
-            args.mask = [Path(m) for m in masks]
-        args.init = args.init or record.init
+        elif inputs["content"] != EXAMPLE_CONTENT:
+            args.images = [Path(inputs["content"]), *styles]
+    masks = inputs["mask"] if isinstance(inputs["mask"], list) else [inputs["mask"]]
+    args.mask = args.mask or [Path(m) for m in masks if m is not None] or None
+    args.init = args.init or inputs["init"]
     if args.texture and given["content_weight"] is None:  # a texture's is 0 by definition
         args.content_weight = None
 

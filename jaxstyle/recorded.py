@@ -28,11 +28,9 @@ FOLLOWING = {
     "size": ("coarse_to_fine", "coarse_to_fine_steps"),
     "coarse_to_fine": ("coarse_to_fine_steps",),
     "style_layers": ("style_layer_weights",),
-    "conv_algorithm": (),
 }
-"""A setting given anew -> the recorded settings chosen for the old value, left to
-their defaults (unless given too). The convolution algorithm is always chosen anew:
-``auto`` picks it by size and device, and the algorithms agree to float rounding."""
+"""A setting given anew -> the recorded settings chosen for its old value, left to
+their defaults (unless given too)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,21 +58,27 @@ class RunRecord:
 
     def settings_with(self, given: dict[str, Any]) -> dict[str, Any]:
         """The recorded settings with the non-None ``given`` ones in their place, and
-        those that follow from a given one (:data:`FOLLOWING`) left out. A preset is
-        not given anew: the record's settings are that preset's loss."""
+        those that follow from a given one (:data:`FOLLOWING`) and the convolution
+        algorithm left out. A preset is not given anew: the record's settings are that
+        preset's loss."""
         given = {k: v for k, v in given.items() if v is not None}
         if given.get("preset", self.settings["preset"]) != self.settings["preset"]:
             raise JaxstyleError(
                 f"{self.path} is a run of preset {self.settings['preset']}: its settings "
                 "are that loss; for another preset, start without the record"
             )
-        unknown = set(given) - set(self.settings)
-        if unknown:
-            raise JaxstyleError(f"unknown settings: {', '.join(sorted(unknown))}")
         left_out = {k for name in given for k in (name, *FOLLOWING.get(name, ()))}
+        left_out.add("conv_algorithm")  # chosen anew by size and device (they agree to rounding)
         kept = {k: v for k, v in self.settings.items() if k not in left_out}
-        kept.pop("conv_algorithm", None)
         return {**kept, **given}
+
+    def inputs(self, new_content: bool = False) -> dict[str, Any]:
+        """{content, style, mask, init} as recorded (paths, the example images' names,
+        None); with a ``new_content``, only an init of content or noise: the record's
+        mask and init image belong to its picture."""
+        if new_content:
+            return {"mask": None, "init": self.init if self.init in ("content", "noise") else None}
+        return {"content": self.content, "style": self.styles, "mask": self.mask, "init": self.init}
 
     def check_weights(self, given: Any) -> None:
         """Refuse to run again a run of another weight set than the fetched one
@@ -170,13 +174,9 @@ def recorded_run(result: str | os.PathLike, **overrides: Any) -> dict[str, Any]:
     record = read_run_record(result)
     record.check_weights(overrides.get("weights"))
     run = record.settings_with({k: overrides.pop(k) for k in _fields() if k in overrides})
-    if "content" in overrides:  # another picture: the record's mask and init image are not its
-        run["mask"] = None
-        run["init"] = record.init if record.init in ("content", "noise") else None
-    else:
-        content = record.content
-        run["content"] = example_content() if content == EXAMPLE_CONTENT else content
-        run["mask"], run["init"] = record.mask, record.init
+    run |= record.inputs(new_content="content" in overrides)
+    if run.get("content") == EXAMPLE_CONTENT:
+        run["content"] = example_content()
     run["style"] = [example_style() if s == EXAMPLE_STYLE else s for s in record.styles]
     run |= overrides
     if run["content"] is None:  # a texture: its content weight is 0 by definition

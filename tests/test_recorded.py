@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -161,3 +162,33 @@ def test_sweep_from_a_cell_sweeps_around_it(swept, tmp_path):
     assert record["settings"]["coarse_to_fine"] == [32] and record["settings"]["steps"] == 3
     for c in record["cells"]:
         assert np.abs(pixels(again / c["file"]) - pixels(out / c["file"])).max() <= 1
+
+
+def test_from_a_texture_or_the_examples_fills_in_the_command_line(swept, tmp_path):
+    from jaxstyle.cli import _take_record
+    from jaxstyle.cli_parser import build_parser
+
+    out, content, style, cell = swept
+    sweep = json.loads((out / "sweep.json").read_text())
+    run = {"inputs": sweep["inputs"], "settings": sweep["settings"] | {k: 0 for k in AXES[:3]}}
+    run["settings"] |= {k: sweep["cells"][0][k] for k in AXES[3:]}
+    examples = {**run["inputs"], "content": "example photo", "styles": ["example painting"]}
+    texture = {**run["inputs"], "content": None, "init": "noise", "mask": "m.png"}
+    for name, inputs in {"examples": examples, "texture": texture}.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps({**run, "inputs": inputs}))
+
+    def parsed(*argv):
+        args = build_parser().parse_args(["stylize", *argv, "-o", str(tmp_path / "o.png")])
+        _take_record(args)
+        return args
+
+    args = parsed("--from", str(tmp_path / "examples.json"))
+    assert (args.images, args.texture, args.init, args.content_weight) == ([], False, "content", 0)
+    args = parsed("--from", str(tmp_path / "texture.json"))
+    assert (args.images, args.texture, args.init) == ([Path(style)], True, "noise")
+    assert args.content_weight is None and args.mask == [Path("m.png")]
+    args = parsed(content, style, "--from", str(tmp_path / "texture.json"))  # new images
+    assert (args.texture, args.init, args.mask) == (False, "noise", None)
+    run = jaxstyle.recorded_run(tmp_path / "examples.json")
+    assert run["content"] == jaxstyle.example_content()  # matplotlib's sample photo
+    np.testing.assert_array_equal(run["style"][0], jaxstyle.example_style())
