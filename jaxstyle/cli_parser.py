@@ -88,7 +88,8 @@ def _stylize_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="also write OUT.stepN.png every N steps",
+        help="also write the image every N steps beside OUTPUT, named by the step "
+        "(-o out.png: out.step00100.png at step 100; a .jpg output's are .jpg)",
     )
     p.add_argument(
         "--checkpoint-every",

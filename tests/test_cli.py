@@ -385,6 +385,15 @@ def test_an_interrupt_names_the_step_images_kept(pair, tmp_path, capsys, monkeyp
     assert jaxstyle.step_image_path(out, 3).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_save_every_help_names_the_files_it_writes(capsys):
+    """--save-every's help gives the step images' names as step_image_path makes them."""
+    with pytest.raises(SystemExit):
+        main(["stylize", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"-o out.png: {jaxstyle.step_image_path('out.png', 100).name} at step 100" in text
+    assert jaxstyle.step_image_path("out.jpg", 100).suffix == ".jpg"
+
+
 def test_a_signal_outside_a_checkpointed_loop_is_worded_as_inside_it(capsys, monkeypatch):
     """SIGTERM/SIGINT outside stylize's run and a sweep's or batch's checkpointed loop:
     the same words as there ("terminated (SIGTERM) at step ..."), exit 143/130."""
