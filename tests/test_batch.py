@@ -561,8 +561,16 @@ def test_a_failed_write_is_redone_by_the_rerun(vgg_weights, images, tmp_path, mo
         (out / "a.json").unlink()
 
 
-def test_batch_help_names_every_manifest_field(capsys):
+def test_batch_help_names_every_manifest_field(images, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["batch", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert [field for field in FIELDS if field not in text] == []
+    # content and output are optional, as the help says: a texture, the default name
+    manifest = tmp_path / "jobs.jsonl"
+    pair = {"content": str(images["tubingen"]), "style": str(images["starry_night"])}
+    manifest.write_text(f"{json.dumps(pair)}\n{json.dumps({'style': pair['style']})}\n")
+    (photo, texture), failed = read_manifest(manifest)
+    assert not failed and texture.content is None
+    assert "optionally content (none: texture synthesis)" in text
+    assert f"output (default: CONTENT_STYLE.png, e.g. {photo.output})" in text
