@@ -135,3 +135,20 @@ def test_contents_list_every_section_with_its_github_anchor():
     assert [title for title, _ in links] == headings
     for title, target in links:
         assert target == re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+
+
+def test_coarse_to_fine_auto_as_described():
+    """The README's sizes of ``--coarse-to-fine auto`` are those it runs."""
+    from jaxstyle.settings import AUTO_COARSEST, auto_coarse_to_fine
+
+    found = re.search(
+        r"`--coarse-to-fine auto`\s+halves `--size` while the half is at least (\d+) px "
+        r"\((\d+): passes at ([\d, and]+) px;\s+below (\d+): none\)",
+        README,
+    )
+    assert found, "the README no longer describes --coarse-to-fine auto's sizes"
+    least, size, passes, below = found.groups()
+    assert int(least) == AUTO_COARSEST
+    assert auto_coarse_to_fine("auto", int(size)) == tuple(map(int, re.findall(r"\d+", passes)))
+    assert auto_coarse_to_fine("auto", int(below) - 1) == ()
+    assert auto_coarse_to_fine("auto", int(below)) != ()
