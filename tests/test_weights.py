@@ -493,6 +493,19 @@ def test_fetch_into_an_existing_file_is_refused_before_downloading(tmp_path, mon
     assert target.read_bytes() == b"the user's file"
 
 
+def test_only_the_default_set_is_fetched_when_missing(tmp_path, monkeypatch):
+    """As the README says: a missing default set ($JAXSTYLE_WEIGHTS's too) is fetched;
+    a --weights DIR without a weight set is refused, naming the commands that make one."""
+    fetched = []
+    monkeypatch.setattr(weights, "fetch", lambda path, **kw: fetched.append(path))
+    monkeypatch.setattr(weights, "load", lambda path: path)
+    monkeypatch.setenv(weights.ENV_VAR, str(tmp_path / "default"))
+    assert weights.load_vgg19() == tmp_path / "default" and fetched == [tmp_path / "default"]
+    with pytest.raises(JaxstyleError, match="is not a weight set; create one with 'jaxstyle"):
+        weights.load_vgg19(tmp_path / "given")
+    assert fetched == [tmp_path / "default"] and not (tmp_path / "given").exists()
+
+
 def test_fetch_twice_at_once_without_a_real_stderr(tmp_path, monkeypatch):
     """Two fetches racing into one place (e.g. two pytest-xdist workers, or the
     processes of a --distributed run) both succeed; pip's progress needs a stderr
