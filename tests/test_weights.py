@@ -11,6 +11,7 @@ import io
 import json
 import os
 import pickle
+import re
 import struct
 import subprocess
 import sys
@@ -482,6 +483,22 @@ def test_cli_convert(tmp_path, vgg, capsys, monkeypatch):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.count("\n") == 1 and "already exists" in captured.err
+
+
+def test_convert_help_names_every_format_and_its_preprocessing(capsys):
+    """``weights convert --help`` names every suffix convert reads and the preprocessing
+    each gets by default."""
+    from jaxstyle.convert import _FORMATS, PREPROCESSING
+
+    formats = dict(_FORMATS)
+    with pytest.raises(SystemExit):
+        cli.main(["weights", "convert", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    named = {pre: PREPROCESSING[pre] for pre in ("caffe", "torchvision")}
+    for name, suffixes in re.findall(r"(caffe|torchvision) for ((?:\.\w+/?)+)", text):
+        for suffix in suffixes.split("/"):
+            assert formats.pop(suffix).preprocessing == named[name], suffix
+    assert formats == {}, f"not in the help: {list(formats)}"
 
 
 def test_fetch_into_an_existing_file_is_refused_before_downloading(tmp_path, monkeypatch):
