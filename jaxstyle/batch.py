@@ -157,7 +157,8 @@ def batch(
         group the jobs, and return the plan, running nothing and writing nothing.
       **settings: settings shared by every job (``size``, ``steps``,
         ``optimizer``, layers, ``coarse_to_fine``, ...), as for ``stylize``; a
-        row's own content/style/TV weight, size and seed take precedence.
+        row's own settings (:data:`~jaxstyle.manifest.OVERRIDES`: content/style/TV
+        weight, size, seed, style scale and style blend) take precedence.
 
     Returns:
       A :class:`BatchReport`; bad rows are in ``failed``, not raised. With

@@ -256,7 +256,7 @@ def _image_arguments(p: argparse.ArgumentParser, *, output: str) -> None:
 
 
 def _program_arguments(p: argparse.ArgumentParser) -> None:
-    """The settings that shape the compiled step (stylize, sweep, estimate)."""
+    """The settings that shape the compiled step (stylize, sweep, batch, estimate)."""
     p.add_argument(
         "--preset",
         default=None,
@@ -321,7 +321,8 @@ def _split_argument(p: argparse.ArgumentParser) -> None:
 
 
 def _setting_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> None:
-    """The settings of stylize and sweep; in a sweep the sweepable ones take lists (axes)."""
+    """The settings of stylize, sweep and batch; in a sweep the sweepable ones take lists
+    (axes)."""
     number = _csv(float) if sweep else float
 
     def axis(what: str) -> str:
