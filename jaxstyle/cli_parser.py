@@ -11,6 +11,7 @@ from pathlib import Path
 
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.manifest import OVERRIDES
+from jaxstyle.presets import DEFAULT_PRESET, PRESETS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -255,20 +256,27 @@ def _image_arguments(p: argparse.ArgumentParser, *, output: str) -> None:
     )
 
 
+def _preset_label(name: str) -> str:
+    """A preset as ``--preset``'s help names it."""
+    mrf = " (Li & Wand's MRF style loss)" if PRESETS[name].style_loss == "mrf" else ""
+    return f"{name}{' (default)' * (name == DEFAULT_PRESET)}{mrf}"
+
+
 def _program_arguments(p: argparse.ArgumentParser) -> None:
     """The settings that shape the compiled step (stylize, sweep, batch, estimate)."""
     p.add_argument(
         "--preset",
         default=None,
         type=_nonempty,
-        help="jaxstyle (default), jcjohnson, gatys, pytorch-tutorial, tf-tutorial, "
-        "cnnmrf (Li & Wand's MRF style loss)",
+        help=", ".join(map(_preset_label, sorted(PRESETS, key=lambda n: n != DEFAULT_PRESET))),
     )
     p.add_argument("--optimizer", choices=("adam", "lbfgs"), help="(preset's default)")
     p.add_argument("--content-layers", type=_csv(str), help="e.g. relu4_2")
     p.add_argument("--style-layers", type=_csv(str), help="e.g. relu1_1,relu2_1,relu3_1")
     p.add_argument(
-        "--pooling", choices=("max", "avg"), help="VGG19's pooling: max (as trained) or avg"
+        "--pooling",
+        choices=("max", "avg"),
+        help="VGG19's pooling: max (as trained) or avg (preset's default)",
     )
     p.add_argument(
         "--compute-dtype",
@@ -336,7 +344,10 @@ def _setting_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> No
     )
     p.add_argument("--steps", type=int, help="optimisation steps (preset's default)")
     p.add_argument(
-        "--lr", type=float, dest="learning_rate", help="Adam learning rate, [0,1] pixels"
+        "--lr",
+        type=float,
+        dest="learning_rate",
+        help="Adam learning rate, [0,1] pixels (preset's default)",
     )
     p.add_argument(
         "--content-weight", type=number, help=axis("alpha, the content weight (preset's default)")
@@ -359,7 +370,9 @@ def _setting_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> No
         help="weights of several style images, one per image"
         + ("; a sweep axis: tuples separated by ';'" if sweep else ""),
     )
-    p.add_argument("--init", type=_nonempty, help="content, noise, or an image PATH")
+    p.add_argument(
+        "--init", type=_nonempty, help="content, noise, or an image PATH (preset's default)"
+    )
     p.add_argument(
         "--preserve-colors",
         choices=("luminance", "histogram"),

@@ -684,3 +684,11 @@ def test_every_option_of_a_run_reaches_the_python_api():
         assert not missing, f"jaxstyle {command}: options without a Python form: {missing}"
     assert {"stylize", "sweep", "batch", "estimate", "plot", "presets"} < set(parsers)
     assert {"weights fetch", "weights convert"} < set(parsers)
+
+
+def test_preset_help_names_every_preset(capsys):
+    with pytest.raises(SystemExit):
+        main(["stylize", "--help"])
+    text = " ".join(capsys.readouterr().out.split()).replace("- ", "-")
+    assert [name for name in jaxstyle.PRESETS if name not in text] == []
+    assert "jaxstyle (default)" in text and "cnnmrf (Li & Wand's MRF style loss)" in text
