@@ -179,16 +179,20 @@ def _prepare(
 
 def _to_srgb(image: Image.Image, source: Path | str) -> Image.Image:
     """``image`` converted from the ICC colour profile it embeds (Display P3, Adobe RGB,
-    a CMYK press profile, ...) to sRGB, the colours jaxstyle's arrays and outputs are in
-    (Little CMS, perceptual intent; alpha kept). As it is without a profile, in a mode
-    Little CMS does not convert (16-bit or float grey, palettes), or with a profile it
-    cannot use (then a note on stderr: its values are taken as sRGB)."""
+    a CMYK press profile, a grey gamma, ...) to sRGB, the colours jaxstyle's arrays and
+    outputs are in (Little CMS, perceptual intent; alpha kept; palettes, 1-bit and 16-bit
+    grey through the mode Little CMS takes, 16-bit grey then in 8 bits). As it is without
+    a profile, in float mode, or with a profile it cannot use (then a note on stderr: its
+    values are taken as sRGB)."""
     profile = image.info.get("icc_profile")
-    if not profile or image.mode not in ("RGB", "RGBA", "CMYK", "L"):
+    if not profile or image.mode == "F":
         return image
+    if image.mode != "CMYK":
+        image = _normalize_mode(image)  # L, LA, RGB, RGBA or I (16-bit range), info kept
+    colour = {"I": "I;16", "LA": "L"}.get(image.mode, image.mode)
     try:
         converted = ImageCms.profileToProfile(
-            image,
+            image.convert(colour) if colour != image.mode else image,
             ImageCms.ImageCmsProfile(io.BytesIO(profile)),
             _srgb_profile(),
             outputMode="RGBA" if image.mode == "RGBA" else "RGB",
@@ -201,6 +205,8 @@ def _to_srgb(image: Image.Image, source: Path | str) -> Image.Image:
         )
         return image
     assert converted is not None  # not in place
+    if image.mode == "LA":
+        converted.putalpha(image.getchannel("A"))
     return converted
 
 

@@ -247,19 +247,32 @@ SRGB_COLORANTS = ((0.4361, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971), (0.1431, 0
 def rgb_profile(gamma: float, colorants=SRGB_COLORANTS) -> bytes:
     """An ICC v2 RGB display profile (matrix/TRC) with these primaries and a pure power
     curve (ICC.1:2001-04: header, tag table, desc/wtpt/XYZ/curv tags)."""
+    tags = [(sig, _xyz(c)) for sig, c in zip((b"rXYZ", b"gXYZ", b"bXYZ"), colorants, strict=True)]
+    return _profile(b"RGB ", tags + [(sig, _curve(gamma)) for sig in (b"rTRC", b"gTRC", b"bTRC")])
 
-    def s15(x: float) -> bytes:
-        return struct.pack(">i", round(x * 65536))
 
-    def xyz(v) -> bytes:
-        return b"XYZ " + bytes(4) + b"".join(map(s15, v))
+def grey_profile(gamma: float) -> bytes:
+    """An ICC v2 grey display profile with a pure power curve (kTRC)."""
+    return _profile(b"GRAY", [(b"kTRC", _curve(gamma))])
 
-    curve = b"curv" + bytes(4) + struct.pack(">IH", 1, round(gamma * 256)) + bytes(2)
+
+def _s15(x: float) -> bytes:
+    return struct.pack(">i", round(x * 65536))
+
+
+def _xyz(v) -> bytes:
+    return b"XYZ " + bytes(4) + b"".join(map(_s15, v))
+
+
+def _curve(gamma: float) -> bytes:
+    return b"curv" + bytes(4) + struct.pack(">IH", 1, round(gamma * 256)) + bytes(2)
+
+
+def _profile(space: bytes, tags: list[tuple[bytes, bytes]]) -> bytes:
+    """A display profile of colour ``space`` with desc and wtpt tags and ``tags``."""
     name = b"test profile\0"
     desc = b"desc" + bytes(4) + struct.pack(">I", len(name)) + name + bytes(8 + 3 + 67)
-    tags = [(b"desc", desc), (b"wtpt", xyz(D50))]
-    tags += [(sig, xyz(c)) for sig, c in zip((b"rXYZ", b"gXYZ", b"bXYZ"), colorants, strict=True)]
-    tags += [(sig, curve) for sig in (b"rTRC", b"gTRC", b"bTRC")]
+    tags = [(b"desc", desc), (b"wtpt", _xyz(D50)), *tags]
     offset = 128 + 4 + 12 * len(tags)
     table = data = b""
     for sig, body in tags:
@@ -267,7 +280,8 @@ def rgb_profile(gamma: float, colorants=SRGB_COLORANTS) -> bytes:
         table += sig + struct.pack(">II", offset + len(data), len(body))
         data += body
     header = struct.pack(">I", offset + len(data)) + bytes(4) + struct.pack(">I", 0x02100000)
-    header += b"mntrRGB XYZ " + bytes(12) + b"acsp" + bytes(28) + b"".join(map(s15, D50))
+    header += b"mntr" + space + b"XYZ " + bytes(12) + b"acsp" + bytes(28)
+    header += b"".join(map(_s15, D50))
     header += bytes(128 - len(header))
     return header + struct.pack(">I", len(tags)) + table + data
 
@@ -309,6 +323,24 @@ def test_icc_profile_of_an_image_with_alpha(tmp_path):
     image = images.load_image(path)
     np.testing.assert_allclose(image[0, 0], srgb_encoded(np.full(3, 64 / 255)), atol=1.5 / 255)
     np.testing.assert_array_equal(image[0, 1], [1, 1, 1])  # transparent: white
+
+
+def test_icc_profile_of_palette_grey_alpha_and_16_bit_images(tmp_path):
+    # converted in the mode Little CMS takes, not read as sRGB codes
+    codes = np.array([[0, 16, 64, 128, 200, 255]], np.uint8)
+    expected = np.repeat(srgb_encoded(codes / 255.0)[..., None], 3, axis=-1)
+    rgb = Image.fromarray(np.repeat(codes[..., None], 3, axis=-1))
+    palette = rgb.quantize(8, method=Image.Quantize.MEDIANCUT)
+    grey_alpha = Image.merge("LA", [Image.fromarray(codes), Image.new("L", (6, 1), 255)])
+    deep = Image.fromarray(codes.astype(np.uint16) * 257)
+    for name, image, profile in [
+        ("palette.png", palette, rgb_profile(1.0)),
+        ("grey_alpha.png", grey_alpha, grey_profile(1.0)),
+        ("deep.png", deep, grey_profile(1.0)),
+        ("grey.png", Image.fromarray(codes), grey_profile(1.0)),
+    ]:
+        read = images.load_image(write(tmp_path / name, image, icc_profile=profile))
+        np.testing.assert_allclose(read, expected, atol=1.5 / 255, err_msg=name)
 
 
 def test_an_unusable_icc_profile_is_noted_and_ignored(tmp_path, capsys):
