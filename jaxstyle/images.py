@@ -109,6 +109,14 @@ def image_from_pil(image: Image.Image) -> np.ndarray:
     :func:`load_image` reads a file: its EXIF orientation and ICC profile applied,
     alpha over white, within :data:`MAX_SIDE`. ``image`` itself is not changed."""
     source = "the Pillow image"
+    with _pillow_errors(source):
+        try:
+            image.load()  # a lazily opened image reads its file here
+        except Exception as e:
+            if "closed" in str(e) or getattr(image, "fp", None) is None:  # closed, or its file
+                closed = "it is closed, or its file is: pass it before closing it"
+                raise _fail(source, closed) from None
+            raise
     return _to_array(_noted(*_prepare(image, source), source))
 
 

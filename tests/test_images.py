@@ -382,6 +382,17 @@ def test_a_bad_pillow_image_is_one_line():
         as_image(Image.new("RGB", (0, 4)))
 
 
+def test_a_closed_pillow_image_is_named_closed(tmp_path):
+    path = write(tmp_path / "picture.png", gradient())
+    with Image.open(path) as opened:
+        pass
+    with path.open("rb") as file:
+        lazy = Image.open(file)
+    for image in (opened, lazy):
+        with pytest.raises(JaxstyleError, match="^cannot read the Pillow image: it is closed"):
+            as_image(image)
+
+
 def test_loading_leaves_the_file_untouched(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6
