@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.images import check_image, load_image, to_uint8
+from jaxstyle.images import check_image, image_from_pil, load_image, to_uint8
 from jaxstyle.settings import check_every, integer
 from jaxstyle.sheets import labelled_grid
 
@@ -50,7 +50,7 @@ class LiveView:
       port: the TCP port; 0 picks a free one (see :attr:`url`).
       title: the page's heading.
       total_steps: the run's steps, for the page's progress (None: unknown).
-      inputs: {caption: image file or (H, W, 3) image} shown as thumbnails above
+      inputs: {caption: image file, Pillow image or (H, W, 3) image} shown as thumbnails above
         the run, e.g. {"content": photo, "style": painting}.
 
     Use it as a context manager (or :meth:`start` and :meth:`close`); pass
@@ -227,9 +227,12 @@ def _png(pixels: np.ndarray) -> bytes:
 
 
 def _thumbnail(image) -> np.ndarray:
-    """An image file, or an (H, W, 3) image in [0, 1] (or uint8), as uint8 with its
-    longest side at most :data:`THUMBNAIL`."""
-    pixels = load_image(Path(image)) if isinstance(image, (str, os.PathLike)) else np.asarray(image)
+    """An image file, a Pillow image, or an (H, W, 3) image in [0, 1] (or uint8), as
+    uint8 with its longest side at most :data:`THUMBNAIL`."""
+    if isinstance(image, (str, os.PathLike)):
+        pixels = load_image(Path(image))
+    else:
+        pixels = image_from_pil(image) if isinstance(image, Image.Image) else np.asarray(image)
     picture = Image.fromarray(pixels if pixels.dtype == np.uint8 else to_uint8(pixels))
     picture.thumbnail((THUMBNAIL, THUMBNAIL))
     return np.asarray(picture)

@@ -83,6 +83,13 @@ def test_input_thumbnails_from_arrays_and_files(shared_image):
                 get(view.url + missing)
 
 
+def test_input_thumbnails_from_pillow_images():
+    palette = Image.new("RGB", (40, 20), (255, 0, 0)).convert("P")  # read as its file is
+    with LiveView(inputs={"content": palette}) as view:
+        thumbnail = Image.open(io.BytesIO(get(view.url + "input/0.png")))
+        assert thumbnail.mode == "RGB" and thumbnail.getpixel((5, 5)) == (255, 0, 0)
+
+
 def test_a_browser_gone_mid_answer_prints_nothing(capsys):
     with LiveView() as view:
         for error in (BrokenPipeError(), ConnectionResetError()):
