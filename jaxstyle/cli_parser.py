@@ -383,7 +383,7 @@ def _setting_arguments(p: argparse.ArgumentParser, *, sweep: bool = False) -> No
     p.add_argument(
         "--seed",
         type=_csv(int) if sweep else int,
-        default=None if sweep else 0,
+        default=None,
         help=axis("random seed of the noise init (default 0)"),
     )
     p.add_argument(

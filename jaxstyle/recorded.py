@@ -173,7 +173,8 @@ def recorded_run(result: str | os.PathLike, **overrides: Any) -> dict[str, Any]:
 
     record = read_run_record(result)
     record.check_weights(overrides.get("weights"))
-    run = record.settings_with({k: overrides.pop(k) for k in _fields() if k in overrides})
+    given = {k: overrides.pop(k) for k in _fields() - {"init"} if k in overrides}
+    run = record.settings_with(given)  # an init given stays in overrides: it is an input too
     run |= record.inputs(new_content="content" in overrides)
     if run.get("content") == EXAMPLE_CONTENT:
         run["content"] = example_content()

@@ -192,3 +192,21 @@ def test_from_a_texture_or_the_examples_fills_in_the_command_line(swept, tmp_pat
     run = jaxstyle.recorded_run(tmp_path / "examples.json")
     assert run["content"] == jaxstyle.example_content()  # matplotlib's sample photo
     np.testing.assert_array_equal(run["style"][0], jaxstyle.example_style())
+
+
+def test_what_is_not_given_is_the_records(swept, tmp_path):
+    """stylize's --seed left out is the record's seed (not 0); recorded_run's init
+    given is the init run."""
+    from jaxstyle.cli import _take_record
+    from jaxstyle.cli_parser import build_parser
+
+    out, content, style, cell = swept
+    sweep = json.loads((out / "sweep.json").read_text())
+    run = {"inputs": {**sweep["inputs"], "init": "noise"}, "settings": sweep["settings"]}
+    run["settings"] |= {k: sweep["cells"][0][k] for k in AXES} | {"seed": 3, "init": "noise"}
+    (tmp_path / "r.json").write_text(json.dumps(run))
+    args = build_parser().parse_args(["stylize", "--from", str(tmp_path / "r.json"), "-o", "o.png"])
+    _take_record(args)
+    assert (args.seed, args.init) == (3, "noise")
+    assert jaxstyle.recorded_run(tmp_path / "r.json", init="content")["init"] == "content"
+    assert jaxstyle.recorded_run(tmp_path / "r.json", init=style)["init"] == style
