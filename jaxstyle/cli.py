@@ -148,15 +148,17 @@ def _take_record(args: argparse.Namespace) -> None:
     settings = record.settings_with(given)
     for name in names:
         setattr(args, name, settings.get(name))
-    inputs = record.inputs(new_content=bool(args.images))
+    anew = {k for k, v in {"style": args.images, "mask": args.mask, "init": args.init}.items() if v}
+    inputs = record.inputs(new_content=bool(args.images), given=anew)
     if not args.images:
         styles = [] if inputs["style"] == [EXAMPLE_STYLE] else [Path(s) for s in inputs["style"]]
         if args.texture or inputs["content"] is None:
             args.texture, args.images = True, styles
         elif inputs["content"] != EXAMPLE_CONTENT:
             args.images = [Path(inputs["content"]), *styles]
-    masks = inputs["mask"] if isinstance(inputs["mask"], list) else [inputs["mask"]]
-    args.mask = args.mask or [Path(m) for m in masks if m is not None] or None
+    if not args.mask:
+        masks = inputs["mask"] if isinstance(inputs["mask"], list) else [inputs["mask"]]
+        args.mask = [Path(m) for m in masks if m is not None] or None
     args.init = args.init or inputs["init"]
     if args.texture and given["content_weight"] is None:  # a texture's is 0 by definition
         args.content_weight = None

@@ -72,13 +72,29 @@ class RunRecord:
         kept = {k: v for k, v in self.settings.items() if k not in left_out}
         return {**kept, **given}
 
-    def inputs(self, new_content: bool = False) -> dict[str, Any]:
+    def inputs(self, new_content: bool = False, given: Any = ()) -> dict[str, Any]:
         """{content, style, mask, init} as recorded (paths, the example images' names,
-        None); with a ``new_content``, only an init of content or noise: the record's
-        mask and init image belong to its picture."""
+        None), less the ``given`` ones; with a ``new_content``, only style and an init of
+        content or noise: the record's mask and init image belong to its picture. A
+        relative path taken that is not there is a one-line error: it is relative to the
+        directory the recorded run started in."""
         if new_content:
-            return {"mask": None, "init": self.init if self.init in ("content", "noise") else None}
-        return {"content": self.content, "style": self.styles, "mask": self.mask, "init": self.init}
+            init = self.init if self.init in ("content", "noise") else None
+            taken = {"style": self.styles, "mask": None, "init": init}
+        else:
+            taken = {"content": self.content, "style": self.styles, "mask": self.mask}
+            taken["init"] = self.init
+        taken = {k: v for k, v in taken.items() if k not in given}
+        named = ("content", "noise", EXAMPLE_CONTENT, EXAMPLE_STYLE)
+        for value in taken.values():
+            for p in value if isinstance(value, list) else [value]:
+                if p is None or p in named or os.path.isabs(p) or os.path.lexists(p):
+                    continue
+                raise JaxstyleError(
+                    f"cannot read {p}: no such file here; {self.path}'s paths are "
+                    "relative to the directory its run started in: run from there"
+                )
+        return taken
 
     def check_weights(self, given: Any) -> None:
         """Refuse to run again a run of another weight set than the fetched one
@@ -141,15 +157,34 @@ def _run_record(path: Path, record: dict) -> RunRecord:
     missing = _fields() - set(settings)
     if missing:
         raise JaxstyleError(f"{path} lacks settings {', '.join(sorted(missing))}")
+    content, styles, mask = inputs.get("content"), inputs.get("styles"), inputs.get("mask")
+    init = inputs.get("init") or settings["init"]
+    kinds = {
+        "content": (content is None or _is_path(content), "a path"),
+        "styles": (_are_paths(styles), "a list of paths"),
+        "mask": (mask is None or _is_path(mask) or _are_paths(mask), "a path or a list of paths"),
+        "init": (_is_path(init), "a path"),
+    }
+    for name, (ok, kind) in kinds.items():
+        if not ok:
+            raise JaxstyleError(f"{path}: the recorded {name} {inputs.get(name)!r} is not {kind}")
     return RunRecord(
         path=path,
-        content=inputs.get("content"),
-        styles=list(inputs.get("styles") or ()),
-        mask=inputs.get("mask"),
-        init=inputs.get("init") or settings["init"],
+        content=content,
+        styles=list(styles or ()),
+        mask=mask,
+        init=init,
         settings={k: settings[k] for k in sorted(_fields())},
         weights=str(record.get("weights", DEFAULT_SET)),
     )
+
+
+def _is_path(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def _are_paths(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(map(_is_path, value))
 
 
 def _fields() -> set[str]:
@@ -175,10 +210,11 @@ def recorded_run(result: str | os.PathLike, **overrides: Any) -> dict[str, Any]:
     record.check_weights(overrides.get("weights"))
     given = {k: overrides.pop(k) for k in _fields() - {"init"} if k in overrides}
     run = record.settings_with(given)  # an init given stays in overrides: it is an input too
-    run |= record.inputs(new_content="content" in overrides)
+    run |= record.inputs(new_content="content" in overrides, given=overrides)
     if run.get("content") == EXAMPLE_CONTENT:
         run["content"] = example_content()
-    run["style"] = [example_style() if s == EXAMPLE_STYLE else s for s in record.styles]
+    if "style" in run:
+        run["style"] = [example_style() if s == EXAMPLE_STYLE else s for s in run["style"]]
     run |= overrides
     if run["content"] is None:  # a texture: its content weight is 0 by definition
         run.pop("content_weight")

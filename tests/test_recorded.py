@@ -164,7 +164,7 @@ def test_sweep_from_a_cell_sweeps_around_it(swept, tmp_path):
         assert np.abs(pixels(again / c["file"]) - pixels(out / c["file"])).max() <= 1
 
 
-def test_from_a_texture_or_the_examples_fills_in_the_command_line(swept, tmp_path):
+def test_from_a_texture_or_the_examples_fills_in_the_command_line(swept, tmp_path, monkeypatch):
     from jaxstyle.cli import _take_record
     from jaxstyle.cli_parser import build_parser
 
@@ -174,6 +174,8 @@ def test_from_a_texture_or_the_examples_fills_in_the_command_line(swept, tmp_pat
     run["settings"] |= {k: sweep["cells"][0][k] for k in AXES[3:]}
     examples = {**run["inputs"], "content": "example photo", "styles": ["example painting"]}
     texture = {**run["inputs"], "content": None, "init": "noise", "mask": "m.png"}
+    monkeypatch.chdir(tmp_path)  # where the texture's mask is
+    Image.new("L", (4, 4), 255).save("m.png")
     for name, inputs in {"examples": examples, "texture": texture}.items():
         (tmp_path / f"{name}.json").write_text(json.dumps({**run, "inputs": inputs}))
 
@@ -210,3 +212,29 @@ def test_what_is_not_given_is_the_records(swept, tmp_path):
     assert (args.seed, args.init) == (3, "noise")
     assert jaxstyle.recorded_run(tmp_path / "r.json", init="content")["init"] == "content"
     assert jaxstyle.recorded_run(tmp_path / "r.json", init=style)["init"] == style
+
+
+def test_a_record_edited_or_run_elsewhere_is_a_one_line_error(swept, tmp_path, capsys, monkeypatch):
+    out, content, style, cell = swept
+    sweep = json.loads((out / "sweep.json").read_text())
+    run = {"inputs": sweep["inputs"], "settings": sweep["settings"]}
+    run["settings"] |= {k: sweep["cells"][0][k] for k in AXES}
+    edits = {"styles": 3, "content": 5, "mask": 7, "init": ["a.png"]}
+    edits = {k: {**run["inputs"], k: v} for k, v in edits.items()}
+    edits["one style"] = {**run["inputs"], "styles": style}  # a str, not a list
+    edits["elsewhere"] = {**run["inputs"], "content": "photo.jpg"}  # relative to its run's cwd
+    needles = {name: f"the recorded {name} .* is not " for name in edits}
+    needles |= {"one style": "the recorded styles '.*' is not a list of paths"}
+    needles |= {"elsewhere": "cannot read photo.jpg: no such file here; .*r.json's paths are "
+                "relative to the directory its run started in: run from there"}  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    for name, inputs in edits.items():
+        (tmp_path / "r.json").write_text(json.dumps({**run, "inputs": inputs}))
+        assert main(["stylize", "--from", "r.json", "-o", "x.png", "-q"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and re.search(needles[name], err), (name, err)
+        with pytest.raises(jaxstyle.JaxstyleError, match=needles[name]):
+            jaxstyle.recorded_run("r.json")
+    # a missing input given anew is not the record's
+    assert jaxstyle.recorded_run("r.json", content=content)["content"] == content
+    assert not (tmp_path / "x.png").exists()
