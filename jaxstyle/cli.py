@@ -149,7 +149,8 @@ def _take_record(args: argparse.Namespace) -> None:
     for name in names:
         setattr(args, name, settings.get(name))
     anew = {k for k, v in {"style": args.images, "mask": args.mask, "init": args.init}.items() if v}
-    inputs = record.inputs(new_content=bool(args.images), given=anew)
+    new = bool(args.images) or (args.texture and record.content is not None)  # a picture's
+    inputs = record.inputs(new_content=new, given=anew, texture=args.texture)  # texture: no mask
     if not args.images:
         styles = [] if inputs["style"] == [EXAMPLE_STYLE] else [Path(s) for s in inputs["style"]]
         if args.texture or inputs["content"] is None:

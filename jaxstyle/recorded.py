@@ -72,14 +72,15 @@ class RunRecord:
         kept = {k: v for k, v in self.settings.items() if k not in left_out}
         return {**kept, **given}
 
-    def inputs(self, new_content: bool = False, given: Any = ()) -> dict[str, Any]:
+    def inputs(self, new_content: bool = False, given: Any = (), texture: bool = False) -> dict:
         """{content, style, mask, init} as recorded (paths, the example images' names,
         None), less the ``given`` ones; with a ``new_content``, only style and an init of
-        content or noise: the record's mask and init image belong to its picture. A
+        content or noise: the record's mask and init image belong to its picture (for a
+        ``texture``, noise: it has no content to start from). A
         relative path taken that is not there is a one-line error: it is relative to the
         directory the recorded run started in."""
         if new_content:
-            init = self.init if self.init in ("content", "noise") else None
+            init = self.init if self.init in ("noise", "content" * (not texture)) else None
             taken = {"style": self.styles, "mask": None, "init": init}
         else:
             taken = {"content": self.content, "style": self.styles, "mask": self.mask}
@@ -210,7 +211,8 @@ def recorded_run(result: str | os.PathLike, **overrides: Any) -> dict[str, Any]:
     record.check_weights(overrides.get("weights"))
     given = {k: overrides.pop(k) for k in _fields() - {"init"} if k in overrides}
     run = record.settings_with(given)  # an init given stays in overrides: it is an input too
-    run |= record.inputs(new_content="content" in overrides, given=overrides)
+    texture = "content" in overrides and overrides["content"] is None
+    run |= record.inputs(new_content="content" in overrides, given=overrides, texture=texture)
     if run.get("content") == EXAMPLE_CONTENT:
         run["content"] = example_content()
     if "style" in run:

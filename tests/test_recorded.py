@@ -238,3 +238,23 @@ def test_a_record_edited_or_run_elsewhere_is_a_one_line_error(swept, tmp_path, c
     # a missing input given anew is not the record's
     assert jaxstyle.recorded_run("r.json", content=content)["content"] == content
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_texture_of_a_pictures_styles_starts_from_noise_without_its_mask(swept, tmp_path):
+    """--texture (recorded_run content=None) from a run with a content image: its init
+    content and mask belong to that picture."""
+    from jaxstyle.cli import _take_record
+    from jaxstyle.cli_parser import build_parser
+
+    out, content, style, cell = swept
+    sweep = json.loads((out / "sweep.json").read_text())
+    run = {"inputs": {**sweep["inputs"], "mask": style}, "settings": sweep["settings"]}
+    run["settings"] |= {k: sweep["cells"][0][k] for k in AXES}
+    (tmp_path / "r.json").write_text(json.dumps(run))
+    argv = ["stylize", "--from", str(tmp_path / "r.json"), "--texture", "-o", "o.png"]
+    args = build_parser().parse_args(argv)
+    _take_record(args)
+    assert (args.images, args.texture, args.init, args.mask) == ([Path(style)], True, None, None)
+    assert args.content_weight is None
+    texture = jaxstyle.recorded_run(tmp_path / "r.json", content=None)
+    assert (texture["init"], texture["mask"], texture["style"]) == (None, None, [style])
