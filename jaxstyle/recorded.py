@@ -76,11 +76,12 @@ class RunRecord:
         """{content, style, mask, init} as recorded (paths, the example images' names,
         None), less the ``given`` ones; with a ``new_content``, only style and an init of
         content or noise: the record's mask and init image belong to its picture (for a
-        ``texture``, noise: it has no content to start from). A
-        relative path taken that is not there is a one-line error: it is relative to the
-        directory the recorded run started in."""
+        ``texture``, noise: it has no content to start from). A relative path taken that
+        is not there is a one-line error: it is relative to the directory the recorded
+        run started in."""
         if new_content:
-            init = self.init if self.init in ("noise", "content" * (not texture)) else None
+            starts = ("noise",) if texture else ("content", "noise")
+            init = self.init if self.init in starts else None
             taken = {"style": self.styles, "mask": None, "init": init}
         else:
             taken = {"content": self.content, "style": self.styles, "mask": self.mask}
