@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import platform
 from collections.abc import Sequence
 from typing import Any
@@ -28,7 +29,9 @@ def versions(extra: Sequence[str] = ()) -> dict[str, str]:
 
 
 def run_metadata() -> dict:
-    """What produced a result: package versions, jax backend, devices, machine (JSON-able)."""
+    """What produced a result: package versions, jax backend, devices, machine, and the
+    directory the run started in, which its relative input paths are relative to
+    (JSON-able)."""
     import jax
 
     return {
@@ -36,6 +39,7 @@ def run_metadata() -> dict:
         "backend": jax.default_backend(),
         "devices": [str(d) for d in jax.devices()],
         "machine": platform.machine(),
+        "directory": os.getcwd(),
     }
 
 

@@ -24,6 +24,9 @@ EXAMPLE_CONTENT = "example photo"
 EXAMPLE_STYLE = "example painting"
 """How a record names the built-in images (:mod:`jaxstyle.examples`)."""
 
+NAMED = ("content", "noise", EXAMPLE_CONTENT, EXAMPLE_STYLE)
+"""The inputs a record names that are not paths."""
+
 FOLLOWING = {
     "size": ("coarse_to_fine", "coarse_to_fine_steps"),
     "coarse_to_fine": ("coarse_to_fine_steps",),
@@ -87,10 +90,9 @@ class RunRecord:
             taken = {"content": self.content, "style": self.styles, "mask": self.mask}
             taken["init"] = self.init
         taken = {k: v for k, v in taken.items() if k not in given}
-        named = ("content", "noise", EXAMPLE_CONTENT, EXAMPLE_STYLE)
         for value in taken.values():
             for p in value if isinstance(value, list) else [value]:
-                if p is None or p in named or os.path.isabs(p) or os.path.lexists(p):
+                if p is None or p in NAMED or os.path.isabs(p) or os.path.lexists(p):
                     continue
                 raise JaxstyleError(
                     f"cannot read {p}: no such file here; {self.path}'s paths are "
@@ -170,12 +172,21 @@ def _run_record(path: Path, record: dict) -> RunRecord:
     for name, (ok, kind) in kinds.items():
         if not ok:
             raise JaxstyleError(f"{path}: the recorded {name} {inputs.get(name)!r} is not {kind}")
+    directory = record.get("directory")  # relative paths are relative to it (if recorded)
+
+    def located(value: Any) -> Any:
+        if not isinstance(directory, str) or value is None or value in NAMED:
+            return value
+        if isinstance(value, list):
+            return [located(v) for v in value]
+        return os.path.normpath(os.path.join(directory, value))  # as it is if absolute
+
     return RunRecord(
         path=path,
-        content=content,
-        styles=list(styles or ()),
-        mask=mask,
-        init=init,
+        content=located(content),
+        styles=located(list(styles or ())),
+        mask=located(mask),
+        init=located(init),
         settings={k: settings[k] for k in sorted(_fields())},
         weights=str(record.get("weights", DEFAULT_SET)),
     )

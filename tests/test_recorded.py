@@ -258,3 +258,23 @@ def test_a_texture_of_a_pictures_styles_starts_from_noise_without_its_mask(swept
     assert args.content_weight is None
     texture = jaxstyle.recorded_run(tmp_path / "r.json", content=None)
     assert (texture["init"], texture["mask"], texture["style"]) == (None, None, [style])
+
+
+def test_relative_paths_are_found_from_any_directory(shared_image, tmp_path, monkeypatch):
+    """A record holds the directory its run started in: its relative paths are taken
+    from there, wherever the run again starts."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    for name in ("tubingen.jpg", "starry_night.jpg"):
+        shutil.copy(shared_image(name), first / name)
+    monkeypatch.chdir(first)
+    args = ["--size", "32", "--steps", "2", "--optimizer", "adam", "-q"]
+    assert main(["stylize", "tubingen.jpg", "starry_night.jpg", "-o", "out.png", *args]) == 0
+    record = json.loads((first / "out.json").read_text())
+    assert record["inputs"]["content"] == "tubingen.jpg" and record["directory"] == str(first)
+    monkeypatch.chdir(second)
+    assert main(["stylize", "--from", "../first/out.png", "-o", "again.png", "-q"]) == 0
+    inputs = json.loads((second / "again.json").read_text())["inputs"]
+    assert inputs["content"] == str(first / "tubingen.jpg")
+    assert inputs["styles"] == [str(first / "starry_night.jpg")]
+    assert np.abs(pixels(second / "again.png") - pixels(first / "out.png")).max() <= 1
