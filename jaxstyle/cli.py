@@ -50,6 +50,7 @@ SETTINGS = (
     "compute_dtype",
     "conv_algorithm",
     "preserve_colors",
+    "tileable",
 )
 """The parsed options passed to the API as setting overrides."""
 
@@ -63,6 +64,7 @@ PROGRAM_SETTINGS = (
     "pooling",
     "compute_dtype",
     "conv_algorithm",
+    "tileable",
 )
 """The setting overrides of ``estimate``: those that shape the compiled step."""
 

@@ -291,6 +291,14 @@ def _program_arguments(p: argparse.ArgumentParser) -> None:
         "float32 from 112 px (F(4x4,3x3) where a layer has enough tiles, else F(2x2,3x3); "
         "measured faster there), direct elsewhere",
     )
+    p.add_argument(
+        "--tileable",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a seamless tile: the image's sides wrap around to the opposite ones (in "
+        "VGG19's convolutions and the TV loss), so that copies side by side show no seam "
+        "(for textures above all; direct convolutions)",
+    )
     p.add_argument("--weights", type=_path, help="weight set directory (default: fetched)")
 
 

@@ -129,7 +129,7 @@ def estimate(
         do (the batch sharded over the groups of them): the memory is each device's.
       **settings: the settings that shape the program: ``optimizer``,
         ``compute_dtype``, ``conv_algorithm``, ``content_layers``, ``style_layers``,
-        ``pooling``.
+        ``pooling``, ``tileable``.
 
     Returns:
       An :class:`Estimate`. Nothing is optimised and no image is read.

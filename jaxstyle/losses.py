@@ -330,7 +330,9 @@ def mrf_loss(
     return _reduce(weights * squared, (-2, -1), reduction)
 
 
-def total_variation_loss(images: jax.Array, *, power: int = 2, reduction: str = "sum") -> jax.Array:
+def total_variation_loss(
+    images: jax.Array, *, power: int = 2, reduction: str = "sum", wrap: bool = False
+) -> jax.Array:
     """Total variation: differences of vertically and horizontally adjacent pixels.
 
     Args:
@@ -339,6 +341,8 @@ def total_variation_loss(images: jax.Array, *, power: int = 2, reduction: str = 
         differences (``tf.image.total_variation``).
       reduction: ``"sum"``, ``"half_sum"`` or ``"mean"`` (each direction's
         mean, summed) of |d|**power.
+      wrap: also the differences across the sides, last row to first and last
+        column to first (a tileable image: H·W of each direction, not (H-1)·W).
 
     Returns:
       (...), float32: the differences are taken in float32 whatever ``images``'
@@ -346,8 +350,12 @@ def total_variation_loss(images: jax.Array, *, power: int = 2, reduction: str = 
     """
     _check_axes("images", images, "H, W, C")
     images = jnp.asarray(images, jnp.float32)
-    dy = images[..., 1:, :, :] - images[..., :-1, :, :]
-    dx = images[..., :, 1:, :] - images[..., :, :-1, :]
+    if wrap:
+        dy = jnp.roll(images, -1, axis=-3) - images
+        dx = jnp.roll(images, -1, axis=-2) - images
+    else:
+        dy = images[..., 1:, :, :] - images[..., :-1, :, :]
+        dx = images[..., :, 1:, :] - images[..., :, :-1, :]
     if power == 1:
         dy, dx = jnp.abs(dy), jnp.abs(dx)
     elif power == 2:

@@ -75,6 +75,12 @@ class Objective:
     device), each loss evaluation seeing one: Winograd picks its tiles by the
     whole (:func:`jaxstyle.vgg.winograd_tile`). Set by
     :func:`jaxstyle.batching.shared_loss_fn` for a sweep's or batch's cells.
+    ``tileable``: the image is optimised as a tile, its sides wrapping around to the
+    opposite ones in VGG19's convolutions and in the TV loss, so that copies of it
+    side by side meet without a seam. The targets are taken the same way (with
+    zero-padded ones, whose borders a tile has none of, a 96 px texture's style loss
+    ended 7x higher after 100 L-BFGS steps). Tileable images convolve directly (no
+    Winograd).
     """
 
     content_layers: tuple[str, ...]
@@ -92,13 +98,16 @@ class Objective:
     compute_dtype: str = "float32"
     conv_algorithm: str = "auto"
     batch: int = 1
+    tileable: bool = False
 
     def __post_init__(self):
         for name in ("content_layers", "style_layers"):  # tuples: hashable
             object.__setattr__(self, name, layer_names(getattr(self, name), name))
         check_layers(self.content_layers + self.style_layers)
         check_compute_dtype(self.compute_dtype)
-        algorithm = choose_conv_algorithm(self.conv_algorithm, self.compute_dtype)
+        algorithm = choose_conv_algorithm(
+            self.conv_algorithm, self.compute_dtype, tileable=self.tileable
+        )
         object.__setattr__(self, "conv_algorithm", algorithm)
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
@@ -249,9 +258,14 @@ def layer_masks(mask: ArrayLike, layers: Sequence[str]) -> dict[str, jax.Array]:
 
 def _features(params, images, layers, objective: Objective) -> dict[str, jax.Array]:
     """Activations {layer: (N, h, w, C)} of (N, H, W, 3) images, as the objective
-    computes them (its pooling, compute dtype and convolution algorithm)."""
+    computes them (its pooling, compute dtype, convolution algorithm, and wrapped
+    sides if tileable)."""
     o = objective
-    return features(params, images, layers, o.pooling, o.compute_dtype, o.conv_algorithm, o.batch)
+    padding = "wrap" if o.tileable else "zero"
+    return features(
+        params, images, layers, o.pooling, o.compute_dtype, o.conv_algorithm, o.batch,
+        padding=padding,
+    )  # fmt: skip
 
 
 def compute_targets(
@@ -399,7 +413,10 @@ def loss_terms(
     else:
         style = _gram_style(acts, targets, weights, objective)
     tv = losses.total_variation_loss(
-        image * objective.tv_pixel_scale, power=objective.tv_power, reduction=objective.tv_reduction
+        image * objective.tv_pixel_scale,
+        power=objective.tv_power,
+        reduction=objective.tv_reduction,
+        wrap=objective.tileable,
     )
     return {
         "content": weights.content * content,

@@ -24,6 +24,9 @@ EXAMPLE_CONTENT = "example photo"
 EXAMPLE_STYLE = "example painting"
 """How a record names the built-in images (:mod:`jaxstyle.examples`)."""
 
+LATER_SETTINGS = {"tileable": False}
+"""Settings newer than some records, and their value in a record without them."""
+
 NAMED = ("content", "noise", EXAMPLE_CONTENT, EXAMPLE_STYLE)
 """The inputs a record names that are not paths."""
 
@@ -158,6 +161,7 @@ def _run_record(path: Path, record: dict) -> RunRecord:
     inputs, settings = record.get("inputs"), record.get("settings")
     if not isinstance(inputs, dict) or not isinstance(settings, dict):
         raise JaxstyleError(f"{path} is not a jaxstyle run record (no inputs and settings)")
+    settings = {**LATER_SETTINGS, **settings}
     missing = _fields() - set(settings)
     if missing:
         raise JaxstyleError(f"{path} lacks settings {', '.join(sorted(missing))}")

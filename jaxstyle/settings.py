@@ -45,6 +45,7 @@ class Settings:
     preserve_colors: str | None
     coarse_to_fine: tuple[int, ...]
     coarse_to_fine_steps: tuple[int, ...] | None
+    tileable: bool = False
 
     @property
     def passes(self) -> tuple[tuple[int | None, int], ...]:
@@ -81,6 +82,7 @@ class Settings:
             pooling=self.pooling,
             compute_dtype=self.compute_dtype,
             conv_algorithm=self.conv_algorithm,
+            tileable=self.tileable,
         )
 
     def optimizer_config(self, preset: Preset) -> OptimizerConfig:
@@ -125,6 +127,7 @@ def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings
         preserve_colors=None,
         coarse_to_fine=(),
         coarse_to_fine_steps=None,
+        tileable=False,
     )
     unknown = set(overrides) - set(values)
     if unknown:
@@ -156,8 +159,11 @@ def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings
     for name in ("learning_rate", "style_scale"):  # compared with numbers by the checks
         if isinstance(values[name], bool) or not isinstance(values[name], Real):
             raise JaxstyleError(f"{name.replace('_', ' ')} must be a number, not {values[name]!r}")
+    if not isinstance(values["tileable"], (bool, np.bool_)):
+        raise JaxstyleError(f"tileable must be True or False, not {values['tileable']!r}")
+    values["tileable"] = bool(values["tileable"])
     values["conv_algorithm"] = choose_conv_algorithm(
-        values["conv_algorithm"], values["compute_dtype"], values["size"]
+        values["conv_algorithm"], values["compute_dtype"], values["size"], values["tileable"]
     )
     settings = Settings(**values)
     _check(settings)

@@ -44,6 +44,15 @@ def _conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
     return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=DIMENSIONS)
 
 
+def _circular_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """:func:`_conv` on a torus: each side of the (N, H, W, C) input continues on the
+    opposite one, where SAME pads with zeros."""
+    wrapped = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="wrap")
+    return jax.lax.conv_general_dilated(
+        wrapped, kernel, (1, 1), "VALID", dimension_numbers=DIMENSIONS
+    )
+
+
 def transpose_kernel(kernel: jax.Array) -> jax.Array:
     """(3, 3, Cin, Cout) -> (3, 3, Cout, Cin): flipped in space, channels swapped; the
     kernel whose SAME convolution is the transpose of ``kernel``'s."""
@@ -90,6 +99,20 @@ conv3x3 = _with_image_gradient(
     """,
 )
 
+circular_conv3x3 = _with_image_gradient(
+    _circular_conv,
+    lambda grad, kernel, kernel_t: _circular_conv(grad, kernel_t),
+    """:func:`conv3x3` with the image's sides wrapped around (``padding="wrap"``: the
+    features of an image tiled in every direction), for tileable images:
+    (N, H, W, Cin), (3, 3, Cin, Cout), ``kernel_t`` -> (N, H, W, Cout). Its
+    transpose, the image gradient, is the circular convolution with ``kernel_t``.
+    """,
+)
+
+PADDINGS = ("zero", "wrap")
+"""How VGG19's convolutions see past an image's sides: zeros (as trained), or the
+opposite side (a torus: the image's features as a tile among copies of itself)."""
+
 winograd_conv3x3 = _with_image_gradient(
     _winograd_conv3x3,
     lambda grad, u: _winograd_conv3x3(grad, u, transpose=True),
@@ -129,12 +152,16 @@ WINOGRAD_MIN_SIZE = 112
 
 
 def choose_conv_algorithm(
-    choice: str = "auto", compute_dtype: str = "float32", size: int | None = None
+    choice: str = "auto",
+    compute_dtype: str = "float32",
+    size: int | None = None,
+    tileable: bool = False,
 ) -> str:
     """The convolution algorithm of blocks 3-5 (:data:`WINOGRAD_LAYERS`):
     ``"direct"`` or ``"winograd"``; ``"auto"`` is Winograd on the CPU in float32
     for images whose longest side ``size`` is at least :data:`WINOGRAD_MIN_SIZE`
-    pixels (None: not known, taken as large), direct otherwise.
+    pixels (None: not known, taken as large), direct otherwise, and always for a
+    ``tileable`` image (wrapped sides: :func:`circular_conv3x3`).
 
     Measured on a 2-core AMD EPYC (XLA:CPU, jax 0.10.2): a 192x256 Adam step of
     the jcjohnson objective took 664 ms with blocks 3-5 in Winograd against
@@ -169,8 +196,10 @@ def choose_conv_algorithm(
         raise JaxstyleError(
             f"conv algorithm must be one of {', '.join(CONV_ALGORITHMS)}, not {choice!r}"
         )
-    if choice != "auto":
-        return choice
+    if tileable and choice == "winograd":
+        raise JaxstyleError("a tileable image convolves directly (wrapped sides): no Winograd")
+    if choice != "auto" or tileable:
+        return "direct" if tileable else choice
     on_cpu = jax.default_backend() == "cpu"
     large = size is None or size >= WINOGRAD_MIN_SIZE
     return "winograd" if on_cpu and compute_dtype == "float32" and large else "direct"
@@ -387,7 +416,16 @@ def check_layers(layers: Iterable[str]) -> tuple[str, ...]:
 
 
 @partial(
-    jit, static_argnames=("layers", "pooling", "compute_dtype", "conv_algorithm", "batch", "remat")
+    jit,
+    static_argnames=(
+        "layers",
+        "pooling",
+        "compute_dtype",
+        "conv_algorithm",
+        "batch",
+        "remat",
+        "padding",
+    ),
 )
 def features(
     params: VGG19Weights,
@@ -398,6 +436,7 @@ def features(
     conv_algorithm: str = "direct",
     batch: int = 1,
     remat: bool = False,
+    padding: str = "zero",
 ):
     """Unchecked core of :func:`vgg_features`, for use inside traced code.
 
@@ -408,12 +447,15 @@ def features(
     once (it sees one call's N), for :func:`winograd_tile`. ``remat``: each
     block is a ``jax.checkpoint``, so a gradient keeps only the blocks' inputs
     and ``layers`` and recomputes the rest, a block at a time (less memory, one
-    more forward pass).
+    more forward pass). ``padding``: one of :data:`PADDINGS` (``"wrap"`` with
+    ``conv_algorithm="direct"`` only).
     """
     from jaxstyle.vgg_module import VGG19
 
     last = deepest(layers)
     check_images(images, last)
+    if padding not in PADDINGS or (padding == "wrap" and conv_algorithm != "direct"):
+        raise JaxstyleError(f"padding must be one of {PADDINGS} (wrap: direct), not {padding!r}")
     if conv_algorithm == "winograd" and params.winograd is not None:
         needed = winograd_kernels((images.shape[1], images.shape[2]), last, batch * len(images))
         _check_prepared(params.winograd, needed)
@@ -424,7 +466,7 @@ def features(
             variables[collection] = getattr(params, collection)
     out: dict[str, jax.Array] = {}
     for block in blocks(last) if remat else (LAYER_NAMES[: LAYER_INDEX[last] + 1],):
-        model = VGG19(block[-1], pooling, compute_dtype, conv_algorithm, batch, block[0])
+        model = VGG19(block[-1], pooling, compute_dtype, conv_algorithm, batch, block[0], padding)
         kept = tuple(name for name in block if name in layers or name == block[-1])
 
         def run(variables, x, model=model, kept=kept) -> dict[str, jax.Array]:

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from jaxstyle.architecture import CONV_SHAPES, LAYER_INDEX, LAYER_NAMES
 from jaxstyle.vgg import (
     WINOGRAD_LAYERS,
+    circular_conv3x3,
     conv3x3,
     derived_kernels,
     pool2x2,
@@ -22,7 +23,8 @@ class Conv3x3(nn.Module):
     """A VGG convolution (params ``kernel`` (3, 3, Cin, Cout), ``bias`` (Cout,)) in
     ``dtype``: by :func:`conv3x3`, or by :func:`winograd_conv3x3` if ``winograd``
     (its tile by :func:`winograd_tile` of the input's shape and ``batch``, the
-    number of such calls ``vmap`` runs at once).
+    number of such calls ``vmap`` runs at once), or by :func:`circular_conv3x3`
+    for ``padding="wrap"`` (direct only).
 
     The kernel of the image gradient (direct, ``kernel``) or Winograd's (``f2``,
     ``f4``) is read from the variable collection ``"transposed"`` or
@@ -33,6 +35,7 @@ class Conv3x3(nn.Module):
     dtype: str = "float32"
     winograd: bool = False
     batch: int = 1
+    padding: str = "zero"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -50,7 +53,8 @@ class Conv3x3(nn.Module):
         if self.winograd:
             conv, kernels = winograd_conv3x3, (derived,)
         else:
-            conv, kernels = conv3x3, (kernel, derived)
+            conv = circular_conv3x3 if self.padding == "wrap" else conv3x3
+            kernels = (kernel, derived)
         dtype = jnp.dtype(self.dtype)
         y = conv(x.astype(dtype), *(k.astype(dtype) for k in kernels))
         return y + bias.astype(dtype).reshape(1, 1, 1, -1)
@@ -66,7 +70,8 @@ class VGG19(nn.Module):
     ``dtype`` is the computation dtype: inputs and float32 weights are cast to
     it for each convolution, and the activations come out in it.
     ``conv_algorithm`` ("direct" or "winograd") is that of :data:`WINOGRAD_LAYERS`,
-    ``batch`` the number of such calls ``vmap`` runs at once (see :class:`Conv3x3`).
+    ``batch`` the number of such calls ``vmap`` runs at once, ``padding`` one of
+    :data:`~jaxstyle.vgg.PADDINGS` (see :class:`Conv3x3`).
     """
 
     last_layer: str = "pool5"
@@ -75,6 +80,7 @@ class VGG19(nn.Module):
     conv_algorithm: str = "direct"
     batch: int = 1
     first_layer: str = "conv1_1"
+    padding: str = "zero"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
@@ -82,7 +88,10 @@ class VGG19(nn.Module):
         for name in LAYER_NAMES[LAYER_INDEX[self.first_layer] : LAYER_INDEX[self.last_layer] + 1]:
             if name.startswith("conv"):
                 winograd = self.conv_algorithm == "winograd" and name in WINOGRAD_LAYERS
-                x = Conv3x3(CONV_SHAPES[name][1], self.dtype, winograd, self.batch, name=name)(x)
+                conv = Conv3x3(
+                    CONV_SHAPES[name][1], self.dtype, winograd, self.batch, self.padding, name=name
+                )
+                x = conv(x)
             elif name.startswith("relu"):
                 x = relu(x)
             else:

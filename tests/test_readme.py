@@ -57,7 +57,7 @@ def test_shell_commands(tmp_path, monkeypatch):
         for line in block.splitlines()
         if line.startswith("jaxstyle ")
     ]
-    expected = ["stylize"] * 6 + ["sweep", "plot", "stylize", "batch"]
+    expected = ["stylize"] * 7 + ["sweep", "plot", "stylize", "batch"]
     assert [c[1] for c in commands] == expected
     for argv in commands:
         argv = [shared(a) for a in argv[1:]]
@@ -78,6 +78,7 @@ def test_shell_commands(tmp_path, monkeypatch):
     mrf = json.loads((tmp_path / "mrf.json").read_text())
     assert mrf["settings"]["preset"] == "cnnmrf" and len(mrf["history"]["total"]) == 6
     assert (tmp_path / "grid" / "grid.png").exists()
+    assert json.loads((tmp_path / "tile.json").read_text())["settings"]["tileable"] is True
     assert Image.open(tmp_path / "grid-losses.png").size == (1600, 340)
     big = json.loads((tmp_path / "big.json").read_text())  # --from a cell: its settings
     assert (big["settings"]["content_weight"], big["settings"]["style_weight"]) == (5, 1000)

@@ -1,0 +1,124 @@
+"""Tileable images (``tileable=True``, ``--tileable``): the circular convolution and its
+gradient, the wrapped TV loss, a style loss that a shift around the torus leaves as it is,
+and the command line.
+
+Tolerances: convolutions to 1e-5 (float32 sums of 3x3xC products); losses of a shifted
+image to 1e-4 relative (the same sums in another order).
+"""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxstyle
+from jaxstyle import losses
+from jaxstyle.cli import main
+from jaxstyle.objective import compute_targets, loss_terms
+from jaxstyle.presets import get_preset
+from jaxstyle.settings import resolve_settings
+from jaxstyle.vgg import circular_conv3x3, features, transpose_kernel
+
+RNG = np.random.default_rng(5)
+
+
+def numpy_circular_conv(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """(N, H, W, Cin) * (3, 3, Cin, Cout) on a torus, in float64: output (i, j) sums
+    x[(i + dy - 1) % H, (j + dx - 1) % W] @ kernel[dy, dx]."""
+    out = 0.0
+    for dy in range(3):
+        for dx in range(3):
+            shifted = np.roll(x, (1 - dy, 1 - dx), axis=(1, 2))
+            out = out + shifted.astype(np.float64) @ kernel[dy, dx].astype(np.float64)
+    return out
+
+
+@pytest.mark.parametrize("shape", [(2, 9, 7, 5), (1, 2, 3, 5)], ids=["odd", "tiny"])
+def test_circular_conv_and_its_gradients(shape):
+    """The value against NumPy's shifted sums; the image gradient (the circular
+    convolution with the transposed kernel) and the kernel gradient against XLA's
+    autodiff of the wrapped padding and a VALID convolution."""
+    x = RNG.standard_normal(shape).astype(np.float32)
+    kernel = RNG.standard_normal((3, 3, shape[-1], 4)).astype(np.float32)
+    probe = jnp.asarray(RNG.standard_normal((*shape[:3], 4)), jnp.float32)
+    got = circular_conv3x3(x, kernel, transpose_kernel(kernel))
+    np.testing.assert_allclose(got, numpy_circular_conv(x, kernel), rtol=1e-5, atol=1e-5)
+
+    def ours(x, k):
+        return jnp.sum(jnp.tanh(circular_conv3x3(x, k, transpose_kernel(k))) * probe)
+
+    def reference(x, k):
+        wrapped = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="wrap")
+        dims = ("NHWC", "HWIO", "NHWC")
+        y = jax.lax.conv_general_dilated(wrapped, k, (1, 1), "VALID", dimension_numbers=dims)
+        return jnp.sum(jnp.tanh(y) * probe)
+
+    dx, dk = jax.jit(jax.grad(ours, argnums=(0, 1)))(x, kernel)
+    ref_dx, ref_dk = jax.jit(jax.grad(reference, argnums=(0, 1)))(x, kernel)
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dk, ref_dk, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_wrapped_total_variation_counts_the_differences_across_the_sides(reduction):
+    x = RNG.uniform(size=(2, 5, 6, 3)).astype(np.float32)
+    got = losses.total_variation_loss(x, reduction=reduction, wrap=True)
+    dy = (np.roll(x, -1, axis=1) - x) ** 2
+    dx = (np.roll(x, -1, axis=2) - x) ** 2
+    reduce = {"sum": lambda a: a.sum((1, 2, 3)), "mean": lambda a: a.mean((1, 2, 3))}[reduction]
+    np.testing.assert_allclose(got, reduce(dy) + reduce(dx), rtol=1e-5)
+    stripes = np.zeros((4, 4, 3), np.float32)
+    stripes[0] = 1.0  # the first row white: 2 rows of differences wrapped, 1 without
+    assert float(losses.total_variation_loss(stripes, wrap=True)) == pytest.approx(24.0)
+    assert float(losses.total_variation_loss(stripes)) == pytest.approx(12.0)
+
+
+def test_a_shift_around_the_torus_leaves_a_tileable_images_loss(vgg_weights, shared_image):
+    """With wrapped sides, shifting the image by 16 px (VGG19's pooling stride up to
+    relu5_1) circularly shifts every feature map: the Grams, so the style and TV
+    losses, stay the same. With zero padding the seam moves and they change."""
+    style = jaxstyle.images.resize_longest(
+        jaxstyle.load_image(shared_image("starry_night.jpg")), 64
+    )
+    image = jnp.asarray(RNG.uniform(size=(48, 64, 3)), jnp.float32)
+    shifted = jnp.roll(image, (16, 32), axis=(0, 1))
+    for tileable in (False, True):
+        s = resolve_settings(size=64, tileable=tileable)
+        objective = s.objective(get_preset(s.preset))
+        assert objective.conv_algorithm == "direct" or not tileable
+        targets = compute_targets(vgg_weights, objective, None, [style], content_shape=(48, 64))
+        terms = jax.jit(loss_terms, static_argnums=4)
+        weights = s.loss_weights()
+        here, there = (terms(x, vgg_weights, targets, weights, objective) for x in (image, shifted))
+        for term in ("style", "tv"):
+            assert np.isclose(here[term], there[term], rtol=1e-4) == tileable, (term, tileable)
+
+
+def test_wrapped_features_refuse_winograd(vgg_weights):
+    with pytest.raises(jaxstyle.JaxstyleError, match="a tileable image convolves directly"):
+        resolve_settings(tileable=True, conv_algorithm="winograd")
+    assert resolve_settings(size=512, tileable=True).conv_algorithm == "direct"
+    with pytest.raises(jaxstyle.JaxstyleError, match="padding must be one of"):
+        features(vgg_weights, jnp.zeros((1, 32, 32, 3)), ("relu1_1",), "max", padding="mirror")
+
+
+def test_cli_tileable_texture_is_recorded_and_run_again(shared_image, tmp_path, capsys):
+    style = str(shared_image("starry_night.jpg"))
+    args = ["--size", "32", "--steps", "2", "--optimizer", "adam", "-q"]
+    tile = tmp_path / "tile.png"
+    assert main(["stylize", "--texture", style, "-o", str(tile), "--tileable", *args]) == 0
+    settings = json.loads(tile.with_suffix(".json").read_text())["settings"]
+    assert settings["tileable"] is True and settings["conv_algorithm"] == "direct"
+    again = tmp_path / "again.png"
+    assert main(["stylize", "--from", str(tile), "-o", str(again), "-q"]) == 0
+    assert json.loads(again.with_suffix(".json").read_text())["settings"]["tileable"] is True
+    plain = tmp_path / "plain.png"
+    assert main(["stylize", "--from", str(tile), "-o", str(plain), "--no-tileable", "-q"]) == 0
+    assert json.loads(plain.with_suffix(".json").read_text())["settings"]["tileable"] is False
+    bad = ["stylize", "--texture", style, "-o", str(tmp_path / "b.png"), "--tileable"]
+    assert main([*bad, "--conv-algorithm", "winograd", *args]) == 2
+    assert "no Winograd" in capsys.readouterr().err
