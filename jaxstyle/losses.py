@@ -261,6 +261,14 @@ def extract_patches(features: jax.Array, *, size: int = 3, stride: int = 1) -> j
     return patches.reshape(*features.shape[:-3], rows * cols, size * size * c)
 
 
+def _wrap_ends(x: jax.Array, n: int, axes: tuple[int, int]) -> jax.Array:
+    """``x`` with its first ``n`` entries along each of ``axes`` appended at their ends."""
+    pad = [(0, 0)] * x.ndim
+    for axis in axes:
+        pad[axis] = (0, n)
+    return jnp.pad(x, pad, mode="wrap")
+
+
 def mrf_loss(
     features: jax.Array,
     target_patches: jax.Array,
@@ -269,6 +277,7 @@ def mrf_loss(
     stride: int = 1,
     reduction: str = "sum",
     mask: jax.Array | None = None,
+    wrap: bool = False,
 ) -> jax.Array:
     """The MRF style loss of Li & Wand (2016, eq. 2): every patch of ``features``
     pulled towards the target patch most like it.
@@ -286,12 +295,20 @@ def mrf_loss(
       reduction: see the module docstring (``"mean"``: over patches and entries).
       mask: (..., h, w) weights in [0, 1]: each patch counts with the weight at
         its centre (``"mean"`` divides by their sum); None: all 1.
+      wrap: also the patches across the sides, the features (and mask) continued
+        on the opposite ones (a tileable image: a patch at every ``stride``-th
+        position, ⌈h/stride⌉·⌈w/stride⌉ of them).
 
     Returns:
       (...), float32. The similarities are products in ``features``' dtype
       with float32 accumulation, at most :data:`SIMILARITY_CHUNK` of them at a
       time; only the matched patches enter the gradient.
     """
+    if mask is not None:
+        _check_mask(mask, features.shape)
+    if wrap:  # the top-left corners at every position: patch_size - 1 more rows and columns
+        features = _wrap_ends(features, patch_size - 1, (-3, -2))
+        mask = None if mask is None else _wrap_ends(jnp.asarray(mask), patch_size - 1, (-2, -1))
     patches = extract_patches(features, size=patch_size, stride=stride)
     depth, given = patches.shape[-1], jnp.shape(target_patches)
     if len(given) != 2 or given[-1] != depth:
@@ -299,8 +316,6 @@ def mrf_loss(
             f"target patches must be (P', {depth}), {patch_size}x{patch_size} patches of "
             f"{features.shape[-1]} channels (extract_patches with the same size), not {given}"
         )
-    if mask is not None:
-        _check_mask(mask, features.shape)
     targets = jnp.asarray(target_patches)
     norms = jnp.linalg.norm(targets.astype(jnp.float32), axis=-1, keepdims=True)
     unit = (targets / jnp.maximum(norms, 1e-8)).astype(patches.dtype)

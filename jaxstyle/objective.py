@@ -460,6 +460,7 @@ def _mrf_style(
             patch_size=o.mrf_patch_size,
             reduction=o.style_reduction,
             mask=None if masks is None else masks[name],
+            wrap=o.tileable,
         )
         for name, w in zip(o.style_layers, weights.style_layers, strict=True)
     )

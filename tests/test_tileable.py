@@ -1,6 +1,6 @@
 """Tileable images (``tileable=True``, ``--tileable``): the circular convolution and its
-gradient, the wrapped TV loss, a style loss that a shift around the torus leaves as it is,
-and the command line.
+gradient, the wrapped TV and MRF losses, style losses that a shift around the torus leaves
+as they are, and the command line.
 
 Tolerances: convolutions to 1e-5 (float32 sums of 3x3xC products); losses of a shifted
 image to 1e-4 relative (the same sums in another order).
@@ -8,6 +8,7 @@ image to 1e-4 relative (the same sums in another order).
 
 from __future__ import annotations
 
+import functools
 import json
 
 import jax
@@ -77,17 +78,19 @@ def test_wrapped_total_variation_counts_the_differences_across_the_sides(reducti
     assert float(losses.total_variation_loss(stripes)) == pytest.approx(12.0)
 
 
-def test_a_shift_around_the_torus_leaves_a_tileable_images_loss(vgg_weights, shared_image):
+@pytest.mark.parametrize("preset", ["jaxstyle", "cnnmrf"])
+def test_a_shift_around_the_torus_leaves_a_tileable_images_loss(vgg_weights, shared_image, preset):
     """With wrapped sides, shifting the image by 16 px (VGG19's pooling stride up to
-    relu5_1) circularly shifts every feature map: the Grams, so the style and TV
-    losses, stay the same. With zero padding the seam moves and they change."""
+    relu5_1) circularly shifts every feature map: the Grams (or the MRF patches, those
+    across the sides included), so the style and TV losses, stay the same. With zero
+    padding the seam moves and they change."""
     style = jaxstyle.images.resize_longest(
         jaxstyle.load_image(shared_image("starry_night.jpg")), 64
     )
     image = jnp.asarray(RNG.uniform(size=(48, 64, 3)), jnp.float32)
     shifted = jnp.roll(image, (16, 32), axis=(0, 1))
     for tileable in (False, True):
-        s = resolve_settings(size=64, tileable=tileable)
+        s = resolve_settings(preset, size=64, tileable=tileable)
         objective = s.objective(get_preset(s.preset))
         assert objective.conv_algorithm == "direct" or not tileable
         targets = compute_targets(vgg_weights, objective, None, [style], content_shape=(48, 64))
@@ -96,6 +99,23 @@ def test_a_shift_around_the_torus_leaves_a_tileable_images_loss(vgg_weights, sha
         here, there = (terms(x, vgg_weights, targets, weights, objective) for x in (image, shifted))
         for term in ("style", "tv"):
             assert np.isclose(here[term], there[term], rtol=1e-4) == tileable, (term, tileable)
+
+
+def test_wrapped_mrf_loss_matches_the_patches_across_the_sides():
+    """With ``wrap``, a circular shift of the features and mask permutes the patches:
+    the same loss; without, the patches across the sides are missing and it changes."""
+    features = jnp.asarray(RNG.standard_normal((5, 6, 4)), jnp.float32)
+    targets = jnp.asarray(RNG.standard_normal((7, 36)), jnp.float32)
+    mask = jnp.asarray(RNG.uniform(size=(5, 6)), jnp.float32)
+    roll = functools.partial(jnp.roll, shift=(2, 3), axis=(0, 1))
+    for reduction in ("sum", "mean"):
+        loss = functools.partial(losses.mrf_loss, reduction=reduction, mask=None)
+        for m in (None, mask):
+            here = loss(features, targets, mask=m, wrap=True)
+            there = loss(roll(features), targets, mask=None if m is None else roll(m), wrap=True)
+            np.testing.assert_allclose(here, there, rtol=1e-5)
+            unwrapped = loss(roll(features), targets, mask=None if m is None else roll(m))
+            assert not np.isclose(here, unwrapped, rtol=1e-3)
 
 
 def test_wrapped_features_refuse_winograd(vgg_weights):
