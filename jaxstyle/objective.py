@@ -282,7 +282,9 @@ def compute_targets(
 
     Args:
       params: VGG19 weights.
-      objective: which layers and Gram normalisation.
+      objective: which layers and Gram normalisation, and how VGG19 sees the
+        images (its pooling, compute dtype and, for ``tileable``, wrapped sides:
+        the targets of a tileable run, each image taken as a tile).
       content: (H, W, 3) RGB in [0, 1], or None for texture synthesis (then
         the content targets are zeros of ``content_shape``'s features and the
         content weight should be 0).

@@ -516,6 +516,7 @@ def vgg_features(
     pooling: str = "max",
     compute_dtype: str = "float32",
     conv_algorithm: str = "auto",
+    tileable: bool = False,
 ) -> dict[str, jax.Array]:
     """VGG19 activations of RGB images.
 
@@ -528,6 +529,9 @@ def vgg_features(
       compute_dtype: ``"float32"`` or ``"bfloat16"`` (convolutions only).
       conv_algorithm: ``"auto"``, ``"direct"`` or ``"winograd"`` (see
         :func:`choose_conv_algorithm`); the results agree to about 1e-5 relative.
+      tileable: each image's sides wrap around to the opposite ones (circular
+        padding, :func:`circular_conv3x3`: the features of a ``tileable=True``
+        run); direct convolutions only.
 
     Returns:
       ``{name: float32 (N, h, w, C)}`` in the order of ``layers``, h and w halved
@@ -539,7 +543,10 @@ def vgg_features(
     dtype = check_compute_dtype(compute_dtype)
     images = jnp.asarray(images)
     check_images(images, deepest(layers))
-    algorithm = choose_conv_algorithm(conv_algorithm, dtype, max(images.shape[1:3]))
-    out = features(params, images, layers, pooling, dtype, algorithm)
+    if not isinstance(tileable, (bool, jnp.bool_)):
+        raise JaxstyleError(f"tileable must be True or False, not {tileable!r}")
+    algorithm = choose_conv_algorithm(conv_algorithm, dtype, max(images.shape[1:3]), tileable)
+    padding = "wrap" if tileable else "zero"
+    out = features(params, images, layers, pooling, dtype, algorithm, padding=padding)
     # jit returns dicts with sorted keys
     return {name: out[name].astype(jnp.float32) for name in layers}

@@ -118,6 +118,24 @@ def test_wrapped_mrf_loss_matches_the_patches_across_the_sides():
             assert not np.isclose(here, unwrapped, rtol=1e-3)
 
 
+def test_vgg_features_of_a_tile_shift_with_it(vgg_weights):
+    """``vgg_features(..., tileable=True)``: an 8 px circular shift of the image shifts
+    relu2_1's features (after one pool) circularly by 4; zero-padded ones do not."""
+    image = jnp.asarray(RNG.uniform(size=(1, 32, 24, 3)), jnp.float32)
+    shifted = jnp.roll(image, (8, 16), axis=(1, 2))
+    for tileable in (False, True):
+        here, there = (
+            jaxstyle.vgg_features(vgg_weights, x, ["relu2_1"], tileable=tileable)["relu2_1"]
+            for x in (image, shifted)
+        )
+        rolled = jnp.roll(here, (4, 8), axis=(1, 2))
+        assert np.allclose(rolled, there, rtol=1e-4, atol=1e-3) == tileable
+    with pytest.raises(jaxstyle.JaxstyleError, match="no Winograd"):
+        jaxstyle.vgg_features(
+            vgg_weights, image, ["relu2_1"], conv_algorithm="winograd", tileable=True
+        )
+
+
 def test_wrapped_features_refuse_winograd(vgg_weights):
     with pytest.raises(jaxstyle.JaxstyleError, match="a tileable image convolves directly"):
         resolve_settings(tileable=True, conv_algorithm="winograd")
