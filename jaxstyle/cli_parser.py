@@ -297,7 +297,7 @@ def _program_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="a seamless tile: the image's sides wrap around to the opposite ones (in "
         "VGG19's convolutions and the TV loss), so that copies side by side show no seam "
-        "(for textures above all; direct convolutions)",
+        "(for textures above all)",
     )
     p.add_argument("--weights", type=_path, help="weight set directory (default: fetched)")
 

@@ -79,8 +79,7 @@ class Objective:
     opposite ones in VGG19's convolutions and in the TV loss, so that copies of it
     side by side meet without a seam. The targets are taken the same way (with
     zero-padded ones, whose borders a tile has none of, a 96 px texture's style loss
-    ended 7x higher after 100 L-BFGS steps). Tileable images convolve directly (no
-    Winograd).
+    ended 7x higher after 100 L-BFGS steps).
     """
 
     content_layers: tuple[str, ...]
@@ -105,9 +104,7 @@ class Objective:
             object.__setattr__(self, name, layer_names(getattr(self, name), name))
         check_layers(self.content_layers + self.style_layers)
         check_compute_dtype(self.compute_dtype)
-        algorithm = choose_conv_algorithm(
-            self.conv_algorithm, self.compute_dtype, tileable=self.tileable
-        )
+        algorithm = choose_conv_algorithm(self.conv_algorithm, self.compute_dtype)
         object.__setattr__(self, "conv_algorithm", algorithm)
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:

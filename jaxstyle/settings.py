@@ -163,7 +163,7 @@ def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings
         raise JaxstyleError(f"tileable must be True or False, not {values['tileable']!r}")
     values["tileable"] = bool(values["tileable"])
     values["conv_algorithm"] = choose_conv_algorithm(
-        values["conv_algorithm"], values["compute_dtype"], values["size"], values["tileable"]
+        values["conv_algorithm"], values["compute_dtype"], values["size"]
     )
     settings = Settings(**values)
     _check(settings)

@@ -123,6 +123,14 @@ winograd_conv3x3 = _with_image_gradient(
     """,
 )
 
+circular_winograd_conv3x3 = _with_image_gradient(
+    partial(_winograd_conv3x3, wrap=True),
+    lambda grad, u: _winograd_conv3x3(grad, u, transpose=True, wrap=True),
+    """:func:`winograd_conv3x3` with the image's sides wrapped around, as
+    :func:`circular_conv3x3`: (N, H, W, Cin), (t*t, Cin, Cout) -> (N, H, W, Cout).
+    """,
+)
+
 WINOGRAD_F4_MIN_TILES = 64
 """The fewest 4x4 output tiles (N * ceil(H/4) * ceil(W/4)) of a convolution that
 Winograd runs by F(4x4, 3x3); fewer take F(2x2, 3x3)."""
@@ -152,16 +160,12 @@ WINOGRAD_MIN_SIZE = 112
 
 
 def choose_conv_algorithm(
-    choice: str = "auto",
-    compute_dtype: str = "float32",
-    size: int | None = None,
-    tileable: bool = False,
+    choice: str = "auto", compute_dtype: str = "float32", size: int | None = None
 ) -> str:
     """The convolution algorithm of blocks 3-5 (:data:`WINOGRAD_LAYERS`):
     ``"direct"`` or ``"winograd"``; ``"auto"`` is Winograd on the CPU in float32
     for images whose longest side ``size`` is at least :data:`WINOGRAD_MIN_SIZE`
-    pixels (None: not known, taken as large), direct otherwise, and always for a
-    ``tileable`` image (wrapped sides: :func:`circular_conv3x3`).
+    pixels (None: not known, taken as large), direct otherwise.
 
     Measured on a 2-core AMD EPYC (XLA:CPU, jax 0.10.2): a 192x256 Adam step of
     the jcjohnson objective took 664 ms with blocks 3-5 in Winograd against
@@ -196,10 +200,8 @@ def choose_conv_algorithm(
         raise JaxstyleError(
             f"conv algorithm must be one of {', '.join(CONV_ALGORITHMS)}, not {choice!r}"
         )
-    if tileable and choice == "winograd":
-        raise JaxstyleError("a tileable image convolves directly (wrapped sides): no Winograd")
-    if choice != "auto" or tileable:
-        return "direct" if tileable else choice
+    if choice != "auto":
+        return choice
     on_cpu = jax.default_backend() == "cpu"
     large = size is None or size >= WINOGRAD_MIN_SIZE
     return "winograd" if on_cpu and compute_dtype == "float32" and large else "direct"
@@ -447,15 +449,14 @@ def features(
     once (it sees one call's N), for :func:`winograd_tile`. ``remat``: each
     block is a ``jax.checkpoint``, so a gradient keeps only the blocks' inputs
     and ``layers`` and recomputes the rest, a block at a time (less memory, one
-    more forward pass). ``padding``: one of :data:`PADDINGS` (``"wrap"`` with
-    ``conv_algorithm="direct"`` only).
+    more forward pass). ``padding``: one of :data:`PADDINGS`.
     """
     from jaxstyle.vgg_module import VGG19
 
     last = deepest(layers)
     check_images(images, last)
-    if padding not in PADDINGS or (padding == "wrap" and conv_algorithm != "direct"):
-        raise JaxstyleError(f"padding must be one of {PADDINGS} (wrap: direct), not {padding!r}")
+    if padding not in PADDINGS:
+        raise JaxstyleError(f"padding must be one of {', '.join(PADDINGS)}, not {padding!r}")
     if conv_algorithm == "winograd" and params.winograd is not None:
         needed = winograd_kernels((images.shape[1], images.shape[2]), last, batch * len(images))
         _check_prepared(params.winograd, needed)
@@ -531,7 +532,7 @@ def vgg_features(
         :func:`choose_conv_algorithm`); the results agree to about 1e-5 relative.
       tileable: each image's sides wrap around to the opposite ones (circular
         padding, :func:`circular_conv3x3`: the features of a ``tileable=True``
-        run); direct convolutions only.
+        run).
 
     Returns:
       ``{name: float32 (N, h, w, C)}`` in the order of ``layers``, h and w halved
@@ -545,7 +546,7 @@ def vgg_features(
     check_images(images, deepest(layers))
     if not isinstance(tileable, (bool, jnp.bool_)):
         raise JaxstyleError(f"tileable must be True or False, not {tileable!r}")
-    algorithm = choose_conv_algorithm(conv_algorithm, dtype, max(images.shape[1:3]), tileable)
+    algorithm = choose_conv_algorithm(conv_algorithm, dtype, max(images.shape[1:3]))
     padding = "wrap" if tileable else "zero"
     out = features(params, images, layers, pooling, dtype, algorithm, padding=padding)
     # jit returns dicts with sorted keys

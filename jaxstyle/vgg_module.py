@@ -10,6 +10,7 @@ from jaxstyle.architecture import CONV_SHAPES, LAYER_INDEX, LAYER_NAMES
 from jaxstyle.vgg import (
     WINOGRAD_LAYERS,
     circular_conv3x3,
+    circular_winograd_conv3x3,
     conv3x3,
     derived_kernels,
     pool2x2,
@@ -23,8 +24,8 @@ class Conv3x3(nn.Module):
     """A VGG convolution (params ``kernel`` (3, 3, Cin, Cout), ``bias`` (Cout,)) in
     ``dtype``: by :func:`conv3x3`, or by :func:`winograd_conv3x3` if ``winograd``
     (its tile by :func:`winograd_tile` of the input's shape and ``batch``, the
-    number of such calls ``vmap`` runs at once), or by :func:`circular_conv3x3`
-    for ``padding="wrap"`` (direct only).
+    number of such calls ``vmap`` runs at once); for ``padding="wrap"`` by
+    :func:`circular_conv3x3` or :func:`circular_winograd_conv3x3`.
 
     The kernel of the image gradient (direct, ``kernel``) or Winograd's (``f2``,
     ``f4``) is read from the variable collection ``"transposed"`` or
@@ -50,11 +51,11 @@ class Conv3x3(nn.Module):
             derived = self.variables[collection][key]
         else:  # the kernels not read here are traced and dropped
             derived = derived_kernels(kernel, self.winograd)[key]
+        wrap = self.padding == "wrap"
         if self.winograd:
-            conv, kernels = winograd_conv3x3, (derived,)
+            conv, kernels = circular_winograd_conv3x3 if wrap else winograd_conv3x3, (derived,)
         else:
-            conv = circular_conv3x3 if self.padding == "wrap" else conv3x3
-            kernels = (kernel, derived)
+            conv, kernels = circular_conv3x3 if wrap else conv3x3, (kernel, derived)
         dtype = jnp.dtype(self.dtype)
         y = conv(x.astype(dtype), *(k.astype(dtype) for k in kernels))
         return y + bias.astype(dtype).reshape(1, 1, 1, -1)

@@ -165,23 +165,30 @@ def _stack(arrays: list[jax.Array], axis: int) -> jax.Array:
     return lax.concatenate([lax.expand_dims(a, (axis,)) for a in arrays], axis)
 
 
-def winograd_conv3x3(x: jax.Array, u: jax.Array, *, transpose: bool = False) -> jax.Array:
+def winograd_conv3x3(
+    x: jax.Array, u: jax.Array, *, transpose: bool = False, wrap: bool = False
+) -> jax.Array:
     """SAME 3x3 convolution, stride 1, by F(m x m, 3x3), m from ``u``'s shape:
     (N, H, W, Cin), (t*t, Cin, Cout) from :func:`winograd_kernel` -> (N, H, W, Cout).
 
     With ``transpose``, the convolution with the transposed kernel (flipped in
     space, channels swapped; the image gradient's): (N, H, W, Cout), the same
-    (t*t, Cin, Cout) -> (N, H, W, Cin).
+    (t*t, Cin, Cout) -> (N, H, W, Cin). With ``wrap``, the input's sides continue on
+    the opposite ones instead of zeros (circular padding, a tileable image).
     """
     tiling = tiling_of(u)
     tile, out = tiling.tile, tiling.out
     n, h, w, _ = x.shape
     ty, tx = -(-h // out), -(-w // out)  # tiles down and across
-    # pad for SAME, and up to whole tiles at the bottom and right
+    # pad for SAME (zeros, or the opposite side's row and column), and up to whole
+    # tiles at the bottom and right (outputs sliced off below)
+    edge = 0 if wrap else 1
+    if wrap:
+        x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="wrap")
     p = lax.pad(
         x,
         lax.full((), 0, x.dtype),
-        [(0, 0, 0), (1, ty * out - h + 1, 0), (1, tx * out - w + 1, 0), (0, 0, 0)],
+        [(0, 0, 0), (edge, ty * out - h + edge, 0), (edge, tx * out - w + edge, 0), (0, 0, 0)],
     )
     # tile position (i, j) of the flipped kernel is scale[i] * scale[j] times
     # (order[i], order[j]) of u: the input transform's rows take the scale
