@@ -30,7 +30,8 @@ import numpy as np
 from PIL import Image
 
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.images import check_image, image_from_pil, load_image, to_uint8
+from jaxstyle.images import check_image, to_uint8
+from jaxstyle.inputs import as_image
 from jaxstyle.settings import check_every, integer
 from jaxstyle.sheets import labelled_grid
 
@@ -229,10 +230,8 @@ def _png(pixels: np.ndarray) -> bytes:
 def _thumbnail(image) -> np.ndarray:
     """An image file, a Pillow image, or an (H, W, 3) image in [0, 1] (or uint8), as
     uint8 with its longest side at most :data:`THUMBNAIL`."""
-    if isinstance(image, (str, os.PathLike)):
-        pixels = load_image(Path(image))
-    else:
-        pixels = image_from_pil(image) if isinstance(image, Image.Image) else np.asarray(image)
+    named = isinstance(image, (str, os.PathLike, Image.Image))  # read as a run reads them
+    pixels = as_image(image) if named else np.asarray(image)
     picture = Image.fromarray(pixels if pixels.dtype == np.uint8 else to_uint8(pixels))
     picture.thumbnail((THUMBNAIL, THUMBNAIL))
     return np.asarray(picture)
