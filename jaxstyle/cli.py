@@ -147,7 +147,8 @@ def _take_record(args: argparse.Namespace) -> None:
     record.check_weights(args.weights)
     names = ("preset", *SETTINGS, *COARSE_TO_FINE)
     given = {k: getattr(args, k) for k in names}
-    settings = record.settings_with(given)
+    texture = args.texture or (not args.images and record.content is None)
+    settings = record.settings_with(given, texture=texture)
     for name in names:
         setattr(args, name, settings.get(name))
     anew = {k for k, v in {"style": args.images, "mask": args.mask, "init": args.init}.items() if v}
@@ -163,8 +164,6 @@ def _take_record(args: argparse.Namespace) -> None:
         masks = inputs["mask"] if isinstance(inputs["mask"], list) else [inputs["mask"]]
         args.mask = [Path(m) for m in masks if m is not None] or None
     args.init = args.init or inputs["init"]
-    if args.texture and given["content_weight"] is None:  # a texture's is 0 by definition
-        args.content_weight = None
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:

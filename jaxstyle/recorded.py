@@ -30,6 +30,9 @@ LATER_SETTINGS = {"tileable": False}
 NAMED = ("content", "noise", EXAMPLE_CONTENT, EXAMPLE_STYLE)
 """The inputs a record names that are not paths."""
 
+FIELDS = frozenset(f.name for f in dataclasses.fields(Settings))
+"""The settings a record holds."""
+
 FOLLOWING = {
     "size": ("coarse_to_fine", "coarse_to_fine_steps"),
     "coarse_to_fine": ("coarse_to_fine_steps",),
@@ -62,11 +65,12 @@ class RunRecord:
     settings: dict[str, Any]
     weights: str
 
-    def settings_with(self, given: dict[str, Any]) -> dict[str, Any]:
+    def settings_with(self, given: dict[str, Any], *, texture: bool = False) -> dict[str, Any]:
         """The recorded settings with the non-None ``given`` ones in their place, and
         those that follow from a given one (:data:`FOLLOWING`) and the convolution
-        algorithm left out. A preset is not given anew: the record's settings are that
-        preset's loss."""
+        algorithm left out; for a ``texture`` the content weight too (0 by definition:
+        one given stays, and is refused by the run). A preset is not given anew: the
+        record's settings are that preset's loss."""
         given = {k: v for k, v in given.items() if v is not None}
         if given.get("preset", self.settings["preset"]) != self.settings["preset"]:
             raise JaxstyleError(
@@ -75,6 +79,8 @@ class RunRecord:
             )
         left_out = {k for name in given for k in (name, *FOLLOWING.get(name, ()))}
         left_out.add("conv_algorithm")  # chosen anew by size and device (they agree to rounding)
+        if texture:
+            left_out.add("content_weight")
         kept = {k: v for k, v in self.settings.items() if k not in left_out}
         return {**kept, **given}
 
@@ -134,7 +140,7 @@ def read_run_record(result: str | os.PathLike) -> RunRecord:
         cells = [c for c in record.get("cells", ()) if c.get("file") == path.name]
         if not cells:
             raise JaxstyleError(f"{sweep} has no cell {path.name}")
-        axes = {k: v for k, v in cells[0].items() if k in _fields()}
+        axes = {k: v for k, v in cells[0].items() if k in FIELDS}
         return _run_record(sweep, {**record, "settings": {**record["settings"], **axes}})
     raise JaxstyleError(f"no record of {path}: neither {beside.name} nor a sweep.json beside it")
 
@@ -162,7 +168,7 @@ def _run_record(path: Path, record: dict) -> RunRecord:
     if not isinstance(inputs, dict) or not isinstance(settings, dict):
         raise JaxstyleError(f"{path} is not a jaxstyle run record (no inputs and settings)")
     settings = {**LATER_SETTINGS, **settings}
-    missing = _fields() - set(settings)
+    missing = FIELDS - set(settings)
     if missing:
         raise JaxstyleError(f"{path} lacks settings {', '.join(sorted(missing))}")
     content, styles, mask = inputs.get("content"), inputs.get("styles"), inputs.get("mask")
@@ -191,7 +197,7 @@ def _run_record(path: Path, record: dict) -> RunRecord:
         styles=located(list(styles or ())),
         mask=located(mask),
         init=located(init),
-        settings={k: settings[k] for k in sorted(_fields())},
+        settings={k: settings[k] for k in sorted(FIELDS)},
         weights=str(record.get("weights", DEFAULT_SET)),
     )
 
@@ -202,10 +208,6 @@ def _is_path(value: Any) -> bool:
 
 def _are_paths(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(map(_is_path, value))
-
-
-def _fields() -> set[str]:
-    return {f.name for f in dataclasses.fields(Settings)}
 
 
 def recorded_run(result: str | os.PathLike, **overrides: Any) -> dict[str, Any]:
@@ -225,15 +227,12 @@ def recorded_run(result: str | os.PathLike, **overrides: Any) -> dict[str, Any]:
 
     record = read_run_record(result)
     record.check_weights(overrides.get("weights"))
-    given = {k: overrides.pop(k) for k in _fields() - {"init"} if k in overrides}
-    run = record.settings_with(given)  # an init given stays in overrides: it is an input too
-    texture = "content" in overrides and overrides["content"] is None
+    given = {k: overrides.pop(k) for k in FIELDS - {"init"} if k in overrides}
+    texture = overrides.get("content", record.content) is None
+    run = record.settings_with(given, texture=texture)  # an init given stays an input
     run |= record.inputs(new_content="content" in overrides, given=overrides, texture=texture)
     if run.get("content") == EXAMPLE_CONTENT:
         run["content"] = example_content()
     if "style" in run:
         run["style"] = [example_style() if s == EXAMPLE_STYLE else s for s in run["style"]]
-    run |= overrides
-    if run["content"] is None:  # a texture: its content weight is 0 by definition
-        run.pop("content_weight")
-    return run
+    return run | overrides
