@@ -9,6 +9,8 @@ from jaxstyle.command_start import interrupts_noted
 
 with interrupts_noted():  # the command's Ctrl-C while jax imports
     try:
+        from jaxstyle.animation import AnimateResult as AnimateResult
+        from jaxstyle.animation import animate as animate
         from jaxstyle.batch import BatchReport as BatchReport
         from jaxstyle.batch import batch as batch
         from jaxstyle.cells import CellsResult as CellsResult
@@ -29,6 +31,8 @@ with interrupts_noted():  # the command's Ctrl-C while jax imports
         from jaxstyle.examples import example_content as example_content
         from jaxstyle.examples import example_style as example_style
         from jaxstyle.images import load_image as load_image
+        from jaxstyle.images import read_frames as read_frames
+        from jaxstyle.images import save_animation as save_animation
         from jaxstyle.images import save_image as save_image
         from jaxstyle.live_view import LiveView as LiveView
         from jaxstyle.losses import content_loss as content_loss
@@ -83,6 +87,7 @@ with interrupts_noted():  # the command's Ctrl-C while jax imports
 __version__ = "0.1.0"
 
 __all__ = [
+    "AnimateResult",
     "BatchReport",
     "CellsResult",
     "Interrupted",
@@ -100,6 +105,7 @@ __all__ = [
     "SweepResult",
     "Targets",
     "VGG19Weights",
+    "animate",
     "batch",
     "compiler_options",
     "compute_targets",
@@ -115,6 +121,8 @@ __all__ = [
     "mrf_loss",
     "initialize_distributed",
     "load_image",
+    "read_frames",
+    "save_animation",
     "load_vgg19",
     "loss_terms",
     "luminance_image",

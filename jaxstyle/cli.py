@@ -487,15 +487,38 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_batch(args: argparse.Namespace) -> int:
-    from jaxstyle.batch import batch
+def _batch_options(args: argparse.Namespace, live) -> dict[str, Any]:
+    """The keywords of ``batch`` and ``animate`` from their shared options (``live``: the
+    live view, or None): the run's, and the settings every job shares."""
     from jaxstyle.presets import DEFAULT_PRESET
 
     if args.size is None:
         args.size = default_size()
-    overrides = {k: getattr(args, k) for k in (*SETTINGS, *COARSE_TO_FINE)}
+    settings = {k: getattr(args, k) for k in (*SETTINGS, *COARSE_TO_FINE)}
     if args.init is not None:
-        overrides["init"] = args.init
+        settings["init"] = args.init
+    return dict(
+        preset=args.preset or DEFAULT_PRESET,
+        weights=args.weights,
+        batch_size=args.batch_size,
+        checkpoint_every=args.checkpoint_every,
+        split_image=args.split_image,
+        driver=args.driver,
+        progress=not args.quiet,
+        callback=live.batch_callback() if live else None,
+        callback_every=args.live_every if live else 0,
+        **settings,
+    )
+
+
+def _total_steps(plan) -> int:
+    """The steps a batch plan runs, over its chunks (one after another)."""
+    return sum(b["chunks"] * b["steps"] for b in plan.buckets)
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from jaxstyle.batch import batch
+
     title = f"jaxstyle batch {args.manifest.name}"
     view = contextlib.nullcontext() if args.dry_run else _live_view(args, title, None)
     with view as live:
@@ -504,24 +527,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
             for line, message in plan.failed:
                 print(f"jaxstyle: {args.manifest}:{line}: {message}", file=sys.stderr)
             if live:
-                live.set_total_steps(sum(b["chunks"] * b["steps"] for b in plan.buckets))
+                live.set_total_steps(_total_steps(plan))
 
-        report = batch(
-            args.manifest,
-            args.output,
-            preset=args.preset or DEFAULT_PRESET,
-            weights=args.weights,
-            batch_size=args.batch_size,
-            checkpoint_every=args.checkpoint_every,
-            split_image=args.split_image,
-            driver=args.driver,
-            progress=not args.quiet,
-            callback=live.batch_callback() if live else None,
-            callback_every=args.live_every if live else 0,
-            on_plan=planned,
-            dry_run=args.dry_run,
-            **overrides,
-        )
+        options = _batch_options(args, live)
+        report = batch(args.manifest, args.output, on_plan=planned, dry_run=args.dry_run, **options)
         if live:
             live.finish()
     shapes = ", ".join(f"{b['jobs']} at {b['shape'][1]}x{b['shape'][0]}" for b in report.buckets)
@@ -537,6 +546,36 @@ def cmd_batch(args: argparse.Namespace) -> int:
         + (f"; {len(report.failed)} failed (lines above)" if report.failed else "")
     )
     return EXIT_JOBS_FAILED if report.failed else 0
+
+
+def cmd_animate(args: argparse.Namespace) -> int:
+    from jaxstyle.animation import animate, frames_directory
+
+    with _live_view(args, f"jaxstyle animate {args.output.name}", None) as live:
+
+        def planned(plan) -> None:
+            if live:
+                live.set_total_steps(_total_steps(plan))
+
+        options = _batch_options(args, live)
+        result = animate(
+            args.clip, args.styles, args.output, fps=args.fps, on_plan=planned, **options
+        )
+        if live:
+            live.finish()
+    report = result.report
+    painted = f"painted {len(report.written)} frame(s)" + (
+        f", {len(report.skipped)} painted before" if report.skipped else ""
+    )
+    if result.output is None:  # jax.distributed: the first process writes the animation
+        print(f"{painted} into {frames_directory(args.output)}")
+        return 0
+    seconds = sum(result.clip.durations) / 1000
+    print(
+        f"wrote {result.output} ({len(result.frames)} frames, {seconds:.3g} s; {painted} "
+        f"into {frames_directory(args.output)})"
+    )
+    return 0
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -694,6 +733,8 @@ def _run(argv: list[str] | None) -> int:
             return cmd_sweep(args)
         if args.command == "batch":
             return cmd_batch(args)
+        if args.command == "animate":
+            return cmd_animate(args)
         if args.command == "estimate":
             return cmd_estimate(args)
         if args.command == "plot":

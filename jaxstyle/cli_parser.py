@@ -186,19 +186,54 @@ def _batch_arguments(p: argparse.ArgumentParser) -> None:
     _setting_arguments(p)
     _coarse_to_fine_argument(p)
     _live_arguments(p, what="the running chunk's images")
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=8,
-        metavar="N",
-        help="at most N same-shaped jobs run together, vmapped (default 8)",
-    )
+    _batch_size_argument(p, "same-shaped jobs")
     p.add_argument(
         "--dry-run",
         action="store_true",
         help="check every row (its images, settings and output) and print how the jobs "
         "would be grouped, without running or writing anything",
     )
+    _checkpoint_arguments(p)
+    _split_argument(p)
+
+
+def _batch_size_argument(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=8,
+        metavar="N",
+        help=f"at most N {what} run together, vmapped (default 8)",
+    )
+
+
+def _animate_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "clip",
+        type=_path,
+        metavar="CLIP",
+        help="an animated GIF, WebP or PNG, a multi-page TIFF, or a directory of frames "
+        "(in name order, numbers by value: f2.png before f10.png)",
+    )
+    p.add_argument("styles", nargs="+", type=_path, metavar="STYLE", help="style image(s)")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        type=_path,
+        help="the animation: .gif, .webp or .png (APNG); the painted frames and their records "
+        "go to OUTPUT's name + .frames/ (out.gif: out.frames/), kept, so that a rerun "
+        "resumes there",
+    )
+    p.add_argument(
+        "--fps",
+        type=float,
+        help="frames per second of the output (default: the clip's own timing; a directory's: 10)",
+    )
+    _setting_arguments(p)
+    _coarse_to_fine_argument(p)
+    _live_arguments(p, what="the running chunk's frames")
+    _batch_size_argument(p, "frames")
     _checkpoint_arguments(p)
     _split_argument(p)
 
@@ -420,6 +455,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _batch_arguments(
         sub.add_parser("batch", help="many jobs from a manifest, vmapped by image shape")
+    )
+    _animate_arguments(
+        sub.add_parser(
+            "animate",
+            help="paint every frame of an animated GIF/WebP/PNG or a frame directory, "
+            "vmapped, and write the animation",
+        )
     )
     _estimate_arguments(
         sub.add_parser(

@@ -14,9 +14,9 @@ import stat
 import sys
 import tempfile
 import warnings
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 import numpy as np
 from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
@@ -45,6 +45,12 @@ FORMATS = {
     ".tiff": "TIFF",
 }
 """Output suffix -> Pillow format."""
+
+ANIMATION_FORMATS = {".gif": "GIF", ".webp": "WEBP", ".png": "PNG", ".apng": "PNG"}
+"""Animated output suffix -> Pillow format (.png: an APNG)."""
+
+FRAME_MS = 100
+"""A frame's duration where a file gives none (or 0): 10 frames a second, as browsers show."""
 
 _SAVE_OPTIONS = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"quality": 95}}
 _ORIENTATION = 0x0112  # EXIF tag
@@ -118,6 +124,43 @@ def image_from_pil(image: Image.Image) -> np.ndarray:
                 raise _fail(source, closed) from None
             raise
     return _to_array(_noted(*_prepare(image, source), source))
+
+
+class Frame(NamedTuple):
+    """One frame of an animated image (:func:`read_frames`).
+
+    Attributes:
+      image: (H, W, 3) float32 RGB in [0, 1].
+      duration: how long it shows, in milliseconds (:data:`FRAME_MS` where the file
+        gives none).
+      loop: how often the file says the animation repeats (0: forever; None: it
+        gives no count, and plays once).
+    """
+
+    image: np.ndarray
+    duration: int
+    loop: int | None
+
+
+def read_frames(path: str | os.PathLike) -> Generator[Frame, None, None]:
+    """The frames of an animated GIF, WebP, PNG (APNG) or multi-page TIFF, one at a
+    time, each read as :func:`load_image` reads a still image (a still image is one
+    frame). A frame Pillow cannot decode raises a one-line error naming the file."""
+    path = user_path(path, "an animation path")
+    with open_input(path) as file:
+        if os.fstat(file.fileno()).st_size == 0:
+            raise _fail(path, "the file is empty")
+        with _pillow_errors(path), warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS rules
+            animation = Image.open(file)
+        for index in range(getattr(animation, "n_frames", 1)):
+            with _pillow_errors(path):
+                animation.seek(index)
+            frame, original = _prepare(animation, path)
+            if index == 0:
+                _noted(frame, original, path)
+            duration = int(animation.info.get("duration") or 0) or FRAME_MS
+            yield Frame(_to_array(frame), duration, animation.info.get("loop"))
 
 
 def _noted(image: Image.Image, original: tuple[int, int], source: Path | str) -> Image.Image:
@@ -377,10 +420,10 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(pixels * 255.0), 0, 255).astype(np.uint8)
 
 
-def _format(path: Path) -> str:
-    fmt = FORMATS.get(path.suffix.lower())
+def _format(path: Path, formats: dict[str, str] = FORMATS) -> str:
+    fmt = formats.get(path.suffix.lower())
     if fmt is None:
-        supported = ", ".join(FORMATS)
+        supported = ", ".join(formats)
         raise JaxstyleError(
             f"cannot write {path}: unsupported file type {path.suffix or '(no suffix)'!r}; "
             f"use one of {supported}"
@@ -409,6 +452,73 @@ def save_image(path: Path, image: np.ndarray, *, overwrite: bool = False) -> Non
             Image.fromarray(pixels).save(file, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
     except (ValueError, KeyError) as e:
         raise JaxstyleError(_one_line(f"cannot write {path}: {e}")) from None
+
+
+def save_animation(
+    path: Path,
+    frames: Sequence[np.ndarray],
+    durations: Sequence[int],
+    *,
+    loop: int | None = 0,
+    overwrite: bool = False,
+) -> None:
+    """Write (H, W, 3) float [0, 1] (or uint8) frames as an animated GIF, WebP or PNG
+    (APNG) by suffix (:data:`ANIMATION_FORMATS`), atomically, as :func:`save_image`.
+
+    ``durations``: each frame's, in milliseconds; ``loop``: how often it repeats
+    (0: forever; None: it plays once). A GIF's frames share one 256-colour palette
+    made from all of them, undithered, so that still regions keep their colours
+    (dithering's error diffusion, and a palette per frame, make them shimmer).
+    """
+    path = user_path(path, "an output path")
+    fmt = _format(path, ANIMATION_FORMATS)
+    if not frames or len(frames) != len(durations):
+        raise JaxstyleError(
+            f"cannot write {path}: {len(frames)} frame(s) and {len(durations)} duration(s)"
+        )
+    pictures = []
+    for frame in frames:
+        frame = np.asarray(frame)
+        if frame.dtype != np.uint8:
+            _check_range(frame, f"cannot write {path}: float pixels")
+            frame = to_uint8(frame)
+        pictures.append(Image.fromarray(frame))
+    if len({p.size for p in pictures}) > 1 or pictures[0].mode != "RGB":
+        shapes = sorted({f"{p.width}x{p.height} {p.mode}" for p in pictures})
+        raise JaxstyleError(
+            f"cannot write {path}: the frames must be RGB of one size, not {', '.join(shapes)}"
+        )
+    if fmt == "GIF":
+        palette = _shared_palette(pictures)
+        pictures = [p.quantize(palette=palette, dither=Image.Dither.NONE) for p in pictures]
+    options: dict[str, object] = {"quality": 95} if fmt == "WEBP" else {}
+    if loop is not None or fmt != "GIF":  # a GIF without a count plays once
+        options["loop"] = 1 if loop is None else loop
+    try:
+        with _atomic_write(path, "wb", overwrite) as file:
+            pictures[0].save(
+                file,
+                format=fmt,
+                save_all=True,
+                append_images=pictures[1:],
+                duration=[int(d) for d in durations],
+                **options,
+            )
+    except (ValueError, KeyError) as e:
+        raise JaxstyleError(_one_line(f"cannot write {path}: {e}")) from None
+
+
+def _shared_palette(pictures: list[Image.Image], side: int = 96) -> Image.Image:
+    """A 256-colour palette image for all ``pictures`` (of one size): median cut over a
+    row of up to 64 of them (evenly spaced), each shrunk to at most ``side`` px."""
+    thumbs = [p.copy() for p in pictures[:: -(-len(pictures) // 64)]]
+    for thumb in thumbs:
+        thumb.thumbnail((side, side))
+    width, height = thumbs[0].size
+    row = Image.new("RGB", (width * len(thumbs), height))
+    for i, thumb in enumerate(thumbs):
+        row.paste(thumb, (width * i, 0))
+    return row.quantize(256, method=Image.Quantize.MEDIANCUT)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -481,13 +591,16 @@ def _umask() -> int:
 # ---------------------------------------------------------- output checks
 
 
-def check_output_path(output: Path, inputs: list[Path], named: bool = True) -> None:
+def check_output_path(
+    output: Path, inputs: list[Path], named: bool = True, formats: dict[str, str] = FORMATS
+) -> None:
     """Refuse an output that cannot be written or would overwrite an input.
 
     Checks: ``output`` is not a directory, has a supported suffix, lies under a
     directory (existing or to be created) that is writable, and neither it nor
     its JSON record (``output.with_suffix(".json")``) is one of ``inputs``.
     ``named``: the user chose the name (else jaxstyle did: a sweep's or batch's file).
+    ``formats``: the suffixes allowed (:data:`FORMATS`, or :data:`ANIMATION_FORMATS`).
     """
     output = Path(output)
     if output.is_dir():
@@ -496,7 +609,7 @@ def check_output_path(output: Path, inputs: list[Path], named: bool = True) -> N
             if named
             else f"a directory {output} is in the way of an output file; move it elsewhere"
         )
-    _format(output)
+    _format(output, formats)
     ancestor = output.parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent

@@ -51,13 +51,17 @@ def test_shell_commands(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (manifest,) = blocks("jsonl")
     (tmp_path / "jobs.jsonl").write_text(shared(manifest))
+    (tmp_path / "frames").mkdir()
+    photo = Image.open(ROOT.parent / "shared" / "images" / "tubingen.jpg").resize((96, 48))
+    for i in range(3):  # a pan of three frames
+        photo.crop((8 * i, 0, 8 * i + 64, 48)).save(tmp_path / "frames" / f"{i + 1}.png")
     commands = [
         shlex.split(line.split("#")[0])
         for block in blocks("sh")
         for line in block.splitlines()
         if line.startswith("jaxstyle ")
     ]
-    expected = ["stylize"] * 7 + ["sweep", "plot", "stylize", "batch"]
+    expected = ["stylize"] * 7 + ["sweep", "plot", "stylize", "batch", "animate"]
     assert [c[1] for c in commands] == expected
     for argv in commands:
         argv = [shared(a) for a in argv[1:]]
@@ -84,6 +88,9 @@ def test_shell_commands(tmp_path, monkeypatch):
     assert (big["settings"]["content_weight"], big["settings"]["style_weight"]) == (5, 1000)
     assert (tmp_path / "results" / "bridge_scream.png").exists()
     assert (tmp_path / "results" / "tubingen_starry.json").exists()
+    painted = Image.open(tmp_path / "painted.gif")
+    assert painted.n_frames == 3 and painted.info["duration"] == 80  # --fps 12: 83 ms, a GIF 8 cs
+    assert len(list((tmp_path / "painted.frames").glob("frame_*.png"))) == 3
 
 
 def test_install_extras_exist():

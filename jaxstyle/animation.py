@@ -1,0 +1,246 @@
+"""``animate``: every frame of a clip painted in one batch run, and the clip written again.
+
+A clip is an animated GIF, WebP or PNG (APNG), a multi-page TIFF, a directory of
+frame images (in name order, numbers by value: ``f2.png`` before ``f10.png``) or a
+list of frame paths. Its frames are the jobs of one :func:`jaxstyle.batch`: all of
+one shape, so they run as vmapped chunks of one compiled program, sharded over
+the devices, sharing the batch's settings (the seed too: every frame starts from
+the same noise, or from its own content). The batch's output directory is
+``OUTPUT.frames/`` beside the animation: the painted frames (``frame_00001.png``
+and its record, ...) and, for an animated file, its frames as read
+(``source/``). It is kept, so an interrupted run resumes where it stopped, and a
+finished frame is never painted again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxstyle import images as image_io
+from jaxstyle.batch import BatchReport, batch
+from jaxstyle.errors import JaxstyleError
+from jaxstyle.manifest import Job
+from jaxstyle.paths import user_path
+from jaxstyle.presets import DEFAULT_PRESET
+from jaxstyle.weights import VGG19Weights
+
+FRAME_SUFFIXES = (*image_io.FORMATS, ".gif", ".bmp")
+"""The files of a frame directory that are its frames."""
+
+VIDEOS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+"""Video files, which Pillow cannot read: the error says how to pass their frames."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Clip:
+    """The frames of an animation, in order.
+
+    Attributes:
+      frames: each frame's image file.
+      durations: how long each shows, in milliseconds.
+      loop: how often it repeats (0: forever; None: it plays once).
+    """
+
+    frames: tuple[Path, ...]
+    durations: tuple[int, ...]
+    loop: int | None = 0
+
+
+@dataclasses.dataclass
+class AnimateResult:
+    """What :func:`animate` did.
+
+    Attributes:
+      output: the animation written (None in a process of ``jax.distributed``
+        other than the first, which writes it).
+      frames: the painted frames, in order (in ``OUTPUT.frames/``).
+      clip: the clip read: its frame files, durations and loop count.
+      report: the batch run of the frames (``skipped``: frames an earlier run painted).
+    """
+
+    output: Path | None
+    frames: list[Path]
+    clip: Clip
+    report: BatchReport
+
+
+def frames_directory(output: str | os.PathLike) -> Path:
+    """Where :func:`animate` keeps the frames of ``output``: ``OUT.gif`` -> ``OUT.frames``."""
+    output = Path(output)
+    return output.with_name(output.stem + ".frames")
+
+
+def read_clip(
+    clip: str | os.PathLike | Sequence[str | os.PathLike],
+    source_dir: str | os.PathLike,
+    *,
+    fps: float | None = None,
+) -> Clip:
+    """The frames of ``clip``: an animated image file (its frames written to
+    ``source_dir`` as PNGs, or found there from an earlier run), a directory of frame
+    images, or a sequence of frame paths. ``fps``: frames per second, replacing the
+    file's durations (default: the file's own; 10 for a directory or a list)."""
+    if fps is not None and not (isinstance(fps, (int, float)) and 0 < fps <= 1000):
+        raise JaxstyleError(f"fps must be a number in (0, 1000], not {fps!r}")
+    if isinstance(clip, (str, os.PathLike)):
+        path = user_path(clip, "a clip path")
+        if path.suffix.lower() in VIDEOS:
+            raise JaxstyleError(
+                f"cannot read {path}: jaxstyle reads animated GIF/WebP/PNG, not videos; "
+                f"extract its frames first (ffmpeg -i {path} frames/%05d.png) and pass "
+                "the directory"
+            )
+        files, durations, loop = (
+            _directory_frames(path) if path.is_dir() else _extract(path, Path(source_dir))
+        )
+    else:
+        files = tuple(user_path(f, "a frame path") for f in clip)
+        durations, loop = (image_io.FRAME_MS,) * len(files), 0
+    if not files:
+        raise JaxstyleError(f"the clip {clip} has no frames")
+    if fps is not None:
+        durations = (round(1000 / fps),) * len(files)
+    return Clip(files, tuple(durations), loop)
+
+
+def _directory_frames(directory: Path) -> tuple[tuple[Path, ...], tuple[int, ...], int]:
+    """A directory's frame images in name order, numbers by value, at 10 a second."""
+
+    def order(path: Path) -> list:
+        return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+    files = sorted(
+        (p for p in directory.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and p.is_file()),
+        key=order,
+    )
+    if not files:
+        raise JaxstyleError(
+            f"the directory {directory} holds no frames ({', '.join(FRAME_SUFFIXES)} files)"
+        )
+    return tuple(files), (image_io.FRAME_MS,) * len(files), 0
+
+
+def _extract(path: Path, source_dir: Path) -> tuple[tuple[Path, ...], tuple[int, ...], int | None]:
+    """An animated file's frames written to ``source_dir`` as PNGs (one there already,
+    from an earlier run, must hold the same pixels); (files, durations, loop)."""
+    frames = image_io.read_frames(path)
+    first, second = next(frames), next(frames, None)
+    if second is None:
+        raise JaxstyleError(
+            f"{path} is a still image, not an animation: paint it with jaxstyle stylize"
+        )
+    files, durations, loop = [], [], 0
+    for i, frame in enumerate(itertools.chain((first, second), frames), start=1):
+        file = source_dir / f"frame_{i:05d}.png"
+        pixels = image_io.to_uint8(frame.image)
+        if not file.exists():
+            image_io.save_image(file, pixels)
+        elif not np.array_equal(image_io.to_uint8(image_io.load_image(file)), pixels):
+            raise JaxstyleError(
+                f"{file} holds a frame of another clip; delete {source_dir.parent} to start over, "
+                "or choose another output"
+            )
+        files.append(file)
+        durations.append(frame.duration)
+        loop = frame.loop
+    return tuple(files), tuple(durations), loop
+
+
+def animate(
+    clip: str | os.PathLike | Sequence[str | os.PathLike],
+    style: str | os.PathLike | Sequence[str | os.PathLike],
+    output: str | os.PathLike,
+    *,
+    fps: float | None = None,
+    preset: str = DEFAULT_PRESET,
+    weights: VGG19Weights | str | os.PathLike | None = None,
+    batch_size: int = 8,
+    checkpoint_every: int = 0,
+    devices: Sequence[jax.Device] | None = None,
+    split_image: bool | int = False,
+    driver: str = "auto",
+    progress: bool = False,
+    callback: Callable[[int, dict, np.ndarray, list[Path]], None] | None = None,
+    callback_every: int = 0,
+    on_plan: Callable[[BatchReport], None] | None = None,
+    **settings: Any,
+) -> AnimateResult:
+    """Paint every frame of ``clip`` in the style of ``style`` and write the animation.
+
+    Args:
+      clip: an animated GIF/WebP/PNG or multi-page TIFF, a directory of frames (in
+        name order), or a list of frame paths; frames of one size.
+      style: a style image path, or several (blended by ``style_blend``).
+      output: the animation to write: ``.gif``, ``.webp`` or ``.png`` (APNG). Its
+        frames (``frame_00001.png`` ... with their records) go to
+        :func:`frames_directory` ``(output)``, which is kept: the same call again
+        resumes there, painting only the frames not yet painted.
+      fps: frames per second of the output (default: the clip's own timing; a
+        directory's or list's: 10).
+      preset, weights, batch_size, checkpoint_every, devices, split_image, driver,
+      progress, callback, callback_every, on_plan, **settings: as for
+        :func:`jaxstyle.batch` (every frame with the same settings; ``progress``
+        counts frames; ``on_plan`` is called once the frames are checked).
+
+    Returns:
+      An :class:`AnimateResult`. Nothing is painted when a frame cannot be
+      (it raises :class:`JaxstyleError` naming the frame), and an existing
+      ``output`` is never replaced.
+    """
+    output = user_path(output, "an output path")
+    styles = (style,) if isinstance(style, (str, os.PathLike)) else tuple(style)
+    styles = tuple(user_path(s, "a style path") for s in styles)
+    sources = [] if not isinstance(clip, (str, os.PathLike)) else [Path(clip)]
+    image_io.check_output_path(output, [*sources, *styles], formats=image_io.ANIMATION_FORMATS)
+    if output.exists():
+        raise JaxstyleError(f"{output} exists; not overwriting it")
+    work = frames_directory(output)
+    read = read_clip(clip, work / "source", fps=fps)
+    jobs = [Job(i, frame, styles, f"frame_{i:05d}.png") for i, frame in enumerate(read.frames, 1)]
+
+    def refuse_failed(plan: BatchReport) -> None:
+        if plan.failed:
+            line, message = plan.failed[0]
+            more = f" (and {len(plan.failed) - 1} more)" if len(plan.failed) > 1 else ""
+            raise JaxstyleError(f"frame {line} ({read.frames[line - 1]}): {message}{more}")
+        if len(plan.buckets) > 1:
+            shapes = " and ".join(f"{b['shape'][1]}x{b['shape'][0]}" for b in plan.buckets)
+            raise JaxstyleError(f"the frames of {clip} are not all one size: {shapes}")
+        if on_plan is not None:
+            on_plan(plan)
+
+    report = batch(
+        jobs,
+        work,
+        preset=preset,
+        weights=weights,
+        batch_size=batch_size,
+        checkpoint_every=checkpoint_every,
+        devices=devices,
+        split_image=split_image,
+        driver=driver,
+        progress=progress,
+        callback=callback,
+        callback_every=callback_every,
+        on_plan=refuse_failed,
+        **settings,
+    )
+    painted = [work / job.output for job in jobs]
+    if jax.process_count() > 1:  # every process's frames written before the first joins them
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("jaxstyle animate: frames written")
+        if jax.process_index() != 0:
+            return AnimateResult(None, painted, read, report)
+    frames = [image_io.to_uint8(image_io.load_image(path)) for path in painted]
+    image_io.save_animation(output, frames, read.durations, loop=read.loop)
+    return AnimateResult(output, painted, read, report)

@@ -1,0 +1,191 @@
+"""Animations: reading and writing animated images, clips, ``animate`` end to end.
+
+A clip's frames are a batch's jobs (tests/test_batch.py shows a job equals its solo
+``stylize``); here: the frames come and go in order with their timing, a rerun
+paints nothing again, and bad clips are one-line errors that write nothing.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import jaxstyle
+from jaxstyle.animation import frames_directory, read_clip
+from jaxstyle.cli import main
+from jaxstyle.images import read_frames, save_animation, to_uint8
+
+SETTINGS = dict(size=32, steps=2, optimizer="adam")
+
+
+def pan(photo: Image.Image, frames: int, step: int = 6) -> list[Image.Image]:
+    """A camera pan: ``frames`` crops of ``photo``, ``step`` px apart."""
+    photo = photo.convert("RGB").resize((120, 64))
+    return [photo.crop((step * i, 0, step * i + 64, 48)) for i in range(frames)]
+
+
+@pytest.fixture(scope="module")
+def photo(shared_image):
+    return Image.open(shared_image("tubingen.jpg"))
+
+
+@pytest.fixture
+def gif(photo, tmp_path):
+    frames = pan(photo, 3)
+    path = tmp_path / "clip.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=[70, 90, 110], loop=0)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".webp", ".png"])
+def test_save_and_read_animation_keep_frames_timing_and_loop(photo, tmp_path, suffix):
+    frames = [np.asarray(f, np.float32) / 255 for f in pan(photo, 4)]
+    path = tmp_path / f"a{suffix}"
+    save_animation(path, frames, [40, 50, 60, 70], loop=3)
+    read = list(read_frames(path))
+    assert [f.duration for f in read] == [40, 50, 60, 70]
+    assert {f.loop for f in read} == {3}
+    tolerance = {".png": 0, ".webp": 0.03, ".gif": 0.03}[suffix]  # APNG lossless
+    for got, want in zip(read, frames, strict=True):
+        assert got.image.shape == want.shape
+        assert np.abs(got.image - want).mean() <= tolerance + 1e-6
+    with pytest.raises(jaxstyle.JaxstyleError, match="exists; not overwriting it"):
+        save_animation(path, frames, [40] * 4)
+
+
+def test_gif_without_a_loop_count_plays_once_and_shares_one_palette(photo, tmp_path):
+    """A still region keeps its colours in every frame: one palette for all (per-frame
+    palettes, Pillow's default, shift the colours of unchanged pixels)."""
+    still = np.asarray(pan(photo, 1)[0], np.float32) / 255
+    frames = []
+    for i in range(4):  # the left half still, the right half a different picture each frame
+        frame = still.copy()
+        frame[:, 32:] = np.roll(still[:, 32:], 9 * i, axis=(0, 1))
+        frames.append(frame)
+    path = tmp_path / "once.gif"
+    save_animation(path, frames, [100] * 4, loop=None)
+    read = list(read_frames(path))
+    assert [f.loop for f in read] == [None] * 4
+    left = [to_uint8(f.image[:, :32]) for f in read]
+    assert all(np.array_equal(left[0], x) for x in left[1:])
+
+
+def test_save_animation_refuses_bad_suffix_and_counts(tmp_path):
+    frame = np.zeros((8, 8, 3), np.float32)
+    with pytest.raises(jaxstyle.JaxstyleError, match=r"unsupported file type '\.jpg'"):
+        save_animation(tmp_path / "a.jpg", [frame], [100])
+    with pytest.raises(jaxstyle.JaxstyleError, match="2 frame"):
+        save_animation(tmp_path / "a.gif", [frame, frame], [100])
+    with pytest.raises(jaxstyle.JaxstyleError, match="RGB of one size, not 8x4 RGB, 8x8 RGB"):
+        save_animation(tmp_path / "a.gif", [frame, frame[:4]], [100, 100])
+    assert not list(tmp_path.iterdir())
+
+
+def test_read_clip_of_a_directory_in_number_order(photo, tmp_path):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, image in zip((10, 2, 1), pan(photo, 3), strict=True):
+        image.save(frames / f"f{i}.png")
+    (frames / "notes.txt").write_text("not a frame")
+    (frames / "f3.json").write_text("{}")
+    clip = read_clip(frames, tmp_path / "unused", fps=25)
+    assert [p.name for p in clip.frames] == ["f1.png", "f2.png", "f10.png"]
+    assert clip.durations == (40,) * 3 and clip.loop == 0
+    assert not (tmp_path / "unused").exists()
+    listed = read_clip([frames / "f10.png", frames / "f1.png"], tmp_path / "unused")
+    assert [p.name for p in listed.frames] == ["f10.png", "f1.png"]
+    assert listed.durations == (100, 100)
+
+
+def test_read_clip_extracts_a_file_once(gif, tmp_path, photo):
+    source = tmp_path / "work" / "source"
+    clip = read_clip(gif, source)
+    assert [p.name for p in clip.frames] == [f"frame_{i:05d}.png" for i in (1, 2, 3)]
+    assert clip.durations == (70, 90, 110) and clip.loop == 0
+    stamps = [p.stat().st_mtime_ns for p in clip.frames]
+    assert read_clip(gif, source) == clip  # again: the frames there are this clip's
+    assert [p.stat().st_mtime_ns for p in clip.frames] == stamps
+    other = pan(photo, 3, step=2)
+    other[0].save(gif, save_all=True, append_images=other[1:], duration=100)
+    with pytest.raises(jaxstyle.JaxstyleError, match="holds a frame of another clip"):
+        read_clip(gif, source)
+
+
+@pytest.mark.parametrize(
+    "name, make, message",
+    [
+        ("clip.mp4", lambda p: p.write_bytes(b"\0" * 64), "not videos; extract its frames"),
+        ("still.png", lambda p: Image.new("RGB", (8, 8)).save(p), "is a still image"),
+        ("empty", lambda p: p.mkdir(), "holds no frames"),
+        ("broken.gif", lambda p: p.write_bytes(b"GIF89a" + b"\0" * 9), "cannot read"),
+        ("missing.gif", lambda p: None, "no such file"),
+    ],
+)
+def test_bad_clips_are_one_line_errors(tmp_path, name, make, message):
+    make(tmp_path / name)
+    with pytest.raises(jaxstyle.JaxstyleError, match=message):
+        read_clip(tmp_path / name, tmp_path / "source")
+    assert not (tmp_path / "source").exists()
+
+
+def test_animate_paints_every_frame_in_order_and_resumes(gif, tmp_path, shared_image):
+    style = shared_image("starry_night.jpg")
+    output = tmp_path / "out.png"
+    result = jaxstyle.animate(gif, style, output, **SETTINGS)
+    work = frames_directory(output)
+    assert result.output == output and work == tmp_path / "out.frames"
+    assert [p.name for p in result.frames] == [f"frame_{i:05d}.png" for i in (1, 2, 3)]
+    assert [p.name for p in result.report.written] == [p.name for p in result.frames]
+    written = list(read_frames(output))  # APNG: the painted frames exactly, with the timing
+    assert [f.duration for f in written] == [70, 90, 110]
+    for frame, path in zip(written, result.frames, strict=True):
+        assert np.array_equal(to_uint8(frame.image), np.asarray(Image.open(path)))
+        assert frame.image.shape == (24, 32, 3)
+    for i, path in enumerate(result.frames, 1):  # frame i painted from the clip's frame i
+        record = json.loads(path.with_suffix(".json").read_text())
+        assert record["inputs"]["content"] == str(work / "source" / f"frame_{i:05d}.png")
+    painted = [np.asarray(Image.open(p)) for p in result.frames]
+    assert not np.array_equal(painted[0], painted[1])
+
+    with pytest.raises(jaxstyle.JaxstyleError, match="exists; not overwriting it"):
+        jaxstyle.animate(gif, style, output, **SETTINGS)
+    output.unlink()  # the animation lost: written again from the frames, none repainted
+    again = jaxstyle.animate(gif, style, output, fps=5, **SETTINGS)
+    assert again.report.written == [] and len(again.report.skipped) == 3
+    assert [f.duration for f in read_frames(output)] == [200] * 3
+    for path, before in zip(again.frames, painted, strict=True):
+        assert np.array_equal(np.asarray(Image.open(path)), before)
+
+
+def test_animate_refuses_frames_of_two_sizes_before_painting(photo, tmp_path, shared_image):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    pan(photo, 1)[0].save(frames / "1.png")
+    pan(photo, 1)[0].resize((48, 48)).save(frames / "2.png")
+    output = tmp_path / "out.gif"
+    with pytest.raises(jaxstyle.JaxstyleError, match="not all one size: 32x24 and 32x32"):
+        jaxstyle.animate(frames, shared_image("starry_night.jpg"), output, **SETTINGS)
+    assert not output.exists() and not frames_directory(output).exists()
+
+
+def test_cli_animate_and_its_errors(gif, tmp_path, shared_image, capsys):
+    style = str(shared_image("the_scream.jpg"))
+    out = tmp_path / "scream.webp"
+    args = ["--size", "32", "--steps", "2", "--optimizer", "adam", "-q"]
+    assert main(["animate", str(gif), style, "-o", str(out), "--fps", "20", *args]) == 0
+    assert f"wrote {out} (3 frames, 0.15 s; painted 3 frame(s) into" in capsys.readouterr().out
+    assert [f.duration for f in read_frames(out)] == [50] * 3
+    for bad, message in [
+        ([str(gif), style, "-o", str(tmp_path / "x.jpg")], "unsupported file type '.jpg'"),
+        ([str(gif), style, "-o", str(gif)], f"output {gif} is the input"),
+        ([str(gif), style, "-o", str(tmp_path / "y.gif"), "--fps", "0"], "fps must be"),
+        ([str(tmp_path / "v.mov"), style, "-o", str(tmp_path / "z.gif")], "not videos"),
+    ]:
+        assert main(["animate", *bad, *args]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ["clip.gif", "scream.frames", "scream.webp"]
