@@ -30,7 +30,7 @@ from jaxstyle.batch import BatchReport, batch
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.manifest import Job
 from jaxstyle.paths import user_path
-from jaxstyle.presets import DEFAULT_PRESET
+from jaxstyle.presets import DEFAULT_PRESET, TEMPORAL_WEIGHT
 from jaxstyle.weights import VGG19Weights
 
 FRAME_SUFFIXES = (*image_io.FORMATS, ".gif", ".bmp")
@@ -172,6 +172,7 @@ def animate(
     callback: Callable[[int, dict, np.ndarray, list[Path]], None] | None = None,
     callback_every: int = 0,
     on_plan: Callable[[BatchReport], None] | None = None,
+    temporal_weight: float = TEMPORAL_WEIGHT,
     **settings: Any,
 ) -> AnimateResult:
     """Paint every frame of ``clip`` in the style of ``style`` and write the animation.
@@ -186,6 +187,9 @@ def animate(
         resumes there, painting only the frames not yet painted.
       fps: frames per second of the output (default: the clip's own timing; a
         directory's or list's: 10).
+      temporal_weight: λ, how strongly each frame is held to its neighbours where
+        the clip is still, against flicker (:mod:`jaxstyle.temporal`); 0: every
+        frame painted on its own.
       preset, weights, batch_size, checkpoint_every, devices, split_image, driver,
       progress, callback, callback_every, on_plan, **settings: as for
         :func:`jaxstyle.batch` (every frame with the same settings; ``progress``
@@ -232,6 +236,7 @@ def animate(
         callback=callback,
         callback_every=callback_every,
         on_plan=refuse_failed,
+        temporal_weight=temporal_weight,
         **settings,
     )
     painted = [work / job.output for job in jobs]

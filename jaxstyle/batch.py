@@ -36,6 +36,7 @@ import numpy as np
 from jaxstyle import images as image_io
 from jaxstyle.batching import cells_per_device
 from jaxstyle.cells import CellPlan, cell_groups, cell_mesh, join_passes
+from jaxstyle.colors import luminance_image
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.inputs import (
     initial_image,
@@ -62,6 +63,7 @@ from jaxstyle.resume import (
 )
 from jaxstyle.settings import Settings, check_every, integer, resolve_settings
 from jaxstyle.stylize import prepare_targets
+from jaxstyle.temporal import TemporalPlan, check_temporal_weight, frame_targets
 from jaxstyle.weights import VGG19Weights, load_vgg19
 
 
@@ -106,6 +108,7 @@ class _Ready:
     fingerprint: dict
     output: Path
     mask: str | None  # the layout of its mask (:func:`_mask_layout`)
+    position: int = 0  # its place among the jobs
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -129,6 +132,7 @@ def batch(
     callback_every: int = 0,
     on_plan: Callable[[BatchReport], None] | None = None,
     dry_run: bool = False,
+    temporal_weight: float = 0.0,
     **settings: Any,
 ) -> BatchReport:
     """Run every job of a manifest (see :mod:`jaxstyle.manifest`), grouped by shape.
@@ -155,6 +159,11 @@ def batch(
         report the bad rows at once, or to show the total steps.
       dry_run: plan only: check every row (reading its images) and the outputs,
         group the jobs, and return the plan, running nothing and writing nothing.
+      temporal_weight: above 0, the jobs in order are the frames of one clip (of one
+        shape): each is pulled towards its neighbours where their content images
+        agree, with this weight λ (:mod:`jaxstyle.temporal`); chunks are runs of
+        consecutive frames, each chunk's first frame pulled towards the frame
+        painted before it. 0 (the default): every job on its own.
       **settings: settings shared by every job (``size``, ``steps``,
         ``optimizer``, layers, ``coarse_to_fine``, ...), as for ``stylize``; a
         row's own settings (:data:`~jaxstyle.manifest.OVERRIDES`: content/style/TV
@@ -176,6 +185,7 @@ def batch(
     check_callback("callback", callback)
     check_callback("on_plan", on_plan)
     choose_driver(driver)  # a bad one before the rows are read and the steps compile
+    temporal_weight = check_temporal_weight(temporal_weight)
     mesh = cell_mesh(devices, split_image)
     _check_shared(preset, settings)
     if isinstance(jobs, (str, os.PathLike)):
@@ -193,9 +203,9 @@ def batch(
 
     ready: list[_Ready] = []
     skipped: list[Path] = []
-    for job in jobs:
+    for position, job in enumerate(jobs):
         try:
-            item = _check(job, out, preset, settings, params)
+            item = _check(job, out, preset, settings, params, temporal_weight, position)
             finished = _finished(item)
         except JaxstyleError as err:
             failed.append(RowError(job.line, str(err)))
@@ -207,10 +217,14 @@ def batch(
     failed.sort()
 
     buckets = _buckets(ready)
+    if temporal_weight and len(buckets) > 1:
+        shapes = " and ".join(f"{p[-1][0][1]}x{p[-1][0][0]}" for p, _ in buckets)
+        raise JaxstyleError(f"the frames of a clip must have one shape, not {shapes}")
     chunks = [
-        items[start : start + batch_size]
+        run[start : start + batch_size]
         for items in buckets.values()
-        for start in range(0, len(items), batch_size)
+        for run in (_consecutive(items) if temporal_weight else [items])
+        for start in range(0, len(run), batch_size)
     ]
     _refuse_other_checkpoints(out / CHECKPOINTS, chunks)
     summary = [
@@ -235,10 +249,17 @@ def batch(
     timings = {"compile": 0.0, "optimize": 0.0}
     bar = progress_bar(progress, total=len(ready), desc="batch", unit="job")
     steps_run = 0
+    painted: dict[int, np.ndarray] = {}  # with temporal_weight: the last chunk's frames
     with bar:
         for chunk in chunks:
             shown = _shown(callback, callback_every, steps_run, chunk)
-            result = _run_chunk(chunk, params, mesh, out, checkpoint_every, driver, shown)
+            before = _painted_before(chunk[0], jobs, painted, out) if temporal_weight else None
+            pull = (temporal_weight, before) if temporal_weight else None
+            result = _run_chunk(chunk, params, mesh, out, checkpoint_every, driver, shown, pull)
+            if temporal_weight:
+                painted = {
+                    item.position: image for item, image in zip(chunk, result.images, strict=True)
+                }
             steps_run += chunk[0].settings.total_steps
             for i in result.local:  # with jax.distributed: this process's jobs
                 _write(chunk[i], result, i, params)
@@ -294,8 +315,18 @@ def _refuse_other_checkpoints(root: Path, chunks: list[list[_Ready]]) -> None:
             )
 
 
-def _check(job: Job, out: Path, preset: str, shared: dict, params: VGG19Weights) -> _Ready:
-    """Resolve a job's settings, load its images and check its output, or raise."""
+def _check(
+    job: Job,
+    out: Path,
+    preset: str,
+    shared: dict,
+    params: VGG19Weights,
+    temporal_weight: float = 0.0,
+    position: int = 0,
+) -> _Ready:
+    """Resolve a job's settings, load its images and check its output, or raise; the
+    job is the ``position``-th, a frame pulled towards its neighbours with
+    ``temporal_weight`` (0: none)."""
     overrides = {**shared, **job.overrides}
     init, texture = texture_overrides(
         job.content, overrides.pop("init", None), job.overrides.get("content_weight")
@@ -317,6 +348,7 @@ def _check(job: Job, out: Path, preset: str, shared: dict, params: VGG19Weights)
         "styles": [array_digest(x) for x in styles],
         **({} if original is None else {"original": array_digest(original)}),
         "weights": params.name,
+        **({"temporal_weight": temporal_weight} if temporal_weight else {}),
     }
     mask = prepare_mask(job.mask, shape, len(styles), s)
     if mask is not None:
@@ -324,7 +356,8 @@ def _check(job: Job, out: Path, preset: str, shared: dict, params: VGG19Weights)
     output = out / job.output
     inputs = [p for p in (job.content, *job.styles, *_masks(job)) if p]
     image_io.check_output_path(output, inputs, named=False)  # a name in the manifest, not a path
-    return _Ready(job, s, passes, programs, as_json(fingerprint), output, _mask_layout(mask))
+    fingerprint = as_json(fingerprint)
+    return _Ready(job, s, passes, programs, fingerprint, output, _mask_layout(mask), position)
 
 
 def _program(job: Job, s: Settings) -> tuple:
@@ -386,19 +419,22 @@ def _shown(callback, every: int, steps_run: int, chunk: list[_Ready]) -> Callabl
     return shown
 
 
-def _run_chunk(chunk, params, mesh, out: Path, every: int, driver: str, shown=None):
+def _run_chunk(chunk, params, mesh, out: Path, every: int, driver: str, shown=None, pull=None):
     """Optimise a chunk of same-shaped jobs as one vmapped, checkpointed run; with
     coarse-to-fine, a run per pass, each job starting from its result of the pass
     before (a finished pass's last state kept, as in a sweep); ``shown`` as made
-    by :func:`_shown`."""
-    fingerprints = [item.fingerprint for item in chunk]
-    checkpoint = Checkpointing(out / CHECKPOINTS / _chunk_key(chunk), {"jobs": fingerprints}, every)
+    by :func:`_shown`; ``pull``: (λ, the frame painted before the chunk and its job,
+    or None) for the consecutive frames of a clip (:mod:`jaxstyle.temporal`), or None."""
+    fingerprint: dict = {"jobs": [item.fingerprint for item in chunk]}
+    if pull is not None and pull[1] is not None:
+        fingerprint["painted_before"] = array_digest(pull[1][0])
+    checkpoint = Checkpointing(out / CHECKPOINTS / _chunk_key(chunk), fingerprint, every)
     passes = len(chunk[0].passes)
     results, previous, originals = [], None, []
     for i in range(passes):
         pass_checkpoint = checkpoint.for_pass(i, passes)
         result, originals = _run_pass(
-            chunk, i, previous, params, mesh, pass_checkpoint, driver, shown
+            chunk, i, previous, params, mesh, pass_checkpoint, driver, shown, pull
         )
         results.append(result)
         previous = result.images
@@ -411,11 +447,20 @@ def _run_chunk(chunk, params, mesh, out: Path, every: int, driver: str, shown=No
 
 
 def _run_pass(
-    chunk, i: int, previous, params, mesh, checkpoint: Checkpointing, driver: str, shown=None
+    chunk,
+    i: int,
+    previous,
+    params,
+    mesh,
+    checkpoint: Checkpointing,
+    driver: str,
+    shown=None,
+    pull=None,
 ):
     """Pass ``i`` of a chunk's jobs, each starting from its image of ``previous``
     (N, h, w, 3) or, in the first pass, from its own start: (the result, in the
-    colours the optimisation sees, and each job's :attr:`Images.original`)."""
+    colours the optimisation sees, and each job's :attr:`Images.original`); ``pull``
+    as for :func:`_run_chunk`."""
     settings = [item.passes[i] for item in chunk]
     s = settings[0]
     p = get_preset(s.preset)
@@ -440,7 +485,15 @@ def _run_pass(
                 params, objective, content, styles, ps, kernels=kernels, mask=mask, cache=False
             )
         )
-    plan = CellPlan.create(
+    plan_type = CellPlan
+    if pull is not None:
+        contents = [content for content, _, _ in images if content is not None]
+        if len(contents) < len(images):
+            raise JaxstyleError("the frames of a clip need content images (not textures)")
+        before = None if pull[1] is None else _before_pass(pull[1], ps, shape)
+        targets = frame_targets(targets, contents, weight=pull[0], previous=before)
+        plan_type = TemporalPlan
+    plan = plan_type.create(
         params=params,
         objective=objective,
         config=s.optimizer_config(p),
@@ -456,6 +509,48 @@ def _run_pass(
     options = shown(i, originals) if shown else {}
     result = plan.run(driver=driver, checkpoint=checkpoint, desc="chunk", **options)
     return result, originals
+
+
+def _consecutive(items: list[_Ready]) -> list[list[_Ready]]:
+    """``items`` split into runs of consecutive jobs (by position)."""
+    runs: list[list[_Ready]] = []
+    for item in items:
+        if runs and runs[-1][-1].position == item.position - 1:
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return runs
+
+
+def _painted_before(
+    first: _Ready, jobs: Sequence[Job], painted: dict[int, np.ndarray], out: Path
+) -> tuple[np.ndarray, Job] | None:
+    """The frame painted before ``first`` (H, W, 3) in [0, 1], as its PNG holds it, and
+    its job: from the chunk just run, or an earlier run's output; None for the first
+    frame, or one not painted (a bad row)."""
+    if first.position == 0:
+        return None
+    job = jobs[first.position - 1]
+    if first.position - 1 in painted:
+        image = image_io.to_uint8(painted[first.position - 1]).astype(np.float32) / 255
+    elif (out / job.output).exists():
+        image = image_io.load_image(out / job.output)
+    else:
+        return None
+    return image, job
+
+
+def _before_pass(
+    before: tuple[np.ndarray, Job], s: Settings, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The painted frame before a chunk and its content frame as a pass sees them: at
+    its ``shape`` and, with ``preserve_colors="luminance"``, grey."""
+    image, job = before
+    content, _, original = prepare_images(job.content, list(job.styles), s)
+    image = image_io.resize_to(image, shape)
+    if original is not None and s.preserve_colors == "luminance":
+        image = np.asarray(luminance_image(image))
+    return image, np.asarray(content)
 
 
 def _write(item: _Ready, result, i: int, params: VGG19Weights) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.manifest import OVERRIDES
-from jaxstyle.presets import DEFAULT_PRESET, PRESETS
+from jaxstyle.presets import DEFAULT_PRESET, PRESETS, TEMPORAL_WEIGHT
 
 
 class _Parser(argparse.ArgumentParser):
@@ -229,6 +229,14 @@ def _animate_arguments(p: argparse.ArgumentParser) -> None:
         "--fps",
         type=float,
         help="frames per second of the output (default: the clip's own timing; a directory's: 10)",
+    )
+    p.add_argument(
+        "--temporal-weight",
+        type=float,
+        metavar="W",
+        help="how strongly each frame is held to its neighbours where the clip is still, "
+        f"against flicker (default {TEMPORAL_WEIGHT:g}, for the jaxstyle and jcjohnson "
+        "presets' losses; 0: every frame on its own)",
     )
     _setting_arguments(p)
     _coarse_to_fine_argument(p)

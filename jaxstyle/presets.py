@@ -163,6 +163,11 @@ PRESETS: dict[str, Preset] = {
 
 DEFAULT_PRESET = "jaxstyle"
 
+TEMPORAL_WEIGHT = 1e4
+"""``animate``'s default pull λ between neighbouring frames (:mod:`jaxstyle.temporal`),
+measured on the jaxstyle preset's losses (the jcjohnson preset's are the same); presets
+that weigh their losses otherwise want their own."""
+
 
 def describe(preset: Preset) -> str:
     """One line of a preset's loss and run: layers and weights, style loss, optimiser."""

@@ -1,0 +1,159 @@
+"""Temporal coherence: an animation's frames pulled towards their neighbours where the
+clip itself does not change, so that still regions do not flicker.
+
+A chunk of consecutive frames runs as one :class:`TemporalPlan`. Before each step (and
+L-BFGS's first evaluation, and the final losses) every frame takes the chunk's current
+images of the frames before and after it as constants; the chunk's first frame takes
+the frame painted before the chunk instead (none for the clip's first), and its last
+has none after. Frame t's loss gains
+
+    temporal_t = Σ_{s = t-1, t+1} mean over pixels of  w_ts · ‖255 (x_t - x_s)‖²,
+    w_ts = λ · exp(-‖C_t - C_s‖² / (2 σ²))  (σ = :data:`SIGMA`),
+
+where C are the content frames (RGB in [0, 1]): where the clip is still, the painted
+frames are held together; where it moves, they are free. Its gradient is that of the
+clip's joint objective Σ_t J(x_t) + Σ_t temporal pair terms at the current iterates,
+a Jacobi step: each frame keeps its own optimiser (with L-BFGS its own line search,
+on an objective fixed for the step).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxstyle.batching import batched, shared_loss_fn
+from jaxstyle.cells import CellPlan, cell_groups
+from jaxstyle.errors import JaxstyleError
+from jaxstyle.executables import keyed
+from jaxstyle.objective import Objective, Targets, finite_float32
+from jaxstyle.optimize import Carry
+
+SIGMA = 0.05
+"""The scale of a content pixel's change (RGB distance, in [0, 1]) over which the pull
+between two frames fades: a Gaussian of it (a change of 0.05: 61% of λ; of 0.15: 1%)."""
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class FrameTargets:
+    """A frame's targets and its pull towards its neighbours.
+
+    Attributes:
+      targets: its own content and style targets.
+      neighbours: (2, H, W, 3) the frames before and after it, in [0, 1]: as stored,
+        only the frame before the chunk (for the chunk's first frame); filled with the
+        chunk's current images before each evaluation.
+      weights: (2, H, W) w_ts towards each (0 where there is none).
+    """
+
+    targets: Targets
+    neighbours: jax.Array | np.ndarray
+    weights: jax.Array | np.ndarray
+
+
+def pull_weights(
+    content: np.ndarray,
+    before: np.ndarray | None,
+    after: np.ndarray | None,
+    weight: float,
+) -> np.ndarray:
+    """(2, H, W) w_ts of a content frame (H, W, 3) towards the content frames before and
+    after it (None: none there, weight 0), ``weight`` λ."""
+    out = np.zeros((2, *content.shape[:2]), np.float32)
+    for i, other in enumerate((before, after)):
+        if other is not None:
+            change = np.sum((np.asarray(content) - np.asarray(other)) ** 2, axis=-1)
+            out[i] = weight * np.exp(-change / (2 * SIGMA**2))
+    return out
+
+
+def check_temporal_weight(weight) -> float:
+    """λ as a float, or a one-line error for a negative, non-finite or non-number one."""
+    return float(finite_float32("temporal weight", weight))
+
+
+def temporal_terms(image: jax.Array, frame: FrameTargets) -> jax.Array:
+    """temporal_t of one frame (H, W, 3), float32 scalar."""
+    diff = 255.0 * (image[None] - frame.neighbours)
+    return jnp.sum(frame.weights * jnp.sum(diff**2, axis=-1)) / (image.shape[0] * image.shape[1])
+
+
+@lru_cache(maxsize=8)
+def temporal_loss_fn(objective: Objective, devices: int) -> Callable:
+    """``loss_fn(image, args)`` of one frame whose ``args.targets`` is a
+    :class:`FrameTargets`: its J (:func:`~jaxstyle.batching.shared_loss_fn`, per-frame
+    targets) plus ``temporal``, a term of its own."""
+    base = shared_loss_fn(objective, True, devices)
+
+    def loss_fn(image, args):
+        frame = args.targets
+        value, terms = base(image, args._replace(targets=frame.targets))
+        temporal = temporal_terms(image, frame)
+        return value + temporal, {**terms, "temporal": temporal}
+
+    return keyed(loss_fn, objective, devices)
+
+
+@lru_cache(maxsize=32)
+def with_neighbours(cells_fn: Callable, n: int) -> Callable:
+    """``cells_fn(x, args)`` of the stacked frames (x: (P, H, W, 3) images, or a carry
+    holding them) with each frame's neighbours filled from x (constants: no gradient
+    flows between frames) and the pulls of the ``P - n`` padding cells dropped."""
+
+    def run(x, args: Any):  # LossArgs whose targets are FrameTargets
+        images = x.image if isinstance(x, Carry) else x
+        frames = args.targets
+        before = jnp.concatenate([frames.neighbours[:1, 0], images[:-1]])
+        after = jnp.concatenate([images[1:], images[-1:]])
+        neighbours = jax.lax.stop_gradient(jnp.stack([before, after], axis=1))
+        real = (jnp.arange(images.shape[0]) < n).astype(jnp.float32)
+        weights = frames.weights * real[:, None, None, None]
+        filled = FrameTargets(frames.targets, neighbours, weights)
+        return cells_fn(x, args._replace(targets=filled))
+
+    return keyed(run, cells_fn, n)
+
+
+@dataclasses.dataclass
+class TemporalPlan(CellPlan):
+    """A :class:`~jaxstyle.cells.CellPlan` of consecutive frames, each with its own
+    :class:`FrameTargets`, pulled towards its neighbours (see the module)."""
+
+    @property
+    def loss_fn(self) -> Callable:
+        return temporal_loss_fn(self.objective, cell_groups(self.mesh))
+
+    def _batched(self, fn: Callable) -> Callable:
+        return with_neighbours(batched(fn, self.mesh, True), self.n)
+
+
+def frame_targets(
+    targets: Sequence[Targets],
+    contents: Sequence[np.ndarray],
+    *,
+    weight: float,
+    previous: tuple[np.ndarray, np.ndarray] | None,
+) -> list[FrameTargets]:
+    """The :class:`FrameTargets` of a chunk of consecutive frames from their targets and
+    content frames (H, W, 3), ``weight`` λ; ``previous``: (the frame painted before the
+    chunk, its content frame), each (H, W, 3), or None (the clip's first chunk)."""
+    if len(targets) != len(contents):
+        raise JaxstyleError(f"{len(targets)} frames' targets for {len(contents)} content frames")
+    before_image = np.zeros_like(contents[0]) if previous is None else previous[0]
+    out = []
+    for t, (own, content) in enumerate(zip(targets, contents, strict=True)):
+        if t:
+            before = contents[t - 1]
+        else:
+            before = None if previous is None else previous[1]
+        after = contents[t + 1] if t + 1 < len(contents) else None
+        neighbours = np.stack([before_image, np.zeros_like(content)]).astype(np.float32)
+        out.append(FrameTargets(own, neighbours, pull_weights(content, before, after, weight)))
+    return out
