@@ -218,7 +218,7 @@ def animate(
             raise JaxstyleError(f"frame {line} ({read.frames[line - 1]}): {message}{more}")
         if len(plan.buckets) > 1:
             shapes = " and ".join(f"{b['shape'][1]}x{b['shape'][0]}" for b in plan.buckets)
-            raise JaxstyleError(f"the frames of {clip} are not all one size: {shapes}")
+            raise JaxstyleError(f"the frames of a clip must have one shape, not {shapes}")
         if on_plan is not None:
             on_plan(plan)
 

@@ -166,8 +166,10 @@ def test_animate_refuses_frames_of_two_sizes_before_painting(photo, tmp_path, sh
     pan(photo, 1)[0].save(frames / "1.png")
     pan(photo, 1)[0].resize((48, 48)).save(frames / "2.png")
     output = tmp_path / "out.gif"
-    with pytest.raises(jaxstyle.JaxstyleError, match="not all one size: 32x24 and 32x32"):
-        jaxstyle.animate(frames, shared_image("starry_night.jpg"), output, **SETTINGS)
+    for weight in (0.0, 1e4):  # each frame on its own, or pulled towards its neighbours
+        with pytest.raises(jaxstyle.JaxstyleError, match="one shape, not 32x24 and 32x32"):
+            style = shared_image("starry_night.jpg")
+            jaxstyle.animate(frames, style, output, temporal_weight=weight, **SETTINGS)
     assert not output.exists() and not frames_directory(output).exists()
 
 
