@@ -294,7 +294,8 @@ def _image_arguments(p: argparse.ArgumentParser, *, output: str) -> None:
         metavar="RESULT",
         help="run again the run that made RESULT (an image a stylize, sweep or batch run "
         "wrote, or its .json record): its images, mask, init, preset and settings; the "
-        "options given replace its settings (a new --size drops its coarse-to-fine passes), "
+        "options given replace its settings (a new --size drops its coarse-to-fine passes, "
+        "unless 'auto' chose them: then auto chooses anew), "
         "IMAGE... its images (then not its mask or init image)",
     )
 

@@ -17,14 +17,14 @@ from typing import Any
 
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.paths import user_path
-from jaxstyle.settings import Settings
+from jaxstyle.settings import CHOSEN_BY, Settings
 from jaxstyle.weights import DEFAULT_SET
 
 EXAMPLE_CONTENT = "example photo"
 EXAMPLE_STYLE = "example painting"
 """How a record names the built-in images (:mod:`jaxstyle.examples`)."""
 
-LATER_SETTINGS = {"tileable": False}
+LATER_SETTINGS = {"tileable": False, "coarse_to_fine_auto": False}
 """Settings newer than some records, and their value in a record without them."""
 
 NAMED = ("content", "noise", EXAMPLE_CONTENT, EXAMPLE_STYLE)
@@ -39,7 +39,8 @@ FOLLOWING = {
     "style_layers": ("style_layer_weights",),
 }
 """A setting given anew -> the recorded settings chosen for its old value, left to
-their defaults (unless given too)."""
+their defaults (unless given too); coarse-to-fine passes "auto" chose follow no size:
+it chooses them anew (:func:`following`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,11 +78,12 @@ class RunRecord:
                 f"{self.path} is a run of preset {self.settings['preset']}: its settings "
                 "are that loss; for another preset, start without the record"
             )
-        left_out = {k for name in given for k in (name, *FOLLOWING.get(name, ()))}
+        recorded = as_asked(self.settings)
+        left_out = {k for name in given for k in (name, *following(name, recorded))}
         left_out.add("conv_algorithm")  # chosen anew by size and device (they agree to rounding)
         if texture:
             left_out.add("content_weight")
-        kept = {k: v for k, v in self.settings.items() if k not in left_out}
+        kept = {k: v for k, v in recorded.items() if k not in left_out}
         return {**kept, **given}
 
     def inputs(self, new_content: bool = False, given: Any = (), texture: bool = False) -> dict:
@@ -117,6 +119,25 @@ class RunRecord:
                 f"{self.path} is a run with the weight set {self.weights}: give it "
                 "(--weights DIR; Python: weights=)"
             )
+
+
+def as_asked(settings: dict[str, Any]) -> dict[str, Any]:
+    """A record's settings as a run takes them: coarse-to-fine passes that "auto" chose
+    (``coarse_to_fine_auto``) are "auto" again, with its one step count, so that they are
+    the same at the same size and chosen anew at another."""
+    asked = {k: v for k, v in settings.items() if k not in CHOSEN_BY}
+    if settings["coarse_to_fine_auto"]:
+        steps = settings["coarse_to_fine_steps"]
+        asked |= {"coarse_to_fine": "auto", "coarse_to_fine_steps": steps and list(steps[:1])}
+    return asked
+
+
+def following(name: str, settings: dict[str, Any]) -> tuple[str, ...]:
+    """The ``settings`` (:func:`as_asked`) chosen for ``name``'s old value
+    (:data:`FOLLOWING`): none for a size whose coarse-to-fine passes are "auto"."""
+    if name == "size" and settings["coarse_to_fine"] == "auto":
+        return ()
+    return FOLLOWING.get(name, ())
 
 
 def read_run_record(result: str | os.PathLike) -> RunRecord:
@@ -218,7 +239,8 @@ def recorded_run(result: str | os.PathLike, **overrides: Any) -> dict[str, Any]:
 
     The record gives the content and style images, mask, init, preset and every
     setting. A setting overridden leaves out the recorded ones chosen for its old
-    value (:data:`FOLLOWING`: a new ``size`` drops the coarse-to-fine passes). A new
+    value (:data:`FOLLOWING`: a new ``size`` drops the coarse-to-fine passes, but those
+    that ``coarse_to_fine="auto"`` chose are chosen anew for it). A new
     ``content`` takes the record's settings but not its mask or init image. A run
     with another weight set than the fetched one needs ``weights``. Relative paths
     are as recorded: relative to the directory that run started in.

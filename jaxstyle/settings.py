@@ -22,7 +22,8 @@ from jaxstyle.vgg import choose_conv_algorithm, layer_names
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """Every resolved setting of a run (JSON-able via ``dataclasses.asdict``)."""
+    """Every resolved setting of a run (JSON-able via ``dataclasses.asdict``), and how
+    its coarse-to-fine passes were chosen (:data:`CHOSEN_BY`)."""
 
     preset: str
     size: int | None
@@ -46,6 +47,7 @@ class Settings:
     coarse_to_fine: tuple[int, ...]
     coarse_to_fine_steps: tuple[int, ...] | None
     tileable: bool = False
+    coarse_to_fine_auto: bool = False  # the passes are those "auto" chose for the size
 
     @property
     def passes(self) -> tuple[tuple[int | None, int], ...]:
@@ -102,6 +104,11 @@ class Settings:
         )
 
 
+CHOSEN_BY = frozenset({"coarse_to_fine_auto"})
+"""The :class:`Settings` fields that are no setting: they record how one was chosen
+(``coarse_to_fine="auto"``), for a run again from the record (:mod:`jaxstyle.recorded`)."""
+
+
 def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings:
     """The preset's defaults with every non-None override applied and checked."""
     p = get_preset(preset)
@@ -155,6 +162,7 @@ def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings
                 raise JaxstyleError("coarse-to-fine 'auto' takes one step count for its passes")
             steps = (np.ravel(steps)[0],) * len(sizes) or None
         values["coarse_to_fine"], values["coarse_to_fine_steps"] = sizes, steps
+        values["coarse_to_fine_auto"] = True  # recorded: chosen anew for a new size (--from)
     _check_integers(values)
     for name in ("learning_rate", "style_scale"):  # compared with numbers by the checks
         if isinstance(values[name], bool) or not isinstance(values[name], Real):

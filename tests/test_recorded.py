@@ -278,3 +278,53 @@ def test_relative_paths_are_found_from_any_directory(shared_image, tmp_path, mon
     assert inputs["content"] == str(first / "tubingen.jpg")
     assert inputs["styles"] == [str(first / "starry_night.jpg")]
     assert np.abs(pixels(second / "again.png") - pixels(first / "out.png")).max() <= 1
+
+
+RUN = ["--size", "32", "--steps", "2", "--optimizer", "adam", "-q"]  # test_relative_paths's
+
+
+def test_coarse_to_fine_auto_is_chosen_anew_for_a_new_size(shared_image, tmp_path):
+    """A record of ``--coarse-to-fine auto`` holds that auto chose its passes: a new size
+    chooses them anew (kept the same at the same size); explicit sizes are dropped."""
+    from jaxstyle.cli import COARSE_TO_FINE, SETTINGS, _take_record
+    from jaxstyle.cli_parser import build_parser
+    from jaxstyle.settings import resolve_settings
+
+    pair = [str(shared_image("tubingen.jpg")), str(shared_image("starry_night.jpg"))]
+    first = tmp_path / "first.png"
+    assert main(["stylize", *pair, "-o", str(first), *RUN, "--coarse-to-fine", "auto"]) == 0
+    settings = json.loads(first.with_suffix(".json").read_text())["settings"]
+    assert (settings["coarse_to_fine"], settings["coarse_to_fine_auto"]) == ([], True)
+    again = tmp_path / "again.png"  # the same size: auto again, recorded again
+    assert main(["stylize", "--from", str(first), "-o", str(again), "-q"]) == 0
+    assert json.loads(again.with_suffix(".json").read_text())["settings"]["coarse_to_fine_auto"]
+    assert np.abs(pixels(again) - pixels(first)).max() <= 1
+
+    record = json.loads(first.with_suffix(".json").read_text())
+    record["settings"] |= {"size": 512, "coarse_to_fine": [256], "coarse_to_fine_steps": [5]}
+    before = {k: v for k, v in record["settings"].items() if k != "coarse_to_fine_auto"}
+    old = {**record, "settings": before}  # a record from before the marker
+    for name, r in {"auto": record, "old": old}.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(r))
+
+    def passes(name, *argv):
+        argv = ["stylize", "--from", str(tmp_path / f"{name}.json"), *argv, "-o", "o.png"]
+        args = build_parser().parse_args(argv)
+        _take_record(args)
+        overrides = {k: getattr(args, k) for k in (*SETTINGS, *COARSE_TO_FINE)}
+        return resolve_settings(**overrides).passes
+
+    assert passes("auto") == ((256, 5), (512, 2))
+    assert passes("auto", "--size", "1024") == ((256, 5), (512, 5), (1024, 2))
+    assert passes("auto", "--size", "1024", "--coarse-to-fine-steps", "4") == (
+        (256, 4),
+        (512, 4),
+        (1024, 2),
+    )
+    assert passes("auto", "--size", "1024", "--coarse-to-fine", "128") == ((128, 2), (1024, 2))
+    assert passes("old", "--size", "1024") == ((1024, 2),)  # as before: dropped
+    assert passes("old") == ((256, 5), (512, 2))
+    run = jaxstyle.recorded_run(tmp_path / "auto.json", size=1024)
+    assert (run["coarse_to_fine"], run["coarse_to_fine_steps"]) == ("auto", [5])
+    assert "coarse_to_fine_auto" not in run  # how the sizes were chosen, not a setting
+    assert "coarse_to_fine" not in jaxstyle.recorded_run(tmp_path / "old.json", size=1024)
