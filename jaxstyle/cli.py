@@ -174,8 +174,8 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     from jaxstyle.stylize import step_image_path, step_image_saver, stylize
 
     if args.from_result is not None:
-        _take_record(args)
-    if args.size is None:
+        _take_record(args)  # its size too: None is the content's own
+    elif args.size is None:
         args.size = default_size()
     if args.save_every < 0:
         raise JaxstyleError("--save-every must be >= 0")
@@ -411,8 +411,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from jaxstyle.sweep_output import SUMMARY_FILES, cell_files, refuse_existing, write_sweep
 
     if args.from_result is not None:
-        _take_record(args)
-    if args.size is None:
+        _take_record(args)  # its size too: None is the content's own
+    elif args.size is None:
         args.size = default_size()
     out = image_io.check_output_dir(args.output)
     inputs = _Inputs.from_args(args)

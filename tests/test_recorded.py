@@ -328,3 +328,21 @@ def test_coarse_to_fine_auto_is_chosen_anew_for_a_new_size(shared_image, tmp_pat
     assert (run["coarse_to_fine"], run["coarse_to_fine_steps"]) == ("auto", [5])
     assert "coarse_to_fine_auto" not in run  # how the sizes were chosen, not a setting
     assert "coarse_to_fine" not in jaxstyle.recorded_run(tmp_path / "old.json", size=1024)
+
+
+def test_a_record_of_the_contents_own_size_keeps_it(shared_image, tmp_path):
+    """A Python run's record of ``size=None`` (the content's own size) runs again at that
+    size, not the command's default; ``--size`` given replaces it."""
+    content = tmp_path / "small.png"
+    Image.open(shared_image("tubingen.jpg")).resize((32, 24)).save(content)
+    style = str(shared_image("starry_night.jpg"))
+    first = tmp_path / "first.png"
+    result = jaxstyle.stylize(content, style, steps=2, optimizer="adam")
+    assert result.settings.size is None
+    inputs = {"content": str(content), "styles": [style], "init": "content", "mask": None}
+    result.save(first, record={"inputs": inputs})
+    again = tmp_path / "again.png"
+    assert main(["stylize", "--from", str(first), "-o", str(again), "-q"]) == 0
+    assert json.loads(again.with_suffix(".json").read_text())["settings"]["size"] is None
+    assert Image.open(again).size == (32, 24)
+    assert np.abs(pixels(again) - pixels(first)).max() <= 1
