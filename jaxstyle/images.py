@@ -491,6 +491,7 @@ def save_animation(
     if fmt == "GIF":
         palette = _shared_palette(pictures)
         pictures = [p.quantize(palette=palette, dither=Image.Dither.NONE) for p in pictures]
+        durations = _centiseconds(durations)
     options: dict[str, object] = {"quality": 95} if fmt == "WEBP" else {}
     if loop is not None or fmt != "GIF":  # a GIF without a count plays once
         options["loop"] = 1 if loop is None else loop
@@ -506,6 +507,12 @@ def save_animation(
             )
     except (ValueError, KeyError) as e:
         raise JaxstyleError(_one_line(f"cannot write {path}: {e}")) from None
+
+
+def _centiseconds(durations: Sequence[int]) -> list[int]:
+    """Durations in ms rounded to the whole centiseconds (at least 1) a GIF stores: Pillow
+    truncates, and 60 fps's 17 ms would become 10 ms, which viewers show for 100 ms."""
+    return [10 * max(1, round(d / 10)) for d in durations]
 
 
 def _shared_palette(pictures: list[Image.Image], side: int = 96) -> Image.Image:

@@ -73,6 +73,13 @@ def test_gif_without_a_loop_count_plays_once_and_shares_one_palette(photo, tmp_p
     assert all(np.array_equal(left[0], x) for x in left[1:])
 
 
+def test_gif_durations_round_to_centiseconds(tmp_path):
+    """60 fps (17 ms) is 20 ms, not Pillow's truncated 10 ms, which viewers show for 100 ms."""
+    frames = [np.full((8, 8, 3), i / 4, np.float32) for i in range(3)]
+    save_animation(tmp_path / "a.gif", frames, [17, 67, 3])
+    assert [f.duration for f in read_frames(tmp_path / "a.gif")] == [20, 70, 10]
+
+
 def test_save_animation_refuses_bad_suffix_and_counts(tmp_path):
     frame = np.zeros((8, 8, 3), np.float32)
     with pytest.raises(jaxstyle.JaxstyleError, match=r"unsupported file type '\.jpg'"):
