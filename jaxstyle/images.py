@@ -153,11 +153,13 @@ def read_frames(path: str | os.PathLike) -> Generator[Frame, None, None]:
         with _pillow_errors(path), warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS rules
             animation = Image.open(file)
-        for index in range(getattr(animation, "n_frames", 1)):
+        count = getattr(animation, "n_frames", 1)
+        first = 1 if animation.info.get("default_image") and count > 1 else 0
+        for index in range(first, count):  # an APNG's default image is not a frame
             with _pillow_errors(path):
                 animation.seek(index)
             frame, original = _prepare(animation, path)
-            if index == 0:
+            if index == first:
                 _noted(frame, original, path)
             duration = int(animation.info.get("duration") or 0) or FRAME_MS
             yield Frame(_to_array(frame), duration, animation.info.get("loop"))

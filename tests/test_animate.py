@@ -73,6 +73,14 @@ def test_gif_without_a_loop_count_plays_once_and_shares_one_palette(photo, tmp_p
     assert all(np.array_equal(left[0], x) for x in left[1:])
 
 
+def test_read_frames_skips_an_apngs_default_image(tmp_path):
+    """The default image (a still for viewers without APNG) is not one of the frames."""
+    red, green, blue = (Image.new("RGB", (8, 8), c) for c in ("red", "lime", "blue"))
+    red.save(tmp_path / "a.png", save_all=True, append_images=[green, blue], default_image=True)
+    frames = list(read_frames(tmp_path / "a.png"))
+    assert [tuple(to_uint8(f.image)[0, 0]) for f in frames] == [(0, 255, 0), (0, 0, 255)]
+
+
 def test_gif_durations_round_to_centiseconds(tmp_path):
     """60 fps (17 ms) is 20 ms, not Pillow's truncated 10 ms, which viewers show for 100 ms."""
     frames = [np.full((8, 8, 3), i / 4, np.float32) for i in range(3)]
