@@ -115,8 +115,8 @@ def read_clip(
 def _directory_frames(directory: Path) -> tuple[tuple[Path, ...], tuple[int, ...], int]:
     """A directory's frame images in name order, numbers by value, at 10 a second."""
 
-    def order(path: Path) -> list:
-        return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+    def order(path: Path) -> list:  # the odd parts are the numbers ("²".isdigit(), not int)
+        return [int(p) if i % 2 else p for i, p in enumerate(re.split(r"(\d+)", path.name))]
 
     files = sorted(
         (p for p in directory.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and p.is_file()),

@@ -108,6 +108,9 @@ def test_read_clip_of_a_directory_in_number_order(photo, tmp_path):
     (frames / "f3.json").write_text("{}")
     clip = read_clip(frames, tmp_path / "unused", fps=25)
     assert [p.name for p in clip.frames] == ["f1.png", "f2.png", "f10.png"]
+    pan(photo, 1)[0].save(frames / "²1.png")  # a digit that is no number
+    assert read_clip(frames, tmp_path / "unused").frames[-1].name == "²1.png"
+    (frames / "²1.png").unlink()
     assert clip.durations == (40,) * 3 and clip.loop == 0
     assert not (tmp_path / "unused").exists()
     listed = read_clip([frames / "f10.png", frames / "f1.png"], tmp_path / "unused")
