@@ -113,20 +113,25 @@ def read_clip(
 
 
 def _directory_frames(directory: Path) -> tuple[tuple[Path, ...], tuple[int, ...], int]:
-    """A directory's frame images in name order, numbers by value, at 10 a second."""
+    """A directory's frame images (:func:`_is_frame`) in name order, numbers by value, at
+    10 a second."""
 
     def order(path: Path) -> list:  # the odd parts are the numbers ("²".isdigit(), not int)
         return [int(p) if i % 2 else p for i, p in enumerate(re.split(r"(\d+)", path.name))]
 
-    files = sorted(
-        (p for p in directory.iterdir() if p.suffix.lower() in FRAME_SUFFIXES and p.is_file()),
-        key=order,
-    )
+    files = sorted(filter(_is_frame, directory.iterdir()), key=order)
     if not files:
         raise JaxstyleError(
             f"the directory {directory} holds no frames ({', '.join(FRAME_SUFFIXES)} files)"
         )
     return tuple(files), (image_io.FRAME_MS,) * len(files), 0
+
+
+def _is_frame(path: Path) -> bool:
+    """An image file of a frame directory, by its suffix; not a hidden one (macOS's
+    ``._f1.png`` resource forks, ...)."""
+    hidden = path.name.startswith(".")
+    return path.suffix.lower() in FRAME_SUFFIXES and not hidden and path.is_file()
 
 
 def _extract(path: Path, source_dir: Path) -> tuple[tuple[Path, ...], tuple[int, ...], int | None]:

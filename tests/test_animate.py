@@ -106,6 +106,7 @@ def test_read_clip_of_a_directory_in_number_order(photo, tmp_path):
         image.save(frames / f"f{i}.png")
     (frames / "notes.txt").write_text("not a frame")
     (frames / "f3.json").write_text("{}")
+    (frames / "._f1.png").write_bytes(b"\0\5\26\7")  # macOS's resource fork: hidden
     clip = read_clip(frames, tmp_path / "unused", fps=25)
     assert [p.name for p in clip.frames] == ["f1.png", "f2.png", "f10.png"]
     pan(photo, 1)[0].save(frames / "²1.png")  # a digit that is no number
