@@ -112,6 +112,16 @@ def read_clip(
     return Clip(files, tuple(durations), loop)
 
 
+def _check_outside(directory: Path, output: Path) -> None:
+    """Refuse an ``output`` (or its :func:`frames_directory`) that is in (or is) the frame
+    directory ``directory``: a rerun would read it (or the painted frames) as frames."""
+    if directory.resolve() in (output.parent.resolve(), frames_directory(output).resolve()):
+        raise JaxstyleError(
+            f"cannot write {output} or its frames into the clip directory {directory}: "
+            "a rerun would read them as frames; write the output elsewhere"
+        )
+
+
 def _directory_frames(directory: Path) -> tuple[tuple[Path, ...], tuple[int, ...], int]:
     """A directory's frame images (:func:`_is_frame`) in name order, numbers by value, at
     10 a second."""
@@ -210,6 +220,8 @@ def animate(
     styles = tuple(user_path(s, "a style path") for s in styles)
     sources = [] if not isinstance(clip, (str, os.PathLike)) else [Path(clip)]
     image_io.check_output_path(output, [*sources, *styles], formats=image_io.ANIMATION_FORMATS)
+    if sources and sources[0].is_dir():
+        _check_outside(sources[0], output)
     if output.exists():
         raise JaxstyleError(f"{output} exists; not overwriting it")
     work = frames_directory(output)

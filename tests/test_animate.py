@@ -192,6 +192,18 @@ def test_animate_refuses_frames_of_two_sizes_before_painting(photo, tmp_path, sh
     assert not output.exists() and not frames_directory(output).exists()
 
 
+def test_animate_refuses_an_output_in_the_frame_directory(photo, tmp_path, shared_image):
+    """A rerun would read the animation, or the frames painted there, as frames."""
+    frames = tmp_path / "out.frames"
+    frames.mkdir()
+    for i, image in enumerate(pan(photo, 2)):
+        image.save(frames / f"{i}.png")
+    for output in (frames / "a.gif", tmp_path / "out.gif"):
+        with pytest.raises(jaxstyle.JaxstyleError, match="into the clip directory"):
+            jaxstyle.animate(frames, shared_image("starry_night.jpg"), output, **SETTINGS)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["0.png", "1.png", "out.frames"]
+
+
 def test_cli_animate_and_its_errors(gif, tmp_path, shared_image, capsys):
     style = str(shared_image("the_scream.jpg"))
     out = tmp_path / "scream.webp"
