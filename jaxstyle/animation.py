@@ -18,7 +18,7 @@ import dataclasses
 import itertools
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,13 +103,24 @@ def read_clip(
             _directory_frames(path) if path.is_dir() else _extract(path, Path(source_dir))
         )
     else:
-        files = tuple(user_path(f, "a frame path") for f in clip)
+        files = _paths(clip, "a frame path")
         durations, loop = (image_io.FRAME_MS,) * len(files), 0
     if not files:
         raise JaxstyleError(f"the clip {clip} has no frames")
     if fps is not None:
         durations = (round(1000 / fps),) * len(files)
     return Clip(files, tuple(durations), loop)
+
+
+def _paths(value: Any, what: str) -> tuple[Path, ...]:
+    """``value``, a path or an iterable of them, as paths; anything else (a Pillow image,
+    None, ...) is a one-line error naming ``what`` ("a style path")."""
+    if not isinstance(value, (str, os.PathLike, Iterable)):
+        raise JaxstyleError(
+            f"{what} must be a str or path, or a list of them, not {type(value).__name__}"
+        )
+    values = [value] if isinstance(value, (str, os.PathLike)) else value
+    return tuple(user_path(v, what) for v in values)
 
 
 def _check_outside(directory: Path, output: Path) -> None:
@@ -216,8 +227,7 @@ def animate(
       ``output`` is never replaced.
     """
     output = user_path(output, "an output path")
-    styles = (style,) if isinstance(style, (str, os.PathLike)) else tuple(style)
-    styles = tuple(user_path(s, "a style path") for s in styles)
+    styles = _paths(style, "a style path")
     sources = [] if not isinstance(clip, (str, os.PathLike)) else [Path(clip)]
     image_io.check_output_path(output, [*sources, *styles], formats=image_io.ANIMATION_FORMATS)
     if sources and sources[0].is_dir():

@@ -150,6 +150,15 @@ def test_bad_clips_are_one_line_errors(tmp_path, name, make, message):
     assert not (tmp_path / "source").exists()
 
 
+@pytest.mark.parametrize("what", ["clip", "style"])
+def test_animate_refuses_a_pillow_image_for_a_path(gif, tmp_path, shared_image, what):
+    paths = {"clip": gif, "style": shared_image("starry_night.jpg")}
+    args = {**paths, what: Image.open(paths[what])}
+    with pytest.raises(jaxstyle.JaxstyleError, match="must be a str or path, or a list of them"):
+        jaxstyle.animate(args["clip"], args["style"], tmp_path / "out.gif", **SETTINGS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.gif"]
+
+
 def test_animate_paints_every_frame_in_order_and_resumes(gif, tmp_path, shared_image):
     style = shared_image("starry_night.jpg")
     output = tmp_path / "out.png"
