@@ -199,6 +199,9 @@ def test_animate_refuses_frames_of_two_sizes_before_painting(photo, tmp_path, sh
             style = shared_image("starry_night.jpg")
             jaxstyle.animate(frames, style, output, temporal_weight=weight, **SETTINGS)
     assert not output.exists() and not frames_directory(output).exists()
+    listed = sorted(frames.iterdir())
+    with pytest.raises(jaxstyle.JaxstyleError, match="^the frames of a clip must have one shape, not "):
+        jaxstyle.animate(listed, shared_image("starry_night.jpg"), output, **SETTINGS)
 
 
 def test_animate_refuses_an_output_in_the_frame_directory(photo, tmp_path, shared_image):
