@@ -226,6 +226,8 @@ def animate(
       (it raises :class:`JaxstyleError` naming the frame), and an existing
       ``output`` is never replaced.
     """
+    if "dry_run" in settings:  # batch's keyword, not a setting: it would reach batch
+        raise JaxstyleError("animate has no dry_run: it paints the frames and writes the output")
     output = user_path(output, "an output path")
     styles = _paths(style, "a style path")
     sources = [] if not isinstance(clip, (str, os.PathLike)) else [Path(clip)]

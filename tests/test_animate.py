@@ -159,6 +159,13 @@ def test_animate_refuses_a_pillow_image_for_a_path(gif, tmp_path, shared_image, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.gif"]
 
 
+def test_animate_has_no_dry_run(gif, tmp_path, shared_image):
+    """batch's dry_run planned the frames, then animate read the frames it did not paint."""
+    with pytest.raises(jaxstyle.JaxstyleError, match="animate has no dry_run"):
+        jaxstyle.animate(gif, shared_image("starry_night.jpg"), tmp_path / "o.gif", dry_run=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.gif"]
+
+
 def test_animate_paints_every_frame_in_order_and_resumes(gif, tmp_path, shared_image):
     style = shared_image("starry_night.jpg")
     output = tmp_path / "out.png"
