@@ -168,8 +168,8 @@ def _extract(path: Path, source_dir: Path) -> tuple[tuple[Path, ...], tuple[int,
     for i, frame in enumerate(itertools.chain((first, second), frames), start=1):
         file = source_dir / f"frame_{i:05d}.png"
         pixels = image_io.to_uint8(frame.image)
-        if not file.exists():
-            image_io.save_image(file, pixels)
+        if not file.exists():  # another process of jax.distributed may write it too
+            image_io.save_image(file, pixels, overwrite=True)
         elif not np.array_equal(image_io.to_uint8(image_io.load_image(file)), pixels):
             raise JaxstyleError(
                 f"{file} holds a frame of another clip; delete {source_dir.parent} to start over, "

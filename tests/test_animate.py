@@ -16,7 +16,7 @@ from PIL import Image
 import jaxstyle
 from jaxstyle.animation import frames_directory, read_clip
 from jaxstyle.cli import main
-from jaxstyle.images import read_frames, save_animation, to_uint8
+from jaxstyle.images import read_frames, save_animation, save_image, to_uint8
 
 SETTINGS = dict(size=32, steps=2, optimizer="adam")
 
@@ -131,6 +131,17 @@ def test_read_clip_extracts_a_file_once(gif, tmp_path, photo):
     other[0].save(gif, save_all=True, append_images=other[1:], duration=100)
     with pytest.raises(jaxstyle.JaxstyleError, match="holds a frame of another clip"):
         read_clip(gif, source)
+
+
+def test_read_clip_extracts_frames_another_process_writes_too(gif, tmp_path, monkeypatch):
+    """With jax.distributed every process extracts the clip into the same directory."""
+
+    def racing(path, image, **options):  # another process writes the frame first
+        save_image(path, image, overwrite=True)
+        save_image(path, image, **options)
+
+    monkeypatch.setattr("jaxstyle.images.save_image", racing)
+    assert len(read_clip(gif, tmp_path / "source").frames) == 3
 
 
 @pytest.mark.parametrize(
