@@ -159,21 +159,29 @@ import jax
 jax.config.update("jax_compilation_cache_dir", os.environ["JAXSTYLE_CACHE"])
 import jaxstyle
 clip, style, out = sys.argv[1:4]
-r = jaxstyle.animate(clip, style, out, temporal_weight=3e4, size=32, steps=30, optimizer="adam")
+r = jaxstyle.animate(
+    clip, style, out, temporal_weight=3e4, batch_size=3, size=32, steps=30, optimizer="adam"
+)
 print(json.dumps({"devices": jax.device_count(), "written": len(r.report.written)}))
 """
 
 
-def test_sharded_over_3_cpu_devices_equals_one_device(clip, pulled, shared_image, tmp_path):
-    """4 frames on 3 host devices (2 cells each, the last 2 padding; neighbours across
-    devices): the frames of the plain run (up to one 8-bit level)."""
+def test_sharded_over_2_cpu_devices_equals_one_device(clip, shared_image, tmp_path, vgg_weights):
+    """4 frames in chunks of 3 on 2 host devices (each chunk padded to a multiple of 2;
+    neighbours across the devices): the frames of one device (up to one 8-bit level).
+    (Not more devices than the 2 cores: XLA:CPU's collectives wait for every device's
+    thread, and were seen to time out with 3 under load.)"""
     style = str(shared_image("starry_night.jpg"))
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=3"}
-    out = tmp_path / "four.png"
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    out = tmp_path / "two.png"
     command = [sys.executable, "-c", SHARDED, str(clip), style, str(out)]
     proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert json.loads(proc.stdout.splitlines()[-1]) == {"devices": 3, "written": 4}
-    for i, path in enumerate(pulled.frames, 1):
-        four = np.asarray(Image.open(tmp_path / "four.frames" / f"frame_{i:05d}.png"))
-        assert np.abs(four.astype(int) - np.asarray(Image.open(path))).max() <= 1
+    assert json.loads(proc.stdout.splitlines()[-1]) == {"devices": 2, "written": 4}
+    one = jaxstyle.animate(
+        clip, style, tmp_path / "one.png", weights=vgg_weights, temporal_weight=3e4,
+        batch_size=3, **SETTINGS,
+    )  # fmt: skip
+    for i, path in enumerate(one.frames, 1):
+        two = np.asarray(Image.open(tmp_path / "two.frames" / f"frame_{i:05d}.png"))
+        assert np.abs(two.astype(int) - np.asarray(Image.open(path))).max() <= 1
