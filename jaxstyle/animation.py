@@ -89,7 +89,8 @@ def read_clip(
     ``source_dir`` as PNGs, or found there from an earlier run), a directory of frame
     images, or a sequence of frame paths. ``fps``: frames per second, replacing the
     file's durations (default: the file's own; 10 for a directory or a list)."""
-    if fps is not None and not (isinstance(fps, (int, float)) and 0 < fps <= 1000):
+    number = isinstance(fps, (int, float)) and not isinstance(fps, bool)
+    if fps is not None and not (number and 0 < fps <= 1000):
         raise JaxstyleError(f"fps must be a number in (0, 1000], not {fps!r}")
     if isinstance(clip, (str, os.PathLike)):
         path = user_path(clip, "a clip path")

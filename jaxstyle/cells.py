@@ -226,6 +226,10 @@ class CellPlan:
     def _batched(self, fn: Callable) -> Callable:
         return batched(fn, self.mesh, self.per_cell_targets)
 
+    def _step(self) -> Callable:
+        """One cell's optimiser step (:func:`~jaxstyle.optimize.make_step`)."""
+        return make_step(self.loss_fn, self.config)
+
     def place(self, tree: Any) -> Any:
         """Put a pytree with a leading (padded) cell axis on the mesh, e.g. a restored
         carry (image-shaped leaves split by rows as well)."""
@@ -250,7 +254,7 @@ class CellPlan:
     ) -> RunResult:
         """``steps`` steps of every cell from ``carry``; history leaves are (steps, padded);
         ``on_progress`` and ``progress_every`` as for :func:`jaxstyle.optimize.run`."""
-        step = self._batched(make_step(self.loss_fn, self.config))
+        step = self._batched(self._step())
         return run(
             step,
             carry,

@@ -211,12 +211,15 @@ def make_init(loss_fn: LossFn, config: OptimizerConfig) -> Callable[[jax.Array, 
 
 @functools.cache
 def make_step(
-    loss_fn: LossFn, config: OptimizerConfig
+    loss_fn: LossFn, config: OptimizerConfig, *, moving: bool = False
 ) -> Callable[[Carry, Any], tuple[Carry, dict]]:
     """``step(carry, args) -> (carry, record)``: one optimiser step, pure.
 
     ``record`` holds the weighted loss terms and ``total`` of the image that
-    entered the step (float32 scalars).
+    entered the step (float32 scalars). ``moving``: the objective may change between
+    steps (:mod:`jaxstyle.temporal`'s neighbours), so L-BFGS evaluates J and ∇J at
+    the iterate anew instead of taking its last line search's (whose stale values
+    made the line searches fail and run to their limit).
     """
     opt = config.build()
     if config.name == "adam":
@@ -233,10 +236,12 @@ def make_step(
     value_fn = _clipped(loss_fn)
 
     def lbfgs_step(carry, args):
-        # J, its terms and ∇J at the iterate came from the previous line search (or init).
-        value, grad, terms = (
-            optax.tree.get(carry.opt_state, k) for k in ("value", "grad", "terms")
-        )
+        if moving:
+            (value, terms), grad = jax.value_and_grad(value_fn, has_aux=True)(carry.image, args)
+        else:  # J, its terms and ∇J at the iterate: from the last line search (or init)
+            value, grad, terms = (
+                optax.tree.get(carry.opt_state, k) for k in ("value", "grad", "terms")
+            )
         updates, opt_state = opt.update(
             grad,
             carry.opt_state,
@@ -252,7 +257,7 @@ def make_step(
             **terms,
         }
 
-    return keyed(lbfgs_step, loss_fn, config)
+    return keyed(lbfgs_step, loss_fn, config, moving)
 
 
 def final_image(carry: Carry) -> jax.Array:

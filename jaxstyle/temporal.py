@@ -14,7 +14,7 @@ where C are the content frames (RGB in [0, 1]): where the clip is still, the pai
 frames are held together; where it moves, they are free. Its gradient is that of the
 clip's joint objective Σ_t J(x_t) + Σ_t temporal pair terms at the current iterates,
 a Jacobi step: each frame keeps its own optimiser (with L-BFGS its own line search,
-on an objective fixed for the step).
+on an objective fixed for the step, J and ∇J evaluated anew at its start).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from jaxstyle.cells import CellPlan, cell_groups
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.executables import keyed
 from jaxstyle.objective import Objective, Targets, finite_float32
-from jaxstyle.optimize import Carry
+from jaxstyle.optimize import Carry, make_step
 
 SIGMA = 0.05
 """The scale of a content pixel's change (RGB distance, in [0, 1]) over which the pull
@@ -132,6 +132,9 @@ class TemporalPlan(CellPlan):
 
     def _batched(self, fn: Callable) -> Callable:
         return with_neighbours(batched(fn, self.mesh, True), self.n)
+
+    def _step(self) -> Callable:
+        return make_step(self.loss_fn, self.config, moving=True)  # the neighbours move
 
 
 def frame_targets(
