@@ -108,7 +108,7 @@ def with_neighbours(cells_fn: Callable, n: int) -> Callable:
     flows between frames) and the pulls of the ``P - n`` padding cells dropped."""
 
     def run(x, args: Any):  # LossArgs whose targets are FrameTargets
-        images = x.image if isinstance(x, Carry) else x
+        images = jnp.clip(x.image if isinstance(x, Carry) else x, 0.0, 1.0)  # as painted
         frames = args.targets
         before = jnp.concatenate([frames.neighbours[:1, 0], images[:-1]])
         after = jnp.concatenate([images[1:], images[-1:]])
