@@ -26,7 +26,7 @@ import jax
 import numpy as np
 
 from jaxstyle import images as image_io
-from jaxstyle.batch import BatchReport, batch
+from jaxstyle.batch import BatchReport, batch, check_one_shape
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.manifest import Job
 from jaxstyle.paths import user_path
@@ -246,9 +246,7 @@ def animate(
             line, message = plan.failed[0]
             more = f" (and {len(plan.failed) - 1} more)" if len(plan.failed) > 1 else ""
             raise JaxstyleError(f"frame {line} ({read.frames[line - 1]}): {message}{more}")
-        if len(plan.buckets) > 1:
-            shapes = " and ".join(f"{b['shape'][1]}x{b['shape'][0]}" for b in plan.buckets)
-            raise JaxstyleError(f"the frames of a clip must have one shape, not {shapes}")
+        check_one_shape(plan.buckets)
         if on_plan is not None:
             on_plan(plan)
 

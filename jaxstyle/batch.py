@@ -217,16 +217,15 @@ def batch(
     failed.sort()
 
     buckets = _buckets(ready)
-    if temporal_weight and len(buckets) > 1:
-        shapes = " and ".join(f"{p[-1][0][1]}x{p[-1][0][0]}" for p, _ in buckets)
-        raise JaxstyleError(f"the frames of a clip must have one shape, not {shapes}")
-    chunks = [
-        run[start : start + batch_size]
+    bucket_chunks = [
+        [
+            run[start : start + batch_size]
+            for run in (_consecutive(items) if temporal_weight else [items])
+            for start in range(0, len(run), batch_size)
+        ]
         for items in buckets.values()
-        for run in (_consecutive(items) if temporal_weight else [items])
-        for start in range(0, len(run), batch_size)
     ]
-    _refuse_other_checkpoints(out / CHECKPOINTS, chunks)
+    chunks = [chunk for runs in bucket_chunks for chunk in runs]
     summary = [
         {
             "shape": programs[-1][0],
@@ -235,11 +234,14 @@ def batch(
             **({} if programs[-1][2] is None else {"style_shapes": programs[-1][2]}),
             **({} if len(programs) == 1 else {"pass_shapes": [q[0] for q in programs]}),
             "jobs": len(items),
-            "chunks": -(-len(items) // batch_size),
+            "chunks": len(runs),
             "steps": items[0].settings.total_steps,
         }
-        for (programs, mask), items in buckets.items()
+        for ((programs, mask), items), runs in zip(buckets.items(), bucket_chunks, strict=True)
     ]
+    if temporal_weight:
+        check_one_shape(summary)
+    _refuse_other_checkpoints(out / CHECKPOINTS, chunks)
     plan = BatchReport([], skipped, failed, summary, {"total": time.perf_counter() - t0})
     if on_plan is not None:
         on_plan(plan)
@@ -253,8 +255,9 @@ def batch(
     with bar:
         for chunk in chunks:
             shown = _shown(callback, callback_every, steps_run, chunk)
-            before = _painted_before(chunk[0], jobs, painted, out) if temporal_weight else None
-            pull = (temporal_weight, before) if temporal_weight else None
+            pull = None
+            if temporal_weight:
+                pull = (temporal_weight, _painted_before(chunk[0], jobs, painted, out))
             result = _run_chunk(chunk, params, mesh, out, checkpoint_every, driver, shown, pull)
             if temporal_weight:
                 painted = {
@@ -271,6 +274,14 @@ def batch(
         shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)  # every chunk finished
     timings["total"] = time.perf_counter() - t0
     return BatchReport(written, skipped, failed, summary, timings)
+
+
+def check_one_shape(buckets: list[dict]) -> None:
+    """Refuse a plan's buckets (:attr:`BatchReport.buckets`) unless they are one: the
+    frames of a clip must have one shape."""
+    if len(buckets) > 1:
+        shapes = " and ".join(f"{b['shape'][1]}x{b['shape'][0]}" for b in buckets)
+        raise JaxstyleError(f"the frames of a clip must have one shape, not {shapes}")
 
 
 def _check_shared(preset: str, settings: dict) -> None:

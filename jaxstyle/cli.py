@@ -558,9 +558,14 @@ def cmd_animate(args: argparse.Namespace) -> int:
                 live.set_total_steps(_total_steps(plan))
 
         options = _batch_options(args, live)
-        pull = {} if args.temporal_weight is None else {"temporal_weight": args.temporal_weight}
         result = animate(
-            args.clip, args.styles, args.output, fps=args.fps, on_plan=planned, **pull, **options
+            args.clip,
+            args.styles,
+            args.output,
+            fps=args.fps,
+            temporal_weight=args.temporal_weight,
+            on_plan=planned,
+            **options,
         )
         if live:
             live.finish()

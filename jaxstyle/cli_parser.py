@@ -233,6 +233,7 @@ def _animate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--temporal-weight",
         type=float,
+        default=TEMPORAL_WEIGHT,
         metavar="W",
         help="how strongly each frame is held to its neighbours where the clip is still, "
         f"against flicker (default {TEMPORAL_WEIGHT:g}, for the jaxstyle and jcjohnson "

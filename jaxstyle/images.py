@@ -444,11 +444,7 @@ def save_image(path: Path, image: np.ndarray, *, overwrite: bool = False) -> Non
     """
     path = user_path(path, "an output path")
     fmt = _format(path)
-    image = np.asarray(image)
-    white = _image_white(image, f"cannot write {path}: the image")
-    if image.dtype.kind == "f":
-        _check_range(image, f"cannot write {path}: float pixels")
-    pixels = image if image.dtype == np.uint8 else to_uint8(image / np.float32(white))
+    pixels = _pixels(image, path)
     try:
         with _atomic_write(path, "wb", overwrite) as file:
             Image.fromarray(pixels).save(file, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
@@ -464,7 +460,7 @@ def save_animation(
     loop: int | None = 0,
     overwrite: bool = False,
 ) -> None:
-    """Write (H, W, 3) float [0, 1] (or uint8) frames as an animated GIF, WebP or PNG
+    """Write (H, W, 3) float [0, 1] (or uint8/uint16) frames as an animated GIF, WebP or PNG
     (APNG) by suffix (:data:`ANIMATION_FORMATS`), atomically, as :func:`save_image`.
 
     ``durations``: each frame's, in milliseconds; ``loop``: how often it repeats
@@ -478,14 +474,8 @@ def save_animation(
         raise JaxstyleError(
             f"cannot write {path}: {len(frames)} frame(s) and {len(durations)} duration(s)"
         )
-    pictures = []
-    for frame in frames:
-        frame = np.asarray(frame)
-        if frame.dtype != np.uint8:
-            _check_range(frame, f"cannot write {path}: float pixels")
-            frame = to_uint8(frame)
-        pictures.append(Image.fromarray(frame))
-    if len({p.size for p in pictures}) > 1 or pictures[0].mode != "RGB":
+    pictures = [Image.fromarray(_pixels(frame, path)) for frame in frames]
+    if len({p.size for p in pictures}) > 1:
         shapes = sorted({f"{p.width}x{p.height} {p.mode}" for p in pictures})
         raise JaxstyleError(
             f"cannot write {path}: the frames must be RGB of one size, not {', '.join(shapes)}"
@@ -528,6 +518,16 @@ def _shared_palette(pictures: list[Image.Image], side: int = 96) -> Image.Image:
     for i, thumb in enumerate(thumbs):
         row.paste(thumb, (width * i, 0))
     return row.quantize(256, method=Image.Quantize.MEDIANCUT)
+
+
+def _pixels(image, path: Path) -> np.ndarray:
+    """An (H, W, 3) image of floats in [0, 1] (clipped, NaN -> 0), uint8 or uint16 as the
+    uint8 pixels written to ``path``; refused in one line naming ``path`` otherwise."""
+    image = np.asarray(image)
+    white = _image_white(image, f"cannot write {path}: the image")
+    if image.dtype.kind == "f":
+        _check_range(image, f"cannot write {path}: float pixels")
+    return image if image.dtype == np.uint8 else to_uint8(image / np.float32(white))
 
 
 def write_text_atomic(path: Path, text: str) -> None:
