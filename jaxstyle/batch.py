@@ -536,14 +536,14 @@ def _consecutive(items: list[_Ready]) -> list[list[_Ready]]:
 def _painted_before(
     first: _Ready, jobs: Sequence[Job], painted: dict[int, np.ndarray], out: Path
 ) -> tuple[np.ndarray, Job] | None:
-    """The frame painted before ``first`` (H, W, 3) in [0, 1], as its PNG holds it, and
-    its job: from the chunk just run, or an earlier run's output; None for the first
-    frame, or one not painted (a bad row)."""
+    """The frame painted before ``first`` (H, W, 3) in [0, 1], as its file holds it (a
+    JPEG's loss too), and its job: from the chunk just run, or an earlier run's output;
+    None for the first frame, or one not painted (a bad row)."""
     if first.position == 0:
         return None
     job = jobs[first.position - 1]
     if first.position - 1 in painted:
-        image = image_io.to_uint8(painted[first.position - 1]).astype(np.float32) / 255
+        image = image_io.as_saved(painted[first.position - 1], out / job.output)
     elif (out / job.output).exists():
         image = image_io.load_image(out / job.output)
     else:

@@ -447,9 +447,24 @@ def save_image(path: Path, image: np.ndarray, *, overwrite: bool = False) -> Non
     pixels = _pixels(image, path)
     try:
         with _atomic_write(path, "wb", overwrite) as file:
-            Image.fromarray(pixels).save(file, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
+            _encode(pixels, fmt, file)
     except (ValueError, KeyError) as e:
         raise JaxstyleError(_one_line(f"cannot write {path}: {e}")) from None
+
+
+def as_saved(image: np.ndarray, path: Path) -> np.ndarray:
+    """(H, W, 3) ``image`` as :func:`load_image` reads it back from the file
+    :func:`save_image` would write at ``path`` (8 bits, and JPEG's or WebP's loss),
+    writing nothing."""
+    file = io.BytesIO()
+    _encode(_pixels(image, path), _format(path), file)
+    file.seek(0)
+    return _to_array(_decode(path, file)[0])
+
+
+def _encode(pixels: np.ndarray, fmt: str, file: IO[bytes]) -> None:
+    """Write uint8 (H, W, 3) ``pixels`` to ``file`` in Pillow's format ``fmt``."""
+    Image.fromarray(pixels).save(file, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
 
 
 def save_animation(

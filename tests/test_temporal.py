@@ -22,6 +22,7 @@ from PIL import Image
 
 import jaxstyle
 from jaxstyle import cells
+from jaxstyle.manifest import Job
 from jaxstyle.objective import LossArgs
 from jaxstyle.temporal import SIGMA, FrameTargets, pull_weights, temporal_terms, with_neighbours
 
@@ -151,6 +152,30 @@ def test_an_interrupted_chunk_resumes_to_the_same_frames(
     resumed = jaxstyle.animate(clip, style, out, **options)
     for path, expected in zip(resumed.frames, pulled.frames, strict=True):
         assert path.read_bytes() == expected.read_bytes()
+
+
+def test_a_chunk_of_jpegs_resumes_pulled_towards_the_jpeg_before_it(
+    clip, shared_image, tmp_path, monkeypatch, sigterm_after, vgg_weights
+):
+    """Lossy outputs: the frame before a chunk is taken as its JPEG holds it, whether
+    from the run that just painted it or from the file (here, after an interruption in
+    the second chunk), so the checkpoint resumes and the frames are those of one run."""
+    style = shared_image("starry_night.jpg")
+    frames = sorted(clip.iterdir())
+    jobs = [Job(i, f, (style,), f"f{i}.jpg") for i, f in enumerate(frames, 1)]
+    options = dict(
+        weights=vgg_weights, temporal_weight=3e4, batch_size=2, checkpoint_every=10, **SETTINGS
+    )
+    plain = jaxstyle.batch(jobs, tmp_path / "plain", **options)
+    with monkeypatch.context() as patch:  # the first chunk finishes, the second stops
+        polls = iter([lambda: sigterm_after(10**6), lambda: sigterm_after(15)])
+        patch.setattr(cells, "stop_requests", lambda: next(polls)())
+        with pytest.raises(jaxstyle.Interrupted, match="at step 14 of 30"):
+            jaxstyle.batch(jobs, tmp_path / "resumed", **options)
+    resumed = jaxstyle.batch(jobs, tmp_path / "resumed", **options)
+    assert [p.name for p in resumed.written] == ["f3.jpg", "f4.jpg"]
+    for a, b in zip(plain.written, [*resumed.skipped, *resumed.written], strict=True):
+        assert a.read_bytes() == b.read_bytes()
 
 
 SHARDED = """
