@@ -31,6 +31,7 @@ from jaxstyle.errors import JaxstyleError
 from jaxstyle.manifest import Job
 from jaxstyle.paths import user_path
 from jaxstyle.presets import DEFAULT_PRESET, TEMPORAL_WEIGHT
+from jaxstyle.temporal import check_temporal_weight
 from jaxstyle.weights import VGG19Weights
 
 FRAME_SUFFIXES = (*image_io.FORMATS, ".gif", ".bmp")
@@ -229,6 +230,7 @@ def animate(
     """
     if "dry_run" in settings:  # batch's keyword, not a setting: it would reach batch
         raise JaxstyleError("animate has no dry_run: it paints the frames and writes the output")
+    temporal_weight = check_temporal_weight(temporal_weight)  # before a frame is extracted
     output = user_path(output, "an output path")
     styles = _paths(style, "a style path")
     sources = [] if not isinstance(clip, (str, os.PathLike)) else [Path(clip)]

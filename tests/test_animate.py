@@ -249,6 +249,14 @@ def test_cli_animate_and_its_errors(gif, tmp_path, shared_image, capsys):
         ([str(gif), style, "-o", str(gif)], f"output {gif} is the input"),
         ([str(gif), style, "-o", str(tmp_path / "y.gif"), "--fps", "0"], "fps must be"),
         ([str(tmp_path / "v.mov"), style, "-o", str(tmp_path / "z.gif")], "not videos"),
+        *(
+            ([str(gif), style, "-o", str(tmp_path / "w.gif"), "--temporal-weight", w], message)
+            for w, message in [
+                ("-1", "temporal weight must be finite and >= 0"),
+                ("nan", "temporal weight must be finite and >= 0"),
+                ("abc", "argument --temporal-weight: invalid float value: 'abc'"),
+            ]
+        ),
     ]:
         assert main(["animate", *bad, *args]) == 2
         err = capsys.readouterr().err
