@@ -338,6 +338,8 @@ def _check(
     """Resolve a job's settings, load its images and check its output, or raise; the
     job is the ``position``-th, a frame pulled towards its neighbours with
     ``temporal_weight`` (0: none)."""
+    if temporal_weight and job.content is None:
+        raise JaxstyleError("a frame of a clip needs a content image (not a texture)")
     overrides = {**shared, **job.overrides}
     init, texture = texture_overrides(
         job.content, overrides.pop("init", None), job.overrides.get("content_weight")
@@ -498,9 +500,7 @@ def _run_pass(
         )
     plan_type = CellPlan
     if pull is not None:
-        contents = [content for content, _, _ in images if content is not None]
-        if len(contents) < len(images):
-            raise JaxstyleError("the frames of a clip need content images (not textures)")
+        contents = [c for c, _, _ in images if c is not None]  # all: _check refuses textures
         before = None if pull[1] is None else _before_pass(pull[1], ps, shape)
         targets = frame_targets(targets, contents, weight=pull[0], previous=before)
         plan_type = TemporalPlan

@@ -178,6 +178,13 @@ def test_a_chunk_of_jpegs_resumes_pulled_towards_the_jpeg_before_it(
         assert a.read_bytes() == b.read_bytes()
 
 
+def test_a_texture_among_the_frames_is_a_bad_row_before_any_run(clip, shared_image, tmp_path):
+    style = shared_image("starry_night.jpg")
+    jobs = [Job(1, sorted(clip.iterdir())[0], (style,), "a.png"), Job(2, None, (style,), "b.png")]
+    plan = jaxstyle.batch(jobs, tmp_path, temporal_weight=3e4, dry_run=True, **SETTINGS)
+    assert plan.failed == [(2, "a frame of a clip needs a content image (not a texture)")]
+
+
 SHARDED = """
 import os, sys, json
 import jax
