@@ -190,6 +190,7 @@ def batch(
     _check_shared(preset, settings)
     if isinstance(jobs, (str, os.PathLike)):
         jobs, failed = read_manifest(Path(jobs))
+        rows: list = sorted([*jobs, *failed], key=lambda row: row.line)
     else:
         listed = list(jobs) if isinstance(jobs, Iterable) else None
         if listed is None or not all(isinstance(job, Job) for job in listed):
@@ -198,12 +199,14 @@ def batch(
                 "(jaxstyle.read_manifest reads them)"
             )
         jobs, failed = unique_outputs(listed)
+        rows = listed
+    positions = _positions(rows, jobs)
     out = image_io.check_output_dir(user_path(output_dir, "an output directory"))
     params = weights if isinstance(weights, VGG19Weights) else load_vgg19(weights)
 
     ready: list[_Ready] = []
     skipped: list[Path] = []
-    for position, job in enumerate(jobs):
+    for position, job in zip(positions, jobs, strict=True):
         try:
             item = _check(job, out, preset, settings, params, temporal_weight, position)
             finished = _finished(item)
@@ -252,12 +255,13 @@ def batch(
     bar = progress_bar(progress, total=len(ready), desc="batch", unit="job")
     steps_run = 0
     painted: dict[int, np.ndarray] = {}  # with temporal_weight: the last chunk's frames
+    placed = dict(zip(positions, jobs, strict=True))
     with bar:
         for chunk in chunks:
             shown = _shown(callback, callback_every, steps_run, chunk)
             pull = None
             if temporal_weight:
-                pull = (temporal_weight, _painted_before(chunk[0], jobs, painted, out))
+                pull = (temporal_weight, _painted_before(chunk[0], placed, painted, out))
             result = _run_chunk(chunk, params, mesh, out, checkpoint_every, driver, shown, pull)
             if temporal_weight:
                 painted = {
@@ -522,6 +526,19 @@ def _run_pass(
     return result, originals
 
 
+def _positions(rows: Sequence, jobs: Sequence[Job]) -> list[int]:
+    """Each job's place among ``rows`` (every row in order, the refused ones too; the
+    jobs among them, in order): a row refused while reading keeps its place, so that
+    the frames either side of it are not consecutive."""
+    places, rest = [], iter(jobs)
+    job = next(rest, None)
+    for i, row in enumerate(rows):
+        if row is job:
+            places.append(i)
+            job = next(rest, None)
+    return places
+
+
 def _consecutive(items: list[_Ready]) -> list[list[_Ready]]:
     """``items`` split into runs of consecutive jobs (by position)."""
     runs: list[list[_Ready]] = []
@@ -534,14 +551,14 @@ def _consecutive(items: list[_Ready]) -> list[list[_Ready]]:
 
 
 def _painted_before(
-    first: _Ready, jobs: Sequence[Job], painted: dict[int, np.ndarray], out: Path
+    first: _Ready, jobs: dict[int, Job], painted: dict[int, np.ndarray], out: Path
 ) -> tuple[np.ndarray, Job] | None:
     """The frame painted before ``first`` (H, W, 3) in [0, 1], as its file holds it (a
-    JPEG's loss too), and its job: from the chunk just run, or an earlier run's output;
-    None for the first frame, or one not painted (a bad row)."""
-    if first.position == 0:
+    JPEG's loss too), and its job (``jobs`` by position): from the chunk just run, or an
+    earlier run's output; None for the first frame, or one not painted (a bad row)."""
+    job = jobs.get(first.position - 1)
+    if job is None:
         return None
-    job = jobs[first.position - 1]
     if first.position - 1 in painted:
         image = image_io.as_saved(painted[first.position - 1], out / job.output)
     elif (out / job.output).exists():

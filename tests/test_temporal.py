@@ -185,6 +185,22 @@ def test_a_texture_among_the_frames_is_a_bad_row_before_any_run(clip, shared_ima
     assert plan.failed == [(2, "a frame of a clip needs a content image (not a texture)")]
 
 
+def test_a_row_refused_while_reading_the_manifest_breaks_the_chain(clip, shared_image, tmp_path):
+    """A missing frame file or a bad line between two frames: they are not consecutive
+    (a chunk each side, none pulled towards the other), as with a frame refused later."""
+    style = str(shared_image("starry_night.jpg"))
+    rows = [
+        json.dumps({"content": str(f), "style": style, "output": f"f{i}.png"})
+        for i, f in enumerate(sorted(clip.iterdir()))
+    ]
+    rows[1] = rows[1].replace("1.png", "missing.png", 1)
+    manifest = tmp_path / "clip.jsonl"
+    manifest.write_text("\n".join([*rows[:3], "not json", rows[3]]) + "\n")
+    plan = jaxstyle.batch(manifest, tmp_path, temporal_weight=3e4, dry_run=True, **SETTINGS)
+    assert [line for line, _ in plan.failed] == [2, 4]
+    assert plan.buckets[0]["jobs"] == 3 and plan.buckets[0]["chunks"] == 3
+
+
 SHARDED = """
 import os, sys, json
 import jax
