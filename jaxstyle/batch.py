@@ -206,6 +206,7 @@ def batch(
 
     ready: list[_Ready] = []
     skipped: list[Path] = []
+    done: dict[int, _Ready] = {}  # the jobs painted with these settings, by position
     for position, job in zip(positions, jobs, strict=True):
         try:
             item = _check(job, out, preset, settings, params, temporal_weight, position)
@@ -215,6 +216,7 @@ def batch(
             continue
         if finished:
             skipped.append(item.output)
+            done[position] = item
         else:
             ready.append(item)
     failed.sort()
@@ -255,18 +257,18 @@ def batch(
     bar = progress_bar(progress, total=len(ready), desc="batch", unit="job")
     steps_run = 0
     painted: dict[int, np.ndarray] = {}  # with temporal_weight: the last chunk's frames
-    placed = dict(zip(positions, jobs, strict=True))
     with bar:
         for chunk in chunks:
             shown = _shown(callback, callback_every, steps_run, chunk)
             pull = None
             if temporal_weight:
-                pull = (temporal_weight, _painted_before(chunk[0], placed, painted, out))
+                pull = (temporal_weight, _painted_before(chunk[0], done, painted))
             result = _run_chunk(chunk, params, mesh, out, checkpoint_every, driver, shown, pull)
             if temporal_weight:
                 painted = {
                     item.position: image for item, image in zip(chunk, result.images, strict=True)
                 }
+                done.update((item.position, item) for item in chunk)
             steps_run += chunk[0].settings.total_steps
             for i in result.local:  # with jax.distributed: this process's jobs
                 _write(chunk[i], result, i, params)
@@ -551,21 +553,21 @@ def _consecutive(items: list[_Ready]) -> list[list[_Ready]]:
 
 
 def _painted_before(
-    first: _Ready, jobs: dict[int, Job], painted: dict[int, np.ndarray], out: Path
+    first: _Ready, done: dict[int, _Ready], painted: dict[int, np.ndarray]
 ) -> tuple[np.ndarray, Job] | None:
     """The frame painted before ``first`` (H, W, 3) in [0, 1], as its file holds it (a
-    JPEG's loss too), and its job (``jobs`` by position): from the chunk just run, or an
-    earlier run's output; None for the first frame, or one not painted (a bad row)."""
-    job = jobs.get(first.position - 1)
-    if job is None:
+    JPEG's loss too), and its job: from ``painted`` (the chunk just run, by position),
+    else from the file of a job ``done`` (by position) by an earlier run with these
+    settings (:func:`_finished`); None for the first frame, or one not painted with these
+    settings (a bad row: an old file at its output is another run's)."""
+    item = done.get(first.position - 1)
+    if item is None:
         return None
-    if first.position - 1 in painted:
-        image = image_io.as_saved(painted[first.position - 1], out / job.output)
-    elif (out / job.output).exists():
-        image = image_io.load_image(out / job.output)
+    if item.position in painted:
+        image = image_io.as_saved(painted[item.position], item.output)
     else:
-        return None
-    return image, job
+        image = image_io.load_image(item.output)
+    return image, item.job
 
 
 def _before_pass(

@@ -201,6 +201,22 @@ def test_a_row_refused_while_reading_the_manifest_breaks_the_chain(clip, shared_
     assert plan.buckets[0]["jobs"] == 3 and plan.buckets[0]["chunks"] == 3
 
 
+def test_a_chunk_is_not_pulled_towards_a_stale_file_before_it(
+    clip, shared_image, tmp_path, vgg_weights
+):
+    """The frame before a chunk refused (its output is another run's, with other
+    settings): the chunk has no frame before it, not that run's image."""
+    style = shared_image("starry_night.jpg")
+    frames = sorted(clip.iterdir())
+    jobs = [Job(1, frames[0], (style,), "a.png"), Job(2, frames[1], (style,), "b.png")]
+    Image.open(frames[0]).save(tmp_path / "a.png")
+    (tmp_path / "a.json").write_text(json.dumps({"fingerprint": {"settings": "other"}}))
+    report = jaxstyle.batch(jobs, tmp_path, weights=vgg_weights, temporal_weight=3e4, **SETTINGS)
+    assert [line for line, _ in report.failed] == [1] and report.written == [tmp_path / "b.png"]
+    record = json.loads((tmp_path / "b.json").read_text())
+    assert record["final_losses"]["temporal"] == 0  # nothing before it, nor after
+
+
 SHARDED = """
 import os, sys, json
 import jax
