@@ -26,13 +26,12 @@ import jax
 import numpy as np
 
 from jaxstyle import images as image_io
-from jaxstyle.batch import BatchReport, batch, check_one_shape
+from jaxstyle.batch import BatchReport, batch, check_one_shape, check_options
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.manifest import Job
 from jaxstyle.paths import user_path
 from jaxstyle.presets import DEFAULT_PRESET, TEMPORAL_WEIGHT
-from jaxstyle.temporal import check_temporal_weight
-from jaxstyle.weights import VGG19Weights
+from jaxstyle.weights import VGG19Weights, load_vgg19
 
 FRAME_SUFFIXES = (*image_io.FORMATS, ".gif", ".bmp")
 """The files of a frame directory that are its frames."""
@@ -230,7 +229,19 @@ def animate(
     """
     if "dry_run" in settings:  # batch's keyword, not a setting: it would reach batch
         raise JaxstyleError("animate has no dry_run: it paints the frames and writes the output")
-    temporal_weight = check_temporal_weight(temporal_weight)  # before a frame is extracted
+    options = dict(
+        preset=preset,
+        batch_size=batch_size,
+        checkpoint_every=checkpoint_every,
+        devices=devices,
+        split_image=split_image,
+        driver=driver,
+        callback=callback,
+        callback_every=callback_every,
+        temporal_weight=temporal_weight,
+    )
+    check_options(settings, on_plan=on_plan, **options)  # before a frame is extracted
+    weights = weights if isinstance(weights, VGG19Weights) else load_vgg19(weights)
     output = user_path(output, "an output path")
     styles = _paths(style, "a style path")
     sources = [] if not isinstance(clip, (str, os.PathLike)) else [Path(clip)]
@@ -253,21 +264,7 @@ def animate(
             on_plan(plan)
 
     report = batch(
-        jobs,
-        work,
-        preset=preset,
-        weights=weights,
-        batch_size=batch_size,
-        checkpoint_every=checkpoint_every,
-        devices=devices,
-        split_image=split_image,
-        driver=driver,
-        progress=progress,
-        callback=callback,
-        callback_every=callback_every,
-        on_plan=refuse_failed,
-        temporal_weight=temporal_weight,
-        **settings,
+        jobs, work, weights=weights, progress=progress, on_plan=refuse_failed, **options, **settings
     )
     painted = [work / job.output for job in jobs]
     if jax.process_count() > 1:  # every process's frames written before the first joins them

@@ -32,6 +32,7 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax.sharding import Mesh
 
 from jaxstyle import images as image_io
 from jaxstyle.batching import cells_per_device
@@ -178,16 +179,19 @@ def batch(
     from jaxstyle.progress import progress_bar
 
     t0 = time.perf_counter()
-    if integer("batch size", batch_size) < 1:
-        raise JaxstyleError(f"batch size must be >= 1, not {batch_size}")
-    check_every("checkpoint every", checkpoint_every)
-    check_every("callback_every", callback_every)
-    check_callback("callback", callback)
-    check_callback("on_plan", on_plan)
-    choose_driver(driver)  # a bad one before the rows are read and the steps compile
-    temporal_weight = check_temporal_weight(temporal_weight)
-    mesh = cell_mesh(devices, split_image)
-    _check_shared(preset, settings)
+    temporal_weight, mesh = check_options(
+        settings,
+        preset=preset,
+        batch_size=batch_size,
+        checkpoint_every=checkpoint_every,
+        devices=devices,
+        split_image=split_image,
+        driver=driver,
+        callback=callback,
+        callback_every=callback_every,
+        on_plan=on_plan,
+        temporal_weight=temporal_weight,
+    )
     if isinstance(jobs, (str, os.PathLike)):
         jobs, failed = read_manifest(Path(jobs))
         rows: list = sorted([*jobs, *failed], key=lambda row: row.line)
@@ -280,6 +284,36 @@ def batch(
         shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)  # every chunk finished
     timings["total"] = time.perf_counter() - t0
     return BatchReport(written, skipped, failed, summary, timings)
+
+
+def check_options(
+    settings: dict,
+    *,
+    preset: str,
+    batch_size: int,
+    checkpoint_every: int,
+    devices: Sequence[jax.Device] | None,
+    split_image: bool | int,
+    driver: str,
+    callback: Callable | None,
+    callback_every: int,
+    on_plan: Callable | None,
+    temporal_weight: float,
+) -> tuple[float, Mesh]:
+    """Refuse a bad option of :func:`batch` (any but the jobs, the output directory and
+    the weights) before a row is read or a clip's frames are extracted: (λ as a float,
+    the mesh of the devices)."""
+    if integer("batch size", batch_size) < 1:
+        raise JaxstyleError(f"batch size must be >= 1, not {batch_size}")
+    check_every("checkpoint every", checkpoint_every)
+    check_every("callback_every", callback_every)
+    check_callback("callback", callback)
+    check_callback("on_plan", on_plan)
+    choose_driver(driver)  # a bad one before the rows are read and the steps compile
+    temporal_weight = check_temporal_weight(temporal_weight)
+    mesh = cell_mesh(devices, split_image)
+    _check_shared(preset, settings)
+    return temporal_weight, mesh
 
 
 def check_one_shape(buckets: list[dict]) -> None:

@@ -180,6 +180,29 @@ def test_animate_has_no_dry_run(gif, tmp_path, shared_image):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.gif"]
 
 
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(steps=-3), "steps must be >= 0, not -3"),
+        (dict(size=5), "size must be from"),
+        (dict(batch_size=0), "batch size must be >= 1, not 0"),
+        (dict(checkpoint_every=-1), "checkpoint every must be >= 0 steps"),
+        (dict(driver="gpu"), "driver must be one of"),
+        (dict(split_image=3), "cannot split an image over 3"),
+        (dict(callback=3), "callback must be a function or None"),
+        (dict(on_plan=3), "on_plan must be a function or None"),
+        (dict(weights="nowhere"), "nowhere is not a weight set"),
+    ],
+)
+def test_animate_refuses_bad_settings_before_extracting_the_clip(
+    gif, tmp_path, shared_image, bad, message
+):
+    style = shared_image("starry_night.jpg")
+    with pytest.raises(jaxstyle.JaxstyleError, match=message):
+        jaxstyle.animate(gif, style, tmp_path / "o.gif", **{**SETTINGS, **bad})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.gif"]
+
+
 def test_animate_paints_every_frame_in_order_and_resumes(gif, tmp_path, shared_image):
     style = shared_image("starry_night.jpg")
     output = tmp_path / "out.png"
@@ -257,8 +280,9 @@ def test_cli_animate_and_its_errors(gif, tmp_path, shared_image, capsys):
                 ("abc", "argument --temporal-weight: invalid float value: 'abc'"),
             ]
         ),
+        ([str(gif), style, "-o", str(tmp_path / "w.gif"), "--steps", "-3"], "steps must be"),
     ]:
-        assert main(["animate", *bad, *args]) == 2
+        assert main(["animate", *args, *bad]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
     left = sorted(p.name for p in tmp_path.iterdir())
