@@ -316,12 +316,38 @@ def check_options(
     return temporal_weight, mesh
 
 
+ALIKE = {
+    "shape": "one shape",
+    "pass_shapes": "the same coarse-to-fine passes",
+    "conv_algorithm": "one convolution algorithm",
+    "style_shapes": "style images of the same shapes (the MRF style loss)",
+    "mask": "masks laid out alike (on every frame, or on none)",
+}
+"""What the frames of a clip must share to run as one program: a bucket's keys
+(:attr:`BatchReport.buckets`), in words."""
+
+
 def check_one_shape(buckets: list[dict]) -> None:
     """Refuse a plan's buckets (:attr:`BatchReport.buckets`) unless they are one: the
-    frames of a clip must have one shape."""
-    if len(buckets) > 1:
-        shapes = " and ".join(f"{b['shape'][1]}x{b['shape'][0]}" for b in buckets)
-        raise JaxstyleError(f"the frames of a clip must have one shape, not {shapes}")
+    frames of a clip run as one program; the message names what differs (:data:`ALIKE`)."""
+    for key, words in ALIKE.items():
+        values = list(dict.fromkeys(_in_words(b.get(key)) for b in buckets))
+        if len(values) > 1:
+            raise JaxstyleError(
+                f"the frames of a clip must have {words}, not {' and '.join(values)}"
+            )
+    if len(buckets) > 1:  # alike in all a plan shows: an earlier pass's program differs
+        raise JaxstyleError("the frames of a clip must have the same coarse-to-fine passes")
+
+
+def _in_words(value: Any) -> str:
+    """A bucket's value as a message shows it: (H, W) as WxH, several shapes joined by
+    "+", None as none."""
+    if value is None or isinstance(value, str):
+        return value or "none"
+    if isinstance(value[0], (tuple, list)):
+        return "+".join(map(_in_words, value))
+    return f"{value[1]}x{value[0]}"
 
 
 def _check_shared(preset: str, settings: dict) -> None:

@@ -217,6 +217,16 @@ def test_a_chunk_is_not_pulled_towards_a_stale_file_before_it(
     assert record["final_losses"]["temporal"] == 0  # nothing before it, nor after
 
 
+def test_frames_with_a_mask_on_some_only_are_refused_for_what_differs(clip, shared_image, tmp_path):
+    """Frames of one shape that run as two programs: the message says why, not their shape."""
+    style = shared_image("starry_night.jpg")
+    a, b = sorted(clip.iterdir())[:2]
+    jobs = [Job(1, a, (style,), "a.png", mask=a), Job(2, b, (style,), "b.png")]
+    alike = r"^the frames of a clip must have masks laid out alike \(on every frame, or on none\)"
+    with pytest.raises(jaxstyle.JaxstyleError, match=alike + ", not shared and none$"):
+        jaxstyle.batch(jobs, tmp_path, temporal_weight=3e4, dry_run=True, **SETTINGS)
+
+
 SHARDED = """
 import os, sys, json
 import jax
