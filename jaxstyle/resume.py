@@ -63,6 +63,7 @@ def json_digest(value: Any) -> str:
 FINGERPRINT_WORDS = {
     "cells": "cells' weights, style scales, blends or seeds",
     "start": "starting images",
+    "painted_before": "the frame painted before the chunk",
 }
 """How a checkpoint mismatch names the fingerprint's parts that are not plain words."""
 

@@ -24,6 +24,7 @@ import jaxstyle
 from jaxstyle import cells
 from jaxstyle.manifest import Job
 from jaxstyle.objective import LossArgs
+from jaxstyle.resume import Checkpointing
 from jaxstyle.temporal import SIGMA, FrameTargets, pull_weights, temporal_terms, with_neighbours
 
 SETTINGS = dict(size=32, steps=30, optimizer="adam")
@@ -225,6 +226,14 @@ def test_frames_with_a_mask_on_some_only_are_refused_for_what_differs(clip, shar
     alike = r"^the frames of a clip must have masks laid out alike \(on every frame, or on none\)"
     with pytest.raises(jaxstyle.JaxstyleError, match=alike + ", not shared and none$"):
         jaxstyle.batch(jobs, tmp_path, temporal_weight=3e4, dry_run=True, **SETTINGS)
+
+
+def test_a_checkpoint_of_another_frame_before_the_chunk_is_refused_in_words(tmp_path):
+    (tmp_path / "run.json").write_text(json.dumps({"jobs": [1], "painted_before": "a"}))
+    with pytest.raises(
+        jaxstyle.JaxstyleError, match=r"\(differing: the frame painted before the chunk\);"
+    ):
+        Checkpointing(tmp_path, {"jobs": [1], "painted_before": "b"}).load()
 
 
 SHARDED = """
