@@ -4,7 +4,7 @@ The per-frame gradients of the pull, each frame's neighbours taken from the stac
 iterates, equal autodiff's gradient of the clip's joint objective (atol 1e-4 on
 values ~1e3). End to end, still regions of a clip change far less between painted
 frames with the pull than without; a chunked run (across chunk boundaries), a
-resumed one and one sharded over 4 CPU devices agree with the plain run.
+resumed one and one sharded over 2 CPU devices agree with the plain run.
 """
 
 from __future__ import annotations
