@@ -20,6 +20,10 @@ from jaxstyle.paths import user_path
 TERMS = ("total", "content", "style", "tv")
 """The loss terms plotted, one panel each."""
 
+SOME_TERMS = ("temporal",)
+"""Terms that only some records have (a frame's pull towards its neighbours,
+:mod:`jaxstyle.temporal`): a panel of their own where a curve has them."""
+
 MAX_LEGEND = 12
 """More curves than this get no legend (a large sweep's would hide the plot)."""
 
@@ -46,16 +50,17 @@ def read_histories(path: Path) -> dict[str, dict[str, np.ndarray]]:
 
 
 def _history(history: Mapping) -> dict[str, np.ndarray]:
-    return {k: np.asarray(history[k], np.float64) for k in TERMS}
+    terms = [*TERMS, *(k for k in SOME_TERMS if k in history)]
+    return {k: np.asarray(history[k], np.float64) for k in terms}
 
 
 def plot_losses(
     curves: Mapping[str, Mapping[str, Sequence[float]]], output: Path, *, overwrite: bool = False
 ) -> Path:
     """Draw each curve's {term: losses per step} in one panel per term of
-    :data:`TERMS` (log scale where the losses are positive) and write the picture
-    (PNG/JPEG/... by suffix, atomically) to ``output``, an existing file only with
-    ``overwrite``."""
+    :data:`TERMS`, and of :data:`SOME_TERMS` that a curve has (log scale where the
+    losses are positive), and write the picture (PNG/JPEG/... by suffix, atomically)
+    to ``output``, an existing file only with ``overwrite``."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display needed
@@ -64,12 +69,14 @@ def plot_losses(
 
     if not curves:
         raise JaxstyleError("no loss curves to plot")
-    fig, axes = plt.subplots(1, len(TERMS), figsize=(4 * len(TERMS), 3.4), dpi=100)
+    terms = [*TERMS, *(k for k in SOME_TERMS if any(k in h for h in curves.values()))]
+    fig, axes = plt.subplots(1, len(terms), figsize=(4 * len(terms), 3.4), dpi=100)
     try:
-        for ax, term in zip(axes, TERMS, strict=True):
-            for name, history in curves.items():
-                ax.plot(np.arange(len(history[term])), history[term], label=name, lw=1.2)
-            values = np.concatenate([np.asarray(h[term], np.float64) for h in curves.values()])
+        for ax, term in zip(axes, terms, strict=True):
+            drawn = {name: h[term] for name, h in curves.items() if term in h}
+            for name, losses in drawn.items():
+                ax.plot(np.arange(len(losses)), losses, label=name, lw=1.2)
+            values = np.concatenate([np.asarray(x, np.float64) for x in drawn.values()])
             if values.size and np.all(values > 0):
                 ax.set_yscale("log")
             ax.set_title(f"{term} loss (weighted)" if term != "total" else "total loss J")

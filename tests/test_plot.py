@@ -80,3 +80,15 @@ def test_plot_losses_keeps_an_existing_file_unless_overwrite(tmp_path):
     assert out.read_bytes() == b"the user's file"
     assert jaxstyle.plot_losses(curves, out, overwrite=True) == out
     assert np.asarray(Image.open(out)).shape == (340, 1600, 3)
+
+
+def test_a_frames_temporal_loss_gets_a_panel_of_its_own(tmp_path):
+    """A frame of a clip (animate, batch(temporal_weight=)) records its pull too."""
+    history = {term: [3.0, 2.0, 1.0] for term in (*jaxstyle.plot.TERMS, "temporal")}
+    record = tmp_path / "frame_00002.json"
+    record.write_text(json.dumps({"output": "frame_00002.png", "history": history}))
+    frame = jaxstyle.read_histories(record)["frame_00002.png"]
+    np.testing.assert_array_equal(frame["temporal"], history["temporal"])
+    still = {term: [3.0, 2.0] for term in jaxstyle.plot.TERMS}  # a stylize run: none
+    out = jaxstyle.plot_losses({"frame": frame, "still": still}, tmp_path / "losses.png")
+    assert np.asarray(Image.open(out)).shape == (340, 2000, 3)
