@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +204,7 @@ def _run_record(path: Path, record: dict) -> RunRecord:
     for name, (ok, kind) in kinds.items():
         if not ok:
             raise JaxstyleError(f"{path}: the recorded {name} {inputs.get(name)!r} is not {kind}")
+    _note_pull(path, record.get("fingerprint"))
     directory = record.get("directory")  # relative paths are relative to it (if recorded)
 
     def located(value: Any) -> Any:
@@ -221,6 +223,19 @@ def _run_record(path: Path, record: dict) -> RunRecord:
         settings={k: settings[k] for k in sorted(FIELDS)},
         weights=str(record.get("weights", DEFAULT_SET)),
     )
+
+
+def _note_pull(path: Path, fingerprint: Any) -> None:
+    """A note on stderr where the record is a frame of a clip, held to its neighbours
+    (:mod:`jaxstyle.temporal`): run again on its own, it has none, so it is painted
+    without that pull (not refused: there is nothing to give that would bring them)."""
+    weight = fingerprint.get("temporal_weight") if isinstance(fingerprint, dict) else None
+    if isinstance(weight, (int, float)) and weight:
+        print(
+            f"jaxstyle: note: {path} is a frame of a clip, held to its neighbours (temporal "
+            f"weight {weight:g}); run on its own, it is painted without that pull",
+            file=sys.stderr,
+        )
 
 
 def _is_path(value: Any) -> bool:
@@ -243,7 +258,8 @@ def recorded_run(result: str | os.PathLike, **overrides: Any) -> dict[str, Any]:
     that ``coarse_to_fine="auto"`` chose are chosen anew for it). A new
     ``content`` takes the record's settings but not its mask or init image. A run
     with another weight set than the fetched one needs ``weights``. Relative paths
-    are as recorded: relative to the directory that run started in.
+    are as recorded: relative to the directory that run started in. A frame of a
+    clip is painted without its pull towards its neighbours (a note on stderr says so).
     """
     from jaxstyle.examples import example_content, example_style
 

@@ -346,3 +346,33 @@ def test_a_record_of_the_contents_own_size_keeps_it(shared_image, tmp_path):
     assert json.loads(again.with_suffix(".json").read_text())["settings"]["size"] is None
     assert Image.open(again).size == (32, 24)
     assert np.abs(pixels(again) - pixels(first)).max() <= 1
+
+
+def test_a_frame_of_a_clip_is_run_again_without_its_pull_and_says_so(
+    shared_image, tmp_path, capsys
+):
+    """A frame's record (animate, batch(temporal_weight=)): its pull towards its
+    neighbours needs the clip's other frames, which a run on its own has not; it says so."""
+    import dataclasses
+
+    from jaxstyle.cli import _take_record
+    from jaxstyle.cli_parser import build_parser
+    from jaxstyle.settings import resolve_settings
+
+    pair = [str(shared_image("tubingen.jpg")), str(shared_image("starry_night.jpg"))]
+    inputs = {"content": pair[0], "styles": pair[1:], "mask": None}
+    settings = dataclasses.asdict(resolve_settings(size=32, steps=2))
+    frame = {"inputs": inputs, "settings": settings, "fingerprint": {"temporal_weight": 3e4}}
+    frame_json = tmp_path / "frame.json"
+    frame_json.write_text(json.dumps(frame))
+    (tmp_path / "still.json").write_text(json.dumps({**frame, "fingerprint": {}}))
+    assert jaxstyle.recorded_run(tmp_path / "still.json")["steps"] == 2
+    assert capsys.readouterr().err == ""
+    note = (
+        f"jaxstyle: note: {frame_json} is a frame of a clip, held to its "
+        "neighbours (temporal weight 30000); run on its own, it is painted without that pull\n"
+    )
+    assert jaxstyle.recorded_run(frame_json)["steps"] == 2
+    assert capsys.readouterr().err == note
+    _take_record(build_parser().parse_args(["stylize", "--from", str(frame_json), "-o", "o.png"]))
+    assert capsys.readouterr().err == note
