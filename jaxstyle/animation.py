@@ -30,7 +30,7 @@ from jaxstyle.batch import BatchReport, batch, check_one_shape, check_options
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.manifest import Job
 from jaxstyle.paths import user_path
-from jaxstyle.presets import DEFAULT_PRESET, TEMPORAL_WEIGHT
+from jaxstyle.presets import DEFAULT_PRESET, get_preset
 from jaxstyle.weights import VGG19Weights, load_vgg19
 
 FRAME_SUFFIXES = (*image_io.FORMATS, ".gif", ".bmp")
@@ -199,7 +199,7 @@ def animate(
     callback: Callable[[int, dict, np.ndarray, list[Path]], None] | None = None,
     callback_every: int = 0,
     on_plan: Callable[[BatchReport], None] | None = None,
-    temporal_weight: float = TEMPORAL_WEIGHT,
+    temporal_weight: float | None = None,
     **settings: Any,
 ) -> AnimateResult:
     """Paint every frame of ``clip`` in the style of ``style`` and write the animation.
@@ -216,7 +216,8 @@ def animate(
         directory's or list's: 10).
       temporal_weight: λ, how strongly each frame is held to its neighbours where
         the clip is still, against flicker (:mod:`jaxstyle.temporal`); 0: every
-        frame painted on its own.
+        frame painted on its own; None: the preset's (:attr:`Preset.temporal_weight
+        <jaxstyle.presets.Preset.temporal_weight>`, measured for its losses).
       preset, weights, batch_size, checkpoint_every, devices, split_image, driver,
       progress, callback, callback_every, on_plan, **settings: as for
         :func:`jaxstyle.batch` (every frame with the same settings; ``progress``
@@ -229,6 +230,8 @@ def animate(
     """
     if "dry_run" in settings:  # batch's keyword, not a setting: it would reach batch
         raise JaxstyleError("animate has no dry_run: it paints the frames and writes the output")
+    if temporal_weight is None:
+        temporal_weight = get_preset(preset).temporal_weight
     options = dict(
         preset=preset,
         batch_size=batch_size,

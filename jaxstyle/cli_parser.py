@@ -11,7 +11,7 @@ from pathlib import Path
 
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.manifest import OVERRIDES
-from jaxstyle.presets import DEFAULT_PRESET, PRESETS, TEMPORAL_WEIGHT
+from jaxstyle.presets import DEFAULT_PRESET, PRESETS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -233,11 +233,11 @@ def _animate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--temporal-weight",
         type=float,
-        default=TEMPORAL_WEIGHT,
         metavar="W",
         help="how strongly each frame is held to its neighbours where the clip is still, "
-        f"against flicker (default {TEMPORAL_WEIGHT:g}, for the jaxstyle and jcjohnson "
-        "presets' losses; 0: every frame on its own)",
+        "against flicker (default: the preset's, measured for its losses: "
+        + ", ".join(f"{p.name} {p.temporal_weight:g}" for p in PRESETS.values())
+        + "; 0: every frame on its own)",
     )
     _setting_arguments(p)
     _coarse_to_fine_argument(p)

@@ -20,6 +20,9 @@ class Preset:
 
     Static settings (layers, normalisations) shape the compiled program; the
     weights are defaults for the sweepable :class:`~jaxstyle.objective.LossWeights`.
+    ``temporal_weight`` is ``animate``'s default λ, the pull between neighbouring
+    frames (:mod:`jaxstyle.temporal`), measured for the preset's losses and optimiser
+    (``scripts/calibrate_temporal.py``; the README's "Animations").
     """
 
     name: str
@@ -46,6 +49,7 @@ class Preset:
     adam_eps: float = 1e-8
     steps: int = 500
     init: str = "content"
+    temporal_weight: float = 1e4
 
 
 _JCJOHNSON = Preset(
@@ -162,11 +166,6 @@ PRESETS: dict[str, Preset] = {
 }
 
 DEFAULT_PRESET = "jaxstyle"
-
-TEMPORAL_WEIGHT = 1e4
-"""``animate``'s default pull λ between neighbouring frames (:mod:`jaxstyle.temporal`),
-measured on the jaxstyle preset's losses (the jcjohnson preset's are the same); presets
-that weigh their losses otherwise want their own."""
 
 
 def describe(preset: Preset) -> str:

@@ -17,6 +17,7 @@ import jaxstyle
 from jaxstyle.animation import frames_directory, read_clip
 from jaxstyle.cli import main
 from jaxstyle.images import read_frames, save_animation, save_image, to_uint8
+from jaxstyle.presets import PRESETS
 
 SETTINGS = dict(size=32, steps=2, optimizer="adam")
 
@@ -219,6 +220,7 @@ def test_animate_paints_every_frame_in_order_and_resumes(gif, tmp_path, shared_i
     for i, path in enumerate(result.frames, 1):  # frame i painted from the clip's frame i
         record = json.loads(path.with_suffix(".json").read_text())
         assert record["inputs"]["content"] == str(work / "source" / f"frame_{i:05d}.png")
+        assert record["fingerprint"]["temporal_weight"] == PRESETS["jaxstyle"].temporal_weight
     painted = [np.asarray(Image.open(p)) for p in result.frames]
     assert not np.array_equal(painted[0], painted[1])
 
@@ -287,3 +289,28 @@ def test_cli_animate_and_its_errors(gif, tmp_path, shared_image, capsys):
         assert message in err and err.count("\n") == 1, err
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == ["clip.gif", "scream.frames", "scream.webp"]
+    record = json.loads((frames_directory(out) / "frame_00002.json").read_text())
+    assert record["fingerprint"]["temporal_weight"] == PRESETS["jaxstyle"].temporal_weight
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_animate_pulls_with_the_presets_weight_unless_given(
+    preset, gif, tmp_path, shared_image, monkeypatch, capsys
+):
+    """animate and the CLI hand batch the preset's measured λ, or the one given."""
+    seen = []
+
+    def planned(jobs, out, **options):
+        seen.append(options["temporal_weight"])
+        raise jaxstyle.JaxstyleError("planned")
+
+    monkeypatch.setattr(jaxstyle.animation, "batch", planned)
+    style = shared_image("starry_night.jpg")
+    for given in (None, 7.0, 0.0):
+        with pytest.raises(jaxstyle.JaxstyleError, match="planned"):
+            jaxstyle.animate(gif, style, tmp_path / "o.gif", preset=preset, temporal_weight=given)
+    cli = ["animate", str(gif), str(style), "-o", str(tmp_path / "o.gif"), "--preset", preset]
+    assert main(cli) == 2 and main([*cli, "--temporal-weight", "7"]) == 2
+    assert "planned" in capsys.readouterr().err
+    own = PRESETS[preset].temporal_weight
+    assert seen == [own, 7.0, 0.0, own, 7.0]
