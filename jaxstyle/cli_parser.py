@@ -11,7 +11,7 @@ from pathlib import Path
 
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.manifest import OVERRIDES
-from jaxstyle.presets import DEFAULT_PRESET, PRESETS
+from jaxstyle.presets import DEFAULT_PRESET, PRESETS, short_number
 
 
 class _Parser(argparse.ArgumentParser):
@@ -235,8 +235,8 @@ def _animate_arguments(p: argparse.ArgumentParser) -> None:
         type=float,
         metavar="W",
         help="how strongly each frame is held to its neighbours where the clip is still, "
-        "against flicker (default: the preset's, measured for its losses: "
-        + ", ".join(f"{p.name} {p.temporal_weight:g}" for p in PRESETS.values())
+        "against flicker (default: the preset's, set for its losses: "
+        + ", ".join(f"{p.name} {short_number(p.temporal_weight)}" for p in PRESETS.values())
         + "; 0: every frame on its own)",
     )
     _setting_arguments(p)
