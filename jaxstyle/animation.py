@@ -30,7 +30,7 @@ from jaxstyle.batch import BatchReport, batch, check_one_shape, check_options
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.manifest import Job
 from jaxstyle.paths import user_path
-from jaxstyle.presets import DEFAULT_PRESET, get_preset
+from jaxstyle.presets import DEFAULT_PRESET, MOTION, get_preset
 from jaxstyle.weights import VGG19Weights, load_vgg19
 
 FRAME_SUFFIXES = (*image_io.FORMATS, ".gif", ".bmp")
@@ -200,6 +200,7 @@ def animate(
     callback_every: int = 0,
     on_plan: Callable[[BatchReport], None] | None = None,
     temporal_weight: float | None = None,
+    motion: str = MOTION,
     **settings: Any,
 ) -> AnimateResult:
     """Paint every frame of ``clip`` in the style of ``style`` and write the animation.
@@ -218,6 +219,9 @@ def animate(
         the clip is still, against flicker (:mod:`jaxstyle.temporal`); 0: every
         frame painted on its own; None: the preset's (:attr:`Preset.temporal_weight
         <jaxstyle.presets.Preset.temporal_weight>`, measured for its losses).
+      motion: how the neighbours are aligned with a frame before the pull: "flow" (the
+        default), moved by the optical flow between the clip's frames, so that what
+        moves (a camera pan) is held together too; "none", compared where they are.
       preset, weights, batch_size, checkpoint_every, devices, split_image, driver,
       progress, callback, callback_every, on_plan, **settings: as for
         :func:`jaxstyle.batch` (every frame with the same settings; ``progress``
@@ -242,6 +246,7 @@ def animate(
         callback=callback,
         callback_every=callback_every,
         temporal_weight=temporal_weight,
+        motion=motion,
     )
     check_options(settings, on_plan=on_plan, **options)  # before a frame is extracted
     weights = weights if isinstance(weights, VGG19Weights) else load_vgg19(weights)

@@ -51,7 +51,7 @@ from jaxstyle.inputs import (
 from jaxstyle.manifest import Job, RowError, read_manifest, unique_outputs
 from jaxstyle.optimize import choose_driver
 from jaxstyle.paths import user_path
-from jaxstyle.presets import DEFAULT_PRESET, get_preset
+from jaxstyle.presets import DEFAULT_PRESET, MOTION, get_preset
 from jaxstyle.resume import (
     CHECKPOINTS,
     STEP,
@@ -64,7 +64,7 @@ from jaxstyle.resume import (
 )
 from jaxstyle.settings import Settings, check_every, integer, resolve_settings
 from jaxstyle.stylize import prepare_targets
-from jaxstyle.temporal import TemporalPlan, check_temporal_weight, frame_targets
+from jaxstyle.temporal import TemporalPlan, check_motion, check_temporal_weight, frame_targets
 from jaxstyle.weights import VGG19Weights, load_vgg19
 
 
@@ -134,6 +134,7 @@ def batch(
     on_plan: Callable[[BatchReport], None] | None = None,
     dry_run: bool = False,
     temporal_weight: float = 0.0,
+    motion: str = MOTION,
     **settings: Any,
 ) -> BatchReport:
     """Run every job of a manifest (see :mod:`jaxstyle.manifest`), grouped by shape.
@@ -165,6 +166,10 @@ def batch(
         agree, with this weight λ (:mod:`jaxstyle.temporal`); chunks are runs of
         consecutive frames, each chunk's first frame pulled towards the frame
         painted before it. 0 (the default): every job on its own.
+      motion: with ``temporal_weight``, how each frame's neighbours are aligned with it
+        before the pull: "flow" (the default), warped by the optical flow between the
+        content frames, so that moving regions are held together too; "none", compared
+        where they are (:mod:`jaxstyle.temporal`).
       **settings: settings shared by every job (``size``, ``steps``,
         ``optimizer``, layers, ``coarse_to_fine``, ...), as for ``stylize``; a
         row's own settings (:data:`~jaxstyle.manifest.OVERRIDES`: content/style/TV
@@ -179,7 +184,7 @@ def batch(
     from jaxstyle.progress import progress_bar
 
     t0 = time.perf_counter()
-    temporal_weight, mesh = check_options(
+    pulled, mesh = check_options(
         settings,
         preset=preset,
         batch_size=batch_size,
@@ -191,6 +196,7 @@ def batch(
         callback_every=callback_every,
         on_plan=on_plan,
         temporal_weight=temporal_weight,
+        motion=motion,
     )
     if isinstance(jobs, (str, os.PathLike)):
         jobs, failed = read_manifest(Path(jobs))
@@ -213,7 +219,7 @@ def batch(
     done: dict[int, _Ready] = {}  # the jobs painted with these settings, by position
     for position, job in zip(positions, jobs, strict=True):
         try:
-            item = _check(job, out, preset, settings, params, temporal_weight, position)
+            item = _check(job, out, preset, settings, params, pulled, position)
             finished = _finished(item)
         except JaxstyleError as err:
             failed.append(RowError(job.line, str(err)))
@@ -229,7 +235,7 @@ def batch(
     bucket_chunks = [
         [
             run[start : start + batch_size]
-            for run in (_consecutive(items) if temporal_weight else [items])
+            for run in (_consecutive(items) if pulled else [items])
             for start in range(0, len(run), batch_size)
         ]
         for items in buckets.values()
@@ -248,7 +254,7 @@ def batch(
         }
         for ((programs, mask), items), runs in zip(buckets.items(), bucket_chunks, strict=True)
     ]
-    if temporal_weight:
+    if pulled:
         check_one_shape(summary)
     _refuse_other_checkpoints(out / CHECKPOINTS, chunks)
     plan = BatchReport([], skipped, failed, summary, {"total": time.perf_counter() - t0})
@@ -260,15 +266,15 @@ def batch(
     timings = {"compile": 0.0, "optimize": 0.0}
     bar = progress_bar(progress, total=len(ready), desc="batch", unit="job")
     steps_run = 0
-    painted: dict[int, np.ndarray] = {}  # with temporal_weight: the last chunk's frames
+    painted: dict[int, np.ndarray] = {}  # with a pull: the last chunk's frames
     with bar:
         for chunk in chunks:
             shown = _shown(callback, callback_every, steps_run, chunk)
             pull = None
-            if temporal_weight:
-                pull = (temporal_weight, _painted_before(chunk[0], done, painted))
+            if pulled:
+                pull = (*pulled, _painted_before(chunk[0], done, painted))
             result = _run_chunk(chunk, params, mesh, out, checkpoint_every, driver, shown, pull)
-            if temporal_weight:
+            if pulled:
                 painted = {
                     item.position: image for item, image in zip(chunk, result.images, strict=True)
                 }
@@ -299,10 +305,11 @@ def check_options(
     callback_every: int,
     on_plan: Callable | None,
     temporal_weight: float,
-) -> tuple[float, Mesh]:
+    motion: str,
+) -> tuple[tuple[float, str] | None, Mesh]:
     """Refuse a bad option of :func:`batch` (any but the jobs, the output directory and
-    the weights) before a row is read or a clip's frames are extracted: (λ as a float,
-    the mesh of the devices)."""
+    the weights) before a row is read or a clip's frames are extracted: (the pull, (λ as
+    a float, motion) or None for none; the mesh of the devices)."""
     if integer("batch size", batch_size) < 1:
         raise JaxstyleError(f"batch size must be >= 1, not {batch_size}")
     check_every("checkpoint every", checkpoint_every)
@@ -311,9 +318,10 @@ def check_options(
     check_callback("on_plan", on_plan)
     choose_driver(driver)  # a bad one before the rows are read and the steps compile
     temporal_weight = check_temporal_weight(temporal_weight)
+    motion = check_motion(motion)
     mesh = cell_mesh(devices, split_image)
     _check_shared(preset, settings)
-    return temporal_weight, mesh
+    return ((temporal_weight, motion) if temporal_weight else None), mesh
 
 
 ALIKE = {
@@ -398,13 +406,13 @@ def _check(
     preset: str,
     shared: dict,
     params: VGG19Weights,
-    temporal_weight: float = 0.0,
+    pulled: tuple[float, str] | None = None,
     position: int = 0,
 ) -> _Ready:
     """Resolve a job's settings, load its images and check its output, or raise; the
-    job is the ``position``-th, a frame pulled towards its neighbours with
-    ``temporal_weight`` (0: none)."""
-    if temporal_weight and job.content is None:
+    job is the ``position``-th, a frame pulled towards its neighbours with ``pulled``:
+    (λ, motion), or None (none)."""
+    if pulled and job.content is None:
         raise JaxstyleError("a frame of a clip needs a content image (not a texture)")
     overrides = {**shared, **job.overrides}
     init, texture = texture_overrides(
@@ -427,7 +435,7 @@ def _check(
         "styles": [array_digest(x) for x in styles],
         **({} if original is None else {"original": array_digest(original)}),
         "weights": params.name,
-        **({"temporal_weight": temporal_weight} if temporal_weight else {}),
+        **({} if pulled is None else {"temporal_weight": pulled[0], "motion": pulled[1]}),
     }
     mask = prepare_mask(job.mask, shape, len(styles), s)
     if mask is not None:
@@ -502,11 +510,11 @@ def _run_chunk(chunk, params, mesh, out: Path, every: int, driver: str, shown=No
     """Optimise a chunk of same-shaped jobs as one vmapped, checkpointed run; with
     coarse-to-fine, a run per pass, each job starting from its result of the pass
     before (a finished pass's last state kept, as in a sweep); ``shown`` as made
-    by :func:`_shown`; ``pull``: (λ, the frame painted before the chunk and its job,
-    or None) for the consecutive frames of a clip (:mod:`jaxstyle.temporal`), or None."""
+    by :func:`_shown`; ``pull``: (λ, motion, the frame painted before the chunk and its
+    job, or None) for the consecutive frames of a clip (:mod:`jaxstyle.temporal`), or None."""
     fingerprint: dict = {"jobs": [item.fingerprint for item in chunk]}
-    if pull is not None and pull[1] is not None:
-        fingerprint["painted_before"] = array_digest(pull[1][0])
+    if pull is not None and pull[2] is not None:
+        fingerprint["painted_before"] = array_digest(pull[2][0])
     checkpoint = Checkpointing(out / CHECKPOINTS / _chunk_key(chunk), fingerprint, every)
     passes = len(chunk[0].passes)
     results, previous, originals = [], None, []
@@ -567,8 +575,8 @@ def _run_pass(
     plan_type = CellPlan
     if pull is not None:
         contents = [c for c, _, _ in images if c is not None]  # all: _check refuses textures
-        before = None if pull[1] is None else _before_pass(pull[1], ps, shape)
-        targets = frame_targets(targets, contents, weight=pull[0], previous=before)
+        before = None if pull[2] is None else _before_pass(pull[2], ps, shape)
+        targets = frame_targets(targets, contents, weight=pull[0], previous=before, motion=pull[1])
         plan_type = TemporalPlan
     plan = plan_type.create(
         params=params,

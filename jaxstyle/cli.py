@@ -564,6 +564,7 @@ def cmd_animate(args: argparse.Namespace) -> int:
             args.output,
             fps=args.fps,
             temporal_weight=args.temporal_weight,
+            motion=args.motion,
             on_plan=planned,
             **options,
         )

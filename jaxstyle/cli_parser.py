@@ -11,7 +11,7 @@ from pathlib import Path
 
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.manifest import OVERRIDES
-from jaxstyle.presets import DEFAULT_PRESET, PRESETS, short_number
+from jaxstyle.presets import DEFAULT_PRESET, MOTION, MOTIONS, PRESETS, short_number
 
 
 class _Parser(argparse.ArgumentParser):
@@ -238,6 +238,14 @@ def _animate_arguments(p: argparse.ArgumentParser) -> None:
         "against flicker (default: the preset's, set for its losses: "
         + ", ".join(f"{p.name} {short_number(p.temporal_weight)}" for p in PRESETS.values())
         + "; 0: every frame on its own)",
+    )
+    p.add_argument(
+        "--motion",
+        choices=MOTIONS,
+        default=MOTION,
+        help="how each frame's neighbours are aligned with it before that pull: flow: moved "
+        "by the optical flow between the clip's frames, so that what moves (a camera pan) "
+        f"is held together too; none: compared where they are (default {MOTION})",
     )
     _setting_arguments(p)
     _coarse_to_fine_argument(p)

@@ -173,6 +173,14 @@ PRESETS: dict[str, Preset] = {
 
 DEFAULT_PRESET = "jaxstyle"
 
+MOTIONS = ("flow", "none")
+"""How ``animate`` aligns a frame's neighbours with it before the pull
+(:mod:`jaxstyle.temporal`): moved by the optical flow between the content frames
+("flow"), or compared where they are ("none")."""
+
+MOTION = "flow"
+"""``animate``'s default of :data:`MOTIONS`."""
+
 
 def describe(preset: Preset) -> str:
     """One line of a preset's loss and run: layers and weights, style loss, optimiser."""

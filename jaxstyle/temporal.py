@@ -1,5 +1,6 @@
-"""Temporal coherence: an animation's frames pulled towards their neighbours where the
-clip itself does not change, so that still regions do not flicker.
+"""Temporal coherence: an animation's frames pulled towards their neighbours, moved along
+the clip's motion (optical flow), where the clip itself does not change, so that still
+regions, and regions that only move, do not flicker.
 
 A chunk of consecutive frames runs as one :class:`TemporalPlan`. Before each step (and
 L-BFGS's first evaluation, and the final losses) every frame takes the chunk's current
@@ -7,11 +8,15 @@ images of the frames before and after it as constants; the chunk's first frame t
 the frame painted before the chunk instead (none for the clip's first), and its last
 has none after. Frame t's loss gains
 
-    temporal_t = Σ_{s = t-1, t+1} mean over pixels of  w_ts · ‖255 (x_t - x_s)‖²,
-    w_ts = λ · exp(-‖C_t - C_s‖² / (2 σ²))  (σ = :data:`SIGMA`),
+    temporal_t = Σ_{s = t-1, t+1} mean over pixels of  w_ts · ‖255 (x_t - W_ts x_s)‖²,
+    w_ts = λ · exp(-‖C_t - W_ts C_s‖² / (2 σ²))  (σ = :data:`SIGMA`),
 
-where C are the content frames (RGB in [0, 1]): where the clip is still, the painted
-frames are held together; where it moves, they are free. Its gradient is that of the
+where C are the content frames (RGB in [0, 1]) and W_ts warps frame s onto frame t by
+the optical flow between their content frames (:mod:`jaxstyle.flow`; with ``motion=
+"none"``, the identity), as Ruder et al. (2016) do: where the clip is still or the flow
+explains its motion, the painted frames are held together; where it does not (occlusions,
+disocclusions, other changes) and where the flow leaves the frame (w_ts = 0), they are
+free. Its gradient is that of the
 clip's joint objective Σ_t J(x_t) + Σ_t temporal pair terms at the current iterates,
 a Jacobi step: each frame keeps its own optimiser (with L-BFGS its own line search,
 on an objective fixed for the step, J and ∇J evaluated anew at its start).
@@ -32,8 +37,10 @@ from jaxstyle.batching import batched, shared_loss_fn
 from jaxstyle.cells import CellPlan, cell_groups
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.executables import keyed
+from jaxstyle.flow import in_frame, optical_flow, warp
 from jaxstyle.objective import Objective, Targets, finite_float32
 from jaxstyle.optimize import Carry, make_step
+from jaxstyle.presets import MOTION, MOTIONS
 
 SIGMA = 0.05
 """The scale of a content pixel's change (RGB distance, in [0, 1]) over which the pull
@@ -51,11 +58,15 @@ class FrameTargets:
         only the frame before the chunk (for the chunk's first frame); filled with the
         chunk's current images before each evaluation.
       weights: (2, H, W) w_ts towards each (0 where there is none).
+      flows: (2, H, W, 2) the flows (:func:`jaxstyle.flow.optical_flow`, (dy, dx)) from
+        its content frame to those before and after it, which warp the neighbours onto
+        it (0: none, or ``motion="none"``).
     """
 
     targets: Targets
     neighbours: jax.Array | np.ndarray
     weights: jax.Array | np.ndarray
+    flows: jax.Array | np.ndarray
 
 
 def pull_weights(
@@ -77,6 +88,13 @@ def pull_weights(
 def check_temporal_weight(weight) -> float:
     """λ as a float, or a one-line error for a negative, non-finite or non-number one."""
     return float(finite_float32("temporal weight", weight))
+
+
+def check_motion(motion) -> str:
+    """``motion`` if one of :data:`MOTIONS`, else a one-line error."""
+    if not isinstance(motion, str) or motion not in MOTIONS:
+        raise JaxstyleError(f"motion must be one of {', '.join(MOTIONS)}, not {motion!r}")
+    return motion
 
 
 def temporal_terms(image: jax.Array, frame: FrameTargets) -> jax.Array:
@@ -104,18 +122,20 @@ def temporal_loss_fn(objective: Objective, devices: int) -> Callable:
 @lru_cache(maxsize=32)
 def with_neighbours(cells_fn: Callable, n: int) -> Callable:
     """``cells_fn(x, args)`` of the stacked frames (x: (P, H, W, 3) images, or a carry
-    holding them) with each frame's neighbours filled from x (constants: no gradient
-    flows between frames) and the pulls of the ``P - n`` padding cells dropped."""
+    holding them) with each frame's neighbours filled from x and warped onto it by its
+    flows (constants: no gradient flows between frames), and the pulls of the ``P - n``
+    padding cells dropped."""
 
     def run(x, args: Any):  # LossArgs whose targets are FrameTargets
         images = jnp.clip(x.image if isinstance(x, Carry) else x, 0.0, 1.0)  # as painted
         frames = args.targets
         before = jnp.concatenate([frames.neighbours[:1, 0], images[:-1]])
         after = jnp.concatenate([images[1:], images[-1:]])
-        neighbours = jax.lax.stop_gradient(jnp.stack([before, after], axis=1))
+        neighbours = jnp.stack([before, after], axis=1)
+        neighbours = jax.lax.stop_gradient(jax.vmap(jax.vmap(warp))(neighbours, frames.flows))
         real = (jnp.arange(images.shape[0]) < n).astype(jnp.float32)
         weights = frames.weights * real[:, None, None, None]
-        filled = FrameTargets(frames.targets, neighbours, weights)
+        filled = FrameTargets(frames.targets, neighbours, weights, frames.flows)
         return cells_fn(x, args._replace(targets=filled))
 
     return keyed(run, cells_fn, n)
@@ -143,10 +163,13 @@ def frame_targets(
     *,
     weight: float,
     previous: tuple[np.ndarray, np.ndarray] | None,
+    motion: str = MOTION,
 ) -> list[FrameTargets]:
     """The :class:`FrameTargets` of a chunk of consecutive frames from their targets and
     content frames (H, W, 3), ``weight`` λ; ``previous``: (the frame painted before the
-    chunk, its content frame), each (H, W, 3), or None (the clip's first chunk)."""
+    chunk, its content frame), each (H, W, 3), or None (the clip's first chunk);
+    ``motion``: one of :data:`MOTIONS` (with "flow", the flows between the content frames
+    are estimated here, once per chunk and pass)."""
     if len(targets) != len(contents):
         raise JaxstyleError(f"{len(targets)} frames' targets for {len(contents)} content frames")
     before_image = np.zeros_like(contents[0]) if previous is None else previous[0]
@@ -158,5 +181,22 @@ def frame_targets(
             before = None if previous is None else previous[1]
         after = contents[t + 1] if t + 1 < len(contents) else None
         neighbours = np.stack([before_image, np.zeros_like(content)]).astype(np.float32)
-        out.append(FrameTargets(own, neighbours, pull_weights(content, before, after, weight)))
+        before, flow_before, in_before = _aligned(content, before, motion)
+        after, flow_after, in_after = _aligned(content, after, motion)
+        weights = pull_weights(content, before, after, weight) * np.stack([in_before, in_after])
+        flows = np.stack([flow_before, flow_after])
+        out.append(FrameTargets(own, neighbours, weights, flows))
     return out
+
+
+def _aligned(
+    content: np.ndarray, other: np.ndarray | None, motion: str
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """(``other`` warped onto ``content`` (None if None), the flow (H, W, 2) that warps it,
+    (H, W) 1 where the warp samples inside the frame, else 0)."""
+    flow = np.zeros((*content.shape[:2], 2), np.float32)
+    inside = np.ones(content.shape[:2], np.float32)
+    if other is None or motion == "none":
+        return other, flow, inside
+    flow = optical_flow(content, other)
+    return np.asarray(warp(other, flow)), np.asarray(flow), np.asarray(in_frame(flow), np.float32)

@@ -22,6 +22,7 @@ from PIL import Image
 
 import jaxstyle
 from jaxstyle import cells
+from jaxstyle.flow import warp
 from jaxstyle.manifest import Job
 from jaxstyle.objective import LossArgs
 from jaxstyle.resume import Checkpointing
@@ -53,11 +54,12 @@ def test_each_frames_gradient_is_the_joint_objectives():
     weights = jnp.stack([pair, jnp.concatenate([pair[1:], jnp.zeros((1, h, w))])], axis=1)
     weights = weights.at[n - 1, 1].set(0.0)  # the last frame has none after
     stored = jnp.zeros((p, 2, h, w, 3)).at[:, 0].set(before)
-    args = LossArgs(None, FrameTargets(None, stored, weights), None)
+    flows = jnp.zeros((p, 2, h, w, 2))
+    args = LossArgs(None, FrameTargets(None, stored, weights, flows), None)
 
     def cells(images, a):
         grad = jax.grad(lambda im, f: temporal_terms(im, f))
-        return jax.vmap(grad, in_axes=(0, FrameTargets(None, 0, 0)))(images, a.targets)
+        return jax.vmap(grad, in_axes=(0, FrameTargets(None, 0, 0, 0)))(images, a.targets)
 
     got = jax.jit(with_neighbours(cells, n))(x, args)
 
@@ -70,6 +72,29 @@ def test_each_frames_gradient_is_the_joint_objectives():
     expected = jax.grad(joint)(x)
     np.testing.assert_allclose(got[:n], expected[:n], rtol=1e-4, atol=1e-3)
     np.testing.assert_array_equal(got[n:], 0.0)  # padding pulls nothing
+
+
+def test_neighbours_are_warped_by_the_flows_as_in_a_loop():
+    """P=5 cells of which n=4 are frames, jitted and vmapped: each frame's neighbours are
+    the frames before (frame 0: the stored one) and after it, warped by its flows."""
+    rng = np.random.default_rng(1)
+    p, n, h, w = 5, 4, 6, 7
+    x = jnp.asarray(rng.random((p, h, w, 3), np.float32))
+    before = jnp.asarray(rng.random((h, w, 3), np.float32))
+    flows = jnp.asarray(rng.normal(0, 1.5, (p, 2, h, w, 2)).astype(np.float32))
+    stored = jnp.zeros((p, 2, h, w, 3)).at[:, 0].set(before)
+    args = LossArgs(None, FrameTargets(None, stored, jnp.ones((p, 2, h, w)), flows), None)
+
+    def cells(images, a):
+        return jax.vmap(lambda f: (f.neighbours, f.weights))(a.targets)
+
+    neighbours, weights = jax.jit(with_neighbours(cells, n))(x, args)
+    for t in range(n):
+        previous = before if t == 0 else x[t - 1]
+        np.testing.assert_allclose(neighbours[t, 0], warp(previous, flows[t, 0]), atol=1e-6)
+        np.testing.assert_allclose(neighbours[t, 1], warp(x[t + 1], flows[t, 1]), atol=1e-6)
+    np.testing.assert_array_equal(weights[:n], 1.0)
+    np.testing.assert_array_equal(weights[n:], 0.0)  # padding pulls nothing
 
 
 def walk(photo: Image.Image, frames: int) -> list[Image.Image]:
@@ -120,6 +145,7 @@ def test_the_pull_holds_still_regions_together(clip, pulled, shared_image, tmp_p
     record = json.loads(pulled.frames[1].with_suffix(".json").read_text())
     assert record["final_losses"]["temporal"] > 0
     assert record["fingerprint"]["temporal_weight"] == 3e4
+    assert record["fingerprint"]["motion"] == "flow"
 
 
 def test_chunks_chain_across_their_boundaries(clip, pulled, shared_image, tmp_path):
@@ -234,6 +260,32 @@ def test_a_checkpoint_of_another_frame_before_the_chunk_is_refused_in_words(tmp_
         jaxstyle.JaxstyleError, match=r"\(differing: the frame painted before the chunk\);"
     ):
         Checkpointing(tmp_path, {"jobs": [1], "painted_before": "b"}).load()
+
+
+def test_the_flow_holds_a_camera_pan_together(shared_image, tmp_path, vgg_weights):
+    """A pan of 4 frames (32 x 24 crops 2 px apart): the painted frames, each shifted back
+    by the pan, differ from the frame before them less with the pull warped by the flow
+    than compared in place (where the flow cannot help, every pixel having moved)."""
+    photo = Image.open(shared_image("tubingen.jpg")).convert("RGB").resize((48, 36))
+    frames = tmp_path / "pan"
+    frames.mkdir()
+    for i in range(4):
+        photo.crop((2 * i, 6, 2 * i + 32, 30)).save(frames / f"{i}.png")
+    changes = {}
+    for motion in ("none", "flow"):
+        painted = jaxstyle.animate(
+            frames,
+            shared_image("starry_night.jpg"),
+            tmp_path / f"{motion}.png",
+            weights=vgg_weights,
+            temporal_weight=3e4,
+            motion=motion,
+            **SETTINGS,
+        ).frames
+        x = [np.asarray(Image.open(p), np.float32) / 255 for p in painted]
+        pairs = zip(x, x[1:], strict=False)
+        changes[motion] = np.mean([np.abs(b[2:-2, 2:-4] - a[2:-2, 4:-2]).mean() for a, b in pairs])
+    assert changes["flow"] < 0.6 * changes["none"], changes  # measured: 0.044 against 0.104
 
 
 SHARDED = """
