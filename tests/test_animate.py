@@ -174,6 +174,15 @@ def test_animate_refuses_a_pillow_image_for_a_path(gif, tmp_path, shared_image, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.gif"]
 
 
+def test_animate_refuses_a_bad_motion(photo, tmp_path, shared_image):
+    frames = [tmp_path / f"{i}.png" for i in range(2)]
+    for frame, image in zip(frames, pan(photo, 2), strict=True):
+        image.save(frame)
+    with pytest.raises(jaxstyle.JaxstyleError, match="motion must be one of flow, none, not 'x'"):
+        jaxstyle.animate(frames, shared_image("starry_night.jpg"), tmp_path / "o.gif", motion="x")
+    assert not (tmp_path / "o.frames").exists()
+
+
 def test_animate_has_no_dry_run(gif, tmp_path, shared_image):
     """batch's dry_run planned the frames, then animate read the frames it did not paint."""
     with pytest.raises(jaxstyle.JaxstyleError, match="animate has no dry_run"):
@@ -266,9 +275,12 @@ def test_cli_animate_and_its_errors(gif, tmp_path, shared_image, capsys):
     style = str(shared_image("the_scream.jpg"))
     out = tmp_path / "scream.webp"
     args = ["--size", "32", "--steps", "2", "--optimizer", "adam", "-q"]
-    assert main(["animate", str(gif), style, "-o", str(out), "--fps", "20", *args]) == 0
+    command = ["animate", str(gif), style, "-o", str(out), "--fps", "20", "--motion", "none"]
+    assert main([*command, *args]) == 0
     assert f"wrote {out} (3 frames, 0.15 s; painted 3 frame(s) into" in capsys.readouterr().out
     assert [f.duration for f in read_frames(out)] == [50] * 3
+    record = json.loads((frames_directory(out) / "frame_00002.json").read_text())
+    assert record["fingerprint"]["motion"] == "none"
     for bad, message in [
         ([str(gif), style, "-o", str(tmp_path / "x.jpg")], "unsupported file type '.jpg'"),
         ([str(gif), style, "-o", str(gif)], f"output {gif} is the input"),
@@ -283,6 +295,10 @@ def test_cli_animate_and_its_errors(gif, tmp_path, shared_image, capsys):
             ]
         ),
         ([str(gif), style, "-o", str(tmp_path / "w.gif"), "--steps", "-3"], "steps must be"),
+        (
+            [str(gif), style, "-o", str(tmp_path / "w.gif"), "--motion", "warp"],
+            "argument --motion: invalid choice: 'warp'",
+        ),
     ]:
         assert main(["animate", *args, *bad]) == 2
         err = capsys.readouterr().err
