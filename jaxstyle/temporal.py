@@ -1,6 +1,6 @@
-"""Temporal coherence: an animation's frames pulled towards their neighbours, moved along
-the clip's motion (optical flow), where the clip itself does not change, so that still
-regions, and regions that only move, do not flicker.
+"""Temporal coherence: an animation's frames pulled towards their neighbours, warped along
+the clip's motion (optical flow), wherever that explains the clip, so that neither still
+regions nor those that only move (a camera pan) flicker.
 
 A chunk of consecutive frames runs as one :class:`TemporalPlan`. Before each step (and
 L-BFGS's first evaluation, and the final losses) every frame takes the chunk's current
@@ -76,7 +76,7 @@ def pull_weights(
     weight: float,
 ) -> np.ndarray:
     """(2, H, W) w_ts of a content frame (H, W, 3) towards the content frames before and
-    after it (None: none there, weight 0), ``weight`` λ."""
+    after it, warped onto it (None: none there, weight 0), ``weight`` λ."""
     out = np.zeros((2, *content.shape[:2]), np.float32)
     for i, other in enumerate((before, after)):
         if other is not None:
