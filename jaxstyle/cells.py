@@ -235,8 +235,12 @@ class CellPlan:
         carry (image-shaped leaves split by rows as well)."""
         return _put(tree, image_layout(self.mesh, self.x0.shape[1:], MESH_AXIS))
 
+    def _init(self) -> Callable:
+        """One cell's start (:func:`~jaxstyle.optimize.make_init`)."""
+        return make_init(self.loss_fn, self.config)
+
     def _compiled_init(self) -> jax.stages.Compiled:
-        return compile_once(self._batched(make_init(self.loss_fn, self.config)), self.x0, self.args)
+        return compile_once(self._batched(self._init()), self.x0, self.args)
 
     def init(self) -> Carry:
         """The batched starting carry (for L-BFGS with each cell's J and ∇J)."""

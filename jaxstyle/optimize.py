@@ -176,10 +176,13 @@ def linesearch_with_terms(
 
 
 class Carry(NamedTuple):
-    """Loop state: the iterate (H, W, 3) and the optimiser state."""
+    """Loop state: the iterate (H, W, 3), the optimiser state and, for an objective
+    that moves between steps, its state (:mod:`jaxstyle.temporal`'s neighbours; None:
+    a fixed objective)."""
 
     image: jax.Array
     opt_state: Any
+    pull: Any = None
 
 
 LossFn = Callable[[jax.Array, Any], tuple[jax.Array, dict]]
@@ -211,15 +214,14 @@ def make_init(loss_fn: LossFn, config: OptimizerConfig) -> Callable[[jax.Array, 
 
 @functools.cache
 def make_step(
-    loss_fn: LossFn, config: OptimizerConfig, *, moving: bool = False
+    loss_fn: LossFn, config: OptimizerConfig
 ) -> Callable[[Carry, Any], tuple[Carry, dict]]:
     """``step(carry, args) -> (carry, record)``: one optimiser step, pure.
 
     ``record`` holds the weighted loss terms and ``total`` of the image that
-    entered the step (float32 scalars). ``moving``: the objective may change between
-    steps (:mod:`jaxstyle.temporal`'s neighbours), so L-BFGS evaluates J and ∇J at
-    the iterate anew instead of taking its last line search's (whose stale values
-    made the line searches fail and run to their limit).
+    entered the step (float32 scalars). L-BFGS takes J, its terms and ∇J at the
+    iterate from its last line search (or init): for an objective that moved since,
+    see :func:`moved`.
     """
     opt = config.build()
     if config.name == "adam":
@@ -230,18 +232,15 @@ def make_step(
             # optax types apply_updates as giving any tree, not the array it is given
             # pyrefly: ignore[bad-argument-type]
             image = jnp.clip(optax.apply_updates(carry.image, updates), 0.0, 1.0)
-            return Carry(image, opt_state), {"total": value, **terms}
+            return carry._replace(image=image, opt_state=opt_state), {"total": value, **terms}
 
         return keyed(adam_step, loss_fn, config)
     value_fn = _clipped(loss_fn)
 
     def lbfgs_step(carry, args):
-        if moving:
-            (value, terms), grad = jax.value_and_grad(value_fn, has_aux=True)(carry.image, args)
-        else:  # J, its terms and ∇J at the iterate: from the last line search (or init)
-            value, grad, terms = (
-                optax.tree.get(carry.opt_state, k) for k in ("value", "grad", "terms")
-            )
+        value, grad, terms = (
+            optax.tree.get(carry.opt_state, k) for k in ("value", "grad", "terms")
+        )
         updates, opt_state = opt.update(
             grad,
             carry.opt_state,
@@ -252,12 +251,26 @@ def make_step(
         )
         # optax types apply_updates as giving any tree, not the array it is given
         # pyrefly: ignore[bad-argument-type]
-        return Carry(optax.apply_updates(carry.image, updates), opt_state), {
-            "total": value,
-            **terms,
-        }
+        image = optax.apply_updates(carry.image, updates)
+        return carry._replace(image=image, opt_state=opt_state), {"total": value, **terms}
 
-    return keyed(lbfgs_step, loss_fn, config, moving)
+    return keyed(lbfgs_step, loss_fn, config)
+
+
+def moved(opt_state: Any, value: jax.Array, grad: jax.Array, terms: dict) -> Any:
+    """An L-BFGS state (:func:`make_init`, :func:`make_step`) whose objective changed by a
+    term whose value and gradient (H, W, 3) at the iterate changed by ``value`` and
+    ``grad`` (the terms now ``terms``): its carried J and ∇J shifted by them, so that
+    the next step needs no evaluation of its own, and its last gradient too, so that
+    the curvature pair it stores next, y = ∇J(x_k) - ∇J(x_k-1), is one objective's."""
+    last, carried = (optax.tree.get(opt_state, k) for k in ("updates", "grad"))
+    return optax.tree.set(
+        opt_state,
+        updates=last + grad,
+        value=optax.tree.get(opt_state, "value") + value,
+        grad=carried + grad,
+        terms=terms,
+    )
 
 
 def final_image(carry: Carry) -> jax.Array:

@@ -19,7 +19,9 @@ disocclusions, other changes) and where the flow leaves the frame (w_ts = 0), th
 free. Its gradient is that of the
 clip's joint objective Σ_t J(x_t) + Σ_t temporal pair terms at the current iterates,
 a Jacobi step: each frame keeps its own optimiser (with L-BFGS its own line search,
-on an objective fixed for the step, J and ∇J evaluated anew at its start).
+on an objective fixed for the step: its carried J and ∇J, and its last gradient, are
+shifted by the change of temporal_t alone, so that the step costs no more VGG19
+evaluations than without the pull, and its curvature pairs stay one objective's).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from jaxstyle.batching import batched, shared_loss_fn
 from jaxstyle.cells import CellPlan, cell_groups
@@ -39,7 +42,7 @@ from jaxstyle.errors import JaxstyleError
 from jaxstyle.executables import keyed
 from jaxstyle.flow import in_frame, optical_flow, warp
 from jaxstyle.objective import Objective, Targets, finite_float32
-from jaxstyle.optimize import Carry, make_step
+from jaxstyle.optimize import Carry, OptimizerConfig, make_init, make_step, moved
 from jaxstyle.presets import MOTION, MOTIONS
 
 SIGMA = 0.05
@@ -153,8 +156,55 @@ class TemporalPlan(CellPlan):
     def _batched(self, fn: Callable) -> Callable:
         return with_neighbours(batched(fn, self.mesh, True), self.n)
 
+    def _init(self) -> Callable:
+        return pulled_init(self.loss_fn, self.config)
+
     def _step(self) -> Callable:
-        return make_step(self.loss_fn, self.config, moving=True)  # the neighbours move
+        return pulled_step(self.loss_fn, self.config)
+
+
+@lru_cache(maxsize=8)
+def pulled_init(loss_fn: Callable, config: OptimizerConfig) -> Callable:
+    """``init(image, args) -> Carry`` of one frame (:func:`~jaxstyle.optimize.make_init`);
+    with L-BFGS its :attr:`~jaxstyle.optimize.Carry.pull` holds the neighbours
+    (2, H, W, 3) its J and ∇J were evaluated with."""
+    init = make_init(loss_fn, config)
+    if config.name != "lbfgs":
+        return init
+
+    def run(image, args):
+        return init(image, args)._replace(pull=args.targets.neighbours)
+
+    return keyed(run, init)
+
+
+@lru_cache(maxsize=8)
+def pulled_step(loss_fn: Callable, config: OptimizerConfig) -> Callable:
+    """``step(carry, args) -> (carry, record)`` of one frame
+    (:func:`~jaxstyle.optimize.make_step`; Adam evaluates J and ∇J at each step).
+    With L-BFGS, its carried J and ∇J, evaluated with the neighbours in the carry, are
+    first shifted by the change of temporal_t to those in ``args``, the current ones:
+    exact, and without VGG19 (:func:`~jaxstyle.optimize.moved`)."""
+    step = make_step(loss_fn, config)
+    if config.name != "lbfgs":
+        return step
+
+    def run(carry, args):
+        frame = args.targets
+        was = dataclasses.replace(frame, neighbours=carry.pull)
+
+        def change(image):
+            image = jnp.clip(image, 0.0, 1.0)  # as L-BFGS's loss sees it
+            return temporal_terms(image, frame) - temporal_terms(image, was)
+
+        value, grad = jax.value_and_grad(change)(carry.image)
+        terms = optax.tree.get(carry.opt_state, "terms")
+        terms = {**terms, "temporal": terms["temporal"] + value}
+        carry = carry._replace(opt_state=moved(carry.opt_state, value, grad, terms))
+        carry, record = step(carry, args)
+        return carry._replace(pull=frame.neighbours), record
+
+    return keyed(run, step)
 
 
 def frame_targets(
