@@ -25,8 +25,17 @@ from jaxstyle import cells
 from jaxstyle.flow import warp
 from jaxstyle.manifest import Job
 from jaxstyle.objective import LossArgs
+from jaxstyle.optimize import OptimizerConfig
 from jaxstyle.resume import Checkpointing
-from jaxstyle.temporal import SIGMA, FrameTargets, pull_weights, temporal_terms, with_neighbours
+from jaxstyle.temporal import (
+    SIGMA,
+    FrameTargets,
+    pull_weights,
+    pulled_init,
+    pulled_step,
+    temporal_terms,
+    with_neighbours,
+)
 
 SETTINGS = dict(size=32, steps=30, optimizer="adam")
 
@@ -97,6 +106,46 @@ def test_neighbours_are_warped_by_the_flows_as_in_a_loop():
     np.testing.assert_array_equal(weights[n:], 0.0)  # padding pulls nothing
 
 
+def test_lbfgs_steps_shift_the_carried_loss_to_the_moved_neighbours():
+    """L-BFGS steps of 3 frames (a cheap loss of their own plus the pull) take J and ∇J
+    from the last line search shifted by the pull's change alone: each step's total
+    is J of its iterate with the neighbours as they are then (evaluated anew), and
+    the curvature pair of the second step is ∇J(x1) - ∇J(x0) with the neighbours
+    of the first (one objective's)."""
+    rng = np.random.default_rng(1)
+    p, h, w = 3, 4, 5
+    x0 = jnp.asarray(rng.random((p, h, w, 3), np.float32))
+    own = jnp.asarray(rng.random((p, h, w, 3), np.float32))
+    weights = jnp.asarray(rng.random((p, 2, h, w), np.float32) * 1e-3).at[-1, 1].set(0.0)
+    still = jnp.zeros((p, 2, h, w, 2))  # no flow
+    args = LossArgs(None, FrameTargets(own, jnp.zeros((p, 2, h, w, 3)), weights, still), None)
+
+    def loss_fn(image, a):
+        mine = 10.0 * jnp.sum((image - a.targets.targets) ** 2)
+        temporal = temporal_terms(image, a.targets)
+        return mine + temporal, {"own": mine, "temporal": temporal}
+
+    def frames(fn):
+        in_axes = (0, LossArgs(None, 0, None))
+        return jax.jit(with_neighbours(jax.vmap(fn, in_axes=in_axes, axis_name="cells"), p))
+
+    config = OptimizerConfig(name="lbfgs", batch_axis="cells")
+    init, step = frames(pulled_init(loss_fn, config)), frames(pulled_step(loss_fn, config))
+    clipped = jax.value_and_grad(lambda x, a: loss_fn(jnp.clip(x, 0.0, 1.0), a)[0])
+    fresh = frames(clipped)
+    neighbours_of = frames(lambda x, a: a.targets.neighbours)
+    carry, images = init(x0, args), [x0]
+    for _ in range(4):
+        expected = fresh(carry.image, args)[0]
+        carry, record = step(carry, args)
+        images.append(carry.image)
+        np.testing.assert_allclose(record["total"], expected, rtol=1e-5)
+    first = args._replace(targets=FrameTargets(own, neighbours_of(x0, args), weights, still))
+    grad = jax.vmap(clipped, in_axes=(0, LossArgs(None, 0, None)))
+    pair = grad(images[1], first)[1] - grad(images[0], first)[1]
+    np.testing.assert_allclose(carry.opt_state[0].diff_updates_memory[:, 0], pair, atol=1e-3)
+
+
 def walk(photo: Image.Image, frames: int) -> list[Image.Image]:
     """A still scene and a small square moving along its bottom: (32x24 frames)."""
     scene = photo.convert("RGB").resize((32, 24))
@@ -165,12 +214,17 @@ def test_chunks_chain_across_their_boundaries(clip, pulled, shared_image, tmp_pa
     assert top_change(again.frames)[2] < bound
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
 def test_an_interrupted_chunk_resumes_to_the_same_frames(
-    clip, pulled, shared_image, tmp_path, monkeypatch, sigterm_after, vgg_weights
+    optimizer, clip, pulled, shared_image, tmp_path, monkeypatch, sigterm_after, vgg_weights
 ):
+    """With L-BFGS the carry holds the neighbours its J and ∇J were evaluated with."""
     style = shared_image("starry_night.jpg")
     out = tmp_path / "out.png"
-    options = dict(weights=vgg_weights, temporal_weight=3e4, checkpoint_every=10, **SETTINGS)
+    settings = {**SETTINGS, "optimizer": optimizer}
+    options = dict(weights=vgg_weights, temporal_weight=3e4, checkpoint_every=10, **settings)
+    if optimizer != "adam":
+        pulled = jaxstyle.animate(clip, style, tmp_path / "whole.png", **options)
     with monkeypatch.context() as patch:
         patch.setattr(cells, "stop_requests", lambda: sigterm_after(15))
         with pytest.raises(jaxstyle.Interrupted, match="at step 14 of 30; saved a checkpoint"):
