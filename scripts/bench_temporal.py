@@ -104,6 +104,7 @@ def main() -> None:
     parser.add_argument("--runs", default="lbfgs:0,lbfgs:1e4,adam:0,adam:1e4")
     parser.add_argument("--images", type=Path, default=Path("../shared/images"))
     parser.add_argument("--count", action="store_true", help="count forward passes")
+    parser.add_argument("--motion", default="none", help="flow or none (the README's: none)")
     parser.add_argument("--weights", default=None, help="a VGG19 weights file")
     args = parser.parse_args()
     counts = {"forward": 0}
@@ -126,6 +127,7 @@ def main() -> None:
             steps=args.steps,
             optimizer=optimizer,
             temporal_weight=float(weight),
+            motion=args.motion,
             weights=args.weights,
         )
         seconds = time.perf_counter() - t
