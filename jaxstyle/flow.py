@@ -98,7 +98,7 @@ def _refine(first, second, flow, *, alpha: float, warps: int, iterations: int):
 
     def linearise(_, flow):
         warped = warp(second[..., None], flow)[..., 0]
-        gy, gx = jnp.gradient((first + warped) / 2)  # both frames' (Brox et al.)
+        gy, gx = _gradient((first + warped) / 2)  # both frames' (Brox et al.)
         grad = jnp.stack([gy, gx], axis=-1)
         change = warped - first
         norm = alpha**2 + gy**2 + gx**2
@@ -111,6 +111,13 @@ def _refine(first, second, flow, *, alpha: float, warps: int, iterations: int):
         return jax.lax.fori_loop(0, iterations, jacobi, flow)
 
     return jax.lax.fori_loop(0, warps, linearise, flow)
+
+
+def _gradient(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(d/dy, d/dx) of ``x`` (h, w) (:func:`jnp.gradient`; 0 along a side of 1 px)."""
+    h, w = x.shape
+    gy, gx = jnp.gradient(jnp.pad(x, [(0, int(h == 1)), (0, int(w == 1))], mode="edge"))
+    return gy[:h, :w], gx[:h, :w]
 
 
 def _positions(flow: jax.Array) -> tuple[jax.Array, jax.Array]:

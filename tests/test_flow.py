@@ -71,6 +71,17 @@ def test_a_shift_is_recovered(big, photo, dy, dx):
         assert back.mean() < 0.005  # the second frame warped back is the first
 
 
+@pytest.mark.parametrize("axis", [0, 1])
+def test_a_strip_one_pixel_wide_has_a_flow_along_it(photo, axis):
+    """A column (axis 0) or a row (axis 1) of the photograph, shifted by 2 px along it."""
+    line = photo[:, 30] if axis == 0 else photo[20]
+    first, second = (np.expand_dims(x, 1 - axis) for x in (line[2:-2], line[:-4]))
+    flow = np.asarray(optical_flow(first, second))  # first[p] = second[p + 2]
+    along = flow[..., axis].ravel()[M:-M]
+    assert np.mean(np.abs(along - 2) <= 0.35) >= 0.85
+    np.testing.assert_array_equal(flow[..., 1 - axis], 0.0)  # none across it
+
+
 def test_a_zoom_is_recovered(photo):
     h, w = photo.shape[:2]
     ys, xs = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
