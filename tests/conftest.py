@@ -7,7 +7,18 @@ import os
 import signal
 from pathlib import Path
 
-import jax
+# XLA:CPU's collectives abort once a device's thread has waited 40 s for the others, which
+# the multi-device subprocesses (their XLA_FLAGS start with these) exceeded on a loaded
+# 2-core machine; set before jax reads XLA_FLAGS, for this process and the CLI's alike
+os.environ["XLA_FLAGS"] = " ".join(
+    [
+        os.environ.get("XLA_FLAGS", ""),
+        "--xla_cpu_collective_call_terminate_timeout_seconds=900",
+        "--xla_cpu_collective_call_warn_stuck_timeout_seconds=300",
+    ]
+).strip()
+
+import jax  # noqa: E402
 import pytest
 
 from jaxstyle import disk_cache

@@ -402,7 +402,10 @@ def test_batch_sharded_over_4_cpu_devices_equals_one_device(vgg_weights, images,
     ]
     manifest = tmp_path / "jobs.jsonl"
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    env = {
+        **os.environ,
+        "XLA_FLAGS": f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count=4",
+    }
     command = [sys.executable, "-c", SHARDED, str(manifest), str(tmp_path / "four")]
     proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -340,7 +340,10 @@ def test_inputs_on_several_devices_are_not_cached():
         "print(signature((x,)) is None, signature((one,)) is None)\n"
         "print(signature((one,)) != signature((zero,)))\n"
     )
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    env = {
+        **os.environ,
+        "XLA_FLAGS": f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count=2",
+    }
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
     )
@@ -370,7 +373,10 @@ def test_a_stored_one_device_program_loads_onto_its_device_among_several(tmp_pat
         "        y = load_or_compile(program_key(double), signature((x,)), double, compile_fn)(x)\n"
         "        print(y.tolist(), sorted(d.id for d in y.devices()), len(compiles))\n"
     )
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    env = {
+        **os.environ,
+        "XLA_FLAGS": f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count=2",
+    }
     proc = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path)],
         capture_output=True,

@@ -19,7 +19,10 @@ from jaxstyle.cli import main
 
 def on_4_devices(script: str, *argv: str) -> tuple[dict, str]:
     """Run ``script`` in a process with 4 host devices: (the JSON it printed last, stderr)."""
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    env = {
+        **os.environ,
+        "XLA_FLAGS": f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count=4",
+    }
     command = [sys.executable, "-c", script, *argv]
     proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -443,7 +443,10 @@ def test_sharded_over_4_cpu_devices_equals_unsharded(pair, lbfgs_grid, tmp_path)
     against the 1-device run of this process."""
     single, _ = lbfgs_grid
     out = tmp_path / "sharded.npz"
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    env = {
+        **os.environ,
+        "XLA_FLAGS": f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count=4",
+    }
     proc = subprocess.run(
         [sys.executable, "-c", SHARDED, *pair, json.dumps(LBFGS), str(out)],
         capture_output=True,
