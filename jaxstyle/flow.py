@@ -23,6 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from jaxstyle.colors import RGB_TO_YIQ
+
 COARSEST = 12
 """The pyramid's coarsest level is the last whose shorter side is at least this (px)."""
 
@@ -30,7 +32,7 @@ UNMOVED = 0.25
 """A pixel keeps flow 0 where the frames' difference unmoved is at most this times the
 difference moved by the estimate (:func:`optical_flow`'s last step)."""
 
-_GREY = np.array([0.299, 0.587, 0.114], np.float32)
+_GREY = RGB_TO_YIQ[0]  # luminance, Y
 _BLUR = np.outer(*[np.array([1, 4, 6, 4, 1], np.float32) / 16] * 2)  # before the derivatives
 _AVERAGE = np.array([[1, 2, 1], [2, 0, 2], [1, 2, 1]], np.float32) / 12  # Horn–Schunck's
 
