@@ -89,7 +89,7 @@ def cell_mesh(devices: Sequence[jax.Device] | None = None, split_image: bool | i
     :data:`~jaxstyle.split_image.ROWS` splits each cell's image by rows over
     :func:`~jaxstyle.split_image.rows_per_image` (``split_image``) consecutive
     devices of one process: (devices / rows, rows)."""
-    devices = check_devices(devices or jax.devices())
+    devices = check_devices(jax.devices() if devices is None else devices)
     local = [d for d in devices if d.process_index == jax.process_index()]
     rows = rows_per_image(split_image, len(local) or len(devices))
     if len(devices) % rows:

@@ -71,10 +71,16 @@ def rows_per_image(split_image: bool | int, devices: int) -> int:
 
 
 def check_devices(devices: Sequence[Any]) -> list[jax.Device]:
-    """``devices`` as a list, refused unless each is a ``jax.Device`` (``jax.devices()``)."""
+    """``devices`` as a list, refused unless each is a ``jax.Device`` (``jax.devices()``),
+    there is one at least, and none is named twice."""
     if isinstance(devices, (str, bytes)) or not all(isinstance(d, jax.Device) for d in devices):
         raise JaxstyleError(f"devices must be jax.Device objects (jax.devices()), not {devices!r}")
-    return list(devices)
+    devices = list(devices)
+    if not devices:
+        raise JaxstyleError("devices is empty: name one device at least, or None for the default")
+    if len(set(devices)) < len(devices):
+        raise JaxstyleError(f"devices names a device twice: {devices}")
+    return devices
 
 
 def constrain(tree: Any, sharding: Callable) -> Any:

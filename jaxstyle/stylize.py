@@ -254,7 +254,7 @@ def _stylize_resumable(content, style, *, devices, callback, **options) -> Styli
     (or split over ``devices``), which checkpoints and resumes."""
     from jaxstyle.sweep import sweep
 
-    devices = devices or jax.devices()[:1]  # checked by stylize; none: the default device
+    devices = jax.devices()[:1] if devices is None else devices  # checked by stylize
 
     def cell_callback(step, losses, images):  # the one cell's, as stylize reports them
         callback(step, {k: float(v[0]) for k, v in losses.items()}, images[0])

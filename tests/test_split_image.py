@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 
+import jax
 import numpy as np
 import pytest
 
@@ -196,10 +197,16 @@ def test_one_device_is_the_plain_path(shared_image, tmp_path, capsys):
 
 def test_devices_that_are_not_devices_are_named(shared_image):
     pair = [str(shared_image("tubingen.jpg")), str(shared_image("starry_night.jpg"))]
-    for devices in ("cpu", [0, 1]):
-        with pytest.raises(jaxstyle.JaxstyleError, match="devices must be jax.Device objects"):
+    cpu = jax.devices()[0]
+    for devices, why in (
+        ("cpu", "devices must be jax.Device objects"),
+        ([0, 1], "devices must be jax.Device objects"),
+        ([], "devices is empty: name one device at least"),
+        ([cpu, cpu], "devices names a device twice"),
+    ):
+        with pytest.raises(jaxstyle.JaxstyleError, match=why):
             jaxstyle.stylize(*pair, size=32, steps=1, devices=devices)
-        with pytest.raises(jaxstyle.JaxstyleError, match="devices must be jax.Device objects"):
+        with pytest.raises(jaxstyle.JaxstyleError, match=why):
             jaxstyle.sweep(*pair, size=32, steps=1, style_weight=[1, 2], devices=devices)
     with pytest.raises(jaxstyle.JaxstyleError, match=r"must be \(N, H, W, 3\)"):
         jaxstyle.vgg_features(jaxstyle.load_vgg19(), np.zeros((32, 32, 3)), ["relu1_1"])
