@@ -187,14 +187,15 @@ class CellPlan:
         n = len(starts)
         pad = -n % cell_groups(mesh)
 
-        def padded(items):
-            return list(items) + list(items[-1:]) * pad
+        def padded(items, blank=lambda item: item):
+            return list(items) + [blank(items[-1])] * pad
 
         x0 = jnp.stack(padded(starts))
         cell = NamedSharding(mesh, P(MESH_AXIS))  # replicated over each cell's rows
         replicated = NamedSharding(mesh, P())
         if per_cell_targets:
-            targets = _put(jax.tree.map(lambda *t: jnp.stack(t), *padded(targets)), cell)
+            stacked = padded(targets, cls.padding_targets)
+            targets = _put(jax.tree.map(lambda *t: jnp.stack(t), *stacked), cell)
         else:
             targets = _put(targets, replicated)
         x0 = _put(x0, image_layout(mesh, x0.shape[1:], MESH_AXIS))
@@ -214,6 +215,11 @@ class CellPlan:
             dict(timings or {}),
             **fields,
         )
+
+    @staticmethod
+    def padding_targets(targets: Any) -> Any:
+        """A padding cell's targets (per-cell targets), from the last cell's: the same."""
+        return targets
 
     @property
     def padded(self) -> int:

@@ -123,11 +123,12 @@ def temporal_loss_fn(objective: Objective, devices: int) -> Callable:
 
 
 @lru_cache(maxsize=32)
-def with_neighbours(cells_fn: Callable, n: int) -> Callable:
+def with_neighbours(cells_fn: Callable) -> Callable:
     """``cells_fn(x, args)`` of the stacked frames (x: (P, H, W, 3) images, or a carry
     holding them) with each frame's neighbours filled from x and warped onto it by its
-    flows (constants: no gradient flows between frames), and the pulls of the ``P - n``
-    padding cells dropped."""
+    flows (constants: no gradient flows between frames). Padding cells pull nothing
+    (their weights are 0: :meth:`TemporalPlan.padding_targets`), so the program is the
+    same whatever the number of real frames among the P."""
 
     def run(x, args: Any):  # LossArgs whose targets are FrameTargets
         images = jnp.clip(x.image if isinstance(x, Carry) else x, 0.0, 1.0)  # as painted
@@ -136,12 +137,10 @@ def with_neighbours(cells_fn: Callable, n: int) -> Callable:
         after = jnp.concatenate([images[1:], images[-1:]])
         neighbours = jnp.stack([before, after], axis=1)
         neighbours = jax.lax.stop_gradient(jax.vmap(jax.vmap(warp))(neighbours, frames.flows))
-        real = (jnp.arange(images.shape[0]) < n).astype(jnp.float32)
-        weights = frames.weights * real[:, None, None, None]
-        filled = FrameTargets(frames.targets, neighbours, weights, frames.flows)
+        filled = dataclasses.replace(frames, neighbours=neighbours)
         return cells_fn(x, args._replace(targets=filled))
 
-    return keyed(run, cells_fn, n)
+    return keyed(run, cells_fn)
 
 
 @dataclasses.dataclass
@@ -153,8 +152,13 @@ class TemporalPlan(CellPlan):
     def loss_fn(self) -> Callable:
         return temporal_loss_fn(self.objective, cell_groups(self.mesh))
 
+    @staticmethod
+    def padding_targets(targets: FrameTargets) -> FrameTargets:
+        """A padding cell's: the last frame's, pulled towards nothing (weights 0)."""
+        return dataclasses.replace(targets, weights=np.zeros_like(targets.weights))
+
     def _batched(self, fn: Callable) -> Callable:
-        return with_neighbours(batched(fn, self.mesh, True), self.n)
+        return with_neighbours(batched(fn, self.mesh, True))
 
     def _init(self) -> Callable:
         return pulled_init(self.loss_fn, self.config)

@@ -30,6 +30,7 @@ from jaxstyle.resume import Checkpointing
 from jaxstyle.temporal import (
     SIGMA,
     FrameTargets,
+    TemporalPlan,
     pull_weights,
     pulled_init,
     pulled_step,
@@ -62,6 +63,7 @@ def test_each_frames_gradient_is_the_joint_objectives():
     pair = jnp.asarray(rng.random((p, h, w), np.float32))  # weight of pair (t-1, t)
     weights = jnp.stack([pair, jnp.concatenate([pair[1:], jnp.zeros((1, h, w))])], axis=1)
     weights = weights.at[n - 1, 1].set(0.0)  # the last frame has none after
+    weights = weights.at[n:].set(0.0)  # padding: TemporalPlan.padding_targets
     stored = jnp.zeros((p, 2, h, w, 3)).at[:, 0].set(before)
     flows = jnp.zeros((p, 2, h, w, 2))
     args = LossArgs(None, FrameTargets(None, stored, weights, flows), None)
@@ -70,7 +72,7 @@ def test_each_frames_gradient_is_the_joint_objectives():
         grad = jax.grad(lambda im, f: temporal_terms(im, f))
         return jax.vmap(grad, in_axes=(0, FrameTargets(None, 0, 0, 0)))(images, a.targets)
 
-    got = jax.jit(with_neighbours(cells, n))(x, args)
+    got = jax.jit(with_neighbours(cells))(x, args)
 
     def joint(frames):
         total = jnp.sum(pair[0] * jnp.sum((255 * (frames[0] - before)) ** 2, -1))
@@ -92,18 +94,34 @@ def test_neighbours_are_warped_by_the_flows_as_in_a_loop():
     before = jnp.asarray(rng.random((h, w, 3), np.float32))
     flows = jnp.asarray(rng.normal(0, 1.5, (p, 2, h, w, 2)).astype(np.float32))
     stored = jnp.zeros((p, 2, h, w, 3)).at[:, 0].set(before)
-    args = LossArgs(None, FrameTargets(None, stored, jnp.ones((p, 2, h, w)), flows), None)
+    weights = jnp.ones((p, 2, h, w)).at[n:].set(0.0)
+    args = LossArgs(None, FrameTargets(None, stored, weights, flows), None)
 
     def cells(images, a):
         return jax.vmap(lambda f: (f.neighbours, f.weights))(a.targets)
 
-    neighbours, weights = jax.jit(with_neighbours(cells, n))(x, args)
+    neighbours, weights = jax.jit(with_neighbours(cells))(x, args)
     for t in range(n):
         previous = before if t == 0 else x[t - 1]
         np.testing.assert_allclose(neighbours[t, 0], warp(previous, flows[t, 0]), atol=1e-6)
         np.testing.assert_allclose(neighbours[t, 1], warp(x[t + 1], flows[t, 1]), atol=1e-6)
     np.testing.assert_array_equal(weights[:n], 1.0)
     np.testing.assert_array_equal(weights[n:], 0.0)  # padding pulls nothing
+
+
+def test_padding_cells_repeat_the_last_frame_pulled_towards_nothing():
+    """A padding cell repeats the last frame's targets and flows with its pull weights 0
+    (so the frames' program needs no count of real frames)."""
+    rng = np.random.default_rng(2)
+    last = FrameTargets(
+        rng.random((4, 5, 3)), rng.random((2, 4, 5, 3)), rng.random((2, 4, 5)) + 0.5,
+        rng.random((2, 4, 5, 2)),
+    )  # fmt: skip
+    pad = TemporalPlan.padding_targets(last)
+    np.testing.assert_array_equal(pad.weights, 0.0)
+    assert pad.weights.shape == last.weights.shape and pad.weights.dtype == last.weights.dtype
+    for field in ("targets", "neighbours", "flows"):
+        assert getattr(pad, field) is getattr(last, field)
 
 
 def test_lbfgs_steps_shift_the_carried_loss_to_the_moved_neighbours():
@@ -127,7 +145,7 @@ def test_lbfgs_steps_shift_the_carried_loss_to_the_moved_neighbours():
 
     def frames(fn):
         in_axes = (0, LossArgs(None, 0, None))
-        return jax.jit(with_neighbours(jax.vmap(fn, in_axes=in_axes, axis_name="cells"), p))
+        return jax.jit(with_neighbours(jax.vmap(fn, in_axes=in_axes, axis_name="cells")))
 
     config = OptimizerConfig(name="lbfgs", batch_axis="cells")
     init, step = frames(pulled_init(loss_fn, config)), frames(pulled_step(loss_fn, config))
