@@ -24,6 +24,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from jaxstyle.colors import RGB_TO_YIQ
+from jaxstyle.compiler import jit
 
 COARSEST = 12
 """The pyramid's coarsest level is the last whose shorter side is at least this (px)."""
@@ -53,7 +54,7 @@ def in_frame(flow: ArrayLike) -> jax.Array:
     return (ys >= 0) & (ys <= h - 1) & (xs >= 0) & (xs <= w - 1)
 
 
-@partial(jax.jit, static_argnames=("alpha", "warps", "iterations"))
+@partial(jit, static_argnames=("alpha", "warps", "iterations"))
 def optical_flow(
     first: ArrayLike,
     second: ArrayLike,

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from jaxstyle import disk_cache
 from jaxstyle.flow import in_frame, optical_flow, warp
 
 M = 8
@@ -89,3 +90,15 @@ def test_a_zoom_is_recovered(photo):
     second = warp(photo, offset / 1.04 - offset)  # zoomed in by 4% about the centre
     flow = optical_flow(photo, jnp.asarray(second))
     assert within(flow, offset * 0.04, 0.35) >= 0.85
+
+
+def test_the_flow_program_is_kept_in_jaxstyles_disk_cache(tmp_path, photo):
+    """optical_flow compiles through jaxstyle's compiler (its XLA options: 15x faster
+    per call on XLA:CPU) and is stored, so a warm process loads it instead of compiling."""
+    previous = disk_cache.enable(tmp_path)
+    try:
+        frame = photo[:11, :13]  # a shape of this test's own: compiled here, not in memory
+        assert np.all(np.asarray(optical_flow(frame, frame)) == 0.0)
+    finally:
+        disk_cache.enable(previous)
+    assert len(list(tmp_path.glob("*.jaxstyle-exe"))) == 1
