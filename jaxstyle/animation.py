@@ -215,8 +215,9 @@ def animate(
         resumes there, painting only the frames not yet painted.
       fps: frames per second of the output (default: the clip's own timing; a
         directory's or list's: 10).
-      temporal_weight: λ, how strongly each frame is held to its neighbours where
-        the clip is still, against flicker (:mod:`jaxstyle.temporal`); 0: every
+      temporal_weight: λ, how strongly each frame is held to its neighbours (aligned
+        as ``motion`` says) where the clip is still or its motion is followed, against
+        flicker (:mod:`jaxstyle.temporal`); 0: every
         frame painted on its own; None: the preset's (:attr:`Preset.temporal_weight
         <jaxstyle.presets.Preset.temporal_weight>`, measured for its losses).
       motion: how the neighbours are aligned with a frame before the pull: "flow" (the
