@@ -235,7 +235,8 @@ def _animate_arguments(p: argparse.ArgumentParser) -> None:
         type=float,
         metavar="W",
         help="how strongly each frame is held to its neighbours (aligned as --motion says) "
-        "where the clip is still or its motion is followed, against flicker (default: the preset's, set for its losses: "
+        "where the clip is still or its motion is followed, against flicker "
+        "(default: the preset's, set for its losses: "
         + ", ".join(f"{p.name} {short_number(p.temporal_weight)}" for p in PRESETS.values())
         + "; 0: every frame on its own)",
     )
