@@ -11,9 +11,10 @@ default pull λ, each with ``motion="none"`` and ``"flow"`` (and λ = 0 for refe
   ``scripts/readme/make_animation.sh``). Measured: the mean change between consecutive
   painted frames at the pixels whose content frames are the same.
 
-Each run's optimisation time and whole time are printed, and the flows' cost on their
-own (their compilation, and the estimates of a chunk). The painted frames go to
-``--out`` (one PNG strip per run, to look at).
+With ``--pairs``, each pair's change is printed too: the pairs across a chunk's border
+(every ``--batch-size`` frames) are the seams. Each run's optimisation time and whole time
+are printed, and the flows' cost on their own (their compilation, and the estimates of a
+chunk). The painted frames go to ``--out`` (one PNG strip per run, to look at).
 
     python scripts/bench_motion.py --size 96 --frames 6 --steps 100 --out /tmp/motion
 """
@@ -56,26 +57,23 @@ def still_clip(scene: Image.Image, figure: Image.Image, width: int, frames: int)
     return out
 
 
-def pan_change(painted: list[np.ndarray], step: int) -> float:
-    """The mean |painted_{t+1} shifted back by ``step`` px - painted_t| in the interior."""
+def pan_changes(painted: list[np.ndarray], step: int) -> list[float]:
+    """Per pair of frames, the mean |painted_{t+1} shifted back by ``step`` px - painted_t|
+    in the interior."""
     m, w = MARGIN, painted[0].shape[1]
-    return float(
-        np.mean(
-            [
-                np.abs(b[m:-m, m : w - step - m] - a[m:-m, m + step : w - m]).mean()
-                for a, b in zip(painted, painted[1:], strict=False)
-            ]
-        )
-    )
+    return [
+        float(np.abs(b[m:-m, m : w - step - m] - a[m:-m, m + step : w - m]).mean())
+        for a, b in zip(painted, painted[1:], strict=False)
+    ]
 
 
-def still_change(painted: list[np.ndarray], contents: list[np.ndarray]) -> float:
-    """The mean change between consecutive painted frames where their content is the same."""
+def still_changes(painted: list[np.ndarray], contents: list[np.ndarray]) -> list[float]:
+    """Per pair of frames, the mean change between them where their content is the same."""
     changes = []
     for a, b, ca, cb in zip(painted, painted[1:], contents, contents[1:], strict=False):
         still = np.all(ca == cb, axis=-1)
-        changes.append(np.abs(b - a)[still].mean())
-    return float(np.mean(changes))
+        changes.append(float(np.abs(b - a)[still].mean()))
+    return changes
 
 
 def paint(frames: list, style: Path, out: Path, name: str, **options) -> tuple[list, dict]:
@@ -118,6 +116,12 @@ def main() -> None:
     parser.add_argument("--optimizers", default="adam,lbfgs")
     parser.add_argument("--clips", default="pan,still")
     parser.add_argument("--reference", action="store_true", help="also λ = 0")
+    parser.add_argument(
+        "--batch-size", type=int, default=8, help="frames per chunk (animate's default: 8)"
+    )
+    parser.add_argument(
+        "--pairs", action="store_true", help="also each pair's change (a chunk's seams)"
+    )
     args = parser.parse_args()
 
     width, height = args.size, args.size * 3 // 4
@@ -132,6 +136,7 @@ def main() -> None:
     print(f"{2 * (args.frames - 1)} estimates {chunk:.2f} s")
     print("| clip | optimiser | λ | motion | change | style loss | optimise | total |")
     print("|---|---|---|---|---|---|---|---|")
+    pairs = []
     weight = get_preset(DEFAULT_PRESET).temporal_weight
     runs = [("none", weight), ("flow", weight)]
     if args.reference:
@@ -152,11 +157,14 @@ def main() -> None:
                     temporal_weight=weight,
                     motion=motion,
                     progress=False,
+                    batch_size=args.batch_size,
                 )
                 if clip == "pan":
-                    change = pan_change(painted, args.pan)
+                    changes = pan_changes(painted, args.pan)
                 else:
-                    change = still_change(painted, contents)
+                    changes = still_changes(painted, contents)
+                change = float(np.mean(changes))
+                pairs.append(f"{name}: " + " ".join(f"{c:.4f}" for c in changes))
                 record = args.out / f"{name}.frames" / "frame_00002.json"
                 style_loss = _final(record, "style")
                 print(
@@ -164,6 +172,9 @@ def main() -> None:
                     f"{style_loss:.3g} | {times['optimize']:.0f} s | {times['total']:.0f} s |",
                     flush=True,
                 )
+    if args.pairs:
+        print(f"each pair's change (frames t, t + 1; chunks of {args.batch_size} frames):")
+        print("\n".join(pairs))
 
 
 def _final(record: Path, term: str) -> float:
