@@ -76,6 +76,17 @@ def _check_mask(mask, shape: tuple[int, ...]) -> None:
         )
 
 
+def _align_mask(features, mask) -> tuple[jax.Array, jax.Array]:
+    """(..., h, w, C) ``features`` and (..., h, w) ``mask`` (checked by
+    :func:`_check_mask`) with leading axes of 1 added in front of the one with fewer,
+    so that they broadcast without rank promotion (which a caller's
+    ``jax_numpy_rank_promotion="raise"`` refuses)."""
+    features, mask = jnp.asarray(features), jnp.asarray(mask)
+    lead = max(features.ndim - 3, mask.ndim - 2)
+    features = jnp.expand_dims(features, tuple(range(lead + 3 - features.ndim)))
+    return features, jnp.expand_dims(mask, tuple(range(lead + 2 - mask.ndim)))
+
+
 @jax.custom_jvp
 def _gram(f: jax.Array) -> jax.Array:
     """FᵀF of (..., K, C) features: (..., C, C) float32."""
@@ -114,6 +125,7 @@ def gram_matrix(
     *_, h, w, c = _check_axes("features", features, "h, w, C")
     if mask is not None:
         _check_mask(mask, features.shape)
+        features, mask = _align_mask(features, mask)
         features = features * jnp.sqrt(mask)[..., None].astype(features.dtype)
     gram = _gram(features.reshape(*features.shape[:-3], h * w, c))
     if normalize == "none":
@@ -304,8 +316,10 @@ def mrf_loss(
       with float32 accumulation, at most :data:`SIMILARITY_CHUNK` of them at a
       time; only the matched patches enter the gradient.
     """
+    shape = _check_axes("features", features, "h, w, C")
     if mask is not None:
-        _check_mask(mask, features.shape)
+        _check_mask(mask, shape)
+        features, mask = _align_mask(features, mask)
     if wrap:  # the top-left corners at every position: patch_size - 1 more rows and columns
         features = _wrap_ends(features, patch_size - 1, (-3, -2))
         mask = None if mask is None else _wrap_ends(jnp.asarray(mask), patch_size - 1, (-2, -1))

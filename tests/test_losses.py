@@ -215,6 +215,7 @@ MASK = np.ones((2, 5, 7), np.float32)
         (lambda: losses.total_variation_loss(P[..., 0]), r"images must be \(\.\.\., H, W, C\)"),
         (lambda: losses.gram_matrix(F, mask=MASK[:, :, :4]), r"mask must be \(\.\.\., 5, 7\)"),
         (lambda: losses.mrf_loss(P, PATCHES, mask=MASK[0, :4]), r"mask must be \(\.\.\., 5, 7\)"),
+        (lambda: losses.mrf_loss(P[0], PATCHES, mask=MASK[0]), r"features must be \(\.\.\., h, w"),
         (lambda: losses.content_loss(F, P[:4]), r"content target must be \(5, 7, 6\) .*\(4, 7,"),
         (lambda: losses.content_loss(P, F), r"content target must be \(5, 7, 6\)"),
         (lambda: losses.content_loss(F, P[:1, :1]), r"target must be \(5, 7, 6\) .*\(1, 1,"),
@@ -234,6 +235,7 @@ MASK = np.ones((2, 5, 7), np.float32)
         "tv-2d",
         "gram-mask",
         "mrf-mask",
+        "mrf-2d-masked",
         "content-target",
         "content-target-batched",
         "content-target-broadcast-h-w",
@@ -287,3 +289,25 @@ def test_shape_checks_see_each_example_under_vmap_and_jit():
         jax.vmap(losses.gram_matrix)(F[:, 0])
     with pytest.raises(jaxstyle.JaxstyleError, match="content target"):
         jax.jit(jax.vmap(losses.content_loss, in_axes=(0, None)))(F, P[:4])
+
+
+def test_a_mask_of_fewer_leading_axes_broadcasts_without_rank_promotion():
+    # conftest sets jax_numpy_rank_promotion="raise", as a caller may: an (h, w) mask of
+    # (N, h, w, C) features was a broadcasting error from inside jnp before
+    assert jax.config.jax_numpy_rank_promotion == "raise"
+    mask = RNG.uniform(size=(5, 7)).astype(np.float32)
+    patches = losses.extract_patches(P, size=3)
+    each = [
+        lambda f, m: losses.gram_matrix(f, mask=m),
+        lambda f, m: losses.style_loss({"a": f}, {"a": G}, masks={"a": m}, reduction="gatys"),
+        lambda f, m: losses.mrf_loss(f, patches, mask=m, reduction="mean"),
+        lambda f, m: losses.mrf_loss(f, patches, mask=m, wrap=True),
+    ]
+    for loss in each:
+        got = jax.jit(loss)(F, mask)
+        want = jnp.stack([loss(f, mask) for f in F])
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    # one mask per style (S, h, w) over one image's (h, w, C) features: (S, C, C)
+    masks = RNG.uniform(size=(3, 5, 7)).astype(np.float32)
+    got = losses.gram_matrix(P, mask=masks)
+    np.testing.assert_allclose(got, [losses.gram_matrix(P, mask=m) for m in masks], rtol=1e-6)
