@@ -397,7 +397,7 @@ def loss_terms(
       patches, as ``objective.style_loss``), "tv": γ·TV}, float32 scalars; J is
       their sum.
     """
-    _check_loss_inputs(image, weights, objective)
+    _check_loss_inputs(image, targets, weights, objective)
     acts = _features(params, image[None], objective.layers, objective)
     for name in objective.content_layers:
         _check_content_target(acts[name].shape[1:], jnp.shape(targets.content[name]), image)
@@ -424,10 +424,23 @@ def loss_terms(
     }
 
 
-def _check_loss_inputs(image: jax.Array, weights: LossWeights, objective: Objective) -> None:
-    """A clear error for an image that is not one (H, W, 3) or a wrong number of
-    style layer weights (static shapes: also inside traced code)."""
+def _check_loss_inputs(
+    image: jax.Array, targets: Targets, weights: LossWeights, objective: Objective
+) -> None:
+    """A clear error for an image that is not one (H, W, 3), targets that lack one of
+    the objective's layers, or a wrong number of style layer weights (static shapes:
+    also inside traced code)."""
     check_image(image, "the loss's image")
+    given = {"content": objective.content_layers, "style": objective.style_layers}
+    if targets.style_masks is not None:
+        given["style_masks"] = objective.style_layers
+    for field, layers in given.items():
+        missing = [name for name in layers if name not in getattr(targets, field)]
+        if missing:
+            raise JaxstyleError(
+                f"targets.{field} lack the objective's layer(s) {', '.join(missing)}: "
+                "compute the targets for this objective (compute_targets)"
+            )
     layers = len(objective.style_layers)
     if jnp.shape(weights.style_layers) != (layers,):
         raise JaxstyleError(

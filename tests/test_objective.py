@@ -240,6 +240,23 @@ def test_loss_inputs_of_the_wrong_shape_are_named(vgg_weights):
         total_loss(CONTENT, vgg_weights, targets, few, objective)
 
 
+def test_targets_of_other_layers_are_named(vgg_weights):
+    # a KeyError of the layer's name from inside the loss before (content, MRF style, masks)
+    preset = get_preset("jcjohnson")
+    targets = compute_targets(vgg_weights, Objective.from_preset(preset), CONTENT, [STYLE])
+    args = jaxstyle.LossArgs(vgg_weights, targets, weights_of(preset))
+    other = Objective.from_preset(preset, content_layers=("relu3_1",))
+    with pytest.raises(jaxstyle.JaxstyleError, match=r"targets.content lack .* relu3_1"):
+        jaxstyle.make_loss_fn(other)(CONTENT, args)
+    mrf = Objective.from_preset(preset, style_loss="mrf", style_layers=("relu3_2",))
+    one = LossWeights.create(content=1.0, style=1.0, tv=0.0, style_layers=[1.0])
+    with pytest.raises(jaxstyle.JaxstyleError, match=r"targets.style lack .* relu3_2"):
+        jaxstyle.make_loss_fn(mrf)(CONTENT, args._replace(weights=one))
+    masked = targets.with_style_mask(np.ones(CONTENT.shape[:2]), ["relu1_1"])
+    with pytest.raises(jaxstyle.JaxstyleError, match=r"targets.style_masks lack .* relu2_1"):
+        jaxstyle.make_loss_fn(Objective.from_preset(preset))(CONTENT, args._replace(targets=masked))
+
+
 @pytest.mark.parametrize(
     ("content", "styles", "match"),
     [
