@@ -391,11 +391,20 @@ def _image_white(image: np.ndarray, what: str) -> float:
     return white
 
 
+def _pixel_array(image) -> np.ndarray:
+    """``np.asarray(image)``, its floats of types NumPy has no kind "f" for (jax's
+    bfloat16 and ml_dtypes' other floats, NumPy kind "V") as float32."""
+    array = np.asarray(image)
+    if array.dtype.kind == "V" and array.dtype.name.startswith(("bfloat", "float")):
+        return array.astype(np.float32)
+    return array
+
+
 def image_from_array(array) -> np.ndarray:
     """An (H, W, 3) RGB array -> float32 in [0, 1]: uint8 and uint16 scaled by their
-    white, bool as 0/1, floats checked (finite, within :data:`OVERSHOOT` of
-    [0, 1]) and clipped; anything else is a :class:`JaxstyleError`."""
-    array = np.asarray(array)
+    white, bool as 0/1, floats (bfloat16 too) checked (finite, within
+    :data:`OVERSHOOT` of [0, 1]) and clipped; anything else is a :class:`JaxstyleError`."""
+    array = _pixel_array(array)
     white = _image_white(array, "an image array")
     pixels = array.astype(np.float32) / np.float32(white)
     if not np.isfinite(pixels).all():
@@ -434,8 +443,8 @@ def _format(path: Path, formats: dict[str, str] = FORMATS) -> str:
 
 
 def save_image(path: Path, image: np.ndarray, *, overwrite: bool = False) -> None:
-    """Write (H, W, 3) float [0, 1] (or uint8/uint16) as PNG/JPEG/WebP/TIFF (by
-    suffix), atomically.
+    """Write (H, W, 3) float [0, 1] (bfloat16 too) or uint8/uint16 pixels as
+    PNG/JPEG/WebP/TIFF (by suffix), atomically.
 
     Parent directories are created. An existing file is an error (left as it
     was) unless ``overwrite``, when it is replaced only once the new one is
@@ -538,7 +547,7 @@ def _shared_palette(pictures: list[Image.Image], side: int = 96) -> Image.Image:
 def _pixels(image, path: Path) -> np.ndarray:
     """An (H, W, 3) image of floats in [0, 1] (clipped, NaN -> 0), uint8 or uint16 as the
     uint8 pixels written to ``path``; refused in one line naming ``path`` otherwise."""
-    image = np.asarray(image)
+    image = _pixel_array(image)
     white = _image_white(image, f"cannot write {path}: the image")
     if image.dtype.kind == "f":
         _check_range(image, f"cannot write {path}: float pixels")

@@ -501,6 +501,23 @@ def test_arrays_are_scaled_by_their_type_and_checked():
             images.image_from_array(array)
 
 
+def test_bfloat16_arrays_are_floats(tmp_path):
+    """jax's bfloat16 (NumPy kind "V", not "f") was refused as "must be floats in [0, 1]
+    or uint8/uint16, not bfloat16" by the API's inputs and by save_image."""
+    import jax.numpy as jnp
+
+    expected = np.asarray(gradient()).astype(np.float32) / 255
+    half = jnp.asarray(expected, jnp.bfloat16)
+    np.testing.assert_allclose(images.image_from_array(half), expected, atol=4e-3)
+    np.testing.assert_allclose(as_image(half), expected, atol=4e-3)
+    images.save_image(tmp_path / "half.png", half)
+    images.save_animation(tmp_path / "half.gif", [half, half], [100, 100])
+    saved = images.load_image(tmp_path / "half.png")
+    np.testing.assert_allclose(saved, expected, atol=4e-3 + 1 / 255)
+    with pytest.raises(JaxstyleError, match=re.escape("spans [0, 248]")):
+        images.image_from_array(jnp.asarray(expected * 255, jnp.bfloat16))
+
+
 def test_save_image_writes_uint8_codes_as_they_are(tmp_path):
     codes = np.asarray(gradient())
     images.save_image(tmp_path / "u8.png", codes)
