@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from jaxstyle.errors import JaxstyleError
 from jaxstyle.images import check_image
 
 PRESERVE_COLORS = ("luminance", "histogram")
@@ -47,14 +48,23 @@ EPS = 1e-5
 """The smallest variance (and covariance eigenvalue) taken: flat images stay finite."""
 
 
+def _channels(image: ArrayLike, what: str) -> jax.Array:
+    """``image`` as float32; a :class:`JaxstyleError` naming ``what`` unless its last
+    axis is 3 channels (static: also inside traced code)."""
+    shape = jnp.shape(image)
+    if not shape or shape[-1] != 3:
+        raise JaxstyleError(f"{what} must be (..., 3) channels, not {shape}")
+    return jnp.asarray(image, jnp.float32)
+
+
 def rgb_to_yiq(image: ArrayLike) -> jax.Array:
     """(..., 3) RGB -> (..., 3) YIQ."""
-    return jnp.asarray(image, jnp.float32) @ RGB_TO_YIQ.T
+    return _channels(image, "an RGB image") @ RGB_TO_YIQ.T
 
 
 def yiq_to_rgb(image: ArrayLike) -> jax.Array:
     """(..., 3) YIQ -> (..., 3) RGB, not clipped."""
-    return jnp.asarray(image, jnp.float32) @ YIQ_TO_RGB.T
+    return _channels(image, "a YIQ image") @ YIQ_TO_RGB.T
 
 
 def grey(luminance: jax.Array) -> jax.Array:
@@ -110,6 +120,12 @@ def _sqrtm(matrix: jax.Array, power: float) -> jax.Array:
 def with_content_colors(image: ArrayLike, content: ArrayLike) -> jax.Array:
     """``image`` (..., H, W, 3)'s luminance with ``content`` (H, W, 3)'s chroma
     (YIQ's I and Q), as RGB clipped to [0, 1]."""
+    check_image(content, "with_content_colors's content")
+    if jnp.shape(image)[-3:] != jnp.shape(content):
+        raise JaxstyleError(
+            f"with_content_colors's image must be (..., {', '.join(map(str, jnp.shape(content)))})"
+            f" as its content, not {jnp.shape(image)}"
+        )
     y = rgb_to_yiq(image)[..., :1]
     iq = jnp.broadcast_to(rgb_to_yiq(content)[..., 1:], (*y.shape[:-1], 2))
     return jnp.clip(yiq_to_rgb(jnp.concatenate([y, iq], axis=-1)), 0.0, 1.0)

@@ -114,6 +114,27 @@ def test_content_colours_keep_each_images_luminance_and_take_the_contents_chroma
     np.testing.assert_allclose(recoloured, np.stack(one_by_one), atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (
+            lambda x: colors.luminance_image(x[..., 0]),
+            r"RGB image must be \(\.\.\., 3\) .* \(6, 8\)",
+        ),
+        (lambda x: colors.rgb_to_yiq(x[..., :2]), r"RGB image must be .* not \(6, 8, 2\)"),
+        (lambda x: colors.yiq_to_rgb(x[0, 0, 0]), r"YIQ image must be .* not \(\)"),
+        (lambda x: colors.with_content_colors(x[:4], x), r"image must be \(\.\.\., 6, 8, 3\)"),
+        (lambda x: colors.with_content_colors(x, x[None]), r"content must be one \(H, W, 3\)"),
+    ],
+    ids=["grey-luminance", "two-channels", "yiq-scalar", "other-size", "batched-content"],
+)
+def test_colour_functions_name_arrays_of_the_wrong_shape(call, match):
+    # a dot_general TypeError or a broadcasting ValueError from inside jnp before
+    image = _mid_range(5, (6, 8), np.eye(3))
+    with pytest.raises(jaxstyle.JaxstyleError, match=match):
+        jax.jit(call)(image)
+
+
 @pytest.fixture(scope="module")
 def resized(shared_image):
     """tubingen (48 x 64) and starry_night, as a 64 px run resizes them."""
