@@ -18,6 +18,7 @@ from jaxstyle.errors import JaxstyleError
 from jaxstyle.inputs import (
     ImageLike,
     initial_image,
+    mask_record,
     output_shape,
     prepare_images,
     prepare_mask,
@@ -50,6 +51,11 @@ class StylizeResult:
       timings: seconds: "load", "targets", "compile", "optimize" (summed over
         the passes), and "ms_per_step" (their mean).
       resumed_from: the step a checkpointed run resumed from (0: a fresh start).
+      inputs: the run's images as its record holds them, {"content": path or None,
+        "styles": [path, ...], "init": "content", "noise" or a path, "mask": None, a
+        path or a list of them}, so that :func:`jaxstyle.recorded_run` of the saved
+        record runs it again; None where one of them was no path (an array, a Pillow
+        image).
     """
 
     image: np.ndarray
@@ -58,14 +64,16 @@ class StylizeResult:
     settings: Settings
     timings: dict[str, float]
     resumed_from: int = 0
+    inputs: dict[str, Any] | None = None
 
     def save(
         self, path: str | os.PathLike, *, record: dict | None = None, overwrite: bool = False
     ) -> Path:
         """Write the image to ``path`` (.png/.jpg) and its record beside it, as
         ``jaxstyle stylize -o`` does: ``path`` with the suffix .json, holding the
-        settings, final losses, loss history, timings, versions and machine, and
-        ``record``'s entries (e.g. the inputs); ``jaxstyle plot`` reads it. The record
+        settings, final losses, loss history, timings, versions and machine, the
+        :attr:`inputs`, and ``record``'s entries (which take their place); ``jaxstyle
+        plot`` reads it, and :func:`jaxstyle.recorded_run` where it has inputs. The record
         is written first. An existing file at either is an error unless ``overwrite``.
         Returns the record's path."""
 
@@ -79,6 +87,7 @@ class StylizeResult:
                 raise JaxstyleError(f"{existing} exists; not overwriting it")
         content = {
             "output": str(path),
+            **({"inputs": self.inputs} if self.inputs is not None else {}),
             **(record or {}),
             "settings": dataclasses.asdict(self.settings),
             "final_losses": self.final,
@@ -193,13 +202,15 @@ def stylize(
     settings.update(texture)
     init_label = init if isinstance(init, str) or init is None else "image"
     s = resolve_settings(preset, init=init_label, **settings)
+    start = s.init if init_label != "image" else init
+    inputs = recorded_inputs(content, style, mask, start)
     devices = None if devices is None else check_devices(devices)
     choose_driver(driver)  # a bad one before the weights load and the step compiles
     check_callback("callback", callback)
     check_every("callback_every", callback_every)
     check_every("checkpoint every", checkpoint_every)
     if checkpoint_dir is not None:
-        return _stylize_resumable(
+        resumed = _stylize_resumable(
             content,
             style,
             preset=preset,
@@ -214,10 +225,10 @@ def stylize(
             checkpoint_every=checkpoint_every,
             **given,
         )
+        return dataclasses.replace(resumed, inputs=inputs)
     t = time.perf_counter()
     params = weights if isinstance(weights, VGG19Weights) else load_vgg19(weights)
     load = time.perf_counter() - t
-    start = s.init if init_label != "image" else init
 
     def numbered_from(done, callback):  # a pass's callback, its steps counted from the run's start
         return lambda step, losses, image: callback(done + step, losses, image)
@@ -246,7 +257,24 @@ def stylize(
     timings = {k: sum(q.result.timings[k] for q in passes) for k in last.timings}
     timings["load"] += load
     timings["ms_per_step"] = 1e3 * timings["optimize"] / max(1, len(history["total"]))
-    return StylizeResult(last.image, history, last.final, s, timings)
+    return StylizeResult(last.image, history, last.final, s, timings, inputs=inputs)
+
+
+def recorded_inputs(content, style, mask, init) -> dict[str, Any] | None:
+    """:attr:`StylizeResult.inputs` of a run of these arguments (``init`` resolved:
+    "content", "noise" or an image): None unless each image is a path."""
+    styles = list(style) if isinstance(style, (list, tuple)) else [style]
+    masks = [] if mask is None else list(mask) if isinstance(mask, (list, tuple)) else [mask]
+    named = isinstance(init, str) and init in ("content", "noise")
+    images = [*([] if content is None else [content]), *styles, *masks, *([] if named else [init])]
+    if not all(isinstance(x, (str, os.PathLike)) for x in images):
+        return None
+    return {
+        "content": None if content is None else str(content),
+        "styles": [str(x) for x in styles],
+        "init": init if named else str(init),
+        "mask": mask_record(mask),
+    }
 
 
 def _stylize_resumable(content, style, *, devices, callback, **options) -> StylizeResult:

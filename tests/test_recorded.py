@@ -376,3 +376,35 @@ def test_a_frame_of_a_clip_is_run_again_without_its_pull_and_says_so(
     assert capsys.readouterr().err == note
     _take_record(build_parser().parse_args(["stylize", "--from", str(frame_json), "-o", "o.png"]))
     assert capsys.readouterr().err == note
+
+
+def test_a_python_runs_saved_record_runs_again(shared_image, tmp_path):
+    """``result.save`` records the run's image paths, as ``jaxstyle stylize -o`` does:
+    ``recorded_run`` of it (or ``--from``) refused it as "not a jaxstyle run record (no
+    inputs and settings)" before, unless ``record={"inputs": ...}`` was written by hand."""
+    from jaxstyle.stylize import recorded_inputs
+
+    content = tmp_path / "small.png"
+    Image.open(shared_image("tubingen.jpg")).resize((32, 24)).save(content)
+    style = str(shared_image("starry_night.jpg"))
+    result = jaxstyle.stylize(content, style, steps=2, optimizer="adam")
+    want = {"content": str(content), "styles": [style], "init": "content", "mask": None}
+    assert result.inputs == want
+    first = tmp_path / "first.png"
+    assert json.loads(result.save(first).read_text())["inputs"] == want
+    again = jaxstyle.stylize(**jaxstyle.recorded_run(first))
+    assert again.inputs == want and again.settings == result.settings
+    np.testing.assert_allclose(again.image, result.image, atol=1e-5)
+    # arrays and Pillow images are no paths: no inputs recorded, the record refused as before
+    image = np.zeros((24, 32, 3), np.float32)
+    assert recorded_inputs(image, style, None, "content") is None
+    assert recorded_inputs(content, [style, Image.new("RGB", (4, 4))], None, "noise") is None
+    assert recorded_inputs(content, style, [content, image], "content") is None
+    assert recorded_inputs(content, style, None, image) is None
+    texture = recorded_inputs(None, [style, style], [content, content], content)
+    assert texture == {
+        "content": None,
+        "styles": [style, style],
+        "init": str(content),
+        "mask": [str(content), str(content)],
+    }
