@@ -160,3 +160,35 @@ def test_coarse_to_fine_auto_as_described():
     assert auto_coarse_to_fine("auto", int(size)) == tuple(map(int, re.findall(r"\d+", passes)))
     assert auto_coarse_to_fine("auto", int(below) - 1) == ()
     assert auto_coarse_to_fine("auto", int(below)) != ()
+
+
+def test_options_of_the_same_name_are_keywords_with_the_same_default():
+    """The table's "keywords of the same name": each option of stylize, sweep, batch,
+    animate and estimate that the table does not map otherwise is a keyword of the
+    function (or a setting its ``**settings`` take), and one with a default of its own
+    on the command line has the same default in Python."""
+    import argparse
+    import dataclasses
+    import inspect
+
+    import jaxstyle
+    from jaxstyle.cli_parser import build_parser
+    from jaxstyle.settings import Settings
+
+    settings = {f.name for f in dataclasses.fields(Settings)}
+    mapped = {"images", "output", "texture", "from_result", "quiet", "save_every", "live"}
+    mapped |= {"live_every", "distributed", "json", "manifest", "styles", "records"}
+    (commands,) = (a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name in ("stylize", "sweep", "batch", "animate", "estimate"):
+        function = getattr(jaxstyle, name)
+        keywords = dict(inspect.signature(function).parameters)
+        if name == "sweep":  # its **grid: plan_sweep's keywords
+            keywords |= inspect.signature(jaxstyle.plan_sweep).parameters
+        for action in commands.choices[name]._actions:
+            dest = action.dest
+            if dest in mapped or dest == "help" or (name == "stylize" and dest == "split_image"):
+                continue  # stylize: devices=
+            assert dest in keywords or dest in settings, f"{name} has no keyword {dest}"
+            given = keywords.get(dest)
+            if given is not None and action.default not in (None, False):
+                assert given.default == action.default, (name, dest)
