@@ -40,7 +40,7 @@ from jaxstyle.vgg import (
     layer_names,
     winograd_kernels,
 )
-from jaxstyle.weights import VGG19Weights
+from jaxstyle.weights import VGG19Weights, check_weight_set
 
 STYLE_LOSSES = ("gram", "mrf")
 """Gram matrices (Gatys et al.) or nearest-neighbour feature patches (Li & Wand)."""
@@ -292,6 +292,7 @@ def compute_targets(
         one mask per style (see :meth:`Targets.with_style_mask`) or for
         :func:`blend_grams` to blend later; no blend.
     """
+    check_weight_set(params)
     if getattr(styles, "ndim", 4) != 4 or not len(styles):  # one array: its rows
         hint = " (one style: [style])" if getattr(styles, "ndim", 0) == 3 else ""
         raise JaxstyleError(

@@ -26,7 +26,7 @@ from jaxstyle.architecture import (
 )
 from jaxstyle.compiler import jit
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.weights import Preprocessing, VGG19Weights
+from jaxstyle.weights import Preprocessing, VGG19Weights, check_weight_set
 from jaxstyle.winograd import TILINGS, winograd_kernel
 from jaxstyle.winograd import winograd_conv3x3 as _winograd_conv3x3
 
@@ -346,7 +346,6 @@ def add_kernel_transforms(
 _add_kernel_transforms = jit(add_kernel_transforms, static_argnums=(1, 2))
 
 
-@functools.lru_cache(maxsize=2)
 def prepare_weights(
     weights: VGG19Weights,
     conv_algorithm: str = "auto",
@@ -364,6 +363,14 @@ def prepare_weights(
     error. Cached per weight set (by identity), algorithm and kernels, so
     repeated runs share one copy.
     """
+    check_weight_set(weights)
+    return _prepared(weights, conv_algorithm, kernels)
+
+
+@functools.lru_cache(maxsize=2)
+def _prepared(
+    weights: VGG19Weights, conv_algorithm: str, kernels: WinogradKernels | None
+) -> VGG19Weights:
     algorithm = choose_conv_algorithm(conv_algorithm)
     in_order = None if kernels is None else tuple(sorted(kernels))  # a stable disk-cache key
     return _add_kernel_transforms(weights, algorithm, in_order)
@@ -538,6 +545,7 @@ def vgg_features(
       ``{name: float32 (N, h, w, C)}`` in the order of ``layers``, h and w halved
       after each pool.
     """
+    check_weight_set(params)
     if pooling not in POOLINGS:
         raise JaxstyleError(f"pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
     layers = check_layers(layers)

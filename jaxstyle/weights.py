@@ -98,6 +98,18 @@ class VGG19Weights:
 _fingerprints: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def check_weight_set(params) -> None:
+    """A :class:`JaxstyleError` unless ``params`` is a :class:`VGG19Weights` (a weight
+    set's directory is loaded by :func:`load_vgg19` first)."""
+    if not isinstance(params, VGG19Weights):
+        path = isinstance(params, (str, os.PathLike))
+        hint = f": load it with jaxstyle.load_vgg19({str(params)!r})" if path else ""
+        raise JaxstyleError(
+            f"the VGG19 weights must be VGG19Weights from jaxstyle.load_vgg19(), "
+            f"not {type(params).__name__}{hint}"
+        )
+
+
 def fingerprint(weights: VGG19Weights) -> str:
     """A digest of ``weights``' parameter values and preprocessing (not its name or
     derived kernels, which follow from them): equal for equal weights. Computed

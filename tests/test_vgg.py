@@ -373,3 +373,20 @@ def test_images_vgg19_cannot_read_are_refused_by_name(vgg_weights):
         vgg_features(vgg_weights, np.zeros((1, 9, 10, 3), np.float32), ["relu1_1", "relu5_1"])
     with pytest.raises(JaxstyleError, match=r"not \(1, 3, 8, 8\)$"):  # no batch-axis hint
         vgg_features(vgg_weights, np.zeros((1, 3, 8, 8), np.float32), ["relu1_1"])
+
+
+def test_a_weight_set_path_in_place_of_the_weights_is_refused_by_name(vgg_weights):
+    # "Argument 'weights/vgg19-caffe' of type <class 'str'> is not a valid JAX type" from
+    # jit, or an AttributeError of a dict, before (stylize takes weights=DIR, these do not)
+    image = np.zeros((1, 32, 32, 3), np.float32)
+    objective = resolve_settings("jaxstyle", size=32).objective(get_preset("jaxstyle"))
+    calls = [
+        lambda w: vgg_features(w, image, ["relu1_1"]),
+        lambda w: prepare_weights(w),
+        lambda w: compute_targets(w, objective, image[0], [image[0]]),
+    ]
+    for call in calls:
+        with pytest.raises(JaxstyleError, match=r"not str: load it with .*load_vgg19\('w'\)$"):
+            call("w")
+        with pytest.raises(JaxstyleError, match=r"must be VGG19Weights .*, not dict$"):
+            call(dict(vgg_weights.params))
