@@ -545,7 +545,6 @@ def vgg_features(
       ``{name: float32 (N, h, w, C)}`` in the order of ``layers``, h and w halved
       after each pool.
     """
-    check_weight_set(params)
     if pooling not in POOLINGS:
         raise JaxstyleError(f"pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
     layers = check_layers(layers)
@@ -554,6 +553,7 @@ def vgg_features(
     check_images(images, deepest(layers))
     if not isinstance(tileable, (bool, jnp.bool_)):
         raise JaxstyleError(f"tileable must be True or False, not {tileable!r}")
+    check_weight_set(params)
     algorithm = choose_conv_algorithm(conv_algorithm, dtype, max(images.shape[1:3]))
     padding = "wrap" if tileable else "zero"
     out = features(params, images, layers, pooling, dtype, algorithm, padding=padding)
