@@ -179,7 +179,8 @@ def stylize(
         products, which accumulate in float32; losses, the image and the
         optimiser state stay float32), ``conv_algorithm``
         ("auto", "direct" or "winograd": how VGG19 blocks 3-5 convolve; auto is
-        Winograd on the CPU in float32 from 112 px, see
+        Winograd on the CPU in float32 from a ``size`` of 112 px, and without a
+        ``size`` whatever the content's, which is not known when it is chosen; see
         :func:`jaxstyle.vgg.choose_conv_algorithm`), ``preserve_colors``
         (None: the style's colours; "luminance": luminance-only transfer, the
         result keeps the content's chroma; "histogram": the style images are
