@@ -68,6 +68,16 @@ FINGERPRINT_WORDS = {
 """How a checkpoint mismatch names the fingerprint's parts that are not plain words."""
 
 
+def _differing(name: str, saved: Any, mine: Any) -> str:
+    """A fingerprint part that differs, in words: with the keys that differ where both
+    are dicts (e.g. "settings (learning_rate, steps)"), so that the message says which
+    option to give back."""
+    if not (isinstance(saved, dict) and isinstance(mine, dict)):
+        return name
+    keys = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
+    return f"{name} ({', '.join(keys)})"
+
+
 def check_callback(name: str, callback: Any) -> None:
     """Refuse a callback (``callback``, ``on_plan``) that is neither None nor callable
     before the run that would first call it: the one check, and wording, of stylize,
@@ -121,7 +131,7 @@ class Checkpointing:
         mine = as_json(self.fingerprint)
         if saved != mine:
             differ = sorted(
-                FINGERPRINT_WORDS.get(k, k)
+                _differing(FINGERPRINT_WORDS.get(k, k), saved.get(k), mine.get(k))
                 for k in set(saved) | set(mine)
                 if saved.get(k) != mine.get(k)
             )

@@ -56,6 +56,16 @@ def test_checkpointing_keeps_the_newest_and_refuses_another_run(tmp_path):
     assert not run.directory.exists()
 
 
+def test_a_checkpoint_of_other_settings_names_the_settings_that_differ(tmp_path):
+    """Not just "differing: settings": the user must know which option to give back."""
+    settings = {"steps": 5, "learning_rate": 1.0, "size": 32}
+    Checkpointing(tmp_path / "ck", {"settings": settings, "content": "a"}).save(1, {"x": 1})
+    other = {"settings": {**settings, "steps": 6, "learning_rate": 2.0}, "content": "b"}
+    with pytest.raises(jaxstyle.JaxstyleError) as err:
+        Checkpointing(tmp_path / "ck", other).load()
+    assert "(differing: content, settings (learning_rate, steps)); rerun with" in str(err.value)
+
+
 def test_a_damaged_checkpoint_or_a_failed_save_is_a_one_line_error(tmp_path, monkeypatch):
     from orbax.checkpoint import v1 as ocp
 
