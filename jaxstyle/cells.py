@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import math
 import os
+import signal
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -344,11 +345,30 @@ class CellPlan:
         With ``checkpoint``, the state is saved every ``checkpoint.every`` steps
         and, on SIGTERM/SIGINT, once more before :class:`jaxstyle.Interrupted`
         is raised; a rerun resumes from the newest checkpoint and gives the same
-        result as an uninterrupted run. A progress bar counts steps. ``callback``
-        is called as ``callback(step, losses, images)`` after every
-        ``callback_every``-th step with the cells' losses {term: (N,)} and
+        result as an uninterrupted run; another run into the same checkpoint
+        meanwhile is refused (:meth:`Checkpointing.held`). A progress bar counts
+        steps. ``callback`` is called as ``callback(step, losses, images)`` after
+        every ``callback_every``-th step with the cells' losses {term: (N,)} and
         (N, H, W, 3) images (e.g. to show them).
         """
+        options = dict(driver=driver, progress=progress, desc=desc, checkpoint=checkpoint)
+        with checkpoint.held() if checkpoint else contextlib.nullcontext():
+            try:
+                return self._run(**options, callback=callback, callback_every=callback_every)
+            except KeyboardInterrupt as err:  # a second Ctrl-C: no save, but one is kept
+                kept = checkpoint.newest() if checkpoint else 0
+                if checkpoint is None or not kept:
+                    raise
+                # the command line's SIGTERM outside the checkpointed loop: a subclass
+                signum = signal.SIGINT if type(err) is KeyboardInterrupt else signal.SIGTERM
+                raise Interrupted(
+                    f"{stopped_by(signum)} at once; the checkpoint of step {kept} in "
+                    f"{checkpoint.directory} is kept: rerun the same command to resume",
+                    signum,
+                ) from None
+
+    def _run(self, *, driver, progress, desc, checkpoint, callback, callback_every) -> CellsResult:
+        """:meth:`run`, its checkpoint held."""
         from jaxstyle.progress import progress_bar
 
         saved = checkpoint.load() if checkpoint else None  # refuses another run's first

@@ -432,6 +432,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         names = [*cell_files(plan.cells, plan.axes), *SUMMARY_FILES]
         missing = [name for name in names if not (out / name).exists()]
         if not missing:
+            # a run killed between writing its files and removing its checkpoint left it
+            plan.checkpointing(out / CHECKPOINTS).clear()
             print(f"{out} already holds this finished sweep: nothing to do")
             return 0
         print(f"{out} holds this finished sweep but not {', '.join(missing)}: running it again")

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import re
 import shutil
 import signal
@@ -27,6 +28,11 @@ import numpy as np
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.images import write_text_atomic
 from jaxstyle.settings import check_every
+
+try:
+    import fcntl
+except ImportError:  # Windows: runs into one directory are not guarded
+    fcntl = None
 
 CHECKPOINTS = ".jaxstyle-checkpoint"
 """The checkpoint directory inside a sweep's or batch's output directory."""
@@ -146,6 +152,11 @@ class Checkpointing:
             return []
         return sorted(p for p in self.directory.iterdir() if STEP.match(p.name) and p.is_dir())
 
+    def newest(self) -> int:
+        """The step of the newest complete checkpoint; 0 if there is none."""
+        steps = self._steps()
+        return int(steps[-1].name[5:]) if steps else 0
+
     def load(self) -> Any | None:
         """The newest saved tree (NumPy leaves), or None if there is none; refuses a
         checkpoint with another fingerprint (:class:`JaxstyleError`)."""
@@ -176,10 +187,48 @@ class Checkpointing:
         try:
             save_tree(path, tree)  # every process calls it (Orbax coordinates them)
         except TreeIOError as err:
-            raise JaxstyleError(f"cannot save a checkpoint in {self.directory}: {err}") from None
+            kept = self.newest()
+            then = (
+                f"the checkpoint of step {kept} is kept: fix that, then rerun "
+                "the same command to resume from it"
+                if kept
+                else "fix that, then rerun the same command"
+            )
+            raise JaxstyleError(
+                f"cannot save a checkpoint in {self.directory}: {err}; {then}"
+            ) from None
         for old in self._steps():
             if old != path:
                 shutil.rmtree(old, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def held(self) -> Generator[None, None, None]:
+        """Within the block this run holds the directory (created): another run that
+        asks for it meanwhile (the same command started twice, into one output) is
+        refused in one line instead of mixing its saves with these, and a save that a
+        killed run left unfinished is removed (Orbax would warn of it). The lock (an
+        ``flock`` of the directory) ends with the process, even killed; with several
+        processes (``jax.distributed``) it is not taken: they all save there."""
+        if fcntl is None or jax.process_count() > 1:
+            yield
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise JaxstyleError(
+                    f"checkpoint {self.directory} is in use by another jaxstyle run; wait "
+                    "for it to end (or stop it), or give another output"
+                ) from None
+            except OSError:  # a filesystem without locks (some network shares): unguarded
+                pass
+            for tmp in self.directory.glob("step_*.orbax-checkpoint-tmp*"):
+                shutil.rmtree(tmp, ignore_errors=True)
+            yield
+        finally:
+            os.close(fd)
 
     def clear(self) -> None:
         """Remove the checkpoint directory (once the run's outputs are written)."""

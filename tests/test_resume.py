@@ -7,6 +7,7 @@ so images and losses must agree to float32 rounding (images atol 1e-6 in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -66,6 +67,28 @@ def test_a_checkpoint_of_other_settings_names_the_settings_that_differ(tmp_path)
     assert "(differing: content, settings (learning_rate, steps)); rerun with" in str(err.value)
 
 
+def test_a_second_run_into_a_held_checkpoint_is_refused(vgg_weights, pair, tmp_path):
+    """The same command started twice into one output: the second is refused in one line
+    (it used to save into the first's checkpoints: "Destination ... already exists", or
+    a step the other was deleting "unreadable"); a save cut short by SIGKILL is removed
+    once the directory is held (Orbax warned of it on the resumed run)."""
+    ck = Checkpointing(tmp_path / "ck", {"cells": [1]})
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "step_00000006.orbax-checkpoint-tmp-1").mkdir()  # SIGKILLed mid-save
+    with ck.held():
+        assert not (tmp_path / "ck" / "step_00000006.orbax-checkpoint-tmp-1").exists()
+        with pytest.raises(jaxstyle.JaxstyleError) as err:
+            jaxstyle.sweep(
+                *pair, weights=vgg_weights, steps=1, checkpoint_dir=ck.directory, **SWEEP
+            )
+        assert str(err.value) == (
+            f"checkpoint {ck.directory} is in use by another jaxstyle run; wait for it to end "
+            "(or stop it), or give another output"
+        )
+    with ck.held():  # released with the block
+        pass
+
+
 def test_a_damaged_checkpoint_or_a_failed_save_is_a_one_line_error(tmp_path, monkeypatch):
     from orbax.checkpoint import v1 as ocp
 
@@ -102,7 +125,8 @@ def test_a_damaged_checkpoint_or_a_failed_save_is_a_one_line_error(tmp_path, mon
         run.save(2, {"x": np.arange(3.0)})
     assert str(err.value) == (
         f"cannot save a checkpoint in {run.directory}: RESOURCE_EXHAUSTED: ...: "
-        "No space left on device"
+        "No space left on device; the checkpoint of step 1 is kept: fix that, then rerun the "
+        "same command to resume from it"
     )
     assert sorted(p.name for p in run.directory.iterdir()) == ["run.json", "step_00000001"]
 
@@ -149,6 +173,39 @@ def test_sweep_stopped_by_sigterm_resumes_to_the_uninterrupted_result(
         np.testing.assert_allclose(resumed.history[name], whole.history[name], rtol=1e-6)
 
 
+def test_a_second_ctrl_c_says_the_checkpoint_is_kept(vgg_weights, pair, tmp_path, monkeypatch):
+    """Ctrl-C twice stops at once, without a save: the message (was only "interrupted")
+    says that the last periodic checkpoint is kept and how to resume from it."""
+    ck = tmp_path / "ck"
+
+    @contextlib.contextmanager
+    def ctrl_c_twice():
+        polls = [0]
+
+        def stopped():
+            polls[0] += 1
+            if polls[0] == 4:  # after the checkpoint of step 2
+                raise KeyboardInterrupt
+            return 0
+
+        yield stopped
+
+    monkeypatch.setattr(cells, "stop_requests", ctrl_c_twice)
+    err: BaseException | None = None
+    try:  # a bare KeyboardInterrupt would stop pytest: caught, to fail this test alone
+        jaxstyle.sweep(
+            *pair, weights=vgg_weights, steps=5, checkpoint_dir=ck, checkpoint_every=2, **SWEEP
+        )
+    except (jaxstyle.Interrupted, KeyboardInterrupt) as stopped:
+        err = stopped
+    assert isinstance(err, jaxstyle.Interrupted), repr(err)
+    assert str(err) == (
+        f"interrupted at once; the checkpoint of step 2 in {ck} is kept: rerun the same "
+        "command to resume"
+    )
+    assert err.exit_code == 128 + signal.SIGINT
+
+
 def _wait_for_checkpoint(proc, directory, after: int, timeout: float = 300) -> int:
     """Wait until ``directory`` holds a checkpoint past step ``after``; returns its step."""
     deadline = time.monotonic() + timeout
@@ -190,6 +247,7 @@ def test_cli_sweep_survives_sigterm_and_sigkill(vgg_weights, pair, tmp_path, cap
     assert killed_after < steps and not (out / "sweep.json").exists()
 
     saved = max(int(m[1]) for p in ck.iterdir() if (m := STEP.match(p.name)))
+    shutil.copytree(ck, tmp_path / "spare")
     capsys.readouterr()
     assert main(command[3:]) == 0
     assert f"device(s), resumed at step {saved})" in capsys.readouterr().out
@@ -203,8 +261,10 @@ def test_cli_sweep_survives_sigterm_and_sigkill(vgg_weights, pair, tmp_path, cap
         np.testing.assert_array_equal(png, to_uint8(whole.images[i]))
 
     mtime = (out / "sweep.json").stat().st_mtime_ns
+    shutil.copytree(tmp_path / "spare", ck)  # as if SIGKILLed between the outputs and the clear
     assert main(command[3:]) == 0  # finished: nothing recomputed or rewritten
     assert (out / "sweep.json").stat().st_mtime_ns == mtime
+    assert not ck.exists()  # the checkpoint left behind is removed
     assert main([*command[3:-4], "--style-weight", "1,2", "--checkpoint-every", "1"]) == 2
 
 
