@@ -232,13 +232,9 @@ def batch(
     failed.sort()
 
     buckets = _buckets(ready)
+    saved = _saved_chunks(out / CHECKPOINTS)
     bucket_chunks = [
-        [
-            run[start : start + batch_size]
-            for run in (_consecutive(items) if pulled else [items])
-            for start in range(0, len(run), batch_size)
-        ]
-        for items in buckets.values()
+        _chunks(items, batch_size, pulled=bool(pulled), saved=saved) for items in buckets.values()
     ]
     chunks = [chunk for runs in bucket_chunks for chunk in runs]
     summary = [
@@ -379,6 +375,47 @@ def _buckets(ready: list[_Ready]) -> dict[tuple, list[_Ready]]:
     for item in ready:
         buckets.setdefault((item.programs, item.mask), []).append(item)
     return buckets
+
+
+def _chunks(
+    items: list[_Ready], batch_size: int, *, pulled: bool, saved: list[list]
+) -> list[list[_Ready]]:
+    """A bucket's jobs in chunks of at most ``batch_size`` (``pulled``: runs of consecutive
+    frames), in order; a chunk that an interrupted run saved (``saved``: each one's job
+    fingerprints, :func:`_saved_chunks`) is formed again where all its jobs are here, so
+    that it resumes even when other jobs joined the run (an output deleted to redo it)."""
+    chunks, rest = [], list(items)
+    for fingerprints in saved:
+        chunk, left = [], list(rest)
+        for fingerprint in fingerprints:
+            found = next((item for item in left if item.fingerprint == fingerprint), None)
+            if found is None:
+                break
+            chunk.append(found)
+            left.remove(found)
+        if len(chunk) == len(fingerprints) <= batch_size and (
+            not pulled or len(_consecutive(chunk)) == 1
+        ):
+            chunks.append(chunk)
+            rest = left
+    chunks += [
+        run[start : start + batch_size]
+        for run in (_consecutive(rest) if pulled else [rest])
+        for start in range(0, len(run), batch_size)
+    ]
+    return sorted(chunks, key=lambda chunk: chunk[0].position)
+
+
+def _saved_chunks(root: Path) -> list[list]:
+    """The job fingerprints of each chunk whose state an interrupted run saved under
+    ``root`` (from its ``run.json``, of a pass holding a checkpoint)."""
+    saved = []
+    for record in sorted(root.glob("*/**/run.json")) if root.is_dir() else []:
+        if any(STEP.match(p.name) for p in record.parent.iterdir()):
+            jobs = recorded_fingerprint(record, "jobs")
+            if isinstance(jobs, list) and jobs not in saved:
+                saved.append(jobs)
+    return saved
 
 
 def _chunk_key(chunk: list[_Ready]) -> str:

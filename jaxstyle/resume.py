@@ -53,10 +53,11 @@ def as_json(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-def recorded_fingerprint(path: Path) -> Any:
-    """The ``"fingerprint"`` of the JSON record at ``path``; None if there is none."""
+def recorded_fingerprint(path: Path, key: str = "fingerprint") -> Any:
+    """The ``"fingerprint"`` (or ``key``) of the JSON record at ``path``; None if there
+    is none."""
     try:
-        return json.loads(Path(path).read_text()).get("fingerprint")
+        return json.loads(Path(path).read_text()).get(key)
     except (OSError, ValueError, AttributeError):
         return None
 

@@ -297,6 +297,39 @@ def test_rerun_with_other_settings_keeps_an_interrupted_chunks_checkpoint(
     assert line.startswith(f"jaxstyle: error: checkpoint {ck}/") and "is unreadable (" in line
 
 
+def test_an_interrupted_chunk_resumes_when_an_earlier_output_was_deleted(
+    vgg_weights, images, tmp_path, monkeypatch, sigterm_after
+):
+    """Chunks (a, b) done and (c) interrupted; a.png deleted to redo it: the same command
+    used to chunk (a, c) and refuse c's checkpoint as "other settings, jobs or batch
+    size"; now (c) is formed again and resumes, and a is redone on its own."""
+    t, s = str(images["tubingen"]), str(images["starry_night"])
+    manifest = tmp_path / "jobs.jsonl"
+    rows = [{"content": t, "style": s, "output": f"{n}.png", "seed": i} for i, n in enumerate("ab")]
+    rows.append({"content": t, "style": s, "output": "c.png", "style_weight": 1000})
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out, run = tmp_path / "out", dict(size=32, batch_size=2, **SETTINGS)
+    stops = iter([sigterm_after(10**6), sigterm_after(2)])  # the second chunk stopped
+    with monkeypatch.context() as patch:
+        patch.setattr(cells, "stop_requests", lambda: next(stops))
+        with pytest.raises(jaxstyle.JaxstyleError, match=r"terminated \(SIGTERM\) at step 2 of 3"):
+            jaxstyle.batch(manifest, out, weights=vgg_weights, **run)
+    assert (out / "b.png").exists() and not (out / "c.png").exists()
+    (out / "a.png").unlink()
+    resumed, plain_run = [], cells.CellPlan.run
+
+    def run_chunk(plan, **options):  # notes the step each chunk resumed from
+        result = plain_run(plan, **options)
+        resumed.append(result.resumed_from)
+        return result
+
+    monkeypatch.setattr(cells.CellPlan, "run", run_chunk)
+    report = jaxstyle.batch(manifest, out, weights=vgg_weights, **run)
+    assert report.written == [out / "a.png", out / "c.png"] and report.skipped == [out / "b.png"]
+    assert sorted(resumed) == [0, 2]
+    assert not (out / CHECKPOINTS).exists()
+
+
 def test_jobs_of_one_shape_whose_sizes_pick_other_convolutions_run_apart(
     vgg_weights, images, tmp_path
 ):
