@@ -89,9 +89,7 @@ def read_clip(
     ``source_dir`` as PNGs, or found there from an earlier run), a directory of frame
     images, or a sequence of frame paths. ``fps``: frames per second, replacing the
     file's durations (default: the file's own; 10 for a directory or a list)."""
-    number = isinstance(fps, (int, float)) and not isinstance(fps, bool)
-    if fps is not None and not (number and 0 < fps <= 1000):
-        raise JaxstyleError(f"fps must be a number in (0, 1000], not {fps!r}")
+    frame_ms = _frame_ms(fps)
     if isinstance(clip, (str, os.PathLike)):
         path = user_path(clip, "a clip path")
         if path.suffix.lower() in VIDEOS:
@@ -108,9 +106,17 @@ def read_clip(
         durations, loop = (image_io.FRAME_MS,) * len(files), 0
     if not files:
         raise JaxstyleError(f"the clip {clip} has no frames")
-    if fps is not None:
-        durations = (round(1000 / fps),) * len(files)
+    if frame_ms is not None:
+        durations = (frame_ms,) * len(files)
     return Clip(files, tuple(durations), loop)
+
+
+def _frame_ms(fps: float | None) -> int | None:
+    """A frame's milliseconds at ``fps`` frames a second (None: None, the clip's own)."""
+    number = isinstance(fps, (int, float)) and not isinstance(fps, bool)
+    if fps is not None and not (number and 0 < fps <= 1000):
+        raise JaxstyleError(f"fps must be a number in (0, 1000], not {fps!r}")
+    return None if fps is None else round(1000 / fps)
 
 
 def _paths(value: Any, what: str) -> tuple[Path, ...]:
@@ -259,8 +265,13 @@ def animate(
         _check_outside(sources[0], output)
     if output.exists():
         raise JaxstyleError(f"{output} exists; not overwriting it")
+    for path in styles:  # a bad style is its own error, not every frame's, before extracting
+        image_io.load_image(path)
+    if (frame_ms := _frame_ms(fps)) is not None:  # before a frame is extracted
+        image_io.check_durations(output, [frame_ms])
     work = frames_directory(output)
     read = read_clip(clip, work / "source", fps=fps)
+    image_io.check_durations(output, read.durations)  # a file's own: before painting
     jobs = [Job(i, frame, styles, f"frame_{i:05d}.png") for i, frame in enumerate(read.frames, 1)]
 
     def refuse_failed(plan: BatchReport) -> None:

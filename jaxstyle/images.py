@@ -52,6 +52,10 @@ ANIMATION_FORMATS = {".gif": "GIF", ".webp": "WEBP", ".png": "PNG", ".apng": "PN
 FRAME_MS = 100
 """A frame's duration where a file gives none (or 0): 10 frames a second, as browsers show."""
 
+MAX_FRAME_MS = {"GIF": 655_350, "PNG": 65_535_000, "WEBP": 2**24 - 1}
+"""The longest frame each animation format stores, in ms: a GIF's 16-bit centiseconds,
+an APNG's 16-bit numerator of seconds, a WebP's 24-bit milliseconds."""
+
 _SAVE_OPTIONS = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"quality": 95}}
 _ORIENTATION = 0x0112  # EXIF tag
 
@@ -498,6 +502,7 @@ def save_animation(
         raise JaxstyleError(
             f"cannot write {path}: {len(frames)} frame(s) and {len(durations)} duration(s)"
         )
+    check_durations(path, durations)
     pictures = [Image.fromarray(_pixels(frame, path)) for frame in frames]
     if len({p.size for p in pictures}) > 1:
         shapes = sorted({f"{p.width}x{p.height} {p.mode}" for p in pictures})
@@ -523,6 +528,18 @@ def save_animation(
             )
     except (ValueError, KeyError) as e:
         raise JaxstyleError(_one_line(f"cannot write {path}: {e}")) from None
+
+
+def check_durations(path: Path, durations: Sequence[float]) -> None:
+    """Refuse frame ``durations`` (ms) longer than the animation format of ``path``
+    stores (:data:`MAX_FRAME_MS`): Pillow would fail while writing."""
+    fmt = _format(path, ANIMATION_FORMATS)
+    longest = max(durations, default=0)
+    if longest > MAX_FRAME_MS[fmt]:
+        raise JaxstyleError(
+            f"cannot write {path}: a frame shows for {longest / 1000:g} s, longer than "
+            f"{fmt} stores ({MAX_FRAME_MS[fmt] / 1000:g} s); give a higher fps"
+        )
 
 
 def _centiseconds(durations: Sequence[int]) -> list[int]:

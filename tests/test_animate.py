@@ -97,6 +97,9 @@ def test_save_animation_refuses_bad_suffix_and_counts(tmp_path):
         save_animation(tmp_path / "a.gif", [frame, frame], [100])
     with pytest.raises(jaxstyle.JaxstyleError, match="RGB of one size, not 8x4 RGB, 8x8 RGB"):
         save_animation(tmp_path / "a.gif", [frame, frame[:4]], [100, 100])
+    for suffix, ms, most in [(".gif", 655_360, "655.35"), (".png", 70_000_000, "65535")]:
+        with pytest.raises(jaxstyle.JaxstyleError, match=rf"longer than \w+ stores \({most} s\)"):
+            save_animation(tmp_path / f"a{suffix}", [frame, frame], [ms, 100])
     assert not list(tmp_path.iterdir())
 
 
@@ -281,10 +284,20 @@ def test_cli_animate_and_its_errors(gif, tmp_path, shared_image, capsys):
     assert [f.duration for f in read_frames(out)] == [50] * 3
     record = json.loads((frames_directory(out) / "frame_00002.json").read_text())
     assert record["fingerprint"]["motion"] == "none"
+    not_image = tmp_path / "notes.png"  # a bad style: its error, not every frame's
+    not_image.write_text("not an image")
     for bad, message in [
         ([str(gif), style, "-o", str(tmp_path / "x.jpg")], "unsupported file type '.jpg'"),
         ([str(gif), style, "-o", str(gif)], f"output {gif} is the input"),
         ([str(gif), style, "-o", str(tmp_path / "y.gif"), "--fps", "0"], "fps must be"),
+        (  # a GIF's frame is at most 655.35 s: refused before painting, not after
+            [str(gif), style, "-o", str(tmp_path / "y.gif"), "--fps", "0.001"],
+            "a frame shows for 1000 s, longer than GIF stores (655.35 s)",
+        ),
+        (
+            [str(gif), str(not_image), "-o", str(tmp_path / "y.gif")],
+            f"error: cannot read {not_image}",
+        ),
         ([str(tmp_path / "v.mov"), style, "-o", str(tmp_path / "z.gif")], "not videos"),
         *(
             ([str(gif), style, "-o", str(tmp_path / "w.gif"), "--temporal-weight", w], message)
@@ -304,7 +317,7 @@ def test_cli_animate_and_its_errors(gif, tmp_path, shared_image, capsys):
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
     left = sorted(p.name for p in tmp_path.iterdir())
-    assert left == ["clip.gif", "scream.frames", "scream.webp"]
+    assert left == ["clip.gif", "notes.png", "scream.frames", "scream.webp"]
     record = json.loads((frames_directory(out) / "frame_00002.json").read_text())
     assert record["fingerprint"]["temporal_weight"] == PRESETS["jaxstyle"].temporal_weight
 
