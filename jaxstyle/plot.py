@@ -38,7 +38,9 @@ def read_histories(path: Path) -> dict[str, dict[str, np.ndarray]]:
     try:
         record = json.loads(data.decode("utf-8"))
     except ValueError as err:  # UnicodeDecodeError too
-        raise JaxstyleError(f"cannot read the record {path}: {err}") from None
+        image = path.suffix.lower() in {*image_io.FORMATS, *image_io.ANIMATION_FORMATS}
+        why = "it is an image; give the .json record written beside it" if image else err
+        raise JaxstyleError(f"cannot read the record {path}: {why}") from None
     try:
         if isinstance(record, dict) and "cells" in record:
             return {Path(c["file"]).stem: _history(c["history"]) for c in record["cells"]}
