@@ -11,7 +11,8 @@ Fields of a job (JSONL keys, or CSV header columns):
   content_weight, style_weight, tv_weight, size, seed, style_scale   optional numbers
   style_blend   optional weights of several style images, one per image: a JSON
             list, or ``;``-separated
-Relative paths are relative to the manifest's directory. Blank lines and lines
+Relative paths are relative to the manifest's directory. A JSON ``null`` is a field
+not given, as an empty CSV cell is (pandas writes one for a missing value). Blank lines and lines
 that start with ``#`` are skipped (in CSV, also before the header). A bad row is
 reported as a :class:`RowError` with its line number; the other rows stand. A JSON
 key given twice in a row, or a CSV row with more or fewer values than the header
@@ -211,6 +212,7 @@ def _job(line: int, row: Any, base: Path) -> Job:
     unknown = sorted(set(row) - set(FIELDS))
     if unknown:
         raise JaxstyleError(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(FIELDS)}")
+    row = {k: v for k, v in row.items() if v is not None}  # null: not given, as in CSV
     content = _path(row["content"], base) if row.get("content") else None
     if not row.get("style"):
         raise JaxstyleError("no style image")
@@ -234,8 +236,8 @@ def _paths(name: str, value: Any, base: Path) -> tuple[Path, ...]:
 
 
 def _path(value: Any, base: Path) -> Path:
-    if not isinstance(value, str):
-        raise JaxstyleError(f"image paths must be strings, not {value!r}")
+    if not isinstance(value, str) or not value.strip():
+        raise JaxstyleError(f"image paths must be non-empty strings, not {value!r}")
     path = Path(value).expanduser()
     path = path if path.is_absolute() else base / path
     if path.is_dir():

@@ -75,6 +75,25 @@ def test_manifest_jsonl_rows_and_errors_by_line(images, tmp_path):
     assert reasons[16] == "output must be a plain file name, not 'a\\x00b.png'"
 
 
+def test_manifest_jsonl_nulls_are_fields_not_given(images, tmp_path):
+    """pandas' to_json(lines=True) writes null for a row's missing value: not given, as an
+    empty CSV cell; an empty path in a list is refused as such, not read as the directory."""
+    style = str(images["the_scream"])
+    rows = [
+        {"content": None, "style": style, "output": None, "mask": None, "style_weight": None},
+        {"content": str(images["tubingen"]), "style": style, "seed": 3, "size": None},
+        {"content": str(images["tubingen"]), "style": [style, ""], "output": "c.png"},
+    ]
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text("\n".join(map(json.dumps, rows)))
+    jobs, errors = read_manifest(manifest)
+    assert [(j.content, j.output, j.mask, j.overrides) for j in jobs] == [
+        (None, "the_scream_the_scream.png", None, {}),
+        (images["tubingen"], "tubingen_the_scream.png", None, {"seed": 3}),
+    ]
+    assert errors == [(3, "image paths must be non-empty strings, not ''")]
+
+
 def test_manifest_csv(images, tmp_path):
     manifest = tmp_path / "jobs.csv"
     manifest.write_text(
