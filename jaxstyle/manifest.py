@@ -186,11 +186,14 @@ def _csv_rows(text: str, path: Path) -> Iterator[tuple[int, Any]]:
         if name and columns.count(name) > 1:
             raise JaxstyleError(f"{path}:{header + 1}: the column {name} appears twice")
     if columns and "style" not in columns:  # every row would lack its style image
-        json_lines = lines[header].lstrip().startswith("{")
-        raise JaxstyleError(
-            f"{path}:{header + 1}: the header has no style column"
-            + ("; is this JSON Lines? name it .jsonl" if json_lines else "")
+        first = lines[header]
+        separators = ((";", "semicolons"), ("\t", "tabs"))  # Excel's CSV in some locales
+        hint = next(
+            (f"; separate its columns by commas, not {n}" for c, n in separators if c in first), ""
         )
+        if first.lstrip().startswith("{"):
+            hint = "; is this JSON Lines? name it .jsonl"
+        raise JaxstyleError(f"{path}:{header + 1}: the header has no style column{hint}")
     for row in reader:
         line = header + reader.line_num
         if not any((v or "").strip() for v in row.values() if isinstance(v, str)):

@@ -152,6 +152,8 @@ def test_manifest_files_that_cannot_be_read(images, tmp_path):
     (tmp_path / "utf16.jsonl").write_text(row, encoding="utf-16")
     (tmp_path / "latin1.csv").write_bytes(f"content,style\n{t}\u00e9,{s}\n".encode("latin-1"))
     (tmp_path / "lines.csv").write_text(row + "\n")
+    (tmp_path / "excel.csv").write_text(f"content;style\n{t};{s}\n")  # Excel's, in some locales
+    (tmp_path / "tabs.csv").write_text(f"content\tstyle\n{t}\t{s}\n")
     for name, message in (
         ("none.jsonl", "cannot read manifest {}: no such file"),
         ("dir.jsonl", "cannot read manifest {}: it is a directory, not a manifest"),
@@ -159,6 +161,14 @@ def test_manifest_files_that_cannot_be_read(images, tmp_path):
         ("utf16.jsonl", "cannot read manifest {}: it is not UTF-8 text; save it as UTF-8"),
         ("latin1.csv", "cannot read manifest {}: it is not UTF-8 text; save it as UTF-8"),
         ("lines.csv", "{}:1: the header has no style column; is this JSON Lines? name it .jsonl"),
+        (
+            "excel.csv",
+            "{}:1: the header has no style column; separate its columns by commas, not semicolons",
+        ),
+        (
+            "tabs.csv",
+            "{}:1: the header has no style column; separate its columns by commas, not tabs",
+        ),
     ):
         with pytest.raises(jaxstyle.JaxstyleError) as info:
             read_manifest(tmp_path / name)
