@@ -40,6 +40,7 @@ from jaxstyle.cells import CellPlan, cell_groups, cell_mesh, join_passes
 from jaxstyle.colors import luminance_image
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.inputs import (
+    as_image,
     initial_image,
     mask_record,
     output_shape,
@@ -317,6 +318,9 @@ def check_options(
     motion = check_motion(motion)
     mesh = cell_mesh(devices, split_image)
     _check_shared(preset, settings)
+    init = settings.get("init")
+    if init is not None and not (isinstance(init, str) and init in ("content", "noise")):
+        as_image(init)  # unreadable: refused now (a dry run too), not as the first chunk starts
     return ((temporal_weight, motion) if temporal_weight else None), mesh
 
 

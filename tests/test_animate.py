@@ -298,6 +298,10 @@ def test_cli_animate_and_its_errors(gif, tmp_path, shared_image, capsys):
             [str(gif), str(not_image), "-o", str(tmp_path / "y.gif")],
             f"error: cannot read {not_image}",
         ),
+        (  # an --init image too, before the frames are extracted
+            [str(gif), style, "-o", str(tmp_path / "y.gif"), "--init", str(tmp_path / "no.png")],
+            f"error: cannot read {tmp_path / 'no.png'}: no such file",
+        ),
         ([str(tmp_path / "v.mov"), style, "-o", str(tmp_path / "z.gif")], "not videos"),
         *(
             ([str(gif), style, "-o", str(tmp_path / "w.gif"), "--temporal-weight", w], message)

@@ -277,6 +277,10 @@ def test_dry_run_checks_rows_and_plans_without_running_or_writing(
         "2 failed (lines above)\n"
     )
     assert os.listdir(out) == ["mine.png"]  # nothing written, nothing compiled or run
+    missing = tmp_path / "missing.jpg"  # an --init image: checked too, not as a chunk starts
+    assert main([*args, "--init", str(missing), "--dry-run"]) == 2
+    assert capsys.readouterr().err == f"jaxstyle: error: cannot read {missing}: no such file\n"
+    assert os.listdir(out) == ["mine.png"]
 
     fresh = tmp_path / "not-yet"
     report = jaxstyle.batch(manifest, fresh, weights=vgg_weights, size=64, dry_run=True)
