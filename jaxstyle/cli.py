@@ -760,6 +760,11 @@ def _run(argv: list[str] | None) -> int:
     except KeyboardInterrupt as err:  # SIGTERM too (_Terminated)
         print(f"jaxstyle: {stopped_by(_signal(err))}", file=sys.stderr)
         return 128 + _signal(err)
+    except OSError as err:  # a path the system refuses where no check caught it (pathlib's
+        if err.filename is None or err.strerror is None:  # exists() raises "File name too long")
+            raise
+        print(f"jaxstyle: error: cannot use {err.filename}: {err.strerror}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as err:
         if not _out_of_memory(err):
             raise

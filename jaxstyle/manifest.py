@@ -27,6 +27,7 @@ import dataclasses
 import json
 import math
 import os
+import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -243,11 +244,15 @@ def _path(value: Any, base: Path) -> Path:
         raise JaxstyleError(f"image paths must be non-empty strings, not {value!r}")
     path = Path(value).expanduser()
     path = path if path.is_absolute() else base / path
-    if path.is_dir():
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise JaxstyleError(f"no such image file: {path}") from None
+    except OSError as e:  # a name too long, ...: this row's error, not the manifest's
+        raise JaxstyleError(f"cannot read {path}: {e.strerror}") from None
+    if stat.S_ISDIR(mode):
         raise JaxstyleError(f"{path} is a directory, not an image file")
-    if not path.exists():
-        raise JaxstyleError(f"no such image file: {path}")
-    if not path.is_file():
+    if not stat.S_ISREG(mode):
         raise JaxstyleError(f"{path} is not a regular file (a FIFO, device or socket)")
     return path
 

@@ -55,6 +55,7 @@ def test_manifest_jsonl_rows_and_errors_by_line(images, tmp_path):
         {"content": "sub/photo.jpg", "style": str(images["the_scream"]), "seed": True},
         {"content": "sub", "style": str(images["the_scream"])},
         {"content": "sub/photo.jpg", "style": str(images["the_scream"]), "output": "a\0b.png"},
+        {"content": "x" * 300 + ".jpg", "style": str(images["the_scream"])},
     ]
     manifest = tmp_path / "jobs.jsonl"
     manifest.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines))
@@ -64,7 +65,7 @@ def test_manifest_jsonl_rows_and_errors_by_line(images, tmp_path):
     assert jobs[0].content == tmp_path / "sub" / "photo.jpg"
     assert jobs[2].content is None and jobs[2].overrides == {"seed": 2, "size": 48}
     reasons = dict(errors)
-    assert sorted(reasons) == [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]
+    assert sorted(reasons) == [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]
     assert "no such image file" in reasons[5] and "colour" in reasons[6]
     assert "integer" in reasons[7] and "line 2" in reasons[8] and "plain file name" in reasons[9]
     assert "no style" in reasons[10] and "not JSON" in reasons[11]
@@ -73,6 +74,7 @@ def test_manifest_jsonl_rows_and_errors_by_line(images, tmp_path):
     assert reasons[14] == "seed must be a number, not true"
     assert reasons[15] == f"{tmp_path / 'sub'} is a directory, not an image file"
     assert reasons[16] == "output must be a plain file name, not 'a\\x00b.png'"
+    assert reasons[17] == f"cannot read {tmp_path / ('x' * 300 + '.jpg')}: File name too long"
 
 
 def test_manifest_jsonl_nulls_are_fields_not_given(images, tmp_path):

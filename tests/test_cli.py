@@ -246,6 +246,10 @@ def bad_cases(pair, tmp_path):
             ["--texture", pair[1], *ok, "--content-weight", "5"],
             "content weight cannot be set without a content image",
         ),
+        "output name too long": (  # pathlib's exists() raises OSError for it
+            [*pair, "-o", tmp_path / ("x" * 300 + ".png"), *SMALL],
+            "File name too long",
+        ),
     }
 
 
@@ -286,6 +290,7 @@ def bad_cases(pair, tmp_path):
         "style scaled too large",
         "seed beyond 64 bits",
         "content weight, no content",
+        "output name too long",
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(pair, tmp_path, capsys, case):
@@ -298,6 +303,28 @@ def test_bad_input_is_one_line_and_exit_2(pair, tmp_path, capsys, case):
     assert needle.lower() in err.lower(), err
     assert {p: p.stat().st_mtime_ns for p in before} == before
     assert sorted(tmp_path.iterdir()) == listed  # nothing written: no record, no directory
+
+
+def test_a_file_name_too_long_is_one_line_for_every_command(pair, tmp_path, capsys):
+    """pathlib's exists() and is_dir() raise OSError "File name too long" (not False)."""
+    long = str(tmp_path / ("x" * 300))
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text(f"content,style\n{pair[0]},{pair[1]}\n")
+    record = tmp_path / "out.json"
+    record.write_text('{"history": {"total": [1], "content": [1], "style": [1], "tv": [1]}}')
+    for argv in (
+        ["sweep", *pair, "-o", long, *SMALL],
+        ["batch", str(manifest), "-o", long, *SMALL],
+        ["animate", *pair, "-o", long + ".gif", *SMALL],
+        ["plot", str(record), "-o", long + ".png"],
+        ["estimate", "--size", "32", "--weights", long],
+        ["weights", "convert", str(record), "-o", long],
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("jaxstyle: error: ") and err.count("\n") == 1, err
+        assert "File name too long" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["jobs.csv", "out.json"]
 
 
 def test_sigterm_ends_stylize_with_one_line_and_no_output(pair, tmp_path):
