@@ -44,6 +44,10 @@ MIN_SIDE = MIN_SIZE
 """The shortest side an estimate takes: enough for every preset's deepest layer."""
 MODES = ("sweep", "batch")
 
+MAX_BATCH = 2**20
+"""The largest ``batch`` estimated: XLA aborts the process (no exception) where an
+array's size overflows 64 bits, which 2**38 images of 32 px reach."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Estimate:
@@ -146,8 +150,8 @@ def estimate(
     if min(height, width) < MIN_SIDE:
         given = size if size is not None else f"{height}x{width}"
         raise JaxstyleError(f"image sides must be at least {MIN_SIDE} pixels, not {given}")
-    if batch < 1:
-        raise JaxstyleError(f"batch must be >= 1, not {batch}")
+    if not 1 <= batch <= MAX_BATCH:
+        raise JaxstyleError(f"batch must be from 1 to {MAX_BATCH}, not {batch}")
     if mode not in MODES:
         raise JaxstyleError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     s = resolve_settings(preset, size=max(height, width), **settings)

@@ -122,7 +122,8 @@ def test_cli_prints_table_and_json(estimates, capsys):
         (["--size", "8"], "at least 16 pixels, not 8"),
         (["--shape", "0x32"], "at least 16 pixels, not 0x32"),
         (["--shape", "32by32"], "HxW"),
-        (["--size", "32", "--batch", "0"], "batch"),
+        (["--size", "32", "--batch", "0"], "batch must be from 1 to 1048576, not 0"),
+        (["--size", "32", "--batch", str(2**40)], "batch must be from 1 to 1048576"),  # XLA aborted
         (["--size", "32", "--batch", "2", "--mode", "jobs"], "mode"),
         (["--size", "32", "--shape", "32x32"], "either"),
         (["--size", "32", "--compute-dtype", "float16"], "compute-dtype"),
