@@ -681,9 +681,15 @@ def check_output_path(
 
 
 def check_output_dir(directory: Path) -> Path:
-    """Refuse an output directory that is an existing file; returns ``directory``."""
+    """Refuse an output directory that is an existing file, or a new one named as an
+    image (``-o grid.png``: a sweep's picture was meant); returns ``directory``."""
     if directory.exists() and not directory.is_dir():
         raise JaxstyleError(f"output {directory} is a file; give a directory")
+    if not directory.exists() and directory.suffix.lower() in {*FORMATS, *ANIMATION_FORMATS}:
+        raise JaxstyleError(
+            f"output {directory} would be a directory (of images and their records), not an "
+            f"image: give it a name without {directory.suffix}, such as {directory.with_suffix('')}"
+        )
     return directory
 
 

@@ -283,6 +283,10 @@ def test_dry_run_checks_rows_and_plans_without_running_or_writing(
     assert main([*args, "--init", str(missing), "--dry-run"]) == 2
     assert capsys.readouterr().err == f"jaxstyle: error: cannot read {missing}: no such file\n"
     assert os.listdir(out) == ["mine.png"]
+    image = tmp_path / "out.png"  # an image name: the directory is not what was meant
+    assert main([*args[:2], "-o", str(image), "--dry-run"]) == 2
+    assert f"give it a name without .png, such as {tmp_path / 'out'}" in capsys.readouterr().err
+    assert not image.exists()
 
     fresh = tmp_path / "not-yet"
     report = jaxstyle.batch(manifest, fresh, weights=vgg_weights, size=64, dry_run=True)

@@ -332,18 +332,21 @@ def test_cli_sweep_from_noise_refuses_another_content_and_keeps_users_files(pair
         (["--seed", "0,1", "--init", "FILE"], "every seed gives the same image"),
         (["--style-layer-weights", "1,1,1,1,1;1,1"], "style layer weights"),
         (["-o", "FILE"], "is a file"),
+        (["-o", "NEW.png"], "would be a directory (of images and their records), not an image"),
     ],
 )
 def test_cli_sweep_errors_are_one_line_exit_2(pair, tmp_path, capsys, extra, needle):
     target = tmp_path / "taken.png"
     target.write_bytes(b"x")
-    extra = [str(target) if a == "FILE" else a for a in extra]
+    named = {"FILE": str(target), "NEW.png": str(tmp_path / "grid.png")}  # a new image name
+    extra = [named.get(a, a) for a in extra]
     args = ["sweep", *pair, "-o", str(tmp_path / "out"), "--size", "64", "-q", *extra]
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("jaxstyle: error: ") and "\n" not in err, err
     assert needle in err, err
     assert not (tmp_path / "out").exists() and target.read_bytes() == b"x"
+    assert not (tmp_path / "grid.png").exists()
 
 
 def test_seeds_are_taken_exactly():
