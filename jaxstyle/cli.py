@@ -164,6 +164,7 @@ def _take_record(args: argparse.Namespace) -> None:
         masks = inputs["mask"] if isinstance(inputs["mask"], list) else [inputs["mask"]]
         args.mask = [Path(m) for m in masks if m is not None] or None
     args.init = args.init or inputs["init"]
+    _check_learning_rate(args, given["learning_rate"])  # the recorded run's optimiser, or given
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
@@ -284,9 +285,10 @@ def _signal(err: KeyboardInterrupt) -> int:
     return signal.SIGTERM if isinstance(err, _Terminated) else signal.SIGINT
 
 
-def _check_learning_rate(args: argparse.Namespace) -> None:
-    """``--lr`` sets Adam's step: refused where the run's optimiser is L-BFGS."""
-    if getattr(args, "learning_rate", None) is None:
+def _check_learning_rate(args: argparse.Namespace, given: float | None) -> None:
+    """``--lr`` (``given``) sets Adam's step: refused where the run's optimiser (``args``'
+    optimizer, else its preset's) is L-BFGS."""
+    if given is None:
         return
     from jaxstyle.presets import DEFAULT_PRESET, get_preset
 
@@ -723,7 +725,8 @@ def _run(argv: list[str] | None) -> int:
         args = build_parser().parse_args(argv)
         if hasattr(args, "live"):
             _check_live(args)  # before --distributed joins the other processes
-        _check_learning_rate(args)
+        if getattr(args, "from_result", None) is None:  # else its record's optimiser: after it
+            _check_learning_rate(args, getattr(args, "learning_rate", None))
         if getattr(args, "checkpoint_every", None) is not None:  # stylize, sweep, batch
             from jaxstyle.settings import check_every
 

@@ -214,6 +214,24 @@ def test_what_is_not_given_is_the_records(swept, tmp_path):
     assert jaxstyle.recorded_run(tmp_path / "r.json", init=style)["init"] == style
 
 
+def test_lr_is_checked_against_the_recorded_runs_optimizer(swept, tmp_path, capsys):
+    """--lr (Adam's) was refused with --from an Adam run: checked against the default
+    preset's L-BFGS, before the record was read."""
+    out, content, style, cell = swept
+    mine = tmp_path / "mine.png"  # the run stops at the output check, after the --lr check
+    mine.write_bytes(b"x")
+    assert main(["stylize", "--from", str(cell), "-o", str(mine), "--lr", "0.05", "-q"]) == 2
+    assert f"{mine} exists and was not written by jaxstyle" in capsys.readouterr().err
+    sweep = json.loads((out / "sweep.json").read_text())
+    settings = sweep["settings"] | {k: sweep["cells"][0][k] for k in AXES} | {"optimizer": "lbfgs"}
+    (tmp_path / "r.json").write_text(json.dumps({"inputs": sweep["inputs"], "settings": settings}))
+    assert main(["stylize", "--from", str(tmp_path / "r.json"), "-o", str(mine), "--lr", "1"]) == 2
+    assert "--lr is Adam's step size; L-BFGS takes none" in capsys.readouterr().err
+    assert main(["stylize", "--from", str(tmp_path / "r.json"), "-o", str(mine)]) == 2  # its lr
+    assert f"{mine} exists and was not written by jaxstyle" in capsys.readouterr().err
+    assert mine.read_bytes() == b"x"
+
+
 def test_a_record_edited_or_run_elsewhere_is_a_one_line_error(swept, tmp_path, capsys, monkeypatch):
     out, content, style, cell = swept
     sweep = json.loads((out / "sweep.json").read_text())
