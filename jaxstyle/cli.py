@@ -511,6 +511,8 @@ def _batch_options(args: argparse.Namespace, live) -> dict[str, Any]:
         progress=not args.quiet,
         callback=live.batch_callback() if live else None,
         callback_every=args.live_every if live else 0,
+        temporal_weight=args.temporal_weight,
+        motion=args.motion,
         **settings,
     )
 
@@ -567,8 +569,6 @@ def cmd_animate(args: argparse.Namespace) -> int:
             args.styles,
             args.output,
             fps=args.fps,
-            temporal_weight=args.temporal_weight,
-            motion=args.motion,
             on_plan=planned,
             **options,
         )

@@ -187,6 +187,12 @@ def _batch_arguments(p: argparse.ArgumentParser) -> None:
     _coarse_to_fine_argument(p)
     _live_arguments(p, what="the running chunk's images")
     _batch_size_argument(p, "same-shaped jobs")
+    _temporal_arguments(
+        p,
+        0.0,
+        "(default 0: every job on its own; above 0, the manifest's rows in order are the "
+        "frames of one clip, as jaxstyle animate paints them)",
+    )
     p.add_argument(
         "--dry-run",
         action="store_true",
@@ -230,15 +236,30 @@ def _animate_arguments(p: argparse.ArgumentParser) -> None:
         type=float,
         help="frames per second of the output (default: the clip's own timing; a directory's: 10)",
     )
-    p.add_argument(
-        "--temporal-weight",
-        type=float,
-        metavar="W",
-        help="how strongly each frame is held to its neighbours (aligned as --motion says) "
-        "where the clip is still or its motion is followed, against flicker "
+    _temporal_arguments(
+        p,
+        None,
         "(default: the preset's, set for its losses: "
         + ", ".join(f"{p.name} {short_number(p.temporal_weight)}" for p in PRESETS.values())
         + "; 0: every frame on its own)",
+    )
+    _setting_arguments(p)
+    _coarse_to_fine_argument(p)
+    _live_arguments(p, what="the running chunk's frames")
+    _batch_size_argument(p, "frames")
+    _checkpoint_arguments(p)
+    _split_argument(p)
+
+
+def _temporal_arguments(p: argparse.ArgumentParser, default: float | None, said: str) -> None:
+    """--temporal-weight (``default``, described by ``said``) and --motion."""
+    p.add_argument(
+        "--temporal-weight",
+        type=float,
+        default=default,
+        metavar="W",
+        help="how strongly each frame is held to its neighbours (aligned as --motion says) "
+        f"where the clip is still or its motion is followed, against flicker {said}",
     )
     p.add_argument(
         "--motion",
@@ -248,12 +269,6 @@ def _animate_arguments(p: argparse.ArgumentParser) -> None:
         "by the optical flow between the clip's frames, so that what moves (a camera pan) "
         f"is held together too; none: compared where they are (default {MOTION})",
     )
-    _setting_arguments(p)
-    _coarse_to_fine_argument(p)
-    _live_arguments(p, what="the running chunk's frames")
-    _batch_size_argument(p, "frames")
-    _checkpoint_arguments(p)
-    _split_argument(p)
 
 
 def _checkpoint_arguments(p: argparse.ArgumentParser) -> None:

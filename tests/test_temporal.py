@@ -22,6 +22,7 @@ from PIL import Image
 
 import jaxstyle
 from jaxstyle import cells
+from jaxstyle.cli import main
 from jaxstyle.flow import warp
 from jaxstyle.manifest import Job
 from jaxstyle.objective import LossArgs
@@ -396,3 +397,21 @@ def test_sharded_over_2_cpu_devices_equals_one_device(clip, shared_image, tmp_pa
     for i, path in enumerate(one.frames, 1):
         two = np.asarray(Image.open(tmp_path / "two.frames" / f"frame_{i:05d}.png"))
         assert np.abs(two.astype(int) - np.asarray(Image.open(path))).max() <= 1
+
+
+def test_cli_batch_paints_a_manifests_rows_as_frames_of_one_clip(clip, shared_image, tmp_path):
+    """``jaxstyle batch --temporal-weight W --motion M``: the rows in order are pulled
+    together, as ``batch(temporal_weight=W, motion=M)`` does; a bad weight is one line."""
+    style = shared_image("starry_night.jpg")
+    manifest = tmp_path / "frames.csv"
+    rows = [f"{frame},{style},f{i}.png" for i, frame in enumerate(sorted(clip.iterdir())[:2])]
+    manifest.write_text("content,style,output\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    common = ["--size", "32", "--steps", "30", "--optimizer", "adam", "-q"]
+    argv = ["batch", str(manifest), "-o", str(out), *common, "--batch-size", "2"]
+    assert main([*argv, "--temporal-weight", "-1"]) == 2 and not out.exists()
+    assert main([*argv, "--temporal-weight", "3e4", "--motion", "none"]) == 0
+    record = json.loads((out / "f1.json").read_text())
+    assert record["fingerprint"]["temporal_weight"] == 3e4
+    assert record["fingerprint"]["motion"] == "none"
+    assert record["final_losses"]["temporal"] > 0  # pulled towards f0
