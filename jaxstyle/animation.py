@@ -65,12 +65,15 @@ class AnimateResult:
       frames: the painted frames, in order (in ``OUTPUT.frames/``).
       clip: the clip read: its frame files, durations and loop count.
       report: the batch run of the frames (``skipped``: frames an earlier run painted).
+      unchanged: the output already held this animation, every frame painted with
+        these settings (the same call again): nothing was painted or written.
     """
 
     output: Path | None
     frames: list[Path]
     clip: Clip
     report: BatchReport
+    unchanged: bool = False
 
 
 def frames_directory(output: str | os.PathLike) -> Path:
@@ -263,16 +266,18 @@ def animate(
     image_io.check_output_path(output, [*sources, *styles], formats=image_io.ANIMATION_FORMATS)
     if sources and sources[0].is_dir():
         _check_outside(sources[0], output)
-    if output.exists():
-        raise JaxstyleError(f"{output} exists; not overwriting it")
+    work = frames_directory(output)
+    exists = JaxstyleError(f"{output} exists; not overwriting it")
+    if output.exists() and not work.is_dir():  # not this call's: the same call finished
+        raise exists
     for path in styles:  # a bad style is its own error, not every frame's, before extracting
         image_io.load_image(path)
     if (frame_ms := _frame_ms(fps)) is not None:  # before a frame is extracted
         image_io.check_durations(output, [frame_ms])
-    work = frames_directory(output)
     read = read_clip(clip, work / "source", fps=fps)
     image_io.check_durations(output, read.durations)  # a file's own: before painting
     jobs = [Job(i, frame, styles, f"frame_{i:05d}.png") for i, frame in enumerate(read.frames, 1)]
+    painted = [work / job.output for job in jobs]
 
     def refuse_failed(plan: BatchReport) -> None:
         if plan.failed:
@@ -283,16 +288,34 @@ def animate(
         if on_plan is not None:
             on_plan(plan)
 
+    if output.exists():  # the same call again, finished: nothing to do; else refused
+        plan = batch(jobs, work, on_plan=refuse_failed, dry_run=True, **options, **settings)
+        if any(bucket["jobs"] for bucket in plan.buckets) or not _holds(output, painted, read):
+            raise exists
+        return AnimateResult(output, painted, read, plan, unchanged=True)
     report = batch(
         jobs, work, weights=weights, progress=progress, on_plan=refuse_failed, **options, **settings
     )
-    painted = [work / job.output for job in jobs]
     if jax.process_count() > 1:  # every process's frames written before the first joins them
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices("jaxstyle animate: frames written")
         if jax.process_index() != 0:
             return AnimateResult(None, painted, read, report)
-    frames = [image_io.to_uint8(image_io.load_image(path)) for path in painted]
-    image_io.save_animation(output, frames, read.durations, loop=read.loop)
+    image_io.save_animation(output, _frames(painted), read.durations, loop=read.loop)
     return AnimateResult(output, painted, read, report)
+
+
+def _frames(painted: Sequence[Path]) -> list[np.ndarray]:
+    """The painted frames' uint8 (H, W, 3) pixels, to join into the animation."""
+    return [image_io.to_uint8(image_io.load_image(path)) for path in painted]
+
+
+def _holds(output: Path, painted: Sequence[Path], read: Clip) -> bool:
+    """Whether ``output`` is, byte for byte, the animation of the ``painted`` frames with
+    ``read``'s timing that :func:`animate` writes."""
+    encoded = image_io.encode_animation(output, _frames(painted), read.durations, loop=read.loop)
+    try:
+        return output.read_bytes() == encoded
+    except OSError:
+        return False

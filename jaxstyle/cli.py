@@ -575,6 +575,9 @@ def cmd_animate(args: argparse.Namespace) -> int:
         if live:
             live.finish()
     report = result.report
+    if result.unchanged:
+        print(f"{args.output} already holds this finished animation: nothing to do")
+        return 0
     painted = f"painted {len(report.written)} frame(s)" + (
         f", {len(report.skipped)} painted before" if report.skipped else ""
     )

@@ -497,6 +497,16 @@ def save_animation(
     (dithering's error diffusion, and a palette per frame, make them shimmer).
     """
     path = user_path(path, "an output path")
+    data = encode_animation(path, frames, durations, loop=loop)
+    with _atomic_write(path, "wb", overwrite) as file:
+        file.write(data)
+
+
+def encode_animation(
+    path: Path, frames: Sequence[np.ndarray], durations: Sequence[int], *, loop: int | None = 0
+) -> bytes:
+    """The bytes :func:`save_animation` writes at ``path`` (its format by suffix), writing
+    nothing."""
     fmt = _format(path, ANIMATION_FORMATS)
     if not frames or len(frames) != len(durations):
         raise JaxstyleError(
@@ -516,18 +526,19 @@ def save_animation(
     options: dict[str, object] = {"quality": 95} if fmt == "WEBP" else {}
     if loop is not None or fmt != "GIF":  # a GIF without a count plays once
         options["loop"] = 1 if loop is None else loop
+    buffer = io.BytesIO()
     try:
-        with _atomic_write(path, "wb", overwrite) as file:
-            pictures[0].save(
-                file,
-                format=fmt,
-                save_all=True,
-                append_images=pictures[1:],
-                duration=[int(d) for d in durations],
-                **options,
-            )
+        pictures[0].save(
+            buffer,
+            format=fmt,
+            save_all=True,
+            append_images=pictures[1:],
+            duration=[int(d) for d in durations],
+            **options,
+        )
     except (ValueError, KeyError) as e:
         raise JaxstyleError(_one_line(f"cannot write {path}: {e}")) from None
+    return buffer.getvalue()
 
 
 def check_durations(path: Path, durations: Sequence[float]) -> None:

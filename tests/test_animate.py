@@ -236,6 +236,19 @@ def test_animate_paints_every_frame_in_order_and_resumes(gif, tmp_path, shared_i
     painted = [np.asarray(Image.open(p)) for p in result.frames]
     assert not np.array_equal(painted[0], painted[1])
 
+    before = output.read_bytes()
+    same = jaxstyle.animate(gif, style, output, **SETTINGS)  # the same call: nothing to do
+    assert same.unchanged and same.report.written == [] and len(same.report.skipped) == 3
+    assert output.read_bytes() == before
+    refused = {  # another animation of these frames, other frames: refused
+        "fps": (5, f"^{output} exists; not overwriting it$"),
+        "steps": (SETTINGS["steps"] + 1, "frame_00001.png exists and was not written by this"),
+    }
+    for name, (value, message) in refused.items():
+        with pytest.raises(jaxstyle.JaxstyleError, match=message):
+            jaxstyle.animate(gif, style, output, **{**SETTINGS, name: value})
+    assert output.read_bytes() == before
+    output.write_bytes(before[:-1])  # no longer the animation of these frames: refused
     with pytest.raises(jaxstyle.JaxstyleError, match="exists; not overwriting it"):
         jaxstyle.animate(gif, style, output, **SETTINGS)
     output.unlink()  # the animation lost: written again from the frames, none repainted
@@ -284,6 +297,9 @@ def test_cli_animate_and_its_errors(gif, tmp_path, shared_image, capsys):
     assert [f.duration for f in read_frames(out)] == [50] * 3
     record = json.loads((frames_directory(out) / "frame_00002.json").read_text())
     assert record["fingerprint"]["motion"] == "none"
+    assert main([*command, *args]) == 0  # again, finished (a requeued job): nothing to do
+    done = f"{out} already holds this finished animation: nothing to do\n"
+    assert capsys.readouterr().out == done
     not_image = tmp_path / "notes.png"  # a bad style: its error, not every frame's
     not_image.write_text("not an image")
     for bad, message in [
