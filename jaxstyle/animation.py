@@ -289,7 +289,9 @@ def animate(
             on_plan(plan)
 
     if output.exists():  # the same call again, finished: nothing to do; else refused
-        plan = batch(jobs, work, on_plan=refuse_failed, dry_run=True, **options, **settings)
+        plan = batch(
+            jobs, work, weights=weights, on_plan=refuse_failed, dry_run=True, **options, **settings
+        )
         if any(bucket["jobs"] for bucket in plan.buckets) or not _holds(output, painted, read):
             raise exists
         return AnimateResult(output, painted, read, plan, unchanged=True)
