@@ -240,7 +240,6 @@ def cmd_stylize(args: argparse.Namespace) -> int:
             args.output,
             record={
                 "inputs": inputs.record(result.settings.init),
-                "weights": weights.name,
                 **({"from": str(args.from_result)} if args.from_result else {}),
                 **({"split_over_devices": [str(d) for d in devices]} if devices else {}),
             },

@@ -56,6 +56,8 @@ class StylizeResult:
         path or a list of them}, so that :func:`jaxstyle.recorded_run` of the saved
         record runs it again; None where one of them was no path (an array, a Pillow
         image).
+      weights: the name of the weight set the run used (:attr:`VGG19Weights.name`), so
+        that the saved record asks for it again (:func:`jaxstyle.recorded_run`).
     """
 
     image: np.ndarray
@@ -65,6 +67,7 @@ class StylizeResult:
     timings: dict[str, float]
     resumed_from: int = 0
     inputs: dict[str, Any] | None = None
+    weights: str | None = None
 
     def save(
         self, path: str | os.PathLike, *, record: dict | None = None, overwrite: bool = False
@@ -88,6 +91,7 @@ class StylizeResult:
         content = {
             "output": str(path),
             **({"inputs": self.inputs} if self.inputs is not None else {}),
+            **({"weights": self.weights} if self.weights is not None else {}),
             **(record or {}),
             "settings": dataclasses.asdict(self.settings),
             "final_losses": self.final,
@@ -210,12 +214,15 @@ def stylize(
     check_callback("callback", callback)
     check_every("callback_every", callback_every)
     check_every("checkpoint every", checkpoint_every)
+    t = time.perf_counter()
+    params = weights if isinstance(weights, VGG19Weights) else load_vgg19(weights)
+    load = time.perf_counter() - t
     if checkpoint_dir is not None:
         resumed = _stylize_resumable(
             content,
             style,
             preset=preset,
-            weights=weights,
+            weights=params,
             mask=mask,
             driver=driver,
             progress=progress,
@@ -226,10 +233,7 @@ def stylize(
             checkpoint_every=checkpoint_every,
             **given,
         )
-        return dataclasses.replace(resumed, inputs=inputs)
-    t = time.perf_counter()
-    params = weights if isinstance(weights, VGG19Weights) else load_vgg19(weights)
-    load = time.perf_counter() - t
+        return dataclasses.replace(resumed, inputs=inputs, weights=params.name)
 
     def numbered_from(done, callback):  # a pass's callback, its steps counted from the run's start
         return lambda step, losses, image: callback(done + step, losses, image)
@@ -258,7 +262,9 @@ def stylize(
     timings = {k: sum(q.result.timings[k] for q in passes) for k in last.timings}
     timings["load"] += load
     timings["ms_per_step"] = 1e3 * timings["optimize"] / max(1, len(history["total"]))
-    return StylizeResult(last.image, history, last.final, s, timings, inputs=inputs)
+    return StylizeResult(
+        last.image, history, last.final, s, timings, inputs=inputs, weights=params.name
+    )
 
 
 def recorded_inputs(content, style, mask, init) -> dict[str, Any] | None:

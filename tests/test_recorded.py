@@ -7,6 +7,7 @@ rounding (tests/test_sweep.py: 1e-5), so the 8-bit PNGs agree to 1 code.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -413,6 +414,10 @@ def test_a_python_runs_saved_record_runs_again(shared_image, tmp_path):
     again = jaxstyle.stylize(**jaxstyle.recorded_run(first))
     assert again.inputs == want and again.settings == result.settings
     np.testing.assert_allclose(again.image, result.image, atol=1e-5)
+    assert result.weights == jaxstyle.load_vgg19().name  # recorded: a rerun asks for its set
+    other = dataclasses.replace(result, weights="my-vgg19").save(tmp_path / "other.png")
+    with pytest.raises(jaxstyle.JaxstyleError, match="is a run with the weight set my-vgg19"):
+        jaxstyle.recorded_run(other)
     # arrays and Pillow images are no paths: no inputs recorded, the record refused as before
     image = np.zeros((24, 32, 3), np.float32)
     assert recorded_inputs(image, style, None, "content") is None
