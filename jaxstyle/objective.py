@@ -101,7 +101,11 @@ class Objective:
 
     def __post_init__(self):
         for name in ("content_layers", "style_layers"):  # tuples: hashable
-            object.__setattr__(self, name, layer_names(getattr(self, name), name))
+            layers = layer_names(getattr(self, name), name)
+            twice = sorted({layer for layer in layers if layers.count(layer) > 1})
+            if twice:  # its loss counted twice, and its weight given twice
+                raise JaxstyleError(f"{name.replace('_', ' ')} name {', '.join(twice)} twice")
+            object.__setattr__(self, name, layers)
         check_layers(self.content_layers + self.style_layers)
         check_compute_dtype(self.compute_dtype)
         algorithm = choose_conv_algorithm(self.conv_algorithm, self.compute_dtype)

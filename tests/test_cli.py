@@ -210,6 +210,7 @@ def bad_cases(pair, tmp_path):
         "empty init path": ([*pair, *ok, "--init", ""], "empty string"),
         "output is an input": ([*pair, "-o", pair[0], *SMALL], "input"),
         "unknown layer": ([*pair, *ok, "--style-layers", "relu9_9"], "relu9_9"),
+        "layer twice": ([*pair, *ok, "--style-layers", "relu1_1,relu1_1"], "relu1_1 twice"),
         "negative weight": ([*pair, *ok, "--style-weight", "-1"], "weight"),
         "negative steps": ([*pair, "-o", tmp_path / "o.png", "--steps", "-2"], "steps"),
         "one image only": ([pair[0], *ok], "STYLE"),

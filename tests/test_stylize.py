@@ -82,6 +82,8 @@ def test_zero_steps_returns_the_resized_content(vgg_weights, pair):
         (dict(steps=-1), "steps"),
         (dict(content_weight=-1.0), "content weight"),
         (dict(style_layers=("relu6_1",)), "unknown VGG19 layer"),
+        (dict(style_layers=("relu1_1", "relu2_1", "relu1_1")), "style layers name relu1_1 twice"),
+        (dict(content_layers=("relu4_2", "relu4_2")), "content layers name relu4_2 twice"),
         (dict(pooling="min"), "pooling"),
         (dict(optimizer="sgd"), "optimizer"),
         (dict(style_layer_weights=(1.0,)), "style layer weights"),
