@@ -281,8 +281,11 @@ def _too_big(path: Path | str, width: int, height: int) -> JaxstyleError:
 
 
 def _normalize_mode(image: Image.Image) -> Image.Image:
-    """Convert to one of L, LA, RGB, RGBA, I (16-bit range) or F."""
+    """Convert to one of L, LA, RGB, RGBA, I (16-bit range) or F; a grey or RGB
+    image with a transparent colour (a PNG's colour key) to LA or RGBA."""
     mode = image.mode
+    if mode in ("L", "RGB") and "transparency" in image.info:
+        return image.convert(f"{mode}A")
     if mode in ("L", "LA", "RGB", "RGBA", "I", "F"):
         return image
     if mode == "1":

@@ -178,6 +178,15 @@ def test_palette_with_transparency(tmp_path):
     np.testing.assert_array_equal(image[0, 1], [1, 0, 0])
 
 
+@pytest.mark.parametrize("mode, key, other", [("RGB", (0, 0, 0), (255, 0, 0)), ("L", 0, 128)])
+def test_transparent_colour_key_over_white(tmp_path, mode, key, other):
+    keyed = Image.new(mode, (2, 1), key)
+    keyed.putpixel((1, 0), other)
+    image = images.load_image(write(tmp_path / "keyed.png", keyed, transparency=key))
+    np.testing.assert_array_equal(image[0, 0], [1, 1, 1])  # the key colour -> white
+    np.testing.assert_allclose(image[0, 1], np.broadcast_to(other, 3) / 255, rtol=1e-6)
+
+
 def test_rgba_over_white(tmp_path):
     rgba = Image.new("RGBA", (3, 1), (0, 0, 0, 0))
     rgba.putpixel((1, 0), (255, 0, 0, 255))
