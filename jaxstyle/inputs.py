@@ -90,14 +90,20 @@ def style_list(style: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
 def prepare_images(
     content: ImageLike | None, style: ImageLike | Sequence[ImageLike], settings: Settings
 ) -> Images:
-    """Load and resize the content (longest side ``size``) and style images, and
-    recolour them as ``settings.preserve_colors`` asks."""
+    """Load and resize the content (longest side ``size``) and style images (times
+    ``style_scale``; a texture, no content, takes none), and recolour them as
+    ``settings.preserve_colors`` asks."""
     styles = style_list(style)
     if not styles:
         raise JaxstyleError("at least one style image is needed")
     blend_weights(settings.style_blend, len(styles))  # before any image is read
     if content is None and settings.preserve_colors:
         raise JaxstyleError("preserving colours needs a content image (texture synthesis has none)")
+    if content is None and settings.style_scale != 1:  # the output would be scaled with it
+        raise JaxstyleError(
+            "a texture is its style image's size (or the size given), so a style scale would "
+            "only resize it: give a size instead"
+        )
     content_img = None if content is None else as_image(content)
     if content_img is not None and settings.size:
         content_img = image_io.resize_longest(content_img, settings.size)

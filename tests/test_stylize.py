@@ -115,6 +115,14 @@ def test_bad_settings_raise_clear_errors(vgg_weights, pair, kwargs, match):
         jaxstyle.stylize(*pair, weights=vgg_weights, **{"size": SIZE, **kwargs})
 
 
+@pytest.mark.parametrize("scale", [0.5, 2.0])
+def test_a_texture_refuses_a_style_scale(vgg_weights, pair, scale):
+    """A texture is its style image's size: a style scale resized the output with the
+    style (size 64, scale 2: a 128 px texture, its strokes as at scale 1)."""
+    with pytest.raises(jaxstyle.JaxstyleError, match="a texture is its style image's size"):
+        jaxstyle.stylize(None, pair[1], weights=vgg_weights, size=SIZE, style_scale=scale)
+
+
 def test_winograd_run_equals_direct_run(vgg_weights, pair):
     """Winograd in blocks 3-5 (the CPU default from 112 px) and direct convolutions
     (the default below, as at this size): the same run to float rounding (5 Adam
