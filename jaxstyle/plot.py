@@ -72,12 +72,13 @@ def plot_losses(
     if not curves:
         raise JaxstyleError("no loss curves to plot")
     terms = [*TERMS, *(k for k in SOME_TERMS if any(k in h for h in curves.values()))]
+    colors = {name: f"C{i % 10}" for i, name in enumerate(curves)}  # one per curve, every panel
     fig, axes = plt.subplots(1, len(terms), figsize=(4 * len(terms), 3.4), dpi=100)
     try:
         for ax, term in zip(axes, terms, strict=True):
             drawn = {name: h[term] for name, h in curves.items() if term in h}
             for name, losses in drawn.items():
-                ax.plot(np.arange(len(losses)), losses, label=name, lw=1.2)
+                ax.plot(np.arange(len(losses)), losses, label=name, lw=1.2, color=colors[name])
             values = np.concatenate([np.asarray(x, np.float64) for x in drawn.values()])
             if values.size and np.all(values > 0):
                 ax.set_yscale("log")

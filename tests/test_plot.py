@@ -97,3 +97,20 @@ def test_a_frames_temporal_loss_gets_a_panel_of_its_own(tmp_path):
     still = {term: [3.0, 2.0] for term in jaxstyle.plot.TERMS}  # a stylize run: none
     out = jaxstyle.plot_losses({"frame": frame, "still": still}, tmp_path / "losses.png")
     assert np.asarray(Image.open(out)).shape == (340, 2000, 3)
+
+
+def test_a_curve_keeps_its_colour_in_the_panels_only_some_curves_have(tmp_path):
+    """The temporal panel draws the frame in the frame's colour of the legend, not
+    in the first colour of the cycle (which is the still run's)."""
+    from matplotlib import colors
+
+    still = {term: [3.0, 2.0, 1.0] for term in jaxstyle.plot.TERMS}
+    frame = {term: [3.0, 2.0, 1.0] for term in (*jaxstyle.plot.TERMS, "temporal")}
+    out = jaxstyle.plot_losses({"still": still, "frame": frame}, tmp_path / "losses.png")
+    temporal = np.asarray(Image.open(out), np.int64)[:, 1600:]  # the fifth panel
+
+    def drawn(color: str) -> bool:
+        rgb = np.round(np.asarray(colors.to_rgb(color)) * 255)
+        return bool((np.abs(temporal - rgb).max(axis=-1) <= 8).any())
+
+    assert drawn("C1") and not drawn("C0")
