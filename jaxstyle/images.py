@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
 
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.paths import user_path
+from jaxstyle.paths import umask, user_path
 
 MAX_PIXELS = 12_000 * 12_000
 """Hard limit: larger images (decompression bombs, giant scans) are refused.
@@ -622,7 +622,7 @@ def _atomic_write(path: Path, mode: str, overwrite: bool = True) -> Generator[IO
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; give the usual mode
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes it 0600; give the usual mode
         encoding = None if "b" in mode else "utf-8"
         with os.fdopen(fd, mode, encoding=encoding) as file:
             yield file
@@ -644,12 +644,6 @@ def _atomic_write(path: Path, mode: str, overwrite: bool = True) -> Generator[IO
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 # ---------------------------------------------------------- output checks

@@ -17,3 +17,10 @@ def user_path(value: Any, what: str) -> Path:
     if not os.fspath(value):
         raise JaxstyleError(f"{what} is empty")
     return Path(value)
+
+
+def umask() -> int:
+    """The process's file mode creation mask (``os.umask`` can only be read by setting it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -32,7 +32,7 @@ import numpy as np
 from jaxstyle import checkpoint, disk_cache
 from jaxstyle.architecture import CONV_NAMES, CONV_SHAPES
 from jaxstyle.errors import JaxstyleError, brief
-from jaxstyle.paths import user_path
+from jaxstyle.paths import umask, user_path
 from jaxstyle.torch_legacy import load_legacy
 
 ENV_VAR = "JAXSTYLE_WEIGHTS"
@@ -160,6 +160,7 @@ def save(weights: VGG19Weights, path: Path, *, source: dict | None = None) -> Pa
     _check_params(weights.params)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it 0700: others could not read the set
     try:
         checkpoint.save_tree(tmp / "params", jax.tree.map(np.asarray, weights.params))
         meta = {

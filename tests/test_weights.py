@@ -333,6 +333,19 @@ def test_convert_saves_a_weight_set(tmp_path, vgg):
         convert(src, out)
 
 
+def test_a_weight_set_gets_the_umasks_mode_not_mkdtemps_private_one(tmp_path, vgg):
+    """A set fetched or converted by one user (e.g. root, building a container image)
+    is readable by the others, as its files are."""
+    src = write(tmp_path / "vgg19.npz", vgg)
+    old = os.umask(0o022)
+    try:
+        out = convert(src, tmp_path / "vgg19-tv")
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o755
+    assert (out / "weightset.json").stat().st_mode & 0o777 == 0o644
+
+
 def test_a_weight_set_is_read_from_its_numpy_copy_in_the_disk_cache(tmp_path, vgg, monkeypatch):
     saved = convert(write(tmp_path / "vgg19.npz", vgg), tmp_path / "set", preprocessing="caffe")
     params, cache = saved / "params", tmp_path / "cache"
