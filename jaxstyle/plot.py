@@ -38,8 +38,7 @@ def read_histories(path: Path) -> dict[str, dict[str, np.ndarray]]:
     try:
         record = json.loads(data.decode("utf-8"))
     except ValueError as err:  # UnicodeDecodeError too
-        image = path.suffix.lower() in {*image_io.FORMATS, *image_io.ANIMATION_FORMATS}
-        why = "it is an image; give the .json record written beside it" if image else err
+        why = _not_a_record(path) or err
         raise JaxstyleError(f"cannot read the record {path}: {why}") from None
     try:
         if isinstance(record, dict) and "cells" in record:
@@ -49,6 +48,18 @@ def read_histories(path: Path) -> dict[str, dict[str, np.ndarray]]:
         raise JaxstyleError(
             f"{path} is not a jaxstyle record with a loss history (OUT.json or sweep.json)"
         ) from None
+
+
+def _not_a_record(path: Path) -> str | None:
+    """Why ``path``, an image, is not a record, naming where its record is; else None."""
+    from jaxstyle.animation import frames_directory
+
+    if path.suffix.lower() not in {*image_io.FORMATS, *image_io.ANIMATION_FORMATS}:
+        return None
+    frames = frames_directory(path)
+    if frames.is_dir():
+        return f"it is an animation; give its frames' records, {frames / '*.json'}"
+    return "it is an image; give the .json record written beside it"
 
 
 def _history(history: Mapping) -> dict[str, np.ndarray]:

@@ -61,10 +61,13 @@ def test_cli_plot_draws_every_curve_and_replaces_nothing(records, tmp_path, caps
 def test_unreadable_records_are_named_plainly(tmp_path):
     (tmp_path / "adir").mkdir()
     Image.new("RGB", (4, 4)).save(tmp_path / "out.png")  # a run's image, not its record
+    Image.new("RGB", (4, 4)).save(tmp_path / "clip.gif")  # an animation: no clip.json
+    (tmp_path / "clip.frames").mkdir()
     for name, why in (
         ("nope.json", "no such file"),
         ("adir", "it is a directory, not a record"),
         ("out.png", r"it is an image; give the \.json record written beside it"),
+        ("clip.gif", r"it is an animation; give its frames' records, .*clip\.frames/\*\.json"),
     ):
         match = f"^cannot read the record .*{name}: {why}$"
         with pytest.raises(jaxstyle.JaxstyleError, match=match):
