@@ -38,6 +38,8 @@ def image_layout(mesh: Mesh, shape: tuple[int, ...], cells: str | None = None) -
     shape = tuple(shape)
     lead = (cells,) if cells else ()
     split = ROWS in mesh.axis_names and len(shape) == 3
+    if split:
+        check_rows(shape[0], mesh.shape[ROWS])
 
     def sharding(leaf) -> NamedSharding:
         leaf_shape = tuple(getattr(leaf, "shape", np.shape(leaf)))
@@ -47,6 +49,16 @@ def image_layout(mesh: Mesh, shape: tuple[int, ...], cells: str | None = None) -
         return NamedSharding(mesh, P(*lead))
 
     return sharding
+
+
+def check_rows(height: int, rows: int) -> None:
+    """Refuse to split an image of ``height`` rows over ``rows`` devices unless each
+    gets as many (jax shards an array's axis only into equal parts)."""
+    if height % rows:
+        raise JaxstyleError(
+            f"cannot split the image's {height} rows evenly over {rows} devices: give a "
+            f"--size (or shape) whose height is a multiple of {rows}, or split over fewer"
+        )
 
 
 def row_sharding(shape: tuple[int, ...], devices: Sequence[jax.Device]) -> Callable:

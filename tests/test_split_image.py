@@ -168,6 +168,37 @@ def test_cells_over_groups_of_devices_that_split_rows(shared_image, tmp_path):
     assert found["estimate"] == [4, 1, 4, 2]
 
 
+UNEVEN = textwrap.dedent(
+    """
+    import json, sys
+    import jaxstyle
+    from jaxstyle.cli import main
+
+    content, style, out = sys.argv[1:]
+    found = {}
+    try:
+        jaxstyle.estimate(shape=(37, 48), batch=2, split_image=2)
+    except jaxstyle.JaxstyleError as err:
+        found["estimate"] = str(err)
+    argv = ["stylize", content, style, "-o", out, "--size", "50", "--steps", "1", "-q"]
+    found["cli"] = main([*argv, "--split-image", "3"])  # 50x38: 38 rows
+    json.dump(found, sys.stdout)
+    """
+)
+
+
+def test_rows_that_do_not_split_evenly_are_a_one_line_error(shared_image, tmp_path):
+    """jax shards an axis only into equal parts: a photo's 37 or 38 rows over 2 or 3
+    devices were a traceback (IndivisibleError) from stylize, sweep, batch and estimate."""
+    t, s = str(shared_image("tubingen.jpg")), str(shared_image("starry_night.jpg"))
+    out = tmp_path / "out.png"
+    found, stderr = on_4_devices(UNEVEN, t, s, str(out))
+    assert found["estimate"].startswith("cannot split the image's 37 rows evenly over 2 devices")
+    assert found["cli"] == 2 and "Traceback" not in stderr
+    assert "error: cannot split the image's 38 rows evenly over 3 devices" in stderr
+    assert not out.exists() and not out.with_suffix(".json").exists()
+
+
 def test_more_rows_than_devices_names_the_count_in_good_grammar():
     from jaxstyle.split_image import rows_per_image
 
