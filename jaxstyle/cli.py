@@ -612,9 +612,12 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
     from jaxstyle.presets import DEFAULT_PRESET, PRESETS, describe, get_preset
 
+    # the sources' Σ, ½, ·: "?" where stdout cannot encode them (Windows' cp1252 in a file)
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
     for p in [get_preset(args.name)] if args.name else PRESETS.values():
         print(f"{p.name}{' (default)' * (p.name == DEFAULT_PRESET)}: {describe(p)}")
-        print(textwrap.fill(p.source, width=88, initial_indent="  ", subsequent_indent="  "))
+        source = textwrap.fill(p.source, width=88, initial_indent="  ", subsequent_indent="  ")
+        print(source.encode(encoding, "replace").decode(encoding))
     return 0
 
 

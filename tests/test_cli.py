@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import importlib
+import io
 import json
 import os
 import signal
@@ -537,6 +538,16 @@ def test_presets_lists_each_with_its_source(capsys):
     one = capsys.readouterr().out
     assert one.startswith("gatys: content relu4_2 x1; style (Gram)") and "cnnmrf" not in one
     assert main(["presets", "nope"]) == 2 and "unknown preset" in capsys.readouterr().err
+
+
+def test_presets_print_where_stdout_cannot_encode_their_sources(monkeypatch):
+    """``jaxstyle presets > file`` on Windows writes cp1252, which has no Σ: a
+    UnicodeEncodeError traceback, where the sources' symbols can be "?"."""
+    out = io.TextIOWrapper(io.BytesIO(), encoding="cp1252")
+    monkeypatch.setattr(sys, "stdout", out)
+    assert main(["presets", "gatys"]) == 0
+    out.seek(0)
+    assert "L_content =\n  1/2 ?(F-P)" in out.read()
 
 
 def test_a_value_starting_with_a_dash_gets_the_equals_form_hint(capsys):
