@@ -48,7 +48,7 @@ from jaxstyle.paths import user_path
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
 from jaxstyle.resume import Checkpointing, array_digest, as_json, check_callback
 from jaxstyle.settings import Settings, check_every, resolve_settings
-from jaxstyle.stylize import prepare_targets
+from jaxstyle.stylize import prepare_targets, recorded_inputs
 from jaxstyle.weights import VGG19Weights, load_vgg19
 
 AXES = (
@@ -76,11 +76,16 @@ class SweepResult(CellsResult):
         :data:`AXES` order.
       settings: the shared settings; its :data:`AXES` fields are cell 0's
         (see :meth:`cell_settings`).
+      inputs, weights: the images' paths and the weight set's name, as
+        :class:`jaxstyle.StylizeResult`'s, which :func:`jaxstyle.write_sweep` records so
+        that :func:`jaxstyle.recorded_run` of a cell runs it again.
     """
 
     cells: list[dict[str, Any]]
     axes: dict[str, list]
     settings: Settings
+    inputs: dict[str, Any] | None = None
+    weights: str | None = None
 
     def cell_settings(self, i: int) -> Settings:
         """Every setting of cell ``i``: what a single ``stylize`` run of it would use."""
@@ -124,12 +129,14 @@ class SweepPlan(CellPlan):
     sweep's plan is its first pass's: ``later`` are the (size, steps) of the
     passes after it, and ``replan(size, steps, images)`` plans one of them from
     the (N, h, w, 3) images the pass before left (see :func:`plan_sweep`);
-    ``settings`` are the sweep's as asked (cell 0's, every pass's sizes)."""
+    ``settings`` are the sweep's as asked (cell 0's, every pass's sizes);
+    ``inputs`` as :attr:`SweepResult.inputs`."""
 
     cells: list[dict[str, Any]]
     axes: dict[str, list]
     settings: Settings
     fingerprint: dict
+    inputs: dict[str, Any] | None = None
     original: np.ndarray | None = None
     later: tuple[tuple[int, int], ...] = ()
     replan: Callable[[int, int, np.ndarray], SweepPlan] | None = None
@@ -198,7 +205,14 @@ class SweepPlan(CellPlan):
         result = super().finish(carry, history, timings)
         fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(CellsResult)}
         fields["images"] = restore_colors(result.images, self.original)
-        return SweepResult(**fields, cells=self.cells, axes=self.axes, settings=self.settings)
+        return SweepResult(
+            **fields,
+            cells=self.cells,
+            axes=self.axes,
+            settings=self.settings,
+            inputs=self.inputs,
+            weights=self.params.name,
+        )
 
 
 def plan_sweep(
@@ -381,6 +395,7 @@ def plan_sweep(
         axes=axes,
         settings=whole[0],
         fingerprint=fingerprint,
+        inputs=recorded_inputs(content, style, mask, start),
         original=original,
         later=passes[1:],
         replan=lambda size, steps, images: plan_sweep(

@@ -97,8 +97,9 @@ def write_sweep(
 
     Files: one PNG per cell (see :func:`cell_files`), ``grid.png`` (see
     :func:`contact_sheet`), ``sweep.json`` (shared settings, axes, each cell's
-    settings, file, final losses and loss history, timings, versions; plus
-    ``record``) and ``sweep.csv`` (a row per cell: its settings, file and final
+    settings, file, final losses and loss history, timings, versions, the result's
+    ``inputs`` and ``weights`` so that :func:`jaxstyle.recorded_run` of a cell runs it
+    again; plus ``record``) and ``sweep.csv`` (a row per cell: its settings, file and final
     content/style/tv/total losses). With ``jax.distributed`` each process writes
     the PNGs of its own cells (``result.local``) and process 0 the rest.
     """
@@ -130,6 +131,8 @@ def write_sweep(
     ]
     shared = {k: v for k, v in dataclasses.asdict(result.settings).items() if k not in result.axes}
     summary = {
+        **({"inputs": result.inputs} if result.inputs is not None else {}),
+        **({"weights": result.weights} if result.weights is not None else {}),
         **(record or {}),
         "settings": shared,
         "axes": result.axes,

@@ -10,6 +10,7 @@ XLA:CPU: Adam images within 2e-6, L-BFGS bit-identical. Sharded vs unsharded
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import re
@@ -250,6 +251,26 @@ def test_write_sweep_files_grid_json_csv(adam_grid, tmp_path):
     # ... unless told to
     jaxstyle.write_sweep(r, out, overwrite=True)
     assert [row["file"] for row in csv.DictReader((out / "sweep.csv").open())] == files
+
+
+def test_a_python_sweeps_written_cells_run_again(vgg_weights, pair, adam_grid, tmp_path):
+    """``write_sweep`` records the sweep's image paths and weight set, as ``jaxstyle
+    sweep`` does: ``recorded_run`` of a cell of a Python sweep was refused as "not a
+    jaxstyle run record (no inputs and settings)" before."""
+    r = adam_grid
+    want = {"content": pair[0], "styles": [pair[1]], "init": "content", "mask": None}
+    assert r.inputs == want and r.weights == vgg_weights.name
+    jaxstyle.write_sweep(r, tmp_path)
+    record = json.loads((tmp_path / "sweep.json").read_text())
+    assert record["inputs"] == want and record["weights"] == vgg_weights.name
+    run = jaxstyle.recorded_run(tmp_path / cell_files(r.cells, r.axes)[2])
+    assert (run["content"], run["style"]) == (pair[0], [pair[1]])
+    cell = r.cell_settings(2)
+    assert {k: run[k] for k in ("size", "steps", "optimizer", *AXES)} == {
+        k: list(v) if isinstance(v, tuple) else v
+        for k, v in dataclasses.asdict(cell).items()
+        if k in ("size", "steps", "optimizer", *AXES)
+    }
 
 
 def test_a_failed_write_leaves_no_partial_sweep(adam_grid, tmp_path, monkeypatch):
@@ -687,8 +708,6 @@ def test_scale_axis_cells_equal_single_runs_with_their_scale(vgg_weights, pair, 
 
 def test_scale_axis_targets_are_compute_targets_at_each_cells_scale(vgg_weights, pair, scale_plan):
     """Each scale's style images, and their Grams; the content's features every cell's."""
-    import dataclasses
-
     from jaxstyle.inputs import prepare_images
     from jaxstyle.objective import compute_targets
 
