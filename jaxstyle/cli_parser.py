@@ -39,6 +39,8 @@ def _version() -> str:
 
 
 def _csv(kind):
+    what = {int: " of integers", float: " of numbers"}.get(kind, "")
+
     def parse(text: str):
         items = [item.strip() for item in text.split(",")]
         try:
@@ -47,7 +49,7 @@ def _csv(kind):
             return tuple(kind(item) for item in items)
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"expected a comma-separated list without empty items, got {text!r}"
+                f"expected a comma-separated list{what} without empty items, got {text!r}"
             ) from None
 
     return parse

@@ -349,6 +349,8 @@ def test_cli_sweep_from_noise_refuses_another_content_and_keeps_users_files(pair
         (["--style-weight", "1e2,-1"], "style weight"),
         (["--style-weight", "1e2,1e2"], "repeat"),
         (["--seed", "0,x"], "comma-separated"),
+        (["--seed", "0,1.5"], "comma-separated list of integers without empty items, got '0,1.5'"),
+        (["--style-weight", "1e2;1e3"], "list of numbers without empty items, got '1e2;1e3'"),
         (["--seed", "0,1"], "a seed axis needs init noise"),
         (["--seed", "0,1", "--init", "FILE"], "every seed gives the same image"),
         (["--style-layer-weights", "1,1,1,1,1;1,1"], "style layer weights"),
