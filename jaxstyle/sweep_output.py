@@ -35,10 +35,14 @@ LOSSES = ("content", "style", "tv", "total")
 
 
 def format_value(value: Any, sep: str = ",") -> str:
-    """A number as ``%g`` (5, 1000, 0.001, 1e+06); a tuple joined by ``sep``."""
+    """A number as ``%g`` (5, 1000, 0.001, 1e+06) where that is the number, else in
+    full (0.1234567, 1000001.0); a tuple joined by ``sep``."""
     if isinstance(value, tuple):
         return sep.join(format_value(v) for v in value)
-    return str(value) if isinstance(value, int) else f"{value:g}"
+    if isinstance(value, int):
+        return str(value)
+    short = f"{value:g}"
+    return short if float(short) == value else repr(float(value))
 
 
 def cell_files(cells: list[dict], axes: dict) -> list[str]:

@@ -641,6 +641,26 @@ def test_write_sweep_names_the_swept_blend_or_scale(
     assert [row[axis] for row in rows] == values
 
 
+def test_values_that_print_alike_get_names_and_labels_of_their_own(monkeypatch):
+    """%g prints 6 digits: style weights 1e6 and 1000001 were both ``style1e+06``, so
+    every file got a ``cellNNN_`` prefix, the contact sheet two columns "style 1e+06"
+    and the CSV's layer weights 0.123457 for 0.1234567. %g where it is the number."""
+    from jaxstyle import sweep_output
+
+    axes = {"style_weight": [1e6, 1000001.0]}
+    fixed = {**dict.fromkeys(AXES, 1.0), "style_layer_weights": (1.0,), "style_blend": None}
+    cells = [{**fixed, "style_weight": w, "seed": 0} for w in axes["style_weight"]]
+    assert cell_files(cells, axes) == [
+        "content1_style1e+06_tv1_seed0.png",
+        "content1_style1000001.0_tv1_seed0.png",
+    ]
+    drawn = []
+    monkeypatch.setattr(sweep_output, "labelled_grid", lambda _, *names, **o: drawn.append(names))
+    sweep_output.contact_sheet(np.zeros((2, 1, 1, 3)), cells, axes)
+    assert drawn == [([""], ["style 1e+06", "style 1000001.0"])]
+    assert sweep_output.format_value((0.1234567, 0.5, 1e-3)) == "0.1234567,0.5,0.001"
+
+
 @pytest.mark.parametrize(
     "blend,needle",
     [
