@@ -59,6 +59,9 @@ def _not_a_record(path: Path) -> str | None:
     frames = frames_directory(path)
     if frames.is_dir():
         return f"it is an animation; give its frames' records, {frames / '*.json'}"
+    sweep = path.parent / "sweep.json"
+    if not path.with_suffix(".json").exists() and sweep.is_file():
+        return f"it is a sweep's image; give the sweep's record {sweep} (a curve per cell)"
     return "it is an image; give the .json record written beside it"
 
 

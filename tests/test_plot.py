@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -72,6 +73,17 @@ def test_unreadable_records_are_named_plainly(tmp_path):
         match = f"^cannot read the record .*{name}: {why}$"
         with pytest.raises(jaxstyle.JaxstyleError, match=match):
             jaxstyle.read_histories(tmp_path / name)
+
+
+def test_a_sweeps_image_names_the_sweeps_record(records):
+    """A sweep's cell has no .json beside it: the hint to give "the .json record written
+    beside it" sent the user looking for a file that does not exist."""
+    sweep = records[1]
+    cell = sweep.parent / json.loads(sweep.read_text())["cells"][1]["file"]
+    why = f"it is a sweep's image; give the sweep's record {sweep} (a curve per cell)"
+    match = re.escape(f"cannot read the record {cell}: {why}")
+    with pytest.raises(jaxstyle.JaxstyleError, match=f"^{match}$"):
+        jaxstyle.read_histories(cell)
 
 
 def test_plot_into_a_directory_says_so(tmp_path, capsys):
