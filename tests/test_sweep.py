@@ -372,6 +372,26 @@ def test_cli_sweep_errors_are_one_line_exit_2(pair, tmp_path, capsys, extra, nee
     assert not (tmp_path / "grid.png").exists()
 
 
+def test_a_large_grids_cells_are_stacked_without_compiling(caplog):
+    """``jnp.stack`` of N cells compiled an N-operand concatenation per loss weight and
+    for the starting images: planning 3000 cells took 25 s, 18 s of it stacking."""
+    from jaxstyle.cells import _host_stack, stack_weights
+    from jaxstyle.objective import LossWeights
+
+    n = 37  # a count no other test stacks
+    weights = [
+        LossWeights.create(content=i, style=1e3, tv=1e-3, style_layers=[1.0, 0.5]) for i in range(n)
+    ]
+    starts = [jnp.full((3, 4, 3), i / n, jnp.float32) for i in range(n)]
+    with caplog.at_level("WARNING"), jax.log_compiles():
+        stacked, images = stack_weights(weights), _host_stack(starts)
+    assert not [r for r in caplog.records if "Compiling" in r.getMessage()]
+    assert stacked.content.shape == (n,) and stacked.style_layers.shape == (n, 2)
+    assert stacked.content.dtype == np.float32 and stacked.content[5] == 5.0
+    assert images.shape == (n, 3, 4, 3) and images.dtype == np.float32
+    np.testing.assert_array_equal(images[7], starts[7])
+
+
 def test_seeds_are_taken_exactly():
     """Not through a float: 2**53 + 1 and 2**53 were one seed ("values repeat"), and
     a 64-bit seed given was not the one run or recorded."""
