@@ -34,15 +34,25 @@ SUMMARY_FILES = ("grid.png", "sweep.json", "sweep.csv")
 LOSSES = ("content", "style", "tv", "total")
 
 
-def format_value(value: Any, sep: str = ",") -> str:
-    """A number as ``%g`` (5, 1000, 0.001, 1e+06) where that is the number, else in
-    full (0.1234567, 1000001.0); a tuple joined by ``sep``."""
+def format_value(value: Any, sep: str = ",", *, exact: bool = False) -> str:
+    """A number as ``%g`` (5, 1000, 0.001, 1e+06), or with ``exact`` in full where
+    ``%g`` is not the number (0.1234567, 1000001.0); a tuple joined by ``sep``."""
     if isinstance(value, tuple):
-        return sep.join(format_value(v) for v in value)
+        return sep.join(format_value(v, exact=exact) for v in value)
     if isinstance(value, int):
         return str(value)
     short = f"{value:g}"
-    return short if float(short) == value else repr(float(value))
+    return short if not exact or float(short) == value else repr(float(value))
+
+
+def _exact_axes(axes: dict) -> set[str]:
+    """The swept axes with values that ``%g`` prints alike (1e6 and 1000001): named
+    and labelled in full (see :func:`format_value`)."""
+    return {
+        name
+        for name, values in axes.items()
+        if len({format_value(v) for v in values}) < len(values)
+    }
 
 
 def cell_files(cells: list[dict], axes: dict) -> list[str]:
@@ -50,13 +60,15 @@ def cell_files(cells: list[dict], axes: dict) -> list[str]:
 
     Content, style, TV weights and seed always appear; the style layer weights
     (``layers1-0.5-1-1-1``), the style scale (``scale0.5``) and the style blend
-    (``blend0.75-0.25``) only when swept. Names are stable and filesystem-safe
-    (digits, letters, ``.+-_``); if two cells' values print the same, every name
-    gets its cell index as a prefix (``cell003_...``).
+    (``blend0.75-0.25``) only when swept. Values as ``%g``, an axis's in full where
+    two of them print alike (``style1000001.0``). Names are stable and filesystem-safe
+    (digits, letters, ``.+-_``); if two cells' names are the same, every name gets
+    its cell index as a prefix (``cell003_...``).
     """
+    exact = _exact_axes(axes)
     names = [
         "_".join(
-            f"{SHORT[name]}{format_value(cell[name], '-')}"
+            f"{SHORT[name]}{format_value(cell[name], '-', exact=name in exact)}"
             for name in AXES
             if name not in NAMED_WHEN_SWEPT or name in axes
         )
@@ -67,8 +79,10 @@ def cell_files(cells: list[dict], axes: dict) -> list[str]:
     return [f"{name}.png" for name in names]
 
 
-def _label(cell: dict, names: list[str]) -> str:
-    return ", ".join(f"{SHORT[name]} {format_value(cell[name])}" for name in names)
+def _label(cell: dict, names: list[str], exact: set[str]) -> str:
+    return ", ".join(
+        f"{SHORT[name]} {format_value(cell[name], exact=name in exact)}" for name in names
+    )
 
 
 def contact_sheet(images: np.ndarray, cells: list[dict], axes: dict, *, pad: int = 4) -> np.ndarray:
@@ -81,8 +95,9 @@ def contact_sheet(images: np.ndarray, cells: list[dict], axes: dict, *, pad: int
     swept = list(axes)
     columns = len(axes[swept[-1]]) if swept else 1
     rows = len(cells) // columns
-    col_labels = [_label(cells[c], swept[-1:]) for c in range(columns)]
-    row_labels = [_label(cells[r * columns], swept[:-1]) for r in range(rows)]
+    exact = _exact_axes(axes)
+    col_labels = [_label(cells[c], swept[-1:], exact) for c in range(columns)]
+    row_labels = [_label(cells[r * columns], swept[:-1], exact) for r in range(rows)]
     return labelled_grid(images, row_labels, col_labels, pad=pad)
 
 
@@ -154,7 +169,9 @@ def write_sweep(
     writer = csv.writer(table, lineterminator="\n")
     writer.writerow(["index", "file", *AXES, *LOSSES])
     for cell in cells:
-        values = [format_value(v) if isinstance(v, tuple) else v for v in map(cell.get, AXES)]
+        values = [
+            format_value(v, exact=True) if isinstance(v, tuple) else v for v in map(cell.get, AXES)
+        ]
         writer.writerow([cell["index"], cell["file"], *values, *map(cell["final"].get, LOSSES)])
     writes.append((directory / "sweep.csv", table.getvalue()))
     _write_all(writes)

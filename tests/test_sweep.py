@@ -664,21 +664,28 @@ def test_write_sweep_names_the_swept_blend_or_scale(
 def test_values_that_print_alike_get_names_and_labels_of_their_own(monkeypatch):
     """%g prints 6 digits: style weights 1e6 and 1000001 were both ``style1e+06``, so
     every file got a ``cellNNN_`` prefix, the contact sheet two columns "style 1e+06"
-    and the CSV's layer weights 0.123457 for 0.1234567. %g where it is the number."""
+    and the CSV's layer weights 0.123457 for 0.1234567. Such an axis is written in full,
+    the others (here the layer weights) as %g, and the CSV's tuples in full."""
     from jaxstyle import sweep_output
 
-    axes = {"style_weight": [1e6, 1000001.0]}
-    fixed = {**dict.fromkeys(AXES, 1.0), "style_layer_weights": (1.0,), "style_blend": None}
-    cells = [{**fixed, "style_weight": w, "seed": 0} for w in axes["style_weight"]]
+    layers = (1 / 3, 1.0)
+    axes = {"style_weight": [1e6, 1000001.0], "style_layer_weights": [layers, (1.0, 1.0)]}
+    fixed = {**dict.fromkeys(AXES, 1.0), "style_blend": None, "seed": 0}
+    cells = [
+        {**fixed, "style_weight": w, "style_layer_weights": layers} for w in axes["style_weight"]
+    ]
     assert cell_files(cells, axes) == [
-        "content1_style1e+06_tv1_seed0.png",
-        "content1_style1000001.0_tv1_seed0.png",
+        "content1_style1e+06_tv1_layers0.333333-1_seed0.png",
+        "content1_style1000001.0_tv1_layers0.333333-1_seed0.png",
     ]
     drawn = []
     monkeypatch.setattr(sweep_output, "labelled_grid", lambda _, *names, **o: drawn.append(names))
-    sweep_output.contact_sheet(np.zeros((2, 1, 1, 3)), cells, axes)
+    sweep_output.contact_sheet(
+        np.zeros((2, 1, 1, 3)), cells, {"style_weight": axes["style_weight"]}
+    )
     assert drawn == [([""], ["style 1e+06", "style 1000001.0"])]
-    assert sweep_output.format_value((0.1234567, 0.5, 1e-3)) == "0.1234567,0.5,0.001"
+    exact = sweep_output.format_value((0.1234567, 0.5, 1e-3), exact=True)
+    assert exact == "0.1234567,0.5,0.001" and sweep_output.format_value((0.1234567,)) == "0.123457"
 
 
 @pytest.mark.parametrize(
