@@ -106,6 +106,29 @@ def test_adam_cells_in_product_order_equal_single_runs(vgg_weights, pair, adam_g
         assert_cell_equals_single_run(r, i, single_run(vgg_weights, pair, r.cell_settings(i)))
 
 
+def test_tv_and_layer_weight_axes_cells_equal_single_runs(vgg_weights, pair):
+    """The other loss weight axes, stacked as content and style weights are (the 4-cell
+    Adam shape): a cell's TV weight or per-layer weights taken from another cell would
+    show in its losses."""
+    layers = [(1.0, 1.0, 1.0, 1.0, 1.0), (4.0, 0.5, 1.0, 1.0, 0.25)]
+    r = jaxstyle.sweep(
+        *pair,
+        weights=vgg_weights,
+        size=SIZE,
+        steps=3,
+        optimizer="adam",
+        tv_weight=[1e-3, 1.0],
+        style_layer_weights=layers,
+    )
+    assert r.axes == {"tv_weight": [1e-3, 1.0], "style_layer_weights": layers}
+    assert [(c["tv_weight"], c["style_layer_weights"]) for c in r.cells][1:3] == [
+        (1e-3, layers[1]),
+        (1.0, layers[0]),
+    ]
+    for i in (1, 2):
+        assert_cell_equals_single_run(r, i, single_run(vgg_weights, pair, r.cell_settings(i)))
+
+
 LBFGS = dict(size=32, steps=4, optimizer="lbfgs", style_weight=[1e1, 1e2, 1e4])
 
 
