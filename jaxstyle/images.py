@@ -64,6 +64,11 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
+UNDECODED = (".heic", ".heif", ".avif", ".jxl", ".psd", ".raw", ".cr2", ".nef", ".arw", ".dng")
+"""Suffixes of photo formats Pillow reads without plugins poorly or not at all: a file
+that it cannot decode is told to convert them."""
+
+
 def _fail(path: Path | str, reason: object) -> JaxstyleError:
     return JaxstyleError(_one_line(f"cannot read {path}: {reason}"))
 
@@ -203,7 +208,10 @@ def _pillow_errors(source: Path | str) -> Generator[None, None, None]:
     except Image.DecompressionBombError as e:
         raise _fail(source, f"the image is too large to load safely ({e})") from None
     except UnidentifiedImageError:
-        raise _fail(source, "not an image file, or a format Pillow cannot decode") from None
+        hint = ""
+        if Path(str(source)).suffix.lower() in UNDECODED:
+            hint = ": convert it to PNG or JPEG first (e.g. with an image viewer or ImageMagick)"
+        raise _fail(source, f"not an image file, or a format Pillow cannot decode{hint}") from None
     except Exception as e:  # Pillow raises many types for truncated/corrupt data
         raise _fail(source, f"the image data is truncated or corrupt ({e})") from None
 

@@ -721,3 +721,15 @@ def test_path_arguments_that_are_not_paths_are_named(call, message):
     the argument."""
     with pytest.raises(JaxstyleError, match=re.escape(message)):
         call()
+
+
+def test_a_photo_format_pillow_cannot_decode_is_told_to_convert(tmp_path):
+    """An iPhone's HEIC (here: bytes Pillow cannot identify) is told what to do; another
+    undecodable file is named as not an image."""
+    heic, other = tmp_path / "IMG_0001.HEIC", tmp_path / "notes.png"
+    heic.write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))
+    other.write_bytes(b"plain text, not pixels")
+    with pytest.raises(JaxstyleError, match=r"cannot decode: convert it to PNG or JPEG first"):
+        images.load_image(heic)
+    with pytest.raises(JaxstyleError, match=r"a format Pillow cannot decode$"):
+        images.load_image(other)
