@@ -64,6 +64,7 @@ from jaxstyle.resume import (
     recorded_fingerprint,
 )
 from jaxstyle.settings import Settings, check_every, integer, resolve_settings
+from jaxstyle.split_image import ROWS
 from jaxstyle.stylize import prepare_targets
 from jaxstyle.temporal import TemporalPlan, check_motion, check_temporal_weight, frame_targets
 from jaxstyle.weights import VGG19Weights, load_vgg19
@@ -220,7 +221,7 @@ def batch(
     done: dict[int, _Ready] = {}  # the jobs painted with these settings, by position
     for position, job in zip(positions, jobs, strict=True):
         try:
-            item = _check(job, out, preset, settings, params, pulled, position)
+            item = _check(job, out, preset, settings, params, pulled, position, mesh.shape[ROWS])
             finished = _finished(item)
         except JaxstyleError as err:
             failed.append(RowError(job.line, str(err)))
@@ -449,10 +450,11 @@ def _check(
     params: VGG19Weights,
     pulled: tuple[float, str] | None = None,
     position: int = 0,
+    rows: int = 1,
 ) -> _Ready:
     """Resolve a job's settings, load its images and check its output, or raise; the
     job is the ``position``-th, a frame pulled towards its neighbours with ``pulled``:
-    (λ, motion), or None (none)."""
+    (λ, motion), or None (none); its rows split over ``rows`` devices."""
     if pulled and job.content is None:
         raise JaxstyleError("a frame of a clip needs a content image (not a texture)")
     overrides = {**shared, **job.overrides}
@@ -461,7 +463,7 @@ def _check(
     )
     overrides.update(texture)
     s = resolve_settings(preset, init=init, **overrides)
-    content, styles, original = prepare_images(job.content, list(job.styles), s)
+    content, styles, original = prepare_images(job.content, list(job.styles), s, rows=rows)
     shape = tuple(output_shape(content, styles))
     passes, programs = (s,), ((shape, s.conv_algorithm, _patches(s, styles)),)
     if s.coarse_to_fine:  # each pass resolved at its size, as stylize does
@@ -469,7 +471,7 @@ def _check(
             resolve_settings(preset, init=init, **{**overrides, **s.pass_overrides(*q)})
             for q in s.passes
         )
-        programs = tuple(_program(job, ps) for ps in passes[:-1]) + programs
+        programs = tuple(_program(job, ps, rows) for ps in passes[:-1]) + programs
     fingerprint = {
         "settings": dataclasses.asdict(s),
         "content": None if content is None else array_digest(content),
@@ -488,10 +490,10 @@ def _check(
     return _Ready(job, s, passes, programs, fingerprint, output, _mask_layout(mask), position)
 
 
-def _program(job: Job, s: Settings) -> tuple:
+def _program(job: Job, s: Settings, rows: int) -> tuple:
     """What shapes a pass's program for this job: (image shape, convolution
-    algorithm, :func:`_patches`)."""
-    content, styles, _ = prepare_images(job.content, list(job.styles), s)
+    algorithm, :func:`_patches`), its rows split over ``rows`` devices."""
+    content, styles, _ = prepare_images(job.content, list(job.styles), s, rows=rows)
     return (tuple(output_shape(content, styles)), s.conv_algorithm, _patches(s, styles))
 
 
@@ -593,8 +595,9 @@ def _run_pass(
     s = settings[0]
     p = get_preset(s.preset)
     objective = s.objective(p)
+    rows = mesh.shape[ROWS]  # each job's rows split over as many devices
     images = [  # read again (not kept from _check): memory holds one chunk's images
-        prepare_images(item.job.content, list(item.job.styles), ps)
+        prepare_images(item.job.content, list(item.job.styles), ps, rows=rows)
         for item, ps in zip(chunk, settings, strict=True)
     ]
     shape = chunk[0].programs[i][0]
@@ -616,7 +619,7 @@ def _run_pass(
     plan_type = CellPlan
     if pull is not None:
         contents = [c for c, _, _ in images if c is not None]  # all: _check refuses textures
-        before = None if pull[2] is None else _before_pass(pull[2], ps, shape)
+        before = None if pull[2] is None else _before_pass(pull[2], ps, shape, rows)
         targets = frame_targets(targets, contents, weight=pull[0], previous=before, motion=pull[1])
         plan_type = TemporalPlan
     plan = plan_type.create(
@@ -680,12 +683,13 @@ def _painted_before(
 
 
 def _before_pass(
-    before: tuple[np.ndarray, Job], s: Settings, shape: tuple[int, int]
+    before: tuple[np.ndarray, Job], s: Settings, shape: tuple[int, int], rows: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """The painted frame before a chunk and its content frame as a pass sees them: at
-    its ``shape`` and, with ``preserve_colors="luminance"``, grey."""
+    its ``shape`` (rows split over ``rows`` devices) and, with
+    ``preserve_colors="luminance"``, grey."""
     image, job = before
-    content, _, original = prepare_images(job.content, list(job.styles), s)
+    content, _, original = prepare_images(job.content, list(job.styles), s, rows=rows)
     image = image_io.resize_to(image, shape)
     if original is not None and s.preserve_colors == "luminance":
         image = np.asarray(luminance_image(image))

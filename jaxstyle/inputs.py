@@ -88,11 +88,17 @@ def style_list(style: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
 
 
 def prepare_images(
-    content: ImageLike | None, style: ImageLike | Sequence[ImageLike], settings: Settings
+    content: ImageLike | None,
+    style: ImageLike | Sequence[ImageLike],
+    settings: Settings,
+    *,
+    rows: int = 1,
 ) -> Images:
     """Load and resize the content (longest side ``size``) and style images (times
     ``style_scale``; a texture, no content, takes none), and recolour them as
-    ``settings.preserve_colors`` asks."""
+    ``settings.preserve_colors`` asks. ``rows``: the devices each image's rows are
+    split over (``split_image``), whose multiple the result's height is rounded to
+    (:func:`split_evenly`)."""
     styles = style_list(style)
     if not styles:
         raise JaxstyleError("at least one style image is needed")
@@ -107,6 +113,8 @@ def prepare_images(
     content_img = None if content is None else as_image(content)
     if content_img is not None and settings.size:
         content_img = image_io.resize_longest(content_img, settings.size)
+    if content_img is not None:
+        content_img = split_evenly(content_img, rows)
     reference = settings.size or (max(content_img.shape[:2]) if content_img is not None else None)
     style_imgs = []
     for s in styles:
@@ -115,12 +123,24 @@ def prepare_images(
         scaled = side * settings.style_scale  # inf for a scale too large: refused below
         scaled = max(MIN_SIZE, round(scaled)) if math.isfinite(scaled) else scaled
         style_imgs.append(image_io.resize_longest(img, scaled))
+    if content_img is None:  # a texture: the first style image's shape is the result's
+        style_imgs[0] = split_evenly(style_imgs[0], rows)
     patch = get_preset(settings.preset).mrf_patch_size if settings.style_loss == "mrf" else 1
     sides = (settings.content_layers, settings.style_layers, patch, settings.size)
     _check_sides("content", content_img, *sides)
     for img in style_imgs:
         _check_sides("style", img, (), *sides[1:], scale=settings.style_scale)
     return _recolor(settings.preserve_colors, content_img, style_imgs)
+
+
+def split_evenly(image: np.ndarray, rows: int) -> np.ndarray:
+    """``image`` (H, W, 3) resized to the nearest height that is a multiple of ``rows``
+    (at least ``rows``), so that its rows split evenly over that many devices (jax
+    shards an axis only into equal parts): at most ``rows`` / 2 rows more or fewer."""
+    height, width = image.shape[:2]
+    if rows <= 1 or height % rows == 0:
+        return image
+    return image_io.resize_to(image, (max(rows, round(height / rows) * rows), width))
 
 
 def _recolor(mode: str | None, content: np.ndarray | None, styles: list[np.ndarray]) -> Images:

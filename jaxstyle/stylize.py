@@ -326,7 +326,8 @@ def _stylize_pass(content, style, s: Settings, params, init, mask, **run_options
     objective = s.objective(p)
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    content_img, style_imgs, original = prepare_images(content, style, s)
+    rows = len(run_options.get("devices") or ())  # the image's rows split over them
+    content_img, style_imgs, original = prepare_images(content, style, s, rows=rows)
     shape = output_shape(content_img, style_imgs)
     x0 = initial_image(init, content_img, shape, s.seed)
     mask_weights = prepare_mask(mask, shape, len(style_imgs), s)

@@ -48,6 +48,7 @@ from jaxstyle.paths import user_path
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
 from jaxstyle.resume import Checkpointing, array_digest, as_json, check_callback
 from jaxstyle.settings import Settings, check_every, resolve_settings
+from jaxstyle.split_image import ROWS
 from jaxstyle.stylize import prepare_targets, recorded_inputs
 from jaxstyle.weights import VGG19Weights, load_vgg19
 
@@ -331,7 +332,10 @@ def plan_sweep(
     timings: dict[str, float] = {}
     t = time.perf_counter()
     by_scale = {c.style_scale: c for c in resolved}  # a cell of each scale
-    images = {x: prepare_images(content, style, c) for x, c in by_scale.items()}  # checked
+    rows = mesh.shape[ROWS]  # each cell's rows split over as many devices
+    images = {  # checked
+        x: prepare_images(content, style, c, rows=rows) for x, c in by_scale.items()
+    }
     params = weights if isinstance(weights, VGG19Weights) else load_vgg19(weights)
     content_img, style_imgs, original = images[s.style_scale]  # the content: every scale's
     shape = output_shape(content_img, style_imgs)
