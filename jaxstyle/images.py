@@ -100,13 +100,14 @@ def open_input(path: Path, label: str = "", noun: str = "an image") -> IO[bytes]
         raise fail(e.strerror or e) from None
 
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
+def load_image(path: str | os.PathLike, *, background: float = 1.0) -> np.ndarray:
     """Read an image file as (H, W, 3) float32 RGB in [0, 1].
 
     EXIF orientation is applied; colours are converted to sRGB from the ICC profile
     the file embeds (Display P3, Adobe RGB, CMYK, ...); transparency is composited
-    onto white; 16-bit grayscale keeps its precision (32-bit integer images are read
-    on the same 0..65535 scale; float images already in [0, 1] as they are, larger
+    onto white (``background``: the grey level it is composited onto); 16-bit
+    grayscale keeps its precision (32-bit integer images are read on the same
+    0..65535 scale; float images already in [0, 1] as they are, larger
     float ranges as 0..255 or 0..65535). Images whose longest side exceeds
     :data:`MAX_SIDE` are downscaled (with a note on stderr); images over
     :data:`MAX_PIXELS` are refused. The file is opened read-only.
@@ -116,13 +117,14 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         if os.fstat(file.fileno()).st_size == 0:
             raise _fail(path, "the file is empty")
         image, original = _decode(path, file)
-    return _to_array(_noted(image, original, path))
+    return _to_array(_noted(image, original, path), background)
 
 
-def image_from_pil(image: Image.Image) -> np.ndarray:
+def image_from_pil(image: Image.Image, *, background: float = 1.0) -> np.ndarray:
     """A Pillow image (of any mode) as (H, W, 3) float32 RGB in [0, 1], read as
     :func:`load_image` reads a file: its EXIF orientation and ICC profile applied,
-    alpha over white, within :data:`MAX_SIDE`. ``image`` itself is not changed."""
+    alpha over white (or ``background``), within :data:`MAX_SIDE`. ``image`` itself is
+    not changed."""
     source = "the Pillow image"
     with _pillow_errors(source):
         try:
@@ -132,7 +134,7 @@ def image_from_pil(image: Image.Image) -> np.ndarray:
                 closed = "it is closed, or its file is: pass it before closing it"
                 raise _fail(source, closed) from None
             raise
-    return _to_array(_noted(*_prepare(image, source), source))
+    return _to_array(_noted(*_prepare(image, source), source), background)
 
 
 class Frame(NamedTuple):
@@ -308,8 +310,9 @@ def _normalize_mode(image: Image.Image) -> Image.Image:
     return image.convert("RGB")  # CMYK, YCbCr, RGBX, HSV, ...
 
 
-def _to_array(image: Image.Image) -> np.ndarray:
-    """A normalized-mode image -> (H, W, 3) float32 in [0, 1], alpha over white."""
+def _to_array(image: Image.Image, background: float = 1.0) -> np.ndarray:
+    """A normalized-mode image -> (H, W, 3) float32 in [0, 1], alpha over the grey
+    level ``background`` (1: white)."""
     mode = image.mode
     data = np.asarray(image)
     if mode == "I":
@@ -324,7 +327,7 @@ def _to_array(image: Image.Image) -> np.ndarray:
         pixels = pixels[..., None]
     if mode in ("LA", "RGBA"):
         color, alpha = pixels[..., :-1], pixels[..., -1:]
-        pixels = color * alpha + (1.0 - alpha)
+        pixels = color * alpha + background * (1.0 - alpha)
     if pixels.shape[-1] == 1:
         pixels = np.repeat(pixels, 3, axis=-1)
     return np.ascontiguousarray(np.clip(pixels, 0.0, 1.0), dtype=np.float32)

@@ -26,14 +26,14 @@ ImageLike = str | os.PathLike | np.ndarray | jax.Array | Image.Image
 or a Pillow image."""
 
 
-def as_image(image: ImageLike) -> np.ndarray:
+def as_image(image: ImageLike, *, background: float = 1.0) -> np.ndarray:
     """An (H, W, 3) float32 array in [0, 1] from a path, a Pillow image (see
-    :func:`jaxstyle.images.load_image`) or an array (see
-    :func:`jaxstyle.images.image_from_array`)."""
+    :func:`jaxstyle.images.load_image`; transparency over ``background``, 1: white) or
+    an array (see :func:`jaxstyle.images.image_from_array`)."""
     if isinstance(image, (str, os.PathLike)):
-        return image_io.load_image(image)
+        return image_io.load_image(image, background=background)
     if isinstance(image, Image.Image):
-        return image_io.image_from_pil(image)
+        return image_io.image_from_pil(image, background=background)
     return image_io.image_from_array(image)
 
 
@@ -203,7 +203,7 @@ def mask_record(mask: ImageLike | Sequence[ImageLike] | None) -> str | list[str]
 def _mask_weights(mask: ImageLike, shape: tuple[int, int]) -> np.ndarray:
     if not isinstance(mask, (str, os.PathLike, Image.Image)) and np.ndim(mask) == 2:
         mask = np.repeat(np.asarray(mask)[..., None], 3, axis=-1)
-    image = image_io.resize_to(as_image(mask), shape)
+    image = image_io.resize_to(as_image(mask, background=0.0), shape)  # transparent: 0
     weights = np.asarray(colors.rgb_to_yiq(image)[..., 0]).clip(0.0, 1.0)
     if not weights.any():
         raise JaxstyleError("a mask is black everywhere: no pixel would take its style")

@@ -288,3 +288,20 @@ def test_batch_row_with_a_mask_per_style_and_a_blend_is_a_row_error(vgg_weights,
         Job(2, content, (style, style), "b.png", {}, top), tmp_path, "jaxstyle", shared, vgg_weights
     )
     assert one.mask == "shared" and one.settings.style_blend == (1.0, 3.0)
+
+
+def test_transparent_parts_of_a_mask_take_no_style(tmp_path):
+    """A mask painted white on a transparent layer (an image editor's): its transparent
+    part weighs 0, not 1 (laid over white, as a content or style image's is, it took
+    the style everywhere); a half-transparent white weighs a half."""
+    pixels = np.zeros((24, 32, 4), np.uint8)
+    pixels[..., :3] = 255  # white everywhere
+    pixels[:8, :, 3], pixels[8:16, :, 3] = 255, 128  # opaque top, half, transparent bottom
+    path = tmp_path / "painted.png"
+    Image.fromarray(pixels, "RGBA").save(path)
+    for mask in (path, Image.open(path)):
+        weights = prepare_mask(mask, (24, 32), 1)
+        np.testing.assert_allclose(weights[:8], 1.0, atol=1e-6)
+        np.testing.assert_allclose(weights[8:16], 128 / 255, atol=1e-3)
+        np.testing.assert_array_equal(weights[16:], 0.0)
+    assert jaxstyle.load_image(path)[16:].min() == 1.0  # an image's transparency: over white
