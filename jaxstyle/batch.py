@@ -607,7 +607,8 @@ def _run_pass(
     starts, targets = [], []
     for j, (item, ps, (content, styles, _)) in enumerate(zip(chunk, settings, images, strict=True)):
         start = ps.init if previous is None else previous[j]
-        starts.append(initial_image(start, content, shape, ps.seed))
+        grey = ps.preserve_colors == "luminance"
+        starts.append(initial_image(start, content, shape, ps.seed, grey=grey))
         # not cached: a batch's many targets would push the compiled programs out of
         # the disk cache's size limit (a 512 px job's take 9 MB)
         mask = prepare_mask(item.job.mask, shape, len(styles), ps)

@@ -37,16 +37,21 @@ def as_image(image: ImageLike, *, background: float = 1.0) -> np.ndarray:
     return image_io.image_from_array(image)
 
 
-def initial_image(init: str | ImageLike, content: np.ndarray | None, shape, seed: int) -> jax.Array:
-    """The starting iterate (H, W, 3): the content, seeded uniform noise, or an image."""
+def initial_image(
+    init: str | ImageLike, content: np.ndarray | None, shape, seed: int, *, grey: bool = False
+) -> jax.Array:
+    """The starting iterate (H, W, 3): the content, seeded uniform noise, or an image;
+    ``grey``: noise or an image as its luminance (``preserve_colors="luminance"``, where
+    the optimisation sees grey images: the content is grey already)."""
     if isinstance(init, str) and init == "content":
         if content is None:
             raise JaxstyleError("init 'content' needs a content image")
         return jax.device_put(content)
     if isinstance(init, str) and init == "noise":
-        return jax.random.uniform(jax.random.key(seed), (*shape, 3), jnp.float32)
-    start = as_image(init)
-    return jax.device_put(image_io.resize_to(start, shape))
+        start = jax.random.uniform(jax.random.key(seed), (*shape, 3), jnp.float32)
+    else:
+        start = jax.device_put(image_io.resize_to(as_image(init), shape))
+    return colors.luminance_image(start) if grey else start
 
 
 def texture_overrides(

@@ -329,7 +329,7 @@ def _stylize_pass(content, style, s: Settings, params, init, mask, **run_options
     rows = len(run_options.get("devices") or ())  # the image's rows split over them
     content_img, style_imgs, original = prepare_images(content, style, s, rows=rows)
     shape = output_shape(content_img, style_imgs)
-    x0 = initial_image(init, content_img, shape, s.seed)
+    x0 = initial_image(init, content_img, shape, s.seed, grey=s.preserve_colors == "luminance")
     mask_weights = prepare_mask(mask, shape, len(style_imgs), s)
     timings["load"] = time.perf_counter() - t
 

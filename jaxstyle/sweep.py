@@ -341,7 +341,13 @@ def plan_sweep(
     shape = output_shape(content_img, style_imgs)
     start = s.init if init_label != "image" else init
     x0 = [
-        initial_image(start if starts is None else starts[i], content_img, shape, c.seed)
+        initial_image(
+            start if starts is None else starts[i],
+            content_img,
+            shape,
+            c.seed,
+            grey=c.preserve_colors == "luminance",
+        )
         for i, c in enumerate(resolved)
     ]
     mask_weights = prepare_mask(mask, shape, len(style_imgs), s)

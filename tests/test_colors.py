@@ -231,3 +231,31 @@ def test_a_luminance_sweep_is_told_apart_by_its_contents_colours(vgg_weights, re
     assert kept.fingerprint["original"] == array_digest(content)
     assert kept.fingerprint["content"] == array_digest(np.asarray(colors.luminance_image(content)))
     assert "original" not in plan_sweep(*paths, weights=vgg_weights, **RUN).fingerprint
+
+
+def test_a_luminance_runs_noise_or_image_start_is_grey(tmp_path):
+    """With preserve_colors="luminance" the optimisation sees grey images: a noise or
+    image start too (it started in colour), while the content start is left as it is."""
+    from jaxstyle.inputs import initial_image
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (6, 8, 3), np.uint8)).save(photo)
+    for init in ("noise", photo):
+        coloured = np.asarray(initial_image(init, None, (6, 8), 3))
+        grey = np.asarray(initial_image(init, None, (6, 8), 3, grey=True))
+        assert np.ptp(coloured, axis=-1).max() > 0.1  # in colour without grey
+        np.testing.assert_allclose(grey, np.asarray(jaxstyle.luminance_image(coloured)))
+        assert np.ptp(grey, axis=-1).max() < 1e-6
+    content = np.random.default_rng(1).random((6, 8, 3)).astype(np.float32)
+    assert np.array_equal(initial_image("content", content, (6, 8), 3, grey=True), content)
+
+
+def test_a_luminance_run_from_noise_starts_from_grey_noise(shared_image):
+    """stylize passes the grey start on: its losses at step 0 from init noise equal
+    those from the same noise made grey beforehand (from the coloured noise, they differ)."""
+    pair = shared_image("tubingen.jpg"), shared_image("starry_night.jpg")
+    run = dict(size=32, steps=0, seed=3, preserve_colors="luminance")
+    from_noise = jaxstyle.stylize(*pair, init="noise", **run)
+    noise = jax.random.uniform(jax.random.key(3), (*from_noise.image.shape[:2], 3))
+    from_grey = jaxstyle.stylize(*pair, init=np.asarray(jaxstyle.luminance_image(noise)), **run)
+    assert from_noise.final == pytest.approx(from_grey.final, rel=1e-5)
