@@ -43,6 +43,7 @@ from jaxstyle.inputs import (
     as_image,
     initial_image,
     mask_record,
+    named_init,
     output_shape,
     prepare_images,
     prepare_mask,
@@ -320,7 +321,7 @@ def check_options(
     mesh = cell_mesh(devices, split_image)
     _check_shared(preset, settings)
     init = settings.get("init")
-    if init is not None and not (isinstance(init, str) and init in ("content", "noise")):
+    if init is not None and not named_init(init):
         as_image(init)  # unreadable: refused now (a dry run too), not as the first chunk starts
     return ((temporal_weight, motion) if temporal_weight else None), mesh
 

@@ -37,6 +37,15 @@ def as_image(image: ImageLike, *, background: float = 1.0) -> np.ndarray:
     return image_io.image_from_array(image)
 
 
+NAMED_INITS = ("content", "noise")
+"""The starts named by a word (:func:`initial_image`); any other ``init`` is an image."""
+
+
+def named_init(init: Any) -> bool:
+    """Whether ``init`` names a start (:data:`NAMED_INITS`) rather than giving an image."""
+    return isinstance(init, str) and init in NAMED_INITS
+
+
 def initial_image(
     init: str | ImageLike, content: np.ndarray | None, shape, seed: int, *, grey: bool = False
 ) -> jax.Array:

@@ -19,10 +19,12 @@ from jaxstyle.inputs import (
     ImageLike,
     initial_image,
     mask_record,
+    named_init,
     output_shape,
     prepare_images,
     prepare_mask,
     restore_colors,
+    style_list,
     texture_overrides,
 )
 from jaxstyle.objective import LossArgs, Objective, Targets, compute_targets, make_loss_fn
@@ -270,9 +272,9 @@ def stylize(
 def recorded_inputs(content, style, mask, init) -> dict[str, Any] | None:
     """:attr:`StylizeResult.inputs` of a run of these arguments (``init`` resolved:
     "content", "noise" or an image): None unless each image is a path."""
-    styles = list(style) if isinstance(style, (list, tuple)) else [style]
-    masks = [] if mask is None else list(mask) if isinstance(mask, (list, tuple)) else [mask]
-    named = isinstance(init, str) and init in ("content", "noise")
+    styles = style_list(style)
+    masks = [] if mask is None else style_list(mask)  # one, or one per style
+    named = named_init(init)
     images = [*([] if content is None else [content]), *styles, *masks, *([] if named else [init])]
     if not all(isinstance(x, (str, os.PathLike)) for x in images):
         return None
