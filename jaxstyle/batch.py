@@ -22,6 +22,7 @@ resumes an interrupted chunk from its checkpoint (refusing one of other chunks).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -285,8 +286,7 @@ def batch(
             timings["compile"] += result.timings["compile"]
             timings["optimize"] += result.timings["optimize"]
             bar.update(len(chunk))
-    if (out / CHECKPOINTS).is_dir():
-        shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)  # every chunk finished
+    _remove_checkpoints(out / CHECKPOINTS, chunks)  # every chunk finished
     timings["total"] = time.perf_counter() - t0
     return BatchReport(written, skipped, failed, summary, timings)
 
@@ -441,6 +441,15 @@ def _refuse_other_checkpoints(root: Path, chunks: list[list[_Ready]]) -> None:
                 f"checkpoint {root} was written by a run with other settings, jobs or "
                 "batch size; rerun with those, or delete the checkpoint directory to start over"
             )
+
+
+def _remove_checkpoints(root: Path, chunks: list[list[_Ready]]) -> None:
+    """Remove the checkpoints of this run's ``chunks`` under ``root``, and ``root``
+    once empty; another run's (a second manifest into the same output) are kept."""
+    for chunk in chunks:
+        shutil.rmtree(root / _chunk_key(chunk), ignore_errors=True)
+    with contextlib.suppress(OSError):
+        root.rmdir()
 
 
 def _check(

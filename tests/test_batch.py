@@ -369,6 +369,27 @@ def test_an_interrupted_chunk_resumes_when_an_earlier_output_was_deleted(
     assert not (out / CHECKPOINTS).exists()
 
 
+def test_a_finished_batch_keeps_another_runs_checkpoint(vgg_weights, images, tmp_path, monkeypatch):
+    """A second manifest run into the same output saves its state meanwhile: the
+    finished batch removes its own chunks' checkpoints, not the other run's."""
+    t, s = str(images["tubingen"]), str(images["starry_night"])
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text(json.dumps({"content": t, "style": s, "output": "a.png"}) + "\n")
+    out, plain_run = tmp_path / "out", cells.CellPlan.run
+    other = out / CHECKPOINTS / "another-run"
+
+    def run_chunk(plan, **options):  # the other run saves while this one runs
+        (other / "step_00000002").mkdir(parents=True)
+        (other / "run.json").write_text("{}\n")
+        return plain_run(plan, **options)
+
+    monkeypatch.setattr(cells.CellPlan, "run", run_chunk)
+    report = jaxstyle.batch(manifest, out, weights=vgg_weights, size=32, **SETTINGS)
+    assert report.written == [out / "a.png"]
+    assert sorted(p.name for p in (out / CHECKPOINTS).iterdir()) == ["another-run"]
+    assert (other / "step_00000002").is_dir()
+
+
 def test_jobs_of_one_shape_whose_sizes_pick_other_convolutions_run_apart(
     vgg_weights, images, tmp_path
 ):
