@@ -356,8 +356,9 @@ class CellPlan:
         result as an uninterrupted run; another run into the same checkpoint
         meanwhile is refused (:meth:`Checkpointing.held`). A progress bar counts
         steps. ``callback`` is called as ``callback(step, losses, images)`` after
-        every ``callback_every``-th step with the cells' losses {term: (N,)} and
-        (N, H, W, 3) images (e.g. to show them).
+        every ``callback_every``-th step with the cells' losses {term: (N,)} (the
+        step's record: of the images that entered it) and (N, H, W, 3) images
+        (after it; e.g. to show them).
         """
         options = dict(driver=driver, progress=progress, desc=desc, checkpoint=checkpoint)
         with checkpoint.held() if checkpoint else contextlib.nullcontext():

@@ -164,7 +164,9 @@ def stylize(
       progress: show a progress bar with the step and the losses.
       callback: called as ``callback(step, losses, image)`` after every
         ``callback_every``-th step (e.g. to save intermediate images; the last
-        step's image is the result's).
+        step's image is the result's). ``losses`` are the step's record (those of
+        the image that entered it, :func:`~jaxstyle.optimize.make_step`), one step
+        behind ``image``.
       devices: split the image's rows over these devices (spatial partitioning,
         :mod:`jaxstyle.split_image`: each holds 1/n of the activations, for
         pictures too large for one device's memory); None or one device: the
