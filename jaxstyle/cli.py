@@ -467,7 +467,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     record = {
         "output": str(out),
         "inputs": inputs.record(result.settings.init),
-        "weights": plan.params.name,
         **({"from": str(args.from_result)} if args.from_result else {}),
         "fingerprint": plan.fingerprint,
     }

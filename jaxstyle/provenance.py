@@ -43,6 +43,12 @@ def run_metadata() -> dict:
     }
 
 
+def run_sources(result: Any) -> dict:
+    """A result's ``inputs`` (image paths) and ``weights`` (set name) entries of its
+    record, those it knows (a result of arrays has no ``inputs``)."""
+    return {k: getattr(result, k) for k in ("inputs", "weights") if getattr(result, k) is not None}
+
+
 def record_text(record: Any) -> str:
     """A JSON record as indented text; NaN and infinities (a diverged loss) are written
     as null, since strict JSON parsers reject bare ``NaN``/``Infinity``."""

@@ -82,7 +82,7 @@ class StylizeResult:
         is written first. An existing file at either is an error unless ``overwrite``.
         Returns the record's path."""
 
-        from jaxstyle.provenance import record_text, run_metadata
+        from jaxstyle.provenance import record_text, run_metadata, run_sources
 
         path = Path(path)
         image_io.check_output_path(path, [])
@@ -92,8 +92,7 @@ class StylizeResult:
                 raise JaxstyleError(f"{existing} exists; not overwriting it")
         content = {
             "output": str(path),
-            **({"inputs": self.inputs} if self.inputs is not None else {}),
-            **({"weights": self.weights} if self.weights is not None else {}),
+            **run_sources(self),
             **(record or {}),
             "settings": dataclasses.asdict(self.settings),
             "final_losses": self.final,

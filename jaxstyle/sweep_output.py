@@ -124,7 +124,7 @@ def write_sweep(
     """
     import jax
 
-    from jaxstyle.provenance import record_text, run_metadata
+    from jaxstyle.provenance import record_text, run_metadata, run_sources
 
     directory = image_io.check_output_dir(user_path(directory, "an output directory"))
     files = cell_files(result.cells, result.axes)
@@ -150,8 +150,7 @@ def write_sweep(
     ]
     shared = {k: v for k, v in dataclasses.asdict(result.settings).items() if k not in result.axes}
     summary = {
-        **({"inputs": result.inputs} if result.inputs is not None else {}),
-        **({"weights": result.weights} if result.weights is not None else {}),
+        **run_sources(result),
         **(record or {}),
         "settings": shared,
         "axes": result.axes,
