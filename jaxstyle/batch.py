@@ -65,7 +65,7 @@ from jaxstyle.resume import (
     json_digest,
     recorded_fingerprint,
 )
-from jaxstyle.settings import Settings, check_every, integer, resolve_settings
+from jaxstyle.settings import Settings, check_batch_size, check_every, resolve_settings
 from jaxstyle.split_image import ROWS
 from jaxstyle.stylize import prepare_targets
 from jaxstyle.temporal import TemporalPlan, check_motion, check_temporal_weight, frame_targets
@@ -309,8 +309,7 @@ def check_options(
     """Refuse a bad option of :func:`batch` (any but the jobs, the output directory and
     the weights) before a row is read or a clip's frames are extracted: (the pull, (λ as
     a float, motion) or None for none; the mesh of the devices)."""
-    if integer("batch size", batch_size) < 1:
-        raise JaxstyleError(f"batch size must be >= 1, not {batch_size}")
+    check_batch_size(batch_size)
     check_every("checkpoint every", checkpoint_every)
     check_every("callback_every", callback_every)
     check_callback("callback", callback)

@@ -24,6 +24,12 @@ def cells_per_device(n: int, devices: int) -> int:
     return -(-n // devices)
 
 
+def cells_at_once(n: int, batch_size: int | None, devices: int) -> int:
+    """How many of ``n`` cells run together: all, or ``batch_size`` (None: all), padded
+    to a multiple of the ``devices`` (groups of devices) they are sharded over."""
+    return cells_per_device(min(n, batch_size or n), devices) * devices
+
+
 @lru_cache(maxsize=32)
 def batched(fn: Callable, mesh: Mesh, per_cell_targets: bool = False) -> Callable:
     """``fn(x, args: LossArgs)`` vmapped over ``x`` and the loss weights, and over the

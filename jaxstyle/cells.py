@@ -52,6 +52,8 @@ from jaxstyle.vgg import WinogradKernels, prepare_weights
 from jaxstyle.weights import VGG19Weights
 
 LOSSES = ("total", "content", "style", "tv")
+RUN_TIMES = ("compile", "optimize", "ms_per_step")
+"""The timings of :meth:`CellPlan.run` itself (the plan's own: loading, targets)."""
 
 
 @dataclasses.dataclass
@@ -306,6 +308,29 @@ class CellPlan:
         rows = self.mesh.shape[ROWS]
         return CellsResult(images[:n], history, final, timings, devices, mine, split_image=rows)
 
+    def part(self: _Plan, start: int, stop: int, size: int) -> _Plan:
+        """Cells ``start`` to ``stop - 1`` as a plan of their own, padded to ``size``
+        cells (a multiple of the device groups) as :meth:`create` pads, so that
+        every part of one size runs one compiled program; the weights and shared
+        targets are this plan's arrays."""
+        index = np.arange(start, stop)
+        x0, weights, targets = jax.device_get(
+            (self.x0, self.args.weights, self.args.targets if self.per_cell_targets else None)
+        )
+
+        def take(tree, blank=lambda item: item):
+            cells = [jax.tree.map(lambda v, i=i: v[i], tree) for i in index]
+            return _host_stack(cells + [blank(cells[-1])] * (size - len(cells)))
+
+        cell = NamedSharding(self.mesh, P(MESH_AXIS))
+        if self.per_cell_targets:
+            targets = _put(take(targets, self.padding_targets), cell)
+        else:
+            targets = self.args.targets
+        x0 = _put(take(x0), image_layout(self.mesh, x0.shape[1:], MESH_AXIS))
+        args = LossArgs(self.args.vgg, targets, _put(take(weights), cell))
+        return dataclasses.replace(self, n=len(index), x0=x0, args=args)
+
     def _unpad(self, tree: Any) -> Any:
         return jax.tree.map(lambda v: v[: self.n], to_host(tree))
 
@@ -455,6 +480,26 @@ def join_passes(results: Sequence[CellsResult]) -> CellsResult:
     steps = history["total"].shape[1] if "total" in history else 0
     timings["ms_per_step"] = 1e3 * timings["optimize"] / max(1, steps - resumed)
     return dataclasses.replace(final, history=history, timings=timings, resumed_from=resumed)
+
+
+def join_cells(results: Sequence[CellsResult]) -> CellsResult:
+    """The result of cells run in consecutive parts (:meth:`CellPlan.part`, in
+    order): their images, histories and final losses one after another, the
+    :data:`RUN_TIMES` summed (``ms_per_step``: of every part's cells), ``local`` counted
+    over all cells, the steps taken up from checkpoints summed over the parts."""
+    first, starts = results[0], np.cumsum([0] + [len(r.images) for r in results])
+    joined = {
+        "images": np.concatenate([r.images for r in results]),
+        "history": {k: np.concatenate([r.history[k] for r in results]) for k in first.history},
+        "final": {k: np.concatenate([r.final[k] for r in results]) for k in first.final},
+    }
+    return dataclasses.replace(
+        first,
+        **joined,
+        timings={**first.timings, **{k: sum(r.timings[k] for r in results) for k in RUN_TIMES}},
+        local=[int(a) + i for a, r in zip(starts[:-1], results, strict=True) for i in r.local],
+        resumed_from=sum(r.resumed_from for r in results),
+    )
 
 
 def _put(tree: Any, sharding: NamedSharding | Callable[[Any], NamedSharding]) -> Any:

@@ -426,6 +426,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         init=inputs.init,
         mask=inputs.mask,
         split_image=args.split_image,
+        batch_size=args.batch_size,
         **{k: getattr(args, k) for k in (*SETTINGS, *COARSE_TO_FINE)},
     )
     recorded = recorded_fingerprint(out / "sweep.json")
@@ -450,7 +451,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     # an interrupted run's files are its own, and a finished one's
     if not checkpoint.directory.exists() and recorded != plan.fingerprint:
         refuse_existing(out, plan.cells, plan.axes)
-    steps = plan.settings.total_steps
+    steps = plan.settings.total_steps * len(plan.cell_runs())  # one run of cells after another
     title = f"jaxstyle sweep {out.name}"
     with _live_view(args, title, steps, _captioned(content, style_images)) as live:
         show = live.sweep_callback(plan.cells, plan.axes) if live else None
@@ -478,7 +479,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         process = jax.process_index()
         summary = ", grid.png, sweep.json and sweep.csv" if process == 0 else ""
         wrote = f"process {process} of {jax.process_count()}: wrote cells {result.local}{summary}"
+    runs = plan.cell_runs()
     resumed = f", resumed at step {result.resumed_from}" if result.resumed_from else ""
+    if len(runs) > 1:  # resumed_from counts the steps taken up over the runs
+        taken = f", {result.resumed_from} steps taken up" if result.resumed_from else ""
+        resumed = f", in {len(runs)} runs of {runs[0][1]} cells{taken}"
     print(
         f"{wrote} to {out} ({w}x{h}, {result.settings.steps} steps, "
         f"{result.timings['ms_per_step']:.0f} ms/step for all cells on "

@@ -171,6 +171,13 @@ def _sweep_arguments(p: argparse.ArgumentParser) -> None:
     _coarse_to_fine_argument(p)
     _checkpoint_arguments(p)
     _live_arguments(p, what="the cells' contact sheet")
+    _batch_size_argument(
+        p,
+        "cells",
+        None,
+        "all; fewer, one run of them after another, for a grid larger than memory: "
+        "`jaxstyle estimate --batch N` tells what N cells need",
+    )
     _split_argument(p)
 
 
@@ -205,13 +212,15 @@ def _batch_arguments(p: argparse.ArgumentParser) -> None:
     _split_argument(p)
 
 
-def _batch_size_argument(p: argparse.ArgumentParser, what: str) -> None:
+def _batch_size_argument(
+    p: argparse.ArgumentParser, what: str, default: int | None = 8, said: str = "8"
+) -> None:
     p.add_argument(
         "--batch-size",
         type=int,
-        default=8,
+        default=default,
         metavar="N",
-        help=f"at most N {what} run together, vmapped (default 8)",
+        help=f"at most N {what} run together, vmapped (default {said})",
     )
 
 

@@ -259,8 +259,13 @@ def _check_cells(what: str, losses: Any, images: Any, n: int) -> None:
 
 
 def _best_and_worst(losses: Mapping) -> dict[str, float]:
-    totals = [float(v) for v in np.ravel(losses["total"])]
-    return {"best total": min(totals), "worst total": max(totals)}
+    """The least and greatest total loss of the cells that have one (not NaN: a cell
+    of a sweep's later run of cells, not started yet)."""
+    totals = np.ravel(np.asarray(losses["total"], np.float64))
+    totals = totals[~np.isnan(totals)]
+    if not totals.size:
+        return {}
+    return {"best total": float(totals.min()), "worst total": float(totals.max())}
 
 
 class _Server(http.server.ThreadingHTTPServer):

@@ -229,6 +229,14 @@ def integer(name: str, value: Any) -> int:
     return int(value)
 
 
+def check_batch_size(batch_size: Any) -> int:
+    """Refuse a batch size (of a batch's jobs, an animation's frames, a sweep's cells
+    run together) that is not an integer >= 1."""
+    if integer("batch size", batch_size) < 1:
+        raise JaxstyleError(f"batch size must be >= 1, not {batch_size}")
+    return int(batch_size)
+
+
 def check_every(name: str, every: Any) -> int:
     """Refuse a count of steps (``checkpoint_every``, ``--checkpoint-every``,
     ``callback_every``, a live view's total steps) that is not an integer >= 0: the one

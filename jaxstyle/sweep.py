@@ -20,8 +20,9 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from numbers import Integral
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,15 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxstyle.batching import cells_per_device
-from jaxstyle.cells import CellPlan, CellsResult, cell_groups, cell_mesh, join_passes
+from jaxstyle.batching import cells_at_once
+from jaxstyle.cells import (
+    CellPlan,
+    CellsResult,
+    cell_groups,
+    cell_mesh,
+    join_cells,
+    join_passes,
+)
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.inputs import (
     ImageLike,
@@ -43,11 +51,11 @@ from jaxstyle.inputs import (
     texture_overrides,
 )
 from jaxstyle.objective import Targets, blend_grams, blend_weights
-from jaxstyle.optimize import choose_driver
+from jaxstyle.optimize import choose_driver, to_host
 from jaxstyle.paths import user_path
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
-from jaxstyle.resume import Checkpointing, array_digest, as_json, check_callback
-from jaxstyle.settings import Settings, check_every, resolve_settings
+from jaxstyle.resume import STEP, Checkpointing, array_digest, as_json, check_callback
+from jaxstyle.settings import Settings, check_batch_size, check_every, resolve_settings
 from jaxstyle.split_image import ROWS
 from jaxstyle.stylize import prepare_targets, recorded_inputs
 from jaxstyle.weights import VGG19Weights, load_vgg19
@@ -131,7 +139,8 @@ class SweepPlan(CellPlan):
     passes after it, and ``replan(size, steps, images)`` plans one of them from
     the (N, h, w, 3) images the pass before left (see :func:`plan_sweep`);
     ``settings`` are the sweep's as asked (cell 0's, every pass's sizes);
-    ``inputs`` as :attr:`SweepResult.inputs`."""
+    ``inputs`` as :attr:`SweepResult.inputs`; ``batch_size``: the cells run
+    together (None: all; see :meth:`cell_runs`)."""
 
     cells: list[dict[str, Any]]
     axes: dict[str, list]
@@ -141,6 +150,15 @@ class SweepPlan(CellPlan):
     original: np.ndarray | None = None
     later: tuple[tuple[int, int], ...] = ()
     replan: Callable[[int, int, np.ndarray], SweepPlan] | None = None
+    batch_size: int | None = None
+
+    def cell_runs(self) -> list[tuple[int, int]]:
+        """The (start, stop) of each run of cells optimised together, one after
+        another: one run of all cells, or runs of ``batch_size`` (rounded up to a
+        multiple of the device groups; the last padded to it), each the same
+        compiled program, for grids larger than the devices' memory."""
+        size = cells_at_once(self.n, self.batch_size, cell_groups(self.mesh))
+        return [(start, min(start + size, self.n)) for start in range(0, self.n, size)]
 
     def checkpointing(self, directory: os.PathLike | str, every: int = 0) -> Checkpointing:
         """Checkpoints of this sweep in ``directory``, every ``every`` steps (0: on
@@ -169,37 +187,59 @@ class SweepPlan(CellPlan):
         """
         check_callback("callback", callback)
         check_every("callback_every", callback_every)
+        runs = len(self.cell_runs())  # every pass runs its cells in as many runs
 
-        def shown(plan: SweepPlan, done: int) -> dict:  # the callback of a pass
-            if callback is None:
-                return {}
+        def run_pass(plan: SweepPlan, checkpoint: Checkpointing | None, done: int) -> CellsResult:
+            """Every run of a pass's cells, its steps numbered on from ``done``."""
+            shown = _shown_parts(plan, callback, callback_every)
+            results = [
+                CellPlan.run(
+                    part,
+                    checkpoint=part_checkpoint,
+                    **shown(a, a + part.n, done + j * plan.steps),
+                    **options,
+                )
+                for j, (a, part, part_checkpoint) in enumerate(plan._parts(checkpoint))
+            ]
+            return join_cells(results)
 
-            def report(step, losses, images):
-                callback(done + step, losses, restore_colors(images, plan.original))
-
-            return {"callback": report, "callback_every": callback_every}
-
-        if not self.later:
-            result = super().run(checkpoint=checkpoint, **shown(self, 0), **options)
+        passes = len(self.later) + 1
+        if passes == 1:
+            result = run_pass(self, checkpoint, 0)
             assert isinstance(result, SweepResult)  # made by SweepPlan.finish
             return result
         assert self.replan is not None  # plan_sweep gives one with the later passes
-        plan, results, passes = self, [], len(self.later) + 1
+        plan, results = self, []
         for i in range(passes):
             last = i == passes - 1
             pass_checkpoint = (
                 None if checkpoint is None else checkpoint.for_pass(i, passes, plan.fingerprint)
             )
             raw = plan if last else dataclasses.replace(plan, original=None)  # the next start
-            done = self.settings.pass_starts[i]
-            results.append(
-                CellPlan.run(raw, checkpoint=pass_checkpoint, **shown(plan, done), **options)
-            )
+            results.append(run_pass(raw, pass_checkpoint, runs * self.settings.pass_starts[i]))
             if not last:
                 plan = self.replan(*self.later[i], results[-1].images)
         result = join_passes(results)
         assert isinstance(result, SweepResult)  # the last pass's plan is a SweepPlan
         return dataclasses.replace(result, settings=self.settings)
+
+    def _parts(
+        self, checkpoint: Checkpointing | None
+    ) -> Iterator[tuple[int, SweepPlan, Checkpointing | None]]:
+        """(first cell, plan, checkpoint) of each of :meth:`cell_runs`, the plan made
+        as it is reached; a checkpoint of the cells run otherwise is refused first."""
+        runs = self.cell_runs()
+        if checkpoint is not None:
+            _refuse_other_runs(checkpoint.directory, runs)
+        if len(runs) == 1:
+            yield 0, self, checkpoint
+            return
+        size = runs[0][1]
+        for start, stop in runs:
+            part_checkpoint = (
+                None if checkpoint is None else _run_checkpoint(checkpoint, start, stop)
+            )
+            yield start, self.part(start, stop, size), part_checkpoint
 
     def finish(self, carry, history, timings=None) -> SweepResult:
         """The :class:`SweepResult` (padding dropped); see :meth:`CellPlan.finish`."""
@@ -214,6 +254,68 @@ class SweepPlan(CellPlan):
             inputs=self.inputs,
             weights=self.params.name,
         )
+
+
+def _shown_parts(
+    plan: SweepPlan, callback: Callable | None, every: int
+) -> Callable[[int, int, int], dict]:
+    """``part(start, stop, done)``: the ``callback`` keywords of the run of cells
+    ``start`` to ``stop - 1`` of a pass, its steps numbered on from ``done``; it is
+    shown every cell: those of the other runs as they were left (not started yet:
+    their start images and NaN losses), all in the result's colours."""
+    shown: dict[str, Any] = {}
+
+    def part(start: int, stop: int, done: int) -> dict:
+        if callback is None:
+            return {}
+
+        def report(step, losses, images):
+            if (start, stop) != (0, plan.n):  # one of several runs
+                if not shown:
+                    shown["images"] = np.array(to_host(plan.x0)[: plan.n])
+                    shown["losses"] = {k: np.full(plan.n, np.nan, np.float32) for k in losses}
+                shown["images"][start:stop] = images
+                for k, v in losses.items():
+                    shown["losses"][k][start:stop] = v
+                losses = {k: v.copy() for k, v in shown["losses"].items()}  # not kept: filled on
+                images = shown["images"].copy()
+            callback(done + step, losses, restore_colors(images, plan.original))
+
+        return {"callback": report, "callback_every": every}
+
+    return part
+
+
+CELL_RUN = re.compile(r"^cells\d+-\d+$")
+"""The name of a run of cells' checkpoint directory (:func:`_run_checkpoint`)."""
+
+
+def _run_checkpoint(checkpoint: Checkpointing, start: int, stop: int) -> Checkpointing:
+    """The checkpoints of the run of cells ``start`` to ``stop - 1`` (one of several):
+    in ``cells<start>-<stop - 1>`` under ``checkpoint``'s directory, its last state
+    kept, so that a rerun takes up a finished run instead of running it again."""
+    return Checkpointing(
+        checkpoint.directory / f"cells{start}-{stop - 1}",
+        {**checkpoint.fingerprint, "cells": [start, stop]},
+        checkpoint.every,
+        final=True,
+    )
+
+
+def _refuse_other_runs(directory: Path, runs: list[tuple[int, int]]) -> None:
+    """Refuse to run while ``directory`` holds the state of cells run otherwise (with
+    another batch size, or all at once): it would be left unused, or mixed in."""
+    if not directory.is_dir():
+        return
+    one = len(runs) == 1  # its state in the directory itself
+    mine = {_run_checkpoint(Checkpointing(directory, {}), a, b).directory.name for a, b in runs}
+    for path in directory.iterdir():
+        theirs = CELL_RUN.match(path.name) and (one or path.name not in mine)
+        if (STEP.match(path.name) and not one) or (theirs and any(path.glob("step_*"))):
+            raise JaxstyleError(
+                f"checkpoint {directory} was written by a run with another batch size; "
+                "rerun with that, or delete the checkpoint directory to start over"
+            )
 
 
 def plan_sweep(
@@ -233,6 +335,7 @@ def plan_sweep(
     devices: Sequence[jax.Device] | None = None,
     split_image: bool | int = False,
     starts: Sequence[ImageLike] | None = None,
+    batch_size: int | None = None,
     **settings: Any,
 ) -> SweepPlan:
     """Resolve and check every cell, compute the targets once, place the inputs:
@@ -271,6 +374,11 @@ def plan_sweep(
         (:mod:`jaxstyle.split_image`).
       starts: one (h, w, 3) image per cell to start from, resized to the output
         (instead of ``init``; a coarse-to-fine pass starts from the last one's).
+      batch_size: optimise this many cells together, one run of them after
+        another (None: all at once), for grids larger than the devices' memory
+        (:meth:`SweepPlan.cell_runs`; ``jaxstyle estimate --batch N`` tells what
+        N cells need). Every run is the same compiled program; each cell's result
+        is the same as in one run of all.
       **settings: the shared settings, as for :func:`jaxstyle.stylize`.
     """
     given: dict[str, Any] = dict(  # the arguments, for the later passes' plans
@@ -285,8 +393,11 @@ def plan_sweep(
         mask=mask,
         devices=devices,
         split_image=split_image,
+        batch_size=batch_size,
         **settings,
     )
+    if batch_size is not None:
+        check_batch_size(batch_size)
     mesh = cell_mesh(devices, split_image)  # checked before anything is loaded
     init, texture = texture_overrides(content, settings.pop("init", None), content_weight)
     content_weight = texture.get("content_weight", content_weight)
@@ -355,10 +466,11 @@ def plan_sweep(
 
     t = time.perf_counter()
     objective = s.objective(p)
+    groups = cell_groups(mesh)
     kernels = objective.winograd_kernels(
         shape,
         [img.shape[:2] for scale in images.values() for img in scale.styles],
-        cells_per_device(len(x0), cell_groups(mesh)),
+        cells_at_once(len(x0), batch_size, groups) // groups,
     )
     per_scale = {
         x: prepare_targets(
@@ -408,6 +520,7 @@ def plan_sweep(
         inputs=recorded_inputs(content, style, mask, start),
         original=original,
         later=passes[1:],
+        batch_size=batch_size,
         replan=lambda size, steps, images: plan_sweep(
             content,
             style,

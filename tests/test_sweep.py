@@ -156,6 +156,63 @@ def test_lbfgs_cells_keep_their_own_line_search_and_resume(vgg_weights, pair, lb
         )
 
 
+ADAM_GRID = dict(size=SIZE, steps=3, optimizer="adam", content_weight=[1.0, 5.0])
+
+
+def test_cells_run_two_at_a_time_equal_one_run_of_all_and_show_every_cell(
+    vgg_weights, pair, adam_grid
+):
+    """batch_size=3 of 4 cells: runs of cells 0-2 and 3 (padded to 3: one program),
+    each cell as in one run of all; the callback sees all 4 cells, those of the
+    run not started yet with their start image and NaN losses, steps numbered on."""
+    grid = dict(**ADAM_GRID, style_weight=[1e2, 1e3], weights=vgg_weights)
+    plan = plan_sweep(*pair, batch_size=3, **grid)
+    assert plan.cell_runs() == [(0, 3), (3, 4)]
+    seen = []
+    result = plan.run(callback=lambda *a: seen.append(a), callback_every=3)
+    np.testing.assert_allclose(result.images, adam_grid.images, rtol=0, atol=IMAGE_ATOL)
+    for name in ("total", "content", "style", "tv"):
+        np.testing.assert_allclose(result.final[name], adam_grid.final[name], rtol=LOSS_RTOL)
+        np.testing.assert_allclose(result.history[name], adam_grid.history[name], rtol=LOSS_RTOL)
+    assert result.local == [0, 1, 2, 3]
+    assert [step for step, _, _ in seen] == [3, 6]
+    (_, first, images), (_, second, _) = seen
+    assert np.isnan(first["total"][3]) and not np.isnan(first["total"][:3]).any()
+    np.testing.assert_array_equal(images[3], np.asarray(plan.x0[3]))  # not started
+    np.testing.assert_allclose(second["total"], adam_grid.history["total"][:, 2], rtol=LOSS_RTOL)
+    assert plan_sweep(*pair, batch_size=4, **grid).cell_runs() == [(0, 4)]
+    with pytest.raises(jaxstyle.JaxstyleError, match="batch size must be >= 1, not 0"):
+        plan_sweep(*pair, batch_size=0, **grid)
+
+
+def test_runs_of_cells_resume_take_up_a_finished_run_and_refuse_another_batch_size(
+    vgg_weights, pair, adam_grid, tmp_path, monkeypatch, sigterm_after
+):
+    """Stopped in the second run of cells: the rerun takes up the first run's kept
+    state (not run again) and resumes the second, to the uninterrupted images; a
+    rerun with another batch size (or all at once) is refused, the state kept."""
+    from jaxstyle import cells
+
+    grid = dict(**ADAM_GRID, style_weight=[1e2, 1e3], weights=vgg_weights)
+    plan = plan_sweep(*pair, batch_size=2, **grid)
+    checkpoint = plan.checkpointing(tmp_path / "ck")
+    stops = iter([sigterm_after(10**6), sigterm_after(2)])  # the second run stopped
+    with monkeypatch.context() as patch:
+        patch.setattr(cells, "stop_requests", lambda: next(stops))
+        with pytest.raises(jaxstyle.Interrupted, match="at step 2 of 3"):
+            plan.run(checkpoint=checkpoint)
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["cells0-1", "cells2-3"]
+    saved = sorted((tmp_path / "ck").rglob("*"))
+    for other in (3, None):
+        again = plan_sweep(*pair, batch_size=other, **grid)
+        with pytest.raises(jaxstyle.JaxstyleError, match="another batch size"):
+            again.run(checkpoint=again.checkpointing(tmp_path / "ck"))
+    assert sorted((tmp_path / "ck").rglob("*")) == saved
+    resumed = plan.run(checkpoint=checkpoint)
+    assert resumed.resumed_from == 3 + 2  # the first run finished, the second at step 2
+    np.testing.assert_allclose(resumed.images, adam_grid.images, rtol=0, atol=IMAGE_ATOL)
+
+
 def test_vmapped_lbfgs_mixes_first_trials_and_zoom_searches_per_cell():
     """(x - t)² from x = 0.9: L-BFGS's first trial moves x by -1, which is accepted for a
     far target (t = 0.2) and overshoots a near one (t = 0.85), so in one batched step
@@ -331,12 +388,15 @@ def test_cli_sweep_writes_a_directory(pair, tmp_path, capsys):
     assert files[1].endswith("_style100_tv0.001_seed1.png") and len(files) == 4
     assert all((out / f).is_file() for f in [*files, "grid.png", "sweep.csv"])
     assert "wrote 4 cells" in capsys.readouterr().out
-    png = (out / files[1]).read_bytes()
+    png = np.asarray(Image.open(out / files[1]), np.int16)
     (out / files[1]).unlink()  # one cell deleted: not "nothing to do", but redone
-    assert main(["sweep", *pair, "-o", str(out), *args, *axes]) == 0
+    # in runs of 3 cells (the same sweep: each cell's result the same, to rounding)
+    assert main(["sweep", *pair, "-o", str(out), *args, *axes, "--batch-size", "3"]) == 0
     printed = capsys.readouterr().out
     assert f"this finished sweep but not {files[1]}: running it again" in printed
-    assert "wrote 4 cells" in printed and (out / files[1]).read_bytes() == png
+    assert "wrote 4 cells" in printed and "in 2 runs of 3 cells)" in printed
+    again = np.asarray(Image.open(out / files[1]), np.int16)
+    assert np.abs(again - png).max() <= 1
 
 
 def test_cli_sweep_from_noise_refuses_another_content_and_keeps_users_files(pair, tmp_path, capsys):
