@@ -31,6 +31,7 @@ from jaxstyle.errors import JaxstyleError
 from jaxstyle.manifest import Job
 from jaxstyle.paths import user_path
 from jaxstyle.presets import DEFAULT_PRESET, MOTION, get_preset
+from jaxstyle.settings import resolve_settings
 from jaxstyle.weights import VGG19Weights, load_vgg19
 
 FRAME_SUFFIXES = (*image_io.FORMATS, ".gif", ".bmp")
@@ -259,6 +260,7 @@ def animate(
         motion=motion,
     )
     check_options(settings, on_plan=on_plan, **options)  # before a frame is extracted
+    resolve_settings(preset, **settings)  # every frame's, coarse-to-fine sizes too: no row's own
     weights = weights if isinstance(weights, VGG19Weights) else load_vgg19(weights)
     output = user_path(output, "an output path")
     styles = _paths(style, "a style path")

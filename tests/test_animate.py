@@ -205,6 +205,9 @@ def test_animate_has_no_dry_run(gif, tmp_path, shared_image):
         (dict(callback=3), "callback must be a function or None"),
         (dict(on_plan=3), "on_plan must be a function or None"),
         (dict(weights="nowhere"), "nowhere is not a weight set"),
+        # every frame has the shared settings (no row of its own): refused as settings
+        (dict(coarse_to_fine=(32,)), "^coarse-to-fine sizes must rise"),
+        (dict(size=None, coarse_to_fine=(16,)), "^coarse-to-fine needs a size"),
     ],
 )
 def test_animate_refuses_bad_settings_before_extracting_the_clip(
