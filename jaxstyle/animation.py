@@ -19,6 +19,7 @@ import itertools
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
@@ -117,10 +118,10 @@ def read_clip(
 
 def _frame_ms(fps: float | None) -> int | None:
     """A frame's milliseconds at ``fps`` frames a second (None: None, the clip's own)."""
-    number = isinstance(fps, (int, float)) and not isinstance(fps, bool)
+    number = isinstance(fps, Real) and not isinstance(fps, (bool, np.bool_))  # numpy's too
     if fps is not None and not (number and 0 < fps <= 1000):
         raise JaxstyleError(f"fps must be a number in (0, 1000], not {fps!r}")
-    return None if fps is None else round(1000 / fps)
+    return None if fps is None else round(1000 / float(fps))
 
 
 def _paths(value: Any, what: str) -> tuple[Path, ...]:

@@ -112,9 +112,11 @@ def test_read_clip_of_a_directory_in_number_order(photo, tmp_path):
     (frames / "f3.json").write_text("{}")
     (frames / "._f1.png").write_bytes(b"\0\5\26\7")  # macOS's resource fork: hidden
     clip = read_clip(frames, tmp_path / "unused", fps=25)
-    for bad in (True, "25", float("nan"), 0, 1001):
+    for bad in (True, "25", float("nan"), 0, 1001, np.float32(-1)):
         with pytest.raises(jaxstyle.JaxstyleError, match=r"fps must be a number in \(0, 1000\]"):
             read_clip(frames, tmp_path / "unused", fps=bad)
+    for number in (np.float32(25), np.int64(25)):  # numpy's numbers too, as other settings
+        assert read_clip(frames, tmp_path / "unused", fps=number).durations == (40,) * 3
     assert [p.name for p in clip.frames] == ["f1.png", "f2.png", "f10.png"]
     pan(photo, 1)[0].save(frames / "²1.png")  # a digit that is no number
     assert read_clip(frames, tmp_path / "unused").frames[-1].name == "²1.png"
