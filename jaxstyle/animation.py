@@ -277,6 +277,7 @@ def animate(
         image_io.load_image(path)
     if (frame_ms := _frame_ms(fps)) is not None:  # before a frame is extracted
         image_io.check_durations(output, [frame_ms])
+        image_io.check_frame_rate(output, frame_ms)
     read = read_clip(clip, work / "source", fps=fps)
     image_io.check_durations(output, read.durations)  # a file's own: before painting
     jobs = [Job(i, frame, styles, f"frame_{i:05d}.png") for i, frame in enumerate(read.frames, 1)]

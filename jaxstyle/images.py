@@ -567,6 +567,17 @@ def check_durations(path: Path, durations: Sequence[float]) -> None:
         )
 
 
+def check_frame_rate(path: Path, frame_ms: int) -> None:
+    """Refuse frames of ``frame_ms`` asked for (a frame rate) that a GIF ``path`` would
+    store as 10 ms (one centisecond, :func:`_centiseconds`), which viewers show for
+    100 ms: 10 times slower."""
+    if _format(path, ANIMATION_FORMATS) == "GIF" and _centiseconds([frame_ms])[0] <= 10:
+        raise JaxstyleError(
+            f"cannot write {path} with frames of {frame_ms} ms: a GIF stores them as 10 ms, "
+            "which viewers show for 100 ms; give at most 50 fps, or write .webp or .png"
+        )
+
+
 def _centiseconds(durations: Sequence[int]) -> list[int]:
     """Durations in ms rounded to the whole centiseconds (at least 1) a GIF stores: Pillow
     truncates, and 60 fps's 17 ms would become 10 ms, which viewers show for 100 ms."""

@@ -311,6 +311,10 @@ def test_cli_animate_and_its_errors(gif, tmp_path, shared_image, capsys):
         ([str(gif), style, "-o", str(tmp_path / "x.jpg")], "unsupported file type '.jpg'"),
         ([str(gif), style, "-o", str(gif)], f"output {gif} is the input"),
         ([str(gif), style, "-o", str(tmp_path / "y.gif"), "--fps", "0"], "fps must be"),
+        (  # a GIF stores 10 ms, which viewers show for 100 ms: 10 times slower than asked
+            [str(gif), style, "-o", str(tmp_path / "y.gif"), "--fps", "100"],
+            "frames of 10 ms: a GIF stores them as 10 ms, which viewers show for 100 ms",
+        ),
         (  # a GIF's frame is at most 655.35 s: refused before painting, not after
             [str(gif), style, "-o", str(tmp_path / "y.gif"), "--fps", "0.001"],
             "a frame shows for 1000 s, longer than GIF stores (655.35 s)",
