@@ -366,17 +366,23 @@ import os, sys, json
 import jax
 jax.config.update("jax_compilation_cache_dir", os.environ["JAXSTYLE_CACHE"])
 import jaxstyle
-clip, style, out = sys.argv[1:4]
+clip, style, out, split = sys.argv[1:5]
 r = jaxstyle.animate(
-    clip, style, out, temporal_weight=3e4, batch_size=3, size=32, steps=30, optimizer="adam"
+    clip, style, out, temporal_weight=3e4, batch_size=3, size=32, steps=30, optimizer="adam",
+    split_image=int(split),
 )
 print(json.dumps({"devices": jax.device_count(), "written": len(r.report.written)}))
 """
 
 
-def test_sharded_over_2_cpu_devices_equals_one_device(clip, shared_image, tmp_path, vgg_weights):
-    """4 frames in chunks of 3 on 2 host devices (each chunk padded to a multiple of 2;
-    neighbours across the devices): the frames of one device (up to one 8-bit level).
+@pytest.mark.parametrize("split", [1, 2])
+def test_sharded_over_2_cpu_devices_equals_one_device(
+    split, clip, shared_image, tmp_path, vgg_weights
+):
+    """4 frames in chunks of 3 on 2 host devices (split 1: the frames sharded, each chunk
+    padded to a multiple of 2, neighbours across the devices; split 2: each frame's rows
+    split over both, the flow's warp reading rows of the other device): the frames of one
+    device (up to one 8-bit level).
     (Not more devices than the 2 cores: XLA:CPU's collectives wait for every device's
     thread, and were seen to time out with 3 under load, and once with 2: conftest gives
     them 900 s, not 40.)"""
@@ -386,7 +392,7 @@ def test_sharded_over_2_cpu_devices_equals_one_device(clip, shared_image, tmp_pa
         "XLA_FLAGS": f"{os.environ['XLA_FLAGS']} --xla_force_host_platform_device_count=2",
     }
     out = tmp_path / "two.png"
-    command = [sys.executable, "-c", SHARDED, str(clip), style, str(out)]
+    command = [sys.executable, "-c", SHARDED, str(clip), style, str(out), str(split)]
     proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout.splitlines()[-1]) == {"devices": 2, "written": 4}
