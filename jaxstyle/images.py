@@ -144,8 +144,8 @@ class Frame(NamedTuple):
       image: (H, W, 3) float32 RGB in [0, 1].
       duration: how long it shows, in milliseconds (:data:`FRAME_MS` where the file
         gives none).
-      loop: how often the file says the animation repeats (0: forever; None: it
-        gives no count, and plays once).
+      loop: how often the file says the animation repeats (0: forever; None: it plays
+        once: a GIF without a count; a WebP's or APNG's count, of plays, less one).
     """
 
     image: np.ndarray
@@ -173,7 +173,28 @@ def read_frames(path: str | os.PathLike) -> Generator[Frame, None, None]:
             if index == first:
                 _noted(frame, original, path)
             duration = int(animation.info.get("duration") or 0) or FRAME_MS
-            yield Frame(_to_array(frame), duration, animation.info.get("loop"))
+            yield Frame(_to_array(frame), duration, _repeats(animation))
+
+
+PLAYS = ("PNG", "WEBP")
+"""The animation formats whose loop count is how often they play (APNG's num_plays, WebP's
+loop count), not, as a GIF's, how often they repeat (viewers play a GIF count + 1 times)."""
+
+
+def _repeats(animation: Image.Image) -> int | None:
+    """How often an opened animation repeats (:attr:`Frame.loop`: 0 forever, None once)."""
+    count = animation.info.get("loop")
+    if animation.format not in PLAYS or not count:
+        return count
+    return None if count == 1 else count - 1
+
+
+def _loop_count(fmt: str, loop: int | None) -> int | None:
+    """The loop count that a file of ``fmt`` stores for ``loop`` (:attr:`Frame.loop`);
+    None: none (a GIF that plays once)."""
+    if fmt not in PLAYS:
+        return loop
+    return 1 if loop is None else loop + 1 if loop else 0
 
 
 def _noted(image: Image.Image, original: tuple[int, int], source: Path | str) -> Image.Image:
@@ -538,8 +559,8 @@ def encode_animation(
         pictures = [p.quantize(palette=palette, dither=Image.Dither.NONE) for p in pictures]
         durations = _centiseconds(durations)
     options: dict[str, object] = {"quality": 95} if fmt == "WEBP" else {}
-    if loop is not None or fmt != "GIF":  # a GIF without a count plays once
-        options["loop"] = 1 if loop is None else loop
+    if (count := _loop_count(fmt, loop)) is not None:  # a GIF without a count plays once
+        options["loop"] = count
     buffer = io.BytesIO()
     try:
         pictures[0].save(

@@ -74,6 +74,19 @@ def test_gif_without_a_loop_count_plays_once_and_shares_one_palette(photo, tmp_p
     assert all(np.array_equal(left[0], x) for x in left[1:])
 
 
+def test_a_loop_count_is_how_often_it_repeats_in_every_format(tmp_path):
+    """A GIF's count is how often it repeats (viewers play it count + 1 times), a WebP's
+    and an APNG's how often it plays: loop=3 plays 4 times in each, a GIF turned into a
+    WebP too (it played 3 times)."""
+    frames = [np.full((8, 8, 3), i / 2, np.float32) for i in range(2)]
+    for suffix in (".webp", ".png"):
+        for loop, plays in [(3, 4), (None, 1), (0, 0)]:
+            path = tmp_path / f"{loop}{suffix}"
+            save_animation(path, frames, [100, 100], loop=loop)
+            assert Image.open(path).info["loop"] == plays
+            assert {f.loop for f in read_frames(path)} == {loop}
+
+
 def test_read_frames_skips_an_apngs_default_image(tmp_path):
     """The default image (a still for viewers without APNG) is not one of the frames."""
     red, green, blue = (Image.new("RGB", (8, 8), c) for c in ("red", "lime", "blue"))
