@@ -245,7 +245,8 @@ def _animate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fps",
         type=float,
-        help="frames per second of the output (default: the clip's own timing; a directory's: 10)",
+        help="frames per second of the output (default: the clip's own timing; a directory's: "
+        "10); a GIF's at most 50 (whole centiseconds)",
     )
     _temporal_arguments(
         p,
