@@ -50,7 +50,8 @@ ANIMATION_FORMATS = {".gif": "GIF", ".webp": "WEBP", ".png": "PNG", ".apng": "PN
 """Animated output suffix -> Pillow format (.png: an APNG)."""
 
 FRAME_MS = 100
-"""A frame's duration where a file gives none (or 0): 10 frames a second, as browsers show."""
+"""A frame's duration where a file gives none (or 0), or a GIF 10 ms (one centisecond):
+10 frames a second, as browsers show."""
 
 MAX_FRAME_MS = {"GIF": 655_350, "PNG": 65_535_000, "WEBP": 2**24 - 1}
 """The longest frame each animation format stores, in ms: a GIF's 16-bit centiseconds,
@@ -143,7 +144,7 @@ class Frame(NamedTuple):
     Attributes:
       image: (H, W, 3) float32 RGB in [0, 1].
       duration: how long it shows, in milliseconds (:data:`FRAME_MS` where the file
-        gives none).
+        gives none, or a GIF 10 ms, as viewers show it).
       loop: how often the file says the animation repeats (0: forever; None: it plays
         once: a GIF without a count; a WebP's or APNG's count, of plays, less one).
     """
@@ -172,7 +173,9 @@ def read_frames(path: str | os.PathLike) -> Generator[Frame, None, None]:
             frame, original = _prepare(animation, path)
             if index == first:
                 _noted(frame, original, path)
-            duration = int(animation.info.get("duration") or 0) or FRAME_MS
+            duration = int(animation.info.get("duration") or 0)
+            if duration <= (10 if animation.format == "GIF" else 0):  # as viewers show it
+                duration = FRAME_MS
             yield Frame(_to_array(frame), duration, _repeats(animation))
 
 

@@ -96,10 +96,13 @@ def test_read_frames_skips_an_apngs_default_image(tmp_path):
 
 
 def test_gif_durations_round_to_centiseconds(tmp_path):
-    """60 fps (17 ms) is 20 ms, not Pillow's truncated 10 ms, which viewers show for 100 ms."""
+    """60 fps (17 ms) is 20 ms, not Pillow's truncated 10 ms, which viewers show for 100 ms
+    (and a GIF's 10 ms frames are read so: painted into a WebP, they play as they did)."""
     frames = [np.full((8, 8, 3), i / 4, np.float32) for i in range(3)]
     save_animation(tmp_path / "a.gif", frames, [17, 67, 3])
-    assert [f.duration for f in read_frames(tmp_path / "a.gif")] == [20, 70, 10]
+    assert [f.duration for f in read_frames(tmp_path / "a.gif")] == [20, 70, 100]
+    save_animation(tmp_path / "a.webp", frames, [17, 67, 10])  # a WebP's own 10 ms: 10 ms
+    assert [f.duration for f in read_frames(tmp_path / "a.webp")] == [17, 67, 10]
 
 
 def test_save_animation_refuses_bad_suffix_and_counts(tmp_path):
