@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 from typing import Any
 
@@ -26,8 +27,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
+from jax.tree_util import GetAttrKey, SequenceKey
 
-from jaxstyle.architecture import CONV_NAMES, LAYER_INDEX, deepest, forward_macs
+from jaxstyle.architecture import deepest, forward_macs
 from jaxstyle.batching import MESH_AXIS, batched, cells_per_device, shared_loss_fn
 from jaxstyle.cells import cell_groups, cell_mesh
 from jaxstyle.compiler import jit
@@ -62,9 +64,11 @@ class Estimate:
       argument_bytes, output_bytes, temp_bytes, generated_code_bytes: XLA's
         memory analysis of the compiled step; ``alias_bytes`` of the outputs
         reuse the donated input carry's buffers.
-      weight_bytes: the VGG19 weights the step receives (kernels, biases, the
+      weight_bytes: the VGG19 weights the compiled step holds (kernels, biases, the
         transposed kernels of the image gradient and, with ``conv_algorithm``
-        "winograd", the Winograd-domain kernels), part of ``argument_bytes``.
+        "winograd", the Winograd-domain kernels), part of ``argument_bytes``: those
+        of the layers it runs, and with L-BFGS every layer's (its line search
+        loop takes them all).
       peak_bytes: the estimate: arguments + outputs - aliased + temporaries +
         generated code.
       xla_flops: XLA's cost analysis of the step (loop bodies counted once, so
@@ -173,15 +177,6 @@ def estimate(
         raise JaxstyleError(f"jax's {jax.default_backend()} backend reports no memory analysis")
     last = deepest(objective.layers)
     rows = rows_per_image(split_image, jax.local_device_count())
-    per_group = cells_per_device(batch, devices // rows)
-    vgg = _prepared_shapes(params, objective, (height, width), per_group)
-    weight_bytes = sum(
-        leaf.size * leaf.dtype.itemsize
-        for name in CONV_NAMES
-        if LAYER_INDEX[name] <= LAYER_INDEX[last]
-        for collection in (vgg.params, vgg.transposed or {}, vgg.winograd or {})
-        for leaf in jax.tree.leaves(collection.get(name))
-    )
     peak = sum(sizes.values()) - 2 * sizes["alias"]  # aliased outputs: once
     vgg_flops = batch * flops_per_step(forward_macs(height, width, last), 1.0, 0.0)
     return Estimate(
@@ -200,7 +195,7 @@ def estimate(
         alias_bytes=sizes["alias"],
         temp_bytes=sizes["temp"],
         generated_code_bytes=sizes["generated_code"],
-        weight_bytes=weight_bytes,
+        weight_bytes=held_bytes(compiled, "vgg"),
         peak_bytes=peak,
         xla_flops=_xla_flops(compiled),
         vgg_flops=vgg_flops,
@@ -302,6 +297,24 @@ def memory_sizes(compiled: Any) -> dict[str, int] | None:
         return None
     names = ("argument", "output", "alias", "temp", "generated_code")
     return {name: int(getattr(memory, f"{name}_size_in_bytes", 0) or 0) for name in names}
+
+
+def held_bytes(compiled: Any, field: str) -> int:
+    """Bytes per device of the step's :class:`LossArgs` ``field`` (e.g. ``"vgg"``) that
+    ``compiled`` (:func:`compile_step`'s, called as ``step(carry, args)``) holds: XLA
+    drops the arguments the program never reads (jax's ``_kept_var_idx``; all are
+    counted where it is missing)."""
+    leaves = jax.tree_util.tree_leaves_with_path(compiled.args_info)
+    kept = getattr(getattr(compiled, "_executable", None), "_kept_var_idx", None)
+    kept = range(len(leaves)) if kept is None else sorted(kept)
+    shardings = jax.tree.leaves(compiled.input_shardings)  # the kept arguments', in order
+    prefix = (SequenceKey(0), SequenceKey(1), GetAttrKey(field))
+    total = 0
+    for i, sharding in zip(kept, shardings, strict=True):
+        path, info = leaves[i]
+        if path[:3] == prefix:
+            total += math.prod(sharding.shard_shape(info.shape)) * info.dtype.itemsize
+    return total
 
 
 def _abstract(tree: Any, *, lead: tuple[int, ...] = (), sharding: Any = None) -> Any:

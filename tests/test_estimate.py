@@ -87,10 +87,20 @@ def test_estimate_counts_weights_and_flops(estimates):
     assert (e.optimizer, e.compute_dtype, e.preset) == ("adam", "float32", "jaxstyle")
 
 
-def test_winograd_estimate_counts_the_kernels_its_run_prepares(vgg_weights):
+def test_lbfgs_estimate_counts_every_layer_its_step_holds(vgg_weights):
+    """L-BFGS's line search loop takes all the weights, so its compiled step holds every
+    layer's kernel, transposed kernel and bias, not only those of the layers run."""
+    e = jaxstyle.estimate(weights=vgg_weights, size=32, **{**SHALLOW, "optimizer": "lbfgs"})
+    every = 4 * sum(2 * 9 * i * o + o for i, o in CONV_SHAPES.values())
+    assert e.optimizer == "lbfgs" and e.weight_bytes == every
+    assert e.argument_bytes > e.weight_bytes
+
+
+def test_winograd_estimate_counts_the_kernels_its_step_holds(vgg_weights):
     """8 cells of 64x64 through relu3_1: conv3_1 (16x16, 16 tiles each) runs F(4x4) over
-    the cells at once, and the targets' single images F(2x2); both are stored for it
-    (36 + 16 floats per Cin x Cout), and no kernel of a layer not run."""
+    the cells at once; the step holds those kernels (36 floats per Cin x Cout) and its bias,
+    not conv3_1's direct kernel nor the F(2x2) kernels of the targets' single images
+    (another program's), and no kernel of a layer not run."""
     e = jaxstyle.estimate(
         weights=vgg_weights,
         size=64,
@@ -103,7 +113,7 @@ def test_winograd_estimate_counts_the_kernels_its_run_prepares(vgg_weights):
     direct = ("conv1_1", "conv1_2", "conv2_1", "conv2_2")
     c_in, c_out = CONV_SHAPES["conv3_1"]
     expected = sum(2 * 9 * i * o + o for i, o in map(CONV_SHAPES.get, direct))
-    expected += 9 * c_in * c_out + c_out + (36 + 16) * c_in * c_out
+    expected += c_out + 36 * c_in * c_out
     assert (e.conv_algorithm, e.devices) == ("winograd", 1)
     assert e.weight_bytes == 4 * expected
 
