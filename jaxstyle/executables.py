@@ -172,12 +172,8 @@ def _follow(key: str) -> None:
     link = disk_cache.entry(previous, NEXT)
     if link is None:  # nothing is cached
         return
-    try:
-        if link.read_text() == key:
-            return
-    except OSError:
-        pass
-    disk_cache.write(link, key.encode())
+    if _read_link(link) != key:
+        disk_cache.write(link, key.encode())
 
 
 def _prefetch_after(key: str) -> None:
@@ -188,16 +184,23 @@ def _prefetch_after(key: str) -> None:
         link = disk_cache.entry(key, NEXT)
         if link is None:  # nothing is cached
             return
-        try:
-            key = link.read_text()
-        except OSError:
-            return
-        if key in seen or len(key) != 64:
+        key = _read_link(link)
+        if key is None or key in seen:
             return
         seen.add(key)
         path = disk_cache.entry(key, KIND)
         if path is not None and path.exists():
             _start_background().add(path)
+
+
+def _read_link(link: Path) -> str | None:
+    """The key a ``<key>.jaxstyle-next`` entry names; None if it is missing or is not
+    a key (truncated, or another program's file)."""
+    try:
+        key = link.read_bytes().decode("ascii")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return key if len(key) == 64 and all(c in "0123456789abcdef" for c in key) else None
 
 
 class _Prefetcher:

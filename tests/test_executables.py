@@ -192,6 +192,25 @@ def test_prefetch_follows_the_remembered_order_and_skips_what_is_gone(cache, mon
     executables._background.stop()
 
 
+def test_garbled_order_links_are_ignored_and_rewritten(cache, monkeypatch):
+    """A ``.jaxstyle-next`` file that is not a key (binary garbage, a truncated key) is
+    no link: nothing is prefetched from it, nothing crashes, and it is written anew."""
+    monkeypatch.setattr(executables, "_background", None)
+    runs = [(jnp.ones(n), jnp.ones(n)) for n in (8, 9)]
+    executables.prefetch("a garbled run")
+    for args in runs:
+        _compile_counted(_scale_and_add, args, [])
+    links = sorted(cache.glob("*.jaxstyle-next"))
+    assert links
+    for link, junk in zip(links, [b"\xff\xfe\x00 not text", b"0" * 63], strict=False):
+        link.write_bytes(junk)
+    executables.prefetch("a garbled run")
+    assert executables._background is None  # no entry queued from a garbled link
+    for args in runs:
+        _compile_counted(_scale_and_add, args, [])
+    assert all(len(executables._read_link(link) or "") == 64 for link in links)
+
+
 def test_other_shapes_or_dtypes_are_other_programs(cache):
     compiles = []
     for x in (jnp.ones(4), jnp.ones(5), jnp.ones(4, jnp.bfloat16), jnp.ones(4)):
