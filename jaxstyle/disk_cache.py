@@ -80,7 +80,10 @@ def read_arrays(path: Path) -> dict[str, dict] | None:
     """What :func:`write_arrays` wrote to the entry ``path`` (NumPy arrays), noted as
     used; None if there is none or it is unreadable."""
     try:
-        with np.load(path) as arrays:
+        loaded = np.load(path)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # an ``.npy``: another program's
+            return None
+        with loaded as arrays:
             flat = {name: arrays[name] for name in arrays.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile):
         return None

