@@ -184,9 +184,10 @@ def _prefetch_after(key: str) -> None:
         link = disk_cache.entry(key, NEXT)
         if link is None:  # nothing is cached
             return
-        key = _read_link(link)
-        if key is None or key in seen:
+        following = _read_link(link)
+        if following is None or following in seen:
             return
+        key = following
         seen.add(key)
         path = disk_cache.entry(key, KIND)
         if path is not None and path.exists():
