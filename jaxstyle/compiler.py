@@ -53,7 +53,7 @@ def enable_compilation_cache(
     targets are kept there too (:mod:`jaxstyle.disk_cache`).
 
     Args:
-      directory: where; default ``$JAXSTYLE_CACHE``, else
+      directory: where (``~`` expanded); default ``$JAXSTYLE_CACHE``, else
         ``$XDG_CACHE_HOME/jaxstyle/jax`` (``~/.cache/jaxstyle/jax``).
       run_label: names what this process is about to run (the CLI: ``"cli
         stylize"`` etc.): the programs the last process so labelled used start
@@ -65,7 +65,7 @@ def enable_compilation_cache(
     if directory is None:
         home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
         directory = os.environ.get("JAXSTYLE_CACHE") or home / "jaxstyle" / "jax"
-    directory = Path(directory)
+    directory = Path(directory).expanduser()  # "~/..." quoted in a shell or a .env file
     try:
         directory.mkdir(parents=True, exist_ok=True)
         writable = os.access(directory, os.W_OK)

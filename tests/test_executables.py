@@ -443,6 +443,11 @@ def test_enable_compilation_cache_turns_on_both_caches(tmp_path, monkeypatch):
         jaxstyle.enable_compilation_cache(tmp_path / "mine", run_label="cli stylize")
         assert labels == ["cli stylize"]
         assert disk_cache.enable(None) == tmp_path / "mine"
+        monkeypatch.setenv("HOME", str(tmp_path / "home"))
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("JAXSTYLE_CACHE", "~/cache")  # as quoted: no literal "~" directory
+        assert jaxstyle.enable_compilation_cache() == tmp_path / "home" / "cache"
+        assert (tmp_path / "home" / "cache").is_dir() and not (tmp_path / "~").exists()
     finally:
         disk_cache.enable(previous)
         for name, value in saved.items():
