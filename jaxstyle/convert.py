@@ -30,7 +30,7 @@ from jaxstyle import weights
 from jaxstyle.architecture import CONV_NAMES, LAYER_INDEX
 from jaxstyle.errors import JaxstyleError
 from jaxstyle.images import open_input
-from jaxstyle.paths import user_path
+from jaxstyle.paths import check_creatable, user_path
 from jaxstyle.torch_legacy import load_torch_file
 from jaxstyle.weights import CAFFE, TORCHVISION, Preprocessing, VGG19Weights
 
@@ -56,6 +56,7 @@ def convert(source: Path, output: Path, *, preprocessing: str | None = None) -> 
     source, output = user_path(source, "a weights file"), user_path(output, "a weights directory")
     if output.exists():
         raise JaxstyleError(f"{output} already exists; not overwriting it")
+    check_creatable(output)
     vgg, fmt, data = _load(source, preprocessing)
     vgg = dataclasses.replace(vgg, name=output.name)
     record = {"file": source.name, "sha256": weights.sha256(data), "format": fmt.name}

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageFile, ImageOps, UnidentifiedImageError
 
 from jaxstyle.errors import JaxstyleError
-from jaxstyle.paths import umask, user_path
+from jaxstyle.paths import check_creatable, umask, user_path
 
 MAX_PIXELS = 12_000 * 12_000
 """Hard limit: larger images (decompression bombs, giant scans) are refused.
@@ -714,13 +714,7 @@ def check_output_path(
             else f"a directory {output} is in the way of an output file; move it elsewhere"
         )
     _format(output, formats)
-    ancestor = output.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if ancestor.exists() and not ancestor.is_dir():
-        raise JaxstyleError(f"cannot write {output}: {ancestor} is a file, not a directory")
-    if ancestor.is_dir() and not os.access(ancestor, os.W_OK | os.X_OK):
-        raise JaxstyleError(f"cannot write {output}: the directory {ancestor} is not writable")
+    check_creatable(output)
     record = output.with_suffix(".json")
     for source in inputs:
         if _same_file(output, Path(source)):

@@ -19,6 +19,18 @@ def user_path(value: Any, what: str) -> Path:
     return Path(value)
 
 
+def check_creatable(path: Path) -> None:
+    """A :class:`JaxstyleError` unless ``path`` can be created: its nearest existing
+    ancestor is a directory this process may write in."""
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if ancestor.exists() and not ancestor.is_dir():
+        raise JaxstyleError(f"cannot write {path}: {ancestor} is a file, not a directory")
+    if ancestor.is_dir() and not os.access(ancestor, os.W_OK | os.X_OK):
+        raise JaxstyleError(f"cannot write {path}: the directory {ancestor} is not writable")
+
+
 def umask() -> int:
     """The process's file mode creation mask (``os.umask`` can only be read by setting it)."""
     mask = os.umask(0o022)

