@@ -444,6 +444,9 @@ def load_vgg19(path: str | os.PathLike | None = None) -> VGG19Weights:
             raise JaxstyleError(_not_a_set(path))
         return load(path)
     path = default_location()
+    if not is_weight_set(path) and path.exists():  # in the way of a fetch too
+        source = f"${ENV_VAR}" if os.environ.get(ENV_VAR) else "the default weights place"
+        raise JaxstyleError(f"{source}: {_not_a_set(path)}")
     if not is_weight_set(path):
         try:
             fetch(path)

