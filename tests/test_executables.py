@@ -424,6 +424,17 @@ def test_least_recently_used_entries_go_beyond_the_size_limit(cache, monkeypatch
     assert len(remaining) == 2 and first not in remaining
 
 
+def test_an_entry_that_cannot_be_removed_is_passed_over(cache, monkeypatch):
+    """A directory under an entry's name (or another user's file) is left alone when the
+    size limit removes the oldest: the newer entries go instead, and nothing fails."""
+    in_the_way = cache / "foreign.jaxstyle-exe"
+    in_the_way.mkdir()
+    os.utime(in_the_way, (1, 1))  # the oldest
+    monkeypatch.setattr(disk_cache, "MAX_BYTES", 1)
+    assert disk_cache.write(cache / "new.jaxstyle-targets", b"entry")
+    assert in_the_way.is_dir() and not (cache / "new.jaxstyle-targets").exists()
+
+
 def test_enable_compilation_cache_turns_on_both_caches(tmp_path, monkeypatch):
     import jaxstyle
 
