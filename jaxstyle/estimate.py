@@ -302,19 +302,22 @@ def memory_sizes(compiled: Any) -> dict[str, int] | None:
 def held_bytes(compiled: Any, field: str) -> int:
     """Bytes per device of the step's :class:`LossArgs` ``field`` (e.g. ``"vgg"``) that
     ``compiled`` (:func:`compile_step`'s, called as ``step(carry, args)``) holds: XLA
-    drops the arguments the program never reads (jax's ``_kept_var_idx``; all are
-    counted where it is missing)."""
+    drops the arguments the program never reads (jax's ``_kept_var_idx``; where a jax
+    lacks it, all are counted)."""
     leaves = jax.tree_util.tree_leaves_with_path(compiled.args_info)
     kept = getattr(getattr(compiled, "_executable", None), "_kept_var_idx", None)
-    kept = range(len(leaves)) if kept is None else sorted(kept)
     shardings = jax.tree.leaves(compiled.input_shardings)  # the kept arguments', in order
+    if kept is None or len(kept) != len(shardings):  # another jax: all of them, whole
+        held = [(path, info, info.shape) for path, info in leaves]
+    else:
+        held = [
+            (*leaves[i], sharding.shard_shape(leaves[i][1].shape))
+            for i, sharding in zip(sorted(kept), shardings, strict=True)
+        ]
     prefix = (SequenceKey(0), SequenceKey(1), GetAttrKey(field))
-    total = 0
-    for i, sharding in zip(kept, shardings, strict=True):
-        path, info = leaves[i]
-        if path[:3] == prefix:
-            total += math.prod(sharding.shard_shape(info.shape)) * info.dtype.itemsize
-    return total
+    return sum(
+        math.prod(shape) * info.dtype.itemsize for path, info, shape in held if path[:3] == prefix
+    )
 
 
 def _abstract(tree: Any, *, lead: tuple[int, ...] = (), sharding: Any = None) -> Any:
