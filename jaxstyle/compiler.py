@@ -62,6 +62,7 @@ def enable_compilation_cache(
     Returns:
       The directory.
     """
+    fix = "set JAXSTYLE_CACHE to one" if directory is None else "give one"
     if directory is None:
         home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
         directory = os.environ.get("JAXSTYLE_CACHE") or home / "jaxstyle" / "jax"
@@ -72,10 +73,7 @@ def enable_compilation_cache(
     except OSError:
         writable = False
     if not writable:
-        raise JaxstyleError(
-            f"the compilation cache {directory} is not a writable directory: set "
-            "JAXSTYLE_CACHE to one"
-        )
+        raise JaxstyleError(f"the compilation cache {directory} is not a writable directory: {fix}")
     jax.config.update("jax_compilation_cache_dir", str(directory))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     disk_cache.enable(directory)

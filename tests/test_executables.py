@@ -18,6 +18,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxstyle import disk_cache, executables
+from jaxstyle.errors import JaxstyleError
 from jaxstyle.executables import keyed, load_or_compile, program_key, signature
 from jaxstyle.objective import make_loss_fn
 
@@ -459,6 +460,9 @@ def test_enable_compilation_cache_turns_on_both_caches(tmp_path, monkeypatch):
         monkeypatch.setenv("JAXSTYLE_CACHE", "~/cache")  # as quoted: no literal "~" directory
         assert jaxstyle.enable_compilation_cache() == tmp_path / "home" / "cache"
         assert (tmp_path / "home" / "cache").is_dir() and not (tmp_path / "~").exists()
+        (tmp_path / "a file").write_text("not a directory")
+        with pytest.raises(JaxstyleError, match="not a writable directory: give one$"):
+            jaxstyle.enable_compilation_cache(tmp_path / "a file")  # not the variable's fault
     finally:
         disk_cache.enable(previous)
         for name, value in saved.items():
