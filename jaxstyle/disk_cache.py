@@ -11,6 +11,7 @@ directory, which must be the user's own: entries hold pickles.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tempfile
@@ -54,13 +55,20 @@ def used(path: Path) -> None:
 def write(path: Path, data: bytes) -> bool:
     """Write the entry ``path`` whole, then keep the directory within :data:`MAX_BYTES`;
     False if it could not be written (no room, no permission: a later miss)."""
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as f:
+            tmp = Path(f.name)
             f.write(data)
-        os.replace(f.name, path)
-    except OSError:
-        return False
+        os.replace(tmp, path)
+    except BaseException as err:  # a full disk, Ctrl-C: no partial file left behind
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            return False
+        raise
     _trim(path.parent)
     return True
 

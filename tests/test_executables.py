@@ -436,6 +436,23 @@ def test_an_entry_that_cannot_be_removed_is_passed_over(cache, monkeypatch):
     assert in_the_way.is_dir() and not (cache / "new.jaxstyle-targets").exists()
 
 
+@pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), KeyboardInterrupt])
+def test_a_write_that_fails_leaves_no_partial_file(cache, monkeypatch, failure):
+    """A full disk (a miss: False) or Ctrl-C (raised on) while an entry is written leaves
+    neither the entry nor its temporary file (which nothing would ever remove)."""
+
+    def fail(*args):
+        raise failure
+
+    monkeypatch.setattr(os, "replace", fail)
+    if isinstance(failure, OSError):
+        assert disk_cache.write(cache / "a.jaxstyle-targets", b"entry") is False
+    else:
+        with pytest.raises(KeyboardInterrupt):
+            disk_cache.write(cache / "a.jaxstyle-targets", b"entry")
+    assert list(cache.iterdir()) == []
+
+
 def test_enable_compilation_cache_turns_on_both_caches(tmp_path, monkeypatch):
     import jaxstyle
 
