@@ -62,7 +62,7 @@ def enable_compilation_cache(
     Returns:
       The directory.
     """
-    fix = "set JAXSTYLE_CACHE to one" if directory is None else "give one"
+    fix = "set JAXSTYLE_CACHE to one of your own" if directory is None else "give one of yours"
     if directory is None:
         home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
         directory = os.environ.get("JAXSTYLE_CACHE") or home / "jaxstyle" / "jax"
@@ -74,12 +74,23 @@ def enable_compilation_cache(
         writable = False
     if not writable:
         raise JaxstyleError(f"the compilation cache {directory} is not a writable directory: {fix}")
+    if os.name == "posix" and not _users_own(directory):
+        raise JaxstyleError(
+            f"the compilation cache {directory} is not yours alone (its programs are pickles, "
+            f"which run code when read): {fix}"
+        )
     jax.config.update("jax_compilation_cache_dir", str(directory))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     disk_cache.enable(directory)
     if run_label is not None:
         executables.prefetch(run_label)
     return directory
+
+
+def _users_own(directory: Path) -> bool:
+    """Whether ``directory`` (POSIX) is this user's and others may not write in it."""
+    stat = directory.stat()
+    return stat.st_uid == os.getuid() and not stat.st_mode & 0o002
 
 
 class Jitted(Protocol):

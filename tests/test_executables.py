@@ -478,8 +478,16 @@ def test_enable_compilation_cache_turns_on_both_caches(tmp_path, monkeypatch):
         assert jaxstyle.enable_compilation_cache() == tmp_path / "home" / "cache"
         assert (tmp_path / "home" / "cache").is_dir() and not (tmp_path / "~").exists()
         (tmp_path / "a file").write_text("not a directory")
-        with pytest.raises(JaxstyleError, match="not a writable directory: give one$"):
+        with pytest.raises(JaxstyleError, match="not a writable directory: give one of yours$"):
             jaxstyle.enable_compilation_cache(tmp_path / "a file")  # not the variable's fault
+        shared = tmp_path / "shared"
+        shared.mkdir(mode=0o777)
+        shared.chmod(0o777)  # anyone may plant an entry: a pickle, run when read
+        with pytest.raises(JaxstyleError, match="shared is not yours alone .*pickles"):
+            jaxstyle.enable_compilation_cache(shared)
+        monkeypatch.setattr(os, "getuid", lambda: os.stat(tmp_path).st_uid + 1)
+        with pytest.raises(JaxstyleError, match="mine is not yours alone"):  # another's
+            jaxstyle.enable_compilation_cache(tmp_path / "mine")
     finally:
         disk_cache.enable(previous)
         for name, value in saved.items():
