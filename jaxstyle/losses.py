@@ -369,7 +369,8 @@ def total_variation_loss(
       power: 2 for squared differences (neural-style), 1 for absolute
         differences (``tf.image.total_variation``).
       reduction: ``"sum"``, ``"half_sum"`` or ``"mean"`` (each direction's
-        mean, summed) of |d|**power.
+        mean, summed; 0 for a direction of no differences, across a side of 1 px)
+        of |d|**power.
       wrap: also the differences across the sides, last row to first and last
         column to first (a tileable image: H·W of each direction, not (H-1)·W).
 
@@ -392,4 +393,9 @@ def total_variation_loss(
     else:
         raise JaxstyleError(f"power must be 1 or 2, not {power!r}")
     axes = (-3, -2, -1)
-    return _reduce(dy, axes, reduction) + _reduce(dx, axes, reduction)
+
+    def reduced(d):  # no differences (a side of 1 px) add 0, not the NaN mean of none
+        empty = 0 in d.shape[-3:]
+        return _reduce(jnp.zeros((*d.shape[:-3], 1, 1, 1)) if empty else d, axes, reduction)
+
+    return reduced(dy) + reduced(dx)

@@ -157,6 +157,15 @@ def test_total_variation(power, reduction):
     np.testing.assert_allclose(got, red(dy) + red(dx), rtol=1e-5)
 
 
+@pytest.mark.parametrize("shape", [(1, 9, 3), (8, 1, 3), (1, 1, 3)], ids=["row", "column", "pixel"])
+def test_total_variation_mean_of_a_1px_side_counts_only_the_other_direction(shape):
+    # the mean of no differences was NaN, and the loss with it
+    x = RNG.uniform(size=(2, *shape)).astype(np.float32)
+    got = jax.jit(lambda x: losses.total_variation_loss(x, reduction="mean"))(x)
+    d = [np.square(np.diff(x, axis=a)) for a in (1, 2)]
+    np.testing.assert_allclose(got, sum(v.mean((1, 2, 3)) for v in d if v.size), rtol=1e-6)
+
+
 def test_tv_of_constant_image_is_zero_and_tf_matches_abs_sum():
     assert float(losses.total_variation_loss(jnp.ones((4, 4, 3)))) == 0.0
     x = np.zeros((4, 4, 3), np.float32)
