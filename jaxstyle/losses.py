@@ -240,6 +240,15 @@ SIMILARITY_CHUNK = 2**24
 its image patches are matched in chunks of rows beyond that."""
 
 
+def _check_patches(size: int, stride: int) -> None:
+    """A :class:`JaxstyleError` unless patch ``size`` and ``stride`` are integers >= 1."""
+    for n in (size, stride):
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise JaxstyleError(
+                f"patch size and stride must be >= 1 (integers), not {size!r} and {stride!r}"
+            )
+
+
 def extract_patches(features: jax.Array, *, size: int = 3, stride: int = 1) -> jax.Array:
     """Every ``size`` x ``size`` patch of feature maps, ``stride`` apart (no padding).
 
@@ -250,8 +259,7 @@ def extract_patches(features: jax.Array, *, size: int = 3, stride: int = 1) -> j
       (..., P, size·size·C): P = ⌊(h−size)/stride+1⌋·⌊(w−size)/stride+1⌋ patches in
       row-major order of their top-left corners, each flattened (row, column, channel).
     """
-    if min(size, stride) < 1:
-        raise JaxstyleError(f"patch size and stride must be >= 1, not {size} and {stride}")
+    _check_patches(size, stride)
     *_, h, w, c = _check_axes("features", features, "h, w, C")
     if min(h, w) < size:
         raise JaxstyleError(
@@ -317,6 +325,7 @@ def mrf_loss(
       time; only the matched patches enter the gradient.
     """
     shape = _check_axes("features", features, "h, w, C")
+    _check_patches(patch_size, stride)  # before wrap pads by patch_size - 1
     if mask is not None:
         _check_mask(mask, shape)
         features, mask = _align_mask(features, mask)
@@ -330,6 +339,8 @@ def mrf_loss(
             f"target patches must be (P', {depth}), {patch_size}x{patch_size} patches of "
             f"{features.shape[-1]} channels (extract_patches with the same size), not {given}"
         )
+    if not given[0]:  # no patch to match to: each image patch's nearest is undefined
+        raise JaxstyleError(f"target patches must be at least one patch, not {given}")
     targets = jnp.asarray(target_patches)
     norms = jnp.linalg.norm(targets.astype(jnp.float32), axis=-1, keepdims=True)
     unit = (targets / jnp.maximum(norms, 1e-8)).astype(patches.dtype)

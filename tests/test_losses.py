@@ -238,6 +238,9 @@ MASK = np.ones((2, 5, 7), np.float32)
         (lambda: losses.style_loss({"a": F}, {"a": G}, masks={}), "masks lack"),
         (lambda: losses.extract_patches(F, stride=0), "patch size and stride must be >= 1"),
         (lambda: losses.extract_patches(F, size=0), r"patch size and stride .* not 0 and 1"),
+        (lambda: losses.extract_patches(F, size=2.0), r"\(integers\), not 2.0 and 1"),
+        (lambda: losses.mrf_loss(P, PATCHES, patch_size=0, wrap=True), "patch size and stride"),
+        (lambda: losses.mrf_loss(P, PATCHES[:0]), r"at least one patch, not \(0, 54\)"),
     ],
     ids=[
         "gram-2d",
@@ -255,10 +258,14 @@ MASK = np.ones((2, 5, 7), np.float32)
         "style-masks-layer",
         "patches-stride-0",
         "patches-size-0",
+        "patches-size-float",
+        "mrf-wrap-size-0",
+        "mrf-no-target-patches",
     ],
 )
 def test_arguments_of_the_wrong_shape_are_named(call, match):
     # errors from inside JAX before: unpacking, indexing, broadcasting, einsum, KeyError, / 0
+    # (a float patch size: range(); a wrapped patch size 0: jnp.pad; no target patches: // 0)
     with pytest.raises(jaxstyle.JaxstyleError, match=match):
         call()
 
