@@ -247,6 +247,8 @@ def layer_masks(mask: ArrayLike, layers: Sequence[str]) -> dict[str, jax.Array]:
     """{layer: (..., h, w)} of (..., H, W) image masks at each layer's feature
     resolution: averaged over the 2x2 windows of every VGG19 pooling before it
     (VALID, as the network pools: an odd last row or column dropped)."""
+    if jnp.ndim(mask) < 2:
+        raise JaxstyleError(f"a style mask must be (..., H, W), not {jnp.shape(mask)}")
     out = {}
     for name in layers:
         m = jnp.asarray(mask, jnp.float32)

@@ -91,6 +91,14 @@ def test_layer_masks_have_each_style_layers_feature_shape_and_pool_by_averages(v
     np.testing.assert_allclose(masks["relu2_1"], quarter, rtol=1e-6)
 
 
+@pytest.mark.parametrize("shape", [(), (45,)])
+def test_a_style_mask_of_fewer_than_two_axes_is_named(shape):
+    # an IndexError from inside layer_masks before
+    targets = jaxstyle.Targets(content={}, style={})
+    with pytest.raises(jaxstyle.JaxstyleError, match=r"style mask must be \(\.\.\., H, W\)"):
+        targets.with_style_mask(np.ones(shape, np.float32), ("relu1_1", "relu2_1"))
+
+
 @pytest.fixture(scope="module")
 def pair(shared_image):
     return shared_image("tubingen.jpg"), shared_image("starry_night.jpg")
