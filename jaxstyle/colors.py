@@ -49,11 +49,17 @@ EPS = 1e-5
 
 
 def _channels(image: ArrayLike, what: str) -> jax.Array:
-    """``image`` as float32; a :class:`JaxstyleError` naming ``what`` unless its last
-    axis is 3 channels (static: also inside traced code)."""
+    """``image`` as float32; a :class:`JaxstyleError` naming ``what`` unless it is
+    floats (integer pixels would be clipped to white) whose last axis is 3 channels
+    (static: also inside traced code)."""
     shape = jnp.shape(image)
+    dtype = image.dtype if hasattr(image, "dtype") else np.asarray(image).dtype
     if not shape or shape[-1] != 3:
         raise JaxstyleError(f"{what} must be (..., 3) channels, not {shape}")
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise JaxstyleError(
+            f"{what} must be floats in [0, 1], not {dtype} (divide uint8 pixels by 255)"
+        )
     return jnp.asarray(image, jnp.float32)
 
 
@@ -95,8 +101,8 @@ def match_color_histogram(style: ArrayLike, content: ArrayLike) -> jax.Array:
     transfer of Gatys et al. 2017, section 5), clipped to [0, 1]."""
     check_image(style, "match_color_histogram's style")  # a batch would pool its statistics
     check_image(content, "match_color_histogram's content")
-    s = jnp.asarray(style, jnp.float32).reshape(-1, 3)
-    c = jnp.asarray(content, jnp.float32).reshape(-1, 3)
+    s = _channels(style, "match_color_histogram's style").reshape(-1, 3)
+    c = _channels(content, "match_color_histogram's content").reshape(-1, 3)
     mu_s, mu_c = s.mean(0, keepdims=True), c.mean(0, keepdims=True)
     a = _sqrtm(_covariance(c), 0.5) @ _sqrtm(_covariance(s), -0.5)
     matched = (s - mu_s) @ a.T + mu_c

@@ -135,6 +135,24 @@ def test_colour_functions_name_arrays_of_the_wrong_shape(call, match):
         jax.jit(call)(image)
 
 
+@pytest.mark.parametrize(
+    "call",
+    [
+        colors.rgb_to_yiq,
+        colors.luminance_image,
+        lambda x: colors.match_luminance(x / 255, x),
+        lambda x: colors.match_color_histogram(x / 255, x),
+        lambda x: colors.with_content_colors(x, x / 255),
+    ],
+    ids=["yiq", "luminance", "match-luminance", "histogram", "content-colours"],
+)
+def test_colour_functions_refuse_integer_pixels(call):
+    # uint8 pixels were taken as values in [0, 1]: all but black clipped to white
+    pixels = (_mid_range(5, (6, 8), np.eye(3)) * 255).astype(np.uint8)
+    with pytest.raises(jaxstyle.JaxstyleError, match=r"floats in \[0, 1\], not uint8"):
+        jax.jit(call)(pixels)
+
+
 @pytest.fixture(scope="module")
 def resized(shared_image):
     """tubingen (48 x 64) and starry_night, as a 64 px run resizes them."""
