@@ -52,7 +52,7 @@ def _channels(image: ArrayLike, what: str) -> jax.Array:
     """``image`` as float32; a :class:`JaxstyleError` naming ``what`` unless it is
     floats (integer pixels would be clipped to white) whose last axis is 3 channels
     (static: also inside traced code)."""
-    shape = jnp.shape(image)
+    shape = np.shape(image)
     dtype = image.dtype if hasattr(image, "dtype") else np.asarray(image).dtype
     if not shape or shape[-1] != 3:
         raise JaxstyleError(f"{what} must be (..., 3) channels, not {shape}")
@@ -106,7 +106,7 @@ def match_color_histogram(style: ArrayLike, content: ArrayLike) -> jax.Array:
     mu_s, mu_c = s.mean(0, keepdims=True), c.mean(0, keepdims=True)
     a = _sqrtm(_covariance(c), 0.5) @ _sqrtm(_covariance(s), -0.5)
     matched = (s - mu_s) @ a.T + mu_c
-    return jnp.clip(matched, 0.0, 1.0).reshape(jnp.shape(style))
+    return jnp.clip(matched, 0.0, 1.0).reshape(np.shape(style))
 
 
 def _covariance(pixels: jax.Array) -> jax.Array:
@@ -127,10 +127,10 @@ def with_content_colors(image: ArrayLike, content: ArrayLike) -> jax.Array:
     """``image`` (..., H, W, 3)'s luminance with ``content`` (H, W, 3)'s chroma
     (YIQ's I and Q), as RGB clipped to [0, 1]."""
     check_image(content, "with_content_colors's content")
-    if jnp.shape(image)[-3:] != jnp.shape(content):
+    if np.shape(image)[-3:] != np.shape(content):
         raise JaxstyleError(
-            f"with_content_colors's image must be (..., {', '.join(map(str, jnp.shape(content)))})"
-            f" as its content, not {jnp.shape(image)}"
+            f"with_content_colors's image must be (..., {', '.join(map(str, np.shape(content)))})"
+            f" as its content, not {np.shape(image)}"
         )
     y = rgb_to_yiq(image)[..., :1]
     iq = jnp.broadcast_to(rgb_to_yiq(content)[..., 1:], (*y.shape[:-1], 2))

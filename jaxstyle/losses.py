@@ -43,7 +43,7 @@ def _reduce(values: jax.Array, axes: tuple[int, ...], reduction: str) -> jax.Arr
 def _check_axes(name: str, array, axes: str) -> tuple[int, ...]:
     """``array``'s static shape (per example under vmap); a :class:`JaxstyleError`
     naming ``name`` unless it has the trailing ``axes`` ("h, w, C")."""
-    shape = jnp.shape(array)
+    shape = np.shape(array)
     if len(shape) < len(axes.split(", ")):
         raise JaxstyleError(f"{name} must be (..., {axes}), not {shape}")
     return shape
@@ -60,7 +60,7 @@ def broadcast_shape(*shapes: tuple[int, ...]) -> tuple[int, ...] | None:
 def _check_target(name: str, target, shape: tuple[int, ...], axes: int) -> None:
     """A :class:`JaxstyleError` naming ``name`` unless ``target`` has the last
     ``axes`` axes of ``shape`` ((h, w, C) or (C, C)) and broadcasts to ``shape``."""
-    got, shape = jnp.shape(target), tuple(shape)
+    got, shape = np.shape(target), tuple(shape)
     if got[-axes:] != shape[-axes:] or broadcast_shape(got, shape) != shape:
         leading = f" (leading axes broadcasting to {shape})" if len(shape) > axes else ""
         raise JaxstyleError(f"{name} must be {shape[-axes:]}{leading}, not {got}")
@@ -69,7 +69,7 @@ def _check_target(name: str, target, shape: tuple[int, ...], axes: int) -> None:
 def _check_mask(mask, shape: tuple[int, ...]) -> None:
     """A :class:`JaxstyleError` unless ``mask`` is (..., h, w) for (..., h, w, C)
     features of ``shape``, leading axes broadcasting."""
-    got = jnp.shape(mask)
+    got = np.shape(mask)
     if got[-2:] != tuple(shape[-3:-1]) or broadcast_shape(got[:-2], shape[:-3]) is None:
         raise JaxstyleError(
             f"mask must be (..., {shape[-3]}, {shape[-2]}) for features {tuple(shape)}, not {got}"
@@ -123,6 +123,7 @@ def gram_matrix(
       accumulation.
     """
     *_, h, w, c = _check_axes("features", features, "h, w, C")
+    features = jnp.asarray(features)
     if mask is not None:
         _check_mask(mask, features.shape)
         features, mask = _align_mask(features, mask)
@@ -159,8 +160,8 @@ def content_loss(features: jax.Array, target: jax.Array, *, reduction: str = "me
     """
     shape = _check_axes("features", features, "h, w, C")
     _check_target("the content target", target, shape, 3)
-    target = jnp.broadcast_to(jnp.asarray(target, jnp.float32), features.shape)
-    diff = features.astype(jnp.float32) - target
+    target = jnp.broadcast_to(jnp.asarray(target, jnp.float32), shape)
+    diff = jnp.asarray(features, jnp.float32) - target
     return _reduce(jnp.square(diff), (-3, -2, -1), reduction)
 
 
@@ -181,15 +182,16 @@ def style_layer_loss(
         Σ(G−A)² / (4·C²·(h·w)²), the paper's E_l for un-normalised Grams.
 
     Returns:
-      (...).
+      (...), float32 (as the differences are taken).
     """
     shape = _check_axes("gram", gram, "C, C")
     if shape[-2] != shape[-1]:
         raise JaxstyleError(f"gram must be (..., C, C), square, not {shape}")
     _check_target("the target Gram", target_gram, shape, 2)
-    squared = jnp.square(gram - jnp.broadcast_to(target_gram, gram.shape))
+    target_gram = jnp.broadcast_to(jnp.asarray(target_gram, jnp.float32), shape)
+    squared = jnp.square(jnp.asarray(gram, jnp.float32) - target_gram)
     if reduction == "gatys":
-        channels = gram.shape[-1]
+        channels = shape[-1]
         # float32, not jnp's int32: h·w of a 256x256 map squared overflows it
         m = float(positions) if isinstance(positions, int) else jnp.asarray(positions, jnp.float32)
         return squared.sum((-2, -1)) / (4.0 * channels**2 * jnp.square(m))
@@ -228,7 +230,7 @@ def style_loss(
     for name, f in features.items():
         mask = None if masks is None else masks[name]
         gram = gram_matrix(f, normalize=normalize, mask=mask)
-        h, w = f.shape[-3:-1]
+        h, w = np.shape(f)[-3:-1]
         positions = h * w if mask is None else mask_positions(mask)
         loss = style_layer_loss(gram, target_grams[name], positions=positions, reduction=reduction)
         total = total + (1.0 if layer_weights is None else layer_weights[name]) * loss
@@ -261,6 +263,7 @@ def extract_patches(features: jax.Array, *, size: int = 3, stride: int = 1) -> j
     """
     _check_patches(size, stride)
     *_, h, w, c = _check_axes("features", features, "h, w, C")
+    features = jnp.asarray(features)
     if min(h, w) < size:
         raise JaxstyleError(
             f"features of h={h}, w={w} have no {size}x{size} patch: "
@@ -333,7 +336,7 @@ def mrf_loss(
         features = _wrap_ends(features, patch_size - 1, (-3, -2))
         mask = None if mask is None else _wrap_ends(jnp.asarray(mask), patch_size - 1, (-2, -1))
     patches = extract_patches(features, size=patch_size, stride=stride)
-    depth, given = patches.shape[-1], jnp.shape(target_patches)
+    depth, given = patches.shape[-1], np.shape(target_patches)
     if len(given) != 2 or given[-1] != depth:
         raise JaxstyleError(
             f"target patches must be (P', {depth}), {patch_size}x{patch_size} patches of "

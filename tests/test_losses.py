@@ -212,6 +212,33 @@ def test_total_variation_is_float32_whatever_the_pixels_dtype(dtype):
     np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda f, p: losses.gram_matrix(f),
+        lambda f, p: losses.content_loss(f, p),
+        lambda f, p: losses.style_layer_loss(losses.gram_matrix(f), p[0][:6], positions=35),
+        lambda f, p: losses.style_loss({"a": f}, {"a": p[0][:6]}),
+        lambda f, p: losses.extract_patches(f, size=2),
+        lambda f, p: losses.mrf_loss(f, losses.extract_patches(P)),
+    ],
+    ids=["gram", "content", "style-layer", "style", "patches", "mrf"],
+)
+def test_primitives_take_nested_lists_as_arrays(call):
+    # an AttributeError ('list' object has no attribute 'shape'/'reshape') before
+    want = call(F, P)
+    np.testing.assert_allclose(call(F.tolist(), P.tolist()), want, rtol=1e-6)
+
+
+def test_style_layer_loss_of_bfloat16_grams_is_float32():
+    # the differences were squared and summed in bfloat16 (2-3 significant digits)
+    g, a = (jnp.asarray(RNG.normal(size=(2, 6, 6)), jnp.bfloat16) for _ in range(2))
+    got = losses.style_layer_loss(g, a, positions=35)
+    want = np.square(np.asarray(g, np.float64) - np.asarray(a, np.float64)).mean((-2, -1))
+    assert got.dtype == jnp.float32
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
 G = np.ones((6, 6), np.float32)
 PATCHES = losses.extract_patches(P, size=3)  # (15, 54)
 MASK = np.ones((2, 5, 7), np.float32)
