@@ -191,6 +191,8 @@ def style_layer_loss(
     target_gram = jnp.broadcast_to(jnp.asarray(target_gram, jnp.float32), shape)
     squared = jnp.square(jnp.asarray(gram, jnp.float32) - target_gram)
     if reduction == "gatys":
+        if isinstance(positions, (int, float, np.number)) and not positions > 0:
+            raise JaxstyleError(f"positions (h·w of the layer) must be > 0, not {positions!r}")
         channels = shape[-1]
         # float32, not jnp's int32: h·w of a 256x256 map squared overflows it
         m = float(positions) if isinstance(positions, int) else jnp.asarray(positions, jnp.float32)

@@ -200,6 +200,13 @@ def test_gatys_style_layer_loss_counts_integer_array_positions_in_float(position
     np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
+@pytest.mark.parametrize("positions", [0, -4, np.int64(0), float("nan")])
+def test_gatys_style_layer_loss_refuses_no_positions(positions):
+    # inf or NaN, silently, before: Σ(G−A)² / (4·C²·0²)
+    with pytest.raises(JaxstyleError, match=r"positions \(h·w of the layer\) must be > 0"):
+        losses.style_layer_loss(G, np.zeros_like(G), positions=positions, reduction="gatys")
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, jnp.bfloat16])
 def test_total_variation_is_float32_whatever_the_pixels_dtype(dtype):
     # uint8 differences wrapped around modulo 256; bfloat16 ones were summed in bfloat16
