@@ -312,6 +312,11 @@ def compute_targets(
             "an MRF style loss matches patches of all the style images together: "
             "no style blend or mask per style"
         )
+    if separate and blend is not None:  # it would be ignored
+        raise JaxstyleError(
+            "separate=True keeps each style image's Grams apart and takes no blend "
+            "(blend them later: jaxstyle.objective.blend_grams)"
+        )
     weights = blend_weights(blend, len(styles))  # refused before any VGG19 pass
     if content is not None:
         check_image(content, "the content")

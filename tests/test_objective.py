@@ -295,3 +295,12 @@ def test_an_empty_style_blend_is_named_in_its_error():
     """sweep(style_blend=[]) or stylize(style_blend=()) ended the message on "not "."""
     with pytest.raises(jaxstyle.JaxstyleError, match=r"sum > 0; not \[\] \(no weights\)$"):
         blend_weights((), 2)
+
+
+def test_separate_targets_refuse_a_blend_they_would_ignore(vgg_weights):
+    # the blend was checked, then silently not applied
+    objective = Objective.from_preset(get_preset("jcjohnson"))
+    with pytest.raises(jaxstyle.JaxstyleError, match="separate=True .* takes no blend"):
+        compute_targets(
+            vgg_weights, objective, CONTENT, [STYLE, CONTENT], blend=[3, 1], separate=True
+        )
