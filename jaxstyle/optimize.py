@@ -59,8 +59,23 @@ class OptimizerConfig:
             raise JaxstyleError(
                 f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.name!r}"
             )
+        numbers = {"learning rate": self.learning_rate, "Adam b1": self.adam_b1}
+        numbers |= {"Adam b2": self.adam_b2, "Adam eps": self.adam_eps}
+        bad = [name for name, v in numbers.items() if not isinstance(v, (int, float, np.number))]
+        if bad:
+            raise JaxstyleError(f"{bad[0]} must be a number, not {numbers[bad[0]]!r}")
         if not 0 < self.learning_rate <= np.finfo(np.float32).max:
             raise JaxstyleError(f"learning rate must be finite and > 0, not {self.learning_rate}")
+        for name in ("adam_b1", "adam_b2"):  # 1 divides by 1 - b**t = 0: NaN
+            if not 0 <= getattr(self, name) < 1:
+                raise JaxstyleError(f"Adam {name[5:]} must be in [0, 1), not {getattr(self, name)}")
+        if not 0 <= self.adam_eps < np.inf:
+            raise JaxstyleError(f"Adam eps must be finite and >= 0, not {self.adam_eps}")
+        for name in ("lbfgs_memory", "linesearch_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                what = name.replace("_", " ").replace("lbfgs", "L-BFGS")
+                raise JaxstyleError(f"{what} must be an integer >= 1, not {value!r}")
 
     def build(self) -> optax.GradientTransformationExtraArgs:
         if self.name == "adam":

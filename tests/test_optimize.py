@@ -137,3 +137,22 @@ def test_a_bad_driver_is_refused_before_any_input_is_read(run, tmp_path):
     inputs = ([], tmp_path) if run == "batch" else ("missing.jpg", "missing.jpg")
     with pytest.raises(jaxstyle.JaxstyleError, match="driver must be one of auto, python"):
         getattr(jaxstyle, run)(*inputs, driver="gpu")
+
+
+@pytest.mark.parametrize(
+    ("setting", "match"),
+    [
+        ({"name": "adam", "adam_b1": 1.0}, r"Adam b1 must be in \[0, 1\), not 1.0"),
+        ({"name": "adam", "adam_b2": -0.5}, r"Adam b2 must be in \[0, 1\)"),
+        ({"name": "adam", "adam_eps": float("nan")}, "Adam eps must be finite and >= 0"),
+        ({"lbfgs_memory": 0}, "L-BFGS memory must be an integer >= 1, not 0"),
+        ({"linesearch_steps": 2.5}, "linesearch steps must be an integer >= 1, not 2.5"),
+        ({"learning_rate": "0.1"}, "learning rate must be a number, not '0.1'"),
+    ],
+    ids=["b1-1", "b2-negative", "eps-nan", "memory-0", "linesearch-float", "lr-string"],
+)
+def test_optimizer_config_refuses_bad_hyper_parameters(setting, match):
+    # taken before: Adam with b1 = 1 gave NaN pixels, L-BFGS memory 0 an optax ValueError
+    # at build(), a string learning rate a TypeError from comparing it
+    with pytest.raises(jaxstyle.JaxstyleError, match=match):
+        optimize.OptimizerConfig(**setting)
