@@ -17,11 +17,13 @@ nearest-neighbour feature patches (:func:`mrf_loss`, Li & Wand 2016).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.custom_derivatives import SymbolicZero
 
 from jaxstyle.errors import JaxstyleError
 
@@ -104,6 +106,34 @@ def _gram_jvp(primals, tangents):
     return _gram(f), half + jnp.swapaxes(half, -1, -2)
 
 
+@jax.custom_jvp
+def _masked_gram(f: jax.Array, m: jax.Array) -> jax.Array:
+    """Σ_k m_k F_kc F_kd of (..., K, C) features and (..., K) float32 weights >= 0:
+    (..., C, C) float32, the Gram of the √m-weighted features."""
+    return _gram(f * jnp.sqrt(m)[..., None].astype(f.dtype))
+
+
+@functools.partial(_masked_gram.defjvp, symbolic_zeros=True)
+def _masked_gram_jvp(primals, tangents):
+    # through √m a weight of 0 has an infinite derivative, times 0: NaN. Linear in m
+    # instead: Σ_k m_k (F_k dF_kᵀ + dF_k F_kᵀ) + dm_k F_k F_kᵀ, each part only when its
+    # argument is differentiated, by one product in F's dtype as in _gram_jvp
+    (f, m), (df, dm) = primals, tangents
+    out = _masked_gram(f, m)
+    dout = jnp.zeros(out.shape, out.dtype)
+    if not isinstance(df, SymbolicZero):
+        weighted = f * m[..., None].astype(f.dtype)
+        half = jnp.einsum("...kc,...kd->...cd", weighted, df, preferred_element_type=f.dtype)
+        half = half.astype(jnp.float32)
+        dout = dout + half + jnp.swapaxes(half, -1, -2)
+    if not isinstance(dm, SymbolicZero):
+        weighted = f * dm[..., None].astype(f.dtype)
+        dout = dout + jnp.einsum(
+            "...kc,...kd->...cd", weighted, f, preferred_element_type=jnp.float32
+        )
+    return out, dout
+
+
 def gram_matrix(
     features: jax.Array, *, normalize: str = "chw", mask: jax.Array | None = None
 ) -> jax.Array:
@@ -119,16 +149,19 @@ def gram_matrix(
 
     Returns:
       (..., C, C), accumulated in float32. Differentiable (forward and
-      reverse mode) by one matrix product in ``features``' dtype, with float32
-      accumulation.
+      reverse mode; in ``mask`` too, where it is 0 as well) by one matrix product in
+      ``features``' dtype, with float32 accumulation.
     """
     *_, h, w, c = _check_axes("features", features, "h, w, C")
     features = jnp.asarray(features)
-    if mask is not None:
+    if mask is None:
+        gram = _gram(features.reshape(*features.shape[:-3], h * w, c))
+    else:
         _check_mask(mask, features.shape)
         features, mask = _align_mask(features, mask)
-        features = features * jnp.sqrt(mask)[..., None].astype(features.dtype)
-    gram = _gram(features.reshape(*features.shape[:-3], h * w, c))
+        mask = jnp.asarray(mask, jnp.float32)
+        flat = features.reshape(*features.shape[:-3], h * w, c)
+        gram = _masked_gram(flat, mask.reshape(*mask.shape[:-2], h * w))
     if normalize == "none":
         return gram
     # divisors as Python floats: past 2**31 an int would overflow jax's int32

@@ -68,6 +68,28 @@ def test_masked_gram_gradient_is_that_of_the_weighted_sum():
     )
 
 
+def test_masked_gram_derivatives_in_the_mask_are_finite_where_it_is_0():
+    # the Gram is linear in the mask; its derivative through √m was NaN where m = 0
+    rng = np.random.default_rng(2)
+    features = rng.normal(size=(2, 5, 6, 4)).astype(np.float32)
+    mask = rng.uniform(size=(5, 6)).astype(np.float32)
+    mask[:2] = 0.0  # an edge of the region
+    probe = rng.normal(size=(1, 4, 4)).astype(np.float32)
+
+    def ours(m):
+        return (jaxstyle.gram_matrix(features, normalize="none", mask=m) * probe).sum()
+
+    def plain(m):
+        return (jnp.einsum("hw,nhwc,nhwd->ncd", m, features, features) * probe).sum()
+
+    np.testing.assert_allclose(jax.grad(ours)(mask), jax.grad(plain)(mask), rtol=1e-5, atol=1e-6)
+    tangent = rng.normal(size=mask.shape).astype(np.float32)
+    np.testing.assert_allclose(
+        jax.jvp(ours, (mask,), (tangent,))[1], jax.jvp(plain, (mask,), (tangent,))[1], rtol=1e-5
+    )
+    assert np.isfinite(jax.hessian(ours)(mask)).all()
+
+
 def test_gatys_style_loss_counts_the_masks_positions():
     rng = np.random.default_rng(2)
     features = {"relu1_1": rng.normal(size=(4, 4, 3)).astype(np.float32)}
