@@ -249,6 +249,9 @@ def layer_masks(mask: ArrayLike, layers: Sequence[str]) -> dict[str, jax.Array]:
     (VALID, as the network pools: an odd last row or column dropped)."""
     if jnp.ndim(mask) < 2:
         raise JaxstyleError(f"a style mask must be (..., H, W), not {jnp.shape(mask)}")
+    layers = layer_names(layers, "style layers")
+    if layers:  # known ones (an objective may have none)
+        check_layers(layers)
     out = {}
     for name in layers:
         m = jnp.asarray(mask, jnp.float32)

@@ -121,6 +121,18 @@ def test_a_style_mask_of_fewer_than_two_axes_is_named(shape):
         targets.with_style_mask(np.ones(shape, np.float32), ("relu1_1", "relu2_1"))
 
 
+@pytest.mark.parametrize(
+    ("layers", "match"),
+    [(("relu9_1",), "unknown VGG19 layer relu9_1"), ("relu1_1", "not the string 'relu1_1'")],
+    ids=["unknown", "bare-string"],
+)
+def test_style_mask_layers_are_checked(layers, match):
+    # a KeyError ('relu9_1'; 'r' for a bare string) from inside layer_masks before
+    targets = jaxstyle.Targets(content={}, style={})
+    with pytest.raises(jaxstyle.JaxstyleError, match=match):
+        targets.with_style_mask(np.ones((8, 8), np.float32), layers)
+
+
 @pytest.fixture(scope="module")
 def pair(shared_image):
     return shared_image("tubingen.jpg"), shared_image("starry_night.jpg")
