@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import operator
 from collections.abc import Iterable
 from functools import partial
 
@@ -364,7 +365,25 @@ def prepare_weights(
     repeated runs share one copy.
     """
     check_weight_set(weights)
-    return _prepared(weights, conv_algorithm, kernels)
+    return _prepared(weights, conv_algorithm, _kernel_set(kernels))
+
+
+def _kernel_set(kernels: Iterable[tuple[str, int]] | None) -> WinogradKernels | None:
+    """``kernels`` as a frozenset (hashable: a cache key); a clear error unless each is a
+    (convolution of :data:`WINOGRAD_LAYERS`, tile side of :data:`TILINGS`) pair."""
+    if kernels is None:
+        return None
+    try:
+        pairs = frozenset((name, operator.index(m)) for name, m in kernels)
+    except (TypeError, ValueError):  # not pairs, or unhashable
+        pairs = None
+    if pairs is None or any(n not in WINOGRAD_LAYERS or m not in TILINGS for n, m in pairs):
+        raise JaxstyleError(
+            "Winograd kernels must be (convolution, tile side) pairs such as ('conv3_1', 4), "
+            f"conv3_1..conv5_4 and {' or '.join(map(str, TILINGS))} (winograd_kernels), "
+            f"not {kernels!r}"
+        )
+    return pairs
 
 
 @functools.lru_cache(maxsize=2)

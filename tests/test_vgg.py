@@ -390,3 +390,26 @@ def test_a_weight_set_path_in_place_of_the_weights_is_refused_by_name(vgg_weight
             call("w")
         with pytest.raises(JaxstyleError, match=r"must be VGG19Weights .*, not dict$"):
             call(dict(vgg_weights.params))
+
+
+@pytest.mark.parametrize(
+    "kernels",
+    [[("conv3_1", 4)], {("conv4_2", np.int64(2))}],
+    ids=["list", "numpy-tile"],
+)
+def test_prepare_weights_takes_any_collection_of_kernels(vgg_weights, kernels):
+    # a list was a TypeError (unhashable: the cache key)
+    vgg = prepare_weights(vgg_weights, "winograd", kernels)
+    stored = {(name, int(key[1:])) for name, ks in vgg.winograd.items() for key in ks}
+    assert stored == {(name, int(m)) for name, m in kernels}
+
+
+@pytest.mark.parametrize(
+    "kernels",
+    ["conv3_1", [("conv1_1", 2)], [("conv3_1", 3)], [("conv3_1", 2.0)]],
+    ids=["string", "direct-layer", "tile-3", "float-tile"],
+)
+def test_prepare_weights_names_bad_kernels(vgg_weights, kernels):
+    # a ValueError from unpacking, or kernels that no convolution reads, before
+    with pytest.raises(JaxstyleError, match=r"Winograd kernels must be \(convolution, tile side\)"):
+        prepare_weights(vgg_weights, "winograd", kernels)
