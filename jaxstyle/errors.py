@@ -2,6 +2,8 @@
 
 import re
 import signal
+from numbers import Integral
+from typing import Any
 
 
 class JaxstyleError(Exception):
@@ -19,6 +21,14 @@ class Interrupted(JaxstyleError):
     def __init__(self, message: str, signum: int):
         super().__init__(message)
         self.exit_code = 128 + signum
+
+
+def integer(name: str, value: Any) -> int:
+    """``value`` as a Python int, refused unless an integer (not a bool): a
+    :class:`JaxstyleError` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise JaxstyleError(f"{name} must be an integer, not {value!r}")
+    return int(value)
 
 
 def stopped_by(signum: int) -> str:

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.custom_derivatives import SymbolicZero
 
-from jaxstyle.errors import JaxstyleError
+from jaxstyle.errors import JaxstyleError, integer
 
 GRAM_NORMALIZATIONS = ("none", "hw", "chw")
 REDUCTIONS = ("sum", "half_sum", "mean")
@@ -279,11 +279,8 @@ its image patches are matched in chunks of rows beyond that."""
 
 def _check_patches(size: int, stride: int) -> None:
     """A :class:`JaxstyleError` unless patch ``size`` and ``stride`` are integers >= 1."""
-    for n in (size, stride):
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise JaxstyleError(
-                f"patch size and stride must be >= 1 (integers), not {size!r} and {stride!r}"
-            )
+    if min(integer("patch size", size), integer("patch stride", stride)) < 1:
+        raise JaxstyleError(f"patch size and stride must be >= 1, not {size} and {stride}")
 
 
 def extract_patches(features: jax.Array, *, size: int = 3, stride: int = 1) -> jax.Array:

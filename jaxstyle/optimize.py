@@ -24,7 +24,7 @@ import numpy as np
 import optax
 
 from jaxstyle.compiler import jit
-from jaxstyle.errors import JaxstyleError
+from jaxstyle.errors import JaxstyleError, integer
 from jaxstyle.executables import keyed
 
 OPTIMIZERS = ("adam", "lbfgs")
@@ -72,10 +72,9 @@ class OptimizerConfig:
         if not 0 <= self.adam_eps < np.inf:
             raise JaxstyleError(f"Adam eps must be finite and >= 0, not {self.adam_eps}")
         for name in ("lbfgs_memory", "linesearch_steps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                what = name.replace("_", " ").replace("lbfgs", "L-BFGS")
-                raise JaxstyleError(f"{what} must be an integer >= 1, not {value!r}")
+            what = name.replace("_", " ").replace("lbfgs", "L-BFGS")
+            if integer(what, getattr(self, name)) < 1:
+                raise JaxstyleError(f"{what} must be >= 1, not {getattr(self, name)}")
 
     def build(self) -> optax.GradientTransformationExtraArgs:
         if self.name == "adam":

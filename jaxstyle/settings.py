@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -13,7 +13,7 @@ import numpy as np
 from jaxstyle import colors
 from jaxstyle import images as image_io
 from jaxstyle.architecture import min_side
-from jaxstyle.errors import JaxstyleError
+from jaxstyle.errors import JaxstyleError, integer
 from jaxstyle.objective import LossWeights, Objective, finite_float32
 from jaxstyle.optimize import OptimizerConfig
 from jaxstyle.presets import DEFAULT_PRESET, Preset, get_preset
@@ -219,14 +219,6 @@ def _check_integers(values: dict[str, Any]) -> None:
         if items is not None:
             items = [items] if np.ndim(items) == 0 else items
             values[name] = tuple(integer(what, v) for v in items)
-
-
-def integer(name: str, value: Any) -> int:
-    """``value`` as a Python int, refused unless an integer (not a bool): a
-    :class:`JaxstyleError` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise JaxstyleError(f"{name} must be an integer, not {value!r}")
-    return int(value)
 
 
 def check_batch_size(batch_size: Any) -> int:

@@ -272,7 +272,7 @@ MASK = np.ones((2, 5, 7), np.float32)
         (lambda: losses.style_loss({"a": F}, {"a": G}, masks={}), "masks lack"),
         (lambda: losses.extract_patches(F, stride=0), "patch size and stride must be >= 1"),
         (lambda: losses.extract_patches(F, size=0), r"patch size and stride .* not 0 and 1"),
-        (lambda: losses.extract_patches(F, size=2.0), r"\(integers\), not 2.0 and 1"),
+        (lambda: losses.extract_patches(F, size=2.0), "patch size must be an integer, not 2.0"),
         (lambda: losses.mrf_loss(P, PATCHES, patch_size=0, wrap=True), "patch size and stride"),
         (lambda: losses.mrf_loss(P, PATCHES[:0]), r"at least one patch, not \(0, 54\)"),
     ],
