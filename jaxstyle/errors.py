@@ -2,7 +2,7 @@
 
 import re
 import signal
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any
 
 
@@ -29,6 +29,14 @@ def integer(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise JaxstyleError(f"{name} must be an integer, not {value!r}")
     return int(value)
+
+
+def number(name: str, value: Any) -> Any:
+    """``value``, refused unless a real number (not a bool): a :class:`JaxstyleError`
+    naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise JaxstyleError(f"{name} must be a number, not {value!r}")
+    return value
 
 
 def stopped_by(signum: int) -> str:

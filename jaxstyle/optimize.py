@@ -24,7 +24,7 @@ import numpy as np
 import optax
 
 from jaxstyle.compiler import jit
-from jaxstyle.errors import JaxstyleError, integer
+from jaxstyle.errors import JaxstyleError, integer, number
 from jaxstyle.executables import keyed
 
 OPTIMIZERS = ("adam", "lbfgs")
@@ -59,11 +59,8 @@ class OptimizerConfig:
             raise JaxstyleError(
                 f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.name!r}"
             )
-        numbers = {"learning rate": self.learning_rate, "Adam b1": self.adam_b1}
-        numbers |= {"Adam b2": self.adam_b2, "Adam eps": self.adam_eps}
-        bad = [name for name, v in numbers.items() if not isinstance(v, (int, float, np.number))]
-        if bad:
-            raise JaxstyleError(f"{bad[0]} must be a number, not {numbers[bad[0]]!r}")
+        for name in ("learning_rate", "adam_b1", "adam_b2", "adam_eps"):
+            number(name.replace("_", " ").replace("adam", "Adam"), getattr(self, name))
         if not 0 < self.learning_rate <= np.finfo(np.float32).max:
             raise JaxstyleError(f"learning rate must be finite and > 0, not {self.learning_rate}")
         for name in ("adam_b1", "adam_b2"):  # 1 divides by 1 - b**t = 0: NaN

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -13,7 +12,7 @@ import numpy as np
 from jaxstyle import colors
 from jaxstyle import images as image_io
 from jaxstyle.architecture import min_side
-from jaxstyle.errors import JaxstyleError, integer
+from jaxstyle.errors import JaxstyleError, integer, number
 from jaxstyle.objective import LossWeights, Objective, finite_float32
 from jaxstyle.optimize import OptimizerConfig
 from jaxstyle.presets import DEFAULT_PRESET, Preset, get_preset
@@ -165,8 +164,7 @@ def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings
         values["coarse_to_fine_auto"] = True  # recorded: chosen anew for a new size (--from)
     _check_integers(values)
     for name in ("learning_rate", "style_scale"):  # compared with numbers by the checks
-        if isinstance(values[name], bool) or not isinstance(values[name], Real):
-            raise JaxstyleError(f"{name.replace('_', ' ')} must be a number, not {values[name]!r}")
+        number(name.replace("_", " "), values[name])
     if not isinstance(values["tileable"], (bool, np.bool_)):
         raise JaxstyleError(f"tileable must be True or False, not {values['tileable']!r}")
     values["tileable"] = bool(values["tileable"])
