@@ -5,6 +5,8 @@ import signal
 from numbers import Integral, Real
 from typing import Any
 
+import numpy as np
+
 
 class JaxstyleError(Exception):
     """A problem with the user's input or environment.
@@ -37,6 +39,14 @@ def number(name: str, value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, Real):
         raise JaxstyleError(f"{name} must be a number, not {value!r}")
     return value
+
+
+def boolean(name: str, value: Any) -> bool:
+    """``value`` as a Python bool, refused unless a bool (a string such as "no" would be
+    true): a :class:`JaxstyleError` naming ``name``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise JaxstyleError(f"{name} must be True or False, not {value!r}")
+    return bool(value)
 
 
 def stopped_by(signum: int) -> str:

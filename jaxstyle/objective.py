@@ -26,7 +26,7 @@ from jax.typing import ArrayLike
 from jaxstyle import losses
 from jaxstyle.architecture import LAYER_INDEX, deepest, min_side
 from jaxstyle.compiler import jit
-from jaxstyle.errors import JaxstyleError
+from jaxstyle.errors import JaxstyleError, boolean, integer
 from jaxstyle.executables import keyed
 from jaxstyle.images import check_image
 from jaxstyle.presets import Preset
@@ -121,8 +121,13 @@ class Objective:
                 f"an MRF style loss reduces by {', '.join(losses.REDUCTIONS)}, "
                 f"not {self.style_reduction!r}"
             )
-        if min(self.mrf_patch_size, self.mrf_stride) < 1:
+        mrf = integer("MRF patch size", self.mrf_patch_size), integer("MRF stride", self.mrf_stride)
+        if min(mrf) < 1:
             raise JaxstyleError("MRF patch size and stride must be >= 1")
+        if integer("batch", self.batch) < 1:
+            raise JaxstyleError(f"batch must be >= 1, not {self.batch}")
+        finite_float32("TV pixel scale", self.tv_pixel_scale)
+        object.__setattr__(self, "tileable", boolean("tileable", self.tileable))
 
     @classmethod
     def from_preset(cls, preset: Preset, **overrides) -> Objective:

@@ -12,7 +12,7 @@ import numpy as np
 from jaxstyle import colors
 from jaxstyle import images as image_io
 from jaxstyle.architecture import min_side
-from jaxstyle.errors import JaxstyleError, integer, number
+from jaxstyle.errors import JaxstyleError, boolean, integer, number
 from jaxstyle.objective import LossWeights, Objective, finite_float32
 from jaxstyle.optimize import OptimizerConfig
 from jaxstyle.presets import DEFAULT_PRESET, Preset, get_preset
@@ -165,9 +165,7 @@ def resolve_settings(preset: str = DEFAULT_PRESET, **overrides: Any) -> Settings
     _check_integers(values)
     for name in ("learning_rate", "style_scale"):  # compared with numbers by the checks
         number(name.replace("_", " "), values[name])
-    if not isinstance(values["tileable"], (bool, np.bool_)):
-        raise JaxstyleError(f"tileable must be True or False, not {values['tileable']!r}")
-    values["tileable"] = bool(values["tileable"])
+    values["tileable"] = boolean("tileable", values["tileable"])
     values["conv_algorithm"] = choose_conv_algorithm(
         values["conv_algorithm"], values["compute_dtype"], values["size"]
     )

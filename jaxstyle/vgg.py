@@ -26,7 +26,7 @@ from jaxstyle.architecture import (
     min_side,
 )
 from jaxstyle.compiler import jit
-from jaxstyle.errors import JaxstyleError
+from jaxstyle.errors import JaxstyleError, boolean
 from jaxstyle.weights import Preprocessing, VGG19Weights, check_weight_set
 from jaxstyle.winograd import TILINGS, winograd_kernel
 from jaxstyle.winograd import winograd_conv3x3 as _winograd_conv3x3
@@ -570,8 +570,7 @@ def vgg_features(
     dtype = check_compute_dtype(compute_dtype)
     images = jnp.asarray(images)
     check_images(images, deepest(layers))
-    if not isinstance(tileable, (bool, jnp.bool_)):
-        raise JaxstyleError(f"tileable must be True or False, not {tileable!r}")
+    boolean("tileable", tileable)
     check_weight_set(params)
     algorithm = choose_conv_algorithm(conv_algorithm, dtype, max(images.shape[1:3]))
     padding = "wrap" if tileable else "zero"

@@ -158,6 +158,11 @@ def test_bad_settings_are_refused():
         (dict(tv_power=3), "tv power must be one of 1, 2, not 3"),
         (dict(tv_reduction="max"), "tv reduction must be one of"),
         (dict(style_layers="relu1_1"), r"style layers must be .* \('relu1_1',\), not the string"),
+        # accepted before: "no" as true, a float patch size failing inside the traced loss
+        (dict(tileable="no"), "tileable must be True or False, not 'no'"),
+        (dict(mrf_patch_size=2.5), "MRF patch size must be an integer, not 2.5"),
+        (dict(batch=0), "batch must be >= 1, not 0"),
+        (dict(tv_pixel_scale=float("nan")), "TV pixel scale must be finite and >= 0"),
     ],
 )
 def test_objective_refuses_bad_settings_when_made(setting, message):
