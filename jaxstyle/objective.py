@@ -332,7 +332,10 @@ def compute_targets(
     elif content_shape is None:
         raise JaxstyleError("targets without a content image need the content_shape")
     else:
-        shape = jax.ShapeDtypeStruct((*content_shape, 3), jnp.float32)
+        if np.ndim(content_shape) != 1 or len(content_shape) != 2:
+            raise JaxstyleError(f"content_shape must be (H, W), not {content_shape!r}")
+        sides = [integer("a content_shape side", side) for side in content_shape]
+        shape = jax.ShapeDtypeStruct((*sides, 3), jnp.float32)
         abstract = jax.eval_shape(lambda p, x: _content_features(p, x, objective), params, shape)
         zeros = {k: np.zeros(v.shape, v.dtype) for k, v in abstract.items()}
         content_targets = jax.device_put(zeros)

@@ -309,3 +309,19 @@ def test_separate_targets_refuse_a_blend_they_would_ignore(vgg_weights):
         compute_targets(
             vgg_weights, objective, CONTENT, [STYLE, CONTENT], blend=[3, 1], separate=True
         )
+
+
+@pytest.mark.parametrize(
+    ("shape", "match"),
+    [
+        ((32,), r"content_shape must be \(H, W\), not \(32,\)"),
+        ((32.0, 48.0), "a content_shape side must be an integer, not 32.0"),
+    ],
+    ids=["one-side", "floats"],
+)
+def test_texture_targets_name_a_bad_content_shape(vgg_weights, shape, match):
+    # "images must be (N, H, W, 3), not (1, 32, 3) (add a batch axis)", or a TypeError
+    # from jax.eval_shape, before
+    objective = Objective.from_preset(get_preset("jcjohnson"))
+    with pytest.raises(jaxstyle.JaxstyleError, match=match):
+        compute_targets(vgg_weights, objective, None, [STYLE], content_shape=shape)
