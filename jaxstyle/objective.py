@@ -464,6 +464,12 @@ def _check_loss_inputs(
                 f"targets.{field} lack the objective's layer(s) {', '.join(missing)}: "
                 "compute the targets for this objective (compute_targets)"
             )
+    for name in ("content", "style", "tv"):  # else the terms would be arrays of them
+        if np.shape(getattr(weights, name)) != ():
+            raise JaxstyleError(
+                f"the {name} weight must be one number, (), not {np.shape(getattr(weights, name))} "
+                "(jax.vmap the loss over a grid of LossWeights)"
+            )
     layers = len(objective.style_layers)
     if jnp.shape(weights.style_layers) != (layers,):
         raise JaxstyleError(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -243,6 +245,10 @@ def test_loss_inputs_of_the_wrong_shape_are_named(vgg_weights):
     few = LossWeights.create(content=1.0, style=1.0, tv=0.0, style_layers=[1.0, 1.0])
     with pytest.raises(jaxstyle.JaxstyleError, match=r"must be \(5,\), one per style layer"):
         total_loss(CONTENT, vgg_weights, targets, few, objective)
+    # a grid of weights not vmapped: terms of 3 values each, the loss too (grad refused it)
+    grid = dataclasses.replace(weights, content=jnp.ones(3, jnp.float32))
+    with pytest.raises(jaxstyle.JaxstyleError, match=r"content weight must be one number, \(\)"):
+        total_loss(CONTENT, vgg_weights, targets, grid, objective)
 
 
 def test_targets_of_other_layers_are_named(vgg_weights):
