@@ -161,6 +161,16 @@ class Objective:
         return frozenset().union(*(winograd_kernels(s, last, n) for s, n in runs))
 
 
+def check_objective(objective) -> None:
+    """A :class:`JaxstyleError` unless ``objective`` is an :class:`Objective` (a
+    :class:`~jaxstyle.presets.Preset`'s fields are not all of an objective's)."""
+    if not isinstance(objective, Objective):
+        hint = " (Objective.from_preset(preset))" if isinstance(objective, Preset) else ""
+        raise JaxstyleError(
+            f"the objective must be an Objective{hint}, not {type(objective).__name__}"
+        )
+
+
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -307,6 +317,7 @@ def compute_targets(
         :func:`blend_grams` to blend later; no blend.
     """
     check_weight_set(params)
+    check_objective(objective)
     if getattr(styles, "ndim", 4) != 4 or not len(styles):  # one array: its rows
         hint = " (one style: [style])" if getattr(styles, "ndim", 0) == 3 else ""
         raise JaxstyleError(
@@ -454,6 +465,11 @@ def _check_loss_inputs(
     the objective's layers, or a wrong number of style layer weights (static shapes:
     also inside traced code)."""
     check_image(image, "the loss's image")
+    check_objective(objective)
+    for what, value, kind in (("targets", targets, Targets), ("weights", weights, LossWeights)):
+        if not isinstance(value, kind):
+            name = type(value).__name__
+            raise JaxstyleError(f"the loss's {what} must be {kind.__name__}, not {name}")
     given = {"content": objective.content_layers, "style": objective.style_layers}
     if targets.style_masks is not None:
         given["style_masks"] = objective.style_layers
@@ -549,7 +565,6 @@ class LossArgs(NamedTuple):
     weights: LossWeights
 
 
-@functools.cache
 def make_loss_fn(objective: Objective) -> Callable[[jax.Array, LossArgs], tuple]:
     """``loss_fn(image, args: LossArgs) -> (J, terms)`` for one (H, W, 3) image.
 
@@ -563,6 +578,12 @@ def make_loss_fn(objective: Objective) -> Callable[[jax.Array, LossArgs], tuple]
     their compiled steps whatever the weight set.
     """
 
+    check_objective(objective)  # before the cache hashes it
+    return _loss_fn(objective)
+
+
+@functools.cache
+def _loss_fn(objective: Objective) -> Callable[[jax.Array, LossArgs], tuple]:
     def loss_fn(image, args):
         return total_loss(image, args.vgg, args.targets, args.weights, objective)
 

@@ -331,3 +331,29 @@ def test_texture_targets_name_a_bad_content_shape(vgg_weights, shape, match):
     objective = Objective.from_preset(get_preset("jcjohnson"))
     with pytest.raises(jaxstyle.JaxstyleError, match=match):
         compute_targets(vgg_weights, objective, None, [STYLE], content_shape=shape)
+
+
+def test_a_preset_or_loose_arguments_in_place_of_the_objectives_types_are_named(vgg_weights):
+    # AttributeErrors ('Preset' object has no attribute 'tileable', 'NoneType' object has no
+    # attribute 'style_masks') from inside them before; make_loss_fn(preset) was taken
+    preset = get_preset("jcjohnson")
+    objective = Objective.from_preset(preset)
+    targets = compute_targets(vgg_weights, objective, CONTENT, [STYLE])
+    weights = weights_of(preset)
+    calls = {
+        r"objective must be an Objective \(Objective.from_preset\(preset\)\), not Preset": [
+            lambda: jaxstyle.make_loss_fn(preset),
+            lambda: compute_targets(vgg_weights, preset, CONTENT, [STYLE]),
+            lambda: total_loss(IMAGE, vgg_weights, targets, weights, preset),
+        ],
+        "targets must be Targets, not dict": [
+            lambda: total_loss(IMAGE, vgg_weights, dict(targets.content), weights, objective)
+        ],
+        "weights must be LossWeights, not tuple": [
+            lambda: total_loss(IMAGE, vgg_weights, targets, (1.0, 1.0, 0.0), objective)
+        ],
+    }
+    for match, each in calls.items():
+        for call in each:
+            with pytest.raises(jaxstyle.JaxstyleError, match=match):
+                call()
