@@ -247,7 +247,8 @@ def style_loss(
     Args:
       features: {layer: (..., h, w, C)}.
       target_grams: {layer: (C, C)} for the same layers.
-      layer_weights: {layer: scalar} (w_l); default 1 for every layer.
+      layer_weights: {layer: scalar} (w_l) >= 0, refused otherwise where they are
+        numbers (not traced); default 1 for every layer.
       normalize: Gram normalisation, see :func:`gram_matrix`.
       reduction: see :func:`style_layer_loss`.
       masks: {layer: (..., h, w)} position weights (guided Grams, see
@@ -261,6 +262,9 @@ def style_loss(
         missing = [name for name in features if mapping is not None and name not in mapping]
         if missing:
             raise JaxstyleError(f"{what} lack the features' layer(s) {', '.join(missing)}")
+    for name, w in (layer_weights or {}).items():  # values are known only outside jit
+        if not isinstance(w, jax.core.Tracer) and not np.all(np.asarray(w, np.float64) >= 0):
+            raise JaxstyleError(f"layer weights must be finite and >= 0, not {name}: {w}")
     total = 0.0
     for name, f in features.items():
         mask = None if masks is None else masks[name]

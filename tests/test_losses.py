@@ -246,6 +246,17 @@ def test_style_layer_loss_of_bfloat16_grams_is_float32():
     np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
+@pytest.mark.parametrize("weight", [-1.0, float("nan"), jnp.float32(-0.5)])
+def test_style_loss_refuses_negative_layer_weights_given_as_numbers(weight):
+    # a style loss maximised there, silently, before
+    grams = {"a": np_gram(P, "chw"), "b": np_gram(P, "chw")}
+    with pytest.raises(JaxstyleError, match="layer weights must be finite and >= 0, not b: "):
+        losses.style_loss({"a": F, "b": F}, grams, layer_weights={"a": 1.0, "b": weight})
+    # traced, they are not known: the loss is still the weighted sum
+    got = jax.jit(lambda w: losses.style_loss({"b": F}, grams, layer_weights={"b": w}))(2.0)
+    np.testing.assert_allclose(got, 2 * losses.style_loss({"b": F}, grams), rtol=1e-6)
+
+
 G = np.ones((6, 6), np.float32)
 PATCHES = losses.extract_patches(P, size=3)  # (15, 54)
 MASK = np.ones((2, 5, 7), np.float32)
