@@ -27,6 +27,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -41,6 +42,9 @@ INTEGERS = ("size", "seed")
 LISTS = ("style_blend",)
 """Settings a row gives as several numbers."""
 OVERRIDES = (*NUMBERS, *LISTS)
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
+"""What ends a manifest's line (not ``str.splitlines``'s others, such as U+2028, which
+JSON strings may hold unescaped and editors do not count)."""
 FIELDS = ("content", "style", "output", "mask", *OVERRIDES)
 
 
@@ -120,7 +124,8 @@ def read_manifest(path: Path) -> tuple[list[Job], list[RowError]]:
         raise JaxstyleError(
             f"cannot read manifest {path}: it is not UTF-8 text; save it as UTF-8"
         ) from None
-    rows = _jsonl_rows(text) if path.suffix.lower() == ".jsonl" else _csv_rows(text, path)
+    lines = LINE_BREAK.split(text)
+    rows = _jsonl_rows(lines) if path.suffix.lower() == ".jsonl" else _csv_rows(lines, path)
     jobs: list[Job] = []
     errors: list[RowError] = []
     for line, row in rows:
@@ -156,8 +161,8 @@ def unique_outputs(jobs: list[Job]) -> tuple[list[Job], list[RowError]]:
     return kept, errors
 
 
-def _jsonl_rows(text: str) -> Iterator[tuple[int, Any]]:
-    for line, raw in enumerate(text.splitlines(), start=1):
+def _jsonl_rows(lines: list[str]) -> Iterator[tuple[int, Any]]:
+    for line, raw in enumerate(lines, start=1):
         if not raw.strip() or raw.lstrip().startswith("#"):
             continue
         try:
@@ -178,8 +183,8 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
     return dict(pairs)
 
 
-def _csv_rows(text: str, path: Path) -> Iterator[tuple[int, Any]]:
-    lines = ["" if raw.lstrip().startswith("#") else raw for raw in text.splitlines()]
+def _csv_rows(lines: list[str], path: Path) -> Iterator[tuple[int, Any]]:
+    lines = ["" if raw.lstrip().startswith("#") else raw for raw in lines]
     header = next((i for i, raw in enumerate(lines) if raw.strip()), len(lines))
     reader = csv.DictReader(lines[header:])  # skips blank rows, not a blank header
     columns = [name.strip() for name in reader.fieldnames or []]

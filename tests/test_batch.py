@@ -115,6 +115,24 @@ def test_manifest_csv(images, tmp_path):
         read_manifest(tmp_path / "jobs.txt")
 
 
+def test_manifest_lines_end_only_at_line_breaks(images, tmp_path):
+    """JSON may hold U+2028 unescaped (json.dumps(ensure_ascii=False) writes it), and a CSV
+    cell a form feed: str.splitlines() broke such a row in two, and numbered the later rows
+    one too many; CRLF and a BOM (Excel's "CSV UTF-8") are read too."""
+    t, s = str(images["tubingen"]), str(images["starry_night"])
+    rows = [{"content": t, "style": s, "output": "a\u2028b.png"}, {"style": "nope.jpg"}]
+    jsonl = tmp_path / "jobs.jsonl"
+    jsonl.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    jobs, errors = read_manifest(jsonl)
+    assert [(j.line, j.output) for j in jobs] == [(1, "a\u2028b.png")]
+    assert [e.line for e in errors] == [2]
+    csv = tmp_path / "jobs.csv"
+    csv.write_text(f'\ufeffstyle,output\r\n{s},"a\fb.png"\r\nnope.jpg,c.png\r\n', "utf-8")
+    jobs, errors = read_manifest(csv)
+    assert [(j.line, j.output) for j in jobs] == [(2, "a\fb.png")]
+    assert [e.line for e in errors] == [3]
+
+
 def test_manifest_style_blend_of_commas_names_the_separator(images, tmp_path):
     """A CSV row's blend written as on the command line (1,0, quoted) is refused by
     naming the list form, not as if the column took one number."""
