@@ -74,6 +74,9 @@ class Job:
     def __post_init__(self):  # one style given as a path, not iterated by character
         if isinstance(self.styles, (str, os.PathLike)):
             object.__setattr__(self, "styles", (Path(self.styles),))
+        for name in ("styles", "mask"):  # a list, as JSON gives one: a tuple, as read_manifest's
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.overrides is None:
             object.__setattr__(self, "overrides", {})
         if not isinstance(self.overrides, Mapping):

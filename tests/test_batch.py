@@ -468,6 +468,17 @@ def test_job_takes_one_style_path_and_refuses_unknown_overrides(tmp_path):
         Job(1, None, (tmp_path / "s.png",), "y.png", {"stlye_weight": 1})
 
 
+def test_batch_of_jobs_takes_lists_of_styles_and_masks(vgg_weights, images, tmp_path):
+    """A mask list (one per style, as a manifest's JSON list) in a Job made in Python was a
+    TypeError traceback from the output check (it took the list for one path)."""
+    mask = tmp_path / "mask.png"
+    Image.new("L", (8, 6), 255).save(mask)
+    job = Job(1, images["tubingen"], [images["starry_night"]], "y.png", {}, [mask])
+    assert (job.styles, job.mask) == ((images["starry_night"],), (mask,))
+    report = jaxstyle.batch([job], tmp_path, weights=vgg_weights, size=32, dry_run=True)
+    assert not report.failed and [b["mask"] for b in report.buckets] == ["per style (1)"]
+
+
 @pytest.mark.parametrize(
     "output", ["../y.png", "/tmp/y.png", "sub/y.png", ".y.png", "y.json", "y", None, Path("y.png")]
 )
