@@ -71,12 +71,16 @@ class Job:
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     mask: Path | tuple[Path, ...] | None = None
 
-    def __post_init__(self):  # one style given as a path, not iterated by character
-        if isinstance(self.styles, (str, os.PathLike)):
-            object.__setattr__(self, "styles", (Path(self.styles),))
-        for name in ("styles", "mask"):  # a list, as JSON gives one: a tuple, as read_manifest's
-            if isinstance(getattr(self, name), list):
-                object.__setattr__(self, name, tuple(getattr(self, name)))
+    def __post_init__(self):
+        if self.content is not None and not isinstance(self.content, (str, os.PathLike)):
+            raise JaxstyleError(
+                f"a job's content must be a path or None, not {type(self.content).__name__}"
+            )
+        object.__setattr__(self, "styles", _job_paths("styles", self.styles))
+        if isinstance(self.mask, (list, tuple)):  # one per style
+            object.__setattr__(self, "mask", _job_paths("mask", self.mask))
+        elif self.mask is not None:
+            object.__setattr__(self, "mask", _job_paths("mask", self.mask)[0])
         if self.overrides is None:
             object.__setattr__(self, "overrides", {})
         if not isinstance(self.overrides, Mapping):
@@ -102,6 +106,17 @@ class Job:
             raise JaxstyleError(
                 f"output {output} needs an image suffix ({', '.join(sorted(set(FORMATS)))})"
             )
+
+
+def _job_paths(name: str, value: Any) -> tuple[Path, ...]:
+    """A :class:`Job`'s ``styles`` or ``mask``: one path (not iterated by character) or a
+    list or tuple of them (a generator is read once, here), as a tuple of paths."""
+    many = value if isinstance(value, (list, tuple, Iterator)) else (value,)
+    paths = tuple(many)
+    if not all(isinstance(p, (str, os.PathLike)) for p in paths):
+        kinds = ", ".join(sorted({type(p).__name__ for p in paths}))
+        raise JaxstyleError(f"a job's {name} must be a path or a list of paths, not {kinds}")
+    return tuple(map(Path, paths))
 
 
 class RowError(NamedTuple):

@@ -470,13 +470,25 @@ def test_job_takes_one_style_path_and_refuses_unknown_overrides(tmp_path):
 
 def test_batch_of_jobs_takes_lists_of_styles_and_masks(vgg_weights, images, tmp_path):
     """A mask list (one per style, as a manifest's JSON list) in a Job made in Python was a
-    TypeError traceback from the output check (it took the list for one path)."""
+    TypeError traceback from the output check (it took the list for one path), as were
+    styles=None and an array mask; a generator of styles was read up by the row check, so
+    the run found none."""
     mask = tmp_path / "mask.png"
     Image.new("L", (8, 6), 255).save(mask)
     job = Job(1, images["tubingen"], [images["starry_night"]], "y.png", {}, [mask])
     assert (job.styles, job.mask) == ((images["starry_night"],), (mask,))
     report = jaxstyle.batch([job], tmp_path, weights=vgg_weights, size=32, dry_run=True)
     assert not report.failed and [b["mask"] for b in report.buckets] == ["per style (1)"]
+    styles = (str(p) for p in [images["starry_night"]])
+    assert Job(1, None, styles, "y.png", mask=str(mask)).styles == (images["starry_night"],)
+    for bad, message in (
+        (dict(styles=None), "styles must be a path or a list of paths, not NoneType"),
+        (dict(mask=np.ones((6, 8))), "mask must be a path or a list of paths, not ndarray"),
+        (dict(content=np.ones((6, 8, 3))), "content must be a path or None, not ndarray"),
+    ):
+        fields = {"line": 1, "content": None, "styles": mask, "output": "y.png", **bad}
+        with pytest.raises(jaxstyle.JaxstyleError, match=message):
+            Job(**fields)
 
 
 @pytest.mark.parametrize(
