@@ -262,7 +262,7 @@ def batch(
         on_plan(plan)
     if dry_run:
         return plan
-    written: list[Path] = []
+    written: list[tuple[int, Path]] = []  # by position: chunks run bucket by bucket
     timings = {"compile": 0.0, "optimize": 0.0}
     bar = progress_bar(progress, total=len(ready), desc="batch", unit="job")
     steps_run = 0
@@ -282,13 +282,13 @@ def batch(
             steps_run += chunk[0].settings.total_steps
             for i in result.local:  # with jax.distributed: this process's jobs
                 _write(chunk[i], result, i, params)
-                written.append(chunk[i].output)
+                written.append((chunk[i].position, chunk[i].output))
             timings["compile"] += result.timings["compile"]
             timings["optimize"] += result.timings["optimize"]
             bar.update(len(chunk))
     _remove_checkpoints(out / CHECKPOINTS, chunks)  # every chunk finished
     timings["total"] = time.perf_counter() - t0
-    return BatchReport(written, skipped, failed, summary, timings)
+    return BatchReport([p for _, p in sorted(written)], skipped, failed, summary, timings)
 
 
 def check_options(

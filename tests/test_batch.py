@@ -281,6 +281,15 @@ def test_cli_batch_buckets_equal_solo_runs_skip_bad_rows_and_resume(
         assert (again / name).read_bytes() == (out / name).read_bytes()
 
 
+def test_written_outputs_are_in_manifest_order(vgg_weights, images, tmp_path):
+    """Chunks run bucket by bucket: jobs at 64, 32 and 64 px were reported written as the
+    first, third and second, though ``BatchReport.written`` is in manifest order."""
+    t, s = images["tubingen"], (images["starry_night"],)
+    jobs = [Job(1, t, s, "a.png"), Job(2, t, s, "b.png", {"size": 32}), Job(3, t, s, "c.png")]
+    report = jaxstyle.batch(jobs, tmp_path, weights=vgg_weights, size=64, **SETTINGS)
+    assert [p.name for p in report.written] == ["a.png", "b.png", "c.png"]
+
+
 def test_dry_run_checks_rows_and_plans_without_running_or_writing(
     vgg_weights, images, tmp_path, capsys
 ):
