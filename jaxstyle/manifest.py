@@ -29,6 +29,7 @@ import math
 import os
 import re
 import stat
+import unicodedata
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -159,12 +160,13 @@ def read_manifest(path: Path) -> tuple[list[Job], list[RowError]]:
 
 def unique_outputs(jobs: list[Job]) -> tuple[list[Job], list[RowError]]:
     """The jobs whose output name (and so its .json record) no earlier job has, and
-    a :class:`RowError` for each that repeats one (it would overwrite that job's)."""
+    a :class:`RowError` for each that repeats one (it would overwrite that job's): names
+    are compared as case-insensitive, normalising filesystems (macOS, Windows) do."""
     kept: list[Job] = []
     errors: list[RowError] = []
     outputs: dict[str, int] = {}
     for job in jobs:
-        stem = Path(job.output).stem.lower()
+        stem = unicodedata.normalize("NFC", Path(job.output).stem).lower()  # é as e + ◌́
         if stem in outputs:
             errors.append(
                 RowError(

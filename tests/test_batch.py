@@ -521,6 +521,11 @@ def test_batch_of_jobs_refuses_an_output_name_used_twice(vgg_weights, images, tm
         (2, "output y.jpg has the same name as line 1's (each output also gets a .json record)")
     ]
     assert [b["jobs"] for b in report.buckets] == [1]
+    # é composed and decomposed (as macOS writes names): one file on macOS, so the
+    # second job's output replaced the first's there
+    jobs = [Job(1, None, style, "\u00e9.png"), Job(2, None, style, "E\u0301.png")]
+    report = jaxstyle.batch(jobs, tmp_path, weights=vgg_weights, size=32, dry_run=True)
+    assert [(e.line, "same name as line 1's" in e.message) for e in report.failed] == [(2, True)]
 
 
 SHARDED = """
