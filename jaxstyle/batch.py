@@ -257,6 +257,8 @@ def batch(
     if pulled:
         check_one_shape(summary)
     _refuse_other_checkpoints(out / CHECKPOINTS, chunks)
+    if pulled:
+        _refuse_stale_frames(out / CHECKPOINTS, chunks)
     plan = BatchReport([], skipped, failed, summary, {"total": time.perf_counter() - t0})
     if on_plan is not None:
         on_plan(plan)
@@ -435,10 +437,30 @@ def _refuse_other_checkpoints(root: Path, chunks: list[list[_Ready]]) -> None:
         return
     mine = {_chunk_key(chunk) for chunk in chunks}
     for path in root.iterdir():
-        if path.name not in mine and any(STEP.match(p.name) for p in path.rglob("step_*")):
+        if path.name not in mine and _holds_state(path):
             raise JaxstyleError(
                 f"checkpoint {root} was written by a run with other settings, jobs or "
                 "batch size; rerun with those, or delete the checkpoint directory to start over"
+            )
+
+
+def _holds_state(path: Path) -> bool:
+    """True if a chunk's checkpoint directory holds a saved step (of any pass)."""
+    return any(STEP.match(p.name) for p in path.rglob("step_*"))
+
+
+def _refuse_stale_frames(root: Path, chunks: list[list[_Ready]]) -> None:
+    """Refuse to run a clip's frames while a chunk's saved state follows a frame that this
+    run paints again (its output deleted): those frames were pulled towards the frame as it
+    was, so the chunk would be refused once that frame is painted anew, not before."""
+    painted = {item.position: item for chunk in chunks for item in chunk}
+    for chunk in chunks:
+        before = painted.get(chunk[0].position - 1)
+        if before is not None and _holds_state(root / _chunk_key(chunk)):
+            raise JaxstyleError(
+                f"checkpoint {root / _chunk_key(chunk)} holds frames pulled towards "
+                f"{before.output} as it was painted, and this run paints it again; delete "
+                "the checkpoint to paint them again too"
             )
 
 

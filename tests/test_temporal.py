@@ -22,12 +22,13 @@ from PIL import Image
 
 import jaxstyle
 from jaxstyle import cells
+from jaxstyle.batch import _check, _chunk_key
 from jaxstyle.cli import main
 from jaxstyle.flow import warp
 from jaxstyle.manifest import Job
 from jaxstyle.objective import LossArgs
 from jaxstyle.optimize import OptimizerConfig
-from jaxstyle.resume import Checkpointing
+from jaxstyle.resume import CHECKPOINTS, Checkpointing
 from jaxstyle.temporal import (
     SIGMA,
     FrameTargets,
@@ -276,6 +277,28 @@ def test_a_chunk_of_jpegs_resumes_pulled_towards_the_jpeg_before_it(
     assert [p.name for p in resumed.written] == ["f3.jpg", "f4.jpg"]
     for a, b in zip(plain.written, [*resumed.skipped, *resumed.written], strict=True):
         assert a.read_bytes() == b.read_bytes()
+
+
+def test_a_saved_chunk_after_a_frame_painted_again_is_refused_before_any_run(
+    clip, shared_image, tmp_path, vgg_weights
+):
+    """The outputs deleted while the second chunk's state was saved: the run painted the
+    first chunk again, then refused the second's checkpoint (pulled towards the old
+    frame), at every rerun; now the plan (a dry run too) refuses it, painting nothing."""
+    style = shared_image("starry_night.jpg")
+    jobs = [Job(i, f, (style,), f"f{i}.png") for i, f in enumerate(sorted(clip.iterdir()), 1)]
+    pulled = (3e4, "flow")
+    ready = [
+        _check(j, tmp_path, "jaxstyle", SETTINGS, vgg_weights, pulled, i)
+        for i, j in enumerate(jobs)
+    ]
+    saved = tmp_path / CHECKPOINTS / _chunk_key(ready[2:])
+    (saved / "step_00000014").mkdir(parents=True)
+    (saved / "run.json").write_text(json.dumps({"jobs": [r.fingerprint for r in ready[2:]]}))
+    options = dict(weights=vgg_weights, temporal_weight=3e4, batch_size=2, **SETTINGS)
+    message = f"checkpoint {saved} holds frames pulled towards {tmp_path / 'f2.png'} as it was"
+    with pytest.raises(jaxstyle.JaxstyleError, match=message):
+        jaxstyle.batch(jobs, tmp_path, dry_run=True, **options)
 
 
 def test_a_texture_among_the_frames_is_a_bad_row_before_any_run(clip, shared_image, tmp_path):
