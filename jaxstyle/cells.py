@@ -461,44 +461,56 @@ class CellPlan:
         timings = dict(
             compile=compile_seconds,
             optimize=run_seconds,
-            ms_per_step=1e3 * run_seconds / max(1, self.steps - resumed_from),
+            ms_per_step=_ms_per_step(run_seconds, self.steps, resumed_from),
         )
         result = self.finish(carry, _concat(histories), timings)
         result.resumed_from = resumed_from
         return result
 
 
-def join_passes(results: Sequence[CellsResult]) -> CellsResult:
-    """The result of a coarse-to-fine run from its passes' (in order): the last
-    pass's images and final losses, the history of every pass (steps numbered
-    on across them), the timings summed and the steps resumed from counted
-    over all passes."""
+def _ms_per_step(optimize: float, steps: int, resumed: int, runs: int = 1) -> float:
+    """Milliseconds a step of all cells took: ``optimize`` seconds over the steps run,
+    ``steps`` of each of ``runs`` runs of cells (one program each) less the ``resumed``
+    steps taken up from checkpoints (counted over the runs)."""
+    return 1e3 * optimize * runs / max(1, runs * steps - resumed)
+
+
+def join_passes(results: Sequence[CellsResult], runs: int = 1) -> CellsResult:
+    """The result of a coarse-to-fine run from its passes' (in order, each in ``runs``
+    runs of cells: :func:`join_cells`): the last pass's images and final losses, the
+    history of every pass (steps numbered on across them), the timings summed and
+    the steps resumed from counted over all passes."""
     final = results[-1]
     history = {k: np.concatenate([r.history[k] for r in results], 1) for k in final.history}
     timings = {k: sum(r.timings.get(k, 0.0) for r in results) for k in final.timings}
     resumed = sum(r.resumed_from for r in results)
     steps = history["total"].shape[1] if "total" in history else 0
-    timings["ms_per_step"] = 1e3 * timings["optimize"] / max(1, steps - resumed)
+    timings["ms_per_step"] = _ms_per_step(timings["optimize"], steps, resumed, runs)
     return dataclasses.replace(final, history=history, timings=timings, resumed_from=resumed)
 
 
 def join_cells(results: Sequence[CellsResult]) -> CellsResult:
     """The result of cells run in consecutive parts (:meth:`CellPlan.part`, in
     order): their images, histories and final losses one after another, the
-    :data:`RUN_TIMES` summed (``ms_per_step``: of every part's cells), ``local`` counted
-    over all cells, the steps taken up from checkpoints summed over the parts."""
+    :data:`RUN_TIMES` summed (``ms_per_step``: a step of every part's cells, those taken
+    up from checkpoints not counted), ``local`` counted over all cells, the steps taken up
+    from checkpoints summed over the parts."""
     first, starts = results[0], np.cumsum([0] + [len(r.images) for r in results])
     joined = {
         "images": np.concatenate([r.images for r in results]),
         "history": {k: np.concatenate([r.history[k] for r in results]) for k in first.history},
         "final": {k: np.concatenate([r.final[k] for r in results]) for k in first.final},
     }
+    timings = {k: sum(r.timings[k] for r in results) for k in RUN_TIMES}
+    resumed = sum(r.resumed_from for r in results)
+    steps = first.history["total"].shape[1] if "total" in first.history else 0
+    timings["ms_per_step"] = _ms_per_step(timings["optimize"], steps, resumed, len(results))
     return dataclasses.replace(
         first,
         **joined,
-        timings={**first.timings, **{k: sum(r.timings[k] for r in results) for k in RUN_TIMES}},
+        timings={**first.timings, **timings},
         local=[int(a) + i for a, r in zip(starts[:-1], results, strict=True) for i in r.local],
-        resumed_from=sum(r.resumed_from for r in results),
+        resumed_from=resumed,
     )
 
 
