@@ -190,38 +190,42 @@ class SweepPlan(CellPlan):
         runs = len(self.cell_runs())  # every pass runs its cells in as many runs
 
         def run_pass(plan: SweepPlan, checkpoint: Checkpointing | None, done: int) -> CellsResult:
-            """Every run of a pass's cells, its steps numbered on from ``done``."""
-            shown = _shown_parts(plan, callback, callback_every)
-            results = [
-                CellPlan.run(
+            """Every run of a pass's cells, its steps numbered on from ``done``, the
+            images as optimised (the next pass starts from them; colours not restored)."""
+            shown, left = _shown_parts(plan, callback, callback_every)
+            results = []
+            raw = dataclasses.replace(plan, original=None)
+            for j, (a, part, part_checkpoint) in enumerate(raw._parts(checkpoint)):
+                result = CellPlan.run(
                     part,
                     checkpoint=part_checkpoint,
                     **shown(a, a + part.n, done + j * plan.steps),
                     **options,
                 )
-                for j, (a, part, part_checkpoint) in enumerate(plan._parts(checkpoint))
-            ]
+                left(a, result)  # shown as it ended, also where taken up from its checkpoint
+                results.append(result)
             return join_cells(results)
+
+        def finished(result: CellsResult, plan: SweepPlan) -> SweepResult:
+            """The sweep's result: in ``plan``'s (the last pass's) colours."""
+            assert isinstance(result, SweepResult)  # made by SweepPlan.finish
+            images = restore_colors(result.images, plan.original)
+            return dataclasses.replace(result, images=images, settings=self.settings)
 
         passes = len(self.later) + 1
         if passes == 1:
-            result = run_pass(self, checkpoint, 0)
-            assert isinstance(result, SweepResult)  # made by SweepPlan.finish
-            return result
+            return finished(run_pass(self, checkpoint, 0), self)
         assert self.replan is not None  # plan_sweep gives one with the later passes
         plan, results = self, []
         for i in range(passes):
-            last = i == passes - 1
             pass_checkpoint = (
                 None if checkpoint is None else checkpoint.for_pass(i, passes, plan.fingerprint)
             )
-            raw = plan if last else dataclasses.replace(plan, original=None)  # the next start
-            results.append(run_pass(raw, pass_checkpoint, runs * self.settings.pass_starts[i]))
-            if not last:
-                plan = self.replan(*self.later[i], results[-1].images)
-        result = join_passes(results)
-        assert isinstance(result, SweepResult)  # the last pass's plan is a SweepPlan
-        return dataclasses.replace(result, settings=self.settings)
+            result = run_pass(plan, pass_checkpoint, runs * self.settings.pass_starts[i])
+            results.append(result)
+            if i < passes - 1:  # the next pass starts from the images as optimised
+                plan = self.replan(*self.later[i], result.images)
+        return finished(join_passes(results, runs), plan)
 
     def _parts(
         self, checkpoint: Checkpointing | None
@@ -258,12 +262,22 @@ class SweepPlan(CellPlan):
 
 def _shown_parts(
     plan: SweepPlan, callback: Callable | None, every: int
-) -> Callable[[int, int, int], dict]:
-    """``part(start, stop, done)``: the ``callback`` keywords of the run of cells
-    ``start`` to ``stop - 1`` of a pass, its steps numbered on from ``done``; it is
-    shown every cell: those of the other runs as they were left (not started yet:
-    their start images and NaN losses), all in the result's colours."""
+) -> tuple[Callable[[int, int, int], dict], Callable[[int, CellsResult], None]]:
+    """(``part``, ``left``): ``part(start, stop, done)`` gives the ``callback`` keywords
+    of the run of cells ``start`` to ``stop - 1`` of a pass, its steps numbered on from
+    ``done``; ``left(start, result)`` records how a run of cells ended (also one taken
+    up from its checkpoint, which calls no callback). The callback is shown every cell:
+    those of the other runs as they were left (not started yet: their start images
+    and NaN losses), all in ``plan``'s (the result's) colours."""
     shown: dict[str, Any] = {}
+
+    def fill(start: int, losses: dict, images: np.ndarray) -> None:
+        if not shown:
+            shown["images"] = np.array(to_host(plan.x0)[: plan.n])
+            shown["losses"] = {k: np.full(plan.n, np.nan, np.float32) for k in losses}
+        shown["images"][start : start + len(images)] = images
+        for k, v in losses.items():
+            shown["losses"][k][start : start + len(images)] = v
 
     def part(start: int, stop: int, done: int) -> dict:
         if callback is None:
@@ -271,19 +285,18 @@ def _shown_parts(
 
         def report(step, losses, images):
             if (start, stop) != (0, plan.n):  # one of several runs
-                if not shown:
-                    shown["images"] = np.array(to_host(plan.x0)[: plan.n])
-                    shown["losses"] = {k: np.full(plan.n, np.nan, np.float32) for k in losses}
-                shown["images"][start:stop] = images
-                for k, v in losses.items():
-                    shown["losses"][k][start:stop] = v
+                fill(start, losses, images)
                 losses = {k: v.copy() for k, v in shown["losses"].items()}  # not kept: filled on
                 images = shown["images"].copy()
             callback(done + step, losses, restore_colors(images, plan.original))
 
         return {"callback": report, "callback_every": every}
 
-    return part
+    def left(start: int, result: CellsResult) -> None:
+        if callback is not None and len(result.images) < plan.n and result.history["total"].size:
+            fill(start, {k: v[:, -1] for k, v in result.history.items()}, result.images)
+
+    return part, left
 
 
 CELL_RUN = re.compile(r"^cells\d+-\d+$")

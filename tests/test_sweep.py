@@ -213,6 +213,56 @@ def test_runs_of_cells_resume_take_up_a_finished_run_and_refuse_another_batch_si
     np.testing.assert_allclose(resumed.images, adam_grid.images, rtol=0, atol=IMAGE_ATOL)
 
 
+def test_a_resumed_run_of_cells_shows_the_run_taken_up_and_times_the_steps_run(
+    vgg_weights, pair, adam_grid, tmp_path, monkeypatch, sigterm_after
+):
+    """The rerun takes the first run of cells up from its checkpoint (no callback of
+    its own): the callback still shows those cells as they ended, not as not started
+    (NaN, their start images); ms/step is of a step of all cells (two of the one
+    program) over the steps run (one of each run's three), not the first run's 0
+    ms/step added to the second's."""
+    from jaxstyle import cells
+
+    grid = dict(**ADAM_GRID, style_weight=[1e2, 1e3], weights=vgg_weights)
+    plan = plan_sweep(*pair, batch_size=2, **grid)
+    checkpoint = plan.checkpointing(tmp_path / "ck")
+    stops = iter([sigterm_after(10**6), sigterm_after(2)])  # the second run stopped
+    with monkeypatch.context() as patch:
+        patch.setattr(cells, "stop_requests", lambda: next(stops))
+        with pytest.raises(jaxstyle.Interrupted, match="at step 2 of 3"):
+            plan.run(checkpoint=checkpoint)
+    seen = []
+    resumed = plan.run(checkpoint=checkpoint, callback=lambda *a: seen.append(a), callback_every=1)
+    assert [step for step, _, _ in seen] == [6]  # the second run's last step
+    ((_, losses, images),) = seen
+    assert not np.isnan(losses["total"]).any()
+    np.testing.assert_allclose(losses["total"], adam_grid.history["total"][:, 2], rtol=LOSS_RTOL)
+    np.testing.assert_array_equal(images, resumed.images)
+    optimize = resumed.timings["optimize"]
+    assert resumed.timings["ms_per_step"] == pytest.approx(1e3 * optimize * 2 / (2 * 3 - 5))
+
+
+def test_runs_of_cells_timings_count_the_steps_run_over_runs_and_passes():
+    """ms/step of all cells from runs of cells (a coarse-to-fine pass each): the
+    optimising time over the steps run, those taken up from checkpoints not
+    counted (in run steps: a step of all cells is one of each run)."""
+    from jaxstyle.cells import CellsResult, join_cells, join_passes
+
+    def result(steps, optimize, resumed):
+        zeros = {k: np.zeros((1, steps), np.float32) for k in ("total", "content")}
+        final = {k: np.zeros(1, np.float32) for k in ("total", "content")}
+        timings = dict(compile=0.0, optimize=optimize, ms_per_step=0.0, load=1.0)
+        return CellsResult(np.zeros((1, 2, 2, 3)), zeros, final, timings, ["cpu"], [0], resumed)
+
+    first = join_cells([result(2, 0.0, 2), result(2, 0.0, 2)])  # both taken up
+    second = join_cells([result(3, 0.0, 3), result(3, 1.5, 0)])  # the first taken up
+    assert second.timings["ms_per_step"] == pytest.approx(1e3 * 1.5 * 2 / 3)
+    assert second.timings["load"] == 1.0 and second.local == [0, 1]
+    both = join_passes([first, second], runs=2)
+    assert both.resumed_from == 2 + 2 + 3
+    assert both.timings["ms_per_step"] == pytest.approx(1e3 * 1.5 * 2 / (2 * 5 - 7))
+
+
 def test_vmapped_lbfgs_mixes_first_trials_and_zoom_searches_per_cell():
     """(x - t)² from x = 0.9: L-BFGS's first trial moves x by -1, which is accepted for a
     far target (t = 0.2) and overshoots a near one (t = 0.85), so in one batched step
@@ -620,6 +670,23 @@ def test_coarse_to_fine_cells_equal_coarse_to_fine_runs_and_take_up_finished_pas
     other = plan_sweep(*pair, weights=vgg_weights, **{**run, "style_weight": 7.0})
     with pytest.raises(jaxstyle.JaxstyleError, match="written by a run with other"):
         other.run(checkpoint=checkpoint)
+
+
+def test_coarse_to_fine_callback_shows_every_pass_in_the_results_colours(vgg_weights, pair):
+    """With preserve_colors luminance the cells are optimised on the luminance and
+    take the content's chroma back: the callback shows the first pass's images
+    with it too (as the last pass's), not as optimised."""
+    from jaxstyle.colors import rgb_to_yiq
+
+    run = dict(size=SIZE, steps=3, optimizer="adam", coarse_to_fine=32, seed=[0, 1], init="noise")
+    plan = plan_sweep(*pair, weights=vgg_weights, preserve_colors="luminance", **run)
+    seen = []
+    result = plan.run(callback=lambda step, _, im: seen.append((step, im)), callback_every=3)
+    assert [(step, images.shape[1]) for step, images in seen] == [(3, 24), (6, 48)]
+    (_, first), (_, last) = seen
+    chroma = np.abs(np.asarray(rgb_to_yiq(first)) - np.asarray(rgb_to_yiq(plan.original)))[..., 1:]
+    assert chroma.mean() < 1e-3  # the content's chroma, but where clipped to [0, 1]
+    np.testing.assert_array_equal(last, result.images)
 
 
 def test_cli_coarse_to_fine_sweep_records_its_passes(pair, tmp_path, capsys):
