@@ -409,8 +409,8 @@ def plan_sweep(
         batch_size=batch_size,
         **settings,
     )
-    if batch_size is not None:
-        check_batch_size(batch_size)
+    if batch_size is not None:  # a Python int: the runs' bounds are in checkpoints' JSON
+        batch_size = check_batch_size(batch_size)
     mesh = cell_mesh(devices, split_image)  # checked before anything is loaded
     init, texture = texture_overrides(content, settings.pop("init", None), content_weight)
     content_weight = texture.get("content_weight", content_weight)

@@ -242,6 +242,17 @@ def test_a_resumed_run_of_cells_shows_the_run_taken_up_and_times_the_steps_run(
     assert resumed.timings["ms_per_step"] == pytest.approx(1e3 * optimize * 2 / (2 * 3 - 5))
 
 
+def test_a_numpy_batch_size_runs_with_a_checkpoint(vgg_weights, pair, adam_grid, tmp_path):
+    """A NumPy integer batch size (e.g. from np.arange) is taken as the int it is: the
+    runs' bounds, recorded in each run's checkpoint, were NumPy integers, which JSON
+    refused (a TypeError on the first save)."""
+    grid = dict(**ADAM_GRID, style_weight=[1e2, 1e3], weights=vgg_weights)
+    plan = plan_sweep(*pair, batch_size=np.int64(2), **grid)
+    result = plan.run(checkpoint=plan.checkpointing(tmp_path / "ck"))
+    np.testing.assert_allclose(result.images, adam_grid.images, rtol=0, atol=IMAGE_ATOL)
+    assert json.loads((tmp_path / "ck" / "cells2-3" / "run.json").read_text())["cells"] == [2, 4]
+
+
 def test_runs_of_cells_timings_count_the_steps_run_over_runs_and_passes():
     """ms/step of all cells from runs of cells (a coarse-to-fine pass each): the
     optimising time over the steps run, those taken up from checkpoints not
