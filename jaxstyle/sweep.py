@@ -306,10 +306,11 @@ CELL_RUN = re.compile(r"^cells\d+-\d+$")
 def _run_checkpoint(checkpoint: Checkpointing, start: int, stop: int) -> Checkpointing:
     """The checkpoints of the run of cells ``start`` to ``stop - 1`` (one of several):
     in ``cells<start>-<stop - 1>`` under ``checkpoint``'s directory, its last state
-    kept, so that a rerun takes up a finished run instead of running it again."""
+    kept, so that a rerun takes up a finished run instead of running it again; its
+    fingerprint is the sweep's (its ``cells`` too: their weights) and the run's bounds."""
     return Checkpointing(
         checkpoint.directory / f"cells{start}-{stop - 1}",
-        {**checkpoint.fingerprint, "cells": [start, stop]},
+        {**checkpoint.fingerprint, "run": [start, stop]},
         checkpoint.every,
         final=True,
     )

@@ -242,6 +242,29 @@ def test_a_resumed_run_of_cells_shows_the_run_taken_up_and_times_the_steps_run(
     assert resumed.timings["ms_per_step"] == pytest.approx(1e3 * optimize * 2 / (2 * 3 - 5))
 
 
+def test_runs_of_cells_refuse_the_checkpoint_of_another_grid(
+    vgg_weights, pair, tmp_path, monkeypatch, sigterm_after
+):
+    """A run of cells' checkpoint names its cells' weights as the sweep's does: a
+    rerun with other style weights (the same runs of cells) is refused, not given the
+    other grid's finished and stopped runs as its own; the state is kept."""
+    from jaxstyle import cells
+
+    grid = dict(**ADAM_GRID, batch_size=2, weights=vgg_weights)
+    plan = plan_sweep(*pair, style_weight=[1e2, 1e3], **grid)
+    checkpoint = plan.checkpointing(tmp_path / "ck")
+    stops = iter([sigterm_after(10**6), sigterm_after(2)])  # the second run stopped
+    with monkeypatch.context() as patch:
+        patch.setattr(cells, "stop_requests", lambda: next(stops))
+        with pytest.raises(jaxstyle.Interrupted, match="at step 2 of 3"):
+            plan.run(checkpoint=checkpoint)
+    saved = sorted((tmp_path / "ck").rglob("*"))
+    other = plan_sweep(*pair, style_weight=[1e4, 1e5], **grid)
+    with pytest.raises(jaxstyle.JaxstyleError, match=r"other settings \(differing: cells'"):
+        other.run(checkpoint=other.checkpointing(tmp_path / "ck"))
+    assert sorted((tmp_path / "ck").rglob("*")) == saved
+
+
 def test_a_numpy_batch_size_runs_with_a_checkpoint(vgg_weights, pair, adam_grid, tmp_path):
     """A NumPy integer batch size (e.g. from np.arange) is taken as the int it is: the
     runs' bounds, recorded in each run's checkpoint, were NumPy integers, which JSON
@@ -250,7 +273,7 @@ def test_a_numpy_batch_size_runs_with_a_checkpoint(vgg_weights, pair, adam_grid,
     plan = plan_sweep(*pair, batch_size=np.int64(2), **grid)
     result = plan.run(checkpoint=plan.checkpointing(tmp_path / "ck"))
     np.testing.assert_allclose(result.images, adam_grid.images, rtol=0, atol=IMAGE_ATOL)
-    assert json.loads((tmp_path / "ck" / "cells2-3" / "run.json").read_text())["cells"] == [2, 4]
+    assert json.loads((tmp_path / "ck" / "cells2-3" / "run.json").read_text())["run"] == [2, 4]
 
 
 def test_runs_of_cells_timings_count_the_steps_run_over_runs_and_passes():
