@@ -127,7 +127,9 @@ class Checkpointing:
     def __post_init__(self):
         check_every("checkpoint every", self.every)
 
-    def _check_fingerprint(self) -> None:
+    def check_fingerprint(self) -> None:
+        """Refuse (:class:`JaxstyleError`, naming what differs) a checkpoint written with
+        another fingerprint; none yet is fine."""
         path = self.directory / "run.json"
         if not path.exists():
             return
@@ -161,7 +163,7 @@ class Checkpointing:
     def load(self) -> Any | None:
         """The newest saved tree (NumPy leaves), or None if there is none; refuses a
         checkpoint with another fingerprint (:class:`JaxstyleError`)."""
-        self._check_fingerprint()
+        self.check_fingerprint()
         from jaxstyle.checkpoint import TreeIOError, load_tree
 
         steps = self._steps()
@@ -177,7 +179,7 @@ class Checkpointing:
 
     def save(self, step: int, tree: Any) -> None:
         """Save ``tree`` as the state after ``step`` steps and drop older checkpoints."""
-        self._check_fingerprint()
+        self.check_fingerprint()
         self.directory.mkdir(parents=True, exist_ok=True)
         run_json = self.directory / "run.json"
         if not run_json.exists():

@@ -54,7 +54,14 @@ from jaxstyle.objective import Targets, blend_grams, blend_weights
 from jaxstyle.optimize import choose_driver, to_host
 from jaxstyle.paths import user_path
 from jaxstyle.presets import DEFAULT_PRESET, get_preset
-from jaxstyle.resume import STEP, Checkpointing, array_digest, as_json, check_callback
+from jaxstyle.resume import (
+    STEP,
+    Checkpointing,
+    array_digest,
+    as_json,
+    check_callback,
+    recorded_fingerprint,
+)
 from jaxstyle.settings import Settings, check_batch_size, check_every, resolve_settings
 from jaxstyle.split_image import ROWS
 from jaxstyle.stylize import prepare_targets, recorded_inputs
@@ -234,7 +241,7 @@ class SweepPlan(CellPlan):
         as it is reached; a checkpoint of the cells run otherwise is refused first."""
         runs = self.cell_runs()
         if checkpoint is not None:
-            _refuse_other_runs(checkpoint.directory, runs)
+            _refuse_other_runs(checkpoint, runs)
         if len(runs) == 1:
             yield 0, self, checkpoint
             return
@@ -316,16 +323,23 @@ def _run_checkpoint(checkpoint: Checkpointing, start: int, stop: int) -> Checkpo
     )
 
 
-def _refuse_other_runs(directory: Path, runs: list[tuple[int, int]]) -> None:
-    """Refuse to run while ``directory`` holds the state of cells run otherwise (with
-    another batch size, or all at once): it would be left unused, or mixed in."""
+def _refuse_other_runs(checkpoint: Checkpointing, runs: list[tuple[int, int]]) -> None:
+    """Refuse to run while ``checkpoint``'s directory holds the state of cells run
+    otherwise (with another batch size, or all at once): it would be left unused, or
+    mixed in; that of another sweep (other cells, settings) as such, first."""
+    directory = checkpoint.directory
     if not directory.is_dir():
         return
     one = len(runs) == 1  # its state in the directory itself
-    mine = {_run_checkpoint(Checkpointing(directory, {}), a, b).directory.name for a, b in runs}
+    mine = {_run_checkpoint(checkpoint, a, b).directory.name for a, b in runs}
     for path in directory.iterdir():
         theirs = CELL_RUN.match(path.name) and (one or path.name not in mine)
         if (STEP.match(path.name) and not one) or (theirs and any(path.glob("step_*"))):
+            if theirs:  # its fingerprint is the sweep's and its bounds
+                run = recorded_fingerprint(path / "run.json", "run")
+                Checkpointing(path, {**checkpoint.fingerprint, "run": run}).check_fingerprint()
+            else:  # all cells at once: the sweep's fingerprint
+                checkpoint.check_fingerprint()
             raise JaxstyleError(
                 f"checkpoint {directory} was written by a run with another batch size; "
                 "rerun with that, or delete the checkpoint directory to start over"

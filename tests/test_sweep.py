@@ -247,10 +247,11 @@ def test_runs_of_cells_refuse_the_checkpoint_of_another_grid(
 ):
     """A run of cells' checkpoint names its cells' weights as the sweep's does: a
     rerun with other style weights (the same runs of cells) is refused, not given the
-    other grid's finished and stopped runs as its own; the state is kept."""
+    other grid's finished and stopped runs as its own; one with more (other runs of
+    cells) as another grid, not as another batch size; the state is kept."""
     from jaxstyle import cells
 
-    grid = dict(**ADAM_GRID, batch_size=2, weights=vgg_weights)
+    grid = dict(**ADAM_GRID, batch_size=3, weights=vgg_weights)
     plan = plan_sweep(*pair, style_weight=[1e2, 1e3], **grid)
     checkpoint = plan.checkpointing(tmp_path / "ck")
     stops = iter([sigterm_after(10**6), sigterm_after(2)])  # the second run stopped
@@ -259,9 +260,10 @@ def test_runs_of_cells_refuse_the_checkpoint_of_another_grid(
         with pytest.raises(jaxstyle.Interrupted, match="at step 2 of 3"):
             plan.run(checkpoint=checkpoint)
     saved = sorted((tmp_path / "ck").rglob("*"))
-    other = plan_sweep(*pair, style_weight=[1e4, 1e5], **grid)
-    with pytest.raises(jaxstyle.JaxstyleError, match=r"other settings \(differing: cells'"):
-        other.run(checkpoint=other.checkpointing(tmp_path / "ck"))
+    for weights in ([1e4, 1e5], [1e2, 1e3, 1e4]):  # runs of cells 0-2, 3 | 0-2, 3-5
+        other = plan_sweep(*pair, style_weight=weights, **grid)
+        with pytest.raises(jaxstyle.JaxstyleError, match=r"other settings \(differing: cells'"):
+            other.run(checkpoint=other.checkpointing(tmp_path / "ck"))
     assert sorted((tmp_path / "ck").rglob("*")) == saved
 
 
