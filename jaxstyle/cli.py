@@ -786,7 +786,7 @@ def _run(argv: list[str] | None) -> int:
 
 MEMORY_ADVICE = (
     "try a smaller --size, --compute-dtype bfloat16, --split-image over several devices, or "
-    "a smaller sweep grid or batch --batch-size; `jaxstyle estimate` prints what a size needs"
+    "a smaller sweep or batch --batch-size; `jaxstyle estimate` prints what a size needs"
 )
 """What the command line suggests when a run does not fit in memory."""
 

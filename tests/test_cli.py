@@ -377,6 +377,7 @@ def test_out_of_memory_is_one_line_with_what_to_try(pair, tmp_path, capsys, monk
     err = capsys.readouterr().err
     assert err.startswith("jaxstyle: error: out of memory (") and err.count("\n") == 1
     assert "--split-image" in err and "jaxstyle estimate" in err and not out.exists()
+    assert "sweep or batch --batch-size" in err  # a sweep's grid runs in parts too
     other = jax.errors.JaxRuntimeError("INTERNAL: something else")
     monkeypatch.setattr(module, "stylize", lambda *a, **k: (_ for _ in ()).throw(other))
     with pytest.raises(jax.errors.JaxRuntimeError, match="INTERNAL"):
