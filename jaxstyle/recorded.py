@@ -28,6 +28,11 @@ EXAMPLE_STYLE = "example painting"
 LATER_SETTINGS = {"tileable": False, "coarse_to_fine_auto": False}
 """Settings newer than some records, and their value in a record without them."""
 
+TEXTURE_LEFT_OUT = ("content_weight", "preserve_colors", "style_scale")
+"""The recorded settings of a picture a texture of its styles leaves to their defaults
+(unless given): it has no content to weigh or take colours from, and its output is its
+style's size (a style scale is refused)."""
+
 NAMED = ("content", "noise", EXAMPLE_CONTENT, EXAMPLE_STYLE)
 """The inputs a record names that are not paths."""
 
@@ -70,9 +75,9 @@ class RunRecord:
     def settings_with(self, given: dict[str, Any], *, texture: bool = False) -> dict[str, Any]:
         """The recorded settings with the non-None ``given`` ones in their place, and
         those that follow from a given one (:data:`FOLLOWING`) and the convolution
-        algorithm left out; for a ``texture`` the content weight too (0 by definition:
-        one given stays, and is refused by the run). A preset is not given anew: the
-        record's settings are that preset's loss."""
+        algorithm left out; for a ``texture`` those it has no use for too
+        (:data:`TEXTURE_LEFT_OUT`: one given stays, and is refused by the run). A
+        preset is not given anew: the record's settings are that preset's loss."""
         given = {k: v for k, v in given.items() if v is not None}
         if given.get("preset", self.settings["preset"]) != self.settings["preset"]:
             raise JaxstyleError(
@@ -83,7 +88,7 @@ class RunRecord:
         left_out = {k for name in given for k in (name, *following(name, recorded))}
         left_out.add("conv_algorithm")  # chosen anew by size and device (they agree to rounding)
         if texture:
-            left_out.add("content_weight")
+            left_out.update(TEXTURE_LEFT_OUT)
         kept = {k: v for k, v in recorded.items() if k not in left_out}
         return {**kept, **given}
 

@@ -279,6 +279,29 @@ def test_a_texture_of_a_pictures_styles_starts_from_noise_without_its_mask(swept
     assert (texture["init"], texture["mask"], texture["style"]) == (None, None, [style])
 
 
+def test_a_texture_of_a_pictures_styles_leaves_out_its_colours_and_style_scale(swept, tmp_path):
+    """--texture (recorded_run content=None) from a picture kept in its content's colours
+    at a style scale: a texture refuses both, and --preserve-colors has no "none" to give,
+    so the record's are left out (one given stays, refused by the run)."""
+    from jaxstyle.cli import _take_record
+    from jaxstyle.cli_parser import build_parser
+
+    out = swept[0]
+    sweep = json.loads((out / "sweep.json").read_text())
+    run = {"inputs": sweep["inputs"], "settings": sweep["settings"]}
+    run["settings"] |= {k: sweep["cells"][0][k] for k in AXES}
+    run["settings"] |= {"preserve_colors": "luminance", "style_scale": 0.5}
+    (tmp_path / "r.json").write_text(json.dumps(run))
+    argv = ["stylize", "--from", str(tmp_path / "r.json"), "--texture", "-o", "o.png"]
+    args = build_parser().parse_args(argv)
+    _take_record(args)
+    assert (args.preserve_colors, args.style_scale, args.content_weight) == (None, None, None)
+    texture = jaxstyle.recorded_run(tmp_path / "r.json", content=None)
+    assert not {"preserve_colors", "style_scale", "content_weight"} & set(texture)
+    given = jaxstyle.recorded_run(tmp_path / "r.json", content=None, style_scale=2.0)
+    assert given["style_scale"] == 2.0  # given: kept, and refused by the run
+
+
 def test_relative_paths_are_found_from_any_directory(shared_image, tmp_path, monkeypatch):
     """A record holds the directory its run started in: its relative paths are taken
     from there, wherever the run again starts."""
