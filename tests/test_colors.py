@@ -277,3 +277,32 @@ def test_a_luminance_run_from_noise_starts_from_grey_noise(shared_image):
     noise = jax.random.uniform(jax.random.key(3), (*from_noise.image.shape[:2], 3))
     from_grey = jaxstyle.stylize(*pair, init=np.asarray(jaxstyle.luminance_image(noise)), **run)
     assert from_noise.final == pytest.approx(from_grey.final, rel=1e-5)
+
+
+def test_a_coarse_to_fine_luminance_sweep_shows_every_pass_in_the_contents_colours(
+    vgg_weights, resized
+):
+    """A sweep's callback (and a checkpointed stylize's, a one-cell sweep: --save-every
+    with --checkpoint-every) showed a coarse pass's images grey, as the next pass starts
+    from them; now in the result's colours, as stylize shows them (Adam: to 1e-5)."""
+    paths = resized[0]
+    run = dict(RUN, steps=2, coarse_to_fine=32, preserve_colors="luminance")
+    plain, swept = [], []
+    jaxstyle.stylize(
+        *paths,
+        weights=vgg_weights,
+        callback=lambda step, losses, image: plain.append((step, image)),
+        callback_every=1,
+        **run,
+    )
+    jaxstyle.sweep(
+        *paths,
+        weights=vgg_weights,
+        callback=lambda step, losses, images: swept.append((step, images[0])),
+        callback_every=1,
+        **run,
+    )
+    assert [step for step, _ in swept] == [step for step, _ in plain] == [1, 2, 3, 4]
+    assert np.ptp(swept[0][1], axis=-1).max() > 0.1  # in colour
+    for (_, got), (_, want) in zip(swept, plain, strict=True):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
