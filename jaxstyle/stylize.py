@@ -76,7 +76,8 @@ class StylizeResult:
     ) -> Path:
         """Write the image to ``path`` (.png/.jpg) and its record beside it, as
         ``jaxstyle stylize -o`` does: ``path`` with the suffix .json, holding the
-        settings, final losses, loss history, timings, versions and machine, the
+        settings, final losses, loss history, timings (of the steps run after
+        :attr:`resumed_from`, recorded where not 0), versions and machine, the
         :attr:`inputs`, and ``record``'s entries (which take their place); ``jaxstyle
         plot`` reads it, and :func:`jaxstyle.recorded_run` where it has inputs. The record
         is written first. An existing file at either is an error unless ``overwrite``.
@@ -97,6 +98,7 @@ class StylizeResult:
             "settings": dataclasses.asdict(self.settings),
             "final_losses": self.final,
             "timings": self.timings,
+            **({"resumed_from": self.resumed_from} if self.resumed_from else {}),
             "history": {k: np.asarray(v).tolist() for k, v in self.history.items()},
             **run_metadata(),
         }

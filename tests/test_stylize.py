@@ -266,10 +266,12 @@ def test_result_save_writes_the_image_and_the_record_plot_reads(tmp_path):
     assert record == tmp_path / "out.json" and saved["output"] == str(out)
     assert saved["inputs"] == {"content": "c.png"} and saved["settings"]["steps"] == 4
     assert saved["history"]["total"] == history["total"].tolist() and "versions" in saved
-    assert np.asarray(Image.open(out)).shape == (6, 8, 3)
+    assert np.asarray(Image.open(out)).shape == (6, 8, 3) and "resumed_from" not in saved
     with pytest.raises(jaxstyle.JaxstyleError, match="exists; not overwriting it"):
         result.save(out)
+    result.resumed_from = 3  # resumed from a checkpoint: its timings are of the steps after it
     result.save(out, overwrite=True)
+    assert json.loads(record.read_text())["resumed_from"] == 3
     assert main(["plot", str(record), "-o", str(tmp_path / "losses.png")]) == 0
 
     history["total"][-1], result.final["style"] = np.nan, np.inf  # diverged: null, not NaN
