@@ -372,8 +372,11 @@ class CellPlan:
         checkpoint: Checkpointing | None = None,
         callback: Callable[[int, dict, np.ndarray], None] | None = None,
         callback_every: int = 0,
+        stage: str = "",
     ) -> CellsResult:
         """Initialise (or resume from ``checkpoint``), run the remaining steps and finish.
+        ``stage``: what these steps are part of, said where a signal stops them (e.g.
+        " of pass 2 of 3" after "at step 5 of 10").
 
         With ``checkpoint``, the state is saved every ``checkpoint.every`` steps
         and, on SIGTERM/SIGINT, once more before :class:`jaxstyle.Interrupted`
@@ -388,7 +391,9 @@ class CellPlan:
         options = dict(driver=driver, progress=progress, desc=desc, checkpoint=checkpoint)
         with checkpoint.held() if checkpoint else contextlib.nullcontext():
             try:
-                return self._run(**options, callback=callback, callback_every=callback_every)
+                return self._run(
+                    **options, callback=callback, callback_every=callback_every, stage=stage
+                )
             except KeyboardInterrupt as err:  # a second Ctrl-C: no save, but one is kept
                 kept = checkpoint.newest() if checkpoint else 0
                 if checkpoint is None or not kept:
@@ -401,7 +406,9 @@ class CellPlan:
                     signum,
                 ) from None
 
-    def _run(self, *, driver, progress, desc, checkpoint, callback, callback_every) -> CellsResult:
+    def _run(
+        self, *, driver, progress, desc, checkpoint, callback, callback_every, stage
+    ) -> CellsResult:
         """:meth:`run`, its checkpoint held."""
         from jaxstyle.progress import progress_bar
 
@@ -456,7 +463,8 @@ class CellPlan:
                         else "nothing to save yet"
                     )
                     raise Interrupted(
-                        f"{stopped_by(signum)} at step {done} of {self.steps}; {saved_note}", signum
+                        f"{stopped_by(signum)} at step {done} of {self.steps}{stage}; {saved_note}",
+                        signum,
                     )
         timings = dict(
             compile=compile_seconds,

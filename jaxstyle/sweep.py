@@ -196,9 +196,12 @@ class SweepPlan(CellPlan):
         check_every("callback_every", callback_every)
         runs = len(self.cell_runs())  # every pass runs its cells in as many runs
 
-        def run_pass(plan: SweepPlan, checkpoint: Checkpointing | None, done: int) -> CellsResult:
-            """Every run of a pass's cells, its steps numbered on from ``done``, the
-            images as optimised (the next pass starts from them; colours not restored)."""
+        def run_pass(
+            plan: SweepPlan, checkpoint: Checkpointing | None, done: int, stage: str = ""
+        ) -> CellsResult:
+            """Every run of a pass's cells, its steps numbered on from ``done`` (a
+            signal's message names its ``stage``), the images as optimised (the next
+            pass starts from them; colours not restored)."""
             shown, left = _shown_parts(plan, callback, callback_every)
             results = []
             raw = dataclasses.replace(plan, original=None)
@@ -207,6 +210,7 @@ class SweepPlan(CellPlan):
                     part,
                     checkpoint=part_checkpoint,
                     **shown(a, a + part.n, done + j * plan.steps),
+                    stage=stage,
                     **options,
                 )
                 left(a, result)  # shown as it ended, also where taken up from its checkpoint
@@ -228,7 +232,8 @@ class SweepPlan(CellPlan):
             pass_checkpoint = (
                 None if checkpoint is None else checkpoint.for_pass(i, passes, plan.fingerprint)
             )
-            result = run_pass(plan, pass_checkpoint, runs * self.settings.pass_starts[i])
+            stage = f" of pass {i + 1} of {passes}"  # its checkpoint's pass<i>
+            result = run_pass(plan, pass_checkpoint, runs * self.settings.pass_starts[i], stage)
             results.append(result)
             if i < passes - 1:  # the next pass starts from the images as optimised
                 plan = self.replan(*self.later[i], result.images)

@@ -725,6 +725,21 @@ def test_coarse_to_fine_callback_shows_every_pass_in_the_results_colours(vgg_wei
     np.testing.assert_array_equal(last, result.images)
 
 
+def test_a_coarse_to_fine_run_stopped_names_the_pass_it_was_in(
+    vgg_weights, pair, tmp_path, monkeypatch, sigterm_after
+):
+    """A signal in a later pass said "at step 2 of 3" of that pass alone (the run has
+    5 steps, and a rerun says "resumed at step 4"): it now names the pass too."""
+    from jaxstyle import cells
+
+    run = dict(size=SIZE, steps=3, optimizer="adam", coarse_to_fine=32, seed=[0, 1], init="noise")
+    run["coarse_to_fine_steps"] = 2  # the shapes of the test above
+    monkeypatch.setattr(cells, "stop_requests", lambda: sigterm_after(3))  # each pass's 3rd poll
+    plan = plan_sweep(*pair, weights=vgg_weights, **run)
+    with pytest.raises(jaxstyle.Interrupted, match=r"at step \d of 3 of pass 2 of 2; saved"):
+        plan.run(checkpoint=Checkpointing(tmp_path / "ckpt", {}, every=1))
+
+
 def test_cli_coarse_to_fine_sweep_records_its_passes(pair, tmp_path, capsys):
     out = tmp_path / "grid"
     args = ["sweep", *pair, "-o", str(out), "--size", str(SIZE), "--steps", "3", "-q"]
