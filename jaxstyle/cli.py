@@ -15,10 +15,13 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jaxstyle.cli_parser import build_parser
 from jaxstyle.errors import Interrupted, JaxstyleError, brief, stopped_by
+
+if TYPE_CHECKING:
+    from jaxstyle.recorded import RunRecord
 
 EXIT_USAGE = 2
 EXIT_JOBS_FAILED = 1
@@ -138,9 +141,9 @@ class _Inputs:
         }
 
 
-def _take_record(args: argparse.Namespace) -> None:
+def _take_record(args: argparse.Namespace) -> RunRecord:
     """Fill in what the command line leaves out from ``--from``'s record (see
-    :func:`jaxstyle.recorded.recorded_run`, which does the same in Python)."""
+    :func:`jaxstyle.recorded.recorded_run`, which does the same in Python); returns it."""
     from jaxstyle.recorded import EXAMPLE_CONTENT, EXAMPLE_STYLE, read_run_record
 
     record = read_run_record(args.from_result)
@@ -165,6 +168,7 @@ def _take_record(args: argparse.Namespace) -> None:
         args.mask = [Path(m) for m in masks if m is not None] or None
     args.init = args.init or inputs["init"]
     _check_learning_rate(args, given["learning_rate"])  # the recorded run's optimiser, or given
+    return record
 
 
 def cmd_stylize(args: argparse.Namespace) -> int:
@@ -174,8 +178,9 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     from jaxstyle.settings import resolve_settings
     from jaxstyle.stylize import step_image_path, step_image_saver, stylize
 
+    source = None
     if args.from_result is not None:
-        _take_record(args)  # its size too: None is the content's own
+        source = _take_record(args)  # its size too: None is the content's own
     elif args.size is None:
         args.size = default_size()
     if args.save_every < 0:
@@ -199,6 +204,8 @@ def cmd_stylize(args: argparse.Namespace) -> int:
 
     weights = load_vgg19(args.weights)
     devices = _split_devices(args)
+    if source is not None:
+        source.note_split(len(devices or ()) or 1)
     record_path = args.output.with_suffix(".json")
     save = step_image_saver(args.output, overwrite=True)  # checked above: an earlier run's, or ours
     unfinished = {
@@ -412,7 +419,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from jaxstyle.sweep_output import SUMMARY_FILES, cell_files, refuse_existing, write_sweep
 
     if args.from_result is not None:
-        _take_record(args)  # its size too: None is the content's own
+        source = _take_record(args)  # its size too: None is the content's own
+        source.note_split(len(_split_devices(args) or ()) or 1)
     elif args.size is None:
         args.size = default_size()
     out = image_io.check_output_dir(args.output)

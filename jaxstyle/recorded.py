@@ -62,6 +62,8 @@ class RunRecord:
       init: ``content``, ``noise`` or an image path.
       settings: {name: value} of every :class:`~jaxstyle.settings.Settings` field.
       weights: the name of the weight set the run used.
+      split: the devices the run split each image's rows over (1: none), whose multiple
+        its height was rounded to (:func:`jaxstyle.inputs.split_evenly`).
     """
 
     path: Path
@@ -71,6 +73,7 @@ class RunRecord:
     init: str
     settings: dict[str, Any]
     weights: str
+    split: int = 1
 
     def settings_with(self, given: dict[str, Any], *, texture: bool = False) -> dict[str, Any]:
         """The recorded settings with the non-None ``given`` ones in their place, and
@@ -116,6 +119,19 @@ class RunRecord:
                     "relative to the directory its run started in: run from there"
                 )
         return taken
+
+    def note_split(self, rows: int) -> None:
+        """A note on stderr where the recorded run split each image's rows over other
+        than ``rows`` devices (the run again's): its height, rounded to a multiple of
+        them, may come out a row or two otherwise (not refused: the devices are this
+        machine's)."""
+        if self.split > 1 and rows != self.split:
+            print(
+                f"jaxstyle: note: {self.path}'s run split its image's rows over {self.split} "
+                f"devices, its height rounded to a multiple of {self.split}: --split-image "
+                f"{self.split} (Python: devices=) paints the same picture",
+                file=sys.stderr,
+            )
 
     def check_weights(self, given: Any) -> None:
         """Refuse to run again a run of another weight set than the fetched one
@@ -227,7 +243,18 @@ def _run_record(path: Path, record: dict) -> RunRecord:
         init=located(init),
         settings={k: settings[k] for k in sorted(FIELDS)},
         weights=str(record.get("weights", DEFAULT_SET)),
+        split=_split(record),
     )
+
+
+def _split(record: dict) -> int:
+    """The devices a record's run split each image's rows over: a stylize record's
+    ``split_over_devices``, a sweep's or batch's ``split_image``; 1 where none."""
+    split = record.get("split_image")
+    if isinstance(split, int) and not isinstance(split, bool) and split > 1:
+        return split
+    devices = record.get("split_over_devices")
+    return len(devices) if isinstance(devices, list) and devices else 1
 
 
 def _note_pull(path: Path, fingerprint: Any) -> None:
@@ -270,6 +297,7 @@ def recorded_run(result: str | os.PathLike, **overrides: Any) -> dict[str, Any]:
 
     record = read_run_record(result)
     record.check_weights(overrides.get("weights"))
+    record.note_split(len(overrides.get("devices") or ()) or 1)
     given = {k: overrides.pop(k) for k in FIELDS - {"init"} if k in overrides}
     texture = overrides.get("content", record.content) is None
     run = record.settings_with(given, texture=texture)  # an init given stays an input

@@ -13,6 +13,7 @@ import re
 import shutil
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 from PIL import Image
@@ -300,6 +301,30 @@ def test_a_texture_of_a_pictures_styles_leaves_out_its_colours_and_style_scale(s
     assert not {"preserve_colors", "style_scale", "content_weight"} & set(texture)
     given = jaxstyle.recorded_run(tmp_path / "r.json", content=None, style_scale=2.0)
     assert given["style_scale"] == 2.0  # given: kept, and refused by the run
+
+
+def test_a_run_split_over_devices_is_noted_where_not_split_so_again(swept, tmp_path, capsys):
+    """A run that split its image's rows over 4 devices rounded its height to a multiple
+    of 4; run again on one device, its picture came out a row or two otherwise without a
+    word: a note on stderr names --split-image 4 (none where it is given, or not split)."""
+    from jaxstyle.recorded import read_run_record
+
+    out = swept[0]
+    sweep = json.loads((out / "sweep.json").read_text())
+    run = {"inputs": sweep["inputs"], "settings": sweep["settings"]}
+    run["settings"] |= {k: sweep["cells"][0][k] for k in AXES}
+    (tmp_path / "plain.json").write_text(json.dumps(run))
+    (tmp_path / "split.json").write_text(json.dumps({**run, "split_over_devices": ["d"] * 4}))
+    (tmp_path / "cells.json").write_text(json.dumps({**run, "split_image": 2}))
+    capsys.readouterr()
+    jaxstyle.recorded_run(tmp_path / "plain.json")
+    assert capsys.readouterr().err == ""
+    jaxstyle.recorded_run(tmp_path / "split.json")
+    err = capsys.readouterr().err
+    assert "split its image's rows over 4 devices" in err and "--split-image 4" in err
+    jaxstyle.recorded_run(tmp_path / "split.json", devices=jax.devices() * 4)
+    assert capsys.readouterr().err == ""
+    assert read_run_record(tmp_path / "cells.json").split == 2  # a sweep's or batch's
 
 
 def test_relative_paths_are_found_from_any_directory(shared_image, tmp_path, monkeypatch):
