@@ -157,6 +157,7 @@ def test_lbfgs_cells_keep_their_own_line_search_and_resume(vgg_weights, pair, lb
 
 
 ADAM_GRID = dict(size=SIZE, steps=3, optimizer="adam", content_weight=[1.0, 5.0])
+RUN_GRID = dict(**ADAM_GRID, style_weight=[1e2, 1e3])  # adam_grid's
 
 
 def test_cells_run_two_at_a_time_equal_one_run_of_all_and_show_every_cell(
@@ -165,7 +166,7 @@ def test_cells_run_two_at_a_time_equal_one_run_of_all_and_show_every_cell(
     """batch_size=3 of 4 cells: runs of cells 0-2 and 3 (padded to 3: one program),
     each cell as in one run of all; the callback sees all 4 cells, those of the
     run not started yet with their start image and NaN losses, steps numbered on."""
-    grid = dict(**ADAM_GRID, style_weight=[1e2, 1e3], weights=vgg_weights)
+    grid = dict(**RUN_GRID, weights=vgg_weights)
     plan = plan_sweep(*pair, batch_size=3, **grid)
     assert plan.cell_runs() == [(0, 3), (3, 4)]
     seen = []
@@ -185,26 +186,36 @@ def test_cells_run_two_at_a_time_equal_one_run_of_all_and_show_every_cell(
         plan_sweep(*pair, batch_size=0, **grid)
 
 
+def stopped_in_the_second_run(
+    vgg_weights, pair, directory, monkeypatch, sigterm_after, batch_size=2
+):
+    """(plan, checkpoint) of :data:`RUN_GRID`'s 4 cells run ``batch_size`` at a time,
+    stopped at step 2 of the second run (the first run finished, its state kept)."""
+    from jaxstyle import cells
+
+    plan = plan_sweep(*pair, batch_size=batch_size, **RUN_GRID, weights=vgg_weights)
+    checkpoint = plan.checkpointing(directory)
+    stops = iter([sigterm_after(10**6), sigterm_after(2)])  # the second run stopped
+    with monkeypatch.context() as patch:
+        patch.setattr(cells, "stop_requests", lambda: next(stops))
+        with pytest.raises(jaxstyle.Interrupted, match="at step 2 of 3"):
+            plan.run(checkpoint=checkpoint)
+    return plan, checkpoint
+
+
 def test_runs_of_cells_resume_take_up_a_finished_run_and_refuse_another_batch_size(
     vgg_weights, pair, adam_grid, tmp_path, monkeypatch, sigterm_after
 ):
     """Stopped in the second run of cells: the rerun takes up the first run's kept
     state (not run again) and resumes the second, to the uninterrupted images; a
     rerun with another batch size (or all at once) is refused, the state kept."""
-    from jaxstyle import cells
-
-    grid = dict(**ADAM_GRID, style_weight=[1e2, 1e3], weights=vgg_weights)
-    plan = plan_sweep(*pair, batch_size=2, **grid)
-    checkpoint = plan.checkpointing(tmp_path / "ck")
-    stops = iter([sigterm_after(10**6), sigterm_after(2)])  # the second run stopped
-    with monkeypatch.context() as patch:
-        patch.setattr(cells, "stop_requests", lambda: next(stops))
-        with pytest.raises(jaxstyle.Interrupted, match="at step 2 of 3"):
-            plan.run(checkpoint=checkpoint)
+    plan, checkpoint = stopped_in_the_second_run(
+        vgg_weights, pair, tmp_path / "ck", monkeypatch, sigterm_after
+    )
     assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["cells0-1", "cells2-3"]
     saved = sorted((tmp_path / "ck").rglob("*"))
     for other in (3, None):
-        again = plan_sweep(*pair, batch_size=other, **grid)
+        again = plan_sweep(*pair, batch_size=other, **RUN_GRID, weights=vgg_weights)
         with pytest.raises(jaxstyle.JaxstyleError, match="another batch size"):
             again.run(checkpoint=again.checkpointing(tmp_path / "ck"))
     assert sorted((tmp_path / "ck").rglob("*")) == saved
@@ -221,16 +232,9 @@ def test_a_resumed_run_of_cells_shows_the_run_taken_up_and_times_the_steps_run(
     (NaN, their start images); ms/step is of a step of all cells (two of the one
     program) over the steps run (one of each run's three), not the first run's 0
     ms/step added to the second's."""
-    from jaxstyle import cells
-
-    grid = dict(**ADAM_GRID, style_weight=[1e2, 1e3], weights=vgg_weights)
-    plan = plan_sweep(*pair, batch_size=2, **grid)
-    checkpoint = plan.checkpointing(tmp_path / "ck")
-    stops = iter([sigterm_after(10**6), sigterm_after(2)])  # the second run stopped
-    with monkeypatch.context() as patch:
-        patch.setattr(cells, "stop_requests", lambda: next(stops))
-        with pytest.raises(jaxstyle.Interrupted, match="at step 2 of 3"):
-            plan.run(checkpoint=checkpoint)
+    plan, checkpoint = stopped_in_the_second_run(
+        vgg_weights, pair, tmp_path / "ck", monkeypatch, sigterm_after
+    )
     seen = []
     resumed = plan.run(checkpoint=checkpoint, callback=lambda *a: seen.append(a), callback_every=1)
     assert [step for step, _, _ in seen] == [6]  # the second run's last step
@@ -249,16 +253,8 @@ def test_runs_of_cells_refuse_the_checkpoint_of_another_grid(
     rerun with other style weights (the same runs of cells) is refused, not given the
     other grid's finished and stopped runs as its own; one with more (other runs of
     cells) as another grid, not as another batch size; the state is kept."""
-    from jaxstyle import cells
-
+    stopped_in_the_second_run(vgg_weights, pair, tmp_path / "ck", monkeypatch, sigterm_after, 3)
     grid = dict(**ADAM_GRID, batch_size=3, weights=vgg_weights)
-    plan = plan_sweep(*pair, style_weight=[1e2, 1e3], **grid)
-    checkpoint = plan.checkpointing(tmp_path / "ck")
-    stops = iter([sigterm_after(10**6), sigterm_after(2)])  # the second run stopped
-    with monkeypatch.context() as patch:
-        patch.setattr(cells, "stop_requests", lambda: next(stops))
-        with pytest.raises(jaxstyle.Interrupted, match="at step 2 of 3"):
-            plan.run(checkpoint=checkpoint)
     saved = sorted((tmp_path / "ck").rglob("*"))
     for weights in ([1e4, 1e5], [1e2, 1e3, 1e4]):  # runs of cells 0-2, 3 | 0-2, 3-5
         other = plan_sweep(*pair, style_weight=weights, **grid)
@@ -271,7 +267,7 @@ def test_a_numpy_batch_size_runs_with_a_checkpoint(vgg_weights, pair, adam_grid,
     """A NumPy integer batch size (e.g. from np.arange) is taken as the int it is: the
     runs' bounds, recorded in each run's checkpoint, were NumPy integers, which JSON
     refused (a TypeError on the first save)."""
-    grid = dict(**ADAM_GRID, style_weight=[1e2, 1e3], weights=vgg_weights)
+    grid = dict(**RUN_GRID, weights=vgg_weights)
     plan = plan_sweep(*pair, batch_size=np.int64(2), **grid)
     result = plan.run(checkpoint=plan.checkpointing(tmp_path / "ck"))
     np.testing.assert_allclose(result.images, adam_grid.images, rtol=0, atol=IMAGE_ATOL)
