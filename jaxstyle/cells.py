@@ -24,7 +24,7 @@ import math
 import os
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import jax
@@ -308,28 +308,28 @@ class CellPlan:
         rows = self.mesh.shape[ROWS]
         return CellsResult(images[:n], history, final, timings, devices, mine, split_image=rows)
 
-    def part(self: _Plan, start: int, stop: int, size: int) -> _Plan:
-        """Cells ``start`` to ``stop - 1`` as a plan of their own, padded to ``size``
-        cells (a multiple of the device groups) as :meth:`create` pads, so that
-        every part of one size runs one compiled program; the weights and shared
-        targets are this plan's arrays."""
-        index = np.arange(start, stop)
+    def parts(self: _Plan, runs: Sequence[tuple[int, int]]) -> Iterator[_Plan]:
+        """Each run (start, stop) of cells as a plan of its own, made as it is reached,
+        padded to the first run's size (a multiple of the device groups) as
+        :meth:`create` pads, so that every part runs one compiled program; they share
+        this plan's VGG19 weights and shared targets (read to the host once)."""
+        size = runs[0][1] - runs[0][0]
         x0, weights, targets = jax.device_get(
             (self.x0, self.args.weights, self.args.targets if self.per_cell_targets else None)
         )
-
-        def take(tree, blank=lambda item: item):
-            cells = [jax.tree.map(lambda v, i=i: v[i], tree) for i in index]
-            return _host_stack(cells + [blank(cells[-1])] * (size - len(cells)))
-
         cell = NamedSharding(self.mesh, P(MESH_AXIS))
-        if self.per_cell_targets:
-            targets = _put(take(targets, self.padding_targets), cell)
-        else:
-            targets = self.args.targets
-        x0 = _put(take(x0), image_layout(self.mesh, x0.shape[1:], MESH_AXIS))
-        args = LossArgs(self.args.vgg, targets, _put(take(weights), cell))
-        return dataclasses.replace(self, n=len(index), x0=x0, args=args)
+        for start, stop in runs:
+
+            def take(tree, blank=lambda item: item, start=start, stop=stop):
+                cells = [jax.tree.map(lambda v, i=i: v[i], tree) for i in range(start, stop)]
+                return _host_stack(cells + [blank(cells[-1])] * (size - len(cells)))
+
+            part_targets = self.args.targets
+            if self.per_cell_targets:
+                part_targets = _put(take(targets, self.padding_targets), cell)
+            part_x0 = _put(take(x0), image_layout(self.mesh, x0.shape[1:], MESH_AXIS))
+            args = LossArgs(self.args.vgg, part_targets, _put(take(weights), cell))
+            yield dataclasses.replace(self, n=stop - start, x0=part_x0, args=args)
 
     def _unpad(self, tree: Any) -> Any:
         return jax.tree.map(lambda v: v[: self.n], to_host(tree))
@@ -498,7 +498,7 @@ def join_passes(results: Sequence[CellsResult], runs: int = 1) -> CellsResult:
 
 
 def join_cells(results: Sequence[CellsResult]) -> CellsResult:
-    """The result of cells run in consecutive parts (:meth:`CellPlan.part`, in
+    """The result of cells run in consecutive parts (:meth:`CellPlan.parts`, in
     order): their images, histories and final losses one after another, the
     :data:`RUN_TIMES` summed (``ms_per_step``: a step of every part's cells, those taken
     up from checkpoints not counted), ``local`` counted over all cells, the steps taken up

@@ -95,6 +95,7 @@ class SweepResult(CellsResult):
       inputs, weights: the images' paths and the weight set's name, as
         :class:`jaxstyle.StylizeResult`'s, which :func:`jaxstyle.write_sweep` records so
         that :func:`jaxstyle.recorded_run` of a cell runs it again.
+      batch_size: the cells run together, one run after another (None: all at once).
     """
 
     cells: list[dict[str, Any]]
@@ -102,6 +103,7 @@ class SweepResult(CellsResult):
     settings: Settings
     inputs: dict[str, Any] | None = None
     weights: str | None = None
+    batch_size: int | None = None
 
     def cell_settings(self, i: int) -> Settings:
         """Every setting of cell ``i``: what a single ``stylize`` run of it would use."""
@@ -250,12 +252,11 @@ class SweepPlan(CellPlan):
         if len(runs) == 1:
             yield 0, self, checkpoint
             return
-        size = runs[0][1]
-        for start, stop in runs:
+        for (start, stop), part in zip(runs, self.parts(runs), strict=True):
             part_checkpoint = (
                 None if checkpoint is None else _run_checkpoint(checkpoint, start, stop)
             )
-            yield start, self.part(start, stop, size), part_checkpoint
+            yield start, part, part_checkpoint
 
     def finish(self, carry, history, timings=None) -> SweepResult:
         """The :class:`SweepResult` (padding dropped); see :meth:`CellPlan.finish`."""
@@ -269,6 +270,7 @@ class SweepPlan(CellPlan):
             settings=self.settings,
             inputs=self.inputs,
             weights=self.params.name,
+            batch_size=self.batch_size,
         )
 
 

@@ -160,6 +160,7 @@ def write_sweep(
         "timings": result.timings,
         "sharded_over": result.devices,
         "split_image": result.split_image,
+        **({} if result.batch_size is None else {"batch_size": result.batch_size}),
         **run_metadata(),
     }
     writes.append((directory / "sweep.json", record_text(summary)))

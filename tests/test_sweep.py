@@ -477,6 +477,8 @@ def test_cli_sweep_writes_a_directory(pair, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert f"this finished sweep but not {files[1]}: running it again" in printed
     assert "wrote 4 cells" in printed and "in 2 runs of 3 cells)" in printed
+    assert json.loads((out / "sweep.json").read_text())["batch_size"] == 3
+    assert "batch_size" not in record  # all at once
     again = np.asarray(Image.open(out / files[1]), np.int16)
     assert np.abs(again - png).max() <= 1
 
