@@ -22,7 +22,6 @@ import contextlib
 import dataclasses
 import math
 import os
-import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -33,7 +32,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxstyle.batching import MESH_AXIS, batched, shared_loss_fn
-from jaxstyle.errors import Interrupted, JaxstyleError, stopped_by
+from jaxstyle.errors import Interrupted, JaxstyleError, signal_of, stopped_by
 from jaxstyle.objective import LossArgs, LossWeights, Objective
 from jaxstyle.optimize import (
     Carry,
@@ -398,8 +397,7 @@ class CellPlan:
                 kept = checkpoint.newest() if checkpoint else 0
                 if checkpoint is None or not kept:
                     raise
-                # the command line's SIGTERM outside the checkpointed loop: a subclass
-                signum = signal.SIGINT if type(err) is KeyboardInterrupt else signal.SIGTERM
+                signum = signal_of(err)
                 raise Interrupted(
                     f"{stopped_by(signum)} at once; the checkpoint of step {kept} in "
                     f"{checkpoint.directory} is kept: rerun the same command to resume",

@@ -55,6 +55,12 @@ def stopped_by(signum: int) -> str:
     return "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
 
 
+def signal_of(err: KeyboardInterrupt) -> int:
+    """The signal a KeyboardInterrupt stands for: SIGINT, or SIGTERM for the command
+    line's subclass of it (raised by SIGTERM outside a checkpointed loop)."""
+    return signal.SIGINT if type(err) is KeyboardInterrupt else signal.SIGTERM
+
+
 def brief(err: BaseException, limit: int = 200) -> str:
     """A library error's message for one line of ours: its first sentence, without
     TensorStore's ``[tensorstore_spec=...]`` dump; if long, its status and last clause

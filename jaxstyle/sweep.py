@@ -39,7 +39,7 @@ from jaxstyle.cells import (
     join_cells,
     join_passes,
 )
-from jaxstyle.errors import JaxstyleError
+from jaxstyle.errors import Interrupted, JaxstyleError, signal_of, stopped_by
 from jaxstyle.inputs import (
     ImageLike,
     initial_image,
@@ -207,16 +207,27 @@ class SweepPlan(CellPlan):
             shown, left = _shown_parts(plan, callback, callback_every)
             results = []
             raw = dataclasses.replace(plan, original=None)
-            for j, (a, part, part_checkpoint) in enumerate(raw._parts(checkpoint)):
-                result = CellPlan.run(
-                    part,
-                    checkpoint=part_checkpoint,
-                    **shown(a, a + part.n, done + j * plan.steps),
-                    stage=stage,
-                    **options,
-                )
-                left(a, result)  # shown as it ended, also where taken up from its checkpoint
-                results.append(result)
+            try:
+                for j, (a, part, part_checkpoint) in enumerate(raw._parts(checkpoint)):
+                    result = CellPlan.run(
+                        part,
+                        checkpoint=part_checkpoint,
+                        **shown(a, a + part.n, done + j * plan.steps),
+                        stage=stage,
+                        **options,
+                    )
+                    left(a, result)  # shown as it ended, also where taken up from its checkpoint
+                    results.append(result)
+            except KeyboardInterrupt as err:  # between runs (in a run: Interrupted, saved)
+                if checkpoint is None or not results:
+                    raise
+                signum = signal_of(err)
+                raise Interrupted(
+                    f"{stopped_by(signum)} between runs of cells{stage}; the {len(results)} "
+                    f"finished run(s) are kept in {checkpoint.directory}: rerun the same "
+                    "command to resume",
+                    signum,
+                ) from None
             return join_cells(results)
 
         def finished(result: CellsResult, plan: SweepPlan) -> SweepResult:

@@ -246,6 +246,31 @@ def test_a_resumed_run_of_cells_shows_the_run_taken_up_and_times_the_steps_run(
     assert resumed.timings["ms_per_step"] == pytest.approx(1e3 * optimize * 2 / (2 * 3 - 5))
 
 
+def test_a_stop_between_runs_of_cells_says_the_finished_runs_are_kept(
+    vgg_weights, pair, tmp_path, monkeypatch
+):
+    """Ctrl-C after the first run of cells, before the second starts: no run's loop
+    holds it, so it said only "interrupted"; it now says the finished run is kept
+    (and the rerun takes it up)."""
+    from jaxstyle import cells
+
+    plain = cells.CellPlan.parts
+
+    def stopped_after_one(plan, runs):
+        parts = plain(plan, runs)
+        yield next(parts)
+        raise KeyboardInterrupt
+
+    plan = plan_sweep(*pair, batch_size=2, **RUN_GRID, weights=vgg_weights)
+    checkpoint = plan.checkpointing(tmp_path / "ck")
+    with monkeypatch.context() as patch:
+        patch.setattr(cells.CellPlan, "parts", stopped_after_one)
+        with pytest.raises(jaxstyle.Interrupted, match="interrupted between runs of cells; ") as e:
+            plan.run(checkpoint=checkpoint)
+    assert e.value.exit_code == 130 and f"1 finished run(s) are kept in {tmp_path}" in str(e.value)
+    assert plan.run(checkpoint=checkpoint).resumed_from == 3
+
+
 def test_runs_of_cells_refuse_the_checkpoint_of_another_grid(
     vgg_weights, pair, tmp_path, monkeypatch, sigterm_after
 ):
