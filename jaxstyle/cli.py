@@ -595,7 +595,9 @@ def cmd_animate(args: argparse.Namespace) -> int:
     if result.output is None:  # jax.distributed: the first process writes the animation
         print(f"{painted} into {frames_directory(args.output)}")
         return 0
-    seconds = sum(result.clip.durations) / 1000
+    from jaxstyle import images as image_io
+
+    seconds = sum(image_io.stored_durations(result.output, result.clip.durations)) / 1000
     print(
         f"wrote {result.output} ({len(result.frames)} frames, {seconds:.3g} s; {painted} "
         f"into {frames_directory(args.output)})"

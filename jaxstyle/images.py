@@ -560,7 +560,6 @@ def encode_animation(
     if fmt == "GIF":
         palette = _shared_palette(pictures)
         pictures = [p.quantize(palette=palette, dither=Image.Dither.NONE) for p in pictures]
-        durations = _centiseconds(durations)
     options: dict[str, object] = {"quality": 95} if fmt == "WEBP" else {}
     if (count := _loop_count(fmt, loop)) is not None:  # a GIF without a count plays once
         options["loop"] = count
@@ -571,7 +570,7 @@ def encode_animation(
             format=fmt,
             save_all=True,
             append_images=pictures[1:],
-            duration=[int(d) for d in durations],
+            duration=stored_durations(path, durations),
             **options,
         )
     except (ValueError, KeyError) as e:
@@ -600,6 +599,14 @@ def check_frame_rate(path: Path, frame_ms: int) -> None:
             f"cannot write {path} with frames of {frame_ms} ms: a GIF stores them as 10 ms, "
             "which viewers show for 100 ms; give at most 50 fps, or write .webp or .png"
         )
+
+
+def stored_durations(path: Path, durations: Sequence[int]) -> list[int]:
+    """Frame ``durations`` (ms) as the animation format of ``path`` stores them: a GIF's
+    rounded to whole centiseconds (:func:`_centiseconds`), the others' as given."""
+    if _format(path, ANIMATION_FORMATS) == "GIF":
+        return _centiseconds(durations)
+    return [int(d) for d in durations]
 
 
 def _centiseconds(durations: Sequence[int]) -> list[int]:

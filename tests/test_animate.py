@@ -367,6 +367,16 @@ def test_cli_animate_and_its_errors(gif, tmp_path, shared_image, capsys):
     assert record["fingerprint"]["temporal_weight"] == PRESETS["jaxstyle"].temporal_weight
 
 
+def test_cli_animate_reports_the_timing_a_gif_stores(gif, tmp_path, shared_image, capsys):
+    """12 fps is 83 ms a frame, which a GIF stores as 80 ms: the summary says 0.24 s."""
+    out = tmp_path / "twelve.gif"
+    style = str(shared_image("the_scream.jpg"))
+    args = ["--fps", "12", "--size", "32", "--steps", "2", "--optimizer", "adam", "-q"]
+    assert main(["animate", str(gif), style, "-o", str(out), "--motion", "none", *args]) == 0
+    assert [f.duration for f in read_frames(out)] == [80] * 3
+    assert f"wrote {out} (3 frames, 0.24 s; painted" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_animate_pulls_with_the_presets_weight_unless_given(
     preset, gif, tmp_path, shared_image, monkeypatch, capsys
