@@ -188,7 +188,8 @@ def _batch_arguments(p: argparse.ArgumentParser) -> None:
         metavar="MANIFEST",
         help=".jsonl or .csv, one job a line: style (several: a JSON list or "
         "';'-separated), and optionally content (none: texture synthesis), output (default: "
-        "CONTENT_STYLE.png, e.g. tubingen_starry_night.png), mask (one, or one per style), "
+        "CONTENT_STYLE.png, e.g. tubingen_starry_night.png; a texture's: STYLE_STYLE.png), mask "
+        "(one, or one per style), "
         f"{', '.join(OVERRIDES)} (several weights: a JSON list or ';'-separated)",
     )
     p.add_argument("-o", "--output", required=True, type=_path, help="output DIRECTORY (created)")

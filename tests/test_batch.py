@@ -724,4 +724,5 @@ def test_batch_help_names_every_manifest_field(images, tmp_path, capsys):
     (photo, texture), failed = read_manifest(manifest)
     assert not failed and texture.content is None
     assert "optionally content (none: texture synthesis)" in text
-    assert f"output (default: CONTENT_STYLE.png, e.g. {photo.output})" in text
+    assert f"(default: CONTENT_STYLE.png, e.g. {photo.output}; a texture's: STYLE_STYLE" in text
+    assert texture.output == "starry_night_starry_night.png"
