@@ -378,7 +378,8 @@ def _program_arguments(p: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="a seamless tile: the image's sides wrap around to the opposite ones (in "
-        "VGG19's convolutions and the TV loss), so that copies side by side show no seam "
+        "VGG19's convolutions, the TV loss and the MRF patches), so that copies side by side "
+        "show no seam "
         "(for textures above all)",
     )
     p.add_argument("--weights", type=_path, help="weight set directory (default: fetched)")

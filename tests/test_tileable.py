@@ -181,3 +181,11 @@ def test_cli_tileable_texture_is_recorded_and_run_again(shared_image, tmp_path):
     plain = tmp_path / "plain.png"
     assert main(["stylize", "--from", str(tile), "-o", str(plain), "--no-tileable", "-q"]) == 0
     assert json.loads(plain.with_suffix(".json").read_text())["settings"]["tileable"] is False
+
+
+def test_tileable_help_names_everything_that_wraps(capsys):
+    """The MRF patches wrap too (test_wrapped_mrf_loss_matches_the_patches_across_the_sides)."""
+    with pytest.raises(SystemExit):
+        main(["stylize", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(in VGG19's convolutions, the TV loss and the MRF patches)" in text
