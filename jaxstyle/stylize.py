@@ -198,7 +198,7 @@ def stylize(
         of earlier passes: each pass runs ``steps`` steps at its size and the
         next starts from its result, upsampled; Gatys et al. 2017, sec. 6; or
         "auto": ``size`` halved while at least 256 px, see
-        :func:`auto_coarse_to_fine`), ``coarse_to_fine_steps`` (the steps of
+        :func:`jaxstyle.settings.auto_coarse_to_fine`), ``coarse_to_fine_steps`` (the steps of
         those passes, one per size, if not ``steps``: ``steps`` is then the last
         pass's; with "auto", one count for all of them).
 

@@ -64,7 +64,7 @@ class Conv3x3(nn.Module):
 class VGG19(nn.Module):
     """VGG19's convolutional part, NHWC, run up to ``last_layer`` only.
 
-    Input is already preprocessed (see :func:`preprocess`); the output maps
+    Input is already preprocessed (see :func:`jaxstyle.vgg.preprocess`); the output maps
     every layer name up to and including ``last_layer`` to its activation.
     From ``first_layer`` on, the input is the activation before it instead (one
     block of a rematerialised run, see :func:`jaxstyle.vgg.features`).
