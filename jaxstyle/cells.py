@@ -210,7 +210,10 @@ class CellPlan:
             targets = _put(targets, replicated)
         x0 = _put(x0, image_layout(mesh, x0.shape[1:], MESH_AXIS))
         loss_weights = _put(stack_weights(padded(weights)), cell)
-        vgg = _put(prepare_weights(params, objective.conv_algorithm, kernels), replicated)
+        vgg = _put(
+            prepare_weights(params, conv_algorithm=objective.conv_algorithm, kernels=kernels),
+            replicated,
+        )
         config = dataclasses.replace(config, batch_axis=MESH_AXIS)
         return cls(
             n,

@@ -345,7 +345,7 @@ def _stylize_pass(content, style, s: Settings, params, init, mask, **run_options
     )
     timings["targets"] = time.perf_counter() - t
 
-    vgg = prepare_weights(params, objective.conv_algorithm, kernels)
+    vgg = prepare_weights(params, conv_algorithm=objective.conv_algorithm, kernels=kernels)
     args = LossArgs(vgg, targets, s.loss_weights())
     callback = run_options.pop("callback")
 
@@ -404,7 +404,7 @@ def prepare_targets(
     targets = target_cache.load(key)
     if targets is None:
         targets = compute_targets(
-            prepare_weights(params, objective.conv_algorithm, kernels),
+            prepare_weights(params, conv_algorithm=objective.conv_algorithm, kernels=kernels),
             objective,
             None if content is None else jax.device_put(content),
             [jax.device_put(img) for img in styles],

@@ -349,6 +349,7 @@ _add_kernel_transforms = jit(add_kernel_transforms, static_argnums=(1, 2))
 
 def prepare_weights(
     weights: VGG19Weights,
+    *,
     conv_algorithm: str = "auto",
     kernels: WinogradKernels | None = None,
 ) -> VGG19Weights:

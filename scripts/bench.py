@@ -332,7 +332,7 @@ class JaxCase:
         else:
             targets = targets_of(content, style)
         kernels = objective.winograd_kernels(content.shape[:2], [style.shape[:2]], batch)
-        vgg = prepare_weights(params, objective.conv_algorithm, kernels)
+        vgg = prepare_weights(params, conv_algorithm=objective.conv_algorithm, kernels=kernels)
         self.args = jax.block_until_ready(LossArgs(vgg, targets, s.loss_weights()))
         self.loss_fn = shared_loss_fn(objective) if self.batched else make_loss_fn(objective)
         init = make_init(self.loss_fn, self.config)

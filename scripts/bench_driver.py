@@ -60,7 +60,9 @@ def main() -> None:
         "arguments": (make_loss_fn(objective), LossArgs(jax.device_put(params), targets, weights)),
         "args+prepared": (
             make_loss_fn(objective),
-            LossArgs(prepare_weights(params, objective.conv_algorithm), targets, weights),
+            LossArgs(
+                prepare_weights(params, conv_algorithm=objective.conv_algorithm), targets, weights
+            ),
         ),
     }
     print(

@@ -102,7 +102,9 @@ def main() -> None:
     s, objective, content = inputs.settings, inputs.objective, inputs.content
     config = s.optimizer_config(inputs.preset)
     targets = prepare_targets(params, objective, content, [inputs.style], s)
-    args = LossArgs(prepare_weights(params, objective.conv_algorithm), targets, s.loss_weights())
+    args = LossArgs(
+        prepare_weights(params, conv_algorithm=objective.conv_algorithm), targets, s.loss_weights()
+    )
     loss_fn = make_loss_fn(objective)
     carry = make_init(loss_fn, config)(jnp.asarray(content), args)
     step = make_step(loss_fn, config)

@@ -71,7 +71,9 @@ def gradient_norm(preset: str, content: Path, style: Path, size: int, at: str, p
     objective = s.objective(get_preset(preset))
     content_img, styles, _ = prepare_images(str(content), [str(style)], s)
     targets = prepare_targets(params, objective, content_img, styles, s, cache=False)
-    args = LossArgs(prepare_weights(params, objective.conv_algorithm), targets, s.loss_weights())
+    args = LossArgs(
+        prepare_weights(params, conv_algorithm=objective.conv_algorithm), targets, s.loss_weights()
+    )
     x = initial_image(at, content_img, content_img.shape[:2], 0)
     loss_fn = make_loss_fn(objective)
     grad = jax.jit(jax.grad(lambda image: loss_fn(image, args)[0]))(x)

@@ -31,7 +31,9 @@ def problem(vgg_weights, pair):
     content, styles, _ = prepare_images(*pair, settings)
     targets = compute_targets(vgg_weights, objective, content, styles)
     args = LossArgs(
-        prepare_weights(vgg_weights, objective.conv_algorithm), targets, settings.loss_weights()
+        prepare_weights(vgg_weights, conv_algorithm=objective.conv_algorithm),
+        targets,
+        settings.loss_weights(),
     )
     return make_loss_fn(objective), content, args
 

@@ -171,12 +171,12 @@ def test_weights_prepared_for_a_shape_hold_and_read_its_kernels_only(vgg_weights
     layers = ("relu3_1", "relu4_2", "relu5_1")
     kernels = winograd_kernels((64, 64), "relu5_1", batch=2 * 4)  # F(4x4) in block 3 only
     assert {m for _, m in kernels} == {2, 4}
-    vgg = prepare_weights(vgg_weights, "winograd", kernels)
+    vgg = prepare_weights(vgg_weights, conv_algorithm="winograd", kernels=kernels)
     stored = {(name, int(key[1:])) for name, ks in vgg.winograd.items() for key in ks}
     assert stored == kernels
     size = sum((m + 2) ** 2 * np.prod(CONV_SHAPES[name]) * 4 for name, m in kernels)
     assert sum(x.nbytes for x in jax.tree.leaves(vgg.winograd)) == size  # 103.5 MiB
-    full = prepare_weights(vgg_weights, "winograd")  # both tilings, conv3_1-conv5_4
+    full = prepare_weights(vgg_weights, conv_algorithm="winograd")  # both tilings, conv3_1-conv5_4
     assert sum(x.nbytes for x in jax.tree.leaves(full.winograd)) == 435.5 * 2**20
 
     def refuse(*args):
@@ -249,7 +249,7 @@ def test_winograd_features_equal_direct_ones(vgg_weights):
         assert not np.array_equal(fast[name], direct[name])  # another algorithm did run
 
     # as 8 vmapped calls: F(4x4) in blocks 3 (192 tiles) and 4 (64), F(2x2) in 5 (16)
-    vgg = prepare_weights(vgg_weights, "winograd")
+    vgg = prepare_weights(vgg_weights, conv_algorithm="winograd")
     four = features(vgg, images, tuple(layers), "max", "float32", "winograd", batch=8)
     for name in layers:
         scale = float(jnp.abs(direct[name]).max())
@@ -312,7 +312,7 @@ def test_prepared_weights_as_arguments_give_the_same_loss_without_kernel_transfo
     image = jnp.asarray(RNG.uniform(size=(32, 32, 3)), jnp.float32)
     targets = compute_targets(vgg_weights, objective, content, [content[::-1]])
     value_and_grad = jax.value_and_grad(lambda x, a: make_loss_fn(objective)(x, a)[0])
-    prepared = prepare_weights(vgg_weights, algorithm)
+    prepared = prepare_weights(vgg_weights, conv_algorithm=algorithm)
     assert (prepared.winograd is not None) == (algorithm == "winograd")
     results, programs = {}, {}
     for name, vgg in (("plain", vgg_weights), ("prepared", prepared)):
@@ -329,7 +329,7 @@ def test_prepared_weights_as_arguments_give_the_same_loss_without_kernel_transfo
     (j, g), (j_t, g_t) = results["plain"], results["prepared"]
     np.testing.assert_allclose(j_t, j, rtol=1e-6)
     np.testing.assert_allclose(g_t, g, rtol=1e-4, atol=1e-6 * float(jnp.abs(g).max()))
-    assert prepare_weights(vgg_weights, algorithm) is prepared
+    assert prepare_weights(vgg_weights, conv_algorithm=algorithm) is prepared
 
 
 @pytest.mark.parametrize("devices", [1, 2])
@@ -354,7 +354,7 @@ def test_cells_pick_winograd_tiles_by_the_cells_on_each_device(vgg_weights, monk
     weights = jax.tree.map(lambda w: jnp.stack([w] * 4), settings.loss_weights())
     loss_fn = shared_loss_fn(objective, False, devices)
     cells = jax.vmap(loss_fn, in_axes=(0, LossArgs(None, None, 0)))
-    args = LossArgs(prepare_weights(vgg_weights, "winograd"), targets, weights)
+    args = LossArgs(prepare_weights(vgg_weights, conv_algorithm="winograd"), targets, weights)
     jax.eval_shape(cells, jax.ShapeDtypeStruct((4, 32, 32, 3), jnp.float32), args)
     # custom_vmap may also trace the function unbatched, for its output shapes
     assert 4 // devices in seen and set(seen) <= {1, 4 // devices}
@@ -399,7 +399,7 @@ def test_a_weight_set_path_in_place_of_the_weights_is_refused_by_name(vgg_weight
 )
 def test_prepare_weights_takes_any_collection_of_kernels(vgg_weights, kernels):
     # a list was a TypeError (unhashable: the cache key)
-    vgg = prepare_weights(vgg_weights, "winograd", kernels)
+    vgg = prepare_weights(vgg_weights, conv_algorithm="winograd", kernels=kernels)
     stored = {(name, int(key[1:])) for name, ks in vgg.winograd.items() for key in ks}
     assert stored == {(name, int(m)) for name, m in kernels}
 
@@ -412,4 +412,4 @@ def test_prepare_weights_takes_any_collection_of_kernels(vgg_weights, kernels):
 def test_prepare_weights_names_bad_kernels(vgg_weights, kernels):
     # a ValueError from unpacking, or kernels that no convolution reads, before
     with pytest.raises(JaxstyleError, match=r"Winograd kernels must be \(convolution, tile side\)"):
-        prepare_weights(vgg_weights, "winograd", kernels)
+        prepare_weights(vgg_weights, conv_algorithm="winograd", kernels=kernels)
