@@ -615,7 +615,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
     curves: dict = {}
     for record in args.records:
         for name, history in read_histories(record).items():
-            curves[f"{record}: {name}" if name in curves else name] = history
+            key, n = name, 1
+            while key in curves:  # a record given twice, or cells of the same name
+                n += 1
+                key = f"{record}: {name}" + (f" ({n})" if n > 2 else "")
+            curves[key] = history
     plot_losses(curves, args.output)
     print(f"wrote {args.output} ({len(curves)} curve(s))")
     return 0

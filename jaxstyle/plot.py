@@ -66,8 +66,12 @@ def _not_a_record(path: Path) -> str | None:
 
 
 def _history(history: Mapping) -> dict[str, np.ndarray]:
+    """{term: (steps,) losses}; ValueError unless each term is a list of numbers."""
     terms = [*TERMS, *(k for k in SOME_TERMS if k in history)]
-    return {k: np.asarray(history[k], np.float64) for k in terms}
+    losses = {k: np.asarray(history[k], np.float64) for k in terms}
+    if any(v.ndim != 1 for v in losses.values()):
+        raise ValueError("a history's terms are lists of losses, one per step")
+    return losses
 
 
 def plot_losses(

@@ -129,3 +129,21 @@ def test_a_curve_keeps_its_colour_in_the_panels_only_some_curves_have(tmp_path):
         return bool((np.abs(temporal - rgb).max(axis=-1) <= 8).any())
 
     assert drawn("C1") and not drawn("C0")
+
+
+def test_a_record_given_three_times_draws_three_curves(tmp_path, capsys):
+    """The third copy took the second's renamed name, replacing its curve."""
+    record = tmp_path / "out.json"
+    history = {term: [3.0, 2.0, 1.0] for term in jaxstyle.plot.TERMS}
+    record.write_text(json.dumps({"output": "out.png", "history": history}))
+    assert main(["plot", *[str(record)] * 3, "-o", str(tmp_path / "losses.png")]) == 0
+    assert "3 curve(s)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("losses", [1.0, [[1.0, 2.0]]], ids=["a number", "a table"])
+def test_a_history_not_of_lists_of_losses_is_not_a_record(tmp_path, losses):
+    """A number per term was a traceback from matplotlib; a table, a plot of nonsense."""
+    record = tmp_path / "odd.json"
+    record.write_text(json.dumps({"history": {term: losses for term in jaxstyle.plot.TERMS}}))
+    with pytest.raises(jaxstyle.JaxstyleError, match="is not a jaxstyle record"):
+        jaxstyle.read_histories(record)
