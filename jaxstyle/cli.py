@@ -459,7 +459,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     # an interrupted run's files are its own, and a finished one's
     if not checkpoint.directory.exists() and recorded != plan.fingerprint:
         refuse_existing(out, plan.cells, plan.axes)
-    steps = plan.settings.total_steps * len(plan.cell_runs())  # one run of cells after another
+    runs = plan.cell_runs()
+    steps = plan.settings.total_steps * len(runs)  # one run of cells after another
     title = f"jaxstyle sweep {out.name}"
     with _live_view(args, title, steps, _captioned(content, style_images)) as live:
         show = live.sweep_callback(plan.cells, plan.axes) if live else None
@@ -487,7 +488,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         process = jax.process_index()
         summary = ", grid.png, sweep.json and sweep.csv" if process == 0 else ""
         wrote = f"process {process} of {jax.process_count()}: wrote cells {result.local}{summary}"
-    runs = plan.cell_runs()
     resumed = f", resumed at step {result.resumed_from}" if result.resumed_from else ""
     if len(runs) > 1:  # resumed_from counts the steps taken up over the runs
         taken = f", {result.resumed_from} steps taken up" if result.resumed_from else ""
